@@ -1,0 +1,34 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each creates .venv when it is
+# missing and (re)installs the project when pyproject.toml changed, so both are idempotent.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test check bench integration venv clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/edge demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 || test $$? -eq 5
+
+check: $(STAMP)
+	$(BIN)/python tools/linktree.py build/typecheck
+	MYPYPATH=build/typecheck $(BIN)/python -m mypy -p edge
+	$(BIN)/python -m ruff check .
+	$(BIN)/python -m ruff format --check .
+
+bench: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/bench -s --rootdir=. -o testpaths=tests/bench -o norecursedirs=
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,471 @@
+"""The node configuration: a TOML file loaded into frozen dataclasses.
+
+Every problem is reported as ``<file>: <key path>: <message>`` and all of them are collected
+before :class:`~edge.errors.ConfigError` is raised, so a technician fixes a file in one pass.
+Relative paths (data directory, rule files, serial ports that are files) are resolved against
+the directory of the config file, so a node can be started from anywhere.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from edge.durations import parse_duration
+from edge.errors import ConfigError
+
+__all__ = [
+    "BusConfig",
+    "DeviceConfig",
+    "LedgerConfig",
+    "MqttConfig",
+    "NodeConfig",
+    "PointConfig",
+    "RulesConfig",
+    "load_config",
+    "parse_config",
+]
+
+BUS_KINDS = ("rtu", "tcp", "line")
+TABLES = ("holding", "input", "coil", "discrete")
+DATA_TYPES = (
+    "int16", "uint16", "int32", "uint32", "int64", "uint64",
+    "float32", "float64", "bit", "bool", "string",
+)  # fmt: skip
+ORDERS = ("ABCD", "DCBA", "BADC", "CDAB")
+PARITIES = ("N", "E", "O")
+PARSERS = ("scale", "kv", "csv", "regex")
+
+
+@dataclass(frozen=True, slots=True)
+class BusConfig:
+    """One physical line (RS-485 port), TCP endpoint, or serial-line port; one owner polls it."""
+
+    name: str
+    kind: str  #: rtu | tcp | line
+    port: str = ""  #: serial device path (rtu, line)
+    address: str = ""  #: host:port (tcp)
+    baudrate: int = 19200
+    bytesize: int = 8
+    parity: str = "N"
+    stopbits: int = 1
+    timeout: float = 0.2  #: per-transaction answer timeout, seconds
+    inter_frame: float = 0.0  #: extra silence between transactions, seconds
+    echo: bool = False  #: RS-485 adapter echoes our own frames back (discard them)
+    parser: str = "scale"  #: line buses: scale | kv | csv | regex
+    pattern: str = ""  #: line buses: regex with named groups (parser = regex)
+    columns: tuple[str, ...] = ()  #: line buses: names of CSV columns (parser = csv)
+    query: str = ""  #: line buses: command sent to ask for a line ("" = device talks by itself)
+    line_ending: str = "\r\n"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceConfig:
+    """One device on a bus (a Modbus unit id, or the device at the end of a serial line)."""
+
+    name: str
+    bus: str
+    unit: int = 1
+    poll: float = 1.0  #: poll interval, seconds
+    address_base: int = 0  #: 0: registers as on the wire; 1: as in "40001-style" manuals (minus one)
+    max_registers: int = 125  #: most registers one request may read (coalescing limit)
+    max_bits: int = 2000  #: most coils/discrete inputs one request may read
+    max_gap: int = 16  #: unused registers a merged request may read to save a round trip
+    forbidden: tuple[tuple[int, int], ...] = ()  #: inclusive register ranges never to read
+    stale_after: int = 3  #: missed polls before a value turns stale
+
+
+@dataclass(frozen=True, slots=True)
+class PointConfig:
+    """One named value on a device."""
+
+    name: str
+    device: str
+    register: int = 0  #: address in the device's address base
+    table: str = "holding"  #: holding (FC03) | input (FC04) | coil (FC01) | discrete (FC02)
+    type: str = "uint16"
+    order: str = "ABCD"
+    bit: int = 0  #: type = bit: bit index in the register, 0 = least significant
+    length: int = 1  #: type = string: number of registers (2 characters each)
+    scale: float = 1.0
+    offset: float = 0.0
+    unit: str = ""
+    field: str = ""  #: line devices: which parsed field this point takes
+
+
+@dataclass(frozen=True, slots=True)
+class RulesConfig:
+    """Rule files loaded at start and watched for changes."""
+
+    files: tuple[Path, ...] = ()
+    reload: bool = True  #: watch the files and reload on change (also on SIGHUP)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerConfig:
+    """How the local ledger commits."""
+
+    flush_interval: float = 0.05  #: longest a pending entry waits for its group commit
+    batch_max: int = 1000  #: most entries per commit
+    readings_retention: float = 30 * 86400.0  #: raw readings older than this are pruned
+    readings_block: int = 1000  #: raw readings per digest entry on the ledger
+    key_file: Path | None = None  #: default: <data_dir>/node.key
+
+
+@dataclass(frozen=True, slots=True)
+class MqttConfig:
+    """Where alerts (and later, sync) go. Absent: the node runs standalone."""
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    topic_prefix: str = "edge"
+    client_id: str = ""
+    username: str = ""
+    password: str = ""
+    keepalive: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """A whole node, as read from ``node.toml``."""
+
+    source: Path
+    node_id: str
+    site: str
+    data_dir: Path
+    queue_size: int
+    buses: Mapping[str, BusConfig]
+    devices: Mapping[str, DeviceConfig]
+    points: Mapping[str, PointConfig]
+    rules: RulesConfig = field(default_factory=RulesConfig)
+    ledger: LedgerConfig = field(default_factory=LedgerConfig)
+    mqtt: MqttConfig | None = None
+
+
+T = TypeVar("T")
+
+
+class _Reader:
+    """Walks the parsed TOML, collecting every problem with its key path."""
+
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+        self.problems: list[str] = []
+
+    def problem(self, path: str, message: str) -> None:
+        self.problems.append(f"{self.filename}: {path}: {message}")
+
+    def table(self, data: Mapping[str, Any], path: str, known: tuple[str, ...]) -> None:
+        """Report keys that no schema knows, with a suggestion for typos."""
+        for key in data:
+            if key not in known:
+                near = difflib.get_close_matches(key, known, n=1)
+                hint = f" (did you mean '{near[0]}'?)" if near else ""
+                self.problem(f"{path}.{key}" if path else key, f"unknown key{hint}")
+
+    def get(
+        self,
+        data: Mapping[str, Any],
+        path: str,
+        key: str,
+        kind: type[T] | tuple[type, ...],
+        default: T | None = None,
+        *,
+        required: bool = False,
+        check: Callable[[Any], str | None] | None = None,
+    ) -> Any:
+        """Read one value; on a problem, record it and return the default."""
+        where = f"{path}.{key}" if path else key
+        if key not in data:
+            if required:
+                self.problem(where, "missing required key")
+            return default
+        value = data[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        # bool is an int in Python; a TOML `true` where a number is expected is a mistake.
+        if isinstance(value, bool) and bool not in kinds:
+            ok = False
+        else:
+            ok = isinstance(value, kinds)
+        if not ok:
+            names = " or ".join(_TOML_NAMES.get(k, k.__name__) for k in kinds)
+            self.problem(where, f"expected {names}, got {_toml_type(value)} {value!r}")
+            return default
+        if check is not None:
+            message = check(value)
+            if message:
+                self.problem(where, message)
+                return default
+        return value
+
+    def duration(self, data: Mapping[str, Any], path: str, key: str, default: float) -> float:
+        raw = self.get(data, path, key, str, None)
+        if raw is None:
+            return default
+        try:
+            seconds = parse_duration(raw)
+        except ValueError as exc:
+            self.problem(f"{path}.{key}", str(exc))
+            return default
+        if seconds <= 0:
+            self.problem(f"{path}.{key}", f"duration must be positive, got {raw!r}")
+            return default
+        return seconds
+
+
+_TOML_NAMES: dict[type, str] = {
+    str: "a string", int: "an integer", float: "a number", bool: "true/false",
+    list: "an array", dict: "a table",
+}  # fmt: skip
+
+
+def _toml_type(value: object) -> str:
+    return _TOML_NAMES.get(type(value), type(value).__name__)
+
+
+def _one_of(choices: tuple[str, ...]) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        if value in choices:
+            return None
+        near = difflib.get_close_matches(str(value), choices, n=1)
+        hint = f" (did you mean '{near[0]}'?)" if near else ""
+        return f"{value!r} is not one of {', '.join(choices)}{hint}"
+
+    return check
+
+
+def _in_range(low: int, high: int) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        return None if low <= value <= high else f"{value} is outside {low}..{high}"
+
+    return check
+
+
+def _positive(value: Any) -> str | None:
+    return None if value > 0 else f"must be positive, got {value}"
+
+
+def load_config(path: str | Path) -> NodeConfig:
+    """Read and validate a node config file.
+
+    Raises:
+        ConfigError: listing every problem, one line each.
+    """
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    return parse_config(text, source)
+
+
+def parse_config(text: str, source: Path) -> NodeConfig:
+    """Validate config text read from ``source`` (used for messages and relative paths)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: TOML syntax: {exc}") from None
+    r = _Reader(str(source))
+    base = source.resolve().parent
+    r.table(data, "", ("node", "buses", "devices", "points", "rules", "ledger", "mqtt"))
+
+    node = _section(r, data, "node", required=True)
+    r.table(node, "node", ("id", "site", "data_dir", "queue_size"))
+    node_id = r.get(node, "node", "id", str, "", required=True)
+    site = r.get(node, "node", "site", str, "")
+    data_dir = base / r.get(node, "node", "data_dir", str, "var")
+    queue_size = r.get(node, "node", "queue_size", int, 10000, check=_positive)
+
+    buses = {name: _bus(r, name, spec, base) for name, spec in _named(r, data, "buses")}
+    devices = {name: _device(r, name, spec, buses) for name, spec in _named(r, data, "devices")}
+    points = {name: _point(r, name, spec, devices, buses) for name, spec in _named(r, data, "points")}
+
+    rules_t = _section(r, data, "rules")
+    r.table(rules_t, "rules", ("files", "reload"))
+    files = r.get(rules_t, "rules", "files", list, [])
+    rule_files = []
+    for i, f in enumerate(files):
+        if not isinstance(f, str):
+            r.problem(f"rules.files[{i}]", f"expected a string, got {_toml_type(f)}")
+            continue
+        rule_files.append(base / f)
+    rules = RulesConfig(tuple(rule_files), r.get(rules_t, "rules", "reload", bool, True))
+
+    led = _section(r, data, "ledger")
+    r.table(led, "ledger", ("flush_interval", "batch_max", "readings_retention", "readings_block", "key_file"))
+    key_file = r.get(led, "ledger", "key_file", str, None)
+    ledger = LedgerConfig(
+        flush_interval=r.duration(led, "ledger", "flush_interval", 0.05),
+        batch_max=r.get(led, "ledger", "batch_max", int, 1000, check=_positive),
+        readings_retention=r.duration(led, "ledger", "readings_retention", 30 * 86400.0),
+        readings_block=r.get(led, "ledger", "readings_block", int, 1000, check=_positive),
+        key_file=(data_dir / key_file) if key_file else None,
+    )
+
+    mqtt: MqttConfig | None = None
+    if "mqtt" in data:
+        m = _section(r, data, "mqtt")
+        r.table(m, "mqtt", ("host", "port", "topic_prefix", "client_id", "username", "password", "keepalive"))
+        mqtt = MqttConfig(
+            host=r.get(m, "mqtt", "host", str, "127.0.0.1"),
+            port=r.get(m, "mqtt", "port", int, 1883, check=_in_range(1, 65535)),
+            topic_prefix=r.get(m, "mqtt", "topic_prefix", str, "edge"),
+            client_id=r.get(m, "mqtt", "client_id", str, ""),
+            username=r.get(m, "mqtt", "username", str, ""),
+            password=r.get(m, "mqtt", "password", str, ""),
+            keepalive=r.duration(m, "mqtt", "keepalive", 30.0),
+        )
+
+    if r.problems:
+        raise ConfigError(r.problems)
+    return NodeConfig(
+        source=source,
+        node_id=node_id,
+        site=site,
+        data_dir=data_dir,
+        queue_size=queue_size,
+        buses=buses,
+        devices=devices,
+        points=points,
+        rules=rules,
+        ledger=ledger,
+        mqtt=mqtt,
+    )
+
+
+def _section(r: _Reader, data: Mapping[str, Any], key: str, *, required: bool = False) -> Mapping[str, Any]:
+    value = r.get(data, "", key, dict, None, required=required)
+    return value if value is not None else {}
+
+
+def _named(r: _Reader, data: Mapping[str, Any], key: str) -> list[tuple[str, Mapping[str, Any]]]:
+    """The sub-tables of ``[key.<name>]``, each checked to be a table."""
+    out = []
+    for name, spec in _section(r, data, key).items():
+        if not isinstance(spec, dict):
+            r.problem(f"{key}.{name}", f"expected a table, got {_toml_type(spec)}")
+            continue
+        out.append((name, spec))
+    return out
+
+
+def _bus(r: _Reader, name: str, s: Mapping[str, Any], base: Path) -> BusConfig:
+    p = f"buses.{name}"
+    r.table(s, p, tuple(BusConfig.__slots__) [1:])  # every field but the name
+    kind = r.get(s, p, "kind", str, "rtu", required=True, check=_one_of(BUS_KINDS))
+    port = r.get(s, p, "port", str, "")
+    address = r.get(s, p, "address", str, "")
+    if kind in ("rtu", "line") and not port and "port" not in s:
+        r.problem(f"{p}.port", f"missing required key for a {kind} bus")
+    if kind == "tcp":
+        if not address and "address" not in s:
+            r.problem(f"{p}.address", "missing required key for a tcp bus (host:port)")
+        elif address and not _host_port_ok(address):
+            r.problem(f"{p}.address", f"expected host:port, got {address!r}")
+    columns = r.get(s, p, "columns", list, [])
+    if not all(isinstance(c, str) for c in columns):
+        r.problem(f"{p}.columns", "expected an array of strings")
+        columns = []
+    return BusConfig(
+        name=name,
+        kind=kind,
+        # a relative port path (a simulator's symlink) is relative to the config file
+        port=str(base / port) if port and not port.startswith("/") else port,
+        address=address,
+        baudrate=r.get(s, p, "baudrate", int, 19200, check=_positive),
+        bytesize=r.get(s, p, "bytesize", int, 8, check=_in_range(5, 8)),
+        parity=r.get(s, p, "parity", str, "N", check=_one_of(PARITIES)),
+        stopbits=r.get(s, p, "stopbits", int, 1, check=_in_range(1, 2)),
+        timeout=r.duration(s, p, "timeout", 0.2),
+        inter_frame=r.duration(s, p, "inter_frame", 0.0) if "inter_frame" in s else 0.0,
+        echo=r.get(s, p, "echo", bool, False),
+        parser=r.get(s, p, "parser", str, "scale", check=_one_of(PARSERS)),
+        pattern=r.get(s, p, "pattern", str, ""),
+        columns=tuple(columns),
+        query=r.get(s, p, "query", str, ""),
+        line_ending=r.get(s, p, "line_ending", str, "\r\n"),
+    )
+
+
+def _host_port_ok(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    return bool(host) and port.isdigit() and 0 < int(port) < 65536
+
+
+def _device(r: _Reader, name: str, s: Mapping[str, Any], buses: Mapping[str, BusConfig]) -> DeviceConfig:
+    p = f"devices.{name}"
+    r.table(s, p, tuple(DeviceConfig.__slots__)[1:])
+    bus = r.get(s, p, "bus", str, "", required=True)
+    if bus and buses and bus not in buses:
+        near = difflib.get_close_matches(bus, list(buses), n=1)
+        hint = f" (did you mean '{near[0]}'?)" if near else ""
+        r.problem(f"{p}.bus", f"no bus named {bus!r}{hint}")
+    forbidden: list[tuple[int, int]] = []
+    for i, rng in enumerate(r.get(s, p, "forbidden", list, [])):
+        if (
+            isinstance(rng, list)
+            and len(rng) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in rng)
+            and rng[0] <= rng[1]
+        ):
+            forbidden.append((rng[0], rng[1]))
+        else:
+            r.problem(f"{p}.forbidden[{i}]", f"expected [first, last] register numbers, got {rng!r}")
+    return DeviceConfig(
+        name=name,
+        bus=bus,
+        unit=r.get(s, p, "unit", int, 1, check=_in_range(0, 247)),
+        poll=r.duration(s, p, "poll", 1.0),
+        address_base=r.get(s, p, "address_base", int, 0, check=_in_range(0, 1)),
+        max_registers=r.get(s, p, "max_registers", int, 125, check=_in_range(1, 125)),
+        max_bits=r.get(s, p, "max_bits", int, 2000, check=_in_range(1, 2000)),
+        max_gap=r.get(s, p, "max_gap", int, 16, check=_in_range(0, 125)),
+        forbidden=tuple(forbidden),
+        stale_after=r.get(s, p, "stale_after", int, 3, check=_positive),
+    )
+
+
+def _point(
+    r: _Reader,
+    name: str,
+    s: Mapping[str, Any],
+    devices: Mapping[str, DeviceConfig],
+    buses: Mapping[str, BusConfig],
+) -> PointConfig:
+    p = f"points.{name}"
+    r.table(s, p, tuple(PointConfig.__slots__)[1:])
+    device = r.get(s, p, "device", str, "", required=True)
+    dev = devices.get(device)
+    if device and devices and dev is None:
+        near = difflib.get_close_matches(device, list(devices), n=1)
+        hint = f" (did you mean '{near[0]}'?)" if near else ""
+        r.problem(f"{p}.device", f"no device named {device!r}{hint}")
+    line = dev is not None and dev.bus in buses and buses[dev.bus].kind == "line"
+    if line and "field" not in s:
+        r.problem(f"{p}.field", "missing required key for a point on a line bus")
+    if not line and dev is not None and "register" not in s:
+        r.problem(f"{p}.register", "missing required key")
+    base = dev.address_base if dev is not None else 0
+    register = r.get(s, p, "register", int, base, check=_in_range(base, 65535 + base))
+    dtype = r.get(s, p, "type", str, "uint16", check=_one_of(DATA_TYPES))
+    table = r.get(s, p, "table", str, "holding", check=_one_of(TABLES))
+    if table in ("coil", "discrete") and dtype not in ("bool", "uint16"):
+        r.problem(f"{p}.type", f"a {table} point holds one bit: use type 'bool', not {dtype!r}")
+    return PointConfig(
+        name=name,
+        device=device,
+        register=register,
+        table=table,
+        type="bool" if table in ("coil", "discrete") else dtype,
+        order=r.get(s, p, "order", str, "ABCD", check=_one_of(ORDERS)),
+        bit=r.get(s, p, "bit", int, 0, check=_in_range(0, 15)),
+        length=r.get(s, p, "length", int, 1, check=_in_range(1, 125)),
+        scale=float(r.get(s, p, "scale", (int, float), 1.0)),
+        offset=float(r.get(s, p, "offset", (int, float), 0.0)),
+        unit=r.get(s, p, "unit", str, ""),
+        field=r.get(s, p, "field", str, ""),
+    )

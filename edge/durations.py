@@ -1,0 +1,38 @@
+"""Durations written as strings with a unit (``"500ms"``, ``"5s"``, ``"2m"``, ``"1h30m"``).
+
+A bare number is refused on purpose: ``poll = 5`` could mean seconds or milliseconds, and
+integrators copy values from spec sheets that use both.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["format_duration", "parse_duration"]
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|min|s|m|h|d)")
+_WHOLE = re.compile(r"\s*(?:\d+(?:\.\d+)?\s*(?:ms|min|s|m|h|d)\s*)+")
+
+
+def parse_duration(text: str) -> float:
+    """Return the duration in seconds.
+
+    Args:
+        text: one or more ``<number><unit>`` parts, units ms, s, m (or min), h, d.
+
+    Raises:
+        ValueError: with a message fit to follow a key path (``bad duration '5 parsecs' ...``).
+    """
+    if not isinstance(text, str) or not _WHOLE.fullmatch(text):
+        raise ValueError(
+            f"bad duration {text!r} (expected a number with a unit: ms, s, m, h, d, e.g. '500ms')"
+        )
+    return sum(float(n) * _UNITS[u] for n, u in _PART.findall(text))
+
+
+def format_duration(seconds: float) -> str:
+    """Format seconds the way :func:`parse_duration` reads them (``1.5`` -> ``"1500ms"``)."""
+    if seconds >= 1 and float(seconds).is_integer():
+        return f"{int(seconds)}s"
+    return f"{round(seconds * 1000, 3):g}ms"

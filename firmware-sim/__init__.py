@@ -1,0 +1,2 @@
+"""Filled in by its issue."""
+__all__: list[str] = []
