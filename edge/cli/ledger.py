@@ -1,7 +1,18 @@
-"""CLI commands of this area (filled in by its issue)."""
+"""``edge ledger ...`` and ``edge keys ...``."""
 
 from __future__ import annotations
 
 import click
 
-COMMANDS: list[click.Command] = []
+from edge.cli.ledger_query import QUERY_COMMANDS
+
+
+@click.group()
+def ledger() -> None:
+    """Verify, query, trace and export the ledger."""
+
+
+for _command in QUERY_COMMANDS:
+    ledger.add_command(_command)
+
+COMMANDS: list[click.Command] = [ledger]
