@@ -35,4 +35,5 @@ def format_duration(seconds: float) -> str:
     """Format seconds the way :func:`parse_duration` reads them (``1.5`` -> ``"1500ms"``)."""
     if seconds >= 1 and float(seconds).is_integer():
         return f"{int(seconds)}s"
-    return f"{round(seconds * 1000, 3):g}ms"
+    # fixed-point, never exponent form ("1e+06ms" would not parse back)
+    return f"{round(seconds * 1000, 3):.3f}".rstrip("0").rstrip(".") + "ms"

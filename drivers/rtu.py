@@ -1,0 +1,168 @@
+"""Modbus RTU over a serial line: minimalmodbus in the bus's one worker thread.
+
+An RS-485 line carries one transaction at a time, so each serial bus owns one thread and every
+blocking call (open, transaction, close) runs there, in order. A transaction is bounded by the
+bus timeout, which bounds how long cancellation waits for the thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import re
+import time
+from typing import Any
+
+import minimalmodbus
+import serial
+
+from edge.config import BusConfig, DeviceConfig
+from edge.drivers.planner import BIT_TABLES, ReadRequest
+from edge.drivers.transport import ModbusTransport, silent_interval, where
+from edge.errors import (
+    DeviceException,
+    DeviceTimeout,
+    FrameError,
+    PortUnavailable,
+    map_exceptions,
+)
+
+__all__ = ["RtuTransport", "exception_code"]
+
+_PARITY = {"N": serial.PARITY_NONE, "E": serial.PARITY_EVEN, "O": serial.PARITY_ODD}
+_CODES = {
+    "illegal function": 1,
+    "illegal data address": 2,
+    "illegal data value": 3,
+    "device failure": 4,
+    "device busy": 6,
+    "negative acknowledge": 7,
+    "memory parity": 8,
+    "gateway path": 10,
+    "gateway target": 11,
+}
+
+# minimalmodbus errors derive from OSError: list them before the OS/serial errors.
+_MAPPING: dict[type[BaseException], type[Exception]] = {
+    minimalmodbus.NoResponseError: DeviceTimeout,
+    minimalmodbus.LocalEchoError: FrameError,
+    minimalmodbus.InvalidResponseError: FrameError,
+    minimalmodbus.MasterReportedException: FrameError,
+    serial.SerialTimeoutException: PortUnavailable,
+    serial.SerialException: PortUnavailable,
+    OSError: PortUnavailable,
+}
+
+
+def exception_code(exc: BaseException) -> int:
+    """The Modbus exception code behind a minimalmodbus SlaveReportedException's message."""
+    text = str(exc).lower()
+    for phrase, code in _CODES.items():
+        if phrase in text:
+            return code
+    match = re.search(r"error code (\d+)", text)
+    return int(match.group(1)) if match else 0
+
+
+class RtuTransport(ModbusTransport):
+    """One serial port shared by every device on the bus."""
+
+    def __init__(self, bus: BusConfig) -> None:
+        self.bus = bus
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"bus-{bus.name}")
+        self._serial: serial.Serial | None = None
+        self._instruments: dict[int, minimalmodbus.Instrument] = {}
+        self._last_end = 0.0
+        # pacing: the Modbus frame gap, or the configured one when longer
+        self._gap = max(silent_interval(bus), bus.inter_frame)
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the serial port is open."""
+        return self._serial is not None
+
+    async def _call(self, fn: Any, *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, *args)
+
+    async def open(self) -> None:
+        """Open the port in the worker thread; raises PortUnavailable."""
+        await self._call(self._open_sync)
+
+    async def close(self) -> None:
+        """Close the port after any transaction in flight (bounded by the bus timeout)."""
+        if self._serial is None:
+            return
+        try:
+            await self._call(self._close_sync)
+        except RuntimeError:  # executor already shut down
+            self._close_sync()
+
+    def shutdown(self) -> None:
+        """Stop the worker thread (after close)."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def read(self, device: DeviceConfig, request: ReadRequest) -> list[int]:
+        """One transaction in the worker thread."""
+        result: list[int] = await self._call(self._read_sync, device, request)
+        return result
+
+    # --- worker thread -------------------------------------------------------------------
+
+    def _open_sync(self) -> None:
+        if self._serial is not None:
+            return
+        with map_exceptions({serial.SerialException: PortUnavailable, OSError: PortUnavailable}, f"bus {self.bus.name} port {self.bus.port}"):
+            port = serial.Serial(
+                port=self.bus.port,
+                baudrate=self.bus.baudrate,
+                bytesize=self.bus.bytesize,
+                parity=_PARITY[self.bus.parity],
+                stopbits=self.bus.stopbits,
+                timeout=self.bus.timeout,
+                write_timeout=max(1.0, self.bus.timeout),
+                exclusive=True,
+            )
+        self._serial = port
+        for inst in self._instruments.values():
+            inst.serial = port
+
+    def _close_sync(self) -> None:
+        port, self._serial = self._serial, None
+        if port is not None:
+            try:
+                port.close()
+            except (OSError, serial.SerialException):
+                pass  # the device node is already gone (unplugged): nothing left to release
+
+    def _instrument(self, device: DeviceConfig) -> minimalmodbus.Instrument:
+        inst = self._instruments.get(device.unit)
+        if inst is None:
+            inst = minimalmodbus.Instrument(self._serial, device.unit)
+            inst.handle_local_echo = self.bus.echo
+            inst.clear_buffers_before_each_transaction = True
+            self._instruments[device.unit] = inst
+        inst.serial = self._serial
+        return inst
+
+    def _read_sync(self, device: DeviceConfig, request: ReadRequest) -> list[int]:
+        label = where(self.bus, device, request)
+        if self._serial is None:
+            raise PortUnavailable(f"{label}: port {self.bus.port} is not open")
+        inst = self._instrument(device)
+        wait = self._gap - (time.monotonic() - self._last_end)
+        if wait > 0:
+            time.sleep(wait)
+        try:
+            with map_exceptions(_MAPPING, label):
+                try:
+                    if request.table in BIT_TABLES:
+                        values = inst.read_bits(request.start, request.count, request.function)
+                    else:
+                        values = inst.read_registers(request.start, request.count, request.function)
+                except minimalmodbus.SlaveReportedException as exc:
+                    code = exception_code(exc)
+                    raise DeviceException(f"{label}: exception {code:02d}: {exc}", code) from exc
+        finally:
+            self._last_end = time.monotonic()
+        return [int(v) for v in values]

@@ -1,0 +1,65 @@
+"""What the bus scheduler needs from a Modbus link, and the helpers every link shares."""
+
+from __future__ import annotations
+
+import abc
+
+from edge.config import BusConfig, DeviceConfig
+from edge.drivers.planner import ReadRequest
+
+__all__ = ["ModbusTransport", "frame_time", "silent_interval", "where"]
+
+
+def where(bus: BusConfig, device: DeviceConfig, request: ReadRequest | None = None) -> str:
+    """The message prefix naming bus, device, unit id and register (in the device's numbering)."""
+    text = f"bus {bus.name} device {device.name} unit {device.unit}"
+    if request is not None:
+        first = request.start + device.address_base
+        span = f"{first}..{first + request.count - 1}" if request.count > 1 else f"{first}"
+        text += f" {request.table} register {span}"
+    return text
+
+
+def _bits_per_char(bus: BusConfig) -> int:
+    return 1 + bus.bytesize + (0 if bus.parity == "N" else 1) + bus.stopbits
+
+
+def silent_interval(bus: BusConfig) -> float:
+    """The Modbus RTU t3.5 frame gap: 3.5 characters, fixed 1.75 ms above 19200 baud."""
+    if bus.baudrate > 19200:
+        return 0.00175
+    return 3.5 * 11 / bus.baudrate
+
+
+def frame_time(bus: BusConfig, nbytes: int) -> float:
+    """Seconds ``nbytes`` take on the line at the bus's framing."""
+    return nbytes * _bits_per_char(bus) / bus.baudrate
+
+
+class ModbusTransport(abc.ABC):
+    """One Modbus link (a serial line or a TCP connection), used by exactly one scheduler.
+
+    Implementations translate every third-party error into :mod:`edge.errors` types whose
+    message starts with :func:`where`.
+    """
+
+    @property
+    @abc.abstractmethod
+    def is_open(self) -> bool:
+        """Whether the link is usable now."""
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Open the port/connection. Raises PortUnavailable."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Close it; idempotent, never raises."""
+
+    @abc.abstractmethod
+    async def read(self, device: DeviceConfig, request: ReadRequest) -> list[int]:
+        """Perform one read transaction; registers, or 0/1 per bit for coils/discrete inputs.
+
+        Raises:
+            DeviceTimeout, FrameError, DeviceException, PortUnavailable.
+        """

@@ -1,0 +1,121 @@
+"""Alarm alerts over MQTT (aiomqtt), one JSON message per alarm transition.
+
+Topic: ``<topic_prefix>/<node_id>/alarms/<rule id>``, QoS 1, payload the transition as JSON.
+The publisher never blocks the rules: it drains its own bounded queue; when the queue is full the
+oldest alert is dropped and counted (``dropped``), because the ledger already holds every
+transition durably and a late flood of stale alerts helps no operator. Durable delivery through a
+ledger-backed outbox is the next step (DESIGN.md, "Data flow"); the queue is the seam for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+import aiomqtt
+import orjson
+
+from edge.config import MqttConfig
+from edge.errors import BrokerError
+from edge.log import event
+
+__all__ = ["Alert", "AlertPublisher"]
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One message to publish: the topic suffix under ``<prefix>/<node>/`` and a JSON-able body."""
+
+    suffix: str
+    body: dict[str, object]
+
+
+class AlertPublisher:
+    """Publishes alerts to the configured broker, reconnecting with backoff."""
+
+    def __init__(self, config: MqttConfig, node_id: str, *, queue_size: int = 1000) -> None:
+        self._config = config
+        self._node_id = node_id
+        self._queue: asyncio.Queue[Alert] = asyncio.Queue(queue_size)
+        self.published = 0
+        self.dropped = 0
+        self.connected = False
+
+    def offer(self, alert: Alert) -> None:
+        """Queue an alert without waiting; drop (and count) the oldest when full."""
+        if self._queue.full():
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self._queue.get_nowait()
+                self.dropped += 1
+        self._queue.put_nowait(alert)
+
+    @property
+    def pending(self) -> int:
+        """Alerts waiting for the broker."""
+        return self._queue.qsize()
+
+    async def run(self) -> None:
+        """Connect, publish until cancelled; reconnect with exponential backoff on failure."""
+        backoff = 0.5
+        while True:
+            try:
+                await self._session()
+            except BrokerError as exc:
+                self.connected = False
+                event("mqtt.disconnected", logging.WARNING, error=str(exc), retry_in=f"{backoff:g}s")
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+            else:  # pragma: no cover - _session only returns by raising
+                return
+
+    async def drain(self, timeout: float) -> None:
+        """Give queued alerts up to ``timeout`` seconds to go out (used at shutdown)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while self._queue.qsize() and self.connected:
+                    await asyncio.sleep(0.02)
+
+    async def _session(self) -> None:
+        c = self._config
+        where = f"mqtt broker {c.host}:{c.port}"
+        try:
+            async with aiomqtt.Client(
+                c.host,
+                c.port,
+                identifier=c.client_id or f"edge-{self._node_id}",
+                username=c.username or None,
+                password=c.password or None,
+                keepalive=int(c.keepalive),
+                timeout=10.0,
+            ) as client:
+                self.connected = True
+                event("mqtt.connected", broker=f"{c.host}:{c.port}")
+                prefix = f"{c.topic_prefix}/{self._node_id}"
+                while True:
+                    alert = await self._queue.get()
+                    try:
+                        async with asyncio.timeout(10.0):
+                            await client.publish(
+                                f"{prefix}/{alert.suffix}", orjson.dumps(alert.body), qos=1
+                            )
+                    except BaseException:
+                        # not delivered: put it back at the head of the line for the next session
+                        self._requeue(alert)
+                        raise
+                    self.published += 1
+        except aiomqtt.MqttError as exc:
+            raise BrokerError(f"{where}: {exc}") from exc
+        except TimeoutError as exc:
+            raise BrokerError(f"{where}: publish timed out") from exc
+        except OSError as exc:
+            raise BrokerError(f"{where}: {exc.strerror or exc}") from exc
+
+    def _requeue(self, alert: Alert) -> None:
+        items = [alert]
+        while not self._queue.empty():
+            items.append(self._queue.get_nowait())
+        for item in items[: self._queue.maxsize]:
+            self._queue.put_nowait(item)
+        self.dropped += max(0, len(items) - self._queue.maxsize)

@@ -1,0 +1,174 @@
+"""Ledger entries: building them, their id, their timestamps, checkpoint messages (pure, no I/O)."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from edge.errors import NotCanonical
+from edge.ledger.canonical import canonical
+
+__all__ = [
+    "CHECKPOINT",
+    "Entry",
+    "checkpoint_message",
+    "format_ts",
+    "make_entry",
+    "parse_entry",
+    "parse_ts",
+]
+
+#: The type of the signed checkpoint entries the store writes after every batch.
+CHECKPOINT = "checkpoint"
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def format_ts(epoch: float) -> str:
+    """Epoch seconds -> fixed-width RFC 3339 UTC with microseconds (sorts as text).
+
+    >>> format_ts(0.5)
+    '1970-01-01T00:00:00.500000Z'
+    """
+    micros = round(epoch * 1_000_000)
+    seconds, fraction = divmod(micros, 1_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{fraction:06d}Z"
+
+
+def parse_ts(text: str) -> float:
+    """The inverse of :func:`format_ts` (also accepts any RFC 3339 time with an offset)."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One ledger entry, with the canonical bytes it was hashed from.
+
+    Attributes:
+        feed: hex Ed25519 public key of the writing node.
+        seq: 0-based position in the feed.
+        prev: id of entry ``seq - 1``; None at seq 0.
+        ts: RFC 3339 UTC, fixed width (:func:`format_ts`).
+        type: ``alarm``, ``lot.end``, ``checkpoint`` ... (see docs/ledger.md).
+        lots: lots the entry belongs to (indexed for trace).
+        actor: who caused it (an operator for acks; empty for the node itself).
+        body: the type-specific content.
+        refs: ids of entries this one refers to (a correction names the entry it corrects).
+        id: hex SHA-256 of ``raw``.
+        raw: the canonical JSON bytes; the only thing that is hashed and stored as truth.
+    """
+
+    feed: str
+    seq: int
+    prev: str | None
+    ts: str
+    type: str
+    lots: tuple[str, ...]
+    actor: str
+    body: Mapping[str, Any]
+    refs: tuple[str, ...]
+    id: str
+    raw: bytes
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, str) and len(value) == 64 and _HEX.issuperset(value)
+
+
+def make_entry(
+    *,
+    feed: str,
+    seq: int,
+    prev: str | None,
+    ts: float | str,
+    type: str,
+    body: Mapping[str, Any],
+    lots: Sequence[str] = (),
+    actor: str = "",
+    refs: Sequence[str] = (),
+) -> Entry:
+    """Build an entry and compute its id.
+
+    Args:
+        ts: epoch seconds, or an already formatted RFC 3339 string.
+
+    Raises:
+        NotCanonical: a field has the wrong shape, or ``body`` holds something outside the
+            hashable subset (the message names its path, e.g. ``body.value``).
+    """
+    if not type or not isinstance(type, str):
+        raise NotCanonical(f"type: must be a non-empty str, got {type!r}")
+    if not isinstance(body, Mapping):
+        raise NotCanonical(f"body: must be a mapping, got {body.__class__.__name__}")
+    if isinstance(lots, str) or not all(isinstance(lot, str) and lot for lot in lots):
+        raise NotCanonical(f"lots: must be a list of non-empty str, got {lots!r}")
+    if isinstance(refs, str) or not all(_is_id(ref) for ref in refs):
+        raise NotCanonical(f"refs: must be a list of entry ids (64 hex digits), got {refs!r}")
+    if not isinstance(actor, str):
+        raise NotCanonical(f"actor: must be a str, got {actor!r}")
+    stamp = ts if isinstance(ts, str) else format_ts(ts)
+    lot_list = list(dict.fromkeys(lots))  # keep order, drop repeats: entry_lots has one row per lot
+    content = {
+        "actor": actor,
+        "body": body,
+        "feed": feed,
+        "lots": lot_list,
+        "prev": prev,
+        "refs": list(refs),
+        "seq": seq,
+        "ts": stamp,
+        "type": type,
+    }
+    raw = canonical(content)
+    return Entry(
+        feed=feed,
+        seq=seq,
+        prev=prev,
+        ts=stamp,
+        type=type,
+        lots=tuple(lot_list),
+        actor=actor,
+        body=body,
+        refs=tuple(refs),
+        id=hashlib.sha256(raw).hexdigest(),
+        raw=raw,
+    )
+
+
+def parse_entry(raw: bytes) -> Entry:
+    """Rebuild an :class:`Entry` from its canonical bytes (the id is recomputed, not trusted).
+
+    Raises:
+        NotCanonical: ``raw`` is not a ledger entry.
+    """
+    try:
+        data = orjson.loads(raw)
+        return Entry(
+            feed=data["feed"],
+            seq=data["seq"],
+            prev=data["prev"],
+            ts=data["ts"],
+            type=data["type"],
+            lots=tuple(data["lots"]),
+            actor=data["actor"],
+            body=data["body"],
+            refs=tuple(data["refs"]),
+            id=hashlib.sha256(raw).hexdigest(),
+            raw=bytes(raw),
+        )
+    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        raise NotCanonical(f"not a ledger entry: {exc}") from exc
+
+
+def checkpoint_message(feed: str, size: int, head: str, root: str) -> bytes:
+    """The bytes a checkpoint signature covers: canonical ``{"feed","size","head","root"}``."""
+    return canonical({"feed": feed, "size": size, "head": head, "root": root})

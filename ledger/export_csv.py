@@ -1,0 +1,176 @@
+"""A lot's history as a sortable spreadsheet (FSMA 204 style).
+
+One row per critical tracking event (lot start/end, alarm transition, acknowledgement,
+shelving, correction, rule change, readings digest naming the lot), each with its key data
+elements: what happened, when (ISO 8601 UTC, fixed width, so sorting the column as text sorts
+it in time), where (site, node, station), which traceability lot code, which product and
+quantity where the ledger records them, and the reference record: the ledger entry id, feed and
+seq an auditor checks with ``edge ledger verify``.
+
+Cells that a spreadsheet would run as a formula (text starting with ``=``, ``+``, ``@``, a tab
+or carriage return, or ``-`` not followed by a number) are prefixed with ``'``: comments typed by
+operators end up here, and an export must not execute them.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Mapping
+from typing import Any, TextIO
+
+from edge.ledger.trace import LotTrace, TraceEvent
+
+__all__ = ["CSV_COLUMNS", "csv_rows", "write_lot_csv"]
+
+#: Header row, in order.
+CSV_COLUMNS: tuple[str, ...] = (
+    "event_time",
+    "event",
+    "entry_type",
+    "traceability_lot_code",
+    "product",
+    "quantity",
+    "unit_of_measure",
+    "location",
+    "node",
+    "station",
+    "point",
+    "value",
+    "limit",
+    "unit",
+    "result",
+    "actor",
+    "description",
+    "measurements",
+    "rule_set",
+    "reference_document_type",
+    "reference_document_number",
+    "feed",
+    "seq",
+    "corrected_by",
+)
+
+_NUMBER = re.compile(r"-?\d+(\.\d+)?([eE][-+]?\d+)?")
+
+
+def _event_name(entry_type: str, body: Mapping[str, Any]) -> str:
+    match entry_type:
+        case "lot.start":
+            return "lot start"
+        case "lot.end":
+            return "lot end (inspection)"
+        case "alarm":
+            return f"alarm {body.get('event', '')}".strip()
+        case "alarm.ack":
+            return "alarm acknowledged"
+        case "alarm.shelve":
+            return "alarm shelved"
+        case "alarm.unshelve":
+            return "alarm unshelved"
+        case "rules.change":
+            return "rule set change"
+        case "config.change":
+            return "configuration change"
+        case "readings.digest":
+            return "readings digest"
+        case _:
+            return entry_type
+
+
+def _safe(cell: object) -> str:
+    text = "" if cell is None else str(cell)
+    if text[:1] in ("=", "+", "@", "\t", "\r") or (
+        text.startswith("-") and not _NUMBER.fullmatch(text)
+    ):
+        return "'" + text
+    return text
+
+
+def _measurements(aggregates: Mapping[str, Any]) -> str:
+    parts = []
+    for point in sorted(aggregates):
+        agg = aggregates[point]
+        if not isinstance(agg, dict):
+            continue
+        stats = " ".join(
+            f"{k}={agg[k]}" for k in ("count", "mean", "min", "max", "std") if k in agg
+        )
+        parts.append(f"{point}: {stats} {agg.get('unit', '')}".strip())
+    return "; ".join(parts)
+
+
+def _lot_facts(trace: LotTrace) -> dict[str, str]:
+    """Product and quantity as any of the lot's entries records them (first one wins)."""
+    facts: dict[str, str] = {}
+    for event in trace.events:
+        body = event.entry.body
+        for key in ("product", "gtin", "quantity", "quantity_unit"):
+            if body.get(key) is not None and key not in facts:
+                facts[key] = str(body[key])
+    return facts
+
+
+def _rule_set_at(trace: LotTrace, event: TraceEvent) -> str:
+    chosen = ""
+    for rule_set in trace.rule_sets:
+        if rule_set.entry.feed == event.entry.feed and rule_set.entry.ts <= event.entry.ts:
+            chosen = rule_set.hash
+    return chosen
+
+
+def csv_rows(trace: LotTrace) -> list[dict[str, str]]:
+    """The spreadsheet rows of ``trace``, keyed by :data:`CSV_COLUMNS`, in time order."""
+    facts = _lot_facts(trace)
+    product = facts.get("product", facts.get("gtin", ""))
+    rows: list[dict[str, str]] = []
+    for event in trace.events:
+        entry, body = event.entry, event.entry.body
+        station = event.station
+        result = ""
+        if entry.type == "lot.end":
+            checks = [c for c in body.get("checks") or () if isinstance(c, dict)]
+            result = "pass" if all(c.get("passed") is True for c in checks) else "fail"
+        elif entry.type == "alarm":
+            result = str(body.get("severity", ""))
+        aggregates = body.get("aggregates") if entry.type == "lot.end" else None
+        row = {
+            "event_time": entry.ts,
+            "event": _event_name(entry.type, body),
+            "entry_type": entry.type,
+            "traceability_lot_code": trace.lot,
+            "product": product,
+            "quantity": str(body.get("quantity", facts.get("quantity", ""))),
+            "unit_of_measure": str(body.get("quantity_unit", facts.get("quantity_unit", ""))),
+            "location": station.site,
+            "node": station.node_id or station.feed[:12],
+            "station": str(body.get("station", "")),
+            "point": str(body.get("point", "")) if entry.type == "alarm" else "",
+            "value": "" if body.get("value") is None else str(body["value"]),
+            "limit": "" if body.get("limit") is None else str(body["limit"]),
+            "unit": str(body.get("unit", "")) if entry.type == "alarm" else "",
+            "result": result,
+            "actor": entry.actor,
+            "description": event.summary,
+            "measurements": _measurements(aggregates) if isinstance(aggregates, dict) else "",
+            "rule_set": _rule_set_at(trace, event),
+            "reference_document_type": "edge-qc ledger entry",
+            "reference_document_number": entry.id,
+            "feed": entry.feed,
+            "seq": str(entry.seq),
+            "corrected_by": " ".join(event.corrected_by),
+        }
+        rows.append({k: _safe(v) for k, v in row.items()})
+    return rows
+
+
+def write_lot_csv(trace: LotTrace, out: TextIO) -> int:
+    """Write ``trace`` as CSV (header + one row per event) to ``out``; returns the row count.
+
+    ``out`` should be opened with ``newline=""`` (the csv module writes ``\\r\\n`` itself).
+    """
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS)
+    writer.writeheader()
+    rows = csv_rows(trace)
+    writer.writerows(rows)
+    return len(rows)

@@ -1,0 +1,187 @@
+"""The ledger's SQLite schema and its versioned migrations.
+
+The contract other modules (query, trace, export, the runtime, sync) code against::
+
+    entries(feed TEXT NOT NULL,   -- hex of the writer's Ed25519 public key (64 chars)
+            seq INTEGER NOT NULL, -- 0-based position in the feed
+            id TEXT NOT NULL UNIQUE, -- hex SHA-256 of raw
+            prev TEXT,            -- id of seq-1, NULL at seq 0
+            ts TEXT NOT NULL,     -- RFC 3339 UTC, fixed width "2026-11-23T10:31:40.123456Z"
+            type TEXT NOT NULL, actor TEXT NOT NULL,
+            raw BLOB NOT NULL,    -- canonical JSON bytes: the ONLY source of truth
+            PRIMARY KEY (feed, seq))
+    entry_lots(feed, seq, lot)    -- one row per lot named by an entry; indexed on lot
+    checkpoints(feed, size, head, root, sig)  -- every signed checkpoint ever seen (rollback guard)
+    readings(block, point, ts, value, quality, unit)  -- raw readings, pruned by retention
+    reading_blocks(block, first_ts, last_ts, count, sha256, entry)  -- one per committed block
+
+Only ``raw`` is hashed; every other column of ``entries`` and ``entry_lots`` is an index derived
+from it, which :mod:`edge.ledger.verify` re-derives and compares. Triggers refuse UPDATE and
+DELETE on ``entries``, ``entry_lots`` and ``checkpoints``: history is corrected by new entries,
+never edited.
+
+Migrations only ever add (tables, columns, indexes). Each one runs in a single transaction
+together with its row in ``schema_migrations``, so a crash leaves either both or neither.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+
+from edge.errors import StorageError
+
+__all__ = ["MIGRATIONS", "Migration", "current_version", "migrate"]
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One step of the schema: ``sql`` is run as a script inside one transaction."""
+
+    version: int
+    name: str
+    sql: str
+
+
+_ENTRIES = """
+CREATE TABLE entries (
+    feed TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    id TEXT NOT NULL UNIQUE,
+    prev TEXT,
+    ts TEXT NOT NULL,
+    type TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    raw BLOB NOT NULL,
+    PRIMARY KEY (feed, seq)
+);
+CREATE INDEX entries_type ON entries(type);
+CREATE INDEX entries_ts ON entries(ts);
+CREATE INDEX entries_feed_ts ON entries(feed, ts);
+
+CREATE TABLE entry_lots (
+    feed TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    lot TEXT NOT NULL,
+    PRIMARY KEY (feed, seq, lot)
+);
+CREATE INDEX entry_lots_lot ON entry_lots(lot);
+
+CREATE TABLE checkpoints (
+    feed TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    head TEXT NOT NULL,
+    root TEXT NOT NULL,
+    sig TEXT NOT NULL,
+    PRIMARY KEY (feed, size)
+);
+
+CREATE TRIGGER entries_no_update BEFORE UPDATE ON entries
+BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only: UPDATE refused'); END;
+CREATE TRIGGER entries_no_delete BEFORE DELETE ON entries
+BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only: DELETE refused'); END;
+CREATE TRIGGER entry_lots_no_update BEFORE UPDATE ON entry_lots
+BEGIN SELECT RAISE(ABORT, 'ledger entry_lots are append-only: UPDATE refused'); END;
+CREATE TRIGGER entry_lots_no_delete BEFORE DELETE ON entry_lots
+BEGIN SELECT RAISE(ABORT, 'ledger entry_lots are append-only: DELETE refused'); END;
+CREATE TRIGGER checkpoints_no_update BEFORE UPDATE ON checkpoints
+BEGIN SELECT RAISE(ABORT, 'ledger checkpoints are append-only: UPDATE refused'); END;
+CREATE TRIGGER checkpoints_no_delete BEFORE DELETE ON checkpoints
+BEGIN SELECT RAISE(ABORT, 'ledger checkpoints are append-only: DELETE refused'); END;
+"""
+
+_READINGS = """
+CREATE TABLE readings (
+    block INTEGER NOT NULL,
+    point TEXT NOT NULL,
+    ts TEXT NOT NULL,
+    value TEXT,
+    quality TEXT NOT NULL,
+    unit TEXT NOT NULL
+);
+CREATE INDEX readings_block ON readings(block);
+CREATE INDEX readings_point_ts ON readings(point, ts);
+
+CREATE TABLE reading_blocks (
+    block INTEGER PRIMARY KEY,
+    first_ts TEXT NOT NULL,
+    last_ts TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    entry TEXT,
+    pruned INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX reading_blocks_last_ts ON reading_blocks(last_ts);
+"""
+
+#: Every migration, in order. Append only: never edit one that has shipped.
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "entries, entry_lots, checkpoints, append-only triggers", _ENTRIES),
+    Migration(2, "readings store", _READINGS),
+)
+
+
+def current_version(conn: sqlite3.Connection) -> int:
+    """The highest migration applied to ``conn``'s database (0 for a new file)."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied TEXT NOT NULL)"
+    )
+    row = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
+    return int(row[0] or 0)
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring ``conn``'s database up to the newest schema.
+
+    ``conn`` must be in autocommit mode (``isolation_level=None``) so that each migration
+    gets its own explicit ``BEGIN IMMEDIATE`` .. ``COMMIT``.
+
+    Returns:
+        The schema version after migrating.
+
+    Raises:
+        StorageError: a migration failed (the database keeps its previous version), or the
+            file was written by a newer edge-qc.
+    """
+    version = current_version(conn)
+    newest = MIGRATIONS[-1].version
+    if version > newest:
+        raise StorageError(f"database schema version {version} is newer than this edge-qc ({newest})")
+    for migration in MIGRATIONS:
+        if migration.version <= version:
+            continue
+        statements = [s.strip() for s in _split(migration.sql) if s.strip()]
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_migrations(version, name, applied) VALUES (?, ?, ?)",
+                (migration.version, migration.name, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())),
+            )
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise StorageError(f"schema migration {migration.version} ({migration.name}) failed: {exc}") from exc
+        version = migration.version
+    return version
+
+
+def _split(script: str) -> list[str]:
+    """Split a script into statements; ``executescript`` would COMMIT on its own.
+
+    Uses :func:`sqlite3.complete_statement` so trigger bodies (``BEGIN ... END;``) stay whole.
+    """
+    statements: list[str] = []
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statements.append(pending)
+            pending = ""
+    if pending.strip():
+        statements.append(pending)
+    return statements

@@ -1,0 +1,351 @@
+"""The SQLite store and its single writer: :class:`Ledger`.
+
+Durability: WAL journal with ``synchronous=FULL``, so a COMMIT returns only after the WAL is
+fsynced; an entry reported committed survives a power cut. Group commit: entries appended
+between two :meth:`Ledger.commit` calls go in ONE transaction together with a signed
+checkpoint entry that covers them (and everything before), so the fsync and the Ed25519
+signature are paid once per batch, not per entry.
+
+One writer per feed: opening with a key takes an exclusive ``flock`` on ``<db>.lock``; a second
+writer fails at once instead of forking the feed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from edge.errors import LedgerClosed, RollbackRefused, StorageError, map_exceptions
+from edge.ledger.entry import CHECKPOINT, Entry, checkpoint_message, format_ts, make_entry, parse_entry
+from edge.ledger.keys import NodeKey
+from edge.ledger.merkle import Frontier, leaf_hash
+from edge.ledger.readings_store import ReadingsBlock, make_block
+from edge.ledger.schema import migrate
+from edge.readings import Reading
+
+__all__ = ["DB_FILE", "Ledger", "connect"]
+
+#: File name of the ledger database inside the node's data directory.
+DB_FILE = "ledger.db"
+
+_SQL_ERRORS: dict[type[BaseException], type[StorageError]] = {sqlite3.Error: StorageError, OSError: StorageError}
+
+_INSERT_ENTRY = "INSERT INTO entries(feed, seq, id, prev, ts, type, actor, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_LOT = "INSERT INTO entry_lots(feed, seq, lot) VALUES (?, ?, ?)"
+
+
+def connect(path: str | os.PathLike[str], *, readonly: bool = False) -> sqlite3.Connection:
+    """Open a ledger database (migrated to the newest schema unless ``readonly``).
+
+    Raises:
+        StorageError: the file cannot be opened, is not a database, or migration failed.
+    """
+    where = f"ledger {os.fspath(path)}"
+    with map_exceptions(_SQL_ERRORS, where):
+        if readonly:
+            if not Path(path).exists():
+                raise StorageError(f"{where}: no such file")
+            conn = sqlite3.connect(
+                f"{Path(path).absolute().as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA query_only=ON")
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # fails early on a non-database
+            return conn
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(os.fspath(path), isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout=5000")
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode != "wal":
+            raise StorageError(f"{where}: cannot switch to WAL journal (got {mode})")
+        conn.execute("PRAGMA synchronous=FULL")
+        migrate(conn)
+        return conn
+
+
+class Ledger:
+    """A synchronous ledger handle: the writer of one feed (with a key) or a reader.
+
+    Not thread-safe: one thread at a time (the async :class:`~edge.ledger.writer.LedgerWriter`
+    calls it from a single worker thread).
+    """
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, key: NodeKey | None, lock_fd: int | None) -> None:
+        self._conn: sqlite3.Connection | None = conn
+        self.path = path
+        self.key = key
+        self._lock_fd = lock_fd
+        self._pending: list[Entry] = []
+        self._pending_blocks: list[tuple[int, ReadingsBlock, str]] = []
+        self._frontier = Frontier()
+        self._head: Entry | None = None
+        self._next_block = 1
+        if key is not None:
+            self._load_own_feed(key.feed)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], key: NodeKey | None = None) -> Ledger:
+        """Open (creating and migrating) the database at ``path``.
+
+        Args:
+            key: the node key; required to append. Its public key names the feed.
+
+        Raises:
+            StorageError: the database cannot be opened, or another process writes to it.
+            RollbackRefused: the feed in the file is shorter than a checkpoint recorded for it
+                (the file was rolled back or truncated): appending would fork the feed.
+        """
+        path = Path(path)
+        lock_fd: int | None = None
+        if key is not None:
+            lock_fd = _lock(path)
+        try:
+            conn = connect(path)
+            return cls(conn, path, key, lock_fd)
+        except BaseException:
+            if lock_fd is not None:
+                os.close(lock_fd)
+            raise
+
+    # -- state -----------------------------------------------------------------------------
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The open connection (for readers: query, trace, export)."""
+        if self._conn is None:
+            raise LedgerClosed(f"ledger {self.path} is closed")
+        return self._conn
+
+    @property
+    def head(self) -> Entry | None:
+        """The last committed entry of our feed (None when empty or opened without a key)."""
+        return self._head
+
+    @property
+    def size(self) -> int:
+        """Committed entries in our feed (checkpoints included)."""
+        return self._frontier.size
+
+    @property
+    def pending(self) -> int:
+        """Entries appended but not yet committed."""
+        return len(self._pending)
+
+    def _load_own_feed(self, feed: str) -> None:
+        conn = self.conn
+        with map_exceptions(_SQL_ERRORS, f"ledger {self.path}"):
+            last: Any = None
+            for seq, entry_id, raw in conn.execute(
+                "SELECT seq, id, raw FROM entries WHERE feed = ? ORDER BY seq", (feed,)
+            ):
+                if seq != self._frontier.size:
+                    raise StorageError(f"ledger {self.path}: feed {feed[:16]} has a gap at seq {self._frontier.size}")
+                self._frontier.append(leaf_hash(bytes.fromhex(entry_id)))
+                last = raw
+            recorded = conn.execute("SELECT max(size) FROM checkpoints WHERE feed = ?", (feed,)).fetchone()[0]
+            block = conn.execute("SELECT max(block) FROM reading_blocks").fetchone()[0]
+        if recorded is not None and recorded >= self._frontier.size:
+            raise RollbackRefused(
+                f"ledger {self.path}: feed {feed[:16]} holds {self._frontier.size} entries but a checkpoint "
+                f"of size {recorded} was recorded; restore the feed before appending"
+            )
+        if last is not None:
+            self._head = parse_entry(last)
+        self._next_block = int(block or 0) + 1
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def append(
+        self,
+        type: str,
+        body: Mapping[str, Any],
+        *,
+        ts: float,
+        lots: Sequence[str] = (),
+        actor: str = "",
+        refs: Sequence[str] = (),
+    ) -> Entry:
+        """Add an entry to the pending batch; it is durable only after :meth:`commit`.
+
+        Raises:
+            NotCanonical: the entry has content outside the hashable subset.
+            LedgerClosed: the ledger was closed.
+            StorageError: the ledger was opened without a key.
+        """
+        key = self._writer_key()
+        prev = self._pending[-1] if self._pending else self._head
+        entry = make_entry(
+            feed=key.feed,
+            seq=self._frontier.size + len(self._pending),
+            prev=prev.id if prev else None,
+            ts=ts,
+            type=type,
+            body=body,
+            lots=lots,
+            actor=actor,
+            refs=refs,
+        )
+        self._pending.append(entry)
+        return entry
+
+    def append_readings(self, readings: Sequence[Reading], *, ts: float | None = None) -> Entry:
+        """Store a block of raw readings and append its ``readings.digest`` entry (pending).
+
+        Args:
+            ts: the digest entry's time; default the last reading's.
+        """
+        block = make_block(readings)
+        number = self._next_block + len(self._pending_blocks)
+        entry = self.append(
+            "readings.digest",
+            block.digest_body(number),
+            ts=ts if ts is not None else max(r.ts for r in readings),
+        )
+        self._pending_blocks.append((number, block, entry.id))
+        return entry
+
+    def commit(self, *, now: float | None = None) -> int:
+        """Write the pending batch and a signed checkpoint in one durable transaction.
+
+        Nothing changes in memory unless the transaction commits, so a failed commit
+        (disk full) can simply be retried.
+
+        Args:
+            now: the checkpoint entry's time (default: the wall clock).
+
+        Returns:
+            The number of entries the batch added (checkpoint included); 0 if nothing was pending.
+
+        Raises:
+            StorageError: the transaction failed; the batch is still pending.
+        """
+        key = self._writer_key()
+        if not self._pending:
+            return 0
+        frontier = self._frontier.copy()
+        for entry in self._pending:
+            frontier.append(leaf_hash(bytes.fromhex(entry.id)))
+        last = self._pending[-1]
+        size = frontier.size
+        root = frontier.root().hex()
+        sig = key.sign(checkpoint_message(key.feed, size, last.id, root))
+        checkpoint = make_entry(
+            feed=key.feed,
+            seq=size,
+            prev=last.id,
+            ts=time.time() if now is None else now,
+            type=CHECKPOINT,
+            body={"size": size, "head": last.id, "root": root, "sig": sig},
+        )
+        batch = [*self._pending, checkpoint]
+        conn = self.conn
+        with map_exceptions(_SQL_ERRORS, f"ledger {self.path}: commit"):
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany(
+                    _INSERT_ENTRY,
+                    [(e.feed, e.seq, e.id, e.prev, e.ts, e.type, e.actor, e.raw) for e in batch],
+                )
+                conn.executemany(_INSERT_LOT, [(e.feed, e.seq, lot) for e in batch for lot in e.lots])
+                conn.execute(
+                    "INSERT INTO checkpoints(feed, size, head, root, sig) VALUES (?, ?, ?, ?, ?)",
+                    (key.feed, size, last.id, root, sig),
+                )
+                if self._pending_blocks:
+                    _insert_blocks(conn, self._pending_blocks)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        frontier.append(leaf_hash(bytes.fromhex(checkpoint.id)))
+        self._frontier = frontier
+        self._head = checkpoint
+        self._next_block += len(self._pending_blocks)
+        self._pending = []
+        self._pending_blocks = []
+        return len(batch)
+
+    def prune_readings(self, before: float) -> int:
+        """Delete raw readings of blocks that ended before ``before`` (epoch s); digests stay.
+
+        Returns:
+            The number of readings deleted.
+        """
+        cutoff = format_ts(before)
+        conn = self.conn
+        with map_exceptions(_SQL_ERRORS, f"ledger {self.path}: prune readings"), _transaction(conn):
+            blocks = [b for (b,) in conn.execute(
+                "SELECT block FROM reading_blocks WHERE last_ts < ? AND pruned = 0", (cutoff,)
+            )]
+            deleted = 0
+            for block in blocks:
+                deleted += conn.execute("DELETE FROM readings WHERE block = ?", (block,)).rowcount
+                conn.execute("UPDATE reading_blocks SET pruned = 1 WHERE block = ?", (block,))
+        return deleted
+
+    def close(self) -> None:
+        """Close the database; pending (uncommitted) entries are dropped. Idempotent."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _writer_key(self) -> NodeKey:
+        if self._conn is None:
+            raise LedgerClosed(f"ledger {self.path} is closed")
+        if self.key is None:
+            raise StorageError(f"ledger {self.path} was opened without a key: read-only")
+        return self.key
+
+
+def _insert_blocks(conn: sqlite3.Connection, blocks: list[tuple[int, ReadingsBlock, str]]) -> None:
+    for number, block, entry_id in blocks:
+        conn.executemany(
+            "INSERT INTO readings(block, point, ts, value, quality, unit) VALUES (?, ?, ?, ?, ?, ?)",
+            [(number, *row) for row in block.rows],
+        )
+        conn.execute(
+            "INSERT INTO reading_blocks(block, first_ts, last_ts, count, sha256, entry) VALUES (?, ?, ?, ?, ?, ?)",
+            (number, block.first_ts, block.last_ts, len(block.rows), block.sha256, entry_id),
+        )
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _lock(path: Path) -> int:
+    """Take the single-writer lock ``<db>.lock`` (released when the fd closes, even on SIGKILL)."""
+    lock_path = Path(f"{path}.lock")
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StorageError(f"ledger {path}: cannot create lock file: {exc.strerror}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        os.close(fd)
+        raise StorageError(f"ledger {path}: another process is writing to it (lock {lock_path} held)") from exc
+    return fd

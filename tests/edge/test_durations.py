@@ -1,0 +1,25 @@
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from edge.durations import format_duration, parse_duration
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("500ms", 0.5), ("5s", 5.0), ("2m", 120.0), ("2min", 120.0), ("1h30m", 5400.0), ("1.5s", 1.5), ("1d", 86400.0)],
+)
+def test_parses_units(text: str, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["5 parsecs", "5", "", "s", "-1s", "1.s", "5sec", "ms5"])
+def test_rejects_with_a_message_that_quotes_the_input(text: str) -> None:
+    with pytest.raises(ValueError, match="bad duration") as info:
+        parse_duration(text)
+    assert repr(text) in str(info.value)
+
+
+@given(st.integers(min_value=1, max_value=10**7))
+def test_format_round_trips_milliseconds(ms: int) -> None:
+    assert parse_duration(format_duration(ms / 1000)) == pytest.approx(ms / 1000)
