@@ -14,6 +14,7 @@ I/O while the port is re-opened with its own exponential backoff.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 import time
@@ -26,13 +27,13 @@ from edge.drivers.codec import decode_point
 from edge.drivers.health import Breaker, PointState
 from edge.drivers.planner import BIT_TABLES, ReadRequest, plan_reads, split_request
 from edge.drivers.stats import BusStats, Counters, DeviceStats
-from edge.drivers.transport import ModbusTransport, where
+from edge.drivers.transport import Link, ModbusTransport, where
+from edge.log import event
 from edge.errors import DeviceException, DeviceTimeout, FrameError, PortUnavailable
 from edge.readings import Reading, Value
 
-__all__ = ["BACKOFF_CAP", "PORT_BACKOFF", "DeviceRuntime", "ModbusPoller"]
+__all__ = ["BACKOFF_CAP", "PORT_BACKOFF", "BusScheduler", "DeviceRuntime", "ModbusPoller"]
 
-log = logging.getLogger("edge.drivers")
 
 #: longest a dead device waits between probes, seconds (at least its poll interval)
 BACKOFF_CAP = 30.0
@@ -54,23 +55,23 @@ class DeviceRuntime:
     by_name: dict[str, PointState] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, device: DeviceConfig, points: Sequence[PointConfig]) -> DeviceRuntime:
-        """Plan the device's reads."""
+    def build(cls, device: DeviceConfig, points: Sequence[PointConfig], *, plan: bool = True) -> DeviceRuntime:
+        """Plan the device's reads (``plan=False``: a line device, which has no registers)."""
         states = [PointState(p, device.stale_after) for p in points]
         breaker = Breaker(base=device.poll, cap=max(BACKOFF_CAP, device.poll))
-        rt = cls(device, states, plan_reads(device, points), breaker)
+        rt = cls(device, states, plan_reads(device, points) if plan else [], breaker)
         rt.by_name = {s.point.name: s for s in states}
         return rt
 
 
-class ModbusPoller(BusPoller):
-    """Polls every device of one RTU or TCP bus through one :class:`ModbusTransport`."""
+class BusScheduler(BusPoller):
+    """Deadline scheduling, port re-opening and quality for one bus; subclasses do the I/O."""
 
     def __init__(
         self,
         bus: BusConfig,
         devices: Sequence[DeviceRuntime],
-        transport: ModbusTransport,
+        transport: Link,
         *,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
@@ -118,9 +119,7 @@ class ModbusPoller(BusPoller):
             await asyncio.Event().wait()  # a bus without devices idles until cancelled
         finally:
             await self.transport.close()
-            shutdown = getattr(self.transport, "shutdown", None)
-            if shutdown is not None:
-                shutdown()
+            self.transport.shutdown()
 
     def _advance(self, dev: DeviceRuntime) -> None:
         dev.deadline += dev.device.poll
@@ -143,18 +142,18 @@ class ModbusPoller(BusPoller):
             first, cap = PORT_BACKOFF
             self._port_delay = min(cap, self._port_delay * 2) if self._port_delay else first
             self._port_retry_at = self._clock() + self._port_delay
-            log.warning("%s (retry in %.2fs)", exc, self._port_delay)
+            event("bus.port_unavailable", logging.WARNING, bus=self.name, error=str(exc), retry_in=round(self._port_delay, 3))
             return False
         if self._was_open:
             self._counters.reopens += 1
-            log.info("bus %s: port re-opened", self.name)
+            event("bus.port_reopened", logging.INFO, bus=self.name)
         self._was_open = True
         self._port_delay = 0.0
         return True
 
     async def _port_lost(self, exc: PortUnavailable) -> None:
         self._counters.port_errors += 1
-        log.warning("%s", exc)
+        event("bus.port_lost", logging.WARNING, bus=self.name, error=str(exc))
         await self.transport.close()
         self._port_retry_at = self._clock() + PORT_BACKOFF[0]
         self._port_delay = PORT_BACKOFF[0]
@@ -184,6 +183,20 @@ class ModbusPoller(BusPoller):
                 out.append(state.miss(now))
         return out
 
+    @abc.abstractmethod
+    async def _run_plan(
+        self, dev: DeviceRuntime, got: dict[str, tuple[Value, float, float]], rejected: set[str]
+    ) -> bool:
+        """Do the device's I/O, filling ``got``; returns True when the cycle failed."""
+
+
+class ModbusPoller(BusScheduler):
+    """Polls every device of one RTU or TCP bus through one :class:`ModbusTransport`."""
+
+    def __init__(self, bus: BusConfig, devices: Sequence[DeviceRuntime], transport: ModbusTransport, **kw: Callable[[], float]) -> None:
+        super().__init__(bus, devices, transport, **kw)
+        self.modbus = transport
+
     async def _run_plan(
         self, dev: DeviceRuntime, got: dict[str, tuple[Value, float, float]], rejected: set[str]
     ) -> bool:
@@ -195,19 +208,19 @@ class ModbusPoller(BusPoller):
             self._counters.requests += 1
             t0 = self._clock()
             try:
-                values = await self.transport.read(dev.device, request)
+                values = await self.modbus.read(dev.device, request)
             except DeviceTimeout as exc:
                 self._counters.timeouts += 1
                 delay = dev.breaker.failure(self._clock())
                 if delay:
-                    log.warning("%s (backing off %.1fs)", exc, delay)
+                    event("device.backoff", logging.WARNING, bus=self.name, device=dev.device.name, unit=dev.device.unit, error=str(exc), retry_in=round(delay, 3))
                 return True  # a dead device costs one timeout per cycle, not one per request
             except PortUnavailable as exc:
                 await self._port_lost(exc)
                 return True
             except FrameError as exc:
                 self._counters.frame_errors += 1
-                log.info("%s", exc)
+                event("device.frame_discarded", logging.INFO, bus=self.name, device=dev.device.name, error=str(exc))
                 answered = True  # something answered: the device is alive, keep going
                 continue
             except DeviceException as exc:
@@ -217,7 +230,7 @@ class ModbusPoller(BusPoller):
                 if exc.code in (2, 3):
                     pending[:0] = self._reject(dev, request, rejected, exc)
                 else:
-                    log.info("%s", exc)
+                    event("device.exception", logging.INFO, bus=self.name, device=dev.device.name, code=exc.code, error=str(exc))
                 continue
             latency = self._clock() - t0
             self._counters.responses += 1
@@ -237,7 +250,7 @@ class ModbusPoller(BusPoller):
             del dev.plan[index]
             name = request.points[0].point.name
             rejected.add(name)
-            log.warning("%s: point %s marked config_error", exc, name)
+            event("point.config_error", logging.WARNING, bus=self.name, device=dev.device.name, point=name, error=str(exc))
             return []
         halves = list(split_request(request))
         dev.plan[index : index + 1] = halves
@@ -262,6 +275,6 @@ class ModbusPoller(BusPoller):
                     value = decode_point(item.point, chunk)
             except (ValueError, IndexError) as exc:
                 self._counters.frame_errors += 1
-                log.info("%s: cannot decode %s: %s", where(self.bus, dev.device, request), item.point.name, exc)
+                event("point.decode_failed", logging.INFO, where=where(self.bus, dev.device, request), point=item.point.name, error=str(exc))
                 continue
             got[item.point.name] = (value, ts, latency)

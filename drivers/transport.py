@@ -7,7 +7,7 @@ import abc
 from edge.config import BusConfig, DeviceConfig
 from edge.drivers.planner import ReadRequest
 
-__all__ = ["ModbusTransport", "frame_time", "silent_interval", "where"]
+__all__ = ["Link", "ModbusTransport", "frame_time", "silent_interval", "where"]
 
 
 def where(bus: BusConfig, device: DeviceConfig, request: ReadRequest | None = None) -> str:
@@ -36,8 +36,8 @@ def frame_time(bus: BusConfig, nbytes: int) -> float:
     return nbytes * _bits_per_char(bus) / bus.baudrate
 
 
-class ModbusTransport(abc.ABC):
-    """One Modbus link (a serial line or a TCP connection), used by exactly one scheduler.
+class Link(abc.ABC):
+    """A port or connection owned by exactly one scheduler.
 
     Implementations translate every third-party error into :mod:`edge.errors` types whose
     message starts with :func:`where`.
@@ -55,6 +55,13 @@ class ModbusTransport(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None:
         """Close it; idempotent, never raises."""
+
+    def shutdown(self) -> None:
+        """Release worker threads, if any (after close)."""
+
+
+class ModbusTransport(Link):
+    """One Modbus link (a serial line or a TCP connection)."""
 
     @abc.abstractmethod
     async def read(self, device: DeviceConfig, request: ReadRequest) -> list[int]:

@@ -68,6 +68,7 @@ class Model:
     changes: list[ParamChange] = field(default_factory=list)
     _step_no: int = 0
     _value: float = 0.0
+    changed_at: float = 0.0  #: simulation time of the last step that changed the value
     _rng: Any = None
 
     def __post_init__(self) -> None:
@@ -120,6 +121,7 @@ class Model:
             self._step_no += 1
             t = self._step_no * dt
             p = self.params_at(t)
+            before = self._value
             match self.kind:
                 case "constant":
                     self._value = p["value"]
@@ -137,6 +139,8 @@ class Model:
                     self._value = p["start"] + math.floor(t * p["rate"])
                 case "square":
                     self._value = self._square(t, p)
+            if self._value != before:
+                self.changed_at = t
 
     def value_at(self, t: float) -> float:
         """The model's value at simulation time ``t`` (monotonic use: ``t`` never goes back).

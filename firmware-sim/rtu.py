@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,6 +114,8 @@ class RtuSlave:
         line_timing: delay replies by the theoretical wire time (see module docstring).
         turnaround: the slave's processing time before it answers, seconds.
         frame_gap: see :class:`RequestFramer`.
+        clock: the simulation clock handed to devices (fault and model times); default
+            ``time.monotonic``.
     """
 
     def __init__(
@@ -125,6 +127,7 @@ class RtuSlave:
         line_timing: bool = True,
         turnaround: float = 0.0,
         frame_gap: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if isinstance(devices, Mapping):
             devices = [ModbusDevice(f"unit{u}", u, bank) for u, bank in devices.items()]
@@ -134,6 +137,7 @@ class RtuSlave:
         self.line_timing = line_timing
         self.turnaround = turnaround
         self.framer = RequestFramer(frame_gap)
+        self.clock = clock
         self._queue: asyncio.Queue[tuple[bytes, float]] = asyncio.Queue(maxsize=64)
 
     @property
@@ -174,7 +178,7 @@ class RtuSlave:
 
     async def _answer(self, frame: bytes, received: float) -> None:
         unit, pdu = frame[0], frame[1:-2]
-        now = time.monotonic()
+        now = self.clock()
         if unit == 0:
             for device in self.devices.values():
                 device.handle(pdu, now, broadcast=True)

@@ -76,52 +76,117 @@ def canonical(value: Any) -> bytes:
 def check(value: Any, path: str = "") -> bool:
     """Validate ``value`` against the hashable subset.
 
+    Args:
+        path: where ``value`` sits, prefixed to error messages (``"body"``).
+
     Returns:
         True when some object's keys need UTF-16 ordering that orjson does not give
-        (see the module docstring); False in the common case.
+        (see the module docstring) or some mapping is not a plain dict; False in the common case.
 
     Raises:
         NotCanonical: naming the path of the first bad value.
     """
+    try:
+        return _fast(value)
+    except _Bad:
+        pass
+    # Walk again, slowly, building the path of the offender only now: paths cost more than
+    # the whole check on the happy path.
+    _explain(value, path)
+    raise NotCanonical(f"{_where(path)}value is outside the hashable subset")  # pragma: no cover
+
+
+class _Bad(Exception):
+    """Internal: something on the fast path is not canonical; :func:`_explain` says what."""
+
+
+def _fast(value: Any) -> bool:
     kind = type(value)
+    if kind is dict:
+        tricky = False
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _Bad
+            if not key.isascii():
+                _utf8(key)
+                if max(key) >= "\ue000":
+                    tricky = True
+            # Leaves inline: recursion per scalar would double the cost of the check.
+            item_kind = type(item)
+            if item_kind is str:
+                if not item.isascii():
+                    _utf8(item)
+            elif item_kind is int:
+                if not -MAX_INT <= item <= MAX_INT:
+                    raise _Bad
+            elif item is None or item_kind is bool:
+                pass
+            elif _fast(item):
+                tricky = True
+        return tricky
     if kind is str:
-        _check_str(value, path)
-        return False
-    if kind is bool or value is None:
+        if not value.isascii():
+            _utf8(value)
         return False
     if kind is int:
         if -MAX_INT <= value <= MAX_INT:
             return False
-        raise NotCanonical(f"{_where(path)}integer {value} is beyond ±(2**53 - 1)")
-    if kind is dict or isinstance(value, Mapping):
-        tricky = kind is not dict  # orjson encodes only real dicts; rebuild other mappings
-        for key, item in value.items():
-            if type(key) is not str:
-                raise NotCanonical(
-                    f"{_where(path)}key {key!r} is a {type(key).__name__}, not a str"
-                )
-            _check_str(key, f"{path}.{key}" if path else key)
-            if not key.isascii() and max(key) >= "\ue000":
-                tricky = True
-            if check(item, f"{path}.{key}" if path else key):
-                tricky = True
-        return tricky
+        raise _Bad
+    if value is None or kind is bool:
+        return False
     if kind is list or kind is tuple:
         tricky = False
-        for index, item in enumerate(value):
-            if check(item, f"{path}[{index}]"):
+        for item in value:
+            if _fast(item):
                 tricky = True
         return tricky
+    if kind is float:
+        raise _Bad
+    if isinstance(value, Mapping):
+        _fast(dict(value))
+        return True  # orjson encodes only real dicts: rebuild
+    if isinstance(value, str | int) and not isinstance(value, bool):  # StrEnum, IntEnum
+        _fast(str(value) if isinstance(value, str) else int(value))
+        return True
+    raise _Bad
+
+
+def _utf8(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise _Bad from exc
+
+
+def _explain(value: Any, path: str) -> None:
+    """Raise :class:`NotCanonical` naming the path of the first bad value in ``value``."""
+    kind = type(value)
+    if isinstance(value, bool) or value is None:
+        return
+    if isinstance(value, str):
+        _check_str(value, path)
+        return
+    if isinstance(value, int):
+        if not -MAX_INT <= value <= MAX_INT:
+            raise NotCanonical(f"{_where(path)}integer {value} is beyond ±(2**53 - 1)")
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise NotCanonical(f"{_where(path)}key {key!r} is a {type(key).__name__}, not a str")
+            where = f"{path}.{key}" if path else key
+            _check_str(key, where)
+            _explain(item, where)
+        return
+    if kind is list or kind is tuple:
+        for index, item in enumerate(value):
+            _explain(item, f"{path}[{index}]")
+        return
     if kind is float:
         raise NotCanonical(
             f"{_where(path)}float {value!r} is not allowed in hashed content; "
             "use edge.ledger.canonical.decimal()"
         )
-    if isinstance(value, str):  # str subclasses (StrEnum) encode as their value
-        _check_str(value, path)
-        return False
-    if isinstance(value, int) and not isinstance(value, bool):
-        return check(int(value), path)
     raise NotCanonical(f"{_where(path)}{type(value).__name__} {value!r} is not JSON")
 
 

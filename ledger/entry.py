@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from edge.errors import NotCanonical
-from edge.ledger.canonical import canonical
+from edge.ledger.canonical import canonical, check
 
 __all__ = [
     "CHECKPOINT",
@@ -38,7 +38,15 @@ def format_ts(epoch: float) -> str:
     """
     micros = round(epoch * 1_000_000)
     seconds, fraction = divmod(micros, 1_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{fraction:06d}Z"
+    global _last_second, _last_prefix
+    if seconds != _last_second:  # entries come in bursts within one second: format it once
+        _last_prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(seconds))
+        _last_second = seconds
+    return f"{_last_prefix}{fraction:06d}Z"
+
+
+_last_second = -1
+_last_prefix = ""
 
 
 def parse_ts(text: str) -> float:
@@ -128,7 +136,11 @@ def make_entry(
         "ts": stamp,
         "type": type,
     }
-    raw = canonical(content)
+    # feed/prev/ts/type/actor/lots/refs were checked above; only body needs the full walk.
+    if check(body, "body") or (not type.isascii()) or (not actor.isascii()) or any(not lot.isascii() for lot in lot_list):
+        raw = canonical(content)
+    else:
+        raw = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
     return Entry(
         feed=feed,
         seq=seq,

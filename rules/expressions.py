@@ -21,7 +21,6 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import numpy as np
-
 from edge.rules.model import Expression, FloatArray
 
 __all__ = ["FUNCTIONS", "ExpressionError", "compile_expression", "did_you_mean"]
@@ -93,7 +92,7 @@ class _Checker:
             value = node.value
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 self.problems.append((col, _describe(node)))
-            elif isinstance(value, int) and abs(value) >= 2**1023 or not math.isfinite(value):
+            elif (isinstance(value, int) and abs(value) >= 2**1023) or not math.isfinite(value):
                 self.problems.append((col, "number is too large"))
         elif isinstance(node, ast.Name):
             if self.known is not None and node.id not in self.known:

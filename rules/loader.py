@@ -1,17 +1,697 @@
-"""Rule-file loader (being written)."""
+"""Load rule files into a validated :class:`~edge.rules.model.RuleSet`, reporting every problem.
+
+A rule file (YAML 1.2)::
+
+    version: 1                # optional; 1 is the only version
+    lot: lot_code             # optional: the point whose text value is the current lot code
+    units:                    # optional: units of points, checked against values written with one
+      tunnel_temp: degC
+    rules:
+      - id: tunnel-temp-high
+        kind: limit
+        point: tunnel_temp
+        high: 8.0 degC
+        deadband: 0.5 degC
+        on_delay: 2s
+        off_delay: 2s
+        severity: high
+
+``docs/rules-language.md`` describes every kind and key. All files of a set are read and
+checked before anything is returned; the problems of every file come out together, sorted by
+file (in the order given), line and column.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+import re
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from edge.rules.model import RuleSet
+from edge.rules.expressions import did_you_mean
+from edge.rules.fields import Ctx, UnitSlot
+from edge.rules.model import (
+    NELSON_RULES,
+    DerivedRule,
+    Expression,
+    LimitRule,
+    LotRule,
+    QualityRule,
+    RateRule,
+    Rule,
+    RuleSet,
+    Severity,
+    SpcRule,
+    StaleRule,
+)
+from edge.rules.yamlpos import Problem, YMap, YNode, YScalar, YSeq, parse_yaml
 
-__all__ = ["load_rules"]
+from edge.errors import ConfigError
+
+__all__ = ["Problem", "check_rules", "load_rules"]
+
+_TOP_KEYS = ("version", "lot", "units", "rules")
+_COMMON = ("id", "kind", "point", "expr", "severity", "tags", "message")
+_KIND_KEYS: dict[str, tuple[str, ...]] = {
+    "limit": ("low", "high", "deadband", "on_delay", "off_delay"),
+    "rate": ("max_change", "per", "window", "direction"),
+    "stale": ("max_age",),
+    "quality": ("duration",),
+    "derived": ("unit",),
+    "spc": ("center", "sigma", "ucl", "lcl", "baseline", "nelson"),
+    "lot": ("low", "high", "checks"),
+}
+_KINDS = tuple(_KIND_KEYS)
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
+_DEFAULT_MESSAGES = {
+    "limit": "{point} = {value} {unit} outside limit {limit} {unit}",
+    "rate": "{point} changes by {value} {unit}, more than {limit} {unit}",
+    "stale": "no data from {point} for {value} s (max {limit} s)",
+    "quality": "{point} quality is {value}",
+    "derived": "{point} cannot be computed",
+    "spc": "{point} = {value} {unit}: out of statistical control ({limit})",
+    "lot": "lot {lot}: {point} fails {limit} ({value})",
+}
+
+
+@dataclass(slots=True)
+class _Draft:
+    """A rule read from its file, before the cross-file checks."""
+
+    rule: Rule
+    ctx: Ctx
+    node: YMap
+    point_node: YNode | None  #: where ``point`` (or ``expr``) was written
+
+
+@dataclass(slots=True)
+class _Files:
+    """What the first pass over all files gathered."""
+
+    units: dict[str, tuple[str, Ctx, YNode]] = field(default_factory=dict)
+    lot: tuple[str, Ctx, YNode] | None = None
+    rule_nodes: list[tuple[Ctx, YMap]] = field(default_factory=list)
+
+
+def _read(path: Path, ctx: Ctx) -> YNode | None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        ctx.error((0, 0), f"not UTF-8 text ({exc.reason} at byte {exc.start})")
+        return None
+    except OSError as exc:
+        ctx.error((0, 0), f"cannot read: {exc.strerror or exc}")
+        return None
+    root, problems = parse_yaml(text, ctx.file)
+    ctx.problems.extend(problems)
+    if root is None and not problems:
+        ctx.error((0, 0), "the file is empty (expected a 'rules:' list)")
+    return root
+
+
+def _top(root: YNode, ctx: Ctx, files: _Files, known: Mapping[str, str] | None) -> None:
+    """Read the top level of one file into ``files``."""
+    top = ctx.mapping(root, "a rule file")
+    if top is None:
+        return
+    ctx.keys(top, _TOP_KEYS, "the rule file")
+    if "version" in top.items:
+        node = top.items["version"][1]
+        if not (isinstance(node, YScalar) and type(node.value) is int and node.value == 1):
+            ctx.error(node, "version: only version 1 exists")
+    if "lot" in top.items:
+        node = top.items["lot"][1]
+        name = ctx.text(node, "lot")
+        if name is not None:
+            if files.lot is not None and files.lot[0] != name:
+                other = files.lot[1].loc(files.lot[2])
+                ctx.error(node, f"lot: {name!r} differs from lot {files.lot[0]!r} at {other}")
+            elif files.lot is None:
+                files.lot = (name, ctx, node)
+    if "units" in top.items:
+        units = ctx.mapping(top.items["units"][1], "units")
+        for point, (key, value) in units.items.items() if units else ():
+            unit = ctx.text(value, f"units.{point}")
+            if unit is None:
+                continue
+            if known is not None and known.get(point, "") not in ("", unit):
+                ctx.error(
+                    value,
+                    f"units.{point}: {unit!r} differs from the configured unit {known[point]!r}",
+                )
+            elif point in files.units and files.units[point][0] != unit:
+                ctx.error(
+                    value,
+                    f"units.{point}: {unit!r} differs from {files.units[point][0]!r} "
+                    f"at {files.units[point][1].loc(files.units[point][2])}",
+                )
+            else:
+                files.units.setdefault(point, (unit, ctx, value))
+    if "rules" not in top.items:
+        ctx.error(top, "missing key 'rules' (the list of rules)")
+        return
+    rules = top.items["rules"][1]
+    if not isinstance(rules, YSeq):
+        ctx.error(rules, "rules: expected a list of rules, got something else")
+        return
+    for item in rules.items:
+        node = ctx.mapping(item, "a rule")
+        if node is not None:
+            files.rule_nodes.append((ctx, node))
+
+
+def _point_unit(
+    point: str, files: _Files, known: Mapping[str, str] | None, derived_units: Mapping[str, str]
+) -> UnitSlot:
+    if point in files.units:
+        return UnitSlot(files.units[point][0], f"point {point!r}")
+    if known is not None and known.get(point):
+        return UnitSlot(known[point], f"point {point!r}")
+    if derived_units.get(point):
+        return UnitSlot(derived_units[point], f"point {point!r}")
+    return UnitSlot()
+
+
+def _rule(
+    ctx: Ctx,
+    node: YMap,
+    files: _Files,
+    known: Mapping[str, str] | None,
+    derived_units: Mapping[str, str],
+) -> _Draft | None:
+    """Read one rule mapping; None when it has problems (already recorded)."""
+    items = {name: value for name, (_, value) in node.items.items()}
+    before = len(ctx.problems)
+    kind = ctx.choice(items["kind"], "kind", _KINDS) if "kind" in items else None
+    if "kind" not in items:
+        ctx.error(node, f"missing key 'kind' (one of: {', '.join(_KINDS)})")
+    if kind is not None:
+        allowed = _COMMON + _KIND_KEYS[kind]
+        for name, (key, _) in node.items.items():
+            if name in allowed:
+                continue
+            owners = [k for k, keys in _KIND_KEYS.items() if name in keys]
+            if owners:
+                ctx.error(
+                    key,
+                    f"key {name!r} does not apply to a {kind} rule "
+                    f"(it belongs to: {', '.join(owners)})",
+                )
+            else:
+                ctx.error(
+                    key, f"unknown key {name!r} in a {kind} rule{did_you_mean(name, allowed)}"
+                )
+    else:
+        every = set(_COMMON).union(*_KIND_KEYS.values())
+        ctx.keys(node, every, "a rule")
+
+    rule_id = None
+    if "id" not in items:
+        ctx.error(node, "missing key 'id'")
+    else:
+        rule_id = ctx.text(items["id"], "id")
+        if rule_id is not None and not _ID.fullmatch(rule_id):
+            ctx.error(
+                items["id"],
+                f"id: {rule_id!r} may use only letters, digits and _ . - "
+                "(and starts with a letter or digit)",
+            )
+            rule_id = None
+
+    point: str | None = None
+    expr: Expression | None = None
+    point_node: YNode | None = None
+    if kind == "derived":
+        for needed in ("point", "expr"):
+            if needed not in items:
+                ctx.error(node, f"missing key {needed!r} (a derived rule defines point = expr)")
+        if "point" in items:
+            point_node = items["point"]
+            point = ctx.text(point_node, "point")
+            if point is not None and not point.isidentifier():
+                ctx.error(
+                    point_node,
+                    f"point: derived point {point!r} must be a name usable in "
+                    "expressions (letters, digits, _; not starting with a digit)",
+                )
+        if "expr" in items:
+            expr = ctx.expression(items["expr"], "expr")
+    elif "point" in items and "expr" in items:
+        ctx.error(node.items["expr"][0], "give either 'point' or 'expr', not both")
+    elif "point" in items:
+        point_node = items["point"]
+        point = ctx.text(point_node, "point")
+    elif "expr" in items:
+        point_node = items["expr"]
+        expr = ctx.expression(point_node, "expr")
+        if rule_id is not None:
+            point = f"expr:{rule_id}"
+    else:
+        ctx.error(node, "missing key 'point' (or 'expr')")
+
+    severity = Severity.MEDIUM
+    if "severity" in items:
+        chosen = ctx.choice(items["severity"], "severity", [s.value for s in Severity])
+        severity = Severity(chosen) if chosen else severity
+    tags: tuple[str, ...] = ()
+    if "tags" in items:
+        tags = ctx.string_list(items["tags"], "tags") or ()
+    message = _DEFAULT_MESSAGES.get(kind or "", "")
+    if "message" in items:
+        message = ctx.message(items["message"], "message") or message
+
+    if kind is None or rule_id is None or (point is None and kind != "derived"):
+        return None
+    if point is None:
+        return None
+    if kind == "derived":
+        slot = UnitSlot()
+        if "unit" in items:
+            slot.unit = ctx.text(items["unit"], "unit") or ""
+    else:
+        slot = _point_unit(point, files, known, derived_units)
+    common: dict[str, Any] = {
+        "id": rule_id,
+        "point": point,
+        "severity": severity,
+        "tags": tags,
+        "message": message,
+        "expression": expr,
+        "location": ctx.loc(node),
+    }
+    rule = _KIND_READERS[kind](ctx, node, items, slot, common)
+    if rule is None or len(ctx.problems) > before:
+        return None
+    return _Draft(rule, ctx, node, point_node)
+
+
+Items = dict[str, YNode]
+
+
+def _opt_value(ctx: Ctx, items: Items, key: str, slot: UnitSlot) -> float | None:
+    return ctx.value(items[key], key, slot) if key in items else None
+
+
+def _opt_duration(
+    ctx: Ctx, items: Items, key: str, default: float, positive: bool = False
+) -> float:
+    if key not in items:
+        return default
+    got = ctx.duration(items[key], key, positive)
+    return default if got is None else got
+
+
+def _limit(
+    ctx: Ctx, node: YMap, items: Items, slot: UnitSlot, common: dict[str, Any]
+) -> Rule | None:
+    low = _opt_value(ctx, items, "low", slot)
+    high = _opt_value(ctx, items, "high", slot)
+    deadband = _opt_value(ctx, items, "deadband", slot)
+    if "low" not in items and "high" not in items:
+        ctx.error(node, "a limit rule needs 'low', 'high' or both")
+        return None
+    if low is not None and high is not None and low >= high:
+        ctx.error(items["low"], f"low: {low:g} must be below high {high:g}")
+        return None
+    if deadband is not None:
+        if deadband < 0:
+            ctx.error(
+                items["deadband"],
+                f"deadband: {deadband:g} is negative: the hysteresis must "
+                "lie inside the limits (the alarm clears at high - deadband, low + deadband)",
+            )
+            return None
+        if low is not None and high is not None and deadband >= high - low:
+            ctx.error(
+                items["deadband"],
+                f"deadband: {deadband:g} is not smaller than the band "
+                f"high - low = {high - low:g} (the alarm could never clear)",
+            )
+            return None
+    return LimitRule(
+        **common,
+        unit=slot.unit,
+        low=low,
+        high=high,
+        deadband=deadband or 0.0,
+        on_delay=_opt_duration(ctx, items, "on_delay", 0.0),
+        off_delay=_opt_duration(ctx, items, "off_delay", 0.0),
+    )
+
+
+def _rate(
+    ctx: Ctx, node: YMap, items: Items, slot: UnitSlot, common: dict[str, Any]
+) -> Rule | None:
+    for needed in ("max_change", "per"):
+        if needed not in items:
+            ctx.error(node, f"missing key {needed!r} (a rate rule allows max_change per duration)")
+    if "max_change" not in items or "per" not in items:
+        return None
+    max_change = ctx.value(items["max_change"], "max_change", slot)
+    if max_change is not None and max_change <= 0:
+        ctx.error(items["max_change"], "max_change: must be above 0")
+        return None
+    per = ctx.duration(items["per"], "per", positive=True)
+    direction = "both"
+    if "direction" in items:
+        direction = ctx.choice(items["direction"], "direction", ("rise", "fall", "both")) or "both"
+    if max_change is None or per is None:
+        return None
+    return RateRule(
+        **common,
+        unit=slot.unit,
+        max_change=max_change,
+        per=per,
+        window=_opt_duration(ctx, items, "window", per, positive=True),
+        direction=direction,
+    )
+
+
+def _stale(
+    ctx: Ctx, node: YMap, items: Items, slot: UnitSlot, common: dict[str, Any]
+) -> Rule | None:
+    if "max_age" not in items:
+        ctx.error(node, "missing key 'max_age' (how long without data, e.g. '5s')")
+        return None
+    max_age = ctx.duration(items["max_age"], "max_age", positive=True)
+    return None if max_age is None else StaleRule(**common, unit=slot.unit, max_age=max_age)
+
+
+def _quality(
+    ctx: Ctx, node: YMap, items: Items, slot: UnitSlot, common: dict[str, Any]
+) -> Rule | None:
+    return QualityRule(
+        **common, unit=slot.unit, duration=_opt_duration(ctx, items, "duration", 0.0)
+    )
+
+
+def _derived(
+    ctx: Ctx, node: YMap, items: Items, slot: UnitSlot, common: dict[str, Any]
+) -> Rule | None:
+    if common["expression"] is None:
+        return None
+    return DerivedRule(**common, unit=slot.unit)
+
+
+def _spc(ctx: Ctx, node: YMap, items: Items, slot: UnitSlot, common: dict[str, Any]) -> Rule | None:
+    given = [k for k in ("center", "sigma", "ucl", "lcl", "baseline") if k in items]
+    forms = {
+        "center/sigma": {"center", "sigma"},
+        "ucl/lcl": {"ucl", "lcl"},
+        "baseline": {"baseline"},
+    }
+    matching = [f for f, keys in forms.items() if set(given) == keys]
+    if not matching:
+        ctx.error(
+            node,
+            "an spc rule needs its limits as 'center' and 'sigma', as 'ucl' and 'lcl', "
+            f"or learned from 'baseline: N' readings (got: {', '.join(given) or 'none'})",
+        )
+    center = sigma = None
+    baseline = 0
+    if "center" in items:
+        center = ctx.value(items["center"], "center", slot)
+    if "sigma" in items:
+        sigma = ctx.value(items["sigma"], "sigma", slot)
+        if sigma is not None and sigma <= 0:
+            ctx.error(items["sigma"], f"sigma: must be above 0, got {sigma:g}")
+    if "ucl" in items and "lcl" in items:
+        ucl = ctx.value(items["ucl"], "ucl", slot)
+        lcl = ctx.value(items["lcl"], "lcl", slot)
+        if ucl is not None and lcl is not None:
+            if ucl <= lcl:
+                ctx.error(items["lcl"], f"lcl: {lcl:g} must be below ucl {ucl:g}")
+            center, sigma = (ucl + lcl) / 2, (ucl - lcl) / 6
+    if "baseline" in items:
+        baseline = ctx.integer(items["baseline"], "baseline", 2) or 0
+    nelson: tuple[int, ...] = (1,)
+    if "nelson" in items:
+        nelson = _nelson(ctx, items["nelson"]) or nelson
+    if not matching:
+        return None
+    return SpcRule(
+        **common, unit=slot.unit, center=center, sigma=sigma, baseline=baseline, nelson=nelson
+    )
+
+
+def _nelson(ctx: Ctx, node: YNode) -> tuple[int, ...] | None:
+    if isinstance(node, YScalar) and node.value == "all":
+        return NELSON_RULES
+    if not isinstance(node, YSeq) or not node.items:
+        ctx.error(node, "nelson: expected a list of rule numbers 1-8 (e.g. [1, 2, 5]) or 'all'")
+        return None
+    chosen: list[int] = []
+    for item in node.items:
+        if not (isinstance(item, YScalar) and type(item.value) is int):
+            ctx.error(item, f"nelson: {getattr(item, 'text', 'this')!r} is not a rule number 1-8")
+        elif item.value not in NELSON_RULES:
+            ctx.error(item, f"nelson: unknown Nelson rule {item.value} (rules are numbered 1-8)")
+        elif item.value in chosen:
+            ctx.error(item, f"nelson: rule {item.value} is listed twice")
+        else:
+            chosen.append(item.value)
+    return tuple(sorted(chosen))
+
+
+def _lot(ctx: Ctx, node: YMap, items: Items, slot: UnitSlot, common: dict[str, Any]) -> Rule | None:
+    low = _opt_value(ctx, items, "low", slot)
+    high = _opt_value(ctx, items, "high", slot)
+    if low is not None and high is not None and low >= high:
+        ctx.error(items["low"], f"low: {low:g} must be below high {high:g}")
+    if "checks" not in items:
+        ctx.error(node, "missing key 'checks' (e.g. ['cpk >= 1.33', 'count >= 10'])")
+        return None
+    checks_node = items["checks"]
+    if not isinstance(checks_node, YSeq) or not checks_node.items:
+        ctx.error(checks_node, "checks: expected a list like ['cpk >= 1.33', 'count >= 10']")
+        return None
+    checks = []
+    for item in checks_node.items:
+        check = ctx.check(item, slot)
+        if check is None:
+            continue
+        if check.stat == "cp" and ("low" not in items or "high" not in items):
+            ctx.error(item, "checks: cp needs both 'low' and 'high' spec limits")
+        elif check.stat == "cpk" and "low" not in items and "high" not in items:
+            ctx.error(item, "checks: cpk needs a 'low' or 'high' spec limit")
+        checks.append(check)
+    return LotRule(**common, unit=slot.unit, low=low, high=high, checks=tuple(checks))
+
+
+_KIND_READERS = {
+    "limit": _limit,
+    "rate": _rate,
+    "stale": _stale,
+    "quality": _quality,
+    "derived": _derived,
+    "spc": _spc,
+    "lot": _lot,
+}
+
+
+def _declared_point(node: YMap) -> str | None:
+    """The point a derived rule mapping declares, read leniently (None if not one)."""
+    kind, point = (node.items.get(k, (None, None))[1] for k in ("kind", "point"))
+    if (
+        isinstance(kind, YScalar)
+        and kind.value == "derived"
+        and isinstance(point, YScalar)
+        and isinstance(point.value, str)
+    ):
+        return point.value.strip()
+    return None
+
+
+def _derived_units(files: _Files) -> dict[str, str]:
+    """Units declared by derived rules (``unit:``), for the rules that watch them."""
+    out: dict[str, str] = {}
+    for _, node in files.rule_nodes:
+        kind, point, unit = (node.items.get(k, (None, None))[1] for k in ("kind", "point", "unit"))
+        if (
+            isinstance(kind, YScalar)
+            and kind.value == "derived"
+            and isinstance(point, YScalar)
+            and isinstance(point.value, str)
+            and isinstance(unit, YScalar)
+            and isinstance(unit.value, str)
+        ):
+            out[point.value] = unit.value
+    return out
+
+
+def _cross_check(
+    drafts: list[_Draft], files: _Files, known: Collection[str] | None, declared: Collection[str]
+) -> list[Rule]:
+    """Ids, point names, derived-point graph and lot point across every file; return rule order."""
+    by_id: dict[str, _Draft] = {}
+    for d in drafts:
+        first = by_id.get(d.rule.id)
+        if first is not None:
+            d.ctx.error(
+                d.node.items["id"][1],
+                f"duplicate rule id {d.rule.id!r} (first at {first.rule.location})",
+            )
+        else:
+            by_id[d.rule.id] = d
+    defined: dict[str, _Draft] = {}
+    for d in drafts:
+        if not isinstance(d.rule, DerivedRule):
+            continue
+        where = d.point_node or d.node
+        if known is not None and d.rule.point in known:
+            d.ctx.error(where, f"derived point {d.rule.point!r} has the name of a configured point")
+        elif d.rule.point in defined:
+            d.ctx.error(
+                where,
+                f"point {d.rule.point!r} is already derived by rule "
+                f"{defined[d.rule.point].rule.id!r}",
+            )
+        else:
+            defined[d.rule.point] = d
+    # Inline `expr:` rules get an implicit derived point ahead of them.
+    implicit: dict[str, DerivedRule] = {}
+    for d in drafts:
+        if not isinstance(d.rule, DerivedRule) and d.rule.expression is not None:
+            implicit[d.rule.id] = DerivedRule(
+                id=d.rule.point,
+                point=d.rule.point,
+                severity=d.rule.severity,
+                tags=d.rule.tags,
+                message=_DEFAULT_MESSAGES["derived"],
+                unit=d.rule.unit,
+                expression=d.rule.expression,
+                location=d.rule.location,
+            )
+    names = set(defined) | set(declared) | ({*known} if known is not None else set())
+    for d in drafts:
+        if known is None and d.rule.expression is None:
+            continue
+        where = d.point_node or d.node
+        if d.rule.expression is not None:
+            shift = 1 if isinstance(where, YScalar) and where.quoted else 0
+            for name in d.rule.expression.inputs:
+                if known is None and name not in defined:
+                    continue
+                if name not in names:
+                    col = where.col + shift + _find_name(d.rule.expression, where, name)
+                    d.ctx.error(
+                        (where.line, col), f"unknown point {name!r}{did_you_mean(name, names)}"
+                    )
+        elif not isinstance(d.rule, DerivedRule) and d.rule.point not in names:
+            d.ctx.error(where, f"unknown point {d.rule.point!r}{did_you_mean(d.rule.point, names)}")
+    if files.lot is not None and known is not None and files.lot[0] not in names:
+        name, ctx, node = files.lot
+        ctx.error(node, f"unknown point {name!r}{did_you_mean(name, names)}")
+    lot_rules = [d for d in drafts if isinstance(d.rule, LotRule)]
+    if lot_rules and files.lot is None:
+        for d in lot_rules:
+            d.ctx.error(
+                d.node, "a lot rule needs the lot point: add 'lot: <point>' at the top of the file"
+            )
+    ordered = _derived_order([d for d in drafts if isinstance(d.rule, DerivedRule)], implicit)
+    rest = [d.rule for d in drafts if not isinstance(d.rule, DerivedRule)]
+    return ordered + rest
+
+
+def _find_name(expr: Expression, node: YNode, name: str) -> int:
+    """Column offset of ``name`` in the expression as written (0 when not found)."""
+    text = node.text if isinstance(node, YScalar) else ""
+    match = re.search(rf"(?<![\w.]){re.escape(name)}(?!\w)", text)
+    return match.start() if match else 0
+
+
+def _derived_order(derived: list[_Draft], implicit: dict[str, DerivedRule]) -> list[Rule]:
+    """Derived rules in dependency order; a cycle is reported at each rule in it."""
+    by_point = {d.rule.point: d for d in derived}
+    order: list[Rule] = []
+    state: dict[str, int] = {}  # 1 = visiting, 2 = done
+
+    def visit(point: str, path: list[str]) -> None:
+        if state.get(point) == 2:
+            return
+        if state.get(point) == 1:
+            cycle = [*path[path.index(point) :], point]
+            d = by_point[point]
+            d.ctx.error(
+                d.point_node or d.node, f"derived points form a cycle: {' -> '.join(cycle)}"
+            )
+            return
+        state[point] = 1
+        rule = by_point[point].rule
+        for name in rule.expression.inputs if rule.expression else ():
+            if name in by_point:
+                visit(name, [*path, point])
+        state[point] = 2
+        order.append(rule)
+
+    for d in derived:
+        visit(d.rule.point, [])
+    for rule in implicit.values():
+        order.append(rule)
+    return order
+
+
+def check_rules(
+    paths: Iterable[str | Path], known_points: Collection[str] | Mapping[str, str] | None = None
+) -> tuple[RuleSet | None, list[Problem]]:
+    """Load rule files, returning the set (None if anything is wrong) and every problem found.
+
+    Args:
+        paths: the rule files, in order.
+        known_points: point names the rules may read, or a mapping name -> unit (units are then
+            checked too); None = do not check point names.
+    """
+    paths = [Path(p) for p in paths]
+    known: Mapping[str, str] | None
+    if known_points is None:
+        known = None
+    elif isinstance(known_points, Mapping):
+        known = {str(k): str(v) for k, v in known_points.items()}
+    else:
+        known = dict.fromkeys(known_points, "")
+    ctxs = [Ctx(str(p)) for p in paths]
+    files = _Files()
+    for path, ctx in zip(paths, ctxs, strict=True):
+        root = _read(path, ctx)
+        if root is not None:
+            _top(root, ctx, files, known)
+    derived_units = _derived_units(files)
+    drafts = [
+        d
+        for ctx, node in files.rule_nodes
+        if (d := _rule(ctx, node, files, known, derived_units)) is not None
+    ]
+    # Points of derived rules that failed still count as declared: no cascade of
+    # "unknown point" errors from one broken derived rule.
+    declared = {p for ctx, node in files.rule_nodes if (p := _declared_point(node))}
+    rules = _cross_check(drafts, files, known, declared)
+    order = {c.file: i for i, c in enumerate(ctxs)}
+    problems = sorted(
+        (p for c in ctxs for p in c.problems),
+        key=lambda p: (order[p.file], p.line, p.col, p.message),
+    )
+    if problems:
+        return None, problems
+    lot = files.lot[0] if files.lot else None
+    return RuleSet.build(rules, lot=lot, sources=[str(p) for p in paths]), []
 
 
 def load_rules(
-    paths: Iterable[str | Path], known_points: Collection[str] | None = None
+    paths: Iterable[str | Path], known_points: Collection[str] | Mapping[str, str] | None = None
 ) -> RuleSet:
-    """Load and validate rule files (not written yet)."""
-    raise NotImplementedError
+    """Load and validate rule files into one :class:`RuleSet`.
+
+    Args:
+        paths: the rule files, in order (rule ids are unique across all of them).
+        known_points: point names the rules may read (configured points), or a mapping
+            name -> unit to check units as well; None = point names are not checked.
+
+    Raises:
+        ConfigError: ``problems`` holds every problem of every file, one
+            ``file:line:col: message`` line each.
+    """
+    ruleset, problems = check_rules(paths, known_points)
+    if ruleset is None:
+        raise ConfigError([str(p) for p in problems] or ["no rule files given"])
+    return ruleset

@@ -179,7 +179,9 @@ def _ratio(num: float, den: float) -> float | None:
     return None
 
 
-def capability(mean: float, sigma: float | None, low: float | None, high: float | None) -> Capability:
+def capability(
+    mean: float, sigma: float | None, low: float | None, high: float | None
+) -> Capability:
     """Cp/Cpk of a process with the given mean and sigma against spec limits ``low``/``high``."""
     if sigma is None or math.isnan(sigma) or math.isnan(mean):
         return Capability(None, None, None, None)

@@ -1,7 +1,256 @@
-"""``edge ledger query|trace|export`` (registered into the ``ledger`` group by edge/cli/ledger.py)."""
+"""``edge ledger query|trace|export`` (registered into the ``ledger`` group by edge/cli/ledger.py).
+
+Tables (rich) are for people; ``--json`` (JSON lines for query, one document for trace) and
+``--csv`` are for programs. Every failure is one line on stderr and a non-zero exit: 1 when the
+ledger has nothing to show (unknown lot), 1 for an unreadable database, 2 for bad options.
+"""
 
 from __future__ import annotations
 
-import click
+import contextlib
+import csv
+import io
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
 
-QUERY_COMMANDS: list[click.Command] = []
+import click
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from edge.errors import ConfigError, EdgeError
+from edge.ledger.epcis import epcis_document
+from edge.ledger.export_csv import write_lot_csv
+from edge.ledger.query import (
+    EntryFilter,
+    Stations,
+    StoredEntry,
+    load_stations,
+    open_ledger_db,
+    parse_time,
+    query_entries,
+    summarize,
+)
+from edge.ledger.trace import LotTrace, trace_lot
+
+_DB_OPTION = click.option(
+    "--db",
+    "db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("ledger.db"),
+    show_default=True,
+    envvar="EDGE_LEDGER_DB",
+    help="Ledger database file (env EDGE_LEDGER_DB).",
+)
+
+_SORT_KEYS = ("ts", "node", "seq", "type", "lots")
+
+
+@contextlib.contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """Edge errors become ``Error: <one line>`` and exit 1 (click prints them), never a traceback."""
+    try:
+        yield
+    except ConfigError as exc:
+        raise click.UsageError("; ".join(exc.problems)) from exc
+    except EdgeError as exc:
+        raise click.ClickException(str(exc).splitlines()[0] if str(exc) else repr(exc)) from exc
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _row(entry: StoredEntry, stations: Stations) -> dict[str, Any]:
+    station = stations.at(entry.feed, entry.ts)
+    return {
+        "ts": entry.ts,
+        "node": station.node_id or entry.feed[:12],
+        "site": station.site,
+        "feed": entry.feed,
+        "seq": entry.seq,
+        "type": entry.type,
+        "lots": " ".join(entry.lots),
+        "actor": entry.actor,
+        "summary": summarize(entry),
+        "id": entry.id,
+    }
+
+
+@click.command("query")
+@_DB_OPTION
+@click.option("--type", "type_", metavar="T", help="Only entries of this type (alarm, lot.end, ...).")
+@click.option("--lot", metavar="L", help="Only entries naming this lot.")
+@click.option("--node", metavar="N", help="Only entries of this node (node id, site, or feed key prefix).")
+@click.option("--since", metavar="TIME", help="From this time on (ISO 8601, or a duration ago: 2h).")
+@click.option("--until", metavar="TIME", help="Before this time (exclusive; same forms as --since).")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most N entries.")
+@click.option("--newest-first", is_flag=True, help="Newest first (with --limit: the newest N).")
+@click.option("--sort", "sort_key", type=click.Choice(_SORT_KEYS), default="ts", show_default=True,
+              help="Column to sort the shown rows by.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="JSON lines: one entry per line.")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row.")
+def query_command(
+    db: Path,
+    type_: str | None,
+    lot: str | None,
+    node: str | None,
+    since: str | None,
+    until: str | None,
+    limit: int | None,
+    newest_first: bool,
+    sort_key: str,
+    as_json: bool,
+    as_csv: bool,
+) -> None:
+    """List ledger entries matching every given filter, oldest first."""
+    if as_json and as_csv:
+        raise click.UsageError("--json and --csv exclude each other")
+    now = datetime.now(UTC)
+    with _one_line_errors():
+        flt_since = parse_time(since, now, "--since") if since else None
+        flt_until = parse_time(until, now, "--until") if until else None
+        conn = open_ledger_db(db)
+        try:
+            stations = load_stations(conn, every_feed=node is not None)
+            feeds = frozenset(stations.feeds_matching(node)) if node is not None else None
+            if feeds is not None and not feeds:
+                raise click.ClickException(f"--node {node!r}: no node, site or feed key matches")
+            flt = EntryFilter(type_, lot, feeds, flt_since, flt_until, limit, newest_first)
+            rows = [_row(e, stations) for e in query_entries(conn, flt)]
+        finally:
+            conn.close()
+    if sort_key != "ts":
+        rows.sort(key=lambda r: (r[sort_key], r["ts"]), reverse=newest_first)
+    if as_json:
+        for row in rows:
+            click.echo(_json(row))
+    elif as_csv:
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else list(_EMPTY_ROW))
+        writer.writeheader()
+        writer.writerows(rows)
+        click.echo(out.getvalue(), nl=False)
+    else:
+        table = Table(title=f"{len(rows)} entries", show_lines=False)
+        for column in ("ts", "node", "seq", "type", "lots", "summary"):
+            table.add_column(column, overflow="fold", no_wrap=column == "ts")
+        for row in rows:
+            table.add_row(row["ts"], row["node"], str(row["seq"]), row["type"], row["lots"],
+                          row["summary"])  # fmt: skip
+        Console(soft_wrap=False).print(table)
+
+
+_EMPTY_ROW = dict.fromkeys(("ts", "node", "site", "feed", "seq", "type", "lots", "actor", "summary", "id"))
+
+
+def _load_trace(db: Path, lot: str) -> LotTrace:
+    with _one_line_errors():
+        conn = open_ledger_db(db)
+        try:
+            trace = trace_lot(conn, lot)
+        finally:
+            conn.close()
+    if not trace.events:
+        raise click.ClickException(f"lot {lot!r}: no entries in {db}")
+    return trace
+
+
+def _print_trace(trace: LotTrace) -> None:
+    console = Console(soft_wrap=False)
+    first, last = trace.events[0].entry.ts, trace.events[-1].entry.ts
+    feeds = {e.entry.feed for e in trace.events}
+    console.print(f"[bold]Lot {trace.lot}[/]: {len(trace.events)} entries from "
+                  f"{len(feeds)} feed(s), {first} .. {last}")  # fmt: skip
+    stations = Table(title="Stations")
+    for column in ("station", "node/site", "start", "end", "checks"):
+        stations.add_column(column, overflow="fold")
+    for visit in trace.visits:
+        passed = sum(1 for c in visit.checks if c.get("passed") is True)
+        checks = f"{passed}/{len(visit.checks)} passed" if visit.checks else "-"
+        stations.add_row(visit.name or "-", visit.station.name,
+                         visit.start.ts if visit.start else "-",
+                         visit.end.ts if visit.end else "-", checks)  # fmt: skip
+    console.print(stations)
+    aggregates = Table(title="Aggregates at lot end")
+    for column in ("station", "point", "count", "mean", "min", "max", "std", "unit"):
+        aggregates.add_column(column, overflow="fold")
+    for visit in trace.visits:
+        for point, agg in sorted(visit.aggregates.items()):
+            aggregates.add_row(visit.name or visit.station.name, point,
+                               *(str(agg.get(k, "")) for k in ("count", "mean", "min", "max", "std", "unit")))  # fmt: skip
+    if aggregates.row_count:
+        console.print(aggregates)
+    rules = Table(title="Rule sets in force")
+    for column in ("node/site", "since", "hash", "rules", "entry"):
+        rules.add_column(column, overflow="fold")
+    for rule_set in trace.rule_sets:
+        rules.add_row(rule_set.station.name, rule_set.entry.ts, rule_set.hash[:16],
+                      str(len(rule_set.entry.body.get("rules") or ())), rule_set.entry.id[:16])  # fmt: skip
+    if rules.row_count:
+        console.print(rules)
+    timeline = Table(title="Timeline")
+    for column in ("ts", "node/site", "type", "summary", "entry"):
+        timeline.add_column(column, overflow="fold", no_wrap=column == "ts")
+    for event in trace.events:
+        note = f" [red](corrected by {', '.join(c[:12] for c in event.corrected_by)})[/]" if event.corrected_by else ""
+        timeline.add_row(event.entry.ts, event.station.name, event.entry.type,
+                         event.summary + note, event.entry.id[:16])  # fmt: skip
+    console.print(timeline)
+
+
+@click.command("trace")
+@click.argument("lot")
+@_DB_OPTION
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of tables.")
+def trace_command(lot: str, db: Path, as_json: bool) -> None:
+    """Show LOT's timeline across every feed: stations, aggregates, alarms, acks, rule sets."""
+    trace = _load_trace(db, lot)
+    if as_json:
+        click.echo(orjson.dumps(trace.to_json(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        _print_trace(trace)
+
+
+@contextlib.contextmanager
+def _output(path: Path | None) -> Iterator[IO[str]]:
+    """``-o FILE`` (written whole: a temp file renamed at the end) or stdout."""
+    if path is None:
+        yield sys.stdout
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with tmp.open("w", encoding="utf-8", newline="") as out:
+            yield out
+        tmp.replace(path)
+    except OSError as exc:
+        raise click.ClickException(f"{path}: cannot write: {exc.strerror or exc}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@click.command("export")
+@click.option("--lot", required=True, metavar="L", help="The lot to export.")
+@click.option("--format", "fmt", type=click.Choice(("csv", "epcis")), required=True,
+              help="csv: sortable spreadsheet (FSMA 204 style); epcis: GS1 EPCIS 2.0 JSON-LD.")  # fmt: skip
+@_DB_OPTION
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write to FILE instead of stdout.")  # fmt: skip
+@click.option("--gtin", metavar="GTIN", help="The product's GTIN-14 (EPCIS lot id becomes a GS1 Digital Link).")
+def export_command(lot: str, fmt: str, db: Path, output: Path | None, gtin: str | None) -> None:
+    """Export a lot's records for customers and auditors."""
+    if gtin is not None and not (gtin.isdigit() and len(gtin) == 14):
+        raise click.BadParameter(f"{gtin!r} is not 14 digits", param_hint="--gtin")
+    trace = _load_trace(db, lot)
+    with _output(output) as out:
+        if fmt == "csv":
+            write_lot_csv(trace, out)
+        else:
+            document = epcis_document(trace, now=datetime.now(UTC), gtin=gtin)
+            out.write(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+QUERY_COMMANDS: list[click.Command] = [query_command, trace_command, export_command]

@@ -1,0 +1,259 @@
+"""The node supervisor: one asyncio TaskGroup that owns every task of a running node.
+
+Tasks (each named, all inside the group; nothing runs outside it)::
+
+    bus:<name>      one per bus: the drivers' poller, emitting batches of readings
+    rules           evaluates readings (and ticks the clock for delays/stale rules), records events
+    ledger          the ledger writer: group commits, checkpoints
+    alerts          MQTT alert publisher (only when [mqtt] is configured)
+    rules-reload    watches the rule files (and SIGHUP) and swaps in a validated new rule set
+
+Readings travel from the buses to the rules through one bounded queue: a slow consumer blocks the
+pollers (backpressure) rather than losing readings silently. Shutdown runs in data-flow order:
+stop polling, drain the queue through the rules, record ``node.stop``, flush and close the ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edge import __version__
+from edge.alerts import Alert, AlertPublisher
+from edge.config import NodeConfig
+from edge.drivers import BusPoller, build_pollers
+from edge.errors import ConfigError
+from edge.ledger_bridge import LedgerBridge
+from edge.log import event
+from edge.readings import Reading
+from edge.rules import Engine, EngineState, LotEvent, RuleSet, Transition, load_rules
+from edge.statefile import load_state, save_state
+
+__all__ = ["Node", "NodeSummary", "Observer"]
+
+RuleEvent = Transition | LotEvent
+
+
+@dataclass(slots=True)
+class Observer:
+    """Optional callbacks for a console (the demo, ``edge run`` in a terminal)."""
+
+    on_readings: Callable[[Sequence[Reading]], None] | None = None
+    on_event: Callable[[RuleEvent], None] | None = None
+    on_message: Callable[[str], None] | None = None
+
+
+@dataclass(slots=True)
+class NodeSummary:
+    """What a node did during one run (printed by the demo, logged at stop)."""
+
+    readings: int = 0
+    batches_blocked: int = 0  #: times a poller had to wait for queue space (backpressure)
+    events: int = 0
+    activated: int = 0
+    cleared: int = 0
+    ledger_entries: int = 0
+    alerts_published: int = 0
+    alerts_dropped: int = 0
+    reloads: int = 0
+    reload_failures: int = 0
+    bus_stats: dict[str, object] = field(default_factory=dict)
+
+
+class Node:
+    """A running gateway: acquisition, rules, ledger and alerts under one supervisor.
+
+    Args:
+        config: the validated node config.
+        observer: console callbacks (optional).
+        tick: how often the rules are evaluated with no readings (delays, stale data), seconds.
+    """
+
+    def __init__(self, config: NodeConfig, *, observer: Observer | None = None, tick: float = 0.25) -> None:
+        self.config = config
+        self.observer = observer or Observer()
+        self.summary = NodeSummary()
+        self._tick = tick
+        self._queue: asyncio.Queue[list[Reading] | None] = asyncio.Queue(config.queue_size)
+        self._reload_requested = asyncio.Event()
+        self._ruleset = self._load_rules()
+        self._engine = Engine(self._ruleset)
+        self._state_path = config.data_dir / "engine-state.json"
+        self._state: EngineState = load_state(self._state_path, self._engine)
+        self._pollers: list[BusPoller] = build_pollers(config)
+        self._ledger = LedgerBridge(config)
+        self._alerts = (
+            AlertPublisher(config.mqtt, config.node_id) if config.mqtt is not None else None
+        )
+        self._last_state_save = 0.0
+
+    def request_reload(self) -> None:
+        """Ask for the rule files to be re-read (SIGHUP)."""
+        self._reload_requested.set()
+
+    async def run(self, stop: asyncio.Event) -> NodeSummary:
+        """Run until ``stop`` is set, then shut down in data-flow order; return the summary."""
+        cfg = self.config
+        await self._ledger.open()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._ledger.run(), name="ledger")
+                await self._ledger.append(
+                    "node.start",
+                    {"node_id": cfg.node_id, "site": cfg.site, "version": __version__,
+                     "config_hash": self._ledger.config_hash},
+                )  # fmt: skip
+                await self._record_ruleset(self._ruleset)
+                alerts_task = None
+                if self._alerts is not None:
+                    alerts_task = tg.create_task(self._alerts.run(), name="alerts")
+                rules_task = tg.create_task(self._evaluate(), name="rules")
+                reload_task = tg.create_task(self._watch_rules(), name="rules-reload")
+                polls = [tg.create_task(p.run(self._emit), name=f"bus:{p.name}") for p in self._pollers]
+                event("node.started", node=cfg.node_id, buses=len(polls), rules=len(self._ruleset.rules))
+
+                await stop.wait()
+                event("node.stopping", node=cfg.node_id)
+                for task in polls:
+                    task.cancel()
+                await asyncio.gather(*polls, return_exceptions=True)
+                reload_task.cancel()
+                await self._queue.put(None)  # end of data: the rules loop drains and returns
+                await rules_task
+                save_state(self._state_path, self._state)
+                if self._alerts is not None and alerts_task is not None:
+                    await self._alerts.drain(timeout=1.0)
+                    alerts_task.cancel()
+                await self._ledger.append("node.stop", {"reason": "stop requested"})
+                await self._ledger.close()
+        finally:
+            await self._ledger.abort()
+        s = self.summary
+        s.ledger_entries = self._ledger.committed
+        s.bus_stats = {p.name: p.stats() for p in self._pollers}
+        if self._alerts is not None:
+            s.alerts_published, s.alerts_dropped = self._alerts.published, self._alerts.dropped
+        event("node.stopped", node=cfg.node_id, readings=s.readings, events=s.events,
+              ledger_entries=s.ledger_entries)  # fmt: skip
+        return s
+
+    # -- stages -------------------------------------------------------------------------------
+
+    async def _emit(self, readings: list[Reading]) -> None:
+        """Called by pollers: hand a batch to the rules, waiting when the queue is full."""
+        if self._queue.full():
+            self.summary.batches_blocked += 1
+        await self._queue.put(readings)
+
+    async def _evaluate(self) -> None:
+        while True:
+            batch: list[Reading] | None = []
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._tick):
+                    batch = await self._queue.get()
+            if batch is None:
+                return
+            now = time.time()
+            if batch:
+                self.summary.readings += len(batch)
+                self._ledger.add_readings(batch)
+                if self.observer.on_readings:
+                    self.observer.on_readings(batch)
+            if self._reload_requested.is_set():
+                self._reload_requested.clear()
+                await self._reload(now)
+            self._state, events = self._engine.step(self._state, batch, now)
+            for ev in events:
+                await self._record(ev)
+            if events or now - self._last_state_save > 1.0:
+                # Alarm states and running delay timers survive a restart (or a SIGKILL, to
+                # within a second) because they are saved here, not only at shutdown.
+                save_state(self._state_path, self._state)
+                self._last_state_save = now
+
+    async def _record(self, ev: RuleEvent) -> None:
+        self.summary.events += 1
+        if isinstance(ev, Transition):
+            if ev.event == "activated":
+                self.summary.activated += 1
+            elif ev.event == "cleared":
+                self.summary.cleared += 1
+            await self._ledger.append_transition(ev)
+            if self._alerts is not None:
+                self._alerts.offer(Alert(f"alarms/{ev.rule}", self._ledger.transition_body(ev)))
+        else:
+            await self._ledger.append_lot_event(ev)
+            if self._alerts is not None:
+                self._alerts.offer(Alert(f"lots/{ev.kind}", {"lot": ev.lot, "ts": ev.ts}))
+        if self.observer.on_event:
+            self.observer.on_event(ev)
+
+    # -- rule sets ----------------------------------------------------------------------------
+
+    def _load_rules(self) -> RuleSet:
+        return load_rules(
+            self.config.rules.files, known_points={n: p.unit for n, p in self.config.points.items()}
+        )
+
+    async def _record_ruleset(self, ruleset: RuleSet) -> None:
+        await self._ledger.append(
+            "rules.change",
+            {"hash": ruleset.hash, "files": [str(f) for f in self.config.rules.files],
+             "rules": [r.id for r in ruleset.rules]},
+        )  # fmt: skip
+
+    async def _watch_rules(self) -> None:
+        """Poll the rule files' modification times; a change (or SIGHUP) requests a reload."""
+        if not self.config.rules.reload:
+            return
+        seen = _mtimes(self.config.rules.files)
+        while True:
+            await asyncio.sleep(1.0)
+            now = _mtimes(self.config.rules.files)
+            if now != seen:
+                seen = now
+                self._reload_requested.set()
+
+    async def _reload(self, now: float) -> None:
+        """Validate the rule files; swap them in only when valid, keeping unchanged rules' states."""
+        try:
+            ruleset = self._load_rules()
+        except ConfigError as exc:
+            self.summary.reload_failures += 1
+            first = exc.problems[0] if exc.problems else str(exc)
+            event("rules.reload_rejected", logging.ERROR, problems=len(exc.problems), first=first)
+            await self._ledger.append(
+                "alarm",
+                {"rule": "config:rules", "kind": "config", "point": "", "event": "activated",
+                 "from": "normal", "to": "active_unack", "value": None, "limit": None, "unit": "",
+                 "severity": "high", "message": f"rule files rejected, previous set stays in force: {first}"},
+            )  # fmt: skip
+            if self._alerts is not None:
+                self._alerts.offer(Alert("alarms/config:rules", {"problems": exc.problems, "ts": now}))
+            if self.observer.on_message:
+                self.observer.on_message(f"rule reload rejected: {first}")
+            return
+        if ruleset.hash == self._ruleset.hash:
+            return
+        self._engine, self._state = self._engine.reload(self._state, ruleset)
+        self._ruleset = ruleset
+        self.summary.reloads += 1
+        await self._record_ruleset(ruleset)
+        event("rules.reloaded", hash=ruleset.hash[:16], rules=len(ruleset.rules))
+        if self.observer.on_message:
+            self.observer.on_message(f"rules reloaded: {len(ruleset.rules)} rules, hash {ruleset.hash[:12]}")
+
+
+def _mtimes(files: Sequence[Path]) -> tuple[float, ...]:
+    out = []
+    for f in files:
+        try:
+            out.append(f.stat().st_mtime)
+        except OSError:
+            out.append(-1.0)
+    return tuple(out)

@@ -1,0 +1,148 @@
+"""The node config loader: every key documented in the README, every mistake one precise line."""
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from edge.cli import main
+from edge.config import load_config, parse_config
+from edge.errors import ConfigError
+
+GOOD = """
+[node]
+id = "line1-gw1"
+site = "plant-a"
+data_dir = "var"
+
+[buses.rs485-1]
+kind = "rtu"
+port = "/dev/ttyUSB0"
+baudrate = 19200
+parity = "E"
+timeout = "150ms"
+
+[buses.plc]
+kind = "tcp"
+address = "127.0.0.1:5020"
+
+[devices.tunnel]
+bus = "rs485-1"
+unit = 3
+poll = "500ms"
+address_base = 1
+forbidden = [[100, 110]]
+
+[points.tunnel_temp]
+device = "tunnel"
+register = 1
+type = "float32"
+order = "CDAB"
+scale = 0.1
+unit = "degC"
+
+[points.running]
+device = "tunnel"
+register = 5
+table = "coil"
+type = "bool"
+
+[rules]
+files = ["rules/tunnel.yaml"]
+
+[ledger]
+flush_interval = "20ms"
+readings_retention = "7d"
+
+[mqtt]
+host = "broker.local"
+port = 8883
+"""
+
+
+def test_good_config_loads_into_typed_values(tmp_path: Path) -> None:
+    f = tmp_path / "node.toml"
+    f.write_text(GOOD)
+    cfg = load_config(f)
+    assert cfg.node_id == "line1-gw1"
+    assert cfg.data_dir == tmp_path / "var"
+    bus = cfg.buses["rs485-1"]
+    assert (bus.kind, bus.baudrate, bus.parity, bus.timeout) == ("rtu", 19200, "E", 0.15)
+    assert cfg.buses["plc"].address == "127.0.0.1:5020"
+    dev = cfg.devices["tunnel"]
+    assert (dev.unit, dev.poll, dev.address_base, dev.forbidden) == (3, 0.5, 1, ((100, 110),))
+    p = cfg.points["tunnel_temp"]
+    assert (p.type, p.order, p.scale, p.unit, p.register) == ("float32", "CDAB", 0.1, "degC", 1)
+    assert cfg.points["running"].table == "coil"
+    assert cfg.rules.files == (tmp_path / "rules/tunnel.yaml",)
+    assert cfg.ledger.flush_interval == pytest.approx(0.02)
+    assert cfg.ledger.readings_retention == 7 * 86400
+    assert cfg.mqtt is not None
+    assert cfg.mqtt.port == 8883
+
+
+def test_mqtt_is_optional(tmp_path: Path) -> None:
+    text = GOOD.split("[mqtt]")[0]
+    assert parse_config(text, tmp_path / "n.toml").mqtt is None
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (('poll = "500ms"', 'poll = "5 parsecs"'), "n.toml: devices.tunnel.poll: bad duration '5 parsecs'"),
+        (('unit = 3', 'unit = 300'), "n.toml: devices.tunnel.unit: 300 is outside 0..247"),
+        (('unit = 3', 'unit = "3"'), "n.toml: devices.tunnel.unit: expected an integer, got a string '3'"),
+        (('baudrate = 19200', 'baudrat = 19200'), "n.toml: buses.rs485-1.baudrat: unknown key (did you mean 'baudrate'?)"),
+        (('type = "float32"', 'type = "float23"'), "n.toml: points.tunnel_temp.type: 'float23' is not one of"),
+        (('order = "CDAB"', 'order = "ACBD"'), "n.toml: points.tunnel_temp.order: 'ACBD' is not one of ABCD, DCBA, BADC, CDAB"),
+        (('bus = "rs485-1"', 'bus = "rs485-2"'), "n.toml: devices.tunnel.bus: no bus named 'rs485-2' (did you mean 'rs485-1'?)"),
+        (('id = "line1-gw1"\n', ''), "n.toml: node.id: missing required key"),
+        (('parity = "E"', 'parity = "X"'), "n.toml: buses.rs485-1.parity: 'X' is not one of N, E, O"),
+        (('address = "127.0.0.1:5020"', 'address = "127.0.0.1"'), "n.toml: buses.plc.address: expected host:port"),
+        (('forbidden = [[100, 110]]', 'forbidden = [[110, 100]]'), "n.toml: devices.tunnel.forbidden[0]: expected [first, last]"),
+        (('register = 1\n', 'register = 0\n'), "n.toml: points.tunnel_temp.register: 0 is outside 1..65536"),
+        (('scale = 0.1', 'scale = true'), "n.toml: points.tunnel_temp.scale: expected an integer or a number, got true/false"),
+        (('port = 8883', 'port = 88830'), "n.toml: mqtt.port: 88830 is outside 1..65535"),
+        (('flush_interval = "20ms"', 'flush_interval = "0s"'), "n.toml: ledger.flush_interval: duration must be positive"),
+        (('type = "bool"', 'type = "float32"'), "n.toml: points.running.type: a coil point holds one bit"),
+    ],
+)
+def test_each_mistake_gives_one_precise_line(tmp_path: Path, change: tuple[str, str], expected: str) -> None:
+    old, new = change
+    assert old in GOOD
+    with pytest.raises(ConfigError) as info:
+        parse_config(GOOD.replace(old, new, 1), Path("n.toml"))
+    assert len(info.value.problems) == 1, info.value.problems
+    assert info.value.problems[0].startswith(expected), info.value.problems
+
+
+def test_all_problems_are_reported_together() -> None:
+    text = GOOD.replace('poll = "500ms"', 'poll = "soon"').replace("baudrate = 19200", "baudrate = -1")
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, Path("n.toml"))
+    assert [p.split(": ")[1] for p in info.value.problems] == ["buses.rs485-1.baudrate", "devices.tunnel.poll"]
+
+
+def test_toml_syntax_error_names_line_and_column() -> None:
+    with pytest.raises(ConfigError, match=r"n.toml: TOML syntax: .*line 2, column"):
+        parse_config("[node]\nid = \n", Path("n.toml"))
+
+
+def test_cli_config_check_prints_lines_and_exits_1(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(GOOD.replace('poll = "500ms"', 'poll = "5 parsecs"').replace("unit = 3", "unit = 999"))
+    good = tmp_path / "good.toml"
+    good.write_text(GOOD)
+    result = CliRunner().invoke(main, ["config", "check", str(bad), str(good)])
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert lines[0] == f"{bad}: devices.tunnel.unit: 999 is outside 0..247"
+    assert lines[1].startswith(f"{bad}: devices.tunnel.poll: bad duration '5 parsecs'")
+    assert lines[2].startswith(f"{good}: ok (2 buses, 1 devices, 2 points, 1 rule files)")
+    assert "Traceback" not in result.output
+
+
+def test_cli_config_check_missing_file(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["config", "check", str(tmp_path / "nope.toml")])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"{tmp_path / 'nope.toml'}: cannot read: No such file or directory"
