@@ -65,8 +65,8 @@ class TcpServer:
         self._server = await asyncio.start_server(self._connection, self.host, self.port, reuse_address=True)
         self.port = self._server.sockets[0].getsockname()[1]
 
-    async def unplug(self) -> None:
-        """Stop listening and drop every connection, as a device losing power."""
+    def unplug_now(self) -> None:
+        """Stop listening and drop every connection at once, as a device losing power."""
         server, self._server = self._server, None
         if server is not None:
             server.close()
@@ -74,6 +74,11 @@ class TcpServer:
             writer.close()
         for task in list(self._tasks):
             task.cancel()
+
+    async def unplug(self) -> None:
+        """:meth:`unplug_now`, then wait until the connections are gone."""
+        server = self._server
+        self.unplug_now()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if server is not None:

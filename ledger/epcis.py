@@ -5,7 +5,10 @@ Mapping (one ObjectEvent per ledger entry; every event names the lot in ``quanti
 =================  =========  =======================  ==============================================
 ledger entry       action     bizStep                  carries
 =================  =========  =======================  ==============================================
-``lot.start``      ADD        creating_class_instance  disposition ``active``, ``ilmd`` (station)
+``lot.start``      ADD        creating_class_instance  the lot's first start: disposition ``active``,
+                                                       ``ilmd`` (lot, station)
+``lot.start``      OBSERVE    arriving                 a later start at another station:
+                                                       disposition ``in_progress``
 ``lot.end``        OBSERVE    inspecting               ``sensorElementList``: one element per point
                                                        with minValue/maxValue/meanValue/sDev/uom;
                                                        disposition ``conformant``/``non_conformant``
@@ -147,6 +150,7 @@ class _Builder:
         self.trace = trace
         self.epc_class = lot_class(trace.lot, gtin)
         self.used: set[str] = set()
+        self.created = False  # the lot's first lot.start creates it; later ones are arrivals
         self.events: dict[str, dict[str, Any]] = {}
         self.starts = {v.end.id: v.start for v in trace.visits if v.end and v.start}
         # Alarms and acks do not name their station; the lot's visit on that feed does.
@@ -236,11 +240,15 @@ class _Builder:
     def event(self, event: TraceEvent) -> dict[str, Any] | None:
         entry = event.entry
         match entry.type:
-            case "lot.start":
+            case "lot.start" if not self.created:
                 doc = self.base(event, "ADD", "creating_class_instance")
                 doc["disposition"] = "active"
                 doc["ilmd"] = {"eqc:lot": self.trace.lot,
                                "eqc:station": str(entry.body.get("station", ""))}  # fmt: skip
+                self.created = True
+            case "lot.start":
+                doc = self.base(event, "OBSERVE", "arriving")
+                doc["disposition"] = "in_progress"
             case "lot.end":
                 doc = self.lot_end(event)
             case "alarm":

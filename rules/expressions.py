@@ -250,7 +250,8 @@ def _scalar(node: ast.expr, index: dict[str, int]) -> Scalar:
         left, right = _scalar(node.left, index), _scalar(node.right, index)
         op = _S_BIN[type(node.op)]
         return lambda v: op(left(v), right(v))
-    assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+    assert isinstance(node, ast.Call)
+    assert isinstance(node.func, ast.Name)
     args = [_scalar(a, index) for a in node.args]
     func = _S_FUNCS[node.func.id]
     return lambda v: func([a(v) for a in args])
@@ -318,7 +319,8 @@ def _vector(node: ast.expr, index: dict[str, int]) -> Vector:
         left, right = _vector(node.left, index), _vector(node.right, index)
         op = _V_BIN[type(node.op)]
         return lambda v: op(left(v), right(v))
-    assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+    assert isinstance(node, ast.Call)
+    assert isinstance(node.func, ast.Name)
     args = [_vector(a, index) for a in node.args]
     func = _V_FUNCS[node.func.id]
     return lambda v: func([a(v) for a in args])

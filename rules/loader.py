@@ -79,10 +79,15 @@ _DEFAULT_MESSAGES = {
 class _Draft:
     """A rule read from its file, before the cross-file checks."""
 
-    rule: Rule
     ctx: Ctx
     node: YMap
-    point_node: YNode | None  #: where ``point`` (or ``expr``) was written
+    kind: str | None = None
+    id: str | None = None
+    point: str | None = None  #: the watched (derived: defined) point; "expr:<id>" for inline
+    point_node: YNode | None = None
+    expr: Expression | None = None
+    expr_node: YNode | None = None
+    rule: Rule | None = None  #: None when the rule itself has problems
 
 
 @dataclass(slots=True)
@@ -131,7 +136,7 @@ def _top(root: YNode, ctx: Ctx, files: _Files, known: Mapping[str, str] | None) 
                 files.lot = (name, ctx, node)
     if "units" in top.items:
         units = ctx.mapping(top.items["units"][1], "units")
-        for point, (key, value) in units.items.items() if units else ():
+        for point, (_key, value) in units.items.items() if units else ():
             unit = ctx.text(value, f"units.{point}")
             if unit is None:
                 continue
@@ -179,10 +184,11 @@ def _rule(
     files: _Files,
     known: Mapping[str, str] | None,
     derived_units: Mapping[str, str],
-) -> _Draft | None:
-    """Read one rule mapping; None when it has problems (already recorded)."""
+) -> _Draft:
+    """Read one rule mapping; ``draft.rule`` is None when it has problems (recorded)."""
     items = {name: value for name, (_, value) in node.items.items()}
     before = len(ctx.problems)
+    draft = _Draft(ctx, node)
     kind = ctx.choice(items["kind"], "kind", _KINDS) if "kind" in items else None
     if "kind" not in items:
         ctx.error(node, f"missing key 'kind' (one of: {', '.join(_KINDS)})")
@@ -261,10 +267,11 @@ def _rule(
     if "message" in items:
         message = ctx.message(items["message"], "message") or message
 
-    if kind is None or rule_id is None or (point is None and kind != "derived"):
-        return None
-    if point is None:
-        return None
+    draft.kind, draft.id, draft.point, draft.point_node, draft.expr = (
+        kind, rule_id, point, point_node, expr)
+    draft.expr_node = items.get("expr")
+    if kind is None or rule_id is None or point is None:
+        return draft
     if kind == "derived":
         slot = UnitSlot()
         if "unit" in items:
@@ -281,9 +288,9 @@ def _rule(
         "location": ctx.loc(node),
     }
     rule = _KIND_READERS[kind](ctx, node, items, slot, common)
-    if rule is None or len(ctx.problems) > before:
-        return None
-    return _Draft(rule, ctx, node, point_node)
+    if rule is not None and len(ctx.problems) == before:
+        draft.rule = rule
+    return draft
 
 
 Items = dict[str, YNode]
@@ -521,89 +528,84 @@ def _derived_units(files: _Files) -> dict[str, str]:
 
 
 def _cross_check(
-    drafts: list[_Draft], files: _Files, known: Collection[str] | None, declared: Collection[str]
+    drafts: list[_Draft], files: _Files, known: Collection[str] | None
 ) -> list[Rule]:
     """Ids, point names, derived-point graph and lot point across every file; return rule order."""
     by_id: dict[str, _Draft] = {}
     for d in drafts:
-        first = by_id.get(d.rule.id)
+        if d.id is None:
+            continue
+        first = by_id.get(d.id)
         if first is not None:
-            d.ctx.error(
-                d.node.items["id"][1],
-                f"duplicate rule id {d.rule.id!r} (first at {first.rule.location})",
-            )
+            where = first.ctx.loc(first.node)
+            d.ctx.error(d.node.items["id"][1], f"duplicate rule id {d.id!r} (first at {where})")
         else:
-            by_id[d.rule.id] = d
+            by_id[d.id] = d
     defined: dict[str, _Draft] = {}
     for d in drafts:
-        if not isinstance(d.rule, DerivedRule):
+        if d.kind != "derived" or d.point is None:
             continue
         where = d.point_node or d.node
-        if known is not None and d.rule.point in known:
-            d.ctx.error(where, f"derived point {d.rule.point!r} has the name of a configured point")
-        elif d.rule.point in defined:
+        if known is not None and d.point in known:
+            d.ctx.error(where, f"derived point {d.point!r} has the name of a configured point")
+        elif d.point in defined:
             d.ctx.error(
-                where,
-                f"point {d.rule.point!r} is already derived by rule "
-                f"{defined[d.rule.point].rule.id!r}",
+                where, f"point {d.point!r} is already derived by rule {defined[d.point].id!r}"
             )
         else:
-            defined[d.rule.point] = d
-    # Inline `expr:` rules get an implicit derived point ahead of them.
-    implicit: dict[str, DerivedRule] = {}
+            defined[d.point] = d
+    names = set(defined) | (set(known) if known is not None else set())
     for d in drafts:
-        if not isinstance(d.rule, DerivedRule) and d.rule.expression is not None:
-            implicit[d.rule.id] = DerivedRule(
-                id=d.rule.point,
-                point=d.rule.point,
-                severity=d.rule.severity,
-                tags=d.rule.tags,
-                message=_DEFAULT_MESSAGES["derived"],
-                unit=d.rule.unit,
-                expression=d.rule.expression,
-                location=d.rule.location,
-            )
-    names = set(defined) | set(declared) | ({*known} if known is not None else set())
-    for d in drafts:
-        if known is None and d.rule.expression is None:
-            continue
-        where = d.point_node or d.node
-        if d.rule.expression is not None:
-            shift = 1 if isinstance(where, YScalar) and where.quoted else 0
-            for name in d.rule.expression.inputs:
-                if known is None and name not in defined:
-                    continue
-                if name not in names:
-                    col = where.col + shift + _find_name(d.rule.expression, where, name)
-                    d.ctx.error(
-                        (where.line, col), f"unknown point {name!r}{did_you_mean(name, names)}"
-                    )
-        elif not isinstance(d.rule, DerivedRule) and d.rule.point not in names:
-            d.ctx.error(where, f"unknown point {d.rule.point!r}{did_you_mean(d.rule.point, names)}")
+        if d.expr is not None and d.expr_node is not None:
+            node = d.expr_node
+            shift = 1 if isinstance(node, YScalar) and node.quoted else 0
+            for name in d.expr.inputs:
+                if name not in names and (known is not None or name in defined):
+                    col = node.col + shift + _find_name(node, name)
+                    hint = did_you_mean(name, names)
+                    d.ctx.error((node.line, col), f"unknown point {name!r}{hint}")
+        elif d.kind != "derived" and d.point is not None and known is not None:
+            if d.point not in names:
+                hint = did_you_mean(d.point, names)
+                d.ctx.error(d.point_node or d.node, f"unknown point {d.point!r}{hint}")
     if files.lot is not None and known is not None and files.lot[0] not in names:
         name, ctx, node = files.lot
         ctx.error(node, f"unknown point {name!r}{did_you_mean(name, names)}")
-    lot_rules = [d for d in drafts if isinstance(d.rule, LotRule)]
-    if lot_rules and files.lot is None:
-        for d in lot_rules:
-            d.ctx.error(
-                d.node, "a lot rule needs the lot point: add 'lot: <point>' at the top of the file"
-            )
-    ordered = _derived_order([d for d in drafts if isinstance(d.rule, DerivedRule)], implicit)
-    rest = [d.rule for d in drafts if not isinstance(d.rule, DerivedRule)]
-    return ordered + rest
+    if files.lot is None:
+        for d in drafts:
+            if d.kind == "lot":
+                d.ctx.error(
+                    d.node, "a lot rule needs the lot point: add 'lot: <point>' at the top of the file"
+                )
+    ordered = _derived_order(list(defined.values()))
+    implicit = [
+        DerivedRule(
+            id=d.rule.point,
+            point=d.rule.point,
+            severity=d.rule.severity,
+            tags=d.rule.tags,
+            message=_DEFAULT_MESSAGES["derived"],
+            unit=d.rule.unit,
+            expression=d.rule.expression,
+            location=d.rule.location,
+        )
+        for d in drafts
+        if d.rule is not None and d.kind != "derived" and d.rule.expression is not None
+    ]
+    rest = [d.rule for d in drafts if d.rule is not None and d.kind != "derived"]
+    return ordered + implicit + rest
 
 
-def _find_name(expr: Expression, node: YNode, name: str) -> int:
+def _find_name(node: YNode, name: str) -> int:
     """Column offset of ``name`` in the expression as written (0 when not found)."""
     text = node.text if isinstance(node, YScalar) else ""
     match = re.search(rf"(?<![\w.]){re.escape(name)}(?!\w)", text)
     return match.start() if match else 0
 
 
-def _derived_order(derived: list[_Draft], implicit: dict[str, DerivedRule]) -> list[Rule]:
+def _derived_order(derived: list[_Draft]) -> list[Rule]:
     """Derived rules in dependency order; a cycle is reported at each rule in it."""
-    by_point = {d.rule.point: d for d in derived}
+    by_point = {d.point: d for d in derived}
     order: list[Rule] = []
     state: dict[str, int] = {}  # 1 = visiting, 2 = done
 
@@ -613,22 +615,20 @@ def _derived_order(derived: list[_Draft], implicit: dict[str, DerivedRule]) -> l
         if state.get(point) == 1:
             cycle = [*path[path.index(point) :], point]
             d = by_point[point]
-            d.ctx.error(
-                d.point_node or d.node, f"derived points form a cycle: {' -> '.join(cycle)}"
-            )
+            d.ctx.error(d.point_node or d.node, f"derived points form a cycle: {' -> '.join(cycle)}")
             return
         state[point] = 1
-        rule = by_point[point].rule
-        for name in rule.expression.inputs if rule.expression else ():
+        d = by_point[point]
+        for name in d.expr.inputs if d.expr else ():
             if name in by_point:
                 visit(name, [*path, point])
         state[point] = 2
-        order.append(rule)
+        if d.rule is not None:
+            order.append(d.rule)
 
     for d in derived:
-        visit(d.rule.point, [])
-    for rule in implicit.values():
-        order.append(rule)
+        assert d.point is not None
+        visit(d.point, [])
     return order
 
 
@@ -657,15 +657,8 @@ def check_rules(
         if root is not None:
             _top(root, ctx, files, known)
     derived_units = _derived_units(files)
-    drafts = [
-        d
-        for ctx, node in files.rule_nodes
-        if (d := _rule(ctx, node, files, known, derived_units)) is not None
-    ]
-    # Points of derived rules that failed still count as declared: no cascade of
-    # "unknown point" errors from one broken derived rule.
-    declared = {p for ctx, node in files.rule_nodes if (p := _declared_point(node))}
-    rules = _cross_check(drafts, files, known, declared)
+    drafts = [_rule(ctx, node, files, known, derived_units) for ctx, node in files.rule_nodes]
+    rules = _cross_check(drafts, files, known)
     order = {c.file: i for i, c in enumerate(ctxs)}
     problems = sorted(
         (p for c in ctxs for p in c.problems),

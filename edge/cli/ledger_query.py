@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import os
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ import click
 import orjson
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from edge.errors import ConfigError, EdgeError
 from edge.ledger.epcis import epcis_document
@@ -58,6 +60,14 @@ def _one_line_errors() -> Iterator[None]:
         raise click.UsageError("; ".join(exc.problems)) from exc
     except EdgeError as exc:
         raise click.ClickException(str(exc).splitlines()[0] if str(exc) else repr(exc)) from exc
+
+
+def _console() -> Console:
+    """Rich console; piped output gets 160 columns (not 80) so tables stay readable in files."""
+    console = Console(soft_wrap=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(soft_wrap=False, width=160)
+    return console
 
 
 def _json(value: Any) -> str:
@@ -136,12 +146,13 @@ def query_command(
         click.echo(out.getvalue(), nl=False)
     else:
         table = Table(title=f"{len(rows)} entries", show_lines=False)
-        for column in ("ts", "node", "seq", "type", "lots", "summary"):
-            table.add_column(column, overflow="fold", no_wrap=column == "ts")
+        for column in ("ts", "node", "seq", "type", "lots"):
+            table.add_column(column, no_wrap=True)
+        table.add_column("summary", overflow="fold", ratio=1)
         for row in rows:
-            table.add_row(row["ts"], row["node"], str(row["seq"]), row["type"], row["lots"],
-                          row["summary"])  # fmt: skip
-        Console(soft_wrap=False).print(table)
+            table.add_row(*(Text(str(row[c])) for c in ("ts", "node", "seq", "type", "lots")),
+                          Text(row["summary"]))  # fmt: skip
+        _console().print(table)
 
 
 _EMPTY_ROW = dict.fromkeys(("ts", "node", "site", "feed", "seq", "type", "lots", "actor", "summary", "id"))
@@ -160,45 +171,50 @@ def _load_trace(db: Path, lot: str) -> LotTrace:
 
 
 def _print_trace(trace: LotTrace) -> None:
-    console = Console(soft_wrap=False)
+    console = _console()
     first, last = trace.events[0].entry.ts, trace.events[-1].entry.ts
     feeds = {e.entry.feed for e in trace.events}
-    console.print(f"[bold]Lot {trace.lot}[/]: {len(trace.events)} entries from "
-                  f"{len(feeds)} feed(s), {first} .. {last}")  # fmt: skip
+    console.print(Text.assemble(("Lot " + trace.lot, "bold"),
+                                f": {len(trace.events)} entries from {len(feeds)} feed(s), "
+                                f"{first} .. {last}"))  # fmt: skip
     stations = Table(title="Stations")
     for column in ("station", "node/site", "start", "end", "checks"):
         stations.add_column(column, overflow="fold")
     for visit in trace.visits:
         passed = sum(1 for c in visit.checks if c.get("passed") is True)
         checks = f"{passed}/{len(visit.checks)} passed" if visit.checks else "-"
-        stations.add_row(visit.name or "-", visit.station.name,
-                         visit.start.ts if visit.start else "-",
-                         visit.end.ts if visit.end else "-", checks)  # fmt: skip
+        stations.add_row(*map(Text, (visit.name or "-", visit.station.name,
+                                     visit.start.ts if visit.start else "-",
+                                     visit.end.ts if visit.end else "-", checks)))  # fmt: skip
     console.print(stations)
     aggregates = Table(title="Aggregates at lot end")
     for column in ("station", "point", "count", "mean", "min", "max", "std", "unit"):
         aggregates.add_column(column, overflow="fold")
     for visit in trace.visits:
         for point, agg in sorted(visit.aggregates.items()):
-            aggregates.add_row(visit.name or visit.station.name, point,
-                               *(str(agg.get(k, "")) for k in ("count", "mean", "min", "max", "std", "unit")))  # fmt: skip
+            cells = [str(agg.get(k, "")) for k in ("count", "mean", "min", "max", "std", "unit")]
+            aggregates.add_row(*map(Text, (visit.name or visit.station.name, point, *cells)))
     if aggregates.row_count:
         console.print(aggregates)
     rules = Table(title="Rule sets in force")
     for column in ("node/site", "since", "hash", "rules", "entry"):
         rules.add_column(column, overflow="fold")
     for rule_set in trace.rule_sets:
-        rules.add_row(rule_set.station.name, rule_set.entry.ts, rule_set.hash[:16],
-                      str(len(rule_set.entry.body.get("rules") or ())), rule_set.entry.id[:16])  # fmt: skip
+        count = str(len(rule_set.entry.body.get("rules") or ()))
+        rules.add_row(*map(Text, (rule_set.station.name, rule_set.entry.ts, rule_set.hash[:16],
+                                  count, rule_set.entry.id[:16])))  # fmt: skip
     if rules.row_count:
         console.print(rules)
     timeline = Table(title="Timeline")
     for column in ("ts", "node/site", "type", "summary", "entry"):
         timeline.add_column(column, overflow="fold", no_wrap=column == "ts")
     for event in trace.events:
-        note = f" [red](corrected by {', '.join(c[:12] for c in event.corrected_by)})[/]" if event.corrected_by else ""
-        timeline.add_row(event.entry.ts, event.station.name, event.entry.type,
-                         event.summary + note, event.entry.id[:16])  # fmt: skip
+        summary = Text(event.summary)
+        if event.corrected_by:
+            by = ", ".join(c[:12] for c in event.corrected_by)
+            summary.append(f" (corrected by {by})", style="red")
+        timeline.add_row(Text(event.entry.ts), Text(event.station.name), Text(event.entry.type),
+                         summary, Text(event.entry.id[:16]))  # fmt: skip
     console.print(timeline)
 
 
