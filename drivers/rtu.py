@@ -18,7 +18,7 @@ import serial
 
 from edge.config import BusConfig, DeviceConfig
 from edge.drivers.planner import BIT_TABLES, ReadRequest
-from edge.drivers.transport import ModbusTransport, silent_interval, where
+from edge.drivers.transport import ModbusTransport, where
 from edge.errors import (
     DeviceException,
     DeviceTimeout,
@@ -73,8 +73,8 @@ class RtuTransport(ModbusTransport):
         self._serial: serial.Serial | None = None
         self._instruments: dict[int, minimalmodbus.Instrument] = {}
         self._last_end = 0.0
-        # pacing: the Modbus frame gap, or the configured one when longer
-        self._gap = max(silent_interval(bus), bus.inter_frame)
+        # extra pacing on top of the t3.5 silence minimalmodbus keeps after every reply
+        self._gap = bus.inter_frame
 
     @property
     def is_open(self) -> bool:

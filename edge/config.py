@@ -400,7 +400,7 @@ def _device(r: _Reader, name: str, s: Mapping[str, Any], buses: Mapping[str, Bus
     p = f"devices.{name}"
     r.table(s, p, tuple(DeviceConfig.__slots__)[1:])
     bus = r.get(s, p, "bus", str, "", required=True)
-    if bus and buses and bus not in buses:
+    if bus and bus not in buses:
         near = difflib.get_close_matches(bus, list(buses), n=1)
         hint = f" (did you mean '{near[0]}'?)" if near else ""
         r.problem(f"{p}.bus", f"no bus named {bus!r}{hint}")
@@ -440,7 +440,7 @@ def _point(
     r.table(s, p, tuple(PointConfig.__slots__)[1:])
     device = r.get(s, p, "device", str, "", required=True)
     dev = devices.get(device)
-    if device and devices and dev is None:
+    if device and dev is None:
         near = difflib.get_close_matches(device, list(devices), n=1)
         hint = f" (did you mean '{near[0]}'?)" if near else ""
         r.problem(f"{p}.device", f"no device named {device!r}{hint}")

@@ -61,7 +61,10 @@ class ModbusDevice:
         probability = float(fault.params.get("probability", 1.0))
         if probability >= 1.0:
             return True
-        return deterministic_random(self.seed, self.name, fault.kind, self.requests).random() < probability
+        return (
+            deterministic_random(self.seed, self.name, fault.kind, self.requests).random()
+            < probability
+        )
 
     def handle(self, pdu: bytes, now: float, *, broadcast: bool = False) -> Reply:
         """Answer one request PDU at simulation time ``now``.

@@ -4,18 +4,19 @@ A fault is a named kind with parameters, active from ``start`` to ``end`` (simul
 ``end`` None = until cleared). Value faults change the numbers a device reports; communication
 faults change how it answers; ``port_gone`` unplugs the whole port its bus hangs on.
 
-| kind | parameters (defaults) | effect |
-|---|---|---|
-| noise | sd (1.0) | adds N(0, sd) to the value at every model step |
-| drift | rate (0.01, units/s) | adds rate * seconds since the fault started |
-| stuck | value (the value when it stuck) | the value stops changing |
-| spikes | magnitude (10.0), probability (0.05) | at each model step, with the given probability, adds ±magnitude |
-| no_response | probability (1.0) | requests go unanswered (the master times out) |
-| corrupt_crc | probability (1.0) | replies carry a wrong CRC (RTU), a wrong transaction id (TCP), a garbled line (serial) |
-| slow_response | delay (0.5 s) | replies come ``delay`` seconds late |
-| wrong_unit | unit (own unit + 1) | replies carry another unit id |
-| exception | code (4), function (all) | requests are answered with Modbus exception ``code`` |
-| port_gone | duration (until cleared) | the PTY is closed and its symlink removed; re-created at the same path after ``duration`` / on clear |
+- noise (sd=1.0): adds N(0, sd) at every model step.
+- drift (rate=0.01 units/s): adds rate * seconds since the fault started.
+- stuck (value=the value when it stuck): the value stops changing.
+- spikes (magnitude=10.0, probability=0.05): at each model step, with that probability,
+  adds ±magnitude.
+- no_response (probability=1.0): requests go unanswered (the master times out).
+- corrupt_crc (probability=1.0): replies carry a wrong CRC (RTU), a wrong transaction id
+  (TCP), a garbled character (serial line).
+- slow_response (delay=0.5 s): replies come ``delay`` late.
+- wrong_unit (unit=own unit + 1): replies carry another unit id.
+- exception (code=4, function=all): requests are answered with Modbus exception ``code``.
+- port_gone: the PTY is closed and its symlink removed (TCP: listener and connections
+  closed); re-created at the same path after ``duration`` or on clear.
 
 ``point`` (optional, value faults) restricts a value fault to one point of the device; ``duration``
 (any fault) makes it clear itself.
@@ -33,8 +34,8 @@ from edge.durations import parse_duration
 
 __all__ = [
     "COMM_FAULTS",
-    "FAULT_PARAMS",
     "FAULTS",
+    "FAULT_PARAMS",
     "VALUE_FAULTS",
     "Fault",
     "FaultSet",
@@ -43,7 +44,14 @@ __all__ = [
 ]
 
 VALUE_FAULTS = ("noise", "drift", "stuck", "spikes")
-COMM_FAULTS = ("no_response", "corrupt_crc", "slow_response", "wrong_unit", "exception", "port_gone")
+COMM_FAULTS = (
+    "no_response",
+    "corrupt_crc",
+    "slow_response",
+    "wrong_unit",
+    "exception",
+    "port_gone",
+)
 FAULTS = VALUE_FAULTS + COMM_FAULTS
 
 #: Parameters each fault accepts, with their defaults (None: no default, computed on use).
@@ -157,7 +165,11 @@ class FaultSet:
     def add(self, fault: Fault) -> None:
         """Put a fault in force (a second fault of the same kind replaces the first)."""
         with self.lock:
-            self.faults = [f for f in self.faults if f.kind != fault.kind or f.params.get("point") != fault.params.get("point")]
+            self.faults = [
+                f
+                for f in self.faults
+                if f.kind != fault.kind or f.params.get("point") != fault.params.get("point")
+            ]
             self.faults.append(fault)
 
     def clear(self, kind: str | None = None) -> list[Fault]:
@@ -178,4 +190,8 @@ class FaultSet:
     def value_faults(self, point: str, now: float) -> list[Fault]:
         """Value faults in force at ``now`` that touch ``point``."""
         with self.lock:
-            return [f for f in self.faults if f.kind in VALUE_FAULTS and f.active(now) and f.applies_to(point)]
+            return [
+                f
+                for f in self.faults
+                if f.kind in VALUE_FAULTS and f.active(now) and f.applies_to(point)
+            ]

@@ -7,11 +7,11 @@ assumes one ``read()`` returns one line breaks here as it would on a real port.
 
 Line templates (``format``; Python format syntax):
 
-| kind | default template | fields | example |
-|---|---|---|---|
-| scale | ``{status},{mode},{value:+08.2f} {unit}`` | status ST (stable) / US (unstable), mode GS (gross) / NT (net), value, unit | ``ST,GS,+0012.34 g`` |
-| thermometer | ``T={value:+07.2f} {unit}`` | value, unit | ``T=+004.12 C`` |
-| scanner | ``{code}`` | code (current lot), seq (scan number) | ``L2026-0001`` |
+- scale: ``{status},{mode},{value:+08.2f} {unit}`` -> ``ST,GS,+0012.34 g``; status ST
+  (stable) / US (unstable: the reading changed less than ``settle`` ago), mode GS (gross) /
+  NT (net, when ``tare`` is set).
+- thermometer: ``T={value:+07.2f} {unit}`` -> ``T=+004.12 C``.
+- scanner: ``{code}`` -> ``L2026-0412-A``; fields code (current lot), seq (scan number).
 
 Faults: ``no_response`` (silent), ``slow_response`` (lines late), ``corrupt_crc`` (one character
 garbled), value faults on the reading, ``port_gone`` (handled by the simulator).
@@ -109,14 +109,18 @@ class LineDevice:
         if self.spec.kind == "scale":
             status = "ST" if t - changed_at >= self.spec.settle else "US"
             mode = "NT" if self.spec.tare else "GS"
-            return self.template.format(status=status, mode=mode, value=value - self.spec.tare, unit=self.unit)
+            return self.template.format(
+                status=status, mode=mode, value=value - self.spec.tare, unit=self.unit
+            )
         return self.template.format(value=value, unit=self.unit)
 
     def _on_readable(self) -> None:
         self._rx += self.port.read()
         # accept CR, LF or CR LF after a command, as terminal programs send any of them
         while True:
-            cut = min((i for i in (self._rx.find(b"\r"), self._rx.find(b"\n")) if i >= 0), default=-1)
+            cut = min(
+                (i for i in (self._rx.find(b"\r"), self._rx.find(b"\n")) if i >= 0), default=-1
+            )
             if cut < 0:
                 if len(self._rx) > 256:
                     self._rx.clear()
@@ -174,7 +178,11 @@ class LineDevice:
         if faults.active("corrupt_crc", t) is not None and line:
             rng = deterministic_random(self.seed, self.spec.name, "garble", self.stats.lines)
             i = rng.randrange(len(line))
-            line = line[:i] + chr(ord(line[i]) ^ 0x20 if line[i].isalpha() else ord("?")) + line[i + 1 :]
+            line = (
+                line[:i]
+                + chr(ord(line[i]) ^ 0x20 if line[i].isalpha() else ord("?"))
+                + line[i + 1 :]
+            )
         data = (line + self.line_ending).encode("ascii", "replace")
         half = max(1, len(data) // 2)
         if not self.port.write(data[:half]):

@@ -9,14 +9,15 @@ Parameters can change over time (``setpoint`` 4.0 -> 12.0 during a cooling failu
 changes are :class:`ParamChange` events at given times, so a scheduled change is deterministic
 too.
 
-| kind | parameters | behaviour |
-|---|---|---|
-| constant | value | stays at ``value`` (changes only by schedule) |
-| thermal | start, setpoint, tau, noise | first-order lag toward ``setpoint`` with time constant ``tau`` s, plus N(0, noise) |
-| normal | mean, sd, drift, period | a new draw N(mean + drift * t, sd) every ``period`` s (fill weight, torque per cycle) |
-| walk | start, mean, tau, sd | mean-reverting random walk (Ornstein-Uhlenbeck): humidity, pressure |
-| counter | start, rate | increases by 1 every 1/``rate`` s (bottles filled) |
-| square | low, high, period, duty | ``high`` for the first ``duty`` fraction of each period, else ``low`` |
+- constant (value): stays at ``value`` (changes only by schedule).
+- thermal (start, setpoint, tau, noise): first-order lag toward ``setpoint`` with time
+  constant ``tau`` s, plus measurement noise N(0, noise).
+- normal (mean, sd, drift, period): a new draw N(mean + drift * t, sd) every ``period`` s
+  (fill weight, torque per cycle).
+- walk (start, mean, tau, sd): mean-reverting random walk (Ornstein-Uhlenbeck): humidity,
+  pressure.
+- counter (start, rate): start + floor(rate * t) (bottles filled).
+- square (low, high, period, duty): ``high`` for the first ``duty`` fraction of each period.
 """
 
 from __future__ import annotations
@@ -73,7 +74,9 @@ class Model:
 
     def __post_init__(self) -> None:
         if self.kind not in MODEL_PARAMS:
-            raise ValueError(f"unknown model kind {self.kind!r}; expected one of {', '.join(MODEL_PARAMS)}")
+            raise ValueError(
+                f"unknown model kind {self.kind!r}; expected one of {', '.join(MODEL_PARAMS)}"
+            )
         merged = {**_COMMON, **MODEL_PARAMS[self.kind]}
         unknown = set(self.params) - set(merged)
         if unknown:
@@ -130,11 +133,17 @@ class Model:
                     self._value += (p["setpoint"] - self._value) * alpha
                 case "walk":
                     alpha = 1.0 - math.exp(-dt / p["tau"]) if p["tau"] > 0 else 1.0
-                    self._value += (p["mean"] - self._value) * alpha + rng.gauss(0.0, p["sd"]) * math.sqrt(dt)
+                    self._value += (p["mean"] - self._value) * alpha + rng.gauss(
+                        0.0, p["sd"]
+                    ) * math.sqrt(dt)
                 case "normal":
                     per = max(1, round(p["period"] / dt))
                     if self._step_no % per == 0:
-                        self._value = rng.gauss(p["mean"] + p["drift"] * t, p["sd"]) if p["sd"] > 0 else p["mean"] + p["drift"] * t
+                        self._value = (
+                            rng.gauss(p["mean"] + p["drift"] * t, p["sd"])
+                            if p["sd"] > 0
+                            else p["mean"] + p["drift"] * t
+                        )
                 case "counter":
                     self._value = p["start"] + math.floor(t * p["rate"])
                 case "square":
@@ -164,7 +173,12 @@ class Model:
 
 
 def apply_value_faults(
-    value: float, faults: Sequence[Fault], t: float, step: float, key: tuple[object, ...], stuck_value: float | None
+    value: float,
+    faults: Sequence[Fault],
+    t: float,
+    step: float,
+    key: tuple[object, ...],
+    stuck_value: float | None,
 ) -> float:
     """Apply value faults in force to a model value at time ``t``.
 
@@ -177,7 +191,11 @@ def apply_value_faults(
         p = fault.params
         match fault.kind:
             case "stuck":
-                value = float(p["value"]) if p.get("value") is not None else (stuck_value if stuck_value is not None else value)
+                value = (
+                    float(p["value"])
+                    if p.get("value") is not None
+                    else (stuck_value if stuck_value is not None else value)
+                )
             case "noise":
                 value += deterministic_random("fault-noise", *key, n).gauss(0.0, float(p["sd"]))
             case "drift":

@@ -38,10 +38,14 @@ class PlantPoint:
         for fault in active:
             if fault.kind == "stuck" and id(fault) not in self.stuck:
                 # The model never went past `now`, and the fault started at or before it.
-                self.stuck[id(fault)] = self.model.value_at(max(fault.start, self.model._step_no * self.model.step))
+                self.stuck[id(fault)] = self.model.value_at(
+                    max(fault.start, self.model._step_no * self.model.step)
+                )
             if fault.kind == "stuck":
                 stuck_value = self.stuck[id(fault)]
-        return apply_value_faults(self.model.value_at(t), active, t, self.model.step, self.key, stuck_value)
+        return apply_value_faults(
+            self.model.value_at(t), active, t, self.model.step, self.key, stuck_value
+        )
 
 
 class Plant:
@@ -62,7 +66,12 @@ class Plant:
         for name, dev in scenario.devices.items():
             self.faults[name] = FaultSet()
             self.points[name] = {
-                pname: PlantPoint(name, p, Model(p.model, dict(p.params), key=(seed, name, pname)), (seed, name, pname))
+                pname: PlantPoint(
+                    name,
+                    p,
+                    Model(p.model, dict(p.params), key=(seed, name, pname)),
+                    (seed, name, pname),
+                )
                 for pname, p in dev.points.items()
             }
             if dev.kind == "modbus":
@@ -83,9 +92,12 @@ class Plant:
 
     def _make_modbus(self, dev: ScenarioDevice) -> ModbusDevice:
         sizes = dev.tables
-        bank = RegisterBank.create(sizes["holding"], sizes["input"], sizes["coil"], sizes["discrete"])
+        bank = RegisterBank.create(
+            sizes["holding"], sizes["input"], sizes["coil"], sizes["discrete"]
+        )
         device = ModbusDevice(dev.name, dev.unit, bank, self.faults[dev.name], seed=self.seed)
-        device.refresh = lambda now, name=dev.name: self.refresh(name, now)  # type: ignore[misc]
+        name = dev.name
+        device.refresh = lambda now: self.refresh(name, now)
         return device
 
     def device(self, name: str) -> ScenarioDevice:
@@ -94,13 +106,17 @@ class Plant:
             return self.scenario.devices[name]
         except KeyError:
             known = ", ".join(self.scenario.devices)
-            raise KeyError(f"no device {name!r} in scenario {self.scenario.name!r} (devices: {known})") from None
+            raise KeyError(
+                f"no device {name!r} in scenario {self.scenario.name!r} (devices: {known})"
+            ) from None
 
     def point(self, device: str, point: str) -> PlantPoint:
         """One point; KeyError naming the known ones."""
         points = self.points[self.device(device).name]
         if point not in points:
-            raise KeyError(f"device {device!r} has no point {point!r} (points: {', '.join(points)})")
+            raise KeyError(
+                f"device {device!r} has no point {point!r} (points: {', '.join(points)})"
+            )
         return points[point]
 
     def value(self, device: str, point: str, t: float) -> float:
@@ -124,5 +140,14 @@ class Plant:
                 if value == pp.written:
                     continue
                 p = pp.spec
-                modbus.bank.set_value(p.table, p.register, value, p.type, p.order, scale=p.scale, offset=p.offset, length=p.length)
+                modbus.bank.set_value(
+                    p.table,
+                    p.register,
+                    value,
+                    p.type,
+                    p.order,
+                    scale=p.scale,
+                    offset=p.offset,
+                    length=p.length,
+                )
                 pp.written = value

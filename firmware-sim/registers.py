@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "DATA_TYPES",
@@ -75,12 +76,16 @@ def encode(
     if data_type == "bool":
         return [1 if value else 0]
     code, words = _NUMERIC[data_type]
-    raw_value = (float(value) - offset) / scale
+    # exact integers stay exact (a float has 53 bits: int64 counters would lose their low bits)
+    exact = isinstance(value, int) and scale == 1.0 and offset == 0.0
+    raw_value: float | int = int(value) if exact else (float(value) - offset) / scale
     if code in "fd":
         raw = struct.pack(">" + code, raw_value)
     else:
         bits = 16 * words
-        low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if code.islower() else (0, (1 << bits) - 1)
+        low, high = (
+            (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if code.islower() else (0, (1 << bits) - 1)
+        )
         raw = struct.pack(">" + code, max(low, min(high, round(raw_value))))
     wire = _reorder(raw, order)
     return [int.from_bytes(wire[i : i + 2], "big") for i in range(0, len(wire), 2)]
@@ -96,7 +101,9 @@ def decode(
 ) -> float | int | str:
     """Decode register words back to an engineering value (the inverse of :func:`encode`)."""
     if data_type == "string":
-        return b"".join(w.to_bytes(2, "big") for w in words).rstrip(b"\0").decode("ascii", "replace")
+        return (
+            b"".join(w.to_bytes(2, "big") for w in words).rstrip(b"\0").decode("ascii", "replace")
+        )
     if data_type == "bool":
         return int(bool(words[0]))
     code, count = _NUMERIC[data_type]
@@ -127,9 +134,13 @@ class RegisterBank:
     lock: threading.RLock
 
     @classmethod
-    def create(cls, holding: int = 100, input: int = 100, coils: int = 64, discrete: int = 64) -> RegisterBank:
+    def create(
+        cls, holding: int = 100, input: int = 100, coils: int = 64, discrete: int = 64
+    ) -> RegisterBank:
         """A bank of zeros with the given table sizes."""
-        return cls([0] * holding, [0] * input, [False] * coils, [False] * discrete, threading.RLock())
+        return cls(
+            [0] * holding, [0] * input, [False] * coils, [False] * discrete, threading.RLock()
+        )
 
     def table(self, name: str) -> list[int] | list[bool]:
         """The table called ``holding``, ``input``, ``coil`` or ``discrete``."""
@@ -149,7 +160,9 @@ class RegisterBank:
         with self.lock:
             data = self.table(table)
             if address < 0 or address + count > len(data):
-                raise IndexError(f"{table} {address}..{address + count - 1} outside 0..{len(data) - 1}")
+                raise IndexError(
+                    f"{table} {address}..{address + count - 1} outside 0..{len(data) - 1}"
+                )
             return [int(v) for v in data[address : address + count]]
 
     def set(self, table: str, address: int, values: list[int] | list[bool]) -> None:
@@ -157,9 +170,13 @@ class RegisterBank:
         with self.lock:
             data = self.table(table)
             if address < 0 or address + len(values) > len(data):
-                raise IndexError(f"{table} {address}..{address + len(values) - 1} outside 0..{len(data) - 1}")
+                raise IndexError(
+                    f"{table} {address}..{address + len(values) - 1} outside 0..{len(data) - 1}"
+                )
+            bits = table in ("coil", "coils", "discrete")
+            stored: list[Any] = data
             for i, v in enumerate(values):
-                data[address + i] = bool(v) if table in ("coil", "coils", "discrete") else int(v) & 0xFFFF  # type: ignore[call-overload]
+                stored[address + i] = bool(v) if bits else int(v) & 0xFFFF
 
     def set_value(
         self,
@@ -177,7 +194,11 @@ class RegisterBank:
         if table in ("coil", "coils", "discrete"):
             self.set(table, address, [bool(value)])
         else:
-            self.set(table, address, encode(value, data_type, order, scale=scale, offset=offset, length=length))
+            self.set(
+                table,
+                address,
+                encode(value, data_type, order, scale=scale, offset=offset, length=length),
+            )
 
     def get_value(
         self,

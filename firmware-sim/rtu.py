@@ -75,7 +75,14 @@ class RequestFramer:
         while len(buf) >= 4:
             length = _expected_length(buf)
             if length is None and buf[1] not in (15, 16):
-                length = next((n for n in range(4, min(len(buf), _MAX_FRAME) + 1) if check_crc(bytes(buf[:n]))), None)
+                length = next(
+                    (
+                        n
+                        for n in range(4, min(len(buf), _MAX_FRAME) + 1)
+                        if check_crc(bytes(buf[:n]))
+                    ),
+                    None,
+                )
                 if length is None:
                     if len(buf) >= _MAX_FRAME:
                         self.stats.dropped_bytes += len(buf)
@@ -146,7 +153,9 @@ class RtuSlave:
         return self.framer.stats
 
     @classmethod
-    def on_new_pty(cls, link: Path, banks: Mapping[int, RegisterBank], **kwargs: object) -> RtuSlave:
+    def on_new_pty(
+        cls, link: Path, banks: Mapping[int, RegisterBank], **kwargs: object
+    ) -> RtuSlave:
         """Shortcut: a slave for plain register banks on a new PTY whose symlink is ``link``."""
         return cls(PtyPort(link), banks, **kwargs)  # type: ignore[arg-type]
 
@@ -183,10 +192,10 @@ class RtuSlave:
             for device in self.devices.values():
                 device.handle(pdu, now, broadcast=True)
             return
-        device = self.devices.get(unit)
-        if device is None:
+        target = self.devices.get(unit)
+        if target is None:
             return
-        reply = device.handle(pdu, now)
+        reply = target.handle(pdu, now)
         if reply.pdu is None:
             return
         data = append_crc(bytes([reply.unit]) + reply.pdu)
@@ -194,7 +203,9 @@ class RtuSlave:
             data = data[:-2] + bytes([data[-2] ^ 0x5A, data[-1] ^ 0xA5])
         wait = self.turnaround + reply.delay
         if self.line_timing:
-            wait = exchange_time(len(frame), len(data), self.baudrate, self.turnaround) + reply.delay
+            wait = (
+                exchange_time(len(frame), len(data), self.baudrate, self.turnaround) + reply.delay
+            )
         generation = self.port.generation
         await _write_at(self.port, data, received + wait, generation)
         self.stats.replies += 1

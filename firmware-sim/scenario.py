@@ -17,16 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge.firmware_sim.faults import FAULTS, check_fault
+from edge.firmware_sim.models import _COMMON as _MODEL_COMMON
+from edge.firmware_sim.models import MODEL_PARAMS
+from edge.firmware_sim.registers import DATA_TYPES, ORDERS, TABLES, word_count
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from edge.durations import parse_duration
 from edge.errors import ConfigError
-from edge.firmware_sim.faults import FAULTS, check_fault
-from edge.firmware_sim.models import _COMMON as _MODEL_COMMON
-from edge.firmware_sim.models import MODEL_PARAMS
-from edge.firmware_sim.registers import DATA_TYPES, ORDERS, TABLES, word_count
 
 __all__ = [
     "BUS_KINDS",
@@ -124,7 +124,9 @@ class Scenario:
 def list_scenarios() -> dict[str, str]:
     """Shipped scenarios: name -> first line of their description."""
     out = {}
-    for entry in sorted(importlib.resources.files("edge.firmware_sim.scenarios").iterdir(), key=lambda e: e.name):
+    for entry in sorted(
+        importlib.resources.files("edge.firmware_sim.scenarios").iterdir(), key=lambda e: e.name
+    ):
         if entry.name.endswith(".yaml"):
             name = entry.name.removesuffix(".yaml")
             try:
@@ -143,11 +145,17 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
     text_name = str(name_or_path)
     path = Path(name_or_path)
     if not path.suffix and "/" not in text_name:
-        shipped = importlib.resources.files("edge.firmware_sim.scenarios").joinpath(f"{text_name}.yaml")
+        shipped = importlib.resources.files("edge.firmware_sim.scenarios").joinpath(
+            f"{text_name}.yaml"
+        )
         if shipped.is_file():
-            return parse_scenario(shipped.read_text("utf-8"), Path(str(shipped)), display=f"{text_name}.yaml")
+            return parse_scenario(
+                shipped.read_text("utf-8"), Path(str(shipped)), display=f"{text_name}.yaml"
+            )
         known = ", ".join(sorted(list_names()))
-        raise ConfigError(f"{text_name}: no such scenario (shipped: {known}; or give a path to a .yaml file)")
+        raise ConfigError(
+            f"{text_name}: no such scenario (shipped: {known}; or give a path to a .yaml file)"
+        )
     try:
         text = path.read_text("utf-8")
     except FileNotFoundError:
@@ -170,11 +178,15 @@ class _Reader:
         self.display = display
         self.problems: list[str] = []
 
-    def problem(self, parent: Any, key: Any, path: str, message: str, *, on_value: bool = False) -> None:
+    def problem(
+        self, parent: Any, key: Any, path: str, message: str, *, on_value: bool = False
+    ) -> None:
         pos = ""
         try:
             if isinstance(parent, CommentedMap):
-                line, col = parent.lc.value(key) if on_value and key in parent else parent.lc.key(key)
+                line, col = (
+                    parent.lc.value(key) if on_value and key in parent else parent.lc.key(key)
+                )
                 pos = f":{line + 1}:{col + 1}"
             elif isinstance(parent, CommentedSeq):
                 line, col = parent.lc.item(key)
@@ -184,12 +196,16 @@ class _Reader:
                 pos = f":{parent.lc.line + 1}:{parent.lc.col + 1}"
         self.problems.append(f"{self.display}{pos}: {path}: {message}")
 
-    def mapping(self, parent: Any, key: Any, path: str, known: tuple[str, ...] | None = None) -> CommentedMap:
+    def mapping(
+        self, parent: Any, key: Any, path: str, known: tuple[str, ...] | None = None
+    ) -> CommentedMap:
         value = parent.get(key) if isinstance(parent, Mapping) else parent[key]
         if value is None:
             return CommentedMap()
         if not isinstance(value, CommentedMap):
-            self.problem(parent, key, path, f"expected a mapping, got {_kind(value)}", on_value=True)
+            self.problem(
+                parent, key, path, f"expected a mapping, got {_kind(value)}", on_value=True
+            )
             return CommentedMap()
         if known is not None:
             for k in value:
@@ -199,9 +215,19 @@ class _Reader:
                     self.problem(value, k, f"{path}.{k}", f"unknown key{hint}")
         return value
 
-    def get(self, data: CommentedMap, path: str, key: str, kind: type | tuple[type, ...], default: Any = None,
-            *, required: bool = False, choices: tuple[str, ...] | None = None,
-            low: float | None = None, high: float | None = None) -> Any:  # fmt: skip
+    def get(
+        self,
+        data: CommentedMap,
+        path: str,
+        key: str,
+        kind: type | tuple[type, ...],
+        default: Any = None,
+        *,
+        required: bool = False,
+        choices: tuple[str, ...] | None = None,
+        low: int | None = None,
+        high: int | None = None,
+    ) -> Any:
         where = f"{path}.{key}" if path else key
         if key not in data or data[key] is None:
             if required:
@@ -211,20 +237,43 @@ class _Reader:
         kinds = kind if isinstance(kind, tuple) else (kind,)
         if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
             names = " or ".join(_NAMES.get(k, k.__name__) for k in kinds)
-            self.problem(data, key, where, f"expected {names}, got {_kind(value)} {value!r}", on_value=True)
+            self.problem(
+                data, key, where, f"expected {names}, got {_kind(value)} {value!r}", on_value=True
+            )
             return default
         if choices is not None and value not in choices:
             near = difflib.get_close_matches(str(value), choices, n=1)
             hint = f" (did you mean '{near[0]}'?)" if near else ""
-            self.problem(data, key, where, f"{value!r} is not one of {', '.join(choices)}{hint}", on_value=True)
+            self.problem(
+                data,
+                key,
+                where,
+                f"{value!r} is not one of {', '.join(choices)}{hint}",
+                on_value=True,
+            )
             return default
-        if (low is not None and value < low) or (high is not None and value > high):
-            self.problem(data, key, where, f"{value} is outside {low:g}..{high if high is not None else 'inf'}", on_value=True)
+        number: float = value if isinstance(value, int | float) else 0
+        if (low is not None and number < low) or (high is not None and number > high):
+            self.problem(
+                data,
+                key,
+                where,
+                f"{value} is outside {low:g}..{high if high is not None else 'inf'}",
+                on_value=True,
+            )
             return default
         return value
 
-    def duration(self, data: CommentedMap, path: str, key: str, default: float | None, *, required: bool = False,
-                 zero_ok: bool = True) -> float | None:  # fmt: skip
+    def duration(
+        self,
+        data: CommentedMap,
+        path: str,
+        key: str,
+        default: float | None,
+        *,
+        required: bool = False,
+        zero_ok: bool = True,
+    ) -> float | None:
         raw = self.get(data, path, key, str, None, required=required)
         if raw is None:
             return default
@@ -234,13 +283,21 @@ class _Reader:
             self.problem(data, key, f"{path}.{key}", str(exc), on_value=True)
             return default
         if seconds <= 0 and not zero_ok:
-            self.problem(data, key, f"{path}.{key}", f"duration must be positive, got {raw!r}", on_value=True)
+            self.problem(
+                data, key, f"{path}.{key}", f"duration must be positive, got {raw!r}", on_value=True
+            )
             return default
         return seconds
 
 
-_NAMES: dict[type, str] = {str: "a string", int: "an integer", float: "a number", bool: "true/false",
-                           CommentedMap: "a mapping", CommentedSeq: "a list"}  # fmt: skip
+_NAMES: dict[type, str] = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "true/false",
+    CommentedMap: "a mapping",
+    CommentedSeq: "a list",
+}
 
 
 def _kind(value: object) -> str:
@@ -259,7 +316,7 @@ def parse_scenario(text: str, source: Path | None, *, display: str | None = None
     """
     shown = display or (str(source) if source is not None else "<scenario>")
     yaml = YAML(typ="rt")
-    yaml.version = (1, 2)  # type: ignore[assignment]
+    yaml.version = (1, 2)
     try:
         doc = yaml.load(text)
     except MarkedYAMLError as exc:
@@ -269,7 +326,9 @@ def parse_scenario(text: str, source: Path | None, *, display: str | None = None
     except YAMLError as exc:
         raise ConfigError(f"{shown}: not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(doc, CommentedMap):
-        raise ConfigError(f"{shown}: a scenario must be a mapping with buses and devices, got {_kind(doc)}")
+        raise ConfigError(
+            f"{shown}: a scenario must be a mapping with buses and devices, got {_kind(doc)}"
+        )
     r = _Reader(shown)
     root = CommentedMap({"": doc})
     r.mapping(root, "", "", ("name", "description", "buses", "devices", "schedule"))
@@ -299,7 +358,12 @@ def parse_scenario(text: str, source: Path | None, *, display: str | None = None
 
 def _bus(r: _Reader, parent: CommentedMap, name: str, raw: Any) -> ScenarioBus | None:
     p = f"buses.{name}"
-    s = r.mapping(parent, name, p, ("kind", "baudrate", "bytesize", "parity", "stopbits", "turnaround", "line_ending"))
+    s = r.mapping(
+        parent,
+        name,
+        p,
+        ("kind", "baudrate", "bytesize", "parity", "stopbits", "turnaround", "line_ending"),
+    )
     if not isinstance(raw, CommentedMap):
         return None
     kind = r.get(s, p, "kind", str, None, required=True, choices=BUS_KINDS)
@@ -316,11 +380,36 @@ def _bus(r: _Reader, parent: CommentedMap, name: str, raw: Any) -> ScenarioBus |
     )
 
 
-_DEVICE_KEYS = ("bus", "kind", "unit", "tables", "points", "interval", "query", "format", "settle", "tare", "lots")
-_POINT_KEYS = ("table", "register", "type", "order", "scale", "offset", "length", "unit", "model", "value")
+_DEVICE_KEYS = (
+    "bus",
+    "kind",
+    "unit",
+    "tables",
+    "points",
+    "interval",
+    "query",
+    "format",
+    "settle",
+    "tare",
+    "lots",
+)
+_POINT_KEYS = (
+    "table",
+    "register",
+    "type",
+    "order",
+    "scale",
+    "offset",
+    "length",
+    "unit",
+    "model",
+    "value",
+)
 
 
-def _device(r: _Reader, parent: CommentedMap, name: str, raw: Any, buses: Mapping[str, ScenarioBus]) -> ScenarioDevice | None:
+def _device(
+    r: _Reader, parent: CommentedMap, name: str, raw: Any, buses: Mapping[str, ScenarioBus]
+) -> ScenarioDevice | None:
     p = f"devices.{name}"
     s = r.mapping(parent, name, p, _DEVICE_KEYS)
     if not isinstance(raw, CommentedMap):
@@ -334,7 +423,12 @@ def _device(r: _Reader, parent: CommentedMap, name: str, raw: Any, buses: Mappin
     default_kind = "scale" if bus is not None and bus.kind == "line" else "modbus"
     kind = r.get(s, p, "kind", str, default_kind, choices=DEVICE_KINDS)
     if bus is not None and (bus.kind == "line") != (kind != "modbus"):
-        r.problem(s, "kind" if "kind" in s else "bus", p, f"a {kind} device cannot sit on a {bus.kind} bus")
+        r.problem(
+            s,
+            "kind" if "kind" in s else "bus",
+            p,
+            f"a {kind} device cannot sit on a {bus.kind} bus",
+        )
     unit = r.get(s, p, "unit", int, 1, low=1, high=247)
     tables = dict(_TABLE_SIZES)
     tsec = r.mapping(s, "tables", f"{p}.tables", TABLES)
@@ -349,7 +443,12 @@ def _device(r: _Reader, parent: CommentedMap, name: str, raw: Any, buses: Mappin
     if kind == "modbus":
         _check_overlaps(r, psec, f"{p}.points", points)
     elif not points and kind != "scanner":
-        r.problem(s, "points" if "points" in s else None, f"{p}.points", f"a {kind} needs one point (its reading)")
+        r.problem(
+            s,
+            "points" if "points" in s else None,
+            f"{p}.points",
+            f"a {kind} needs one point (its reading)",
+        )
     lots: list[tuple[float, str]] = []
     lsec = s.get("lots")
     if lsec is not None:
@@ -359,7 +458,9 @@ def _device(r: _Reader, parent: CommentedMap, name: str, raw: Any, buses: Mappin
             for i, item in enumerate(lsec):
                 lp = f"{p}.lots[{i}]"
                 if not isinstance(item, CommentedMap):
-                    r.problem(lsec, i, lp, f"expected a mapping with at and code, got {_kind(item)}")
+                    r.problem(
+                        lsec, i, lp, f"expected a mapping with at and code, got {_kind(item)}"
+                    )
                     continue
                 r.mapping(lsec, i, lp, ("at", "code"))
                 at = r.duration(item, lp, "at", 0.0, required=True)
@@ -367,7 +468,9 @@ def _device(r: _Reader, parent: CommentedMap, name: str, raw: Any, buses: Mappin
                 if code is not None and at is not None:
                     lots.append((at, code))
     if kind == "scanner" and not lots:
-        r.problem(s, "lots" if "lots" in s else None, f"{p}.lots", "a scanner needs at least one lot code")
+        r.problem(
+            s, "lots" if "lots" in s else None, f"{p}.lots", "a scanner needs at least one lot code"
+        )
     if lots != sorted(lots, key=lambda x: x[0]):
         r.problem(s, "lots", f"{p}.lots", "lot changes must be in time order")
     return ScenarioDevice(
@@ -386,13 +489,23 @@ def _device(r: _Reader, parent: CommentedMap, name: str, raw: Any, buses: Mappin
     )
 
 
-def _point(r: _Reader, parent: CommentedMap, base: str, name: str, raw: Any, tables: Mapping[str, int], kind: str) -> ScenarioPoint | None:
+def _point(
+    r: _Reader,
+    parent: CommentedMap,
+    base: str,
+    name: str,
+    raw: Any,
+    tables: Mapping[str, int],
+    kind: str,
+) -> ScenarioPoint | None:
     p = f"{base}.{name}"
     s = r.mapping(parent, name, p, _POINT_KEYS)
     if not isinstance(raw, CommentedMap):
         return None
     table = r.get(s, p, "table", str, "holding", choices=TABLES)
-    dtype = r.get(s, p, "type", str, "bool" if table in ("coil", "discrete") else "uint16", choices=DATA_TYPES)
+    dtype = r.get(
+        s, p, "type", str, "bool" if table in ("coil", "discrete") else "uint16", choices=DATA_TYPES
+    )
     register = r.get(s, p, "register", int, 0, required=kind == "modbus", low=0, high=65535)
     length = r.get(s, p, "length", int, 1, low=1, high=123)
     scale = float(r.get(s, p, "scale", (int, float), 1.0))
@@ -400,8 +513,16 @@ def _point(r: _Reader, parent: CommentedMap, base: str, name: str, raw: Any, tab
         r.problem(s, "scale", f"{p}.scale", "scale must not be 0", on_value=True)
         scale = 1.0
     if kind == "modbus" and register + word_count(dtype, length) > tables.get(table, 0):
-        r.problem(s, "register", f"{p}.register", f"{table} {register}..{register + word_count(dtype, length) - 1} "
-                  f"lies outside the device's {table} table (size {tables.get(table, 0)}; set tables.{table})", on_value=True)  # fmt: skip
+        last = register + word_count(dtype, length) - 1
+        size = tables.get(table, 0)
+        message = f"{table} {register}..{last} lies outside the device's {table} table"
+        r.problem(
+            s,
+            "register",
+            f"{p}.register",
+            f"{message} (size {size}; set tables.{table})",
+            on_value=True,
+        )
     model, params = "constant", {}
     if "model" in s and "value" in s:
         r.problem(s, "value", p, "give either a model or a fixed value, not both")
@@ -411,7 +532,10 @@ def _point(r: _Reader, parent: CommentedMap, base: str, name: str, raw: Any, tab
     elif "model" in s:
         model, params = _model(r, s, f"{p}.model")
     return ScenarioPoint(
-        name, table, register, dtype,
+        name,
+        table,
+        register,
+        dtype,
         order=r.get(s, p, "order", str, "ABCD", choices=ORDERS),
         scale=scale,
         offset=float(r.get(s, p, "offset", (int, float), 0.0)),
@@ -419,7 +543,7 @@ def _point(r: _Reader, parent: CommentedMap, base: str, name: str, raw: Any, tab
         unit=r.get(s, p, "unit", str, ""),
         model=model,
         params=params,
-    )  # fmt: skip
+    )
 
 
 def _model(r: _Reader, parent: CommentedMap, p: str) -> tuple[str, dict[str, float]]:
@@ -432,7 +556,9 @@ def _model(r: _Reader, parent: CommentedMap, p: str) -> tuple[str, dict[str, flo
     return kind, _params(r, s, p, MODEL_PARAMS[kind], skip=("kind",))
 
 
-def _params(r: _Reader, s: CommentedMap, p: str, known: Mapping[str, Any], skip: tuple[str, ...] = ()) -> dict[str, float]:
+def _params(
+    r: _Reader, s: CommentedMap, p: str, known: Mapping[str, Any], skip: tuple[str, ...] = ()
+) -> dict[str, float]:
     params: dict[str, float] = {}
     for key in s:
         if key in skip or (key not in known and key not in _MODEL_COMMON):
@@ -448,17 +574,30 @@ def _params(r: _Reader, s: CommentedMap, p: str, known: Mapping[str, Any], skip:
     return params
 
 
-def _check_overlaps(r: _Reader, psec: CommentedMap, p: str, points: Mapping[str, ScenarioPoint]) -> None:
+def _check_overlaps(
+    r: _Reader, psec: CommentedMap, p: str, points: Mapping[str, ScenarioPoint]
+) -> None:
     taken: dict[tuple[str, int], str] = {}
     for name, point in points.items():
         for reg in range(point.register, point.register + word_count(point.type, point.length)):
             other = taken.setdefault((point.table, reg), name)
             if other != name:
-                r.problem(psec[name], "register", f"{p}.{name}.register", f"{point.table} {reg} is already used by point {other!r}", on_value=True)
+                r.problem(
+                    psec[name],
+                    "register",
+                    f"{p}.{name}.register",
+                    f"{point.table} {reg} is already used by point {other!r}",
+                    on_value=True,
+                )
                 break
 
 
-def _check_bus_sharing(r: _Reader, devs: CommentedMap, devices: Mapping[str, ScenarioDevice], buses: Mapping[str, ScenarioBus]) -> None:
+def _check_bus_sharing(
+    r: _Reader,
+    devs: CommentedMap,
+    devices: Mapping[str, ScenarioDevice],
+    buses: Mapping[str, ScenarioBus],
+) -> None:
     units: dict[tuple[str, int], str] = {}
     lines: dict[str, str] = {}
     for name, dev in devices.items():
@@ -468,15 +607,24 @@ def _check_bus_sharing(r: _Reader, devs: CommentedMap, devices: Mapping[str, Sce
         if bus.kind == "line":
             other = lines.setdefault(dev.bus, name)
             if other != name:
-                r.problem(devs[name], "bus", f"devices.{name}.bus", f"serial line {dev.bus!r} already carries device {other!r} (one device per line)", on_value=True)
+                r.problem(
+                    devs[name],
+                    "bus",
+                    f"devices.{name}.bus",
+                    f"serial line {dev.bus!r} already carries device {other!r} (one per line)",
+                    on_value=True,
+                )
         else:
             other = units.setdefault((dev.bus, dev.unit), name)
             if other != name:
-                r.problem(devs[name], "unit" if "unit" in devs[name] else "bus", f"devices.{name}.unit",
-                          f"unit {dev.unit} on bus {dev.bus!r} is already device {other!r}", on_value=True)  # fmt: skip
+                message = f"unit {dev.unit} on bus {dev.bus!r} is already device {other!r}"
+                key = "unit" if "unit" in devs[name] else "bus"
+                r.problem(devs[name], key, f"devices.{name}.unit", message, on_value=True)
 
 
-def _schedule(r: _Reader, doc: CommentedMap, devices: Mapping[str, ScenarioDevice]) -> list[ScenarioEvent]:
+def _schedule(
+    r: _Reader, doc: CommentedMap, devices: Mapping[str, ScenarioDevice]
+) -> list[ScenarioEvent]:
     seq = doc.get("schedule")
     if seq is None:
         return []
@@ -489,7 +637,9 @@ def _schedule(r: _Reader, doc: CommentedMap, devices: Mapping[str, ScenarioDevic
         if not isinstance(item, CommentedMap):
             r.problem(seq, i, p, f"expected a mapping, got {_kind(item)}")
             continue
-        r.mapping(seq, i, p, ("at", "until", "duration", "device", "point", "set", "fault", "params"))
+        r.mapping(
+            seq, i, p, ("at", "until", "duration", "device", "point", "set", "fault", "params")
+        )
         at = r.duration(item, p, "at", 0.0, required=True) or 0.0
         until = r.duration(item, p, "until", None)
         duration = r.duration(item, p, "duration", None, zero_ok=False)
@@ -504,42 +654,66 @@ def _schedule(r: _Reader, doc: CommentedMap, devices: Mapping[str, ScenarioDevic
         if dev_name is not None and device is None:
             near = difflib.get_close_matches(dev_name, list(devices), n=1)
             hint = f" (did you mean '{near[0]}'?)" if near else ""
-            r.problem(item, "device", f"{p}.device", f"no device named {dev_name!r}{hint}", on_value=True)
+            r.problem(
+                item, "device", f"{p}.device", f"no device named {dev_name!r}{hint}", on_value=True
+            )
         point = r.get(item, p, "point", str, None)
         if point is not None and device is not None and point not in device.points:
-            r.problem(item, "point", f"{p}.point", f"device {dev_name!r} has no point {point!r}", on_value=True)
+            r.problem(
+                item,
+                "point",
+                f"{p}.point",
+                f"device {dev_name!r} has no point {point!r}",
+                on_value=True,
+            )
         has_set, fault = "set" in item, r.get(item, p, "fault", str, "", choices=FAULTS)
         if has_set == ("fault" in item):
-            r.problem(item, None, p, "an event needs exactly one of set (model parameters) or fault")
+            r.problem(
+                item, None, p, "an event needs exactly one of set (model parameters) or fault"
+            )
         changes: dict[str, float] = {}
         if has_set:
             s = r.mapping(item, "set", f"{p}.set")
             if point is None and device is not None:
-                r.problem(item, "set", f"{p}.point", "a set event needs the point whose model it changes")
+                r.problem(
+                    item, "set", f"{p}.point", "a set event needs the point whose model it changes"
+                )
             target = device.points.get(point) if device is not None and point is not None else None
             if target is not None:
                 known = MODEL_PARAMS[target.model]
                 for key in s:
                     if key not in known:
-                        r.problem(s, key, f"{p}.set.{key}", f"not a parameter of model {target.model!r} (known: {', '.join(known)})")
+                        r.problem(
+                            s,
+                            key,
+                            f"{p}.set.{key}",
+                            f"not a parameter of model {target.model!r} (known: {', '.join(known)})",  # noqa: E501
+                        )
                 changes = _params(r, s, f"{p}.set", known)
         params: dict[str, Any] = {}
         if fault:
             pm = r.mapping(item, "params", f"{p}.params")
             params = dict(pm)
-            for key in _DURATION_PARAMS + ("delay",):
+            for key in (*_DURATION_PARAMS, "delay"):
                 if key in params:
                     params[key] = r.duration(pm, f"{p}.params", key, None) or 0.0
             if point is not None:
                 params["point"] = point
             for msg in check_fault(fault, params):
                 key = msg.split(":", 1)[0]
-                r.problem(pm if key in pm else item, key if key in pm else "fault", f"{p}.params.{key}" if key in pm else f"{p}.fault", msg.split(": ", 1)[-1])
+                r.problem(
+                    pm if key in pm else item,
+                    key if key in pm else "fault",
+                    f"{p}.params.{key}" if key in pm else f"{p}.fault",
+                    msg.split(": ", 1)[-1],
+                )
             if point is not None and fault not in ("noise", "drift", "stuck", "spikes"):
-                r.problem(item, "point", f"{p}.point", f"fault {fault!r} acts on the whole device, not a point")
+                r.problem(
+                    item,
+                    "point",
+                    f"{p}.point",
+                    f"fault {fault!r} acts on the whole device, not a point",
+                )
             params.pop("point", None)
         events.append(ScenarioEvent(at, until, dev_name or "", point, changes, fault, params))
     return events
-
-
-

@@ -19,7 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from edge.firmware_sim.faults import COMM_FAULTS, Fault, check_fault
+from edge.firmware_sim.faults import Fault, check_fault
 from edge.firmware_sim.line import LineDevice
 from edge.firmware_sim.plant import Plant
 from edge.firmware_sim.ptyport import PtyPort
@@ -53,7 +53,14 @@ class Simulator:
         ports_file: ``<run_dir>/ports.json``.
     """
 
-    def __init__(self, scenario: Scenario | str | Path, run_dir: Path, *, seed: int = 0, line_timing: bool = True) -> None:
+    def __init__(
+        self,
+        scenario: Scenario | str | Path,
+        run_dir: Path,
+        *,
+        seed: int = 0,
+        line_timing: bool = True,
+    ) -> None:
         self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
         self.run_dir = Path(run_dir)
         self.seed = seed
@@ -90,7 +97,9 @@ class Simulator:
         for bus_name, bus in sc.buses.items():
             names = by_bus.get(bus_name, [])
             if bus.kind == "tcp":
-                self.tcp[bus_name] = TcpServer([self.plant.modbus[n] for n in names], clock=self.now)
+                self.tcp[bus_name] = TcpServer(
+                    [self.plant.modbus[n] for n in names], clock=self.now
+                )
                 continue
             port = PtyPort(self.run_dir / f"{bus_name}.tty")
             self._ports[bus_name] = port
@@ -160,7 +169,10 @@ class Simulator:
                 tg.create_task(line.run(), name=f"sim line {name}")
             for i, event in enumerate(self.scenario.schedule):
                 if event.fault == "port_gone":
-                    tg.create_task(self._scheduled_unplug(event.device, event.at, event.until), name=f"sim schedule {i}")
+                    tg.create_task(
+                        self._scheduled_unplug(event.device, event.at, event.until),
+                        name=f"sim schedule {i}",
+                    )
             await asyncio.sleep(0)
             self._ready.set()
 
@@ -168,7 +180,9 @@ class Simulator:
         await asyncio.sleep(max(0.0, at - self.now()))
         self._unplug(self.scenario.devices[device].bus, None if until is None else until - at)
 
-    async def __aexit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         assert self._main is not None
         self._main.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -198,12 +212,20 @@ class Simulator:
                     "device": self._ports[bus].device,
                     "baudrate": self.scenario.buses[bus].baudrate,
                     "kind": self.scenario.buses[bus].kind,
-                    "devices": {n: d.unit for n, d in self.scenario.devices.items() if d.bus == bus},
+                    "devices": {
+                        n: d.unit for n, d in self.scenario.devices.items() if d.bus == bus
+                    },
                 }
                 for bus, path in self.serial_paths.items()
             },
             "tcp": {
-                bus: {"host": h, "port": p, "devices": {n: d.unit for n, d in self.scenario.devices.items() if d.bus == bus}}
+                bus: {
+                    "host": h,
+                    "port": p,
+                    "devices": {
+                        n: d.unit for n, d in self.scenario.devices.items() if d.bus == bus
+                    },
+                }
                 for bus, (h, p) in self.tcp_endpoints.items()
             },
         }
@@ -247,7 +269,9 @@ class Simulator:
         if fault == "port_gone":
             bus = self._bus_name(device)
             made = Fault.make(fault, self.now(), params)
-            self._on_loop(lambda: self._unplug(bus, None if made.end is None else made.end - made.start))
+            self._on_loop(
+                lambda: self._unplug(bus, None if made.end is None else made.end - made.start)
+            )
             return made
         name = self.plant.device(device).name
         point = params.get("point")
@@ -342,7 +366,14 @@ class SimulatorThread:
     Same attributes and fault methods as :class:`Simulator`, callable from any thread.
     """
 
-    def __init__(self, scenario: Scenario | str | Path, run_dir: Path, *, seed: int = 0, line_timing: bool = True) -> None:
+    def __init__(
+        self,
+        scenario: Scenario | str | Path,
+        run_dir: Path,
+        *,
+        seed: int = 0,
+        line_timing: bool = True,
+    ) -> None:
         self.sim = Simulator(scenario, run_dir, seed=seed, line_timing=line_timing)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -369,7 +400,9 @@ class SimulatorThread:
         asyncio.run(body())
 
     def __enter__(self) -> Self:
-        self._thread = threading.Thread(target=self._main, name=f"sim {self.sim.scenario.name}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._main, name=f"sim {self.sim.scenario.name}", daemon=True
+        )
         self._thread.start()
         self._started.result(timeout=30)
         return self
@@ -383,4 +416,6 @@ class SimulatorThread:
     def send_line(self, device: str, text: str | None = None) -> bool:
         """Synchronous :meth:`Simulator.send_line`."""
         assert self._loop is not None
-        return asyncio.run_coroutine_threadsafe(self.sim.send_line(device, text), self._loop).result(timeout=10)
+        return asyncio.run_coroutine_threadsafe(
+            self.sim.send_line(device, text), self._loop
+        ).result(timeout=10)

@@ -62,7 +62,9 @@ class TcpServer:
         """Start listening (again, on the same port)."""
         if self._server is not None:
             return
-        self._server = await asyncio.start_server(self._connection, self.host, self.port, reuse_address=True)
+        self._server = await asyncio.start_server(
+            self._connection, self.host, self.port, reuse_address=True
+        )
         self.port = self._server.sockets[0].getsockname()[1]
 
     def unplug_now(self) -> None:
@@ -70,10 +72,10 @@ class TcpServer:
         server, self._server = self._server, None
         if server is not None:
             server.close()
+        # Aborting the transports ends each handler by a read error; cancelling the handler
+        # tasks instead would make asyncio's streams log the cancellation as an error.
         for writer in list(self._writers):
-            writer.close()
-        for task in list(self._tasks):
-            task.cancel()
+            writer.transport.abort()
 
     async def unplug(self) -> None:
         """:meth:`unplug_now`, then wait until the connections are gone."""

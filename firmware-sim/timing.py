@@ -29,7 +29,9 @@ def frame_time(nbytes: int, baudrate: int) -> float:
     return nbytes * char_time(baudrate)
 
 
-def exchange_time(request_bytes: int, reply_bytes: int, baudrate: int, turnaround: float = 0.0) -> float:
+def exchange_time(
+    request_bytes: int, reply_bytes: int, baudrate: int, turnaround: float = 0.0
+) -> float:
     """Theoretical round trip of one transaction as the master sees it.
 
     Request on the wire, the 3.5-character silence that ends it, the slave's turnaround, the

@@ -16,8 +16,10 @@ import fcntl
 import os
 import sqlite3
 import time
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,7 @@ from edge.ledger.readings_store import ReadingsBlock, make_block
 from edge.ledger.schema import migrate
 from edge.readings import Reading
 
-__all__ = ["DB_FILE", "Ledger", "connect"]
+__all__ = ["DB_FILE", "Batch", "Ledger", "connect"]
 
 #: File name of the ledger database inside the node's data directory.
 DB_FILE = "ledger.db"
@@ -68,6 +70,21 @@ def connect(path: str | os.PathLike[str], *, readonly: bool = False) -> sqlite3.
         return conn
 
 
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Entries cut for one transaction: appended entries, then the checkpoint covering them.
+
+    Attributes:
+        entries: in seq order; the last one is the checkpoint entry.
+        blocks: readings blocks whose digest entries are among ``entries``.
+        checkpoint: the ``checkpoints`` row (feed, size, head, root, sig).
+    """
+
+    entries: tuple[Entry, ...]
+    blocks: tuple[tuple[int, ReadingsBlock, str], ...]
+    checkpoint: tuple[str, int, str, str, str]
+
+
 class Ledger:
     """A synchronous ledger handle: the writer of one feed (with a key) or a reader.
 
@@ -80,10 +97,13 @@ class Ledger:
         self.path = path
         self.key = key
         self._lock_fd = lock_fd
-        self._pending: list[Entry] = []
+        self._pending: list[Entry] = []  # appended, not yet cut into a batch
         self._pending_blocks: list[tuple[int, ReadingsBlock, str]] = []
-        self._frontier = Frontier()
-        self._head: Entry | None = None
+        self._unwritten: deque[Batch] = deque()  # cut and chained, not yet durable
+        self._frontier = Frontier()  # over every entry built so far (pending included)
+        self._tip: Entry | None = None  # the last entry built: the next one chains to it
+        self._head: Entry | None = None  # the last durable entry
+        self._size = 0  # durable entries
         self._next_block = 1
         if key is not None:
             self._load_own_feed(key.feed)
@@ -129,12 +149,12 @@ class Ledger:
     @property
     def size(self) -> int:
         """Committed entries in our feed (checkpoints included)."""
-        return self._frontier.size
+        return self._size
 
     @property
     def pending(self) -> int:
-        """Entries appended but not yet committed."""
-        return len(self._pending)
+        """Entries appended but not yet durable (in no batch, or in a batch not yet written)."""
+        return len(self._pending) + sum(len(b.entries) for b in self._unwritten)
 
     def _load_own_feed(self, feed: str) -> None:
         conn = self.conn
@@ -155,7 +175,8 @@ class Ledger:
                 f"of size {recorded} was recorded; restore the feed before appending"
             )
         if last is not None:
-            self._head = parse_entry(last)
+            self._head = self._tip = parse_entry(last)
+        self._size = self._frontier.size
         self._next_block = int(block or 0) + 1
 
     # -- writing ---------------------------------------------------------------------------
@@ -178,10 +199,10 @@ class Ledger:
             StorageError: the ledger was opened without a key.
         """
         key = self._writer_key()
-        prev = self._pending[-1] if self._pending else self._head
+        prev = self._tip
         entry = make_entry(
             feed=key.feed,
-            seq=self._frontier.size + len(self._pending),
+            seq=self._frontier.size,
             prev=prev.id if prev else None,
             ts=ts,
             type=type,
@@ -191,6 +212,8 @@ class Ledger:
             refs=refs,
         )
         self._pending.append(entry)
+        self._frontier.append(leaf_hash(bytes.fromhex(entry.id)))
+        self._tip = entry
         return entry
 
     def append_readings(self, readings: Sequence[Reading], *, ts: float | None = None) -> Entry:
@@ -209,30 +232,25 @@ class Ledger:
         self._pending_blocks.append((number, block, entry.id))
         return entry
 
-    def commit(self, *, now: float | None = None) -> int:
-        """Write the pending batch and a signed checkpoint in one durable transaction.
+    def cut(self, *, now: float | None = None) -> Batch | None:
+        """Close the pending entries into a batch, chained and covered by a signed checkpoint.
 
-        Nothing changes in memory unless the transaction commits, so a failed commit
-        (disk full) can simply be retried.
+        The batch is queued for :meth:`write`; entries appended from now on chain onto its
+        checkpoint. Pure CPU (hashing and one signature): the async writer calls it on the event
+        loop and writes the batch in a worker thread meanwhile.
 
         Args:
             now: the checkpoint entry's time (default: the wall clock).
 
         Returns:
-            The number of entries the batch added (checkpoint included); 0 if nothing was pending.
-
-        Raises:
-            StorageError: the transaction failed; the batch is still pending.
+            The batch, or None when nothing was pending.
         """
         key = self._writer_key()
         if not self._pending:
-            return 0
-        frontier = self._frontier.copy()
-        for entry in self._pending:
-            frontier.append(leaf_hash(bytes.fromhex(entry.id)))
+            return None
         last = self._pending[-1]
-        size = frontier.size
-        root = frontier.root().hex()
+        size = self._frontier.size
+        root = self._frontier.root().hex()
         sig = key.sign(checkpoint_message(key.feed, size, last.id, root))
         checkpoint = make_entry(
             feed=key.feed,
@@ -242,34 +260,81 @@ class Ledger:
             type=CHECKPOINT,
             body={"size": size, "head": last.id, "root": root, "sig": sig},
         )
-        batch = [*self._pending, checkpoint]
+        self._frontier.append(leaf_hash(bytes.fromhex(checkpoint.id)))
+        self._tip = checkpoint
+        batch = Batch(
+            entries=(*self._pending, checkpoint),
+            blocks=tuple(self._pending_blocks),
+            checkpoint=(key.feed, size, last.id, root, sig),
+        )
+        self._next_block += len(self._pending_blocks)
+        self._pending = []
+        self._pending_blocks = []
+        self._unwritten.append(batch)
+        return batch
+
+    def write(self, batch: Batch) -> None:
+        """Write one batch in one durable transaction (safe to call from a worker thread).
+
+        Does not change the ledger's memory; call :meth:`written` afterwards.
+
+        Raises:
+            StorageError: the transaction failed and was rolled back; write the batch again.
+        """
         conn = self.conn
         with map_exceptions(_SQL_ERRORS, f"ledger {self.path}: commit"):
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 conn.executemany(
                     _INSERT_ENTRY,
-                    [(e.feed, e.seq, e.id, e.prev, e.ts, e.type, e.actor, e.raw) for e in batch],
+                    [(e.feed, e.seq, e.id, e.prev, e.ts, e.type, e.actor, e.raw) for e in batch.entries],
                 )
-                conn.executemany(_INSERT_LOT, [(e.feed, e.seq, lot) for e in batch for lot in e.lots])
+                lots = [(e.feed, e.seq, lot) for e in batch.entries for lot in e.lots]
+                if lots:
+                    conn.executemany(_INSERT_LOT, lots)
                 conn.execute(
                     "INSERT INTO checkpoints(feed, size, head, root, sig) VALUES (?, ?, ?, ?, ?)",
-                    (key.feed, size, last.id, root, sig),
+                    batch.checkpoint,
                 )
-                if self._pending_blocks:
-                    _insert_blocks(conn, self._pending_blocks)
+                if batch.blocks:
+                    _insert_blocks(conn, batch.blocks)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-        frontier.append(leaf_hash(bytes.fromhex(checkpoint.id)))
-        self._frontier = frontier
-        self._head = checkpoint
-        self._next_block += len(self._pending_blocks)
-        self._pending = []
-        self._pending_blocks = []
-        return len(batch)
+
+    def written(self, batch: Batch) -> None:
+        """Record that ``batch`` (the oldest unwritten one) is durable."""
+        if not self._unwritten or self._unwritten[0] is not batch:
+            raise StorageError(f"ledger {self.path}: batches must be written in the order they were cut")
+        self._unwritten.popleft()
+        self._head = batch.entries[-1]
+        self._size = self._head.seq + 1
+
+    def commit(self, *, now: float | None = None) -> int:
+        """Cut the pending entries into a batch and write every unwritten batch, oldest first.
+
+        A failed write leaves its batch (and those after it) queued; the next call retries them,
+        so nothing appended is lost while the process lives.
+
+        Args:
+            now: the checkpoint entry's time (default: the wall clock).
+
+        Returns:
+            The number of entries made durable by this call (checkpoints included).
+
+        Raises:
+            StorageError: a transaction failed; the batches stay queued.
+        """
+        self.cut(now=now)
+        done = 0
+        while self._unwritten:
+            batch = self._unwritten[0]
+            self.write(batch)
+            self.written(batch)
+            done += len(batch.entries)
+        return done
 
     def prune_readings(self, before: float) -> int:
         """Delete raw readings of blocks that ended before ``before`` (epoch s); digests stay.
@@ -312,7 +377,7 @@ class Ledger:
         return self.key
 
 
-def _insert_blocks(conn: sqlite3.Connection, blocks: list[tuple[int, ReadingsBlock, str]]) -> None:
+def _insert_blocks(conn: sqlite3.Connection, blocks: Sequence[tuple[int, ReadingsBlock, str]]) -> None:
     for number, block, entry_id in blocks:
         conn.executemany(
             "INSERT INTO readings(block, point, ts, value, quality, unit) VALUES (?, ?, ?, ?, ?, ?)",

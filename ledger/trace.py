@@ -9,8 +9,9 @@ large the ledger). Around them trace gathers, per feed that handled the lot:
 * acknowledgements and shelving of the lot's alarms. Operators acknowledge an alarm by rule,
   possibly after the lot has moved on, so an ``alarm.ack``/``alarm.shelve``/``alarm.unshelve`` of
   the same feed belongs to the lot when it names one of the lot's alarm rules (or refers to one of
-  its alarm entries) and falls between the rule's first alarm in the lot and
-  :data:`ACK_WINDOW` after the lot's last entry on that feed;
+  its alarm entries) and falls between the rule's first alarm in the lot and the lot's last entry
+  on that feed; for a rule not acknowledged by then, the first such entry after the lot, within
+  :data:`ACK_WINDOW` and before the rule is activated again, is the lot's too;
 * corrections that refer to any of the lot's entries (nothing is edited; a correction is a new
   entry pointing at the old one, and trace shows both).
 
@@ -223,6 +224,7 @@ def trace_lot(conn: sqlite3.Connection, lot: str) -> LotTrace:
         )
         for e in ordered
     )
+    rule_sets.sort(key=lambda r: (r.entry.ts, r.entry.feed, r.entry.seq))
     return LotTrace(lot, events, _visits(ordered, stations), tuple(rule_sets), stations)
 
 
@@ -233,7 +235,14 @@ def _add_acks(
     last: str,
     found: dict[str, StoredEntry],
 ) -> None:
-    """Add the feed's acknowledgements/shelvings of the lot's alarms to ``found``."""
+    """Add the feed's acknowledgements/shelvings of the lot's alarms to ``found``.
+
+    Two lookups, both on the ``(feed, ts)`` index: every ack while the lot was on the feed (a
+    range as long as the lot's stay), then, for each alarm rule still without one, the first ack
+    of that rule after the lot, at most :data:`ACK_WINDOW` later and before the rule's next
+    activation (``LIMIT 1``: the walk stops at it, so an acknowledgement minutes after the lot
+    costs minutes of entries, not a day's; an alarm never acknowledged costs the whole window).
+    """
     alarms = [e for e in entries if e.type == "alarm"]
     if not alarms:
         return
@@ -242,18 +251,36 @@ def _add_acks(
         rule = str(alarm.body.get("rule", ""))
         first_alarm[rule] = min(first_alarm.get(rule, alarm.ts), alarm.ts)
     alarm_ids = {a.id for a in alarms}
-    start = min(first_alarm.values())
     marks = ", ".join("?" * len(_ACK_TYPES))
-    candidates = _rows(
+    during = _rows(
         conn,
         "SELECT e.feed, e.seq, e.id, e.raw FROM entries e "
         f"WHERE e.feed = ? AND e.ts >= ? AND e.ts <= ? AND e.type IN ({marks})",
-        (feed, start, _later(last, ACK_WINDOW), *_ACK_TYPES),
+        (feed, min(first_alarm.values()), last, *_ACK_TYPES),
     )
-    for ack in candidates:
+    acked: set[str] = set()
+    for ack in during:
         rule = str(ack.body.get("rule", ""))
         if alarm_ids.intersection(ack.refs) or (rule in first_alarm and ack.ts >= first_alarm[rule]):
             found.setdefault(ack.id, ack)
+            acked.add(rule)
+    horizon = _later(last, ACK_WINDOW)
+    for rule in sorted(first_alarm.keys() - acked):
+        # The first ack of the rule after the lot, unless the rule fires again first: an ack
+        # after a new activation acknowledges that one (ISA-18.2), not the lot's.
+        after = _rows(
+            conn,
+            "SELECT e.feed, e.seq, e.id, e.raw FROM entries e "
+            f"WHERE e.feed = ? AND e.ts > ? AND e.ts <= ? AND e.type IN ({marks}, 'alarm') "
+            "AND json_extract(CAST(e.raw AS TEXT), '$.body.rule') = ? "
+            "AND (e.type != 'alarm' "
+            "     OR json_extract(CAST(e.raw AS TEXT), '$.body.event') = 'activated') "
+            "ORDER BY e.ts LIMIT 1",
+            (feed, last, horizon, *_ACK_TYPES, rule),
+        )
+        for ack in after:
+            if ack.type != "alarm":
+                found.setdefault(ack.id, ack)
 
 
 def _targets(correction: StoredEntry) -> set[str]:

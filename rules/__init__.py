@@ -6,8 +6,12 @@ Public API::
     rs = load_rules(["rules/filler.yaml"], known_points={"fill_weight": "g"})
 """
 
+from edge.rules.alarms import AlarmState, AlarmStats, Transition
+from edge.rules.engine import Engine, Event
+from edge.rules.explain import explain
 from edge.rules.expressions import ExpressionError, compile_expression
 from edge.rules.loader import load_rules
+from edge.rules.lots import Aggregate, LotCheckResult, LotEvent
 from edge.rules.model import (
     DerivedRule,
     Expression,
@@ -23,14 +27,27 @@ from edge.rules.model import (
     SpcRule,
     StaleRule,
 )
+from edge.rules.replay import replay, replay_arrays
+from edge.rules.spc import Capability, ImrLimits, capability, imr_limits, xbar_r_limits
+from edge.rules.state import EngineState
 
 __all__ = [
+    "Aggregate",
+    "AlarmState",
+    "AlarmStats",
+    "Capability",
     "DerivedRule",
+    "Engine",
+    "EngineState",
+    "Event",
     "Expression",
     "ExpressionError",
+    "ImrLimits",
     "LimitRule",
     "Location",
     "LotCheck",
+    "LotCheckResult",
+    "LotEvent",
     "LotRule",
     "QualityRule",
     "RateRule",
@@ -39,6 +56,13 @@ __all__ = [
     "Severity",
     "SpcRule",
     "StaleRule",
+    "Transition",
+    "capability",
     "compile_expression",
+    "explain",
+    "imr_limits",
     "load_rules",
+    "replay",
+    "replay_arrays",
+    "xbar_r_limits",
 ]

@@ -8,7 +8,8 @@ never handed to ``eval``/``compile``; each node of the checked tree becomes a Py
 
 * every value is a float (integer literals included), so ``2 ** 1000`` cannot build a huge int;
 * ``x / 0``, an overflowing ``**``, ``0 ** -1`` and a fractional power of a negative number
-  give NaN; NaN propagates (``min``/``max`` return NaN if any argument is NaN);
+  give NaN; NaN propagates through every operation (``min``/``max`` return NaN if any argument
+  is NaN, ``nan ** 0`` is NaN, unlike Python's and numpy's 1);
 * a result that is not finite (inf or NaN) is NaN: callers read NaN as "no value".
 """
 
@@ -196,6 +197,8 @@ def _s_div(a: float, b: float) -> float:
 
 
 def _s_pow(a: float, b: float) -> float:
+    if a != a or b != b:  # NaN propagates (Python says nan ** 0 == 1 ** nan == 1)
+        return _NAN
     try:
         r = a**b
     except (OverflowError, ZeroDivisionError):
@@ -236,7 +239,7 @@ _S_FUNCS: dict[str, Callable[[list[float]], float]] = {
 def _scalar(node: ast.expr, index: dict[str, int]) -> Scalar:
     """Build the scalar closure of a checked node."""
     if isinstance(node, ast.Constant):
-        c = float(node.value)
+        c = float(node.value)  # type: ignore[arg-type]  # checked: int or float
         return lambda v: c
     if isinstance(node, ast.Name):
         i = index[node.id]
@@ -266,8 +269,10 @@ def _v_div(a: Any, b: Any) -> Any:
 
 def _v_pow(a: Any, b: Any) -> Any:
     r = np.power(a, b)
-    # Python raises on overflow and 0 ** -x where numpy gives inf: make both NaN.
-    return np.where(np.isinf(r) & np.isfinite(a) & np.isfinite(b), _NAN, r)
+    # Python raises on overflow and 0 ** -x where numpy gives inf: make both NaN;
+    # NaN propagates through ** too (numpy says nan ** 0 == 1).
+    undefined = (np.isinf(r) & np.isfinite(a) & np.isfinite(b)) | np.isnan(a) | np.isnan(b)
+    return np.where(undefined, _NAN, r)
 
 
 def _v_reduce(op: Callable[[Any, Any], Any]) -> Callable[[list[Any]], Any]:
@@ -305,8 +310,8 @@ _V_FUNCS: dict[str, Callable[[list[Any]], Any]] = {
 def _vector(node: ast.expr, index: dict[str, int]) -> Vector:
     """Build the numpy closure of a checked node."""
     if isinstance(node, ast.Constant):
-        c = np.float64(node.value)
-        return lambda v: c
+        cv = np.float64(node.value)  # type: ignore[arg-type]  # checked: int or float
+        return lambda v: cv
     if isinstance(node, ast.Name):
         i = index[node.id]
         return lambda v: v[i]

@@ -153,11 +153,11 @@ class Ctx:
             self.error(node, f"{key}: {unit!r} has no unit here (a plain number is expected)")
             return None
         if not slot.unit:
-            slot.unit, slot.source = unit, f"{key}"
+            slot.unit, slot.source = unit, f"{key!r}"
         elif unit != slot.unit:
             self.error(
                 node,
-                f"{key}: unit {unit!r} does not match {slot.source}'s unit {slot.unit!r} "
+                f"{key}: unit {unit!r} does not match the unit {slot.unit!r} of {slot.source} "
                 "(units are checked, not converted)",
             )
             return None
@@ -189,7 +189,8 @@ class Ctx:
                 self.error(node, f"{key}: placeholders must be named, e.g. {{value}}")
                 ok = False
             elif name not in PLACEHOLDERS:
-                hint = did_you_mean(name, PLACEHOLDERS)
+                close = did_you_mean(name, PLACEHOLDERS)
+                hint = close.replace(" '", " '{").replace("'?", "}'?")
                 names = " ".join(f"{{{p}}}" for p in PLACEHOLDERS)
                 self.error(node, f"{key}: unknown placeholder {{{name}}}{hint} (known: {names})")
                 ok = False

@@ -161,9 +161,9 @@ def _top(root: YNode, ctx: Ctx, files: _Files, known: Mapping[str, str] | None) 
         ctx.error(rules, "rules: expected a list of rules, got something else")
         return
     for item in rules.items:
-        node = ctx.mapping(item, "a rule")
-        if node is not None:
-            files.rule_nodes.append((ctx, node))
+        rule_node = ctx.mapping(item, "a rule")
+        if rule_node is not None:
+            files.rule_nodes.append((ctx, rule_node))
 
 
 def _point_unit(
@@ -268,7 +268,12 @@ def _rule(
         message = ctx.message(items["message"], "message") or message
 
     draft.kind, draft.id, draft.point, draft.point_node, draft.expr = (
-        kind, rule_id, point, point_node, expr)
+        kind,
+        rule_id,
+        point,
+        point_node,
+        expr,
+    )
     draft.expr_node = items.get("expr")
     if kind is None or rule_id is None or point is None:
         return draft
@@ -497,19 +502,6 @@ _KIND_READERS = {
 }
 
 
-def _declared_point(node: YMap) -> str | None:
-    """The point a derived rule mapping declares, read leniently (None if not one)."""
-    kind, point = (node.items.get(k, (None, None))[1] for k in ("kind", "point"))
-    if (
-        isinstance(kind, YScalar)
-        and kind.value == "derived"
-        and isinstance(point, YScalar)
-        and isinstance(point.value, str)
-    ):
-        return point.value.strip()
-    return None
-
-
 def _derived_units(files: _Files) -> dict[str, str]:
     """Units declared by derived rules (``unit:``), for the rules that watch them."""
     out: dict[str, str] = {}
@@ -527,9 +519,7 @@ def _derived_units(files: _Files) -> dict[str, str]:
     return out
 
 
-def _cross_check(
-    drafts: list[_Draft], files: _Files, known: Collection[str] | None
-) -> list[Rule]:
+def _cross_check(drafts: list[_Draft], files: _Files, known: Collection[str] | None) -> list[Rule]:
     """Ids, point names, derived-point graph and lot point across every file; return rule order."""
     by_id: dict[str, _Draft] = {}
     for d in drafts:
@@ -537,8 +527,8 @@ def _cross_check(
             continue
         first = by_id.get(d.id)
         if first is not None:
-            where = first.ctx.loc(first.node)
-            d.ctx.error(d.node.items["id"][1], f"duplicate rule id {d.id!r} (first at {where})")
+            first_at = first.ctx.loc(first.node)
+            d.ctx.error(d.node.items["id"][1], f"duplicate rule id {d.id!r} (first at {first_at})")
         else:
             by_id[d.id] = d
     defined: dict[str, _Draft] = {}
@@ -564,10 +554,14 @@ def _cross_check(
                     col = node.col + shift + _find_name(node, name)
                     hint = did_you_mean(name, names)
                     d.ctx.error((node.line, col), f"unknown point {name!r}{hint}")
-        elif d.kind != "derived" and d.point is not None and known is not None:
-            if d.point not in names:
-                hint = did_you_mean(d.point, names)
-                d.ctx.error(d.point_node or d.node, f"unknown point {d.point!r}{hint}")
+        elif (
+            d.kind != "derived"
+            and d.point is not None
+            and known is not None
+            and (d.point not in names)
+        ):
+            hint = did_you_mean(d.point, names)
+            d.ctx.error(d.point_node or d.node, f"unknown point {d.point!r}{hint}")
     if files.lot is not None and known is not None and files.lot[0] not in names:
         name, ctx, node = files.lot
         ctx.error(node, f"unknown point {name!r}{did_you_mean(name, names)}")
@@ -575,7 +569,8 @@ def _cross_check(
         for d in drafts:
             if d.kind == "lot":
                 d.ctx.error(
-                    d.node, "a lot rule needs the lot point: add 'lot: <point>' at the top of the file"
+                    d.node,
+                    "a lot rule needs the lot point: add 'lot: <point>' at the top of the file",
                 )
     ordered = _derived_order(list(defined.values()))
     implicit = [
@@ -604,7 +599,7 @@ def _find_name(node: YNode, name: str) -> int:
 
 
 def _derived_order(derived: list[_Draft]) -> list[Rule]:
-    """Derived rules in dependency order; a cycle is reported at each rule in it."""
+    """Derived rules in dependency order; a cycle is reported once, where it closes."""
     by_point = {d.point: d for d in derived}
     order: list[Rule] = []
     state: dict[str, int] = {}  # 1 = visiting, 2 = done
@@ -615,7 +610,9 @@ def _derived_order(derived: list[_Draft]) -> list[Rule]:
         if state.get(point) == 1:
             cycle = [*path[path.index(point) :], point]
             d = by_point[point]
-            d.ctx.error(d.point_node or d.node, f"derived points form a cycle: {' -> '.join(cycle)}")
+            d.ctx.error(
+                d.point_node or d.node, f"derived points form a cycle: {' -> '.join(cycle)}"
+            )
             return
         state[point] = 1
         d = by_point[point]
@@ -642,7 +639,7 @@ def check_rules(
         known_points: point names the rules may read, or a mapping name -> unit (units are then
             checked too); None = do not check point names.
     """
-    paths = [Path(p) for p in paths]
+    files_in = [Path(p) for p in paths]
     known: Mapping[str, str] | None
     if known_points is None:
         known = None
@@ -650,9 +647,9 @@ def check_rules(
         known = {str(k): str(v) for k, v in known_points.items()}
     else:
         known = dict.fromkeys(known_points, "")
-    ctxs = [Ctx(str(p)) for p in paths]
+    ctxs = [Ctx(str(p)) for p in files_in]
     files = _Files()
-    for path, ctx in zip(paths, ctxs, strict=True):
+    for path, ctx in zip(files_in, ctxs, strict=True):
         root = _read(path, ctx)
         if root is not None:
             _top(root, ctx, files, known)
@@ -667,7 +664,7 @@ def check_rules(
     if problems:
         return None, problems
     lot = files.lot[0] if files.lot else None
-    return RuleSet.build(rules, lot=lot, sources=[str(p) for p in paths]), []
+    return RuleSet.build(rules, lot=lot, sources=[str(p) for p in files_in]), []
 
 
 def load_rules(

@@ -123,6 +123,10 @@ def _convert(node: Node, file: str, problems: list[Problem]) -> YNode:
     line, col = node.start_mark.line + 1, node.start_mark.column + 1
     if isinstance(node, ScalarNode):
         return _scalar(node, file, problems)
+    tag = str(node.tag)
+    if tag not in (_CORE + "seq", _CORE + "map", "!"):
+        shown = tag.replace(_CORE, "!!")
+        problems.append(Problem(file, line, col, f"YAML tag {shown!r} is not allowed"))
     if isinstance(node, SequenceNode):
         return YSeq(line, col, items=[_convert(n, file, problems) for n in node.value])
     assert isinstance(node, MappingNode)
@@ -160,7 +164,9 @@ def parse_yaml(text: str, file: str) -> tuple[YNode | None, list[Problem]]:
         root = yaml.compose(io.StringIO(text))
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        message = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
+        message = exc.problem or exc.context or "cannot parse"
+        if exc.problem and exc.context:
+            message = f"{exc.problem} ({exc.context})"
         if mark is None:
             return None, [Problem(file, 0, 0, f"invalid YAML: {message}")]
         return None, [Problem(file, mark.line + 1, mark.column + 1, f"invalid YAML: {message}")]

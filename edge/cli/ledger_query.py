@@ -130,14 +130,17 @@ def query_command(
             if feeds is not None and not feeds:
                 raise click.ClickException(f"--node {node!r}: no node, site or feed key matches")
             flt = EntryFilter(type_, lot, feeds, flt_since, flt_until, limit, newest_first)
-            rows = [_row(e, stations) for e in query_entries(conn, flt)]
+            entries = query_entries(conn, flt)
         finally:
             conn.close()
+    rows = [_row(e, stations) for e in entries]
     if sort_key != "ts":
-        rows.sort(key=lambda r: (r[sort_key], r["ts"]), reverse=newest_first)
+        order = sorted(range(len(rows)), key=lambda i: (rows[i][sort_key], rows[i]["ts"]))
+        rows, entries = [rows[i] for i in order], [entries[i] for i in order]
     if as_json:
-        for row in rows:
-            click.echo(_json(row))
+        for row, entry in zip(rows, entries, strict=True):
+            click.echo(_json({**entry.to_json(), "node": row["node"], "site": row["site"],
+                              "summary": row["summary"]}))  # fmt: skip
     elif as_csv:
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else list(_EMPTY_ROW))

@@ -1,0 +1,129 @@
+"""What the runtime records, and how: rule events turned into ledger entries, raw readings in blocks.
+
+This is the one place that knows the entry bodies of the runtime's types (``docs/ledger.md``
+lists them): ``node.start``, ``node.stop``, ``rules.change``, ``alarm``, ``lot.start``,
+``lot.end`` and ``readings.digest``. Measured values go in as decimal strings (no floats in
+hashed content).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from edge.config import NodeConfig
+from edge.ledger import Ledger, LedgerWriter, NodeKey, create_key_file, decimal, load_key
+from edge.log import event
+from edge.readings import Reading
+from edge.rules import LotEvent, Transition
+
+__all__ = ["LedgerBridge"]
+
+
+def _dec(x: float | None) -> str | None:
+    return None if x is None else decimal(x)
+
+
+class LedgerBridge:
+    """Owns the node's ledger writer and the buffer of raw readings waiting for their block."""
+
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.path = config.data_dir / "ledger.db"
+        self.config_hash = hashlib.sha256(config.source.read_bytes()).hexdigest()
+        self._writer: LedgerWriter | None = None
+        self._ledger: Ledger | None = None
+        self._readings: list[Reading] = []
+        self._units = {name: p.unit for name, p in config.points.items()}
+
+    @property
+    def committed(self) -> int:
+        """Entries durably committed during this run."""
+        return self._writer.committed if self._writer is not None else 0
+
+    async def open(self) -> None:
+        """Open (creating on first start) the node key and the ledger database."""
+        self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        key_path = self.config.ledger.key_file or self.config.data_dir / "node.key"
+        key: NodeKey
+        if key_path.exists():
+            key = load_key(key_path)
+        else:
+            key = create_key_file(key_path)
+            event("ledger.key_created", file=str(key_path), feed=key.feed[:16])
+        self._ledger = Ledger.open(self.path, key)
+        lc = self.config.ledger
+        self._writer = LedgerWriter(self._ledger, flush_interval=lc.flush_interval, batch_max=lc.batch_max)
+
+    async def run(self) -> None:
+        """The ``ledger`` task: group commits until closed."""
+        assert self._writer is not None
+        await self._writer.run()
+
+    async def append(self, type_: str, body: Mapping[str, Any], *, lots: Sequence[str] = (),
+                     actor: str = "", ts: float | None = None) -> None:  # fmt: skip
+        """Append one entry (waits for queue space: backpressure)."""
+        assert self._writer is not None
+        await self._writer.append(type_, body, ts=time.time() if ts is None else ts, lots=lots, actor=actor)
+
+    def transition_body(self, t: Transition) -> dict[str, Any]:
+        """The ``alarm`` entry body (also the MQTT alert payload)."""
+        return {
+            "rule": t.rule, "kind": t.kind, "point": t.point, "event": t.event,
+            "from": str(t.from_state), "to": str(t.to_state),
+            "value": _dec(t.value), "limit": _dec(t.limit), "unit": self._units.get(t.point, ""),
+            "severity": str(t.severity), "message": t.message,
+        }  # fmt: skip
+
+    async def append_transition(self, t: Transition) -> None:
+        """Record an alarm transition."""
+        await self.append("alarm", self.transition_body(t), lots=[t.lot] if t.lot else [],
+                          actor=t.actor, ts=t.ts)  # fmt: skip
+
+    async def append_lot_event(self, ev: LotEvent) -> None:
+        """Record a lot start or a lot end with its aggregates and checks."""
+        station = self.config.site or self.config.node_id
+        body: dict[str, Any] = {"lot": ev.lot, "station": station}
+        if ev.kind == "lot_end":
+            body["aggregates"] = {
+                point: {
+                    "count": a.count, "mean": _dec(a.mean), "min": _dec(a.min), "max": _dec(a.max),
+                    "std": _dec(a.std), "unit": a.unit or self._units.get(point, ""),
+                }  # fmt: skip
+                for point, a in ev.aggregates.items()
+            }
+            body["checks"] = [
+                {"rule": c.rule, "statistic": c.statistic, "value": _dec(c.value),
+                 "limit": _dec(c.limit), "passed": c.passed}  # fmt: skip
+                for c in ev.checks
+            ]
+        await self.append("lot.start" if ev.kind == "lot_start" else "lot.end", body, lots=[ev.lot], ts=ev.ts)
+
+    def add_readings(self, batch: Sequence[Reading]) -> None:
+        """Buffer raw readings; every ``readings_block`` of them becomes a stored block + digest."""
+        self._readings.extend(batch)
+        if len(self._readings) >= self.config.ledger.readings_block:
+            self._flush_readings()
+
+    def _flush_readings(self) -> None:
+        if self._readings and self._writer is not None:
+            block, self._readings = self._readings, []
+            self._writer.append_readings_nowait(block)
+
+    async def close(self) -> None:
+        """Flush buffered readings, drain the writer, commit, checkpoint and close."""
+        if self._writer is not None:
+            self._flush_readings()
+            await self._writer.aclose()
+
+    async def abort(self) -> None:
+        """Release the database if the node is going down on an error (idempotent)."""
+        if self._ledger is not None:
+            try:
+                self._ledger.close()
+            except Exception as exc:  # closing must not mask the error that brought us here
+                event("ledger.close_failed", logging.WARNING, error=str(exc))
+            self._ledger = None

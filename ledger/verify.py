@@ -1,0 +1,335 @@
+"""Verification: does every feed still hold exactly what its writer signed?
+
+The core (:class:`FeedVerifier`, :func:`verify_feed`) is pure: it takes rows and says what is
+wrong with them; :func:`verify_db` feeds it from a database. What is checked, per feed, in seq
+order:
+
+* each ``raw`` hashes to its ``id`` (else *changed content*);
+* the ``feed`` and ``seq`` inside ``raw`` are the row's (else *reordered entries* when the seq
+  belongs elsewhere in the feed, *changed content* otherwise);
+* no seq is skipped (else *missing entry*), and each ``prev`` is the id before it (else
+  *broken link*);
+* each checkpoint entry's head, size and Merkle root match the entries before it (else
+  *bad checkpoint*) and its Ed25519 signature is the feed's (else *bad checkpoint signature*);
+* the feed ends with a checkpoint (else *unsigned entries*: appended behind the writer's back);
+* no checkpoint recorded in the ``checkpoints`` table is beyond the end of the feed (else
+  *rollback below a checkpoint*: the tail was truncated);
+* the derived columns (prev, ts, type, actor, lots) agree with ``raw`` (else *index mismatch*:
+  queries would lie even though the chain is intact);
+* each stored readings block still hashes to its digest entry (else *changed readings*).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import sqlite3
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from edge.ledger.entry import CHECKPOINT, checkpoint_message
+from edge.ledger.keys import verify_signature
+from edge.ledger.merkle import Frontier
+from edge.ledger.readings_store import block_digest
+
+__all__ = [
+    "FeedReport",
+    "FeedVerifier",
+    "Kind",
+    "Problem",
+    "Report",
+    "verify_db",
+    "verify_feed",
+]
+
+#: One row of ``entries`` as the verifier reads it: (seq, id, prev, ts, type, actor, raw).
+Row = tuple[int, str, "str | None", str, str, str, bytes]
+
+_sha256 = hashlib.sha256
+_loads = orjson.loads
+
+
+class Kind(enum.StrEnum):
+    """What is wrong."""
+
+    CHANGED = "changed content"
+    BROKEN_LINK = "broken link"
+    MISSING = "missing entry"
+    BAD_SIGNATURE = "bad checkpoint signature"
+    BAD_CHECKPOINT = "bad checkpoint"
+    REORDERED = "reordered entries"
+    ROLLBACK = "rollback below a checkpoint"
+    UNSIGNED = "unsigned entries"
+    INDEX_MISMATCH = "index mismatch"
+    CHANGED_READINGS = "changed readings"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with one feed, at one seq."""
+
+    feed: str
+    seq: int
+    kind: Kind
+    detail: str
+
+    def __str__(self) -> str:
+        return f"feed {self.feed[:16]} seq {self.seq}: {self.kind}: {self.detail}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"feed": self.feed, "seq": self.seq, "kind": str(self.kind), "detail": self.detail}
+
+
+@dataclass(slots=True)
+class FeedReport:
+    """What verifying one feed found."""
+
+    feed: str
+    entries: int = 0
+    checkpoints: int = 0
+    signed: int = 0  #: entries covered by a valid checkpoint signature
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is wrong."""
+        return not self.problems
+
+
+@dataclass(slots=True)
+class Report:
+    """What verifying a whole database found."""
+
+    feeds: list[FeedReport] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every feed verifies."""
+        return all(f.ok for f in self.feeds)
+
+    @property
+    def problems(self) -> list[Problem]:
+        """Every problem, feed by feed, in seq order."""
+        return [p for f in self.feeds for p in f.problems]
+
+    @property
+    def entries(self) -> int:
+        """Entries scanned in all feeds."""
+        return sum(f.entries for f in self.feeds)
+
+
+class FeedVerifier:
+    """Streaming verifier of one feed: call :meth:`add` with each row in seq order, then :meth:`finish`."""
+
+    def __init__(self, feed: str) -> None:
+        self.feed = feed
+        self.report = FeedReport(feed)
+        self._frontier = Frontier()
+        self._expected = 0  # the next seq we should see
+        self._prev_id: str | None = None  # stored id of the last row seen
+        self._tree_ok = True  # False once a gap makes later Merkle roots unknowable
+        self._last_checkpoint_end = 0  # entries covered by the last good checkpoint (its seq + 1)
+        self._lots: dict[int, list[str]] = {}  # seq -> lots from raw, for the index check
+
+    def _problem(self, seq: int, kind: Kind, detail: str) -> None:
+        self.report.problems.append(Problem(self.feed, seq, kind, detail))
+
+    def add(self, row: Row) -> None:
+        """Check one row (rows must come in ascending seq order)."""
+        seq, entry_id, prev, ts, type_, actor, raw = row
+        report = self.report
+        report.entries += 1
+        actual = _sha256(raw).hexdigest()
+        if actual != entry_id:
+            self._problem(seq, Kind.CHANGED, f"content hashes to {actual[:16]}, not to its id {entry_id[:16]}")
+        try:
+            data = _loads(raw)
+            inner_seq = data["seq"]
+            inner_prev = data["prev"]
+            inner_feed = data["feed"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            self._problem(seq, Kind.CHANGED, "content is not a ledger entry")
+            data = None
+            inner_seq, inner_prev, inner_feed = seq, prev, self.feed
+        if seq > self._expected:
+            missing = seq - self._expected
+            first = self._expected
+            self._problem(
+                first, Kind.MISSING,
+                f"entry {first} is missing" if missing == 1 else f"entries {first}..{seq - 1} are missing",
+            )
+            # One missing entry: the next entry's prev tells its id, so the Merkle tree (and
+            # the checkpoints after it) can still be checked. More: later roots are unknowable.
+            if missing == 1 and self._tree_ok and inner_prev:
+                self._frontier.append(_leaf(inner_prev))
+                self._prev_id = inner_prev
+            else:
+                self._tree_ok = False
+                self._prev_id = None
+            self._expected = seq
+        if inner_seq != seq or inner_feed != self.feed:
+            if inner_feed == self.feed and isinstance(inner_seq, int):
+                self._problem(seq, Kind.REORDERED, f"holds the entry of seq {inner_seq}")
+            else:
+                self._problem(seq, Kind.CHANGED, "holds an entry of another feed")
+        elif self._prev_id is not None or seq == 0:
+            if inner_prev != self._prev_id:
+                self._problem(
+                    seq, Kind.BROKEN_LINK,
+                    f"prev {str(inner_prev)[:16]} is not the id of entry {seq - 1} ({str(self._prev_id)[:16]})",
+                )
+        if data is not None and (
+            prev != inner_prev or ts != data.get("ts") or type_ != data.get("type") or actor != data.get("actor")
+        ):
+            self._problem(seq, Kind.INDEX_MISMATCH, "prev/ts/type/actor columns disagree with the content")
+        if data is not None and data.get("lots"):
+            self._lots[seq] = data["lots"]
+        if data is not None and data.get("type") == CHECKPOINT and inner_seq == seq:
+            self._check_checkpoint(seq, data)
+        if self._tree_ok:
+            self._frontier.append(_leaf(entry_id))
+        self._prev_id = entry_id
+        self._expected = seq + 1
+
+    def _check_checkpoint(self, seq: int, data: dict[str, Any]) -> None:
+        self.report.checkpoints += 1
+        body = data.get("body")
+        try:
+            size, head, root, sig = body["size"], body["head"], body["root"], body["sig"]  # type: ignore[index]
+        except (KeyError, TypeError):
+            self._problem(seq, Kind.BAD_CHECKPOINT, "checkpoint body lacks size/head/root/sig")
+            return
+        if size != seq or head != data.get("prev"):
+            self._problem(seq, Kind.BAD_CHECKPOINT, f"covers size {size} head {str(head)[:16]}, not the entries before it")
+            return
+        if self._tree_ok and self._frontier.size == size and self._frontier.root().hex() != root:
+            self._problem(seq, Kind.BAD_CHECKPOINT, f"Merkle root over entries 0..{size - 1} does not match")
+            return
+        if not isinstance(sig, str) or not verify_signature(self.feed, checkpoint_message(self.feed, size, head, root), sig):
+            self._problem(seq, Kind.BAD_SIGNATURE, "signature is not the feed key's over (feed, size, head, root)")
+            return
+        self.report.signed = size
+        self._last_checkpoint_end = seq + 1
+
+    def finish(
+        self,
+        recorded: Iterable[tuple[int, str, str, str]] = (),
+        lots: Mapping[int, Iterable[str]] | None = None,
+    ) -> FeedReport:
+        """Final checks once every row was added.
+
+        Args:
+            recorded: (size, head, root, sig) of every checkpoint in the ``checkpoints`` table
+                for this feed (or learnt from peers).
+            lots: seq -> lots in ``entry_lots`` (None: skip the lot index check).
+        """
+        end = self._expected
+        if end > self._last_checkpoint_end:
+            self._problem(
+                self._last_checkpoint_end, Kind.UNSIGNED,
+                f"entries {self._last_checkpoint_end}..{end - 1} are covered by no valid checkpoint",
+            )
+        for size, head, root, sig in recorded:
+            if size >= end:
+                genuine = verify_signature(self.feed, checkpoint_message(self.feed, size, head, root), sig)
+                self._problem(
+                    end, Kind.ROLLBACK,
+                    f"feed ends at seq {end - 1} but a {'signed' if genuine else 'recorded'} checkpoint "
+                    f"covered {size} entries (head {head[:16]}): the tail was removed",
+                )
+                break
+        if lots is not None:
+            for seq in sorted(set(lots) | set(self._lots)):
+                stored = sorted(lots.get(seq, ()))
+                if stored != sorted(self._lots.get(seq, ())):
+                    self._problem(seq, Kind.INDEX_MISMATCH, f"entry_lots {stored} disagree with the content")
+        self.report.problems.sort(key=lambda p: p.seq)
+        return self.report
+
+
+def _leaf(entry_id: str) -> bytes:
+    try:
+        return _sha256(b"\x00" + bytes.fromhex(entry_id)).digest()
+    except ValueError:
+        return _sha256(b"\x00" + entry_id.encode()).digest()
+
+
+def verify_feed(
+    feed: str,
+    rows: Iterable[Row],
+    *,
+    recorded: Iterable[tuple[int, str, str, str]] = (),
+    lots: Mapping[int, Iterable[str]] | None = None,
+) -> FeedReport:
+    """Verify one feed from its rows (pure; rows in ascending seq order)."""
+    verifier = FeedVerifier(feed)
+    for row in rows:
+        verifier.add(row)
+    return verifier.finish(recorded, lots)
+
+
+def verify_db(
+    conn: sqlite3.Connection,
+    *,
+    progress: Callable[[int], None] | None = None,
+    check_readings: bool = True,
+) -> Report:
+    """Verify every feed in a ledger database.
+
+    Args:
+        progress: called with the number of entries scanned since the last call.
+        check_readings: also re-hash the stored readings blocks.
+    """
+    report = Report()
+    feeds = [f for (f,) in conn.execute(
+        "SELECT DISTINCT feed FROM entries UNION SELECT DISTINCT feed FROM checkpoints ORDER BY 1"
+    )]
+    for feed in feeds:
+        verifier = FeedVerifier(feed)
+        cursor = conn.execute(
+            "SELECT seq, id, prev, ts, type, actor, raw FROM entries WHERE feed = ? ORDER BY seq", (feed,)
+        )
+        add = verifier.add
+        while rows := cursor.fetchmany(4096):
+            for row in rows:
+                add(row)
+            if progress is not None:
+                progress(len(rows))
+        recorded = conn.execute(
+            "SELECT size, head, root, sig FROM checkpoints WHERE feed = ? ORDER BY size DESC", (feed,)
+        ).fetchall()
+        lots: dict[int, list[str]] = {}
+        for seq, lot in conn.execute("SELECT seq, lot FROM entry_lots WHERE feed = ?", (feed,)):
+            lots.setdefault(seq, []).append(lot)
+        report.feeds.append(verifier.finish(recorded, lots))
+    if check_readings:
+        _check_readings(conn, report)
+    return report
+
+
+def _check_readings(conn: sqlite3.Connection, report: Report) -> None:
+    by_feed = {f.feed: f for f in report.feeds}
+    blocks = conn.execute(
+        "SELECT b.block, b.sha256, e.feed, e.seq, e.raw FROM reading_blocks b "
+        "LEFT JOIN entries e ON e.id = b.entry WHERE b.pruned = 0 ORDER BY b.block"
+    ).fetchall()
+    for block, sha, feed, seq, raw in blocks:
+        if feed is None:
+            continue  # the digest entry itself is missing: verify already named it
+        rows = conn.execute(
+            "SELECT point, ts, value, quality, unit FROM readings WHERE block = ? ORDER BY rowid", (block,)
+        ).fetchall()
+        try:
+            signed = _loads(raw)["body"]["sha256"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            signed = None
+        actual = block_digest(rows) if rows else None
+        if actual != signed or sha != signed:
+            by_feed[feed].problems.append(
+                Problem(feed, seq, Kind.CHANGED_READINGS, f"readings block {block} no longer hashes to its digest")
+            )
+

@@ -1,0 +1,3 @@
+"""placeholder"""
+def explain(*a, **k):  # noqa
+    raise NotImplementedError

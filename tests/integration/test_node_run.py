@@ -1,0 +1,156 @@
+"""`edge run` as a real process against firmware-sim: start, poll, alarm, SIGTERM, verify, restart."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from edge.firmware_sim import SimulatorThread, load_scenario
+
+pytestmark = pytest.mark.integration
+
+EDGE = [sys.executable, "-m", "edge"]
+
+
+@pytest.fixture
+def node_dir(tmp_path: Path) -> Iterator[Path]:
+    """The demo's node config and rules in tmp_path, with the demo scenario served there."""
+    for name in ("node.toml", "tunnel.yaml"):
+        with resources.as_file(resources.files("edge.demo") / name) as src:
+            shutil.copyfile(src, tmp_path / name)
+    with SimulatorThread(load_scenario("demo"), tmp_path, seed=3):
+        yield tmp_path
+
+
+def _entries(db: Path, type_: str | None = None) -> list[dict[str, object]]:
+    if not db.exists():
+        return []
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        rows = conn.execute("SELECT raw FROM entries ORDER BY feed, seq").fetchall()
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        conn.close()
+    out = [json.loads(r[0]) for r in rows]
+    return [e for e in out if type_ is None or e["type"] == type_]
+
+
+def _wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _start(node_dir: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [*EDGE, "run", "-c", str(node_dir / "node.toml")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> tuple[int, float, str]:
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    return proc.returncode, time.monotonic() - t0, err
+
+
+def test_run_polls_raises_alarm_and_stops_cleanly_on_sigterm(node_dir: Path) -> None:
+    db = node_dir / "data" / "ledger.db"
+    proc = _start(node_dir)
+    try:
+        # the demo scenario's cooling fails from 4 s to 12 s: the limit alarm must fire
+        _wait_for(lambda: any(e["body"]["event"] == "activated" for e in _entries(db, "alarm")), 25, "alarm")
+    finally:
+        code, took, err = _stop(proc)
+    assert code == 0, err
+    assert took < 2.0, f"stopped {took:.2f} s after SIGTERM"
+    assert "Traceback" not in err
+    types = [e["type"] for e in _entries(db)]
+    assert types[0] == "node.start"
+    assert "rules.change" in types
+    assert "node.stop" in types
+    assert "readings.digest" in types
+    verify = subprocess.run([*EDGE, "ledger", "verify", "--db", str(db)], capture_output=True, text=True)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_restart_keeps_alarm_state_and_chain(node_dir: Path) -> None:
+    db = node_dir / "data" / "ledger.db"
+    proc = _start(node_dir)
+    try:
+        _wait_for(lambda: any(e["body"]["event"] == "activated" for e in _entries(db, "alarm")), 25, "alarm")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    state = json.loads((node_dir / "data" / "engine-state.json").read_bytes())
+    assert "tunnel-temp-high" in json.dumps(state)
+    activated_before = sum(e["body"]["event"] == "activated" for e in _entries(db, "alarm"))
+    proc = _start(node_dir)
+    try:
+        _wait_for(lambda: len(_entries(db, "node.start")) == 2, 15, "second start")
+        time.sleep(1.5)
+    finally:
+        code, _, err = _stop(proc)
+    assert code == 0, err
+    # the alarm that was active before the kill is not raised a second time after the restart
+    activated_after = sum(e["body"]["event"] == "activated" for e in _entries(db, "alarm"))
+    assert activated_after == activated_before
+    verify = subprocess.run([*EDGE, "ledger", "verify", "--db", str(db)], capture_output=True, text=True)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_bad_rule_reload_keeps_running_set_and_records_config_alarm(node_dir: Path) -> None:
+    db = node_dir / "data" / "ledger.db"
+    rules = node_dir / "tunnel.yaml"
+    proc = _start(node_dir)
+    try:
+        _wait_for(lambda: len(_entries(db, "rules.change")) == 1, 15, "first rule set")
+        good = rules.read_text()
+        rules.write_text(good.replace("max_age: 3s", "max_age: 3 parsecs"))
+        proc.send_signal(signal.SIGHUP)
+        _wait_for(
+            lambda: any(e["body"]["rule"] == "config:rules" for e in _entries(db, "alarm")), 15, "config alarm"
+        )
+        assert proc.poll() is None, "node died on a bad rule file"
+        rules.write_text(good.replace("high: 8.0 degC", "high: 9.0 degC"))
+        os.utime(rules)
+        proc.send_signal(signal.SIGHUP)
+        _wait_for(lambda: len(_entries(db, "rules.change")) == 2, 15, "second rule set")
+    finally:
+        code, _, err = _stop(proc)
+    assert code == 0, err
+    hashes = [e["body"]["hash"] for e in _entries(db, "rules.change")]
+    assert hashes[0] != hashes[1]
+    alarm = next(e for e in _entries(db, "alarm") if e["body"]["rule"] == "config:rules")
+    assert "tunnel.yaml" in alarm["body"]["message"]
+
+
+def test_bad_config_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    bad = tmp_path / "node.toml"
+    bad.write_text('[node]\nid = "x"\n[devices.d]\nbus = "nope"\npoll = "fast"\n')
+    result = subprocess.run([*EDGE, "run", "-c", str(bad)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"{bad}: devices.d.poll: bad duration 'fast'" in result.stderr

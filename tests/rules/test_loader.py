@@ -1,0 +1,330 @@
+"""Loading valid rule files: every kind, units, ordering, hashing, multiple files."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from edge.rules.loader import check_rules, load_rules
+from edge.rules.model import (
+    NELSON_RULES,
+    DerivedRule,
+    LimitRule,
+    LotRule,
+    QualityRule,
+    RateRule,
+    Severity,
+    SpcRule,
+    StaleRule,
+)
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edge.errors import ConfigError
+
+EXAMPLES = Path(__file__).parents[2] / "examples" / "rules"
+KNOWN = {"tunnel_temp": "degC", "fill_weight": "g", "cap_torque": "N·m", "lot_code": ""}
+
+
+def write(tmp_path: Path, text: str, name: str = "rules.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def test_tunnel_example_is_what_the_demo_expects() -> None:
+    rs = load_rules([EXAMPLES / "tunnel.yaml"], KNOWN)
+    rules = rs.by_id()
+    high = rules["tunnel-temp-high"]
+    assert isinstance(high, LimitRule)
+    assert (high.point, high.high, high.low, high.deadband) == ("tunnel_temp", 8.0, None, 0.5)
+    assert (high.on_delay, high.off_delay, high.severity, high.unit) == (
+        2.0,
+        2.0,
+        Severity.HIGH,
+        "degC",
+    )
+    assert high.location.line == 6
+    assert high.location.col == 5
+    stale = rules["tunnel-temp-stale"]
+    assert isinstance(stale, StaleRule)
+    assert stale.max_age == 5.0
+    assert any(isinstance(r, SpcRule) for r in rs.rules)
+    assert len(rs.hash) == 64
+    assert rs.lot is None
+
+
+def test_bottling_example_uses_the_lead_point_names_and_lot_checks() -> None:
+    rs = load_rules([EXAMPLES / "bottling.yaml"], KNOWN)
+    assert rs.lot == "lot_code"
+    assert rs.input_points() == {"fill_weight", "cap_torque", "tunnel_temp", "lot_code"}
+    lot = rs.by_id()["fill-weight-lot"]
+    assert isinstance(lot, LotRule)
+    assert [c.text for c in lot.checks] == [
+        "count >= 10",
+        "mean >= 499",
+        "mean <= 501",
+        "std <= 1.5",
+        "cpk >= 1.33",
+    ]
+    assert (lot.low, lot.high) == (495.0, 505.0)
+    torque = rs.by_id()["cap-torque-limits"]
+    assert torque.unit == "N·m"
+    # derived rules come first
+    assert isinstance(rs.rules[0], DerivedRule)
+
+
+def test_every_kind_with_every_key(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        lot: lot_code
+        rules:
+          - id: r-limit
+            kind: limit
+            point: fill_weight
+            low: 495
+            high: "505 g"
+            deadband: 0.25
+            on_delay: 1m30s
+            off_delay: 500ms
+            severity: critical
+            tags: [a, b]
+            message: "{rule} {point} {value} {limit} {unit} {lot} {severity}"
+          - id: r-rate
+            kind: rate
+            point: tunnel_temp
+            max_change: 2 degC
+            per: 1m
+            window: 10s
+            direction: rise
+          - {id: r-stale, kind: stale, point: tunnel_temp, max_age: 5s}
+          - {id: r-quality, kind: quality, point: cap_torque, duration: 3s}
+          - {id: r-quality0, kind: quality, point: cap_torque}
+          - {id: r-spc-ucl, kind: spc, point: tunnel_temp, ucl: 8, lcl: 2, nelson: all}
+          - {id: r-spc-base, kind: spc, point: tunnel_temp, baseline: 20, nelson: [5, 1]}
+          - id: r-lot
+            kind: lot
+            point: fill_weight
+            high: 505
+            checks: ["max < 505 g", "cpk > 1"]
+    """,
+    )
+    rs = load_rules([path], KNOWN)
+    r = rs.by_id()
+    assert r["r-limit"] == LimitRule(
+        id="r-limit",
+        point="fill_weight",
+        low=495.0,
+        high=505.0,
+        deadband=0.25,
+        on_delay=90.0,
+        off_delay=0.5,
+        severity=Severity.CRITICAL,
+        tags=("a", "b"),
+        unit="g",
+        message="{rule} {point} {value} {limit} {unit} {lot} {severity}",
+    )
+    rate = r["r-rate"]
+    assert isinstance(rate, RateRule)
+    assert (rate.max_change, rate.per, rate.window, rate.direction) == (2.0, 60.0, 10.0, "rise")
+    assert isinstance(r["r-quality"], QualityRule)
+    assert r["r-quality"].duration == 3.0
+    assert r["r-quality0"].duration == 0.0  # type: ignore[union-attr]
+    ucl = r["r-spc-ucl"]
+    assert isinstance(ucl, SpcRule)
+    assert (ucl.center, ucl.sigma, ucl.baseline, ucl.nelson) == (5.0, 1.0, 0, NELSON_RULES)
+    base = r["r-spc-base"]
+    assert isinstance(base, SpcRule)
+    assert (base.center, base.sigma, base.baseline, base.nelson) == (None, None, 20, (1, 5))
+    lot = r["r-lot"]
+    assert isinstance(lot, LotRule)
+    assert [(c.stat, c.op, c.value) for c in lot.checks] == [("max", "<", 505.0), ("cpk", ">", 1.0)]
+    assert r["r-stale"].severity is Severity.MEDIUM
+
+
+def test_yaml_1_2_no_is_text_and_1_30_is_not_ninety(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        rules:
+          - {id: "no", kind: stale, point: tunnel_temp, max_age: 5s, tags: [no, off, yes]}
+    """,
+    )
+    rs = load_rules([path], KNOWN)
+    assert rs.rules[0].id == "no"
+    assert rs.rules[0].tags == ("no", "off", "yes")
+
+
+def test_derived_points_are_ordered_by_dependency_and_usable(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        rules:
+          - {id: over, kind: limit, point: net_pct, high: 2}
+          - {id: pct, kind: derived, point: net_pct, expr: "net / 500 * 100", unit: "%"}
+          - {id: net, kind: derived, point: net, expr: "fill_weight - 20"}
+    """,
+    )
+    rs = load_rules([path], KNOWN)
+    assert [r.id for r in rs.rules] == ["net", "pct", "over"]
+    assert rs.by_id()["over"].unit == "%"
+    assert rs.input_points() == {"fill_weight"}
+    pct = rs.by_id()["pct"]
+    assert pct.expression is not None
+    assert pct.expression.evaluate({"net": 480.0}) == 96.0
+
+
+def test_inline_expr_adds_an_implicit_derived_point(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        rules:
+          - {id: spread, kind: limit, expr: "abs(fill_weight - 500)", high: 5}
+    """,
+    )
+    rs = load_rules([path], KNOWN)
+    implicit, rule = rs.rules
+    assert isinstance(implicit, DerivedRule)
+    assert implicit.point == "expr:spread"
+    assert rule.point == "expr:spread"
+    assert rule.expression == implicit.expression
+
+
+def test_unknown_points_are_not_checked_without_known_points(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        rules:
+          - {id: x, kind: limit, point: anything, high: 1}
+          - {id: y, kind: derived, point: z, expr: "whatever + 1"}
+    """,
+    )
+    assert {r.id for r in load_rules([path]).rules} == {"x", "y"}
+    with pytest.raises(ConfigError) as info:
+        load_rules([path], ["tunnel_temp"])
+    assert len(info.value.problems) == 2
+
+
+def test_configured_units_are_checked(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        units: {tunnel_temp: degF}
+        rules:
+          - {id: x, kind: limit, point: fill_weight, high: 1 kg}
+    """,
+    )
+    _, problems = check_rules([path], KNOWN)
+    assert [p.message for p in problems] == [
+        "units.tunnel_temp: 'degF' differs from the configured unit 'degC'",
+        "high: unit 'kg' does not match the unit 'g' of point 'fill_weight' (units are checked, "
+        "not converted)",
+    ]
+
+
+def test_a_unit_written_first_fixes_the_rule_unit(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        rules:
+          - {id: x, kind: limit, point: p, low: 1 bar, high: 2 psi}
+    """,
+    )
+    _, problems = check_rules([path])
+    assert [p.message for p in problems] == [
+        "high: unit 'psi' does not match the unit 'bar' of 'low' (units are checked, not converted)"
+    ]
+
+
+def test_ids_are_unique_across_files_and_lot_must_agree(tmp_path: Path) -> None:
+    a = write(
+        tmp_path,
+        "lot: lot_code\nrules:\n  - {id: x, kind: stale, point: p, max_age: 1s}\n",
+        "a.yaml",
+    )
+    b = write(
+        tmp_path, "lot: other\nrules:\n  - {id: x, kind: stale, point: p, max_age: 1s}\n", "b.yaml"
+    )
+    _, problems = check_rules([a, b])
+    assert [str(p) for p in problems] == [
+        f"{b}:1:6: lot: 'other' differs from lot 'lot_code' at {a}:1:6",
+        f"{b}:3:10: duplicate rule id 'x' (first at {a}:3:5)",
+    ]
+
+
+def test_unreadable_and_empty_files(tmp_path: Path) -> None:
+    empty = write(tmp_path, "", "empty.yaml")
+    missing = tmp_path / "missing.yaml"
+    binary = tmp_path / "bin.yaml"
+    binary.write_bytes(b"\xff\xfe\x00rules")
+    _, problems = check_rules([empty, missing, binary])
+    assert [str(p) for p in problems] == [
+        f"{empty}: the file is empty (expected a 'rules:' list)",
+        f"{missing}: cannot read: No such file or directory",
+        f"{binary}: not UTF-8 text (invalid start byte at byte 0)",
+    ]
+
+
+def test_hash_ignores_formatting_order_comments_and_spelling(tmp_path: Path) -> None:
+    a = write(
+        tmp_path,
+        """
+        rules:
+          - {id: a, kind: limit, point: p, high: 8.0, on_delay: 2s}
+          - {id: b, kind: stale, point: p, max_age: 1m}
+    """,
+        "a.yaml",
+    )
+    b = write(
+        tmp_path,
+        """
+        # same rules, other order and spelling
+        rules:
+          - id: b
+            max_age: 60s
+            point: p
+            kind: stale
+          - kind: limit
+            id: a
+            high: 8
+            point: p
+            on_delay: 2000ms
+    """,
+        "b.yaml",
+    )
+    c = write(
+        tmp_path,
+        "rules:\n  - {id: a, kind: limit, point: p, high: 8.1, on_delay: 2s}\n"
+        "  - {id: b, kind: stale, point: p, max_age: 1m}\n",
+        "c.yaml",
+    )
+    ha, hb, hc = (load_rules([p]).hash for p in (a, b, c))
+    assert ha == hb
+    assert ha != hc
+
+
+def test_equal_rules_compare_equal_and_changed_expressions_do_not(tmp_path: Path) -> None:
+    a = write(tmp_path, "rules:\n  - {id: d, kind: derived, point: q, expr: 'p + 1'}\n", "a.yaml")
+    b = write(tmp_path, "rules:\n  - {id: d, kind: derived, point: q, expr: 'p+1'}\n", "b.yaml")
+    c = write(tmp_path, "rules:\n  - {id: d, kind: derived, point: q, expr: 'p + 2'}\n", "c.yaml")
+    ra, rb, rc = (load_rules([p]).rules[0] for p in (a, b, c))
+    assert ra == rb
+    assert ra != rc
+
+
+yaml_chars = st.sampled_from(list("rules:-{}[]\"' \n\tidkndpoint,#&*!|>%@`0123456789.limitstale"))
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.text(yaml_chars, max_size=200))
+def test_arbitrary_text_gives_problems_never_exceptions(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "fuzz.yaml"
+    path.write_text(text, encoding="utf-8")
+    ruleset, problems = check_rules([path], KNOWN)
+    assert (ruleset is None) == bool(problems)
+    for p in problems:
+        assert "\n" not in p.message
