@@ -37,6 +37,8 @@ __all__ = ["BACKOFF_CAP", "PORT_BACKOFF", "BusScheduler", "DeviceRuntime", "Modb
 
 #: longest a dead device waits between probes, seconds (at least its poll interval)
 BACKOFF_CAP = 30.0
+#: below this a sleep costs more than it waits (epoll timers have millisecond resolution)
+_TIMER_RESOLUTION = 0.001
 #: port re-open backoff: first delay, cap (seconds)
 PORT_BACKOFF = (0.25, 2.0)
 
@@ -111,7 +113,9 @@ class BusScheduler(BusPoller):
             while self.devices:
                 dev = min(self.devices, key=lambda d: d.deadline)
                 delay = dev.deadline - self._clock()
-                if delay > 0:
+                # The loop's timers are only millisecond-accurate: sleeping less would cost a
+                # whole tick, so a deadline closer than that is served now (the I/O yields).
+                if delay > _TIMER_RESOLUTION:
                     await asyncio.sleep(delay)
                 readings = await self.poll_device(dev)
                 await emit(readings)

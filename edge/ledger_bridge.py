@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from edge.config import NodeConfig
-from edge.ledger import Ledger, LedgerWriter, NodeKey, create_key_file, decimal, load_key
+from edge.ledger import LedgerWriter, NodeKey, create_key_file, decimal, load_key
 from edge.log import event
 from edge.readings import Reading
 from edge.rules import LotEvent, Transition
@@ -35,7 +35,6 @@ class LedgerBridge:
         self.path = config.data_dir / "ledger.db"
         self.config_hash = hashlib.sha256(config.source.read_bytes()).hexdigest()
         self._writer: LedgerWriter | None = None
-        self._ledger: Ledger | None = None
         self._readings: list[Reading] = []
         self._units = {name: p.unit for name, p in config.points.items()}
 
@@ -54,9 +53,10 @@ class LedgerBridge:
         else:
             key = create_key_file(key_path)
             event("ledger.key_created", file=str(key_path), feed=key.feed[:16])
-        self._ledger = Ledger.open(self.path, key)
         lc = self.config.ledger
-        self._writer = LedgerWriter(self._ledger, flush_interval=lc.flush_interval, batch_max=lc.batch_max)
+        self._writer = LedgerWriter.open(
+            self.path, key, flush_interval=lc.flush_interval, batch_max=lc.batch_max
+        )
 
     async def run(self) -> None:
         """The ``ledger`` task: group commits until closed."""
@@ -102,28 +102,27 @@ class LedgerBridge:
             ]
         await self.append("lot.start" if ev.kind == "lot_start" else "lot.end", body, lots=[ev.lot], ts=ev.ts)
 
-    def add_readings(self, batch: Sequence[Reading]) -> None:
+    async def add_readings(self, batch: Sequence[Reading]) -> None:
         """Buffer raw readings; every ``readings_block`` of them becomes a stored block + digest."""
         self._readings.extend(batch)
         if len(self._readings) >= self.config.ledger.readings_block:
-            self._flush_readings()
+            await self._flush_readings()
 
-    def _flush_readings(self) -> None:
+    async def _flush_readings(self) -> None:
         if self._readings and self._writer is not None:
             block, self._readings = self._readings, []
-            self._writer.append_readings_nowait(block)
+            await self._writer.add_readings(block)
 
     async def close(self) -> None:
         """Flush buffered readings, drain the writer, commit, checkpoint and close."""
         if self._writer is not None:
-            self._flush_readings()
+            await self._flush_readings()
             await self._writer.aclose()
 
     async def abort(self) -> None:
         """Release the database if the node is going down on an error (idempotent)."""
-        if self._ledger is not None:
+        if self._writer is not None:
             try:
-                self._ledger.close()
+                self._writer.ledger.close()
             except Exception as exc:  # closing must not mask the error that brought us here
                 event("ledger.close_failed", logging.WARNING, error=str(exc))
-            self._ledger = None

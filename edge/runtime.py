@@ -161,7 +161,7 @@ class Node:
             now = time.time()
             if batch:
                 self.summary.readings += len(batch)
-                self._ledger.add_readings(batch)
+                await self._ledger.add_readings(batch)
                 if self.observer.on_readings:
                     self.observer.on_readings(batch)
             if self._reload_requested.is_set():

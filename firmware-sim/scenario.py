@@ -274,6 +274,12 @@ class _Reader:
         required: bool = False,
         zero_ok: bool = True,
     ) -> float | None:
+        value = data.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            # a bare number could be seconds or milliseconds: refused, as in node configs
+            message = f"expected a duration with a unit such as '5s' or '500ms', got {value!r}"
+            self.problem(data, key, f"{path}.{key}", message, on_value=True)
+            return default
         raw = self.get(data, path, key, str, None, required=required)
         if raw is None:
             return default

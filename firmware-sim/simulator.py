@@ -72,7 +72,7 @@ class Simulator:
         self.rtu: dict[str, RtuSlave] = {}
         self.tcp: dict[str, TcpServer] = {}
         self.lines: dict[str, LineDevice] = {}
-        self._ports: dict[str, PtyPort] = {}
+        self.ports: dict[str, PtyPort] = {}  #: bus name -> its PTY (rtu and line buses)
         self._start = time.monotonic()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._main: asyncio.Task[None] | None = None
@@ -102,7 +102,7 @@ class Simulator:
                 )
                 continue
             port = PtyPort(self.run_dir / f"{bus_name}.tty")
-            self._ports[bus_name] = port
+            self.ports[bus_name] = port
             self.serial_paths[bus_name] = port.link
             if bus.kind == "rtu":
                 self.rtu[bus_name] = RtuSlave(
@@ -144,7 +144,7 @@ class Simulator:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._start = time.monotonic()
         self._build()
-        for port in self._ports.values():
+        for port in self.ports.values():
             port.open()
         for server in self.tcp.values():
             await server.plug()
@@ -196,7 +196,7 @@ class Simulator:
             task.cancel()
         for server in self.tcp.values():
             await server.unplug()
-        for port in self._ports.values():
+        for port in self.ports.values():
             port.close()
         with contextlib.suppress(FileNotFoundError):
             self.ports_file.unlink()
@@ -209,7 +209,7 @@ class Simulator:
             "serial": {
                 bus: {
                     "path": str(path),
-                    "device": self._ports[bus].device,
+                    "device": self.ports[bus].device,
                     "baudrate": self.scenario.buses[bus].baudrate,
                     "kind": self.scenario.buses[bus].kind,
                     "devices": {
@@ -297,8 +297,8 @@ class Simulator:
 
     def _unplug(self, bus: str, duration: float | None) -> None:
         """Pull the plug of a bus now (on the loop thread); plug it back after ``duration``."""
-        if bus in self._ports:
-            self._ports[bus].close()
+        if bus in self.ports:
+            self.ports[bus].close()
         elif bus in self.tcp:
             self.tcp[bus].unplug_now()
         old = self._replug.pop(bus, None)
@@ -315,8 +315,8 @@ class Simulator:
         if handle is not None:
             handle.cancel()
         self._unplugged.discard(bus)
-        if bus in self._ports:
-            self._ports[bus].open()
+        if bus in self.ports:
+            self.ports[bus].open()
             self._write_ports_file()
         elif bus in self.tcp:
             assert self._loop is not None

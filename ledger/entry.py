@@ -5,9 +5,8 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -57,9 +56,12 @@ def parse_ts(text: str) -> float:
     return moment.timestamp()
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One ledger entry, with the canonical bytes it was hashed from.
+class Entry(NamedTuple):
+    """One ledger entry, with the canonical bytes it was hashed from (immutable).
+
+    A NamedTuple rather than a frozen dataclass: it is built once per entry on the append path,
+    where a frozen dataclass's ``__init__`` (one ``object.__setattr__`` per field) cost more
+    than hashing the entry.
 
     Attributes:
         feed: hex Ed25519 public key of the writing node.
@@ -117,14 +119,15 @@ def make_entry(
         raise NotCanonical(f"type: must be a non-empty str, got {type!r}")
     if not isinstance(body, Mapping):
         raise NotCanonical(f"body: must be a mapping, got {body.__class__.__name__}")
-    if isinstance(lots, str) or not all(isinstance(lot, str) and lot for lot in lots):
+    if lots and (isinstance(lots, str) or not all(isinstance(lot, str) and lot for lot in lots)):
         raise NotCanonical(f"lots: must be a list of non-empty str, got {lots!r}")
-    if isinstance(refs, str) or not all(_is_id(ref) for ref in refs):
+    if refs and (isinstance(refs, str) or not all(_is_id(ref) for ref in refs)):
         raise NotCanonical(f"refs: must be a list of entry ids (64 hex digits), got {refs!r}")
     if not isinstance(actor, str):
         raise NotCanonical(f"actor: must be a str, got {actor!r}")
     stamp = ts if isinstance(ts, str) else format_ts(ts)
-    lot_list = list(dict.fromkeys(lots))  # keep order, drop repeats: entry_lots has one row per lot
+    # keep order, drop repeats: entry_lots has one row per lot
+    lot_list = list(dict.fromkeys(lots)) if len(lots) > 1 else list(lots)
     content = {
         "actor": actor,
         "body": body,
@@ -137,8 +140,8 @@ def make_entry(
         "type": type,
     }
     # feed/prev/ts/type/actor/lots/refs were checked above; only body needs the full walk.
-    if check(body, "body") or (not type.isascii()) or (not actor.isascii()) or any(not lot.isascii() for lot in lot_list):
-        raw = canonical(content)
+    if check(body, "body") or not (type.isascii() and actor.isascii() and all(map(str.isascii, lot_list))):
+        raw = canonical(content)  # the slow, general path: also checks the other fields
     else:
         raw = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
     return Entry(
@@ -151,9 +154,12 @@ def make_entry(
         actor=actor,
         body=body,
         refs=tuple(refs),
-        id=hashlib.sha256(raw).hexdigest(),
+        id=_sha256(raw).hexdigest(),
         raw=raw,
     )
+
+
+_sha256 = hashlib.sha256
 
 
 def parse_entry(raw: bytes) -> Entry:

@@ -2,23 +2,24 @@
 
 Mapping (one ObjectEvent per ledger entry; every event names the lot in ``quantityList``):
 
-=================  =========  =======================  ==============================================
+=================  =========  =======================  =============================================
 ledger entry       action     bizStep                  carries
-=================  =========  =======================  ==============================================
-``lot.start``      ADD        creating_class_instance  the lot's first start: disposition ``active``,
-                                                       ``ilmd`` (lot, station)
+=================  =========  =======================  =============================================
+``lot.start``      ADD        creating_class_instance  the lot's first start: disposition
+                                                       ``active``, ``ilmd`` (lot, station)
 ``lot.start``      OBSERVE    arriving                 a later start at another station:
                                                        disposition ``in_progress``
 ``lot.end``        OBSERVE    inspecting               ``sensorElementList``: one element per point
                                                        with minValue/maxValue/meanValue/sDev/uom;
-                                                       disposition ``conformant``/``non_conformant``
-                                                       from the lot-end checks; ``eqc:checks``
+                                                       disposition ``conformant`` or
+                                                       ``non_conformant`` from the lot-end checks;
+                                                       ``eqc:checks``
 ``alarm``          OBSERVE    sensor_reporting         ``sensorReport`` with the value, and
                                                        ``exception: ALARM_CONDITION`` on activation
                                                        (ERROR_CONDITION for stale/no-data kinds)
 ``alarm.ack`` ...  OBSERVE    inspecting               ``eqc:acknowledgement`` (who, rule, comment)
 ``correction``     (repeats the corrected entry's event with an ``errorDeclaration``)
-=================  =========  =======================  ==============================================
+=================  =========  =======================  =============================================
 
 Identifiers:
 
@@ -58,6 +59,7 @@ __all__ = [
     "lot_class",
     "measurement_for_unit",
     "measurement_type_problems",
+    "valid_gtin",
 ]
 
 #: The normative EPCIS 2.0 JSON-LD context.
@@ -71,43 +73,131 @@ UNMAPPED_TYPE = "eqc:MT-Unmapped"
 
 #: Unit as written in point configs -> (GS1 CBV measurement type, UN/CEFACT Rec. 20 code).
 UNITS: Mapping[str, tuple[str, str]] = {
-    "°c": ("Temperature", "CEL"), "degc": ("Temperature", "CEL"), "c": ("Temperature", "CEL"),
-    "cel": ("Temperature", "CEL"), "°f": ("Temperature", "FAH"), "k": ("Temperature", "KEL"),
-    "kg": ("Mass", "KGM"), "g": ("Mass", "GRM"), "mg": ("Mass", "MGM"), "t": ("Mass", "TNE"),
+    "°c": ("Temperature", "CEL"),
+    "degc": ("Temperature", "CEL"),
+    "c": ("Temperature", "CEL"),
+    "cel": ("Temperature", "CEL"),
+    "°f": ("Temperature", "FAH"),
+    "k": ("Temperature", "KEL"),
+    "kg": ("Mass", "KGM"),
+    "g": ("Mass", "GRM"),
+    "mg": ("Mass", "MGM"),
+    "t": ("Mass", "TNE"),
     "lb": ("Mass", "LBR"),
-    "bar": ("Pressure", "BAR"), "mbar": ("Pressure", "MBR"), "pa": ("Pressure", "PAL"),
-    "hpa": ("Pressure", "A97"), "kpa": ("Pressure", "KPA"), "mpa": ("Pressure", "MPA"),
+    "bar": ("Pressure", "BAR"),
+    "mbar": ("Pressure", "MBR"),
+    "pa": ("Pressure", "PAL"),
+    "hpa": ("Pressure", "A97"),
+    "kpa": ("Pressure", "KPA"),
+    "mpa": ("Pressure", "MPA"),
     "psi": ("Pressure", "PS"),
     "%rh": ("RelativeHumidity", "P1"),
-    "m": ("Length", "MTR"), "cm": ("Length", "CMT"), "mm": ("Length", "MMT"),
-    "l": ("Volume", "LTR"), "ml": ("Volume", "MLT"), "m3": ("Volume", "MTQ"),
+    "m": ("Length", "MTR"),
+    "cm": ("Length", "CMT"),
+    "mm": ("Length", "MMT"),
+    "l": ("Volume", "LTR"),
+    "ml": ("Volume", "MLT"),
+    "m3": ("Volume", "MTQ"),
     "m³": ("Volume", "MTQ"),
-    "l/min": ("VolumeFlowRate", "L2"), "m3/h": ("VolumeFlowRate", "MQH"),
-    "m/s": ("Speed", "MTS"), "km/h": ("Speed", "KMH"),
+    "l/min": ("VolumeFlowRate", "L2"),
+    "m3/h": ("VolumeFlowRate", "MQH"),
+    "m/s": ("Speed", "MTS"),
+    "km/h": ("Speed", "KMH"),
     "hz": ("Frequency", "HTZ"),
-    "v": ("Voltage", "VLT"), "a": ("ElectricCurrent", "AMP"), "ma": ("ElectricCurrent", "4K"),
-    "w": ("Power", "WTT"), "kw": ("Power", "KWT"), "kwh": ("Energy", "KWH"),
+    "v": ("Voltage", "VLT"),
+    "a": ("ElectricCurrent", "AMP"),
+    "ma": ("ElectricCurrent", "4K"),
+    "w": ("Power", "WTT"),
+    "kw": ("Power", "KWT"),
+    "kwh": ("Energy", "KWH"),
     "j": ("Energy", "JOU"),
-    "s": ("Time", "SEC"), "min": ("Time", "MIN"), "h": ("Time", "HUR"),
-    "n": ("Force", "NEW"), "nm": ("Torque", "NU"), "n·m": ("Torque", "NU"),
+    "s": ("Time", "SEC"),
+    "min": ("Time", "MIN"),
+    "h": ("Time", "HUR"),
+    "n": ("Force", "NEW"),
+    "nm": ("Torque", "NU"),
+    "n·m": ("Torque", "NU"),
     "lx": ("Illuminance", "LUX"),
-    "%": ("Dimensionless", "P1"), "ppm": ("Dimensionless", "59"),
+    "%": ("Dimensionless", "P1"),
+    "ppm": ("Dimensionless", "59"),
 }
 
 #: The GS1 CBV 2.0 measurement types (``gs1:MT-<name>``), written as EPCIS 2.0 JSON-LD does.
 MEASUREMENT_TYPES: frozenset[str] = frozenset(
-    "AbsoluteHumidity AbsorbedDose AbsorbedDoseRate Acceleration Radioactivity Altitude "
-    "AmountOfSubstance AmountOfSubstancePerUnitVolume Angle AngularAcceleration AngularMomentum "
-    "AngularVelocity Area Capacitance Conductance Conductivity Count Density Dimensionless "
-    "DoseEquivalent DoseEquivalentRate DynamicViscosity ElectricCharge ElectricCurrent "
-    "ElectricCurrentDensity ElectricFieldStrength Energy Exposure Force Frequency Illuminance "
-    "Inductance Irradiance KinematicViscosity Length LinearMomentum Luminance LuminousFlux "
-    "LuminousIntensity MagneticFlux MagneticFluxDensity MagneticVectorPotential Mass "
-    "MassConcentration MassFlowRate MassPerAreaTime MemoryCapacity MolalityOfSolute MolarEnergy "
-    "MolarMass MolarVolume Power Pressure RadiantFlux RadiantIntensity RelativeHumidity "
-    "Resistance Resistivity SolidAngle SpecificVolume Speed SurfaceDensity SurfaceTension "
-    "Temperature Time Torque Voltage Volume VolumeFlowRate VolumeFraction VolumetricFlux "
-    "Wavenumber".split()
+    [
+        "AbsoluteHumidity",
+        "AbsorbedDose",
+        "AbsorbedDoseRate",
+        "Acceleration",
+        "Radioactivity",
+        "Altitude",
+        "AmountOfSubstance",
+        "AmountOfSubstancePerUnitVolume",
+        "Angle",
+        "AngularAcceleration",
+        "AngularMomentum",
+        "AngularVelocity",
+        "Area",
+        "Capacitance",
+        "Conductance",
+        "Conductivity",
+        "Count",
+        "Density",
+        "Dimensionless",
+        "DoseEquivalent",
+        "DoseEquivalentRate",
+        "DynamicViscosity",
+        "ElectricCharge",
+        "ElectricCurrent",
+        "ElectricCurrentDensity",
+        "ElectricFieldStrength",
+        "Energy",
+        "Exposure",
+        "Force",
+        "Frequency",
+        "Illuminance",
+        "Inductance",
+        "Irradiance",
+        "KinematicViscosity",
+        "Length",
+        "LinearMomentum",
+        "Luminance",
+        "LuminousFlux",
+        "LuminousIntensity",
+        "MagneticFlux",
+        "MagneticFluxDensity",
+        "MagneticVectorPotential",
+        "Mass",
+        "MassConcentration",
+        "MassFlowRate",
+        "MassPerAreaTime",
+        "MemoryCapacity",
+        "MolalityOfSolute",
+        "MolarEnergy",
+        "MolarMass",
+        "MolarVolume",
+        "Power",
+        "Pressure",
+        "RadiantFlux",
+        "RadiantIntensity",
+        "RelativeHumidity",
+        "Resistance",
+        "Resistivity",
+        "SolidAngle",
+        "SpecificVolume",
+        "Speed",
+        "SurfaceDensity",
+        "SurfaceTension",
+        "Temperature",
+        "Time",
+        "Torque",
+        "Voltage",
+        "Volume",
+        "VolumeFlowRate",
+        "VolumeFraction",
+        "VolumetricFlux",
+        "Wavenumber",
+    ]
 )
 
 _ERROR_KINDS = frozenset({"stale", "nodata", "no_data", "comm_fail", "quality"})
@@ -116,6 +206,16 @@ _ERROR_KINDS = frozenset({"stale", "nodata", "no_data", "comm_fail", "quality"})
 def measurement_for_unit(unit: str) -> tuple[str, str] | None:
     """The (measurement type, UN/CEFACT code) for a point's unit text, or None if unknown."""
     return UNITS.get(unit.strip().lower())
+
+
+def valid_gtin(gtin: str) -> bool:
+    """True for a GTIN-14: 14 digits whose last is the GS1 mod-10 check digit of the others."""
+    if len(gtin) != 14 or not gtin.isascii() or not gtin.isdigit():
+        return False
+    body = [int(c) for c in gtin[:-1]]
+    # weights 3,1,3,... counted from the digit next to the check digit
+    total = sum(d * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
+    return (10 - total % 10) % 10 == int(gtin[-1])
 
 
 def lot_class(lot: str, gtin: str | None = None) -> str:
@@ -203,8 +303,12 @@ class _Builder:
                 continue
             unit = str(agg.get("unit", ""))
             report = _report(measurement_for_unit(unit), unit)
-            for ours, theirs in (("min", "minValue"), ("max", "maxValue"),
-                                 ("mean", "meanValue"), ("std", "sDev")):  # fmt: skip
+            for ours, theirs in (
+                ("min", "minValue"),
+                ("max", "maxValue"),
+                ("mean", "meanValue"),
+                ("std", "sDev"),
+            ):
                 number = _number(agg.get(ours))
                 if number is not None:
                     report[theirs] = number
@@ -221,8 +325,19 @@ class _Builder:
     def alarm(self, event: TraceEvent) -> dict[str, Any]:
         body = event.entry.body
         doc = self.base(event, "OBSERVE", "sensor_reporting")
-        fields = ("rule", "kind", "point", "event", "from", "to", "value", "limit", "unit",
-                  "severity", "message")  # fmt: skip
+        fields = (
+            "rule",
+            "kind",
+            "point",
+            "event",
+            "from",
+            "to",
+            "value",
+            "limit",
+            "unit",
+            "severity",
+            "message",
+        )
         doc["eqc:alarm"] = {k: body[k] for k in fields if k in body}
         unit = str(body.get("unit", ""))
         report = _report(measurement_for_unit(unit), unit)
@@ -243,8 +358,10 @@ class _Builder:
             case "lot.start" if not self.created:
                 doc = self.base(event, "ADD", "creating_class_instance")
                 doc["disposition"] = "active"
-                doc["ilmd"] = {"eqc:lot": self.trace.lot,
-                               "eqc:station": str(entry.body.get("station", ""))}  # fmt: skip
+                doc["ilmd"] = {
+                    "eqc:lot": self.trace.lot,
+                    "eqc:station": str(entry.body.get("station", "")),
+                }
                 self.created = True
             case "lot.start":
                 doc = self.base(event, "OBSERVE", "arriving")
@@ -322,8 +439,10 @@ def epcis_document(trace: LotTrace, *, now: datetime, gtin: str | None = None) -
 
 
 def measurement_type_problems(document: Mapping[str, Any]) -> list[str]:
-    """Check what GS1's schema cannot: every ``sensorReport.type`` is a CBV measurement type
-    (or :data:`UNMAPPED_TYPE`), and its ``uom`` is one this module maps to that type.
+    """Check the measurement types, which GS1's schema accepts as any string.
+
+    Every ``sensorReport.type`` must be a CBV measurement type (or :data:`UNMAPPED_TYPE`), and
+    its ``uom`` one this module maps to that type.
 
     Returns:
         One line per problem (``event 2 element 0 report 0: type 'Temprature' is not ...``).

@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Mapping
-from typing import Any, TextIO
+from typing import IO, Any
 
 from edge.ledger.trace import LotTrace, TraceEvent
 
@@ -166,8 +166,8 @@ def csv_rows(trace: LotTrace) -> list[dict[str, str]]:
     return rows
 
 
-def write_lot_csv(trace: LotTrace, out: TextIO) -> int:
-    """Write ``trace`` as CSV (header + one row per event) to ``out``; returns the row count.
+def write_lot_csv(trace: LotTrace, out: IO[str]) -> int:
+    r"""Write ``trace`` as CSV (header + one row per event) to ``out``; returns the row count.
 
     ``out`` should be opened with ``newline=""`` (the csv module writes ``\\r\\n`` itself).
     """

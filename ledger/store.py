@@ -156,6 +156,11 @@ class Ledger:
         """Entries appended but not yet durable (in no batch, or in a batch not yet written)."""
         return len(self._pending) + sum(len(b.entries) for b in self._unwritten)
 
+    @property
+    def unwritten(self) -> list[Batch]:
+        """Batches cut but not yet durable, oldest first (a snapshot)."""
+        return list(self._unwritten)
+
     def _load_own_feed(self, feed: str) -> None:
         conn = self.conn
         with map_exceptions(_SQL_ERRORS, f"ledger {self.path}"):

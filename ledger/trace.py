@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from edge.errors import StorageError
 from edge.ledger.query import (
     Station,
     Stations,
@@ -36,6 +35,8 @@ from edge.ledger.query import (
     load_stations,
     summarize,
 )
+
+from edge.errors import StorageError
 
 __all__ = ["ACK_WINDOW", "LotTrace", "RuleSet", "StationVisit", "TraceEvent", "trace_lot"]
 
@@ -261,7 +262,9 @@ def _add_acks(
     acked: set[str] = set()
     for ack in during:
         rule = str(ack.body.get("rule", ""))
-        if alarm_ids.intersection(ack.refs) or (rule in first_alarm and ack.ts >= first_alarm[rule]):
+        if alarm_ids.intersection(ack.refs) or (
+            rule in first_alarm and ack.ts >= first_alarm[rule]
+        ):
             found.setdefault(ack.id, ack)
             acked.add(rule)
     horizon = _later(last, ACK_WINDOW)

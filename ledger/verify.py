@@ -130,9 +130,11 @@ class FeedVerifier:
         self.report = FeedReport(feed)
         self._frontier = Frontier()
         self._expected = 0  # the next seq we should see
-        self._prev_id: str | None = None  # stored id of the last row seen
         self._tree_ok = True  # False once a gap makes later Merkle roots unknowable
         self._last_checkpoint_end = 0  # entries covered by the last good checkpoint (its seq + 1)
+        self._ids: dict[int, str] = {}  # seq claimed inside an entry -> its id (a recent window)
+        self._prevs: dict[int, tuple[int, Any]] = {}  # misplaced entries: claimed seq -> (row seq, prev)
+        self._waiting: dict[int, str] = {}  # ids seen before their Merkle position came up
         self._lots: dict[int, list[str]] = {}  # seq -> lots from raw, for the index check
 
     def _problem(self, seq: int, kind: Kind, detail: str) -> None:
@@ -141,11 +143,9 @@ class FeedVerifier:
     def add(self, row: Row) -> None:
         """Check one row (rows must come in ascending seq order)."""
         seq, entry_id, prev, ts, type_, actor, raw = row
-        report = self.report
-        report.entries += 1
-        actual = _sha256(raw).hexdigest()
-        if actual != entry_id:
-            self._problem(seq, Kind.CHANGED, f"content hashes to {actual[:16]}, not to its id {entry_id[:16]}")
+        self.report.entries += 1
+        if _sha256(raw).hexdigest() != entry_id:
+            self._problem(seq, Kind.CHANGED, f"content hashes to {_sha256(raw).hexdigest()[:16]}, not to its id {entry_id[:16]}")
         try:
             data = _loads(raw)
             inner_seq = data["seq"]
@@ -155,45 +155,80 @@ class FeedVerifier:
             self._problem(seq, Kind.CHANGED, "content is not a ledger entry")
             data = None
             inner_seq, inner_prev, inner_feed = seq, prev, self.feed
-        if seq > self._expected:
-            missing = seq - self._expected
-            first = self._expected
-            self._problem(
-                first, Kind.MISSING,
-                f"entry {first} is missing" if missing == 1 else f"entries {first}..{seq - 1} are missing",
-            )
-            # One missing entry: the next entry's prev tells its id, so the Merkle tree (and
-            # the checkpoints after it) can still be checked. More: later roots are unknowable.
-            if missing == 1 and self._tree_ok and inner_prev:
-                self._frontier.append(_leaf(inner_prev))
-                self._prev_id = inner_prev
-            else:
-                self._tree_ok = False
-                self._prev_id = None
-            self._expected = seq
-        if inner_seq != seq or inner_feed != self.feed:
-            if inner_feed == self.feed and isinstance(inner_seq, int):
-                self._problem(seq, Kind.REORDERED, f"holds the entry of seq {inner_seq}")
-            else:
-                self._problem(seq, Kind.CHANGED, "holds an entry of another feed")
-        elif self._prev_id is not None or seq == 0:
-            if inner_prev != self._prev_id:
+        if seq != self._expected:
+            self._gap(seq, inner_prev)
+        if inner_feed != self.feed or type(inner_seq) is not int:
+            self._problem(seq, Kind.CHANGED, "holds an entry of another feed")
+            inner_seq = seq
+        elif inner_seq != seq:
+            self._problem(seq, Kind.REORDERED, f"holds the entry of seq {inner_seq}")
+        self._link(seq, inner_seq, inner_prev, entry_id)
+        if data is not None:
+            if prev != inner_prev or ts != data.get("ts") or type_ != data.get("type") or actor != data.get("actor"):
+                self._problem(seq, Kind.INDEX_MISMATCH, "prev/ts/type/actor columns disagree with the content")
+            if data.get("lots"):
+                self._lots[seq] = data["lots"]
+            if data.get("type") == CHECKPOINT and inner_seq == seq:
+                self._check_checkpoint(seq, data)
+        self._place(inner_seq, entry_id)
+        self._expected = seq + 1
+
+    def _gap(self, seq: int, inner_prev: Any) -> None:
+        first = self._expected
+        missing = seq - first
+        self._problem(
+            first, Kind.MISSING,
+            f"entry {first} is missing" if missing == 1 else f"entries {first}..{seq - 1} are missing",
+        )
+        # One missing entry: the next entry's prev tells its id, so links, the Merkle tree and
+        # the checkpoints after it can still be checked. More: later roots are unknowable.
+        if missing == 1 and isinstance(inner_prev, str):
+            self._ids[first] = inner_prev
+            self._place(first, inner_prev)
+        else:
+            self._tree_ok = False
+
+    def _link(self, seq: int, inner_seq: int, inner_prev: Any, entry_id: str) -> None:
+        """Check ``prev`` by content: the entry claiming seq s must name the entry claiming s-1.
+
+        Matching by the seqs *inside* the entries (not row positions) makes a swap read as
+        "reordered" rather than as a cascade of broken links.
+        """
+        ids = self._ids
+        if inner_seq == 0:
+            if inner_prev is not None:
+                self._problem(seq, Kind.BROKEN_LINK, "the first entry has a prev")
+        else:
+            want = ids.get(inner_seq - 1)
+            if want is not None and inner_prev != want:
                 self._problem(
                     seq, Kind.BROKEN_LINK,
-                    f"prev {str(inner_prev)[:16]} is not the id of entry {seq - 1} ({str(self._prev_id)[:16]})",
+                    f"prev {str(inner_prev)[:16]} is not the id of entry {inner_seq - 1} ({want[:16]})",
                 )
-        if data is not None and (
-            prev != inner_prev or ts != data.get("ts") or type_ != data.get("type") or actor != data.get("actor")
-        ):
-            self._problem(seq, Kind.INDEX_MISMATCH, "prev/ts/type/actor columns disagree with the content")
-        if data is not None and data.get("lots"):
-            self._lots[seq] = data["lots"]
-        if data is not None and data.get("type") == CHECKPOINT and inner_seq == seq:
-            self._check_checkpoint(seq, data)
-        if self._tree_ok:
-            self._frontier.append(_leaf(entry_id))
-        self._prev_id = entry_id
-        self._expected = seq + 1
+        later = self._prevs.get(inner_seq + 1)  # the next entry came first (swapped rows)
+        if later is not None and later[1] != entry_id:
+            self._problem(later[0], Kind.BROKEN_LINK, f"prev is not the id of entry {inner_seq}")
+        ids[inner_seq] = entry_id
+        if inner_seq != seq:
+            self._prevs[inner_seq] = (seq, inner_prev)
+        if len(ids) > 256:  # keep a window: links are checked between neighbours
+            for old in [k for k in ids if k < seq - 128]:
+                del ids[old]
+            for old in [k for k in self._prevs if k < seq - 128]:
+                del self._prevs[old]
+
+    def _place(self, inner_seq: int, entry_id: str) -> None:
+        """Put the entry's id at its claimed position in the Merkle tree (in order, buffering)."""
+        if not self._tree_ok:
+            return
+        frontier = self._frontier
+        if inner_seq == frontier.size:
+            frontier.append(_leaf(entry_id))
+            waiting = self._waiting
+            while waiting and frontier.size in waiting:
+                frontier.append(_leaf(waiting.pop(frontier.size)))
+        elif inner_seq > frontier.size:
+            self._waiting[inner_seq] = entry_id
 
     def _check_checkpoint(self, seq: int, data: dict[str, Any]) -> None:
         self.report.checkpoints += 1

@@ -12,8 +12,9 @@ Time conventions (``docs/rules-engine.md``):
   transition is stamped ``due``, and fires *before* a reading stamped exactly ``due``;
 * a stale rule is due at ``last + max_age`` and fires only once the clock is *past* it
   (``clock > due``: a reading exactly ``max_age`` after the previous one is in time);
-* transitions are ordered by ``(ts, phase, seq, rule index, n)``: timers (phase 0) before
-  readings (phase 1) at equal times, readings in arrival order, rules in rule-set order.
+* transitions are ordered by ``(ts, phase, seq, rule index, n)``: delay timers and shelve
+  expiries (phase 0) before readings (phase 1) at equal times, stale activations (phase 2)
+  after them; readings in arrival order, rules in rule-set order.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from edge.readings import Quality
 from edge.rules.alarms import ACTIVE, AlarmRuntime, AlarmState, Transition, cleared_state
 from edge.rules.lots import LotEvent
 from edge.rules.model import (
+    PLACEHOLDERS,
     DerivedRule,
     LimitRule,
     LotRule,
@@ -58,10 +60,12 @@ _A_ACK = AlarmState.ACTIVE_ACK
 class Evaluator:
     """Base: the delay/alarm state machine every alarming rule kind shares."""
 
-    __slots__ = ("idx", "kind", "off_delay", "on_delay", "point", "rule", "severity")
+    __slots__ = ("fill", "idx", "kind", "off_delay", "on_delay", "point", "rule", "severity")
 
     def __init__(self, rule: Rule, idx: int) -> None:
         self.rule = rule
+        self.fill: dict[str, object] = {name: "" for name in PLACEHOLDERS}
+        self.fill.update(rule=rule.id, point=rule.point, unit=rule.unit, severity=rule.severity.value)
         self.idx = idx
         self.kind = rule.kind
         self.point = rule.point
@@ -129,15 +133,14 @@ class Evaluator:
 
     def render(self, value: float | None, limit: float | None, lot: str | None, rt: AlarmRuntime) -> str:
         """The rule's message for a transition."""
-        fill: dict[str, object] = {
-            "value": "" if value is None else value,
-            "limit": "" if limit is None else limit,
-            "lot": lot or "",
-        }
+        fill = self.fill.copy()
+        fill["value"] = "" if value is None else value
+        fill["limit"] = "" if limit is None else limit
+        fill["lot"] = lot or ""
         try:
-            text = self.rule.render(**fill)
+            text = self.rule.message.format_map(fill)
         except (ValueError, TypeError):  # a format spec such as {value:.1f} on an empty value
-            text = self.rule.render(**{k: str(v) for k, v in fill.items()})
+            text = self.rule.message.format_map({k: str(v) for k, v in fill.items()})
         return text + self.detail(rt)
 
     def transit(
@@ -163,28 +166,26 @@ class Evaluator:
             to = cleared_state(frm)
             event = "cleared"
         rt.state = to
-        out.append(
-            (
-                key,
-                Transition(
-                    rule=self.rule.id,
-                    kind=self.kind,
-                    point=self.point,
-                    severity=self.severity,
-                    from_state=frm,
-                    to_state=to,
-                    event=event,
-                    value=value,
-                    limit=rt.limit,
-                    lot=lot,
-                    ts=ts,
-                    message=self.render(value, rt.limit, lot, rt),
-                    shelved=rt.shelved_until is not None,
-                    suppressed=rt.suppressed,
-                    out_of_service=rt.oos,
-                ),
-            )
+        limit = rt.limit
+        tr = Transition(
+            self.rule.id,
+            self.kind,
+            self.point,
+            self.severity,
+            frm,
+            to,
+            event,
+            value,
+            limit,
+            lot,
+            ts,
+            self.render(value, limit, lot, rt),
+            "",
+            rt.shelved_until is not None,
+            rt.suppressed,
+            rt.oos,
         )
+        out.append((key, tr))
 
     def flag_event(
         self,
@@ -286,9 +287,16 @@ class LimitEval(Evaluator):
             self.advance(st, rt, t, out)
         if fv is None:
             return
-        if rt.state is _A_UNACK or rt.state is _A_ACK:
+        state = rt.state
+        if state is _A_UNACK or state is _A_ACK:
+            if (fv > self.hi_hold or fv < self.lo_hold) and rt.due is None:
+                rt.value = fv  # fast path: still active, nothing pending
+                return
             cond = fv > self.hi_hold or fv < self.lo_hold
         else:
+            if not (fv > self.hi or fv < self.lo) and rt.due is None:
+                rt.value = fv  # fast path: still normal, nothing pending
+                return
             cond = fv > self.hi or fv < self.lo
         self.observe(st, rt, cond, t, seq, fv, out)
 
@@ -380,8 +388,9 @@ class StaleEval(Evaluator):
         due = self._last(rt, st) + self.max_age
         if not t > due:
             return False
-        key = (due, 0, 0, self.idx, 2)
-        self.transit(st, rt, True, due, key, self.max_age, out, st.lot_at(due))
+        # ordered after every reading stamped exactly ``due`` (those were still in time)
+        key = (due, 2, 0, self.idx, 0)
+        self.transit(st, rt, True, due, key, self.max_age, out, st.lot_at(due, inclusive=True))
         return True
 
     def on_reading(self, st: EngineState, t: float, seq: int, fv: float | None, q: Quality, out: Out) -> None:
@@ -413,11 +422,12 @@ class QualityEval(Evaluator):
 class SpcEval(Evaluator):
     """Individuals chart with selected Nelson rules; limits given or learned from a baseline."""
 
-    __slots__ = ("baseline", "mask", "zones")
+    __slots__ = ("baseline", "details", "mask", "zones")
 
     def __init__(self, rule: SpcRule, idx: int) -> None:
         super().__init__(rule, idx)
         self.mask = mask_of(rule.nelson)
+        self.details: dict[int, str] = {}
         self.baseline = rule.baseline
         self.zones: Zones | None = None
         if rule.center is not None and rule.sigma is not None and rule.baseline <= 0:
@@ -445,10 +455,13 @@ class SpcEval(Evaluator):
 
     def detail(self, rt: AlarmRuntime) -> str:
         """Which Nelson rules signalled at the activation."""
-        rules = rules_in(rt.aux["mask"])
-        if not rules:
-            return ""
-        return " [" + "; ".join(f"Nelson {k}: {RULE_NAMES[k]}" for k in rules) + "]"
+        mask: int = rt.aux["mask"]
+        text = self.details.get(mask)
+        if text is None:
+            rules = rules_in(mask)
+            text = " [" + "; ".join(f"Nelson {k}: {RULE_NAMES[k]}" for k in rules) + "]" if rules else ""
+            self.details[mask] = text
+        return text
 
     def learn(self, rt: AlarmRuntime, fv: float) -> None:
         """Add a baseline value; compute limits once the baseline is complete.
@@ -478,9 +491,13 @@ class SpcEval(Evaluator):
         if z is None:
             self.learn(rt, fv)
             return
-        m = rt.aux["nelson"].push(fv, z) & self.mask
+        aux = rt.aux
+        m = aux["nelson"].push(fv, z) & self.mask
+        if m == 0 and rt.state is AlarmState.NORMAL and rt.due is None:
+            rt.value = fv  # fast path
+            return
         if m and not rt.state in ACTIVE:
-            rt.aux["mask"] = m
+            aux["mask"] = m
         self.observe(st, rt, m != 0, t, seq, fv, out)
 
 
@@ -502,12 +519,13 @@ class LotEval(Evaluator):
 class DerivedEval(Evaluator):
     """A derived point: recomputed when an input gets a reading and every input has a value."""
 
-    __slots__ = ("fn", "inputs", "pos")
+    __slots__ = ("fn", "inputs", "pos", "vfn")
 
     def __init__(self, rule: DerivedRule, idx: int) -> None:
         super().__init__(rule, idx)
         assert rule.expression is not None
         self.fn = rule.expression.fn
+        self.vfn = rule.expression.vector_fn
         self.inputs = rule.expression.inputs
         self.pos = {name: i for i, name in enumerate(self.inputs)}
 
@@ -524,7 +542,7 @@ class DerivedEval(Evaluator):
         vals: list[float | None] = rt.aux["vals"]
         quals: list[int] = rt.aux["quals"]
         vals[i] = _as_float(value)
-        quals[i] = QUALITY_CODE[Quality(q)]
+        quals[i] = QUALITY_CODE[q]
         if any(v is None for v in vals):
             return None
         out = self.fn(*vals)

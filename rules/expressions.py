@@ -207,11 +207,23 @@ def _s_pow(a: float, b: float) -> float:
 
 
 def _s_min(xs: list[float]) -> float:
-    return _NAN if any(x != x for x in xs) else min(xs)
+    m = xs[0]
+    for x in xs:
+        if x != x:  # NaN wins, whatever its position (builtin min depends on order)
+            return _NAN
+        if x < m:
+            m = x
+    return m
 
 
 def _s_max(xs: list[float]) -> float:
-    return _NAN if any(x != x for x in xs) else max(xs)
+    m = xs[0]
+    for x in xs:
+        if x != x:
+            return _NAN
+        if x > m:
+            m = x
+    return m
 
 
 def _s_avg(xs: list[float]) -> float:
@@ -251,13 +263,64 @@ def _scalar(node: ast.expr, index: dict[str, int]) -> Scalar:
         return lambda v: -inner(v)
     if isinstance(node, ast.BinOp):
         left, right = _scalar(node.left, index), _scalar(node.right, index)
+        fast = _fast_binop(node, index, left, right)
+        if fast is not None:
+            return fast
         op = _S_BIN[type(node.op)]
         return lambda v: op(left(v), right(v))
     assert isinstance(node, ast.Call)
     assert isinstance(node.func, ast.Name)
     args = [_scalar(a, index) for a in node.args]
     func = _S_FUNCS[node.func.id]
+    if len(args) == 1:
+        (x,) = args
+        if node.func.id == "abs":
+            return lambda v: abs(x(v))
+        return lambda v: func([x(v)])
+    if len(args) == 2:
+        x, y = args
+        return lambda v: func([x(v), y(v)])
     return lambda v: func([a(v) for a in args])
+
+
+def _fast_binop(
+    node: ast.BinOp, index: dict[str, int], left: Scalar, right: Scalar
+) -> Scalar | None:
+    """Closures for + - * that read point values and constants inline (one call, not three).
+
+    Per-reading cost matters (DESIGN.md: a few microseconds per reading); the generic closure
+    calls two operand closures and an operator function.
+    """
+    op = type(node.op)
+    if op not in (ast.Add, ast.Sub, ast.Mult):
+        return None
+    a, b = node.left, node.right
+    if isinstance(a, ast.Name) and isinstance(b, ast.Constant):
+        i, c = index[a.id], float(b.value)  # type: ignore[arg-type]
+        if op is ast.Add:
+            return lambda v: v[i] + c
+        if op is ast.Sub:
+            return lambda v: v[i] - c
+        return lambda v: v[i] * c
+    if isinstance(a, ast.Constant) and isinstance(b, ast.Name):
+        c, j = float(a.value), index[b.id]  # type: ignore[arg-type]
+        if op is ast.Add:
+            return lambda v: c + v[j]
+        if op is ast.Sub:
+            return lambda v: c - v[j]
+        return lambda v: c * v[j]
+    if isinstance(a, ast.Name) and isinstance(b, ast.Name):
+        i, j = index[a.id], index[b.id]
+        if op is ast.Add:
+            return lambda v: v[i] + v[j]
+        if op is ast.Sub:
+            return lambda v: v[i] - v[j]
+        return lambda v: v[i] * v[j]
+    if op is ast.Add:
+        return lambda v: left(v) + right(v)
+    if op is ast.Sub:
+        return lambda v: left(v) - right(v)
+    return lambda v: left(v) * right(v)
 
 
 # --- vector closures ------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from edge.rules.yamlpos import Problem, YMap, YNode, YScalar, YSeq
 
 from edge.durations import parse_duration
 
-__all__ = ["Ctx", "UnitSlot"]
+__all__ = ["Ctx", "UnitSlot", "describe"]
 
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _VALUE = re.compile(rf"\s*({_NUMBER})\s*(\S.*?)?\s*")
@@ -25,7 +25,8 @@ _CHECK = re.compile(rf"\s*([A-Za-z_]\w*)\s*(>=|<=|==|!=|>|<|=)\s*({_NUMBER})\s*(
 _DIMENSIONLESS = {"count", "cp", "cpk"}
 
 
-def _kind_of(node: YNode) -> str:
+def describe(node: YNode) -> str:
+    """Name what a node is, for "expected X, got Y" messages."""
     if isinstance(node, YMap):
         return "a mapping"
     if isinstance(node, YSeq):
@@ -73,7 +74,7 @@ class Ctx:
         """The node if it is a mapping, else a problem."""
         if isinstance(node, YMap):
             return node
-        self.error(node, f"{what} must be a mapping of keys, got {_kind_of(node)}")
+        self.error(node, f"{what} must be a mapping of keys, got {describe(node)}")
         return None
 
     def keys(self, node: YMap, allowed: Collection[str], what: str) -> None:
@@ -86,7 +87,7 @@ class Ctx:
         """A string value (numbers and booleans are refused: quote them)."""
         if isinstance(node, YScalar) and isinstance(node.value, str) and node.value.strip():
             return node.value.strip()
-        self.error(node, f"{key}: expected text, got {_kind_of(node)}")
+        self.error(node, f"{key}: expected text, got {describe(node)}")
         return None
 
     def choice(self, node: YNode, key: str, options: Collection[str]) -> str | None:
@@ -102,7 +103,7 @@ class Ctx:
     def integer(self, node: YNode, key: str, least: int) -> int | None:
         """An integer >= ``least``."""
         if not (isinstance(node, YScalar) and type(node.value) is int):
-            self.error(node, f"{key}: expected a whole number, got {_kind_of(node)}")
+            self.error(node, f"{key}: expected a whole number, got {describe(node)}")
             return None
         if node.value < least:
             self.error(node, f"{key}: must be at least {least}, got {node.value}")
@@ -118,7 +119,7 @@ class Ctx:
                 self.error(node, f"{key}: {exc}")
                 return None
         else:
-            shown = node.text if isinstance(node, YScalar) else _kind_of(node)
+            shown = node.text if isinstance(node, YScalar) else describe(node)
             self.error(
                 node,
                 f"{key}: bad duration {shown} (a unit is required: ms, s, m, h, d, e.g. '2s')",
@@ -140,7 +141,7 @@ class Ctx:
         self.error(
             node,
             f"{key}: expected a number (optionally with a unit, e.g. '8.0 degC'), "
-            f"got {_kind_of(node)}",
+            f"got {describe(node)}",
         )
         return None
 
@@ -166,7 +167,7 @@ class Ctx:
     def string_list(self, node: YNode, key: str) -> tuple[str, ...] | None:
         """A list of texts."""
         if not isinstance(node, YSeq):
-            self.error(node, f"{key}: expected a list, got {_kind_of(node)}")
+            self.error(node, f"{key}: expected a list, got {describe(node)}")
             return None
         out = [self.text(item, key) for item in node.items]
         return None if any(v is None for v in out) else tuple(v for v in out if v is not None)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.rules.expressions import did_you_mean
-from edge.rules.fields import Ctx, UnitSlot
+from edge.rules.fields import Ctx, UnitSlot, describe
 from edge.rules.model import (
     NELSON_RULES,
     DerivedRule,
@@ -158,7 +158,7 @@ def _top(root: YNode, ctx: Ctx, files: _Files, known: Mapping[str, str] | None) 
         return
     rules = top.items["rules"][1]
     if not isinstance(rules, YSeq):
-        ctx.error(rules, "rules: expected a list of rules, got something else")
+        ctx.error(rules, f"rules: expected a list of rules, got {describe(rules)}")
         return
     for item in rules.items:
         rule_node = ctx.mapping(item, "a rule")

@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-
 import numpy as np
 import numpy.typing as npt
 
 from edge.readings import Quality, Reading
 from edge.rules.engine import Engine, Event
+from edge.rules.alarms import ACTIVE as _ACTIVE
 from edge.rules.evaluators import (
+    QUALITIES,
     QUALITY_CODE,
     DerivedEval,
     Evaluator,
@@ -54,19 +54,24 @@ U8 = npt.NDArray[np.uint8]
 _CONFIG_ERROR = QUALITY_CODE[Quality.CONFIG_ERROR]
 
 
-@dataclass(slots=True)
 class _Stream:
     """The readings of one point: global row (seq), effective time, value, quality code."""
 
-    rows: I64
-    t: F64
-    raw: F64  # the value whatever the quality (NaN: none)
-    q: U8
+    __slots__ = ("_fv", "q", "raw", "rows", "t")
+
+    def __init__(self, rows: I64, t: F64, raw: F64, q: U8 | None) -> None:
+        self.rows = rows
+        self.t = t
+        self.raw = raw  # the value whatever the quality (NaN: none)
+        self.q = q if q is not None else np.zeros(rows.size, dtype=np.uint8)
+        self._fv: F64 | None = raw if q is None else None
 
     @property
     def fv(self) -> F64:
         """Good, numeric values (NaN elsewhere), what value-based rules evaluate."""
-        return np.where(self.q == 0, self.raw, np.nan)
+        if self._fv is None:
+            self._fv = np.where(self.q == 0, self.raw, np.nan)
+        return self._fv
 
 
 def to_columns(
@@ -176,7 +181,7 @@ def replay_arrays(
         return []
     pid = np.asarray(point_ids)
     raw = np.ascontiguousarray(values, dtype=np.float64)
-    q = np.zeros(n, dtype=np.uint8) if quality is None else np.asarray(quality, dtype=np.uint8)
+    q = None if quality is None else np.asarray(quality, dtype=np.uint8)
     lots = lots or {}
     t_eff = np.maximum.accumulate(t_in)
     st = eng.initial_state()
@@ -188,7 +193,7 @@ def replay_arrays(
 
     # group rows by point (stable radix sort on a small integer type)
     npts = len(points)
-    small = pid.astype(np.int16 if npts < 32000 else np.int64, copy=False)
+    small = pid.astype(np.uint8 if npts < 256 else np.int16 if npts < 32000 else np.int64, copy=False)
     order = np.argsort(small, kind="stable")
     counts = np.bincount(small, minlength=npts)
     offs = np.concatenate(([0], np.cumsum(counts)))
@@ -205,7 +210,7 @@ def replay_arrays(
                 s = _Stream(e, np.empty(0), np.empty(0), np.empty(0, dtype=np.uint8))
             else:
                 rows = order[offs[k] : offs[k + 1]].astype(np.int64)
-                s = _Stream(rows, t_eff[rows], raw[rows], q[rows])
+                s = _Stream(rows, t_eff[rows], raw[rows], None if q is None else q[rows])
             streams[name] = s
         return s
 
@@ -227,8 +232,13 @@ def replay_arrays(
         return changes[i - 1][2] if i > 0 else None
 
     # derived points, in dependency order
-    for ev in eng.evaluators:
-        if isinstance(ev, DerivedEval):
+    derived = [e for e in eng.evaluators if isinstance(e, DerivedEval)]
+    defined = {e.point for e in derived}
+    if any(p in defined for e in derived for p in e.inputs):
+        plain = {p: stream_of(p) for e in derived for p in e.inputs if p not in defined}
+        streams.update(_derived_by_loop(eng, plain, t_eff))
+    else:
+        for ev in derived:
             streams[ev.point] = _derived_stream(ev, [stream_of(p) for p in ev.inputs], t_eff)
 
     for ev in eng.evaluators:
@@ -249,60 +259,71 @@ def replay_arrays(
 
 
 def _derived_stream(ev: DerivedEval, inputs: list[_Stream], t_eff: F64) -> _Stream:
-    """The derived point's readings (vectorised when the inputs' rows are disjoint)."""
-    rows = np.concatenate([s.rows for s in inputs]) if inputs else np.empty(0, dtype=np.int64)
-    urows = np.unique(rows)
-    if urows.size != rows.size:
-        return _derived_loop(ev, inputs, t_eff)
+    """The derived point's readings, vectorised (inputs are plain points: disjoint rows)."""
+    mark = np.zeros(t_eff.size, dtype=np.uint8)
+    for j, s in enumerate(inputs):
+        mark[s.rows] = j + 1
+    urows = np.flatnonzero(mark)
+    origin = mark[urows]
     m = urows.size
     have = np.ones(m, dtype=np.bool_)
     vals = []
     qmax = np.zeros(m, dtype=np.uint8)
-    for s in inputs:
-        idx = np.searchsorted(s.rows, urows, side="right") - 1
+    for j, s in enumerate(inputs):
+        idx = np.cumsum(origin == j + 1) - 1  # this input's latest reading at each row
         ok = idx >= 0
         safe = np.where(ok, idx, 0)
-        v = np.where(ok, s.raw[safe] if s.raw.size else np.nan, np.nan)
-        have &= ok & ~np.isnan(v)
+        v = np.where(ok, s.raw[safe], np.nan) if s.raw.size else np.full(m, np.nan)
+        have &= ~np.isnan(v)
         vals.append(v)
         if s.q.size:
-            qmax = np.maximum(qmax, np.where(ok, s.q[safe], 0))
+            qmax = np.maximum(qmax, np.where(ok, s.q[safe], 0).astype(np.uint8))
     sel = np.flatnonzero(have)
     if sel.size == 0:
-        return _Stream(np.empty(0, dtype=np.int64), np.empty(0), np.empty(0), np.empty(0, dtype=np.uint8))
-    args = [v[sel] for v in vals]
-    res = np.asarray(ev.fn_vector(*args), dtype=np.float64)
+        return _empty()
+    res = np.asarray(ev.vfn(*[v[sel] for v in vals]), dtype=np.float64)
     dq = qmax[sel].copy()
     dq[np.isnan(res)] = _CONFIG_ERROR
     r = urows[sel]
     return _Stream(r, t_eff[r], res, dq)
 
 
-def _derived_loop(ev: DerivedEval, inputs: list[_Stream], t_eff: F64) -> _Stream:
-    """Derived point over derived inputs: emulate the streaming update order exactly."""
-    events: list[tuple[int, int, float, int]] = []  # row, input position, value, quality
-    for i, s in enumerate(inputs):
-        for row, v, qc in zip(s.rows.tolist(), s.raw.tolist(), s.q.tolist(), strict=True):
-            events.append((row, i, v, qc))
-    # within one row, streaming reaches the inputs in the order of the rules that feed them;
-    # a derived input's reading is produced before the plain input's by rule order.
-    events.sort(key=lambda e: (e[0], -e[1] if False else e[1]))
-    vals: list[float | None] = [None] * len(inputs)
-    quals = [0] * len(inputs)
-    out_rows: list[int] = []
-    out_v: list[float] = []
-    out_q: list[int] = []
-    for row, i, v, qc in events:
-        vals[i] = None if v != v else v
-        quals[i] = qc
-        if any(x is None for x in vals):
-            continue
-        res = ev.fn(*vals)
-        out_rows.append(row)
-        out_v.append(res)
-        out_q.append(_CONFIG_ERROR if res != res else max(quals))
-    r = np.asarray(out_rows, dtype=np.int64)
-    return _Stream(r, t_eff[r], np.asarray(out_v, dtype=np.float64), np.asarray(out_q, dtype=np.uint8))
+def _empty() -> _Stream:
+    e = np.empty(0, dtype=np.int64)
+    return _Stream(e, np.empty(0), np.empty(0), np.empty(0, dtype=np.uint8))
+
+
+def _derived_by_loop(eng: Engine, plain: dict[str, _Stream], t_eff: F64) -> dict[str, _Stream]:
+    """Derived points over derived points: run the streaming dispatch itself, row by row."""
+    scratch = eng.initial_state()
+    found: dict[str, tuple[list[int], list[float], list[int]]] = {
+        e.point: ([], [], []) for e in eng.evaluators if isinstance(e, DerivedEval)
+    }
+    merged: list[tuple[int, str, float, int]] = []
+    for name, s in plain.items():
+        merged.extend(zip(s.rows.tolist(), [name] * s.rows.size, s.raw.tolist(), s.q.tolist(), strict=True))
+    merged.sort(key=lambda e: e[0])
+
+    def dispatch(row: int, point: str, value: float | None, qc: int) -> None:
+        for sub in eng.by_point.get(point, ()):
+            if isinstance(sub, DerivedEval):
+                res = sub.update(scratch, point, value, QUALITIES[qc])
+                if res is None:
+                    continue
+                dv, dq = res
+                rows, vals, quals = found[sub.point]
+                rows.append(row)
+                vals.append(float("nan") if dv is None else dv)
+                quals.append(QUALITY_CODE[dq])
+                dispatch(row, sub.point, dv, QUALITY_CODE[dq])
+
+    for row, point, v, qc in merged:
+        dispatch(row, point, v, qc)
+    out = {}
+    for name, (rows, vals, quals) in found.items():
+        r = np.asarray(rows, dtype=np.int64)
+        out[name] = _Stream(r, t_eff[r], np.asarray(vals, dtype=np.float64), np.asarray(quals, dtype=np.uint8))
+    return out
 
 
 def _drive(ev: Evaluator, st: EngineState, s: _Stream, out: Out, lot_at_row: object) -> None:
@@ -360,26 +381,28 @@ def _drive(ev: Evaluator, st: EngineState, s: _Stream, out: Out, lot_at_row: obj
     else:
         key = code.astype(np.uint16)
     chg = np.flatnonzero(key[1:] != key[:-1]) + 1
-    idxs = [0, *chg.tolist()]
-    t_l = t.tolist()
-    rows_l = rows.tolist()
-    for c in idxs:
-        tc = t_l[c]
+    idx = np.concatenate(([0], chg))
+    t_c = t[idx].tolist()
+    rows_c = rows[idx].tolist()
+    entry_c = entry[idx].tolist()
+    hold_c = hold[idx].tolist()
+    value_c = value[idx].tolist()
+    masks_c = masks[idx].tolist() if masks is not None else None
+    for j in range(len(t_c)):
+        tc = t_c[j]
         if rt.next <= tc:
             _fire(ev, st, rt, t, value, tc, out)
         active = rt.state in _ACTIVE
-        cond = bool(hold[c]) if active else bool(entry[c])
-        seq = rows_l[c]
+        cond = hold_c[j] if active else entry_c[j]
+        seq = rows_c[j]
         st.lot = lot_of(seq)  # type: ignore[operator]
-        val = float(value[c])
-        if masks is not None and cond and not active:
-            rt.aux["mask"] = int(masks[c])
+        val = value_c[j]
+        if masks_c is not None and cond and not active:
+            rt.aux["mask"] = masks_c[j]
         ev.observe(st, rt, cond, tc, seq, None if val != val else val, out)
-    # leave the last value where streaming would, for timers still to fire at the end
+    # leave the value where streaming would, for a timer still to fire at the end
     last = float(value[-1])
     rt.value = None if last != last else last
-    if rt.next <= st.clock if False else False:  # pragma: no cover
-        pass
     _pending_value(ev, st, rt, t, value)
 
 
@@ -429,15 +452,14 @@ def _drive_stale(ev: StaleEval, st: EngineState, s: _Stream, out: Out, lot_of: o
     lasts = np.empty_like(t)
     lasts[0] = start
     lasts[1:] = t[:-1]
-    gaps = np.flatnonzero(t > lasts + ev.max_age)
-    t_l = t.tolist()
-    rows_l = s.rows.tolist()
-    for i in gaps.tolist():
-        rt.aux["last"] = None if i == 0 else t_l[i - 1]
+    gaps = np.flatnonzero(t > lasts + ev.max_age).tolist()
+    for i in gaps:
+        rt.aux["last"] = None if i == 0 else float(t[i - 1])
         ev.refresh(st, rt)
-        st.lot = lot_of(rows_l[i])  # type: ignore[operator]
-        ev.on_reading(st, t_l[i], rows_l[i], None, Quality.GOOD, out)
-    rt.aux["last"] = t_l[-1]
+        row = int(s.rows[i])
+        st.lot = lot_of(row)  # type: ignore[operator]
+        ev.on_reading(st, float(t[i]), row, None, Quality.GOOD, out)
+    rt.aux["last"] = float(t[-1])
     ev.refresh(st, rt)
 
 
@@ -490,5 +512,3 @@ def _lots(
         if lot is not None:
             out.append(((t, 1, row, -1, 0), LotEvent(kind="lot_start", lot=lot, ts=t, aggregates={})))
 
-
-from edge.rules.alarms import ACTIVE as _ACTIVE  # noqa: E402

@@ -110,10 +110,11 @@ class EngineState:
         """Every rule's alarm state by id."""
         return {rid: rt.state for rid, rt in zip(self.rule_ids, self.rt, strict=True)}
 
-    def lot_at(self, ts: float) -> str | None:
-        """The lot in force just before ``ts`` (lot changes at exactly ``ts`` come after)."""
+    def lot_at(self, ts: float, inclusive: bool = False) -> str | None:
+        """The lot in force just before ``ts`` (``inclusive``: just after changes at ``ts``)."""
         tl = self.lot_timeline
-        i = bisect.bisect_left(tl, ts, key=lambda e: e[0])
+        find = bisect.bisect_right if inclusive else bisect.bisect_left
+        i = find(tl, ts, key=lambda e: e[0])
         return tl[i - 1][1] if i > 0 else self.lot_base
 
     def note_lot(self, ts: float, lot: str | None) -> None:

@@ -119,20 +119,27 @@ def _scalar(node: ScalarNode, file: str, problems: list[Problem]) -> YScalar:
     return YScalar(line, col, value=value, text=text, quoted=quoted)
 
 
-def _convert(node: Node, file: str, problems: list[Problem]) -> YNode:
+def _convert(node: Node, file: str, problems: list[Problem], memo: dict[int, YNode]) -> YNode:
+    """Convert a composed node; aliases share one converted node (no alias bombs, no cycles)."""
+    seen = memo.get(id(node))
+    if seen is not None:
+        return seen
     line, col = node.start_mark.line + 1, node.start_mark.column + 1
     if isinstance(node, ScalarNode):
-        return _scalar(node, file, problems)
+        memo[id(node)] = out_scalar = _scalar(node, file, problems)
+        return out_scalar
     tag = str(node.tag)
     if tag not in (_CORE + "seq", _CORE + "map", "!"):
         shown = tag.replace(_CORE, "!!")
         problems.append(Problem(file, line, col, f"YAML tag {shown!r} is not allowed"))
     if isinstance(node, SequenceNode):
-        return YSeq(line, col, items=[_convert(n, file, problems) for n in node.value])
+        memo[id(node)] = out_seq = YSeq(line, col)
+        out_seq.items = [_convert(n, file, problems, memo) for n in node.value]
+        return out_seq
     assert isinstance(node, MappingNode)
-    out = YMap(line, col)
+    memo[id(node)] = out = YMap(line, col)
     for key_node, value_node in node.value:
-        key = _convert(key_node, file, problems)
+        key = _convert(key_node, file, problems, memo)
         if not isinstance(key, YScalar):
             problems.append(Problem(file, key.line, key.col, "a key must be plain text"))
             continue
@@ -148,7 +155,7 @@ def _convert(node: Node, file: str, problems: list[Problem]) -> YNode:
                 )
             )
             continue
-        out.items[name] = (key, _convert(value_node, file, problems))
+        out.items[name] = (key, _convert(value_node, file, problems, memo))
     return out
 
 
@@ -174,4 +181,4 @@ def parse_yaml(text: str, file: str) -> tuple[YNode | None, list[Problem]]:
         return None, [Problem(file, 0, 0, f"invalid YAML: {exc}")]
     if root is None:
         return None, problems
-    return _convert(root, file, problems), problems
+    return _convert(root, file, problems, {}), problems

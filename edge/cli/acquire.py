@@ -15,7 +15,7 @@ from edge.config import BusConfig, DeviceConfig, PointConfig, load_config
 from edge.drivers import build_pollers
 from edge.drivers.codec import NUMERIC_FORMATS, decode_registers
 from edge.drivers.planner import PlannedPoint, ReadRequest
-from edge.drivers.rtu import RtuTransport
+from edge.drivers.rtu import MinimalmodbusTransport
 from edge.drivers.tcp import TcpTransport
 from edge.drivers.transport import ModbusTransport
 from edge.errors import ConfigError, DeviceError
@@ -127,7 +127,7 @@ def probe_table(registers: list[int]) -> list[tuple[str, dict[str, str]]]:
 
 
 async def _probe(bus: BusConfig, unit: int, register: int, count: int, table: str) -> list[int]:
-    transport: ModbusTransport = RtuTransport(bus) if bus.kind == "rtu" else TcpTransport(bus)
+    transport: ModbusTransport = MinimalmodbusTransport(bus) if bus.kind == "rtu" else TcpTransport(bus)
     device = DeviceConfig("probe", bus.name, unit=unit)
     point = PointConfig("probe", "probe", register=register, table=table)
     request = ReadRequest(table, register, count, (PlannedPoint(point, register, count),))

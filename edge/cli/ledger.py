@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import Any
+
 import click
+import orjson
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
 
 from edge.cli.ledger_query import QUERY_COMMANDS
+from edge.errors import EdgeError
+
+#: Where a node keeps its ledger and key unless told otherwise (``node.data_dir`` defaults to ``var``).
+DEFAULT_DATA_DIR = Path("var")
 
 
 @click.group()
@@ -15,4 +27,105 @@ def ledger() -> None:
 for _command in QUERY_COMMANDS:
     ledger.add_command(_command)
 
-COMMANDS: list[click.Command] = [ledger]
+
+@ledger.command("verify")
+@click.option(
+    "--db",
+    "db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_DATA_DIR / "ledger.db",
+    show_default=True,
+    help="Ledger database file.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def verify_command(db: Path, as_json: bool) -> None:
+    """Check every feed: hashes, links, checkpoints, signatures, truncation.
+
+    Exit status 0 when every feed verifies, 1 when any problem is found (each one is named
+    with its feed, seq and kind), 2 when the database cannot be read.
+    """
+    from edge.ledger.store import connect
+    from edge.ledger.verify import Report, verify_db
+
+    err = Console(stderr=True)
+    try:
+        conn = connect(db, readonly=True)
+        try:
+            total = conn.execute("SELECT count(*) FROM entries").fetchone()[0]
+            show = not as_json and err.is_terminal and total > 50_000
+            with Progress(
+                TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                console=err, transient=True, disable=not show,
+            ) as progress:
+                task = progress.add_task("verify", total=total)
+                report: Report = verify_db(conn, progress=lambda n: progress.advance(task, n))
+        finally:
+            conn.close()
+    except EdgeError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(2)
+    except Exception as exc:  # sqlite3 errors on a damaged schema: one line, no traceback
+        err.print(f"[red]error:[/red] {db}: cannot verify: {exc}", highlight=False)
+        sys.exit(2)
+    if as_json:
+        payload: dict[str, Any] = {
+            "ok": report.ok,
+            "db": str(db),
+            "feeds": [
+                {"feed": f.feed, "entries": f.entries, "checkpoints": f.checkpoints, "signed": f.signed, "ok": f.ok}
+                for f in report.feeds
+            ],
+            "problems": [p.as_dict() for p in report.problems],
+        }
+        click.echo(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode())
+    else:
+        _print_report(report, db)
+    sys.exit(0 if report.ok else 1)
+
+
+def _print_report(report: Any, db: Path) -> None:
+    out = Console()
+    feeds = Table(title=f"ledger {db}", title_justify="left")
+    for column in ("feed", "entries", "checkpoints", "signed", "status"):
+        feeds.add_column(column, justify="right" if column in ("entries", "checkpoints", "signed") else "left")
+    for f in report.feeds:
+        feeds.add_row(f.feed[:16], str(f.entries), str(f.checkpoints), str(f.signed),
+                      "[green]ok[/green]" if f.ok else f"[red]{len(f.problems)} problem(s)[/red]")
+    out.print(feeds)
+    if report.ok:
+        out.print(f"[green]ok[/green]: {len(report.feeds)} feed(s), {report.entries} entries verified")
+        return
+    # One line per problem, never wrapped: people read it, grep and mail it.
+    for p in report.problems:
+        out.print(f"[red]{p.kind}[/red]: feed {p.feed[:16]} seq {p.seq}: {p.detail}", highlight=False, soft_wrap=True)
+    out.print(f"[red]FAILED[/red]: {len(report.problems)} problem(s)", highlight=False)
+
+
+@click.group()
+def keys() -> None:
+    """Manage the node's signing key."""
+
+
+@keys.command("init")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_DATA_DIR,
+    show_default=True,
+    help="The node's data directory (node.data_dir).",
+)
+def keys_init(data_dir: Path) -> None:
+    """Create the node's Ed25519 key pair (private key mode 0600; never overwrites)."""
+    from edge.ledger.keys import KEY_FILE, create_key_file
+
+    path = data_dir / KEY_FILE
+    try:
+        key = create_key_file(path)
+    except EdgeError as exc:
+        Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(1)
+    click.echo(f"created {path} (mode 0600) and {path}.pub")
+    click.echo(f"feed {key.feed}")
+
+
+COMMANDS: list[click.Command] = [ledger, keys]

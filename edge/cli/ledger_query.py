@@ -24,7 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from edge.errors import ConfigError, EdgeError
-from edge.ledger.epcis import epcis_document
+from edge.ledger.epcis import epcis_document, valid_gtin
 from edge.ledger.export_csv import write_lot_csv
 from edge.ledger.query import (
     EntryFilter,
@@ -49,15 +49,22 @@ _DB_OPTION = click.option(
 )
 
 _SORT_KEYS = ("ts", "node", "seq", "type", "lots")
+_CSV_FIELDS = ("ts", "node", "site", "feed", "seq", "type", "lots", "actor", "summary", "id")
+
+
+class _BadOption(click.ClickException):
+    """A wrong option value: ``Error: <one line>``, exit 2 (like click's usage errors)."""
+
+    exit_code = 2
 
 
 @contextlib.contextmanager
 def _one_line_errors() -> Iterator[None]:
-    """Edge errors become ``Error: <one line>`` and exit 1 (click prints them), never a traceback."""
+    """Edge errors become ``Error: <one line>`` and exit 1, never a traceback."""
     try:
         yield
     except ConfigError as exc:
-        raise click.UsageError("; ".join(exc.problems)) from exc
+        raise _BadOption("; ".join(exc.problems)) from exc
     except EdgeError as exc:
         raise click.ClickException(str(exc).splitlines()[0] if str(exc) else repr(exc)) from exc
 
@@ -92,15 +99,29 @@ def _row(entry: StoredEntry, stations: Stations) -> dict[str, Any]:
 
 @click.command("query")
 @_DB_OPTION
-@click.option("--type", "type_", metavar="T", help="Only entries of this type (alarm, lot.end, ...).")
+@click.option(
+    "--type", "type_", metavar="T", help="Only entries of this type (alarm, lot.end, ...)."
+)
 @click.option("--lot", metavar="L", help="Only entries naming this lot.")
-@click.option("--node", metavar="N", help="Only entries of this node (node id, site, or feed key prefix).")
-@click.option("--since", metavar="TIME", help="From this time on (ISO 8601, or a duration ago: 2h).")
-@click.option("--until", metavar="TIME", help="Before this time (exclusive; same forms as --since).")
+@click.option(
+    "--node", metavar="N", help="Only entries of this node (node id, site, or feed key prefix)."
+)
+@click.option(
+    "--since", metavar="TIME", help="From this time on (ISO 8601, or a duration ago: 2h)."
+)
+@click.option(
+    "--until", metavar="TIME", help="Before this time (exclusive; same forms as --since)."
+)
 @click.option("--limit", type=click.IntRange(min=1), metavar="N", help="At most N entries.")
 @click.option("--newest-first", is_flag=True, help="Newest first (with --limit: the newest N).")
-@click.option("--sort", "sort_key", type=click.Choice(_SORT_KEYS), default="ts", show_default=True,
-              help="Column to sort the shown rows by.")  # fmt: skip
+@click.option(
+    "--sort",
+    "sort_key",
+    type=click.Choice(_SORT_KEYS),
+    default="ts",
+    show_default=True,
+    help="Column to sort the shown rows by.",
+)
 @click.option("--json", "as_json", is_flag=True, help="JSON lines: one entry per line.")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row.")
 def query_command(
@@ -118,7 +139,7 @@ def query_command(
 ) -> None:
     """List ledger entries matching every given filter, oldest first."""
     if as_json and as_csv:
-        raise click.UsageError("--json and --csv exclude each other")
+        raise _BadOption("--json and --csv exclude each other")
     now = datetime.now(UTC)
     with _one_line_errors():
         flt_since = parse_time(since, now, "--since") if since else None
@@ -139,11 +160,19 @@ def query_command(
         rows, entries = [rows[i] for i in order], [entries[i] for i in order]
     if as_json:
         for row, entry in zip(rows, entries, strict=True):
-            click.echo(_json({**entry.to_json(), "node": row["node"], "site": row["site"],
-                              "summary": row["summary"]}))  # fmt: skip
+            click.echo(
+                _json(
+                    {
+                        **entry.to_json(),
+                        "node": row["node"],
+                        "site": row["site"],
+                        "summary": row["summary"],
+                    }
+                )
+            )
     elif as_csv:
         out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else list(_EMPTY_ROW))
+        writer = csv.DictWriter(out, fieldnames=_CSV_FIELDS)
         writer.writeheader()
         writer.writerows(rows)
         click.echo(out.getvalue(), nl=False)
@@ -153,12 +182,11 @@ def query_command(
             table.add_column(column, no_wrap=True)
         table.add_column("summary", overflow="fold", ratio=1)
         for row in rows:
-            table.add_row(*(Text(str(row[c])) for c in ("ts", "node", "seq", "type", "lots")),
-                          Text(row["summary"]))  # fmt: skip
+            table.add_row(
+                *(Text(str(row[c])) for c in ("ts", "node", "seq", "type", "lots")),
+                Text(row["summary"]),
+            )
         _console().print(table)
-
-
-_EMPTY_ROW = dict.fromkeys(("ts", "node", "site", "feed", "seq", "type", "lots", "actor", "summary", "id"))
 
 
 def _load_trace(db: Path, lot: str) -> LotTrace:
@@ -177,18 +205,30 @@ def _print_trace(trace: LotTrace) -> None:
     console = _console()
     first, last = trace.events[0].entry.ts, trace.events[-1].entry.ts
     feeds = {e.entry.feed for e in trace.events}
-    console.print(Text.assemble(("Lot " + trace.lot, "bold"),
-                                f": {len(trace.events)} entries from {len(feeds)} feed(s), "
-                                f"{first} .. {last}"))  # fmt: skip
+    console.print(
+        Text.assemble(
+            ("Lot " + trace.lot, "bold"),
+            f": {len(trace.events)} entries from {len(feeds)} feed(s), {first} .. {last}",
+        )
+    )
     stations = Table(title="Stations")
     for column in ("station", "node/site", "start", "end", "checks"):
         stations.add_column(column, overflow="fold")
     for visit in trace.visits:
         passed = sum(1 for c in visit.checks if c.get("passed") is True)
         checks = f"{passed}/{len(visit.checks)} passed" if visit.checks else "-"
-        stations.add_row(*map(Text, (visit.name or "-", visit.station.name,
-                                     visit.start.ts if visit.start else "-",
-                                     visit.end.ts if visit.end else "-", checks)))  # fmt: skip
+        stations.add_row(
+            *map(
+                Text,
+                (
+                    visit.name or "-",
+                    visit.station.name,
+                    visit.start.ts if visit.start else "-",
+                    visit.end.ts if visit.end else "-",
+                    checks,
+                ),
+            )
+        )
     console.print(stations)
     aggregates = Table(title="Aggregates at lot end")
     for column in ("station", "point", "count", "mean", "min", "max", "std", "unit"):
@@ -204,8 +244,18 @@ def _print_trace(trace: LotTrace) -> None:
         rules.add_column(column, overflow="fold")
     for rule_set in trace.rule_sets:
         count = str(len(rule_set.entry.body.get("rules") or ()))
-        rules.add_row(*map(Text, (rule_set.station.name, rule_set.entry.ts, rule_set.hash[:16],
-                                  count, rule_set.entry.id[:16])))  # fmt: skip
+        rules.add_row(
+            *map(
+                Text,
+                (
+                    rule_set.station.name,
+                    rule_set.entry.ts,
+                    rule_set.hash[:16],
+                    count,
+                    rule_set.entry.id[:16],
+                ),
+            )
+        )
     if rules.row_count:
         console.print(rules)
     timeline = Table(title="Timeline")
@@ -216,8 +266,13 @@ def _print_trace(trace: LotTrace) -> None:
         if event.corrected_by:
             by = ", ".join(c[:12] for c in event.corrected_by)
             summary.append(f" (corrected by {by})", style="red")
-        timeline.add_row(Text(event.entry.ts), Text(event.station.name), Text(event.entry.type),
-                         summary, Text(event.entry.id[:16]))  # fmt: skip
+        timeline.add_row(
+            Text(event.entry.ts),
+            Text(event.station.name),
+            Text(event.entry.type),
+            summary,
+            Text(event.entry.id[:16]),
+        )
     console.print(timeline)
 
 
@@ -253,16 +308,30 @@ def _output(path: Path | None) -> Iterator[IO[str]]:
 
 @click.command("export")
 @click.option("--lot", required=True, metavar="L", help="The lot to export.")
-@click.option("--format", "fmt", type=click.Choice(("csv", "epcis")), required=True,
-              help="csv: sortable spreadsheet (FSMA 204 style); epcis: GS1 EPCIS 2.0 JSON-LD.")  # fmt: skip
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(("csv", "epcis")),
+    required=True,
+    help="csv: sortable spreadsheet (FSMA 204 style); epcis: GS1 EPCIS 2.0.",
+)
 @_DB_OPTION
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write to FILE instead of stdout.")  # fmt: skip
-@click.option("--gtin", metavar="GTIN", help="The product's GTIN-14 (EPCIS lot id becomes a GS1 Digital Link).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write to FILE instead of stdout.",
+)
+@click.option(
+    "--gtin",
+    metavar="GTIN",
+    help="The product's GTIN-14 (EPCIS lot id becomes a GS1 Digital Link).",
+)
 def export_command(lot: str, fmt: str, db: Path, output: Path | None, gtin: str | None) -> None:
     """Export a lot's records for customers and auditors."""
-    if gtin is not None and not (gtin.isdigit() and len(gtin) == 14):
-        raise click.BadParameter(f"{gtin!r} is not 14 digits", param_hint="--gtin")
+    if gtin is not None and not valid_gtin(gtin):
+        raise _BadOption(f"--gtin: {gtin!r} is not a GTIN-14 (14 digits ending in a check digit)")
     trace = _load_trace(db, lot)
     with _output(output) as out:
         if fmt == "csv":

@@ -21,7 +21,7 @@ from rich.table import Table
 
 from edge.config import load_config
 from edge.firmware_sim import Simulator, load_scenario
-from edge.ledger import verify_database
+from edge.ledger import connect, verify_db
 from edge.readings import Reading
 from edge.rules import LotEvent, Transition
 from edge.runtime import Node, Observer
@@ -58,8 +58,9 @@ class _Console:
             limit = "-" if ev.limit is None else f"{ev.limit:g}"
             style = _STYLE.get(ev.event, "yellow")
             self.console.print(
-                f"{t:5.1f}s  [{style}]ALARM {ev.event.upper():<12}[/{style}] {ev.rule}  "
-                f"value={value} limit={limit}  {ev.from_state} -> {ev.to_state}"
+                f"{t:5.1f}s  [{style}]{ev.event.upper():<9}[/{style}] {ev.rule} "
+                f"{value} (limit {limit})  {ev.from_state} -> {ev.to_state}",
+                soft_wrap=True,
             )
         else:
             self.console.print(f"{t:5.1f}s  LOT {ev.kind} {ev.lot}")
@@ -84,7 +85,11 @@ def run_demo(*, seconds: float = 30.0, seed: int = 1, run_dir: Path | None = Non
     )
     summary = asyncio.run(_run(config, run_dir, seconds, seed, console))
     db = config.data_dir / "ledger.db"
-    report = verify_database(db)
+    conn = connect(db, readonly=True)
+    try:
+        report = verify_db(conn)
+    finally:
+        conn.close()
 
     table = Table(title="demo summary", show_header=False)
     table.add_row("readings taken", str(summary.readings))
@@ -94,7 +99,8 @@ def run_demo(*, seconds: float = 30.0, seed: int = 1, run_dir: Path | None = Non
     table.add_row("ledger verify", "[green]OK[/green]" if report.ok else f"[red]FAILED[/red] {report.problems[:3]}")
     table.add_row("ledger file", str(db))
     console.print(table)
-    console.print(f"next: edge ledger verify --db {db}   |   edge ledger query --db {db}")
+    console.print(f"next: edge ledger verify --db {db}", soft_wrap=True)
+    console.print(f"      edge ledger query --db {db}", soft_wrap=True)
     return report.ok
 
 

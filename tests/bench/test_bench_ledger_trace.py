@@ -23,7 +23,6 @@ from typing import Any
 
 import orjson
 import pytest
-
 from edge.ledger.query import open_ledger_db
 from edge.ledger.schema import migrate
 from edge.ledger.trace import trace_lot
@@ -38,28 +37,62 @@ T0 = 1_795_000_000  # 2026-11-18
 
 def _ts(seconds: float) -> str:
     whole = int(seconds)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{round((seconds - whole) * 1e6):06d}Z"
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        + f".{round((seconds - whole) * 1e6):06d}Z"
+    )
 
 
 def _feed_entries(index: int) -> Iterator[tuple[str, str, list[str], dict[str, Any], str]]:
-    """(ts, type, lots, body, actor) for one feed: fillers (even) start lots, packers finish them."""
+    """(ts, type, lots, body, actor) of one feed; fillers (even) start lots, packers end them."""
     filler = index % 2 == 0
     pair = index // 2
     offset = 0 if filler else 300  # the packer sees each lot 5 minutes after the filler
     station = f"{'filler' if filler else 'packer'}-{pair}"
-    yield _ts(T0 + offset), "node.start", [], {"node_id": f"gw-{station}", "site": "plant-1",
-                                                "version": "0.1.0", "config_hash": "c" * 64}, ""  # fmt: skip
-    yield _ts(T0 + offset + 0.5), "rules.change", [], {"hash": f"{index:064x}", "files": ["q.yaml"],
-                                                        "rules": ["weight_low"]}, ""  # fmt: skip
+    yield (
+        _ts(T0 + offset),
+        "node.start",
+        [],
+        {
+            "node_id": f"gw-{station}",
+            "site": "plant-1",
+            "version": "0.1.0",
+            "config_hash": "c" * 64,
+        },
+        "",
+    )
+    yield (
+        _ts(T0 + offset + 0.5),
+        "rules.change",
+        [],
+        {"hash": f"{index:064x}", "files": ["q.yaml"], "rules": ["weight_low"]},
+        "",
+    )
     n = 2
     lot_no = 0
     while n < PER_FEED:
         lot = f"L{pair}-{lot_no:06d}"
         base = T0 + offset + n
-        agg = {"count": 180, "mean": "500.1", "min": "498.0", "max": "502.2", "std": "0.8", "unit": "g"}
-        alarm = {"rule": "weight_low", "kind": "limit", "point": "weight", "from": "normal",
-                 "to": "active_unack", "value": "498.0", "limit": "499.0", "unit": "g",
-                 "severity": "high", "message": "low"}  # fmt: skip
+        agg = {
+            "count": 180,
+            "mean": "500.1",
+            "min": "498.0",
+            "max": "502.2",
+            "std": "0.8",
+            "unit": "g",
+        }
+        alarm = {
+            "rule": "weight_low",
+            "kind": "limit",
+            "point": "weight",
+            "from": "normal",
+            "to": "active_unack",
+            "value": "498.0",
+            "limit": "499.0",
+            "unit": "g",
+            "severity": "high",
+            "message": "low",
+        }
         for k in range(LOT_LEN):
             if n >= PER_FEED:
                 break
@@ -77,16 +110,50 @@ def _feed_entries(index: int) -> Iterator[tuple[str, str, list[str], dict[str, A
                 # the ack of the previous lot's alarm, after that lot ended
                 yield ts, "alarm.ack", [], {"rule": "weight_low", "comment": "checked"}, "alice"
             elif k == LOT_LEN - 1:
-                checks = [{"rule": "mean", "statistic": "mean", "value": "500.1", "limit": "499",
-                           "passed": True}]  # fmt: skip
-                yield ts, "lot.end", [lot], {"lot": lot, "station": station,
-                                             "aggregates": {"weight": agg}, "checks": checks}, ""  # fmt: skip
+                checks = [
+                    {
+                        "rule": "mean",
+                        "statistic": "mean",
+                        "value": "500.1",
+                        "limit": "499",
+                        "passed": True,
+                    }
+                ]
+                yield (
+                    ts,
+                    "lot.end",
+                    [lot],
+                    {
+                        "lot": lot,
+                        "station": station,
+                        "aggregates": {"weight": agg},
+                        "checks": checks,
+                    },
+                    "",
+                )
             elif k % 100 == 99:
-                yield ts, "checkpoint", [], {"size": n, "head": "0" * 64, "root": "0" * 64,
-                                             "sig": "0" * 128}, ""  # fmt: skip
+                yield (
+                    ts,
+                    "checkpoint",
+                    [],
+                    {"size": n, "head": "0" * 64, "root": "0" * 64, "sig": "0" * 128},
+                    "",
+                )
             else:
-                yield ts, "readings.digest", [], {"block": n, "count": 1000, "first_ts": ts,
-                                                  "last_ts": ts, "points": 8, "sha256": "0" * 64}, ""  # fmt: skip
+                yield (
+                    ts,
+                    "readings.digest",
+                    [],
+                    {
+                        "block": n,
+                        "count": 1000,
+                        "first_ts": ts,
+                        "last_ts": ts,
+                        "points": 8,
+                        "sha256": "0" * 64,
+                    },
+                    "",
+                )
             n += 1
         lot_no += 1
 
@@ -105,10 +172,19 @@ def build(db: Path) -> int:
         lot_rows: list[tuple[str, int, str]] = []
         for seq, (ts, kind, lots, body, actor) in enumerate(_feed_entries(index)):
             raw = orjson.dumps(
-                {"actor": actor, "body": body, "feed": feed, "lots": lots, "prev": prev,
-                 "refs": [], "seq": seq, "ts": ts, "type": kind},
+                {
+                    "actor": actor,
+                    "body": body,
+                    "feed": feed,
+                    "lots": lots,
+                    "prev": prev,
+                    "refs": [],
+                    "seq": seq,
+                    "ts": ts,
+                    "type": kind,
+                },
                 option=orjson.OPT_SORT_KEYS,
-            )  # fmt: skip
+            )
             entry_id = hashlib.sha256(raw).hexdigest()
             rows.append((feed, seq, entry_id, prev, ts, kind, actor, raw))
             lot_rows.extend((feed, seq, lot) for lot in lots)
@@ -130,7 +206,10 @@ def ledger_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     db = tmp_path_factory.mktemp("bench-trace") / "ledger.db"
     started = time.perf_counter()
     total = build(db)
-    print(f"\nbuilt {total:,} entries in {time.perf_counter() - started:.1f} s ({db.stat().st_size / 1e6:.0f} MB)")
+    print(
+        f"\nbuilt {total:,} entries in {time.perf_counter() - started:.1f} s "
+        f"({db.stat().st_size / 1e6:.0f} MB)"
+    )
     assert total == TOTAL
     return db
 
@@ -151,7 +230,8 @@ def test_bench_trace_one_lot(ledger_db: Path) -> None:
     lot = "L1-000600"  # middle of the ledger; its alarm is acknowledged after the lot ended
     times, trace = _time_trace(ledger_db, lot, 30)
     types = [e.entry.type for e in trace.events]
-    assert types.count("lot.start") == 2 and types.count("lot.end") == 2  # filler and packer
+    assert types.count("lot.start") == 2
+    assert types.count("lot.end") == 2
     assert "alarm.ack" in types
     assert len({e.entry.feed for e in trace.events}) == 2
     median = statistics.median(times)
@@ -171,4 +251,43 @@ def test_bench_trace_unacknowledged_alarm(ledger_db: Path) -> None:
     print(
         f"trace, worst case (alarm never acknowledged: 24 h ack window walked): median "
         f"{median:.1f} ms | limit {LIMIT_MS:.0f} ms | ratio {median / LIMIT_MS:.2f}"
+    )
+
+
+def test_bench_query(ledger_db: Path) -> None:
+    """Interactive queries on the same ledger, against the same 100 ms goal as trace."""
+    from edge.ledger.query import EntryFilter, load_stations, query_entries
+
+    cases = {
+        "newest 50 alarms": EntryFilter(type="alarm", limit=50, newest_first=True),
+        "one lot": EntryFilter(lot="L1-000600"),
+        "one hour of one node": EntryFilter(
+            feeds=frozenset({hashlib.sha256(b"node-2").hexdigest()}),
+            since=_ts(T0 + 100_000),
+            until=_ts(T0 + 103_600),
+        ),
+    }
+    for name, flt in cases.items():
+        times = []
+        for _ in range(10):
+            started = time.perf_counter()
+            conn = open_ledger_db(ledger_db)
+            got = query_entries(conn, flt)
+            conn.close()
+            times.append((time.perf_counter() - started) * 1000)
+        assert got
+        median = statistics.median(times)
+        print(
+            f"query {name} ({len(got)} entries): median {median:.1f} ms | "
+            f"limit {LIMIT_MS:.0f} ms | ratio {median / LIMIT_MS:.2f}"
+        )
+    started = time.perf_counter()
+    conn = open_ledger_db(ledger_db)
+    stations = load_stations(conn, every_feed=True)
+    conn.close()
+    elapsed = (time.perf_counter() - started) * 1000
+    assert len(stations.feeds_matching("plant-1")) == FEEDS
+    print(
+        f"--node lookup (every feed's stations): {elapsed:.1f} ms | limit {LIMIT_MS:.0f} ms | "
+        f"ratio {elapsed / LIMIT_MS:.2f}"
     )

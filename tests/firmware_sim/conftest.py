@@ -28,10 +28,16 @@ class Bus:
 async def bus(tmp_path: Path) -> AsyncIterator[Bus]:
     """Units 1 and 2 on one PTY (multi-drop), no line timing; pymodbus connected to it."""
     units = {
-        1: ModbusDevice("meter", 1, RegisterBank.create(holding=50, input=20, coils=40, discrete=30)),
-        2: ModbusDevice("valve", 2, RegisterBank.create(holding=10, input=10, coils=10, discrete=10)),
+        1: ModbusDevice(
+            "meter", 1, RegisterBank.create(holding=50, input=20, coils=40, discrete=30)
+        ),
+        2: ModbusDevice(
+            "valve", 2, RegisterBank.create(holding=10, input=10, coils=10, discrete=10)
+        ),
     }
-    slave = RtuSlave(PtyPort(tmp_path / "bus.tty"), units.values(), baudrate=19200, line_timing=False)
+    slave = RtuSlave(
+        PtyPort(tmp_path / "bus.tty"), units.values(), baudrate=19200, line_timing=False
+    )
     task = asyncio.create_task(slave.serve(), name="test rtu slave")
     await asyncio.sleep(0)  # serve() opens the port
     packets: list[tuple[bool, bytes]] = []

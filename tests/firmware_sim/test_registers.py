@@ -29,7 +29,9 @@ def test_integers_match_pymodbus(data_type, data):
     low, high = _RANGES[data_type]
     value = data.draw(st.integers(low, high))
     # ABCD is pymodbus's big word order; CDAB is its little word order (bytes stay big-endian)
-    assert encode(value, data_type, "ABCD") == ModbusClientMixin.convert_to_registers(value, _PYMODBUS[data_type])
+    assert encode(value, data_type, "ABCD") == ModbusClientMixin.convert_to_registers(
+        value, _PYMODBUS[data_type]
+    )
     assert encode(value, data_type, "CDAB") == ModbusClientMixin.convert_to_registers(
         value, _PYMODBUS[data_type], word_order="little"
     )

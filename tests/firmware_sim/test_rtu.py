@@ -54,7 +54,12 @@ async def test_fc06_fc16_write_registers(bus):
     rr = await bus.client.write_registers(40, [10, 20, 30, 40], device_id=1)
     assert not rr.isError()
     assert bus.units[1].bank.holding[40:44] == [10, 20, 30, 40]
-    assert (await bus.client.read_holding_registers(40, count=4, device_id=1)).registers == [10, 20, 30, 40]
+    assert (await bus.client.read_holding_registers(40, count=4, device_id=1)).registers == [
+        10,
+        20,
+        30,
+        40,
+    ]
 
 
 async def test_multidrop_each_unit_answers_only_its_id(bus):

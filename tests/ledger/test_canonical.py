@@ -17,7 +17,22 @@ from edge.ledger.canonical import MAX_INT, canonical, decimal
 # C0 controls, quotes/backslashes, U+2028/2029, DEL, the U+E000..U+FFFF block (sorts differently
 # in UTF-16 than in UTF-8 against astral characters) and astral characters themselves.
 _tricky = st.sampled_from(
-    ["\x00", "\x1f", "\x7f", '"', "\\", "/", "\b", "\u2028", "\u2029", "\ue000", "\uffff", "\U00010000", "\U0001f600", "é"]
+    [
+        "\x00",
+        "\x1f",
+        "\x7f",
+        '"',
+        "\\",
+        "/",
+        "\b",
+        "\u2028",
+        "\u2029",
+        "\ue000",
+        "\uffff",
+        "\U00010000",
+        "\U0001f600",
+        "é",
+    ]
 )
 _chars = st.one_of(st.characters(exclude_categories=("Cs",)), _tricky)
 texts = st.lists(_chars, max_size=8).map("".join)
@@ -26,9 +41,7 @@ scalars = st.one_of(
 )
 values = st.recursive(
     scalars,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=5), st.dictionaries(texts, inner, max_size=6)
-    ),
+    lambda inner: st.one_of(st.lists(inner, max_size=5), st.dictionaries(texts, inner, max_size=6)),
     max_leaves=30,
 )
 

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-
-from edge.cli import main
 from edge.ledger.export_csv import CSV_COLUMNS, write_lot_csv
 from edge.ledger.query import open_ledger_db
 from edge.ledger.trace import trace_lot
+
+from edge.cli import main
 
 
 def _load() -> Any:
@@ -25,7 +25,8 @@ def _load() -> Any:
     if name not in sys.modules:
         path = Path(__file__).with_name("test_query_scenario.py")
         spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
+        assert spec is not None
+        assert spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
@@ -56,9 +57,16 @@ def test_header_and_one_row_per_event(exported: tuple[str, list[dict[str, str]]]
     header = next(csv.reader(io.StringIO(text)))
     assert tuple(header) == CSV_COLUMNS
     assert [r["entry_type"] for r in rows] == [
-        "lot.start", "alarm", "alarm.ack", "alarm", "rules.change", "lot.end",
-        "lot.start", "lot.end", "correction",
-    ]  # fmt: skip
+        "lot.start",
+        "alarm",
+        "alarm.ack",
+        "alarm",
+        "rules.change",
+        "lot.end",
+        "lot.start",
+        "lot.end",
+        "correction",
+    ]
     assert {r["traceability_lot_code"] for r in rows} == {sc.LOT}
     assert text.endswith("\r\n")
 
@@ -79,8 +87,11 @@ def test_key_data_elements(exported: tuple[str, list[dict[str, str]]], scenario:
     by_type = {r["entry_type"]: r for r in rows}
     alarm = by_type["alarm"]  # the last one: cleared
     assert (alarm["point"], alarm["value"], alarm["limit"], alarm["unit"]) == (
-        "fill_weight", "500.1", "499.0", "g",
-    )  # fmt: skip
+        "fill_weight",
+        "500.1",
+        "499.0",
+        "g",
+    )
     assert {r["product"] for r in rows} == {"Tomato sauce 500 g"}
     assert {r["location"] for r in rows} == {"plant-1"}
     ends = [r for r in rows if r["entry_type"] == "lot.end"]
@@ -88,12 +99,18 @@ def test_key_data_elements(exported: tuple[str, list[dict[str, str]]], scenario:
         ("filler-gw", "filler-1", "pass"),
         ("packer-gw", "packer-1", "fail"),
     ]
-    assert "fill_weight: count=120 mean=500.12 min=498.2 max=502.0 std=0.81 g" in ends[0]["measurements"]
+    assert (
+        "fill_weight: count=120 mean=500.12 min=498.2 max=502.0 std=0.81 g"
+        in ends[0]["measurements"]
+    )
     assert ends[1]["corrected_by"] == scenario.entries["b_correction"].id
-    assert rows[0]["rule_set"] == "1" * 64 and ends[0]["rule_set"] == "2" * 64
+    assert rows[0]["rule_set"] == "1" * 64
+    assert ends[0]["rule_set"] == "2" * 64
 
 
-def test_reference_ids_are_ledger_entries(exported: tuple[str, list[dict[str, str]]], scenario: Any) -> None:
+def test_reference_ids_are_ledger_entries(
+    exported: tuple[str, list[dict[str, str]]], scenario: Any
+) -> None:
     _, rows = exported
     conn = sqlite3.connect(scenario.db)
     for row in rows:
@@ -106,7 +123,7 @@ def test_reference_ids_are_ledger_entries(exported: tuple[str, list[dict[str, st
 def test_formula_cells_are_neutralised(exported: tuple[str, list[dict[str, str]]]) -> None:
     _, rows = exported
     ack = next(r for r in rows if r["entry_type"] == "alarm.ack")
-    assert ack["comment"] == "'=HYPERLINK(\"x\") nozzle 3 cleaned"
+    assert ack["comment"] == '\'=HYPERLINK("x") nozzle 3 cleaned'
     assert ack["actor"] == "alice"
     # negative numbers stay numbers
     from edge.ledger.export_csv import _safe
@@ -118,7 +135,18 @@ def test_formula_cells_are_neutralised(exported: tuple[str, list[dict[str, str]]
 
 def test_cli_export_csv_to_file(scenario: Any, tmp_path: Path) -> None:
     out = tmp_path / "lot.csv"
-    args = ["ledger", "export", "--lot", sc.LOT, "--format", "csv", "--db", str(scenario.db), "-o", str(out)]
+    args = [
+        "ledger",
+        "export",
+        "--lot",
+        sc.LOT,
+        "--format",
+        "csv",
+        "--db",
+        str(scenario.db),
+        "-o",
+        str(out),
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     with out.open(newline="", encoding="utf-8") as f:
@@ -129,8 +157,27 @@ def test_cli_export_csv_to_file(scenario: Any, tmp_path: Path) -> None:
 
 def test_cli_export_unknown_lot_writes_nothing(scenario: Any, tmp_path: Path) -> None:
     out = tmp_path / "lot.csv"
-    args = ["ledger", "export", "--lot", "L-NOPE", "--format", "csv", "--db", str(scenario.db), "-o", str(out)]
+    args = [
+        "ledger",
+        "export",
+        "--lot",
+        "L-NOPE",
+        "--format",
+        "csv",
+        "--db",
+        str(scenario.db),
+        "-o",
+        str(out),
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1
     assert "lot 'L-NOPE': no entries" in result.output
     assert not out.exists()
+
+
+def test_cli_export_unwritable_output(scenario: Any, tmp_path: Path) -> None:
+    out = tmp_path / "missing-dir" / "lot.csv"
+    args = ["ledger", "export", "--lot", sc.LOT, "--format", "csv", "--db", str(scenario.db)]
+    result = CliRunner().invoke(main, [*args, "-o", str(out)])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"Error: {out}: cannot write: No such file or directory"

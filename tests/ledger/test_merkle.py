@@ -42,7 +42,13 @@ def test_root_matches_vector_for_every_size(size: int) -> None:
 @pytest.mark.parametrize("path", _files("inclusion"), ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_inclusion_vector(path: Path) -> None:
     case = json.loads(path.read_text())
-    args = (case["leafIdx"], case["treeSize"], _b64(case["leafHash"]), _proof(case["proof"]), _b64(case["root"]))
+    args = (
+        case["leafIdx"],
+        case["treeSize"],
+        _b64(case["leafHash"]),
+        _proof(case["proof"]),
+        _b64(case["root"]),
+    )
     if case["wantErr"]:
         with pytest.raises(merkle.ProofError):
             merkle.verify_inclusion(*args)
@@ -53,7 +59,13 @@ def test_inclusion_vector(path: Path) -> None:
 @pytest.mark.parametrize("path", _files("consistency"), ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_consistency_vector(path: Path) -> None:
     case = json.loads(path.read_text())
-    args = (case["size1"], case["size2"], _proof(case["proof"]), _b64(case["root1"]), _b64(case["root2"]))
+    args = (
+        case["size1"],
+        case["size2"],
+        _proof(case["proof"]),
+        _b64(case["root1"]),
+        _b64(case["root2"]),
+    )
     if case["wantErr"]:
         with pytest.raises(merkle.ProofError):
             merkle.verify_consistency(*args)
@@ -62,7 +74,9 @@ def test_consistency_vector(path: Path) -> None:
 
 
 def test_vector_files_include_accepted_and_rejected_cases() -> None:
-    wants = [json.loads(p.read_text())["wantErr"] for p in _files("inclusion") + _files("consistency")]
+    wants = [
+        json.loads(p.read_text())["wantErr"] for p in _files("inclusion") + _files("consistency")
+    ]
     assert len(wants) == 196  # every file but trees.json
     assert wants.count(False) >= 10 and wants.count(True) >= 100
 

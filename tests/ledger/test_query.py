@@ -12,11 +12,6 @@ from typing import Any
 import orjson
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from edge.cli import main
-from edge.errors import ConfigError, StorageError
 from edge.ledger.entry import parse_entry
 from edge.ledger.query import (
     EntryFilter,
@@ -27,6 +22,11 @@ from edge.ledger.query import (
     query_entries,
     summarize,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edge.cli import main
+from edge.errors import ConfigError, StorageError
 
 _scenario_module = Path(__file__).with_name("test_query_scenario.py")
 
@@ -38,7 +38,8 @@ def _load() -> Any:
     name = "edge_tests_ledger_scenario"
     if name not in sys.modules:
         spec = importlib.util.spec_from_file_location(name, _scenario_module)
-        assert spec is not None and spec.loader is not None
+        assert spec is not None
+        assert spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
@@ -77,7 +78,14 @@ def test_filter_by_type_lot_and_node(scenario: Any) -> None:
     alarms = query_entries(conn, EntryFilter(type="alarm"))
     assert [a.body["event"] for a in alarms] == ["activated", "cleared"]
     lot = query_entries(conn, EntryFilter(lot=sc.LOT))
-    assert [e.type for e in lot] == ["lot.start", "alarm", "alarm", "lot.end", "lot.start", "lot.end"]
+    assert [e.type for e in lot] == [
+        "lot.start",
+        "alarm",
+        "alarm",
+        "lot.end",
+        "lot.start",
+        "lot.end",
+    ]
     assert [e.ts for e in lot] == sorted(e.ts for e in lot)
     packer = query_entries(conn, EntryFilter(feeds=frozenset(stations.feeds_matching("packer-gw"))))
     assert {e.feed for e in packer} == {scenario.packer}
@@ -103,10 +111,17 @@ def test_time_window_and_limit(scenario: Any) -> None:
 
 
 _TYPES = ["alarm", "alarm.ack", "lot.start", "lot.end", "checkpoint", "rules.change", "nothing"]
-_TIMES = [None, "2026-11-23T08:00:00.000000Z", "2026-11-23T08:02:40.000000Z", "2026-11-25T00:00:00Z"]
+_TIMES = [
+    None,
+    "2026-11-23T08:00:00.000000Z",
+    "2026-11-23T08:02:40.000000Z",
+    "2026-11-25T00:00:00Z",
+]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     type_=st.sampled_from([None, *_TYPES]),
     lot=st.sampled_from([None, sc.LOT, "L-OTHER", "L-NONE"]),
@@ -178,7 +193,9 @@ def test_open_refuses_missing_and_foreign_files(tmp_path: Path) -> None:
 
 
 def test_cli_json_lines(scenario: Any) -> None:
-    result = run("query", "--db", str(scenario.db), "--lot", sc.LOT, "--node", "filler-gw", "--json")
+    result = run(
+        "query", "--db", str(scenario.db), "--lot", sc.LOT, "--node", "filler-gw", "--json"
+    )
     assert result.exit_code == 0, result.output
     rows = [orjson.loads(line) for line in result.output.splitlines()]
     assert [r["type"] for r in rows] == ["lot.start", "alarm", "alarm", "lot.end"]
@@ -218,9 +235,36 @@ def test_cli_errors_are_one_line(scenario: Any, args: list[str], code: int, mess
     assert result.exit_code == code
     assert message in result.output
     assert "Traceback" not in result.output
+    if args[0] != "--limit":  # click's own range check prints its usage lines
+        assert len(result.output.strip().splitlines()) == 1
 
 
 def test_cli_missing_database(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["ledger", "query", "--db", str(tmp_path / "nope.db")])
     assert result.exit_code == 1
     assert result.output.strip() == f"Error: {tmp_path / 'nope.db'}: no such ledger database"
+
+
+def test_node_matches_a_feed_without_node_start(tmp_path: Path) -> None:
+    from edge.ledger.keys import NodeKey
+    from edge.ledger.store import Ledger
+
+    db = tmp_path / "ledger.db"
+    keys = [NodeKey.generate() for _ in range(3)]
+    for key in keys:
+        with Ledger.open(db, key) as led:
+            led.append("lot.start", {"lot": "Z", "station": "s"}, ts=sc.T0, lots=["Z"])
+            led.commit(now=sc.T0 + 1)
+    conn = open_ledger_db(db)
+    stations = load_stations(conn, every_feed=True)
+    assert set(stations.starts) == {k.feed for k in keys}
+    assert stations.at(keys[0].feed).name == keys[0].feed[:12]
+    result = run("query", "--db", str(db), "--node", keys[1].feed[:8], "--json")
+    assert result.exit_code == 0, result.output
+    rows = [orjson.loads(line) for line in result.output.splitlines()]
+    assert {r["feed"] for r in rows} == {keys[1].feed}
+    assert [r["type"] for r in rows] == ["lot.start", "checkpoint"]
+    empty = tmp_path / "empty.db"
+    with Ledger.open(empty):
+        pass
+    assert load_stations(open_ledger_db(empty), every_feed=True).starts == {}

@@ -25,6 +25,7 @@ from types import ModuleType
 from edge.ledger.entry import Entry, parse_entry
 from edge.ledger.keys import NodeKey
 from edge.ledger.store import Ledger
+from edge.ledger.verify import verify_db
 
 T0 = datetime(2026, 11, 23, 8, 0, 0, tzinfo=UTC).timestamp()
 LOT = "L-2611-A"
@@ -43,7 +44,8 @@ def load_scenario_module() -> ModuleType:
     name = "edge_tests_ledger_scenario"
     if name not in sys.modules:
         spec = importlib.util.spec_from_file_location(name, Path(__file__))
-        assert spec is not None and spec.loader is not None
+        assert spec is not None
+        assert spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
@@ -61,40 +63,74 @@ def build(db: Path) -> Scenario:
     with Ledger.open(db, filler) as led:
         got["a_start"] = led.append(
             "node.start",
-            {"node_id": "filler-gw", "site": "plant-1", "version": "0.1.0", "config_hash": "c" * 64},
+            {
+                "node_id": "filler-gw",
+                "site": "plant-1",
+                "version": "0.1.0",
+                "config_hash": "c" * 64,
+            },
             ts=T0,
         )
         got["a_rules1"] = led.append(
-            "rules.change", {"hash": "1" * 64, "files": ["fill.yaml"], "rules": ["fill_weight_low"]},
+            "rules.change",
+            {"hash": "1" * 64, "files": ["fill.yaml"], "rules": ["fill_weight_low"]},
             ts=T0 + 1,
         )
         led.commit(now=T0 + 2)
         got["a_lot_start"] = led.append(
-            "lot.start", {"lot": LOT, "station": "filler-1", "product": "Tomato sauce 500 g"},
-            ts=T0 + 100, lots=[LOT],
+            "lot.start",
+            {"lot": LOT, "station": "filler-1", "product": "Tomato sauce 500 g"},
+            ts=T0 + 100,
+            lots=[LOT],
         )
         got["a_alarm_on"] = led.append(
             "alarm",
-            {"rule": "fill_weight_low", "kind": "limit", "point": "fill_weight", "event": "activated",
-             "from": "normal", "to": "active_unack", "value": "498.2", "limit": "499.0", "unit": "g",
-             "severity": "high", "message": "fill weight below 499 g"},
-            ts=T0 + 150, lots=[LOT],
-        )  # fmt: skip
+            {
+                "rule": "fill_weight_low",
+                "kind": "limit",
+                "point": "fill_weight",
+                "event": "activated",
+                "from": "normal",
+                "to": "active_unack",
+                "value": "498.2",
+                "limit": "499.0",
+                "unit": "g",
+                "severity": "high",
+                "message": "fill weight below 499 g",
+            },
+            ts=T0 + 150,
+            lots=[LOT],
+        )
         got["a_ack"] = led.append(
-            "alarm.ack", {"rule": "fill_weight_low", "comment": "=HYPERLINK(\"x\") nozzle 3 cleaned"},
-            ts=T0 + 160, actor="alice",
+            "alarm.ack",
+            {"rule": "fill_weight_low", "comment": '=HYPERLINK("x") nozzle 3 cleaned'},
+            ts=T0 + 160,
+            actor="alice",
         )
         got["a_ack_other_rule"] = led.append(
-            "alarm.ack", {"rule": "tank_level_low", "comment": "not this lot"}, ts=T0 + 161,
+            "alarm.ack",
+            {"rule": "tank_level_low", "comment": "not this lot"},
+            ts=T0 + 161,
             actor="bob",
         )
         got["a_alarm_off"] = led.append(
             "alarm",
-            {"rule": "fill_weight_low", "kind": "limit", "point": "fill_weight", "event": "cleared",
-             "from": "active_ack", "to": "normal", "value": "500.1", "limit": "499.0", "unit": "g",
-             "severity": "high", "message": "fill weight back in limits"},
-            ts=T0 + 170, lots=[LOT],
-        )  # fmt: skip
+            {
+                "rule": "fill_weight_low",
+                "kind": "limit",
+                "point": "fill_weight",
+                "event": "cleared",
+                "from": "active_ack",
+                "to": "normal",
+                "value": "500.1",
+                "limit": "499.0",
+                "unit": "g",
+                "severity": "high",
+                "message": "fill weight back in limits",
+            },
+            ts=T0 + 170,
+            lots=[LOT],
+        )
         got["a_rules2"] = led.append(
             "rules.change",
             {"hash": "2" * 64, "files": ["fill.yaml"], "rules": ["fill_weight_low", "mean_weight"]},
@@ -102,30 +138,51 @@ def build(db: Path) -> Scenario:
         )
         got["a_lot_end"] = led.append(
             "lot.end",
-            {"lot": LOT, "station": "filler-1",
-             "aggregates": {"fill_weight": _agg(120, "500.12", "498.2", "502.0", "0.81", "g"),
-                            "product_temp": _agg(120, "61.5", "60.1", "63.0", "0.7", "°C")},
-             "checks": [{"rule": "mean_weight", "statistic": "mean", "value": "500.12",
-                         "limit": "499.5", "passed": True}]},
-            ts=T0 + 200, lots=[LOT],
-        )  # fmt: skip
+            {
+                "lot": LOT,
+                "station": "filler-1",
+                "aggregates": {
+                    "fill_weight": _agg(120, "500.12", "498.2", "502.0", "0.81", "g"),
+                    "product_temp": _agg(120, "61.5", "60.1", "63.0", "0.7", "°C"),
+                },
+                "checks": [
+                    {
+                        "rule": "mean_weight",
+                        "statistic": "mean",
+                        "value": "500.12",
+                        "limit": "499.5",
+                        "passed": True,
+                    }
+                ],
+            },
+            ts=T0 + 200,
+            lots=[LOT],
+        )
         got["a_other_start"] = led.append(
             "lot.start", {"lot": "L-OTHER", "station": "filler-1"}, ts=T0 + 300, lots=["L-OTHER"]
         )
         led.commit(now=T0 + 301)
         got["a_late_ack"] = led.append(
-            "alarm.ack", {"rule": "fill_weight_low", "comment": "two days later"},
-            ts=T0 + 200 + 2 * 86400, actor="carol",
+            "alarm.ack",
+            {"rule": "fill_weight_low", "comment": "two days later"},
+            ts=T0 + 200 + 2 * 86400,
+            actor="carol",
         )
         led.commit(now=T0 + 200 + 2 * 86400 + 1)
     with Ledger.open(db, packer) as led:
         got["b_start"] = led.append(
             "node.start",
-            {"node_id": "packer-gw", "site": "plant-1", "version": "0.1.0", "config_hash": "d" * 64},
+            {
+                "node_id": "packer-gw",
+                "site": "plant-1",
+                "version": "0.1.0",
+                "config_hash": "d" * 64,
+            },
             ts=T0 + 5,
         )
         got["b_rules1"] = led.append(
-            "rules.change", {"hash": "3" * 64, "files": ["pack.yaml"], "rules": ["case_weight"]},
+            "rules.change",
+            {"hash": "3" * 64, "files": ["pack.yaml"], "rules": ["case_weight"]},
             ts=T0 + 6,
         )
         got["b_lot_start"] = led.append(
@@ -133,16 +190,30 @@ def build(db: Path) -> Scenario:
         )
         got["b_lot_end"] = led.append(
             "lot.end",
-            {"lot": LOT, "station": "packer-1",
-             "aggregates": {"case_weight": _agg(20, "6.02", "5.91", "6.10", "0.05", "kg")},
-             "checks": [{"rule": "case_weight", "statistic": "min", "value": "5.91",
-                         "limit": "5.95", "passed": False}]},
-            ts=T0 + 400, lots=[LOT],
-        )  # fmt: skip
+            {
+                "lot": LOT,
+                "station": "packer-1",
+                "aggregates": {"case_weight": _agg(20, "6.02", "5.91", "6.10", "0.05", "kg")},
+                "checks": [
+                    {
+                        "rule": "case_weight",
+                        "statistic": "min",
+                        "value": "5.91",
+                        "limit": "5.95",
+                        "passed": False,
+                    }
+                ],
+            },
+            ts=T0 + 400,
+            lots=[LOT],
+        )
         led.commit(now=T0 + 401)
         got["b_correction"] = led.append(
-            "correction", {"reason": "case scale was not tared", "corrects": got["b_lot_end"].id},
-            ts=T0 + 410, refs=[got["b_lot_end"].id], actor="dave",
+            "correction",
+            {"reason": "case scale was not tared", "corrects": got["b_lot_end"].id},
+            ts=T0 + 410,
+            refs=[got["b_lot_end"].id],
+            actor="dave",
         )
         led.commit(now=T0 + 411)
     return Scenario(db, filler.feed, packer.feed, got)
@@ -159,3 +230,6 @@ def test_scenario_has_two_signed_feeds(tmp_path: Path) -> None:
         assert parse_entry(raw).id == entry_id
     lots = conn.execute("SELECT count(*) FROM entry_lots WHERE lot = ?", (LOT,)).fetchone()
     assert lots[0] == 6
+    report = verify_db(conn)
+    assert report.ok, report.problems
+    assert report.entries == sum(feeds.values())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import sqlite3
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,12 +12,12 @@ from typing import Any
 import orjson
 import pytest
 from click.testing import CliRunner
-
-from edge.cli import main
 from edge.ledger.keys import NodeKey
 from edge.ledger.query import open_ledger_db
 from edge.ledger.store import Ledger
 from edge.ledger.trace import LotTrace, trace_lot
+
+from edge.cli import main
 
 
 def _load() -> Any:
@@ -24,7 +25,8 @@ def _load() -> Any:
     if name not in sys.modules:
         path = Path(__file__).with_name("test_query_scenario.py")
         spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
+        assert spec is not None
+        assert spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
@@ -62,7 +64,9 @@ def test_both_stations_in_time_order(trace: LotTrace, scenario: Any) -> None:
     assert {e.entry.feed for e in trace.events} == {scenario.filler, scenario.packer}
 
 
-def test_timeline_holds_alarms_acks_corrections_and_nothing_else(trace: LotTrace, scenario: Any) -> None:
+def test_timeline_holds_alarms_acks_corrections_and_nothing_else(
+    trace: LotTrace, scenario: Any
+) -> None:
     names = {v.id: k for k, v in scenario.entries.items()}
     assert [names[e.entry.id] for e in trace.events] == [
         "a_lot_start",
@@ -86,8 +90,13 @@ def test_timeline_holds_alarms_acks_corrections_and_nothing_else(trace: LotTrace
 def test_aggregates_and_checks_per_station(trace: LotTrace) -> None:
     filler, packer = trace.visits
     assert filler.aggregates["fill_weight"] == {
-        "count": 120, "mean": "500.12", "min": "498.2", "max": "502.0", "std": "0.81", "unit": "g",
-    }  # fmt: skip
+        "count": 120,
+        "mean": "500.12",
+        "min": "498.2",
+        "max": "502.0",
+        "std": "0.81",
+        "unit": "g",
+    }
     assert filler.aggregates["product_temp"]["unit"] == "°C"
     assert [c["passed"] for c in filler.checks] == [True]
     assert [c["passed"] for c in packer.checks] == [False]
@@ -114,13 +123,23 @@ def test_latest_node_start_names_the_station(tmp_path: Path) -> None:
     db = tmp_path / "ledger.db"
     key = NodeKey.generate()
     with Ledger.open(db, key) as led:
-        led.append("node.start", {"node_id": "gw-old", "site": "hall-1", "version": "1",
-                                  "config_hash": "0" * 64}, ts=sc.T0)  # fmt: skip
+        led.append(
+            "node.start",
+            {"node_id": "gw-old", "site": "hall-1", "version": "1", "config_hash": "0" * 64},
+            ts=sc.T0,
+        )
         led.append("lot.start", {"lot": "X", "station": "s1"}, ts=sc.T0 + 10, lots=["X"])
-        led.append("node.start", {"node_id": "gw-new", "site": "hall-2", "version": "1",
-                                  "config_hash": "0" * 64}, ts=sc.T0 + 20)  # fmt: skip
-        led.append("lot.end", {"lot": "X", "station": "s1", "aggregates": {}, "checks": []},
-                   ts=sc.T0 + 30, lots=["X"])  # fmt: skip
+        led.append(
+            "node.start",
+            {"node_id": "gw-new", "site": "hall-2", "version": "1", "config_hash": "0" * 64},
+            ts=sc.T0 + 20,
+        )
+        led.append(
+            "lot.end",
+            {"lot": "X", "station": "s1", "aggregates": {}, "checks": []},
+            ts=sc.T0 + 30,
+            lots=["X"],
+        )
         led.commit(now=sc.T0 + 31)
     conn = open_ledger_db(db)
     names = [e.station.name for e in trace_lot(conn, "X").events]
@@ -133,25 +152,49 @@ def test_acks_after_the_lot(tmp_path: Path) -> None:
     hour = 3600.0
 
     def alarm(rule: str) -> dict[str, object]:
-        return {"rule": rule, "kind": "limit", "point": "p", "event": "activated", "from": "normal",
-                "to": "active_unack", "value": "9", "limit": "8", "unit": "bar", "severity": "low",
-                "message": "m"}  # fmt: skip
+        return {
+            "rule": rule,
+            "kind": "limit",
+            "point": "p",
+            "event": "activated",
+            "from": "normal",
+            "to": "active_unack",
+            "value": "9",
+            "limit": "8",
+            "unit": "bar",
+            "severity": "low",
+            "message": "m",
+        }
 
     with Ledger.open(db, key) as led:
         led.append("lot.start", {"lot": "X", "station": "s1"}, ts=sc.T0, lots=["X"])
         led.append("alarm", alarm("a"), ts=sc.T0 + 1, lots=["X"])
         led.append("alarm", alarm("b"), ts=sc.T0 + 2, lots=["X"])
         led.append("alarm", alarm("c"), ts=sc.T0 + 3, lots=["X"])
-        led.append("lot.end", {"lot": "X", "station": "s1", "aggregates": {}, "checks": []},
-                   ts=sc.T0 + 10, lots=["X"])  # fmt: skip
+        led.append(
+            "lot.end",
+            {"lot": "X", "station": "s1", "aggregates": {}, "checks": []},
+            ts=sc.T0 + 10,
+            lots=["X"],
+        )
         led.append("lot.start", {"lot": "Y", "station": "s1"}, ts=sc.T0 + 11, lots=["Y"])
         led.append("alarm.ack", {"rule": "a", "comment": "first"}, ts=sc.T0 + hour, actor="u1")
-        led.append("alarm.shelve", {"rule": "b", "comment": "", "until": "x"}, ts=sc.T0 + 2 * hour,
-                   actor="u2")  # fmt: skip
+        led.append(
+            "alarm.shelve",
+            {"rule": "b", "comment": "", "until": "x"},
+            ts=sc.T0 + 2 * hour,
+            actor="u2",
+        )
         led.append("alarm.ack", {"rule": "a", "comment": "second"}, ts=sc.T0 + 3 * hour, actor="u3")
-        led.append("alarm.ack", {"rule": "c", "comment": "too late"}, ts=sc.T0 + 25 * hour, actor="u4")
+        led.append(
+            "alarm.ack", {"rule": "c", "comment": "too late"}, ts=sc.T0 + 25 * hour, actor="u4"
+        )
         led.commit(now=sc.T0 + 26 * hour)
-    acks = [e.entry for e in trace_lot(open_ledger_db(db), "X").events if e.entry.type.startswith("alarm.")]
+    acks = [
+        e.entry
+        for e in trace_lot(open_ledger_db(db), "X").events
+        if e.entry.type.startswith("alarm.")
+    ]
     assert [(a.actor, a.type) for a in acks] == [("u1", "alarm.ack"), ("u2", "alarm.shelve")]
 
 
@@ -171,11 +214,14 @@ def test_trace_reads_through_indexes(scenario: Any) -> None:
     assert plans
     for sql in set(plans):
         plan = " | ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql))
-        assert "SCAN e" not in plan and "SCAN entries" not in plan, (sql, plan)
+        assert "SCAN e" not in plan, (sql, plan)
+        assert "SCAN entries" not in plan, (sql, plan)
 
 
 def test_cli_trace_json(scenario: Any) -> None:
-    result = CliRunner().invoke(main, ["ledger", "trace", sc.LOT, "--db", str(scenario.db), "--json"])
+    result = CliRunner().invoke(
+        main, ["ledger", "trace", sc.LOT, "--db", str(scenario.db), "--json"]
+    )
     assert result.exit_code == 0, result.output
     doc = orjson.loads(result.output)
     assert doc["lot"] == sc.LOT
@@ -202,3 +248,61 @@ def test_cli_trace_unknown_lot(scenario: Any) -> None:
     result = CliRunner().invoke(main, ["ledger", "trace", "L-NOPE", "--db", str(scenario.db)])
     assert result.exit_code == 1
     assert result.output.strip() == f"Error: lot 'L-NOPE': no entries in {scenario.db}"
+
+
+def test_trace_while_a_node_writes(tmp_path: Path) -> None:
+    """A running node holds the writer lock; trace reads beside it, and sees what it commits."""
+    db = tmp_path / "ledger.db"
+    with Ledger.open(db, NodeKey.generate()) as led:
+        led.append("lot.start", {"lot": "W", "station": "s"}, ts=sc.T0, lots=["W"])
+        led.commit(now=sc.T0 + 1)
+        assert [e.entry.type for e in trace_lot(open_ledger_db(db), "W").events] == ["lot.start"]
+        led.append(
+            "lot.end",
+            {"lot": "W", "station": "s", "aggregates": {}, "checks": []},
+            ts=sc.T0 + 2,
+            lots=["W"],
+        )
+        pending = trace_lot(open_ledger_db(db), "W")
+        assert [e.entry.type for e in pending.events] == ["lot.start"]  # not committed yet
+        led.commit(now=sc.T0 + 3)
+        done = trace_lot(open_ledger_db(db), "W")
+        assert [e.entry.type for e in done.events] == ["lot.start", "lot.end"]
+
+
+def test_trace_command_in_a_real_process(scenario: Any) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edge",
+            "ledger",
+            "trace",
+            sc.LOT,
+            "--db",
+            str(scenario.db),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert [s["node"] for s in orjson.loads(result.stdout)["stations"]] == [
+        "filler-gw",
+        "packer-gw",
+    ]
+    junk = scenario.db.parent / "notes.txt"
+    junk.write_text("not a database\n" * 200)
+    bad = subprocess.run(
+        [sys.executable, "-m", "edge", "ledger", "trace", sc.LOT, "--db", str(junk)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert bad.returncode == 1
+    assert bad.stderr.splitlines() == [
+        f"Error: {junk}: cannot read ledger database: file is not a database"
+    ]

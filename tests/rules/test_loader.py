@@ -328,3 +328,47 @@ def test_arbitrary_text_gives_problems_never_exceptions(tmp_path: Path, text: st
     assert (ruleset is None) == bool(problems)
     for p in problems:
         assert "\n" not in p.message
+
+
+limit_specs = st.fixed_dictionaries(
+    {
+        "low": st.one_of(st.none(), st.floats(-1e6, 1e6, allow_nan=False)),
+        "span": st.floats(1e-3, 1e6),
+        "has_high": st.booleans(),
+        "frac": st.floats(0, 0.999),
+        "on_ms": st.integers(0, 10**7),
+        "off_ms": st.integers(0, 10**7),
+        "severity": st.sampled_from(list(Severity)),
+        "unit": st.booleans(),
+    }
+).filter(lambda s: s["low"] is not None or s["has_high"])
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(limit_specs)
+def test_written_limit_rules_load_back_exactly(tmp_path: Path, spec: dict[str, object]) -> None:
+    low = spec["low"]
+    high = (low if low is not None else 0.0) + spec["span"] if spec["has_high"] else None  # type: ignore[operator]
+    deadband = spec["frac"] * spec["span"] if low is not None and high is not None else spec["frac"]  # type: ignore[operator]
+    unit = " g" if spec["unit"] else ""
+    lines = ["rules:", "  - id: r", "    kind: limit", "    point: fill_weight"]
+    if low is not None:
+        lines.append(f"    low: {low!r}{unit}")
+    if high is not None:
+        lines.append(f"    high: {high!r}{unit}")
+    lines += [
+        f"    deadband: {deadband!r}{unit}",
+        f"    on_delay: {spec['on_ms']}ms",
+        f"    off_delay: {spec['off_ms'] / 1000!r}s",
+        f"    severity: {spec['severity']}",
+    ]
+    path = tmp_path / "prop.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    rule = load_rules([path], KNOWN).rules[0]
+    assert isinstance(rule, LimitRule)
+    assert (rule.low, rule.high, rule.deadband) == (low, high, deadband)
+    assert rule.on_delay == pytest.approx(spec["on_ms"] / 1000, abs=1e-12)  # type: ignore[operator]
+    assert rule.off_delay == pytest.approx(spec["off_ms"] / 1000, abs=1e-12)  # type: ignore[operator]
+    assert (rule.severity, rule.unit) == (spec["severity"], "g")

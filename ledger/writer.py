@@ -1,0 +1,255 @@
+"""The runtime's way into the ledger: an async, bounded, group-committing writer.
+
+Entries are built (chained and hashed) on the event loop as soon as :meth:`LedgerWriter.append`
+is called, so the caller gets a :class:`~edge.ledger.entry.NotCanonical` error at once for bad
+content. :meth:`LedgerWriter.run` cuts them into batches — when the oldest pending entry has
+waited ``flush_interval`` or ``batch_max`` entries are pending — and writes each batch (with
+its signed checkpoint) in one transaction in a worker thread, while the loop keeps building
+the next batch. Capacity is bounded: ``append`` waits while ``queue_size`` entries are not yet
+durable, so a stalled disk slows the producers down instead of eating memory.
+
+A failed write (disk full, I/O error) is logged and retried with backoff; the batch keeps its
+place, nothing appended is dropped while the process lives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from edge.errors import LedgerClosed, StorageError
+from edge.ledger.entry import Entry
+from edge.ledger.keys import NodeKey
+from edge.ledger.store import Batch, Ledger
+from edge.readings import Reading
+
+__all__ = ["LedgerWriter"]
+
+log = logging.getLogger("edge.ledger")
+
+
+class LedgerWriter:
+    """Async single writer of a node's feed.
+
+    Typical use in the runtime::
+
+        writer = LedgerWriter.open(config.data_dir / "ledger.db", key)
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(writer.run(), name="ledger-writer")
+            await writer.append("node.start", {...}, ts=now)
+            ...
+        # cancelling run() drains and commits what is pending, then closes the ledger.
+
+    Attributes:
+        committed: appended entries (checkpoints not counted) that are durably committed.
+    """
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        flush_interval: float = 0.05,
+        batch_max: int = 1000,
+        queue_size: int = 10_000,
+        retry_max: float = 5.0,
+    ) -> None:
+        if ledger.key is None:
+            raise StorageError(f"ledger {ledger.path} was opened without a key: cannot write")
+        self.ledger = ledger
+        self.flush_interval = flush_interval
+        self.batch_max = batch_max
+        self.queue_size = queue_size
+        self.retry_max = retry_max
+        self.committed = 0
+        self._appended = 0  # appended entries, checkpoints not counted
+        self._space = asyncio.Semaphore(queue_size)
+        self._changed = asyncio.Condition()
+        self._first_pending: float | None = None  # loop time of the oldest entry in no batch
+        self._closing = False
+        self._closed = False
+        self._done: asyncio.Event = asyncio.Event()
+        self._running = False
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], key: NodeKey, **options: Any) -> LedgerWriter:
+        """Open the ledger at ``path`` for writing (see :meth:`Ledger.open` for errors)."""
+        return cls(Ledger.open(path, key), **options)
+
+    @property
+    def size(self) -> int:
+        """Durable entries in our feed, checkpoints included."""
+        return self.ledger.size
+
+    # -- producers ---------------------------------------------------------------------------
+
+    async def append(
+        self,
+        type: str,
+        body: Mapping[str, Any],
+        *,
+        ts: float,
+        lots: Sequence[str] = (),
+        actor: str = "",
+        refs: Sequence[str] = (),
+    ) -> Entry:
+        """Append an entry; waits while the writer is full. Durable once :attr:`committed` covers it.
+
+        Returns:
+            The entry (its ``seq`` can be passed to :meth:`durable`).
+
+        Raises:
+            NotCanonical: bad content (checked before waiting, so the caller learns at once).
+            LedgerClosed: the writer was closed.
+        """
+        if self._closing:
+            raise LedgerClosed(f"ledger writer for {self.ledger.path} is closed")
+        await self._space.acquire()
+        if self._closing:
+            self._space.release()
+            raise LedgerClosed(f"ledger writer for {self.ledger.path} is closed")
+        try:
+            # Builds, checks and chains the entry at once; on NotCanonical nothing has changed.
+            entry = self.ledger.append(type, body, ts=ts, lots=lots, actor=actor, refs=refs)
+        except BaseException:
+            self._space.release()
+            raise
+        await self._entered(1)
+        return entry
+
+    async def add_readings(self, readings: Sequence[Reading]) -> Entry:
+        """Store a block of raw readings and append its ``readings.digest`` entry."""
+        if self._closing:
+            raise LedgerClosed(f"ledger writer for {self.ledger.path} is closed")
+        await self._space.acquire()
+        try:
+            entry = self.ledger.append_readings(readings)
+        except BaseException:
+            self._space.release()
+            raise
+        await self._entered(1)
+        return entry
+
+    async def _entered(self, n: int) -> None:
+        self._appended += n
+        if self._first_pending is None:
+            self._first_pending = asyncio.get_running_loop().time()
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def durable(self, seq: int) -> None:
+        """Wait until the entry at ``seq`` of our feed is durably committed.
+
+        Raises:
+            LedgerClosed: the writer closed before it was (it was not committed).
+        """
+        async with self._changed:
+            while self.ledger.size <= seq:
+                if self._closed:
+                    raise LedgerClosed(f"ledger writer for {self.ledger.path} closed before seq {seq} was committed")
+                await self._changed.wait()
+
+    # -- the writer task ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Commit batches until cancelled or closed; then drain, commit, checkpoint and close."""
+        if self._running:
+            raise RuntimeError("LedgerWriter.run() is already running")
+        if self._closed:
+            return  # aclose() came first and already committed everything
+        self._running = True
+        loop = asyncio.get_running_loop()
+        executor = ThreadPoolExecutor(1, thread_name_prefix="ledger-writer")
+        try:
+            while True:
+                await self._wait_for_batch(loop)
+                batch = self.ledger.cut()
+                self._first_pending = None
+                if batch is not None:
+                    await self._write(loop, executor, batch)
+                if self._closing and not self.ledger.pending:
+                    break
+        finally:
+            # Cancelled or closing: wait for an in-flight write, then commit what is left
+            # synchronously (blocking the loop briefly at shutdown beats losing entries).
+            executor.shutdown(wait=True)
+            self._drain_sync()
+            self._closed = True
+            self._closing = True
+            self.ledger.close()
+            self._done.set()
+            async with self._changed:
+                self._changed.notify_all()
+
+    async def _wait_for_batch(self, loop: asyncio.AbstractEventLoop) -> None:
+        async with self._changed:
+            while True:
+                pending = self.ledger.pending
+                if self._closing or pending >= self.batch_max:
+                    return
+                if self._first_pending is not None and pending:
+                    remaining = self._first_pending + self.flush_interval - loop.time()
+                    if remaining <= 0:
+                        return
+                    try:
+                        async with asyncio.timeout(remaining):
+                            await self._changed.wait()
+                    except TimeoutError:
+                        return
+                else:
+                    await self._changed.wait()
+
+    async def _write(self, loop: asyncio.AbstractEventLoop, executor: ThreadPoolExecutor, batch: Batch) -> None:
+        delay = 0.05
+        while True:
+            try:
+                await loop.run_in_executor(executor, self.ledger.write, batch)
+            except StorageError as exc:
+                log.error("%s; retrying in %.2fs (%d entries waiting)", exc, delay, self.ledger.pending)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.retry_max)
+                continue
+            self._written(batch)
+            async with self._changed:
+                self._changed.notify_all()
+            return
+
+    def _written(self, batch: Batch) -> None:
+        self.ledger.written(batch)
+        appended = len(batch.entries) - 1  # the checkpoint took no queue space
+        self.committed += appended
+        for _ in range(appended):
+            self._space.release()
+
+    def _drain_sync(self) -> None:
+        try:
+            self.ledger.cut()
+            for batch in self.ledger.unwritten:
+                self.ledger.write(batch)
+                self._written(batch)
+        except (StorageError, LedgerClosed) as exc:
+            log.error("ledger writer closing with %d entries not committed: %s", self.ledger.pending, exc)
+
+    async def aclose(self) -> None:
+        """Stop accepting entries, commit everything pending, close the ledger. Idempotent."""
+        if self._closed:
+            return
+        self._closing = True
+        if self._running:
+            async with self._changed:
+                self._changed.notify_all()
+            await self._done.wait()
+        else:
+            self._drain_sync()
+            self._closed = True
+            self.ledger.close()
+            self._done.set()
+
+    async def __aenter__(self) -> LedgerWriter:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

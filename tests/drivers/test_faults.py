@@ -1,0 +1,198 @@
+"""Fault tolerance against firmware-sim: a dead device, a vanished port, CRC and unit faults.
+
+In every case the other devices keep their poll deadlines, the failed one is marked and recovers
+on its own, and the poller task never dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from edge.config import BusConfig, DeviceConfig, PointConfig
+from edge.drivers.rtu import RtuTransport
+from edge.drivers.scheduler import DeviceRuntime, ModbusPoller
+from edge.firmware_sim.simulator import SimulatorThread
+from edge.readings import Quality, Reading
+
+SCENARIO = """\
+name: faults
+buses:
+  bus1:
+    kind: rtu
+    baudrate: 115200
+devices:
+  a:
+    bus: bus1
+    unit: 1
+    points:
+      x: {register: 0, type: uint16, value: 11}
+      y: {register: 1, type: float32, value: 2.5}
+  b:
+    bus: bus1
+    unit: 2
+    points:
+      z: {register: 0, type: uint16, value: 22}
+  c:
+    bus: bus1
+    unit: 3
+    points:
+      w: {register: 4, type: int16, value: -5}
+"""
+POLL = 0.1
+TIMEOUT = 0.1
+EXPECTED = {"x": 11, "y": 2.5, "z": 22, "w": -5}
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> Iterator[SimulatorThread]:
+    path = tmp_path / "faults.yaml"
+    path.write_text(SCENARIO)
+    with SimulatorThread(path, tmp_path / "run", seed=3) as s:
+        yield s
+
+
+def make_poller(port: str) -> ModbusPoller:
+    bus = BusConfig("bus1", "rtu", port=port, baudrate=115200, timeout=TIMEOUT)
+    maps = {
+        "a": (1, [PointConfig("x", "a", register=0), PointConfig("y", "a", register=1, type="float32")]),
+        "b": (2, [PointConfig("z", "b", register=0)]),
+        "c": (3, [PointConfig("w", "c", register=4, type="int16")]),
+    }
+    runtimes = [
+        DeviceRuntime.build(DeviceConfig(name, "bus1", unit=unit, poll=POLL, stale_after=3), pts)
+        for name, (unit, pts) in maps.items()
+    ]
+    return ModbusPoller(bus, runtimes, RtuTransport(bus))
+
+
+class Recorder:
+    """Collects (monotonic time, readings) per device."""
+
+    def __init__(self) -> None:
+        self.cycles: dict[str, list[tuple[float, list[Reading]]]] = defaultdict(list)
+        self.owner = {"x": "a", "y": "a", "z": "b", "w": "c"}
+
+    async def __call__(self, readings: list[Reading]) -> None:
+        self.cycles[self.owner[readings[0].point]].append((time.monotonic(), readings))
+
+    def qualities(self, device: str, since: float = 0.0, until: float = float("inf")) -> list[Quality]:
+        return [r.quality for t, rs in self.cycles[device] if since <= t <= until for r in rs]
+
+    def max_gap(self, device: str) -> float:
+        times = [t for t, _ in self.cycles[device]]
+        return max(b - a for a, b in zip(times, times[1:], strict=False))
+
+    def check_values(self) -> None:
+        """Nothing but the true values is ever delivered (never a corrupted frame decoded)."""
+        for cycles in self.cycles.values():
+            for _, rs in cycles:
+                for r in rs:
+                    if r.quality in (Quality.GOOD, Quality.STALE):
+                        assert r.value == EXPECTED[r.point], r
+
+
+async def run_for(poller: ModbusPoller, rec: Recorder, seconds: float, during: object = None) -> None:
+    task = asyncio.create_task(poller.run(rec), name="bus:bus1")
+    await asyncio.sleep(seconds)
+    assert not task.done(), "the poller died"
+    task.cancel()
+    t0 = time.monotonic()
+    await asyncio.gather(task, return_exceptions=True)
+    assert time.monotonic() - t0 < TIMEOUT + 0.5  # cancellation is prompt
+    assert not poller.transport.is_open
+
+
+def assert_keeps_deadlines(rec: Recorder, device: str, seconds: float) -> None:
+    cycles = len(rec.cycles[device])
+    assert cycles >= 0.85 * seconds / POLL, (device, cycles)
+    # late by at most one other device's timeout, never by the dead device's backoff
+    assert rec.max_gap(device) <= POLL + TIMEOUT + 0.08, (device, rec.max_gap(device))
+
+
+@pytest.mark.slow
+async def test_device_stops_answering(sim: SimulatorThread) -> None:
+    poller = make_poller(str(sim.serial_paths["bus1"]))
+    rec = Recorder()
+    started = time.monotonic()
+    task = asyncio.create_task(run_for(poller, rec, 5.0))
+    await asyncio.sleep(1.0)
+    sim.inject("a", "no_response", duration=2.0)
+    fault_from, fault_to = time.monotonic(), time.monotonic() + 2.0
+    await task
+    for dev in ("b", "c"):
+        assert_keeps_deadlines(rec, dev, 5.0)
+        assert set(rec.qualities(dev)) == {Quality.GOOD}
+    a = rec.qualities("a", fault_from + 0.5, fault_to)
+    assert a and set(a) == {Quality.COMM_FAIL}  # marked
+    assert Quality.STALE in rec.qualities("a", fault_from, fault_to)  # first misses keep the value
+    assert rec.qualities("a", started + 4.6)[-2:] == [Quality.GOOD, Quality.GOOD]  # recovered by itself
+    stats = poller.stats()
+    # at most one timeout per backoff period (0.1, 0.2, 0.4, 0.8, 1.6 s) plus the two that trip it
+    assert 2 <= stats.timeouts <= 8, stats
+    assert stats.devices["a"].state == "ok" and stats.devices["a"].polls > 0
+    rec.check_values()
+
+
+@pytest.mark.slow
+async def test_port_disappears_for_five_seconds(sim: SimulatorThread) -> None:
+    poller = make_poller(str(sim.serial_paths["bus1"]))
+    rec = Recorder()
+    task = asyncio.create_task(run_for(poller, rec, 9.0))
+    await asyncio.sleep(1.0)
+    sim.inject("bus1", "port_gone", duration=5.0)
+    gone, back = time.monotonic(), time.monotonic() + 5.0
+    await task
+    for dev in ("a", "b", "c"):
+        assert_keeps_deadlines(rec, dev, 9.0)  # cycles still come on time (no I/O while gone)
+        assert set(rec.qualities(dev, gone + 0.6, back)) == {Quality.COMM_FAIL}
+        assert rec.qualities(dev)[-1] == Quality.GOOD  # resumed on its own
+    stats = poller.stats()
+    assert stats.reopens >= 1 and stats.port_errors >= 2
+    rec.check_values()
+
+
+async def test_crc_faults_on_five_percent_of_frames(sim: SimulatorThread) -> None:
+    poller = make_poller(str(sim.serial_paths["bus1"]))
+    rec = Recorder()
+    sim.inject("a", "corrupt_crc", probability=0.05)
+    poller.devices[0].device = DeviceConfig("a", "bus1", unit=1, poll=0.01, stale_after=3)  # many frames
+    await run_for(poller, rec, 3.0)
+    stats = poller.stats()
+    assert stats.frame_errors >= 3, stats
+    assert stats.frame_errors < 0.15 * stats.requests
+    assert stats.timeouts == 0  # a bad CRC is discarded at once, not waited out
+    qa = rec.qualities("a")
+    assert Quality.STALE in qa and Quality.COMM_FAIL not in qa
+    assert qa.count(Quality.GOOD) > 0.8 * len(qa)
+    for dev in ("b", "c"):
+        assert_keeps_deadlines(rec, dev, 3.0)
+        assert set(rec.qualities(dev)) == {Quality.GOOD}
+    rec.check_values()
+
+
+async def test_wrong_unit_replies_are_discarded(sim: SimulatorThread) -> None:
+    poller = make_poller(str(sim.serial_paths["bus1"]))
+    rec = Recorder()
+    sim.inject("c", "wrong_unit", unit=2)
+    await run_for(poller, rec, 1.0)
+    assert set(rec.qualities("c")) == {Quality.COMM_FAIL}  # never a good value from unit 2
+    assert poller.stats().frame_errors >= 5
+    assert set(rec.qualities("b")) == {Quality.GOOD}
+
+
+async def test_exception_04_is_counted_not_fatal(sim: SimulatorThread) -> None:
+    poller = make_poller(str(sim.serial_paths["bus1"]))
+    rec = Recorder()
+    sim.inject("b", "exception", code=4, duration=0.5)
+    await run_for(poller, rec, 1.5)
+    stats = poller.stats()
+    assert stats.exceptions >= 2
+    qb = rec.qualities("b")
+    assert Quality.STALE in qb or Quality.COMM_FAIL in qb
+    assert Quality.CONFIG_ERROR not in qb and qb[-1] == Quality.GOOD

@@ -1,0 +1,207 @@
+"""Tamper tests: a real ledger file changed with the sqlite3 module behind the ledger's back."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from edge.cli import main
+from edge.errors import RollbackRefused
+from edge.ledger.keys import NodeKey
+from edge.ledger.store import Ledger, connect
+from edge.ledger.verify import Kind, Report, verify_db
+
+
+def verify(path: Path) -> Report:
+    conn = connect(path, readonly=True)
+    try:
+        return verify_db(conn)
+    finally:
+        conn.close()
+
+
+@contextmanager
+def attacker(path: Path) -> Iterator[sqlite3.Connection]:
+    """A plain sqlite3 connection with the append-only triggers dropped, as an attacker would."""
+    conn = sqlite3.connect(path)
+    for name in ("entries_no_update", "entries_no_delete", "entry_lots_no_update", "entry_lots_no_delete",
+                 "checkpoints_no_update", "checkpoints_no_delete"):
+        conn.execute(f"DROP TRIGGER {name}")
+    yield conn
+    conn.commit()
+    conn.close()
+
+
+def found(report: Report) -> set[tuple[int, Kind]]:
+    return {(p.seq, p.kind) for p in report.problems}
+
+
+def test_untouched_ledger_verifies(db: Path) -> None:
+    report = verify(db)
+    assert report.ok, report.problems
+    assert report.entries == 18
+    assert report.feeds[0].checkpoints == 3
+
+
+def test_triggers_refuse_update_and_delete(db: Path) -> None:
+    conn = sqlite3.connect(db)
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        conn.execute("UPDATE entries SET type = 'x' WHERE seq = 1")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        conn.execute("DELETE FROM entries WHERE seq = 1")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        conn.execute("DELETE FROM entry_lots")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        conn.execute("DELETE FROM checkpoints")
+    conn.close()
+    assert verify(db).ok
+
+
+def test_one_byte_of_a_body_changed(db: Path) -> None:
+    with attacker(db) as conn:
+        raw = conn.execute("SELECT raw FROM entries WHERE seq = 7").fetchone()[0]
+        at = raw.index(b'"value":"') + len(b'"value":"')
+        forged = raw[:at] + bytes([raw[at] ^ 0x01]) + raw[at + 1 :]  # 9.75 -> 8.75
+        assert len(forged) == len(raw) and forged != raw
+        conn.execute("UPDATE entries SET raw = ? WHERE seq = 7", (forged,))
+    report = verify(db)
+    assert found(report) == {(7, Kind.CHANGED)}
+    assert "content hashes to" in report.problems[0].detail
+
+
+def test_body_changed_and_id_recomputed_breaks_the_link(db: Path) -> None:
+    """A smarter attacker also fixes the id column: the next entry's prev still names the old id."""
+    with attacker(db) as conn:
+        raw = conn.execute("SELECT raw FROM entries WHERE seq = 7").fetchone()[0]
+        forged = raw.replace(b'"limit":"8.0"', b'"limit":"9.0"')
+        conn.execute("UPDATE entries SET raw = ?, id = ? WHERE seq = 7", (forged, hashlib.sha256(forged).hexdigest()))
+    kinds = found(verify(db))
+    assert (8, Kind.BROKEN_LINK) in kinds
+    assert (10, Kind.BAD_CHECKPOINT) in kinds  # the signed Merkle root covered the old id
+
+
+def test_middle_entry_deleted(db: Path) -> None:
+    with attacker(db) as conn:
+        assert conn.execute("DELETE FROM entries WHERE seq = 8").rowcount == 1
+    report = verify(db)
+    assert found(report) == {(8, Kind.MISSING)}
+    assert report.problems[0].detail == "entry 8 is missing"
+
+
+def test_two_entries_swapped(db: Path) -> None:
+    with attacker(db) as conn:
+        conn.execute("UPDATE entries SET seq = -1 WHERE seq = 7")
+        conn.execute("UPDATE entries SET seq = 7 WHERE seq = 8")
+        conn.execute("UPDATE entries SET seq = 8 WHERE seq = -1")
+    kinds = found(verify(db))
+    assert {(7, Kind.REORDERED), (8, Kind.REORDERED)} <= kinds
+    assert all(seq in (7, 8, 10) for seq, _ in kinds), kinds
+
+
+def test_checkpoint_signature_altered(db: Path) -> None:
+    with attacker(db) as conn:
+        raw = conn.execute("SELECT raw FROM entries WHERE seq = 10").fetchone()[0]
+        body = orjson.loads(raw)["body"]
+        sig = body["sig"]
+        bad = sig[:-2] + ("00" if sig[-2:] != "00" else "01")
+        forged = raw.replace(sig.encode(), bad.encode())
+        conn.execute("UPDATE entries SET raw = ?, id = ? WHERE seq = 10", (forged, hashlib.sha256(forged).hexdigest()))
+    kinds = found(verify(db))
+    assert (10, Kind.BAD_SIGNATURE) in kinds
+
+
+def test_checkpoint_forged_with_another_key(db: Path) -> None:
+    """Rewriting history and re-signing needs the feed's private key; another key is caught."""
+    from edge.ledger.entry import checkpoint_message
+
+    other = NodeKey.generate()
+    with attacker(db) as conn:
+        feed, raw = conn.execute("SELECT feed, raw FROM entries WHERE seq = 5").fetchone()
+        body = orjson.loads(raw)["body"]
+        sig = other.sign(checkpoint_message(feed, body["size"], body["head"], body["root"]))
+        forged = raw.replace(body["sig"].encode(), sig.encode())
+        conn.execute("UPDATE entries SET raw = ?, id = ? WHERE seq = 5", (forged, hashlib.sha256(forged).hexdigest()))
+    assert (5, Kind.BAD_SIGNATURE) in found(verify(db))
+
+
+@pytest.mark.parametrize("cut", [11, 14])
+def test_tail_truncated_below_a_checkpoint(db: Path, key: NodeKey, cut: int) -> None:
+    with attacker(db) as conn:
+        conn.execute("DELETE FROM entries WHERE seq >= ?", (cut,))
+        conn.execute("DELETE FROM entry_lots WHERE seq >= ?", (cut,))
+    report = verify(db)
+    kinds = found(report)
+    assert (cut, Kind.ROLLBACK) in kinds
+    rollback = next(p for p in report.problems if p.kind is Kind.ROLLBACK)
+    assert "a signed checkpoint covered 17 entries" in rollback.detail
+    if cut == 11:  # a clean prefix ending at a checkpoint: only the rollback gives it away
+        assert kinds == {(11, Kind.ROLLBACK)}
+    else:
+        assert (11, Kind.UNSIGNED) in kinds
+    with pytest.raises(RollbackRefused, match="restore the feed"):
+        Ledger.open(db, key)
+
+
+def test_entry_appended_behind_the_writers_back_is_unsigned(db: Path) -> None:
+    from edge.ledger.entry import make_entry
+
+    with attacker(db) as conn:
+        feed, head = conn.execute("SELECT feed, id FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
+        e = make_entry(feed=feed, seq=18, prev=head, ts=0.0, type="alarm.ack", body={"rule": "x", "comment": "ok"})
+        conn.execute(
+            "INSERT INTO entries(feed, seq, id, prev, ts, type, actor, raw) VALUES (?,?,?,?,?,?,?,?)",
+            (e.feed, e.seq, e.id, e.prev, e.ts, e.type, e.actor, e.raw),
+        )
+    assert found(verify(db)) == {(18, Kind.UNSIGNED)}
+
+
+def test_index_column_changed(db: Path) -> None:
+    with attacker(db) as conn:
+        conn.execute("UPDATE entries SET type = 'alarm.ack' WHERE seq = 3")
+        seq = conn.execute("SELECT max(seq) FROM entry_lots").fetchone()[0]
+        conn.execute("DELETE FROM entry_lots WHERE seq = ?", (seq,))
+    assert found(verify(db)) == {(3, Kind.INDEX_MISMATCH), (seq, Kind.INDEX_MISMATCH)}
+
+
+def test_raw_reading_changed(db: Path) -> None:
+    with attacker(db) as conn:
+        rowid = conn.execute("SELECT min(rowid) FROM readings WHERE point = 'temp'").fetchone()[0]
+        conn.execute("UPDATE readings SET value = '\"4.5\"' WHERE rowid = ?", (rowid,))
+    report = verify(db)
+    assert found(report) == {(11, Kind.CHANGED_READINGS)}
+
+
+def test_cli_names_each_problem_and_exits_1(db: Path) -> None:
+    with attacker(db) as conn:
+        conn.execute("DELETE FROM entries WHERE seq = 2")
+        conn.execute("DELETE FROM entries WHERE seq >= 14")
+    result = CliRunner().invoke(main, ["ledger", "verify", "--db", str(db), "--json"])
+    assert result.exit_code == 1, result.output
+    payload = orjson.loads(result.output)
+    assert payload["ok"] is False
+    kinds = {(p["seq"], p["kind"]) for p in payload["problems"]}
+    assert {(2, "missing entry"), (14, "rollback below a checkpoint")} <= kinds
+    human = CliRunner().invoke(main, ["ledger", "verify", "--db", str(db)])
+    assert human.exit_code == 1
+    assert "missing entry" in human.output and "rollback below a checkpoint" in human.output
+
+
+def test_cli_ok_exits_0(db: Path) -> None:
+    result = CliRunner().invoke(main, ["ledger", "verify", "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    assert "18 entries verified" in result.output
+
+
+def test_cli_unreadable_db_is_one_line_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "x.db"
+    bad.write_bytes(b"this is not sqlite" * 100)
+    result = CliRunner().invoke(main, ["ledger", "verify", "--db", str(bad)])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output

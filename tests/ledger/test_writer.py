@@ -1,0 +1,116 @@
+"""The async writer: group commit, flush interval, back-pressure, drain on cancel/close."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from edge.errors import LedgerClosed, NotCanonical
+from edge.ledger.keys import NodeKey
+from edge.ledger.store import connect
+from edge.ledger.verify import verify_db
+from edge.ledger.writer import LedgerWriter
+from edge.readings import Reading
+
+T0 = 1_795_000_000.0
+
+
+def checkpoints(path: Path) -> list[int]:
+    conn = sqlite3.connect(path)
+    try:
+        return [s for (s,) in conn.execute("SELECT size FROM checkpoints ORDER BY size")]
+    finally:
+        conn.close()
+
+
+async def test_burst_is_grouped_into_few_batches(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    writer = LedgerWriter.open(path, NodeKey.generate(), flush_interval=0.05, batch_max=100)
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(writer.run(), name="ledger-writer")
+        for i in range(250):
+            await writer.append("alarm", {"n": i}, ts=T0 + i)
+        await writer.aclose()
+    assert writer.committed == 250
+    sizes = checkpoints(path)
+    # 250 entries in batches of at most 100 (+1 checkpoint each): 3 batches, not 250
+    assert len(sizes) == 3
+    assert all(b - a <= 101 for a, b in zip([0, *sizes], sizes, strict=False))
+    assert verify_db(connect(path, readonly=True)).ok
+
+
+async def test_single_entry_waits_for_flush_interval_then_is_durable(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    writer = LedgerWriter.open(path, NodeKey.generate(), flush_interval=0.2)
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(writer.run(), name="ledger-writer")
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        entry = await writer.append("node.start", {"node_id": "n1"}, ts=T0)
+        await asyncio.sleep(0.05)
+        assert writer.committed == 0  # still inside its flush interval
+        await writer.durable(entry.seq)
+        waited = loop.time() - start
+        assert 0.15 <= waited < 2.0
+        assert writer.committed == 1
+        # durable means on disk: another connection sees it now
+        assert checkpoints(path) == [1]
+        await writer.aclose()
+
+
+async def test_cancel_drains_pending_entries(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    writer = LedgerWriter.open(path, NodeKey.generate(), flush_interval=10.0, batch_max=10_000)
+    task = asyncio.create_task(writer.run(), name="ledger-writer")
+    for i in range(30):
+        await writer.append("alarm", {"n": i}, ts=T0 + i)
+    await asyncio.sleep(0.01)
+    assert writer.committed == 0
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert writer.committed == 30
+    conn = connect(path, readonly=True)
+    assert conn.execute("SELECT count(*) FROM entries").fetchone()[0] == 31
+    assert verify_db(conn).ok
+    with pytest.raises(LedgerClosed):
+        await writer.append("alarm", {}, ts=T0)
+
+
+async def test_bounded_queue_blocks_producers(tmp_path: Path) -> None:
+    writer = LedgerWriter.open(tmp_path / "l.db", NodeKey.generate(), queue_size=5, flush_interval=0.01)
+    for i in range(5):
+        await writer.append("a", {"n": i}, ts=T0)
+    blocked = asyncio.create_task(writer.append("a", {"n": 5}, ts=T0))
+    await asyncio.sleep(0.05)
+    assert not blocked.done()  # no writer running: no space
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(writer.run(), name="ledger-writer")
+        await blocked
+        await writer.aclose()
+    assert writer.committed == 6
+
+
+async def test_bad_content_raises_at_append(tmp_path: Path) -> None:
+    writer = LedgerWriter.open(tmp_path / "l.db", NodeKey.generate())
+    with pytest.raises(NotCanonical, match="body.value: float"):
+        await writer.append("alarm", {"value": 1.5}, ts=T0)
+    await writer.append("alarm", {"value": "1.5"}, ts=T0)
+    await writer.aclose()  # closing without run() still commits
+    assert writer.committed == 1
+
+
+async def test_readings_go_through_the_writer(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    writer = LedgerWriter.open(path, NodeKey.generate(), flush_interval=0.01)
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(writer.run(), name="ledger-writer")
+        entry = await writer.add_readings([Reading("t", T0 + i, float(i)) for i in range(100)])
+        await writer.durable(entry.seq)
+        await writer.aclose()
+    conn = connect(path, readonly=True)
+    assert conn.execute("SELECT count(*) FROM readings").fetchone()[0] == 100
+    assert verify_db(conn).ok
