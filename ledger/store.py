@@ -157,6 +157,11 @@ class Ledger:
         return len(self._pending) + sum(len(b.entries) for b in self._unwritten)
 
     @property
+    def uncut(self) -> int:
+        """Entries appended since the last :meth:`cut` (in no batch yet)."""
+        return len(self._pending)
+
+    @property
     def unwritten(self) -> list[Batch]:
         """Batches cut but not yet durable, oldest first (a snapshot)."""
         return list(self._unwritten)

@@ -269,21 +269,53 @@ def _add_acks(
             acked.add(rule)
     horizon = _later(last, ACK_WINDOW)
     for rule in sorted(first_alarm.keys() - acked):
-        # The first ack of the rule after the lot, unless the rule fires again first: an ack
-        # after a new activation acknowledges that one (ISA-18.2), not the lot's.
-        after = _rows(
-            conn,
+        ack = _first_ack_after(conn, feed, rule, last, horizon)
+        if ack is not None:
+            found.setdefault(ack.id, ack)
+
+
+def _first_ack_after(
+    conn: sqlite3.Connection, feed: str, rule: str, after: str, horizon: str
+) -> StoredEntry | None:
+    """The first ack/shelve of ``rule`` in ``(after, horizon]``, unless the rule fires first.
+
+    An ack after a new activation acknowledges that one (ISA-18.2), not the lot's.
+    """
+    marks = ", ".join("?" * len(_ACK_TYPES))
+    window = "e.feed = ? AND e.ts > ? AND e.ts <= ?"
+    try:
+        # SQLite filters on the JSON and stops at the first match (cheap in the common case).
+        rows = conn.execute(
             "SELECT e.feed, e.seq, e.id, e.raw FROM entries e "
-            f"WHERE e.feed = ? AND e.ts > ? AND e.ts <= ? AND e.type IN ({marks}, 'alarm') "
+            f"WHERE {window} AND e.type IN ({marks}, 'alarm') "
             "AND json_extract(CAST(e.raw AS TEXT), '$.body.rule') = ? "
             "AND (e.type != 'alarm' "
             "     OR json_extract(CAST(e.raw AS TEXT), '$.body.event') = 'activated') "
             "ORDER BY e.ts LIMIT 1",
-            (feed, last, horizon, *_ACK_TYPES, rule),
-        )
-        for ack in after:
-            if ack.type != "alarm":
-                found.setdefault(ack.id, ack)
+            (feed, after, horizon, *_ACK_TYPES, rule),
+        ).fetchall()
+        candidates = [StoredEntry.from_row(*row) for row in rows]
+    except sqlite3.OperationalError:
+        # A raw that is not JSON in the window (a damaged file: verify names it); trace goes
+        # on, filtering in Python and skipping what it cannot read.
+        candidates = []
+        for row in conn.execute(
+            "SELECT e.feed, e.seq, e.id, e.raw FROM entries e "
+            f"WHERE {window} AND e.type IN ({marks}, 'alarm') ORDER BY e.ts",
+            (feed, after, horizon, *_ACK_TYPES),
+        ):
+            try:
+                entry = StoredEntry.from_row(*row)
+            except StorageError:
+                continue
+            if entry.body.get("rule") == rule and (
+                entry.type != "alarm" or entry.body.get("event") == "activated"
+            ):
+                candidates.append(entry)
+                break
+    for entry in candidates:
+        return None if entry.type == "alarm" else entry
+    return None
 
 
 def _targets(correction: StoredEntry) -> set[str]:

@@ -65,7 +65,6 @@ class LedgerWriter:
         self.queue_size = queue_size
         self.retry_max = retry_max
         self.committed = 0
-        self._appended = 0  # appended entries, checkpoints not counted
         self._space = asyncio.Semaphore(queue_size)
         self._changed = asyncio.Condition()
         self._first_pending: float | None = None  # loop time of the oldest entry in no batch
@@ -117,7 +116,7 @@ class LedgerWriter:
         except BaseException:
             self._space.release()
             raise
-        await self._entered(1)
+        await self._entered()
         return entry
 
     async def add_readings(self, readings: Sequence[Reading]) -> Entry:
@@ -130,12 +129,16 @@ class LedgerWriter:
         except BaseException:
             self._space.release()
             raise
-        await self._entered(1)
+        await self._entered()
         return entry
 
-    async def _entered(self, n: int) -> None:
-        self._appended += n
-        if self._first_pending is None:
+    async def _entered(self) -> None:
+        if self.ledger.uncut >= self.batch_max:
+            # Entries chain as they are appended, so a batch boundary can only be drawn now,
+            # not later: cut here (one signature) and let run() write it.
+            self.ledger.cut()
+            self._first_pending = None
+        elif self._first_pending is None:
             self._first_pending = asyncio.get_running_loop().time()
         async with self._changed:
             self._changed.notify_all()
@@ -166,9 +169,10 @@ class LedgerWriter:
         try:
             while True:
                 await self._wait_for_batch(loop)
-                batch = self.ledger.cut()
-                self._first_pending = None
-                if batch is not None:
+                if not self.ledger.unwritten or self._closing or self._flush_due(loop):
+                    self.ledger.cut()
+                    self._first_pending = None
+                for batch in self.ledger.unwritten:
                     await self._write(loop, executor, batch)
                 if self._closing and not self.ledger.pending:
                     break
@@ -184,13 +188,16 @@ class LedgerWriter:
             async with self._changed:
                 self._changed.notify_all()
 
+    def _flush_due(self, loop: asyncio.AbstractEventLoop) -> bool:
+        first = self._first_pending
+        return first is not None and loop.time() >= first + self.flush_interval
+
     async def _wait_for_batch(self, loop: asyncio.AbstractEventLoop) -> None:
         async with self._changed:
             while True:
-                pending = self.ledger.pending
-                if self._closing or pending >= self.batch_max:
+                if self._closing or self.ledger.unwritten:
                     return
-                if self._first_pending is not None and pending:
+                if self._first_pending is not None and self.ledger.uncut:
                     remaining = self._first_pending + self.flush_interval - loop.time()
                     if remaining <= 0:
                         return

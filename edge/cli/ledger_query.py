@@ -42,7 +42,8 @@ _DB_OPTION = click.option(
     "--db",
     "db",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("ledger.db"),
+    # the node's default data_dir ("var") and DB name, as ``edge ledger verify`` uses
+    default=Path("var") / "ledger.db",
     show_default=True,
     envvar="EDGE_LEDGER_DB",
     help="Ledger database file (env EDGE_LEDGER_DB).",

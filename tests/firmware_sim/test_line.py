@@ -9,7 +9,6 @@ import time
 
 import pytest
 import serial
-
 from edge.firmware_sim import SimulatorThread, parse_scenario
 
 SCENARIO = """
@@ -106,7 +105,8 @@ def test_scanner_lot_change_on_schedule(sim):
     assert codes[0] == b"LOT-A"
     assert codes[-1] == b"LOT-B"
     change = codes.index(b"LOT-B")
-    assert set(codes[:change]) == {b"LOT-A"} and set(codes[change:]) == {b"LOT-B"}
+    assert set(codes[:change]) == {b"LOT-A"}
+    assert set(codes[change:]) == {b"LOT-B"}
 
 
 def test_scanner_on_demand_and_injected_code(sim):
@@ -133,7 +133,9 @@ def test_line_faults(sim):
         sim.inject("thermo", "corrupt_crc")
         port.write(b"T?\r")
         garbled = port.read_until(b"\r")
-        assert garbled.endswith(b"\r") and garbled != b"T=+004.50 C\r" and len(garbled) == 12
+        assert garbled.endswith(b"\r")
+        assert garbled != b"T=+004.50 C\r"
+        assert len(garbled) == 12
         sim.clear("thermo")
         sim.inject("thermo", "slow_response", delay=0.5)
         port.write(b"T?\r")
@@ -156,8 +158,7 @@ def test_line_port_gone_and_back(sim):
     sim.inject("thermo", "port_gone", duration=0.3)
     assert not link.exists()
     with pytest.raises(serial.SerialException):
-        port.write(b"T?\r")
-        port.read(10)
+        port.write(b"T?\r")  # the PTY is gone: EIO
     port.close()
     with pytest.raises(serial.SerialException):
         serial.Serial(str(link), 9600)

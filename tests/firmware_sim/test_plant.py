@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from edge.firmware_sim import Model, Plant, decode, load_scenario
 
 

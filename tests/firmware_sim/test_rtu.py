@@ -7,12 +7,11 @@ import os
 import struct
 
 import pytest
+from edge.firmware_sim import Fault, append_crc
+from edge.firmware_sim.rtu import RequestFramer
 from pymodbus.exceptions import ModbusIOException
 from pymodbus.framer.rtu import FramerRTU
 from pymodbus.pdu import ModbusPDU
-
-from edge.firmware_sim import Fault, append_crc
-from edge.firmware_sim.rtu import RequestFramer
 
 
 async def test_fc03_fc04_read_registers(bus):
@@ -88,9 +87,11 @@ async def test_exception_01_illegal_function(bus):
 
 async def test_exception_02_illegal_address(bus):
     rr = await bus.client.read_holding_registers(48, count=5, device_id=1)  # table has 50
-    assert rr.isError() and rr.exception_code == 2
+    assert rr.isError()
+    assert rr.exception_code == 2
     rr = await bus.client.write_coil(40, True, device_id=1)
-    assert rr.isError() and rr.exception_code == 2
+    assert rr.isError()
+    assert rr.exception_code == 2
 
 
 class RawRequest(ModbusPDU):
@@ -109,16 +110,19 @@ async def test_exception_03_illegal_value(bus):
     # pymodbus validates counts itself, so these go out as raw PDUs through its transaction layer
     too_many = RawRequest(3, struct.pack(">HH", 0, 126))  # FC03 with more than 125 registers
     rr = await bus.client.execute(False, too_many)
-    assert rr.isError() and rr.exception_code == 3
+    assert rr.isError()
+    assert rr.exception_code == 3
     bad_coil = RawRequest(5, struct.pack(">HH", 0, 0x1234))  # FC05 value not 0000/FF00
     rr = await bus.client.execute(False, bad_coil)
-    assert rr.isError() and rr.exception_code == 3
+    assert rr.isError()
+    assert rr.exception_code == 3
 
 
 async def test_exception_04_device_failure_injected(bus):
     bus.units[2].faults.add(Fault.make("exception", 0.0, {"code": 4}))
     rr = await bus.client.read_holding_registers(0, count=1, device_id=2)
-    assert rr.isError() and rr.exception_code == 4
+    assert rr.isError()
+    assert rr.exception_code == 4
     rr = await bus.client.read_holding_registers(0, count=1, device_id=1)  # neighbour unaffected
     assert not rr.isError()
 

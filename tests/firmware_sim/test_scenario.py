@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from edge.firmware_sim import list_scenarios, load_scenario, parse_scenario
 
 from edge.errors import ConfigError
-from edge.firmware_sim import list_scenarios, load_scenario, parse_scenario
 
 GOOD = """\
 name: t
@@ -61,7 +61,8 @@ def test_good_file(tmp_path):
 def test_unknown_key_with_suggestion_and_position(tmp_path):
     text = GOOD.replace("type: float32", "tpye: float32")
     assert problems(text, tmp_path) == [
-        f"{tmp_path / 'line.yaml'}:9:27: devices.probe.points.temp.tpye: unknown key (did you mean 'type'?)"
+        f"{tmp_path / 'line.yaml'}:9:27: devices.probe.points.temp.tpye: "
+        "unknown key (did you mean 'type'?)"
     ]
 
 
@@ -77,7 +78,8 @@ def test_every_problem_is_reported_at_once(tmp_path):
     assert "devices.probe.points.temp.type: 'flot32' is not one of" in found[2]
     assert "(did you mean 'float32'?)" in found[2]
     assert found[3].endswith(
-        "devices.probe.points.temp.model.tau: expected a duration with a unit such as '5s' or '500ms', got 5"
+        "devices.probe.points.temp.model.tau: "
+        "expected a duration with a unit such as '5s' or '500ms', got 5"
     )
     assert all(line.startswith(str(tmp_path / "line.yaml") + ":") for line in found)
 

@@ -10,10 +10,9 @@ import time
 import minimalmodbus
 import pytest
 import serial
+from edge.firmware_sim import Simulator, SimulatorThread, exchange_time, load_scenario
 from pymodbus import FramerType
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
-
-from edge.firmware_sim import Simulator, SimulatorThread, exchange_time, load_scenario
 
 
 @pytest.mark.parametrize("name", ["demo", "bottling", "cold-room"])
@@ -21,7 +20,8 @@ async def test_shipped_scenarios_start_and_clean_up(tmp_path, name):
     scenario = load_scenario(name)
     async with Simulator(scenario, tmp_path, seed=1) as sim:
         info = json.loads((tmp_path / "ports.json").read_text())
-        assert info["scenario"] == name and info["seed"] == 1
+        assert info["scenario"] == name
+        assert info["seed"] == 1
         for bus, path in sim.serial_paths.items():
             assert path == tmp_path / f"{bus}.tty"
             assert os.readlink(path).startswith("/dev/pts/")

@@ -7,10 +7,9 @@ import contextlib
 import struct
 
 import pytest
+from edge.firmware_sim import Fault, ModbusDevice, RegisterBank, TcpServer
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusIOException
-
-from edge.firmware_sim import Fault, ModbusDevice, RegisterBank, TcpServer
 
 
 @pytest.fixture
@@ -94,7 +93,7 @@ async def test_unplug_and_plug_back_on_same_port(tcp):
     await asyncio.sleep(0.05)
     with pytest.raises((ModbusIOException, ConnectionException)):
         await client.read_holding_registers(0, count=1)
-    with pytest.raises(OSError):
+    with pytest.raises(ConnectionRefusedError):
         await asyncio.open_connection(server.host, port)
     await server.plug()
     assert server.port == port

@@ -59,7 +59,7 @@ def _wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-
 def _start(node_dir: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [*EDGE, "run", "-c", str(node_dir / "node.toml")],
-        stdout=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
 
@@ -68,12 +68,11 @@ def _stop(proc: subprocess.Popen[bytes]) -> tuple[int, float, str]:
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     try:
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    return proc.returncode, time.monotonic() - t0, err
+        _, err = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+    return proc.returncode, time.monotonic() - t0, err.decode()
 
 
 def test_run_polls_raises_alarm_and_stops_cleanly_on_sigterm(node_dir: Path) -> None:
@@ -103,7 +102,7 @@ def test_restart_keeps_alarm_state_and_chain(node_dir: Path) -> None:
         _wait_for(lambda: any(e["body"]["event"] == "activated" for e in _entries(db, "alarm")), 25, "alarm")
     finally:
         proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
+        proc.communicate(timeout=10)
     state = json.loads((node_dir / "data" / "engine-state.json").read_bytes())
     assert "tunnel-temp-high" in json.dumps(state)
     activated_before = sum(e["body"]["event"] == "activated" for e in _entries(db, "alarm"))
