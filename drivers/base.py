@@ -6,6 +6,7 @@ import abc
 from collections.abc import Awaitable, Callable
 
 from edge.drivers.stats import BusStats
+
 from edge.readings import Reading
 
 __all__ = ["BusPoller", "Emit"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from edge.config import NodeConfig, PointConfig
 from edge.drivers.base import BusPoller
 from edge.drivers.line import LinePoller, LineTransport
 from edge.drivers.parsers import fields_of, make_parser
@@ -12,6 +11,8 @@ from edge.drivers.planner import point_problems
 from edge.drivers.rtu import RtuTransport
 from edge.drivers.scheduler import DeviceRuntime, ModbusPoller
 from edge.drivers.tcp import TcpTransport
+
+from edge.config import NodeConfig, PointConfig
 from edge.errors import ConfigError
 
 __all__ = ["build_pollers", "check_config"]
@@ -35,7 +36,8 @@ def check_config(config: NodeConfig, points: list[PointConfig] | None = None) ->
             other = units.setdefault((dev.bus, dev.unit), dev.name)
             if other != dev.name:
                 problems.append(
-                    f"{src}: devices.{dev.name}.unit: unit {dev.unit} on bus {dev.bus} is already device {other!r}"
+                    f"{src}: devices.{dev.name}.unit: unit {dev.unit} on bus {dev.bus}"
+                    f" is already device {other!r}"
                 )
     for p in chosen:
         dev = config.devices[p.device]
@@ -72,17 +74,16 @@ def build_pollers(config: NodeConfig, only: set[str] | None = None) -> list[BusP
         by_device[p.device].append(p)
     pollers: list[BusPoller] = []
     for bus in config.buses.values():
-        devices = [d for d in config.devices.values() if d.bus == bus.name and by_device.get(d.name)]
+        devices = [
+            d for d in config.devices.values() if d.bus == bus.name and by_device.get(d.name)
+        ]
         if not devices:
             continue
         if bus.kind == "line":
-            runtimes = [
-                DeviceRuntime.build(d, by_device[d.name], plan=False) for d in devices
-            ]
+            runtimes = [DeviceRuntime.build(d, by_device[d.name], plan=False) for d in devices]
             pollers.append(LinePoller(bus, runtimes, LineTransport(bus)))
             continue
         runtimes = [DeviceRuntime.build(d, by_device[d.name]) for d in devices]
         transport = RtuTransport(bus) if bus.kind == "rtu" else TcpTransport(bus)
         pollers.append(ModbusPoller(bus, runtimes, transport))
     return pollers
-

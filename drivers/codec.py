@@ -101,7 +101,9 @@ def _string_order(order: str) -> str:
     return "BADC" if order in ("BADC", "DCBA") else "ABCD"
 
 
-def decode_registers(registers: Sequence[int], dtype: str, order: str = "ABCD", bit: int = 0) -> Value:
+def decode_registers(
+    registers: Sequence[int], dtype: str, order: str = "ABCD", bit: int = 0
+) -> Value:
     """Decode raw registers into the unscaled value of ``dtype``.
 
     Args:
@@ -128,7 +130,9 @@ def decode_registers(registers: Sequence[int], dtype: str, order: str = "ABCD", 
     return value
 
 
-def encode_registers(value: Value, dtype: str, order: str = "ABCD", *, length: int = 1, bit: int = 0) -> list[int]:
+def encode_registers(
+    value: Value, dtype: str, order: str = "ABCD", *, length: int = 1, bit: int = 0
+) -> list[int]:
     """Encode an unscaled value into registers; the inverse of :func:`decode_registers`.
 
     For ``bit`` the result is the register with only that bit set (or zero). For ``string``

@@ -65,7 +65,7 @@ class Breaker:
         self.failures += 1
         if self.failures < self.trip:
             return 0.0
-        delay = min(self.cap, self.base * 2 ** (self.failures - self.trip))
+        delay = min(self.cap, self.base * 2.0 ** (self.failures - self.trip))
         self.open_until = now + delay
         return delay
 
@@ -93,7 +93,9 @@ class PointState:
             return self.rejected(now)
         self.missed += 1
         if self.value is not None and self.missed < self.stale_after:
-            return Reading(self.point.name, self.ts, self.value, Quality.STALE, self.point.unit, self.latency)
+            return Reading(
+                self.point.name, self.ts, self.value, Quality.STALE, self.point.unit, self.latency
+            )
         return Reading(self.point.name, now, None, Quality.COMM_FAIL, self.point.unit, 0.0)
 
     def rejected(self, now: float) -> Reading:

@@ -9,20 +9,21 @@ worker thread, bounded by the bus timeout.
 from __future__ import annotations
 
 import asyncio
-import logging
 import concurrent.futures
+import contextlib
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any
 
 import serial
-
-from edge.config import BusConfig
 from edge.drivers.codec import scale_value
 from edge.drivers.parsers import LineParseError, Parser, make_parser
 from edge.drivers.rtu import _PARITY
 from edge.drivers.scheduler import BusScheduler, DeviceRuntime
 from edge.drivers.transport import Link
+
+from edge.config import BusConfig
 from edge.errors import DeviceTimeout, FrameError, PortUnavailable, map_exceptions
 from edge.log import event
 from edge.readings import Value
@@ -37,7 +38,9 @@ class LineTransport(Link):
 
     def __init__(self, bus: BusConfig) -> None:
         self.bus = bus
-        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"bus-{bus.name}")
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            1, thread_name_prefix=f"bus-{bus.name}"
+        )
         self._serial: serial.Serial | None = None
         self._buffer = b""
         self._eol = bus.line_ending.encode() or b"\n"
@@ -75,7 +78,10 @@ class LineTransport(Link):
         if self._serial is not None:
             return
         b = self.bus
-        with map_exceptions({serial.SerialException: PortUnavailable, OSError: PortUnavailable}, f"bus {b.name} port {b.port}"):
+        with map_exceptions(
+            {serial.SerialException: PortUnavailable, OSError: PortUnavailable},
+            f"bus {b.name} port {b.port}",
+        ):
             self._serial = serial.Serial(
                 b.port, b.baudrate, bytesize=b.bytesize, parity=_PARITY[b.parity],
                 stopbits=b.stopbits, timeout=b.timeout, write_timeout=max(1.0, b.timeout),
@@ -85,16 +91,17 @@ class LineTransport(Link):
     def _close_sync(self) -> None:
         port, self._serial = self._serial, None
         if port is not None:
-            try:
+            # already gone (unplugged)
+            with contextlib.suppress(OSError, serial.SerialException):
                 port.close()
-            except (OSError, serial.SerialException):
-                pass  # already gone (unplugged)
 
     def _fetch_sync(self, label: str) -> str:
         port = self._serial
         if port is None:
             raise PortUnavailable(f"{label}: port {self.bus.port} is not open")
-        with map_exceptions({serial.SerialException: PortUnavailable, OSError: PortUnavailable}, label):
+        with map_exceptions(
+            {serial.SerialException: PortUnavailable, OSError: PortUnavailable}, label
+        ):
             if self.bus.query:
                 port.reset_input_buffer()
                 self._buffer = b""
@@ -124,7 +131,9 @@ class LineTransport(Link):
 class LinePoller(BusScheduler):
     """Polls the devices of one serial-line bus."""
 
-    def __init__(self, bus: BusConfig, devices: Sequence[DeviceRuntime], transport: LineTransport) -> None:
+    def __init__(
+        self, bus: BusConfig, devices: Sequence[DeviceRuntime], transport: LineTransport
+    ) -> None:
         super().__init__(bus, devices, transport)
         self.line = transport
         self.parser: Parser = make_parser(bus)
@@ -141,7 +150,14 @@ class LinePoller(BusScheduler):
             self._counters.timeouts += 1
             delay = dev.breaker.failure(self._clock())
             if delay:
-                event("device.backoff", logging.WARNING, bus=self.name, device=dev.device.name, error=str(exc), retry_in=round(delay, 3))
+                event(
+                    "device.backoff",
+                    logging.WARNING,
+                    bus=self.name,
+                    device=dev.device.name,
+                    error=str(exc),
+                    retry_in=round(delay, 3),
+                )
             return True
         except PortUnavailable as exc:
             await self._port_lost(exc)
@@ -151,7 +167,13 @@ class LinePoller(BusScheduler):
             fields = self.parser(text)
         except LineParseError as exc:
             self._counters.frame_errors += 1
-            event("device.frame_discarded", logging.INFO, bus=self.name, device=dev.device.name, error=str(FrameError(f"{label}: {exc}")))
+            event(
+                "device.frame_discarded",
+                logging.INFO,
+                bus=self.name,
+                device=dev.device.name,
+                error=str(FrameError(f"{label}: {exc}")),
+            )
             dev.breaker.success()
             return False
         self._counters.responses += 1

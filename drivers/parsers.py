@@ -50,7 +50,13 @@ def parse_scale(line: str) -> dict[str, Field]:
     value = _field(m["value"])
     if not isinstance(value, float):
         raise LineParseError(f"scale value {m['value']!r} is not a number")
-    return {"status": m["status"], "mode": m["mode"], "value": value, "weight": value, "unit": m["unit"]}
+    return {
+        "status": m["status"],
+        "mode": m["mode"],
+        "value": value,
+        "weight": value,
+        "unit": m["unit"],
+    }
 
 
 def parse_kv(line: str) -> dict[str, Field]:
@@ -65,7 +71,9 @@ def parse_csv(line: str, columns: tuple[str, ...]) -> dict[str, Field]:
     """Comma-separated values named by ``columns`` (extra values are ignored)."""
     values = [v.strip() for v in line.strip().split(",")]
     if len(values) < len(columns):
-        raise LineParseError(f"expected {len(columns)} comma-separated values, got {len(values)} in {line!r}")
+        raise LineParseError(
+            f"expected {len(columns)} comma-separated values, got {len(values)} in {line!r}"
+        )
     return {name: _field(v) for name, v in zip(columns, values, strict=False)}
 
 

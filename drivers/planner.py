@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from edge.config import DeviceConfig, PointConfig
 from edge.drivers.codec import register_count, wire_address
+
+from edge.config import DeviceConfig, PointConfig
 
 __all__ = [
     "BIT_TABLES",
@@ -70,7 +71,11 @@ class ReadRequest:
 
     def describe(self) -> str:
         """Human form for messages: ``holding 100..109``."""
-        return f"{self.table} {self.start}..{self.end}" if self.count > 1 else f"{self.table} {self.start}"
+        return (
+            f"{self.table} {self.start}..{self.end}"
+            if self.count > 1
+            else f"{self.table} {self.start}"
+        )
 
 
 def size_limit(device: DeviceConfig, table: str) -> int:
@@ -102,11 +107,20 @@ def point_problems(device: DeviceConfig, point: PointConfig) -> list[str]:
     if address < 0 or address + count - 1 > 0xFFFF:
         out.append(f"wire address {address}..{address + count - 1} is outside 0..65535")
     if point.table not in BIT_TABLES and _touches(address, address + count - 1, _forbidden(device)):
-        out.append(f"register {point.register} overlaps a forbidden range of device {device.name!r}")
+        out.append(
+            f"register {point.register} overlaps a forbidden range of device {device.name!r}"
+        )
     return out
 
 
-def _feasible(group_start: int, group_end: int, nxt: PlannedPoint, table: str, device: DeviceConfig, prev_end: int) -> bool:
+def _feasible(
+    group_start: int,
+    group_end: int,
+    nxt: PlannedPoint,
+    table: str,
+    device: DeviceConfig,
+    prev_end: int,
+) -> bool:
     end = max(group_end, nxt.end)
     if end - group_start + 1 > size_limit(device, table):
         return False
@@ -163,7 +177,9 @@ def split_request(request: ReadRequest) -> tuple[ReadRequest, ReadRequest]:
     if len(request.points) < 2:
         raise ValueError("a single-point request cannot be split")
     half = len(request.points) // 2
-    return _request(request.table, request.points[:half]), _request(request.table, request.points[half:])
+    return _request(request.table, request.points[:half]), _request(
+        request.table, request.points[half:]
+    )
 
 
 def minimum_requests(device: DeviceConfig, points: Iterable[PointConfig]) -> int:

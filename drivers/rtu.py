@@ -25,20 +25,29 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import re
 import time
 from typing import Any
 
 import minimalmodbus
 import serial
+from edge.drivers.planner import BIT_TABLES, ReadRequest
+from edge.drivers.rtu_frame import (
+    EXCEPTION_LENGTH,
+    BadFrameError,
+    ExceptionReplyError,
+    build_read,
+    parse_reply,
+    reply_length,
+)
+from edge.drivers.transport import ModbusTransport, where
 
 from edge.config import BusConfig, DeviceConfig
-from edge.drivers.planner import BIT_TABLES, ReadRequest
-from edge.drivers.rtu_frame import EXCEPTION_LENGTH, BadFrame, ExceptionReply, build_read, parse_reply, reply_length
-from edge.drivers.transport import ModbusTransport, where
 from edge.errors import (
     DeviceException,
     DeviceTimeout,
+    EdgeError,
     FrameError,
     PortUnavailable,
     map_exceptions,
@@ -60,7 +69,7 @@ _CODES = {
 }
 
 # minimalmodbus errors derive from OSError: list them before the OS/serial errors.
-_MAPPING: dict[type[BaseException], type[Exception]] = {
+_MAPPING: dict[type[BaseException], type[EdgeError]] = {
     minimalmodbus.NoResponseError: DeviceTimeout,
     minimalmodbus.LocalEchoError: FrameError,
     minimalmodbus.InvalidResponseError: FrameError,
@@ -86,7 +95,9 @@ class RtuTransport(ModbusTransport):
 
     def __init__(self, bus: BusConfig) -> None:
         self.bus = bus
-        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"bus-{bus.name}")
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            1, thread_name_prefix=f"bus-{bus.name}"
+        )
         self._serial: serial.Serial | None = None
         self._instruments: dict[int, minimalmodbus.Instrument] = {}
         self._last_end = 0.0
@@ -129,7 +140,10 @@ class RtuTransport(ModbusTransport):
     def _open_sync(self) -> None:
         if self._serial is not None:
             return
-        with map_exceptions({serial.SerialException: PortUnavailable, OSError: PortUnavailable}, f"bus {self.bus.name} port {self.bus.port}"):
+        with map_exceptions(
+            {serial.SerialException: PortUnavailable, OSError: PortUnavailable},
+            f"bus {self.bus.name} port {self.bus.port}",
+        ):
             port = serial.Serial(
                 port=self.bus.port,
                 baudrate=self.bus.baudrate,
@@ -147,10 +161,9 @@ class RtuTransport(ModbusTransport):
     def _close_sync(self) -> None:
         port, self._serial = self._serial, None
         if port is not None:
-            try:
+            # the device node is already gone (unplugged): nothing left to release
+            with contextlib.suppress(OSError, serial.SerialException):
                 port.close()
-            except (OSError, serial.SerialException):
-                pass  # the device node is already gone (unplugged): nothing left to release
 
     def _read_sync(self, device: DeviceConfig, request: ReadRequest) -> list[int]:
         label = where(self.bus, device, request)
@@ -166,7 +179,9 @@ class RtuTransport(ModbusTransport):
         finally:
             self._last_end = time.monotonic()
 
-    def _transact(self, port: serial.Serial, device: DeviceConfig, request: ReadRequest, label: str) -> list[int]:
+    def _transact(
+        self, port: serial.Serial, device: DeviceConfig, request: ReadRequest, label: str
+    ) -> list[int]:
         unit, function = device.unit, request.function
         frame = build_read(unit, function, request.start, request.count)
         stale = port.in_waiting
@@ -177,7 +192,9 @@ class RtuTransport(ModbusTransport):
         if self.bus.echo:
             echo = port.read(len(frame))
             if echo != frame:
-                raise FrameError(f"{label}: local echo {echo.hex()} differs from request {frame.hex()}")
+                raise FrameError(
+                    f"{label}: local echo {echo.hex()} differs from request {frame.hex()}"
+                )
         head = port.read(EXCEPTION_LENGTH)
         if not head:
             raise DeviceTimeout(f"{label}: no answer within {self.bus.timeout}s")
@@ -186,9 +203,9 @@ class RtuTransport(ModbusTransport):
             rest = port.read(reply_length(function, request.count) - EXCEPTION_LENGTH)
         try:
             return parse_reply(unit, function, request.count, head + rest)
-        except ExceptionReply as exc:
+        except ExceptionReplyError as exc:
             raise DeviceException(f"{label}: exception {exc.code:02d}", exc.code) from None
-        except BadFrame as exc:
+        except BadFrameError as exc:
             raise FrameError(f"{label}: reply discarded: {exc}") from None
 
 
@@ -205,7 +222,9 @@ class MinimalmodbusTransport(RtuTransport):
         inst.serial = self._serial
         return inst
 
-    def _transact(self, port: serial.Serial, device: DeviceConfig, request: ReadRequest, label: str) -> list[int]:
+    def _transact(
+        self, port: serial.Serial, device: DeviceConfig, request: ReadRequest, label: str
+    ) -> list[int]:
         inst = self._instrument(device)
         try:
             if request.table in BIT_TABLES:

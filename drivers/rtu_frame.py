@@ -1,7 +1,7 @@
 """Modbus RTU framing for read requests: CRC, request bytes, reply validation. Pure, no I/O.
 
 A reply is only decoded when every check passes -- CRC, unit id, function code, byte count --
-otherwise :class:`BadFrame` says which check failed and the bytes are discarded.
+otherwise :class:`BadFrameError` says which check failed and the bytes are discarded.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import struct
 
 __all__ = [
     "EXCEPTION_LENGTH",
-    "BadFrame",
-    "ExceptionReply",
+    "BadFrameError",
+    "ExceptionReplyError",
     "build_read",
     "crc16",
     "parse_reply",
@@ -42,11 +42,11 @@ def crc16(data: bytes) -> int:
     return crc
 
 
-class BadFrame(ValueError):
+class BadFrameError(ValueError):
     """A reply failed a check (CRC, unit id, function code, length): discard it."""
 
 
-class ExceptionReply(Exception):
+class ExceptionReplyError(Exception):
     """The slave answered with a valid exception response."""
 
     def __init__(self, code: int) -> None:
@@ -70,22 +70,24 @@ def parse_reply(unit: int, function: int, count: int, frame: bytes) -> list[int]
     """Validate a complete reply and return its registers (or 0/1 per bit).
 
     Raises:
-        ExceptionReply: a well-formed exception response from ``unit``.
-        BadFrame: anything else that is not exactly the expected reply.
+        ExceptionReplyError: a well-formed exception response from ``unit``.
+        BadFrameError: anything else that is not exactly the expected reply.
     """
     if len(frame) < EXCEPTION_LENGTH:
-        raise BadFrame(f"short frame ({len(frame)} bytes)")
+        raise BadFrameError(f"short frame ({len(frame)} bytes)")
     if crc16(frame[:-2]) != int.from_bytes(frame[-2:], "little"):
-        raise BadFrame("CRC mismatch")
+        raise BadFrameError("CRC mismatch")
     if frame[0] != unit:
-        raise BadFrame(f"reply from unit {frame[0]}, expected {unit}")
+        raise BadFrameError(f"reply from unit {frame[0]}, expected {unit}")
     if frame[1] == function | 0x80 and len(frame) == EXCEPTION_LENGTH:
-        raise ExceptionReply(frame[2])
+        raise ExceptionReplyError(frame[2])
     if frame[1] != function:
-        raise BadFrame(f"reply function {frame[1]:#04x}, expected {function:#04x}")
+        raise BadFrameError(f"reply function {frame[1]:#04x}, expected {function:#04x}")
     expected = reply_length(function, count)
     if len(frame) != expected or frame[2] != expected - 5:
-        raise BadFrame(f"byte count {frame[2]} in a {len(frame)}-byte frame, expected {expected - 5}")
+        raise BadFrameError(
+            f"byte count {frame[2]} in a {len(frame)}-byte frame, expected {expected - 5}"
+        )
     data = frame[3:-2]
     if function in (1, 2):
         return [(data[i // 8] >> (i % 8)) & 1 for i in range(count)]

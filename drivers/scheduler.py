@@ -21,15 +21,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from edge.config import BusConfig, DeviceConfig, PointConfig
 from edge.drivers.base import BusPoller, Emit
 from edge.drivers.codec import decode_point
 from edge.drivers.health import Breaker, PointState
 from edge.drivers.planner import BIT_TABLES, ReadRequest, plan_reads, split_request
 from edge.drivers.stats import BusStats, Counters, DeviceStats
 from edge.drivers.transport import Link, ModbusTransport, where
-from edge.log import event
+
+from edge.config import BusConfig, DeviceConfig, PointConfig
 from edge.errors import DeviceException, DeviceTimeout, FrameError, PortUnavailable
+from edge.log import event
 from edge.readings import Reading, Value
 
 __all__ = ["BACKOFF_CAP", "PORT_BACKOFF", "BusScheduler", "DeviceRuntime", "ModbusPoller"]
@@ -57,7 +58,9 @@ class DeviceRuntime:
     by_name: dict[str, PointState] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, device: DeviceConfig, points: Sequence[PointConfig], *, plan: bool = True) -> DeviceRuntime:
+    def build(
+        cls, device: DeviceConfig, points: Sequence[PointConfig], *, plan: bool = True
+    ) -> DeviceRuntime:
         """Plan the device's reads (``plan=False``: a line device, which has no registers)."""
         states = [PointState(p, device.stale_after) for p in points]
         breaker = Breaker(base=device.poll, cap=max(BACKOFF_CAP, device.poll))
@@ -146,7 +149,13 @@ class BusScheduler(BusPoller):
             first, cap = PORT_BACKOFF
             self._port_delay = min(cap, self._port_delay * 2) if self._port_delay else first
             self._port_retry_at = self._clock() + self._port_delay
-            event("bus.port_unavailable", logging.WARNING, bus=self.name, error=str(exc), retry_in=round(self._port_delay, 3))
+            event(
+                "bus.port_unavailable",
+                logging.WARNING,
+                bus=self.name,
+                error=str(exc),
+                retry_in=round(self._port_delay, 3),
+            )
             return False
         if self._was_open:
             self._counters.reopens += 1
@@ -163,7 +172,7 @@ class BusScheduler(BusPoller):
         self._port_delay = PORT_BACKOFF[0]
 
     async def poll_device(self, dev: DeviceRuntime) -> list[Reading]:
-        """Run one poll cycle of ``dev`` and return one reading per point. Never raises DeviceError."""
+        """Run one poll cycle of ``dev``: one reading per point. Never raises DeviceError."""
         dev.polls += 1
         got: dict[str, tuple[Value, float, float]] = {}
         rejected: set[str] = set()
@@ -197,7 +206,13 @@ class BusScheduler(BusPoller):
 class ModbusPoller(BusScheduler):
     """Polls every device of one RTU or TCP bus through one :class:`ModbusTransport`."""
 
-    def __init__(self, bus: BusConfig, devices: Sequence[DeviceRuntime], transport: ModbusTransport, **kw: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        bus: BusConfig,
+        devices: Sequence[DeviceRuntime],
+        transport: ModbusTransport,
+        **kw: Callable[[], float],
+    ) -> None:
         super().__init__(bus, devices, transport, **kw)
         self.modbus = transport
 
@@ -217,14 +232,28 @@ class ModbusPoller(BusScheduler):
                 self._counters.timeouts += 1
                 delay = dev.breaker.failure(self._clock())
                 if delay:
-                    event("device.backoff", logging.WARNING, bus=self.name, device=dev.device.name, unit=dev.device.unit, error=str(exc), retry_in=round(delay, 3))
+                    event(
+                        "device.backoff",
+                        logging.WARNING,
+                        bus=self.name,
+                        device=dev.device.name,
+                        unit=dev.device.unit,
+                        error=str(exc),
+                        retry_in=round(delay, 3),
+                    )
                 return True  # a dead device costs one timeout per cycle, not one per request
             except PortUnavailable as exc:
                 await self._port_lost(exc)
                 return True
             except FrameError as exc:
                 self._counters.frame_errors += 1
-                event("device.frame_discarded", logging.INFO, bus=self.name, device=dev.device.name, error=str(exc))
+                event(
+                    "device.frame_discarded",
+                    logging.INFO,
+                    bus=self.name,
+                    device=dev.device.name,
+                    error=str(exc),
+                )
                 answered = True  # something answered: the device is alive, keep going
                 continue
             except DeviceException as exc:
@@ -234,7 +263,14 @@ class ModbusPoller(BusScheduler):
                 if exc.code in (2, 3):
                     pending[:0] = self._reject(dev, request, rejected, exc)
                 else:
-                    event("device.exception", logging.INFO, bus=self.name, device=dev.device.name, code=exc.code, error=str(exc))
+                    event(
+                        "device.exception",
+                        logging.INFO,
+                        bus=self.name,
+                        device=dev.device.name,
+                        code=exc.code,
+                        error=str(exc),
+                    )
                 continue
             latency = self._clock() - t0
             self._counters.responses += 1
@@ -254,7 +290,14 @@ class ModbusPoller(BusScheduler):
             del dev.plan[index]
             name = request.points[0].point.name
             rejected.add(name)
-            event("point.config_error", logging.WARNING, bus=self.name, device=dev.device.name, point=name, error=str(exc))
+            event(
+                "point.config_error",
+                logging.WARNING,
+                bus=self.name,
+                device=dev.device.name,
+                point=name,
+                error=str(exc),
+            )
             return []
         halves = list(split_request(request))
         dev.plan[index : index + 1] = halves
@@ -279,6 +322,12 @@ class ModbusPoller(BusScheduler):
                     value = decode_point(item.point, chunk)
             except (ValueError, IndexError) as exc:
                 self._counters.frame_errors += 1
-                event("point.decode_failed", logging.INFO, where=where(self.bus, dev.device, request), point=item.point.name, error=str(exc))
+                event(
+                    "point.decode_failed",
+                    logging.INFO,
+                    where=where(self.bus, dev.device, request),
+                    point=item.point.name,
+                    error=str(exc),
+                )
                 continue
             got[item.point.name] = (value, ts, latency)

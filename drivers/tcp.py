@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from edge.drivers.planner import ReadRequest
+from edge.drivers.transport import ModbusTransport, where
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.pdu import ExceptionResponse
 
 from edge.config import BusConfig, DeviceConfig
-from edge.drivers.planner import ReadRequest
-from edge.drivers.transport import ModbusTransport, where
 from edge.errors import DeviceException, DeviceTimeout, FrameError, PortUnavailable
 
 __all__ = ["TcpTransport"]
@@ -49,10 +49,14 @@ class TcpTransport(ModbusTransport):
                 ok = await client.connect()
         except (TimeoutError, OSError, ModbusException) as exc:
             client.close()
-            raise PortUnavailable(f"bus {self.bus.name} address {self.bus.address}: {exc or 'connect timed out'}") from exc
+            raise PortUnavailable(
+                f"bus {self.bus.name} address {self.bus.address}: {exc or 'connect timed out'}"
+            ) from exc
         if not ok:
             client.close()
-            raise PortUnavailable(f"bus {self.bus.name} address {self.bus.address}: connection refused")
+            raise PortUnavailable(
+                f"bus {self.bus.name} address {self.bus.address}: connection refused"
+            )
         self._client = client
 
     async def close(self) -> None:
@@ -75,7 +79,9 @@ class TcpTransport(ModbusTransport):
         }
         try:
             async with asyncio.timeout(self.bus.timeout + 0.5):
-                reply = await calls[request.table](request.start, count=request.count, device_id=device.unit)
+                reply = await calls[request.table](
+                    request.start, count=request.count, device_id=device.unit
+                )
         except TimeoutError as exc:
             raise DeviceTimeout(f"{label}: no answer within {self.bus.timeout}s") from exc
         except ConnectionException as exc:
@@ -99,5 +105,7 @@ class TcpTransport(ModbusTransport):
         if request.table in ("coil", "discrete"):
             return [int(b) for b in reply.bits[: request.count]]
         if len(reply.registers) != request.count:
-            raise FrameError(f"{label}: asked for {request.count} registers, got {len(reply.registers)}")
+            raise FrameError(
+                f"{label}: asked for {request.count} registers, got {len(reply.registers)}"
+            )
         return list(reply.registers)

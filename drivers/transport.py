@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import abc
 
-from edge.config import BusConfig, DeviceConfig
 from edge.drivers.planner import ReadRequest
+
+from edge.config import BusConfig, DeviceConfig
 
 __all__ = ["Link", "ModbusTransport", "frame_time", "silent_interval", "where"]
 
@@ -56,7 +57,7 @@ class Link(abc.ABC):
     async def close(self) -> None:
         """Close it; idempotent, never raises."""
 
-    def shutdown(self) -> None:
+    def shutdown(self) -> None:  # noqa: B027 - optional hook, most links have nothing to release
         """Release worker threads, if any (after close)."""
 
 

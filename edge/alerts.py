@@ -48,6 +48,7 @@ class AlertPublisher:
         if self._queue.full():
             with contextlib.suppress(asyncio.QueueEmpty):
                 self._queue.get_nowait()
+                self._queue.task_done()
                 self.dropped += 1
         self._queue.put_nowait(alert)
 
@@ -64,18 +65,21 @@ class AlertPublisher:
                 await self._session()
             except BrokerError as exc:
                 self.connected = False
-                event("mqtt.disconnected", logging.WARNING, error=str(exc), retry_in=f"{backoff:g}s")
+                event(
+                    "mqtt.disconnected", logging.WARNING, error=str(exc), retry_in=f"{backoff:g}s"
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
             else:  # pragma: no cover - _session only returns by raising
                 return
 
-    async def drain(self, timeout: float) -> None:
-        """Give queued alerts up to ``timeout`` seconds to go out (used at shutdown)."""
+    async def drain(self, grace: float) -> None:
+        """Give queued alerts up to ``grace`` seconds to go out (used at shutdown)."""
+        if not self.connected:
+            return
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                while self._queue.qsize() and self.connected:
-                    await asyncio.sleep(0.02)
+            async with asyncio.timeout(grace):
+                await self._queue.join()
 
     async def _session(self) -> None:
         c = self._config
@@ -105,6 +109,7 @@ class AlertPublisher:
                         self._requeue(alert)
                         raise
                     self.published += 1
+                    self._queue.task_done()
         except aiomqtt.MqttError as exc:
             raise BrokerError(f"{where}: {exc}") from exc
         except TimeoutError as exc:
@@ -114,8 +119,10 @@ class AlertPublisher:
 
     def _requeue(self, alert: Alert) -> None:
         items = [alert]
+        self._queue.task_done()
         while not self._queue.empty():
             items.append(self._queue.get_nowait())
+            self._queue.task_done()
         for item in items[: self._queue.maxsize]:
             self._queue.put_nowait(item)
         self.dropped += max(0, len(items) - self._queue.maxsize)

@@ -71,7 +71,9 @@ class DeviceConfig:
     bus: str
     unit: int = 1
     poll: float = 1.0  #: poll interval, seconds
-    address_base: int = 0  #: 0: registers as on the wire; 1: as in "40001-style" manuals (minus one)
+    address_base: int = (
+        0  #: 0: registers as on the wire; 1: as in "40001-style" manuals (minus one)
+    )
     max_registers: int = 125  #: most registers one request may read (coalescing limit)
     max_bits: int = 2000  #: most coils/discrete inputs one request may read
     max_gap: int = 16  #: unused registers a merged request may read to save a round trip
@@ -187,11 +189,7 @@ class _Reader:
         value = data[key]
         kinds = kind if isinstance(kind, tuple) else (kind,)
         # bool is an int in Python; a TOML `true` where a number is expected is a mistake.
-        if isinstance(value, bool) and bool not in kinds:
-            ok = False
-        else:
-            ok = isinstance(value, kinds)
-        if not ok:
+        if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
             names = " or ".join(_TOML_NAMES.get(k, k.__name__) for k in kinds)
             self.problem(where, f"expected {names}, got {_toml_type(value)} {value!r}")
             return default
@@ -282,7 +280,9 @@ def parse_config(text: str, source: Path) -> NodeConfig:
 
     buses = {name: _bus(r, name, spec, base) for name, spec in _named(r, data, "buses")}
     devices = {name: _device(r, name, spec, buses) for name, spec in _named(r, data, "devices")}
-    points = {name: _point(r, name, spec, devices, buses) for name, spec in _named(r, data, "points")}
+    points = {
+        name: _point(r, name, spec, devices, buses) for name, spec in _named(r, data, "points")
+    }
 
     rules_t = _section(r, data, "rules")
     r.table(rules_t, "rules", ("files", "reload"))
@@ -296,7 +296,11 @@ def parse_config(text: str, source: Path) -> NodeConfig:
     rules = RulesConfig(tuple(rule_files), r.get(rules_t, "rules", "reload", bool, True))
 
     led = _section(r, data, "ledger")
-    r.table(led, "ledger", ("flush_interval", "batch_max", "readings_retention", "readings_block", "key_file"))
+    r.table(
+        led,
+        "ledger",
+        ("flush_interval", "batch_max", "readings_retention", "readings_block", "key_file"),
+    )
     key_file = r.get(led, "ledger", "key_file", str, None)
     ledger = LedgerConfig(
         flush_interval=r.duration(led, "ledger", "flush_interval", 0.05),
@@ -309,7 +313,11 @@ def parse_config(text: str, source: Path) -> NodeConfig:
     mqtt: MqttConfig | None = None
     if "mqtt" in data:
         m = _section(r, data, "mqtt")
-        r.table(m, "mqtt", ("host", "port", "topic_prefix", "client_id", "username", "password", "keepalive"))
+        r.table(
+            m,
+            "mqtt",
+            ("host", "port", "topic_prefix", "client_id", "username", "password", "keepalive"),
+        )
         mqtt = MqttConfig(
             host=r.get(m, "mqtt", "host", str, "127.0.0.1"),
             port=r.get(m, "mqtt", "port", int, 1883, check=_in_range(1, 65535)),
@@ -337,14 +345,16 @@ def parse_config(text: str, source: Path) -> NodeConfig:
     )
 
 
-def _section(r: _Reader, data: Mapping[str, Any], key: str, *, required: bool = False) -> Mapping[str, Any]:
+def _section(
+    r: _Reader, data: Mapping[str, Any], key: str, *, required: bool = False
+) -> Mapping[str, Any]:
     value = r.get(data, "", key, dict, None, required=required)
     return value if value is not None else {}
 
 
 def _named(r: _Reader, data: Mapping[str, Any], key: str) -> list[tuple[str, Mapping[str, Any]]]:
     """The sub-tables of ``[key.<name>]``, each checked to be a table."""
-    out = []
+    out: list[tuple[str, Mapping[str, Any]]] = []
     for name, spec in _section(r, data, key).items():
         if not isinstance(spec, dict):
             r.problem(f"{key}.{name}", f"expected a table, got {_toml_type(spec)}")
@@ -355,7 +365,7 @@ def _named(r: _Reader, data: Mapping[str, Any], key: str) -> list[tuple[str, Map
 
 def _bus(r: _Reader, name: str, s: Mapping[str, Any], base: Path) -> BusConfig:
     p = f"buses.{name}"
-    r.table(s, p, tuple(BusConfig.__slots__) [1:])  # every field but the name
+    r.table(s, p, tuple(BusConfig.__slots__)[1:])  # every field but the name
     kind = r.get(s, p, "kind", str, "rtu", required=True, check=_one_of(BUS_KINDS))
     port = r.get(s, p, "port", str, "")
     address = r.get(s, p, "address", str, "")
@@ -396,7 +406,9 @@ def _host_port_ok(address: str) -> bool:
     return bool(host) and port.isdigit() and 0 < int(port) < 65536
 
 
-def _device(r: _Reader, name: str, s: Mapping[str, Any], buses: Mapping[str, BusConfig]) -> DeviceConfig:
+def _device(
+    r: _Reader, name: str, s: Mapping[str, Any], buses: Mapping[str, BusConfig]
+) -> DeviceConfig:
     p = f"devices.{name}"
     r.table(s, p, tuple(DeviceConfig.__slots__)[1:])
     bus = r.get(s, p, "bus", str, "", required=True)
@@ -414,7 +426,9 @@ def _device(r: _Reader, name: str, s: Mapping[str, Any], buses: Mapping[str, Bus
         ):
             forbidden.append((rng[0], rng[1]))
         else:
-            r.problem(f"{p}.forbidden[{i}]", f"expected [first, last] register numbers, got {rng!r}")
+            r.problem(
+                f"{p}.forbidden[{i}]", f"expected [first, last] register numbers, got {rng!r}"
+            )
     return DeviceConfig(
         name=name,
         bus=bus,

@@ -122,7 +122,9 @@ class BrokerError(EdgeError):
 
 
 @contextlib.contextmanager
-def map_exceptions(mapping: Mapping[type[BaseException], type[EdgeError]], where: str) -> Iterator[None]:
+def map_exceptions(
+    mapping: Mapping[type[BaseException], type[EdgeError]], where: str
+) -> Iterator[None]:
     """Translate foreign exceptions into edge errors at a boundary.
 
     Args:

@@ -63,25 +63,42 @@ class LedgerBridge:
         assert self._writer is not None
         await self._writer.run()
 
-    async def append(self, type_: str, body: Mapping[str, Any], *, lots: Sequence[str] = (),
-                     actor: str = "", ts: float | None = None) -> None:  # fmt: skip
+    async def append(
+        self,
+        type_: str,
+        body: Mapping[str, Any],
+        *,
+        lots: Sequence[str] = (),
+        actor: str = "",
+        ts: float | None = None,
+    ) -> None:
         """Append one entry (waits for queue space: backpressure)."""
         assert self._writer is not None
-        await self._writer.append(type_, body, ts=time.time() if ts is None else ts, lots=lots, actor=actor)
+        await self._writer.append(
+            type_, body, ts=time.time() if ts is None else ts, lots=lots, actor=actor
+        )
 
     def transition_body(self, t: Transition) -> dict[str, Any]:
         """The ``alarm`` entry body (also the MQTT alert payload)."""
         return {
-            "rule": t.rule, "kind": t.kind, "point": t.point, "event": t.event,
-            "from": str(t.from_state), "to": str(t.to_state),
-            "value": _dec(t.value), "limit": _dec(t.limit), "unit": self._units.get(t.point, ""),
-            "severity": str(t.severity), "message": t.message,
-        }  # fmt: skip
+            "rule": t.rule,
+            "kind": t.kind,
+            "point": t.point,
+            "event": t.event,
+            "from": str(t.from_state),
+            "to": str(t.to_state),
+            "value": _dec(t.value),
+            "limit": _dec(t.limit),
+            "unit": self._units.get(t.point, ""),
+            "severity": str(t.severity),
+            "message": t.message,
+        }
 
     async def append_transition(self, t: Transition) -> None:
         """Record an alarm transition."""
-        await self.append("alarm", self.transition_body(t), lots=[t.lot] if t.lot else [],
-                          actor=t.actor, ts=t.ts)  # fmt: skip
+        await self.append(
+            "alarm", self.transition_body(t), lots=[t.lot] if t.lot else [], actor=t.actor, ts=t.ts
+        )
 
     async def append_lot_event(self, ev: LotEvent) -> None:
         """Record a lot start or a lot end with its aggregates and checks."""
@@ -90,17 +107,30 @@ class LedgerBridge:
         if ev.kind == "lot_end":
             body["aggregates"] = {
                 point: {
-                    "count": a.count, "mean": _dec(a.mean), "min": _dec(a.min), "max": _dec(a.max),
-                    "std": _dec(a.std), "unit": a.unit or self._units.get(point, ""),
-                }  # fmt: skip
+                    "count": a.count,
+                    "mean": _dec(a.mean),
+                    "min": _dec(a.min),
+                    "max": _dec(a.max),
+                    "std": _dec(a.std),
+                    "unit": a.unit or self._units.get(point, ""),
+                }
                 for point, a in ev.aggregates.items()
             }
             body["checks"] = [
-                {"rule": c.rule, "statistic": c.statistic, "value": _dec(c.value),
-                 "limit": _dec(c.limit), "passed": c.passed}  # fmt: skip
+                {
+                    "rule": c.rule,
+                    "point": c.point,
+                    "statistic": c.stat,
+                    "check": c.text,
+                    "value": _dec(c.value),
+                    "limit": _dec(c.limit),
+                    "passed": c.passed,
+                }
                 for c in ev.checks
             ]
-        await self.append("lot.start" if ev.kind == "lot_start" else "lot.end", body, lots=[ev.lot], ts=ev.ts)
+        await self.append(
+            "lot.start" if ev.kind == "lot_start" else "lot.end", body, lots=[ev.lot], ts=ev.ts
+        )
 
     async def add_readings(self, batch: Sequence[Reading]) -> None:
         """Buffer raw readings; every ``readings_block`` of them becomes a stored block + digest."""

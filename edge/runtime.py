@@ -74,7 +74,9 @@ class Node:
         tick: how often the rules are evaluated with no readings (delays, stale data), seconds.
     """
 
-    def __init__(self, config: NodeConfig, *, observer: Observer | None = None, tick: float = 0.25) -> None:
+    def __init__(
+        self, config: NodeConfig, *, observer: Observer | None = None, tick: float = 0.25
+    ) -> None:
         self.config = config
         self.observer = observer or Observer()
         self.summary = NodeSummary()
@@ -114,8 +116,15 @@ class Node:
                     alerts_task = tg.create_task(self._alerts.run(), name="alerts")
                 rules_task = tg.create_task(self._evaluate(), name="rules")
                 reload_task = tg.create_task(self._watch_rules(), name="rules-reload")
-                polls = [tg.create_task(p.run(self._emit), name=f"bus:{p.name}") for p in self._pollers]
-                event("node.started", node=cfg.node_id, buses=len(polls), rules=len(self._ruleset.rules))
+                polls = [
+                    tg.create_task(p.run(self._emit), name=f"bus:{p.name}") for p in self._pollers
+                ]
+                event(
+                    "node.started",
+                    node=cfg.node_id,
+                    buses=len(polls),
+                    rules=len(self._ruleset.rules),
+                )
 
                 await stop.wait()
                 event("node.stopping", node=cfg.node_id)
@@ -127,7 +136,7 @@ class Node:
                 await rules_task
                 save_state(self._state_path, self._state)
                 if self._alerts is not None and alerts_task is not None:
-                    await self._alerts.drain(timeout=1.0)
+                    await self._alerts.drain(grace=1.0)
                     alerts_task.cancel()
                 await self._ledger.append("node.stop", {"reason": "stop requested"})
                 await self._ledger.close()
@@ -234,7 +243,9 @@ class Node:
                  "severity": "high", "message": f"rule files rejected, previous set stays in force: {first}"},
             )  # fmt: skip
             if self._alerts is not None:
-                self._alerts.offer(Alert("alarms/config:rules", {"problems": exc.problems, "ts": now}))
+                self._alerts.offer(
+                    Alert("alarms/config:rules", {"problems": exc.problems, "ts": now})
+                )
             if self.observer.on_message:
                 self.observer.on_message(f"rule reload rejected: {first}")
             return
@@ -246,7 +257,9 @@ class Node:
         await self._record_ruleset(ruleset)
         event("rules.reloaded", hash=ruleset.hash[:16], rules=len(ruleset.rules))
         if self.observer.on_message:
-            self.observer.on_message(f"rules reloaded: {len(ruleset.rules)} rules, hash {ruleset.hash[:12]}")
+            self.observer.on_message(
+                f"rules reloaded: {len(ruleset.rules)} rules, hash {ruleset.hash[:12]}"
+            )
 
 
 def _mtimes(files: Sequence[Path]) -> tuple[float, ...]:

@@ -87,6 +87,11 @@ class Model:
         self._value = self._initial()
 
     @property
+    def time(self) -> float:
+        """Simulation time the model has stepped to (it never steps back)."""
+        return self._step_no * self.step
+
+    @property
     def step(self) -> float:
         """Seconds per model step."""
         return self.params["step"]

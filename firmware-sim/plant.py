@@ -38,9 +38,7 @@ class PlantPoint:
         for fault in active:
             if fault.kind == "stuck" and id(fault) not in self.stuck:
                 # The model never went past `now`, and the fault started at or before it.
-                self.stuck[id(fault)] = self.model.value_at(
-                    max(fault.start, self.model._step_no * self.model.step)
-                )
+                self.stuck[id(fault)] = self.model.value_at(max(fault.start, self.model.time))
             if fault.kind == "stuck":
                 stuck_value = self.stuck[id(fault)]
         return apply_value_faults(

@@ -693,7 +693,7 @@ def _schedule(
                             s,
                             key,
                             f"{p}.set.{key}",
-                            f"not a parameter of model {target.model!r} (known: {', '.join(known)})",  # noqa: E501
+                            f"not a parameter of model {target.model!r} (known: {', '.join(known)})",
                         )
                 changes = _params(r, s, f"{p}.set", known)
         params: dict[str, Any] = {}

@@ -211,6 +211,9 @@ class Simulator:
                     "path": str(path),
                     "device": self.ports[bus].device,
                     "baudrate": self.scenario.buses[bus].baudrate,
+                    "bytesize": self.scenario.buses[bus].bytesize,
+                    "parity": self.scenario.buses[bus].parity,
+                    "stopbits": self.scenario.buses[bus].stopbits,
                     "kind": self.scenario.buses[bus].kind,
                     "devices": {
                         n: d.unit for n, d in self.scenario.devices.items() if d.bus == bus

@@ -173,7 +173,9 @@ def _explain(value: Any, path: str) -> None:
     if isinstance(value, Mapping):
         for key, item in value.items():
             if not isinstance(key, str):
-                raise NotCanonical(f"{_where(path)}key {key!r} is a {type(key).__name__}, not a str")
+                raise NotCanonical(
+                    f"{_where(path)}key {key!r} is a {type(key).__name__}, not a str"
+                )
             where = f"{path}.{key}" if path else key
             _check_str(key, where)
             _explain(item, where)

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import orjson
+from edge.ledger.canonical import canonical, check
 
 from edge.errors import NotCanonical
-from edge.ledger.canonical import canonical, check
 
 __all__ = [
     "CHECKPOINT",
@@ -140,7 +140,9 @@ def make_entry(
         "type": type,
     }
     # feed/prev/ts/type/actor/lots/refs were checked above; only body needs the full walk.
-    if check(body, "body") or not (type.isascii() and actor.isascii() and all(map(str.isascii, lot_list))):
+    if check(body, "body") or not (
+        type.isascii() and actor.isascii() and all(map(str.isascii, lot_list))
+    ):
         raw = canonical(content)  # the slow, general path: also checks the other fields
     else:
         raw = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)

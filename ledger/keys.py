@@ -37,7 +37,9 @@ class NodeKey:
 
     @classmethod
     def _wrap(cls, private: Ed25519PrivateKey) -> NodeKey:
-        public = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        public = private.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
         return cls(private, public.hex())
 
     def sign(self, message: bytes) -> str:
@@ -101,7 +103,9 @@ def load_key(path: Path) -> NodeKey:
     except OSError as exc:
         raise KeyFileError(f"{path}: cannot read key file: {exc.strerror}") from exc
     if mode & 0o077:
-        raise KeyFileError(f"{path}: key file mode is {mode:04o}; it must be 0600 (chmod 600 {path})")
+        raise KeyFileError(
+            f"{path}: key file mode is {mode:04o}; it must be 0600 (chmod 600 {path})"
+        )
     try:
         private = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:

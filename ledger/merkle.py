@@ -166,7 +166,9 @@ def root_from_inclusion_proof(index: int, size: int, leaf: bytes, proof: Sequenc
     return node
 
 
-def verify_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes], root_hash: bytes) -> None:
+def verify_inclusion(
+    index: int, size: int, leaf: bytes, proof: Sequence[bytes], root_hash: bytes
+) -> None:
     """Check that ``leaf`` is at ``index`` in the tree of ``size`` with ``root_hash``.
 
     Raises:
@@ -205,7 +207,9 @@ def verify_consistency(
     else:
         seed, rest = proof[0], list(proof[1:])
     if len(rest) != inner + border:
-        raise ProofError(f"proof has {len(proof)} hashes, want {inner + border + (len(proof) - len(rest))}")
+        raise ProofError(
+            f"proof has {len(proof)} hashes, want {inner + border + (len(proof) - len(rest))}"
+        )
     mask = (size1 - 1) >> shift
     hash1 = seed
     hash2 = seed

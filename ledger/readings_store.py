@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-
 from edge.ledger.canonical import canonical, decimal
 from edge.ledger.entry import format_ts
+
 from edge.readings import Reading
 
 __all__ = ["ReadingsBlock", "block_digest", "encode_value", "make_block", "row_of"]
@@ -68,7 +68,9 @@ def row_of(reading: Reading) -> Row:
 
 def block_digest(rows: Sequence[Row]) -> str:
     """Hex SHA-256 of a block's canonical bytes, computed from its stored rows."""
-    items = [[point, ts, _hashed_value(value), quality, unit] for point, ts, value, quality, unit in rows]
+    items = [
+        [point, ts, _hashed_value(value), quality, unit] for point, ts, value, quality, unit in rows
+    ]
     return hashlib.sha256(canonical(items)).hexdigest()
 
 

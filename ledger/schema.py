@@ -148,7 +148,9 @@ def migrate(conn: sqlite3.Connection) -> int:
     version = current_version(conn)
     newest = MIGRATIONS[-1].version
     if version > newest:
-        raise StorageError(f"database schema version {version} is newer than this edge-qc ({newest})")
+        raise StorageError(
+            f"database schema version {version} is newer than this edge-qc ({newest})"
+        )
     for migration in MIGRATIONS:
         if migration.version <= version:
             continue
@@ -159,13 +161,19 @@ def migrate(conn: sqlite3.Connection) -> int:
                 conn.execute(statement)
             conn.execute(
                 "INSERT INTO schema_migrations(version, name, applied) VALUES (?, ?, ?)",
-                (migration.version, migration.name, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())),
+                (
+                    migration.version,
+                    migration.name,
+                    time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                ),
             )
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            raise StorageError(f"schema migration {migration.version} ({migration.name}) failed: {exc}") from exc
+            raise StorageError(
+                f"schema migration {migration.version} ({migration.name}) failed: {exc}"
+            ) from exc
         version = migration.version
     return version
 

@@ -23,12 +23,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge.errors import LedgerClosed, RollbackRefused, StorageError, map_exceptions
-from edge.ledger.entry import CHECKPOINT, Entry, checkpoint_message, format_ts, make_entry, parse_entry
+from edge.ledger.entry import (
+    CHECKPOINT,
+    Entry,
+    checkpoint_message,
+    format_ts,
+    make_entry,
+    parse_entry,
+)
 from edge.ledger.keys import NodeKey
 from edge.ledger.merkle import Frontier, leaf_hash
 from edge.ledger.readings_store import ReadingsBlock, make_block
 from edge.ledger.schema import migrate
+
+from edge.errors import LedgerClosed, RollbackRefused, StorageError, map_exceptions
 from edge.readings import Reading
 
 __all__ = ["DB_FILE", "Batch", "Ledger", "connect"]
@@ -36,9 +44,14 @@ __all__ = ["DB_FILE", "Batch", "Ledger", "connect"]
 #: File name of the ledger database inside the node's data directory.
 DB_FILE = "ledger.db"
 
-_SQL_ERRORS: dict[type[BaseException], type[StorageError]] = {sqlite3.Error: StorageError, OSError: StorageError}
+_SQL_ERRORS: dict[type[BaseException], type[StorageError]] = {
+    sqlite3.Error: StorageError,
+    OSError: StorageError,
+}
 
-_INSERT_ENTRY = "INSERT INTO entries(feed, seq, id, prev, ts, type, actor, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_ENTRY = (
+    "INSERT INTO entries(feed, seq, id, prev, ts, type, actor, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
 _INSERT_LOT = "INSERT INTO entry_lots(feed, seq, lot) VALUES (?, ?, ?)"
 
 
@@ -54,10 +67,15 @@ def connect(path: str | os.PathLike[str], *, readonly: bool = False) -> sqlite3.
             if not Path(path).exists():
                 raise StorageError(f"{where}: no such file")
             conn = sqlite3.connect(
-                f"{Path(path).absolute().as_uri()}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+                f"{Path(path).absolute().as_uri()}?mode=ro",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,
             )
             conn.execute("PRAGMA query_only=ON")
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # fails early on a non-database
+            conn.execute(
+                "SELECT count(*) FROM sqlite_master"
+            ).fetchone()  # fails early on a non-database
             return conn
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(os.fspath(path), isolation_level=None, check_same_thread=False)
@@ -92,7 +110,9 @@ class Ledger:
     calls it from a single worker thread).
     """
 
-    def __init__(self, conn: sqlite3.Connection, path: Path, key: NodeKey | None, lock_fd: int | None) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, path: Path, key: NodeKey | None, lock_fd: int | None
+    ) -> None:
         self._conn: sqlite3.Connection | None = conn
         self.path = path
         self.key = key
@@ -174,10 +194,14 @@ class Ledger:
                 "SELECT seq, id, raw FROM entries WHERE feed = ? ORDER BY seq", (feed,)
             ):
                 if seq != self._frontier.size:
-                    raise StorageError(f"ledger {self.path}: feed {feed[:16]} has a gap at seq {self._frontier.size}")
+                    raise StorageError(
+                        f"ledger {self.path}: feed {feed[:16]} has a gap at seq {self._frontier.size}"
+                    )
                 self._frontier.append(leaf_hash(bytes.fromhex(entry_id)))
                 last = raw
-            recorded = conn.execute("SELECT max(size) FROM checkpoints WHERE feed = ?", (feed,)).fetchone()[0]
+            recorded = conn.execute(
+                "SELECT max(size) FROM checkpoints WHERE feed = ?", (feed,)
+            ).fetchone()[0]
             block = conn.execute("SELECT max(block) FROM reading_blocks").fetchone()[0]
         if recorded is not None and recorded >= self._frontier.size:
             raise RollbackRefused(
@@ -297,7 +321,10 @@ class Ledger:
                 conn.execute("BEGIN IMMEDIATE")
                 conn.executemany(
                     _INSERT_ENTRY,
-                    [(e.feed, e.seq, e.id, e.prev, e.ts, e.type, e.actor, e.raw) for e in batch.entries],
+                    [
+                        (e.feed, e.seq, e.id, e.prev, e.ts, e.type, e.actor, e.raw)
+                        for e in batch.entries
+                    ],
                 )
                 lots = [(e.feed, e.seq, lot) for e in batch.entries for lot in e.lots]
                 if lots:
@@ -317,7 +344,9 @@ class Ledger:
     def written(self, batch: Batch) -> None:
         """Record that ``batch`` (the oldest unwritten one) is durable."""
         if not self._unwritten or self._unwritten[0] is not batch:
-            raise StorageError(f"ledger {self.path}: batches must be written in the order they were cut")
+            raise StorageError(
+                f"ledger {self.path}: batches must be written in the order they were cut"
+            )
         self._unwritten.popleft()
         self._head = batch.entries[-1]
         self._size = self._head.seq + 1
@@ -355,9 +384,12 @@ class Ledger:
         cutoff = format_ts(before)
         conn = self.conn
         with map_exceptions(_SQL_ERRORS, f"ledger {self.path}: prune readings"), _transaction(conn):
-            blocks = [b for (b,) in conn.execute(
-                "SELECT block FROM reading_blocks WHERE last_ts < ? AND pruned = 0", (cutoff,)
-            )]
+            blocks = [
+                b
+                for (b,) in conn.execute(
+                    "SELECT block FROM reading_blocks WHERE last_ts < ? AND pruned = 0", (cutoff,)
+                )
+            ]
             deleted = 0
             for block in blocks:
                 deleted += conn.execute("DELETE FROM readings WHERE block = ?", (block,)).rowcount
@@ -387,7 +419,9 @@ class Ledger:
         return self.key
 
 
-def _insert_blocks(conn: sqlite3.Connection, blocks: Sequence[tuple[int, ReadingsBlock, str]]) -> None:
+def _insert_blocks(
+    conn: sqlite3.Connection, blocks: Sequence[tuple[int, ReadingsBlock, str]]
+) -> None:
     for number, block, entry_id in blocks:
         conn.executemany(
             "INSERT INTO readings(block, point, ts, value, quality, unit) VALUES (?, ?, ?, ?, ?, ?)",
@@ -422,5 +456,7 @@ def _lock(path: Path) -> int:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError as exc:
         os.close(fd)
-        raise StorageError(f"ledger {path}: another process is writing to it (lock {lock_path} held)") from exc
+        raise StorageError(
+            f"ledger {path}: another process is writing to it (lock {lock_path} held)"
+        ) from exc
     return fd

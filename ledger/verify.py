@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-
 from edge.ledger.entry import CHECKPOINT, checkpoint_message
 from edge.ledger.keys import verify_signature
 from edge.ledger.merkle import Frontier
@@ -133,7 +132,9 @@ class FeedVerifier:
         self._tree_ok = True  # False once a gap makes later Merkle roots unknowable
         self._last_checkpoint_end = 0  # entries covered by the last good checkpoint (its seq + 1)
         self._ids: dict[int, str] = {}  # seq claimed inside an entry -> its id (a recent window)
-        self._prevs: dict[int, tuple[int, Any]] = {}  # misplaced entries: claimed seq -> (row seq, prev)
+        self._prevs: dict[
+            int, tuple[int, Any]
+        ] = {}  # misplaced entries: claimed seq -> (row seq, prev)
         self._waiting: dict[int, str] = {}  # ids seen before their Merkle position came up
         self._lots: dict[int, list[str]] = {}  # seq -> lots from raw, for the index check
 
@@ -145,7 +146,11 @@ class FeedVerifier:
         seq, entry_id, prev, ts, type_, actor, raw = row
         self.report.entries += 1
         if _sha256(raw).hexdigest() != entry_id:
-            self._problem(seq, Kind.CHANGED, f"content hashes to {_sha256(raw).hexdigest()[:16]}, not to its id {entry_id[:16]}")
+            self._problem(
+                seq,
+                Kind.CHANGED,
+                f"content hashes to {_sha256(raw).hexdigest()[:16]}, not to its id {entry_id[:16]}",
+            )
         try:
             data = _loads(raw)
             inner_seq = data["seq"]
@@ -164,8 +169,15 @@ class FeedVerifier:
             self._problem(seq, Kind.REORDERED, f"holds the entry of seq {inner_seq}")
         self._link(seq, inner_seq, inner_prev, entry_id)
         if data is not None:
-            if prev != inner_prev or ts != data.get("ts") or type_ != data.get("type") or actor != data.get("actor"):
-                self._problem(seq, Kind.INDEX_MISMATCH, "prev/ts/type/actor columns disagree with the content")
+            if (
+                prev != inner_prev
+                or ts != data.get("ts")
+                or type_ != data.get("type")
+                or actor != data.get("actor")
+            ):
+                self._problem(
+                    seq, Kind.INDEX_MISMATCH, "prev/ts/type/actor columns disagree with the content"
+                )
             if data.get("lots"):
                 self._lots[seq] = data["lots"]
             if data.get("type") == CHECKPOINT and inner_seq == seq:
@@ -177,8 +189,11 @@ class FeedVerifier:
         first = self._expected
         missing = seq - first
         self._problem(
-            first, Kind.MISSING,
-            f"entry {first} is missing" if missing == 1 else f"entries {first}..{seq - 1} are missing",
+            first,
+            Kind.MISSING,
+            f"entry {first} is missing"
+            if missing == 1
+            else f"entries {first}..{seq - 1} are missing",
         )
         # One missing entry: the next entry's prev tells its id, so links, the Merkle tree and
         # the checkpoints after it can still be checked. More: later roots are unknowable.
@@ -202,7 +217,8 @@ class FeedVerifier:
             want = ids.get(inner_seq - 1)
             if want is not None and inner_prev != want:
                 self._problem(
-                    seq, Kind.BROKEN_LINK,
+                    seq,
+                    Kind.BROKEN_LINK,
                     f"prev {str(inner_prev)[:16]} is not the id of entry {inner_seq - 1} ({want[:16]})",
                 )
         later = self._prevs.get(inner_seq + 1)  # the next entry came first (swapped rows)
@@ -239,13 +255,25 @@ class FeedVerifier:
             self._problem(seq, Kind.BAD_CHECKPOINT, "checkpoint body lacks size/head/root/sig")
             return
         if size != seq or head != data.get("prev"):
-            self._problem(seq, Kind.BAD_CHECKPOINT, f"covers size {size} head {str(head)[:16]}, not the entries before it")
+            self._problem(
+                seq,
+                Kind.BAD_CHECKPOINT,
+                f"covers size {size} head {str(head)[:16]}, not the entries before it",
+            )
             return
         if self._tree_ok and self._frontier.size == size and self._frontier.root().hex() != root:
-            self._problem(seq, Kind.BAD_CHECKPOINT, f"Merkle root over entries 0..{size - 1} does not match")
+            self._problem(
+                seq, Kind.BAD_CHECKPOINT, f"Merkle root over entries 0..{size - 1} does not match"
+            )
             return
-        if not isinstance(sig, str) or not verify_signature(self.feed, checkpoint_message(self.feed, size, head, root), sig):
-            self._problem(seq, Kind.BAD_SIGNATURE, "signature is not the feed key's over (feed, size, head, root)")
+        if not isinstance(sig, str) or not verify_signature(
+            self.feed, checkpoint_message(self.feed, size, head, root), sig
+        ):
+            self._problem(
+                seq,
+                Kind.BAD_SIGNATURE,
+                "signature is not the feed key's over (feed, size, head, root)",
+            )
             return
         self.report.signed = size
         self._last_checkpoint_end = seq + 1
@@ -265,14 +293,18 @@ class FeedVerifier:
         end = self._expected
         if end > self._last_checkpoint_end:
             self._problem(
-                self._last_checkpoint_end, Kind.UNSIGNED,
+                self._last_checkpoint_end,
+                Kind.UNSIGNED,
                 f"entries {self._last_checkpoint_end}..{end - 1} are covered by no valid checkpoint",
             )
         for size, head, root, sig in recorded:
             if size >= end:
-                genuine = verify_signature(self.feed, checkpoint_message(self.feed, size, head, root), sig)
+                genuine = verify_signature(
+                    self.feed, checkpoint_message(self.feed, size, head, root), sig
+                )
                 self._problem(
-                    end, Kind.ROLLBACK,
+                    end,
+                    Kind.ROLLBACK,
                     f"feed ends at seq {end - 1} but a {'signed' if genuine else 'recorded'} checkpoint "
                     f"covered {size} entries (head {head[:16]}): the tail was removed",
                 )
@@ -281,7 +313,9 @@ class FeedVerifier:
             for seq in sorted(set(lots) | set(self._lots)):
                 stored = sorted(lots.get(seq, ()))
                 if stored != sorted(self._lots.get(seq, ())):
-                    self._problem(seq, Kind.INDEX_MISMATCH, f"entry_lots {stored} disagree with the content")
+                    self._problem(
+                        seq, Kind.INDEX_MISMATCH, f"entry_lots {stored} disagree with the content"
+                    )
         self.report.problems.sort(key=lambda p: p.seq)
         return self.report
 
@@ -320,13 +354,17 @@ def verify_db(
         check_readings: also re-hash the stored readings blocks.
     """
     report = Report()
-    feeds = [f for (f,) in conn.execute(
-        "SELECT DISTINCT feed FROM entries UNION SELECT DISTINCT feed FROM checkpoints ORDER BY 1"
-    )]
+    feeds = [
+        f
+        for (f,) in conn.execute(
+            "SELECT DISTINCT feed FROM entries UNION SELECT DISTINCT feed FROM checkpoints ORDER BY 1"
+        )
+    ]
     for feed in feeds:
         verifier = FeedVerifier(feed)
         cursor = conn.execute(
-            "SELECT seq, id, prev, ts, type, actor, raw FROM entries WHERE feed = ? ORDER BY seq", (feed,)
+            "SELECT seq, id, prev, ts, type, actor, raw FROM entries WHERE feed = ? ORDER BY seq",
+            (feed,),
         )
         add = verifier.add
         while rows := cursor.fetchmany(4096):
@@ -335,7 +373,8 @@ def verify_db(
             if progress is not None:
                 progress(len(rows))
         recorded = conn.execute(
-            "SELECT size, head, root, sig FROM checkpoints WHERE feed = ? ORDER BY size DESC", (feed,)
+            "SELECT size, head, root, sig FROM checkpoints WHERE feed = ? ORDER BY size DESC",
+            (feed,),
         ).fetchall()
         lots: dict[int, list[str]] = {}
         for seq, lot in conn.execute("SELECT seq, lot FROM entry_lots WHERE feed = ?", (feed,)):
@@ -356,7 +395,8 @@ def _check_readings(conn: sqlite3.Connection, report: Report) -> None:
         if feed is None:
             continue  # the digest entry itself is missing: verify already named it
         rows = conn.execute(
-            "SELECT point, ts, value, quality, unit FROM readings WHERE block = ? ORDER BY rowid", (block,)
+            "SELECT point, ts, value, quality, unit FROM readings WHERE block = ? ORDER BY rowid",
+            (block,),
         ).fetchall()
         try:
             signed = _loads(raw)["body"]["sha256"]
@@ -365,6 +405,10 @@ def _check_readings(conn: sqlite3.Connection, report: Report) -> None:
         actual = block_digest(rows) if rows else None
         if actual != signed or sha != signed:
             by_feed[feed].problems.append(
-                Problem(feed, seq, Kind.CHANGED_READINGS, f"readings block {block} no longer hashes to its digest")
+                Problem(
+                    feed,
+                    seq,
+                    Kind.CHANGED_READINGS,
+                    f"readings block {block} no longer hashes to its digest",
+                )
             )
-

@@ -21,10 +21,11 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from edge.errors import LedgerClosed, StorageError
 from edge.ledger.entry import Entry
 from edge.ledger.keys import NodeKey
 from edge.ledger.store import Batch, Ledger
+
+from edge.errors import LedgerClosed, StorageError
 from edge.readings import Reading
 
 __all__ = ["LedgerWriter"]
@@ -101,16 +102,13 @@ class LedgerWriter:
             The entry (its ``seq`` can be passed to :meth:`durable`).
 
         Raises:
-            NotCanonical: bad content (checked before waiting, so the caller learns at once).
+            NotCanonical: bad content (raised here, never later in the writer task).
             LedgerClosed: the writer was closed.
         """
-        if self._closing:
-            raise LedgerClosed(f"ledger writer for {self.ledger.path} is closed")
+        self._check_open()
         await self._space.acquire()
-        if self._closing:
-            self._space.release()
-            raise LedgerClosed(f"ledger writer for {self.ledger.path} is closed")
         try:
+            self._check_open()  # closed while we waited for space
             # Builds, checks and chains the entry at once; on NotCanonical nothing has changed.
             entry = self.ledger.append(type, body, ts=ts, lots=lots, actor=actor, refs=refs)
         except BaseException:
@@ -121,16 +119,20 @@ class LedgerWriter:
 
     async def add_readings(self, readings: Sequence[Reading]) -> Entry:
         """Store a block of raw readings and append its ``readings.digest`` entry."""
-        if self._closing:
-            raise LedgerClosed(f"ledger writer for {self.ledger.path} is closed")
+        self._check_open()
         await self._space.acquire()
         try:
+            self._check_open()
             entry = self.ledger.append_readings(readings)
         except BaseException:
             self._space.release()
             raise
         await self._entered()
         return entry
+
+    def _check_open(self) -> None:
+        if self._closing:
+            raise LedgerClosed(f"ledger writer for {self.ledger.path} is closed")
 
     async def _entered(self) -> None:
         if self.ledger.uncut >= self.batch_max:
@@ -152,7 +154,9 @@ class LedgerWriter:
         async with self._changed:
             while self.ledger.size <= seq:
                 if self._closed:
-                    raise LedgerClosed(f"ledger writer for {self.ledger.path} closed before seq {seq} was committed")
+                    raise LedgerClosed(
+                        f"ledger writer for {self.ledger.path} closed before seq {seq} was committed"
+                    )
                 await self._changed.wait()
 
     # -- the writer task ----------------------------------------------------------------------
@@ -209,13 +213,17 @@ class LedgerWriter:
                 else:
                     await self._changed.wait()
 
-    async def _write(self, loop: asyncio.AbstractEventLoop, executor: ThreadPoolExecutor, batch: Batch) -> None:
+    async def _write(
+        self, loop: asyncio.AbstractEventLoop, executor: ThreadPoolExecutor, batch: Batch
+    ) -> None:
         delay = 0.05
         while True:
             try:
                 await loop.run_in_executor(executor, self.ledger.write, batch)
             except StorageError as exc:
-                log.error("%s; retrying in %.2fs (%d entries waiting)", exc, delay, self.ledger.pending)
+                log.error(
+                    "%s; retrying in %.2fs (%d entries waiting)", exc, delay, self.ledger.pending
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.retry_max)
                 continue
@@ -238,7 +246,9 @@ class LedgerWriter:
                 self.ledger.write(batch)
                 self._written(batch)
         except (StorageError, LedgerClosed) as exc:
-            log.error("ledger writer closing with %d entries not committed: %s", self.ledger.pending, exc)
+            log.error(
+                "ledger writer closing with %d entries not committed: %s", self.ledger.pending, exc
+            )
 
     async def aclose(self) -> None:
         """Stop accepting entries, commit everything pending, close the ledger. Idempotent."""

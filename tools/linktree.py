@@ -12,7 +12,12 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MAPPED = {"drivers": "drivers", "rules": "rules", "ledger": "ledger", "firmware_sim": "firmware-sim"}
+MAPPED = {
+    "drivers": "drivers",
+    "rules": "rules",
+    "ledger": "ledger",
+    "firmware_sim": "firmware-sim",
+}
 
 
 def main(target: str) -> None:

@@ -74,7 +74,8 @@ async def _read(config_path: Path, once: bool, as_json: bool, points: tuple[str,
                 out.write(_json_line(r, now) + b"\n")
             else:
                 latency = f"{r.latency * 1000:.1f}ms" if r.latency else "-"
-                line = f"{r.point:<24} {_format_value(r.value):>16} {r.unit:<6} {r.quality!s:<12} {latency}"
+                value = _format_value(r.value)
+                line = f"{r.point:<24} {value:>16} {r.unit:<6} {r.quality!s:<12} {latency}"
                 out.write(line.encode() + b"\n")
         out.flush()
         if once and seen >= expected:
@@ -91,10 +92,19 @@ async def _read(config_path: Path, once: bool, as_json: bool, points: tuple[str,
 
 
 @click.command("read")
-@click.option("-c", "--config", "config_path", required=True, type=click.Path(path_type=Path), help="node.toml")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="node.toml",
+)
 @click.option("--once", is_flag=True, help="One poll cycle per device, then exit.")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
-@click.option("--point", "points", multiple=True, metavar="NAME", help="Only this point (repeatable).")
+@click.option(
+    "--point", "points", multiple=True, metavar="NAME", help="Only this point (repeatable)."
+)
 def read(config_path: Path, once: bool, as_json: bool, points: tuple[str, ...]) -> None:
     """Poll the configured points and print value, unit, quality and latency."""
     try:
@@ -119,15 +129,24 @@ def probe_table(registers: list[int]) -> list[tuple[str, dict[str, str]]]:
         if width > len(registers):
             continue
         orders = ("ABCD", "BADC") if width == 1 else ("ABCD", "CDAB", "BADC", "DCBA")
-        rows.append((dtype, {o: _format_value(decode_registers(registers[:width], dtype, o)) for o in orders}))
-    rows.append(("string", {o: repr(decode_registers(registers, "string", o)) for o in ("ABCD", "BADC")}))
+        rows.append(
+            (
+                dtype,
+                {o: _format_value(decode_registers(registers[:width], dtype, o)) for o in orders},
+            )
+        )
+    rows.append(
+        ("string", {o: repr(decode_registers(registers, "string", o)) for o in ("ABCD", "BADC")})
+    )
     bits = "".join("1" if registers[0] >> b & 1 else "0" for b in range(15, -1, -1))
     rows.append(("bits 15..0", {"ABCD": bits}))
     return rows
 
 
 async def _probe(bus: BusConfig, unit: int, register: int, count: int, table: str) -> list[int]:
-    transport: ModbusTransport = MinimalmodbusTransport(bus) if bus.kind == "rtu" else TcpTransport(bus)
+    transport: ModbusTransport = (
+        MinimalmodbusTransport(bus) if bus.kind == "rtu" else TcpTransport(bus)
+    )
     device = DeviceConfig("probe", bus.name, unit=unit)
     point = PointConfig("probe", "probe", register=register, table=table)
     request = ReadRequest(table, register, count, (PlannedPoint(point, register, count),))
@@ -140,15 +159,30 @@ async def _probe(bus: BusConfig, unit: int, register: int, count: int, table: st
 
 
 @click.command("probe")
-@click.option("--port", required=True, help="Serial port (/dev/ttyUSB0) or host:port for Modbus TCP.")
+@click.option(
+    "--port", required=True, help="Serial port (/dev/ttyUSB0) or host:port for Modbus TCP."
+)
 @click.option("--unit", type=click.IntRange(0, 247), default=1, show_default=True)
-@click.option("--register", type=click.IntRange(0, 65535), required=True, help="Wire address (0-based).")
+@click.option(
+    "--register", type=click.IntRange(0, 65535), required=True, help="Wire address (0-based)."
+)
 @click.option("--count", type=click.IntRange(1, 125), default=4, show_default=True)
 @click.option("--baud", type=int, default=19200, show_default=True)
 @click.option("--parity", type=click.Choice(["N", "E", "O"]), default="N", show_default=True)
 @click.option("--timeout", type=float, default=0.5, show_default=True, help="Seconds.")
-@click.option("--table", type=click.Choice(["holding", "input"]), default="holding", show_default=True)
-def probe(port: str, unit: int, register: int, count: int, baud: int, parity: str, timeout: float, table: str) -> None:
+@click.option(
+    "--table", type=click.Choice(["holding", "input"]), default="holding", show_default=True
+)
+def probe(
+    port: str,
+    unit: int,
+    register: int,
+    count: int,
+    baud: int,
+    parity: str,
+    timeout: float,
+    table: str,
+) -> None:
     """Read registers once and print them decoded in every data type and byte order."""
     bus = _probe_bus(port, baud, parity, timeout)
     try:

@@ -54,8 +54,13 @@ def verify_command(db: Path, as_json: bool) -> None:
             total = conn.execute("SELECT count(*) FROM entries").fetchone()[0]
             show = not as_json and err.is_terminal and total > 50_000
             with Progress(
-                TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                console=err, transient=True, disable=not show,
+                TextColumn("verifying"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=err,
+                transient=True,
+                disable=not show,
             ) as progress:
                 task = progress.add_task("verify", total=total)
                 report: Report = verify_db(conn, progress=lambda n: progress.advance(task, n))
@@ -72,7 +77,13 @@ def verify_command(db: Path, as_json: bool) -> None:
             "ok": report.ok,
             "db": str(db),
             "feeds": [
-                {"feed": f.feed, "entries": f.entries, "checkpoints": f.checkpoints, "signed": f.signed, "ok": f.ok}
+                {
+                    "feed": f.feed,
+                    "entries": f.entries,
+                    "checkpoints": f.checkpoints,
+                    "signed": f.signed,
+                    "ok": f.ok,
+                }
                 for f in report.feeds
             ],
             "problems": [p.as_dict() for p in report.problems],
@@ -87,17 +98,30 @@ def _print_report(report: Any, db: Path) -> None:
     out = Console()
     feeds = Table(title=f"ledger {db}", title_justify="left")
     for column in ("feed", "entries", "checkpoints", "signed", "status"):
-        feeds.add_column(column, justify="right" if column in ("entries", "checkpoints", "signed") else "left")
+        feeds.add_column(
+            column, justify="right" if column in ("entries", "checkpoints", "signed") else "left"
+        )
     for f in report.feeds:
-        feeds.add_row(f.feed[:16], str(f.entries), str(f.checkpoints), str(f.signed),
-                      "[green]ok[/green]" if f.ok else f"[red]{len(f.problems)} problem(s)[/red]")
+        feeds.add_row(
+            f.feed[:16],
+            str(f.entries),
+            str(f.checkpoints),
+            str(f.signed),
+            "[green]ok[/green]" if f.ok else f"[red]{len(f.problems)} problem(s)[/red]",
+        )
     out.print(feeds)
     if report.ok:
-        out.print(f"[green]ok[/green]: {len(report.feeds)} feed(s), {report.entries} entries verified")
+        out.print(
+            f"[green]ok[/green]: {len(report.feeds)} feed(s), {report.entries} entries verified"
+        )
         return
     # One line per problem, never wrapped: people read it, grep and mail it.
     for p in report.problems:
-        out.print(f"[red]{p.kind}[/red]: feed {p.feed[:16]} seq {p.seq}: {p.detail}", highlight=False, soft_wrap=True)
+        out.print(
+            f"[red]{p.kind}[/red]: feed {p.feed[:16]} seq {p.seq}: {p.detail}",
+            highlight=False,
+            soft_wrap=True,
+        )
     out.print(f"[red]FAILED[/red]: {len(report.problems)} problem(s)", highlight=False)
 
 

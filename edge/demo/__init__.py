@@ -45,7 +45,9 @@ class _Console:
             return
         self._last_print = now
         parts = [
-            f"{r.point}={r.value:.2f} {r.unit}" if isinstance(r.value, float) else f"{r.point}={r.value} [{r.quality}]"
+            f"{r.point}={r.value:.2f} {r.unit}"
+            if isinstance(r.value, float)
+            else f"{r.point}={r.value} [{r.quality}]"
             for r in batch
             if r.point != "line_running"
         ]
@@ -96,7 +98,10 @@ def run_demo(*, seconds: float = 30.0, seed: int = 1, run_dir: Path | None = Non
     table.add_row("alarms raised", str(summary.activated))
     table.add_row("alarms cleared", str(summary.cleared))
     table.add_row("ledger entries", str(report.entries))
-    table.add_row("ledger verify", "[green]OK[/green]" if report.ok else f"[red]FAILED[/red] {report.problems[:3]}")
+    table.add_row(
+        "ledger verify",
+        "[green]OK[/green]" if report.ok else f"[red]FAILED[/red] {report.problems[:3]}",
+    )
     table.add_row("ledger file", str(db))
     console.print(table)
     console.print(f"next: edge ledger verify --db {db}", soft_wrap=True)
@@ -113,7 +118,9 @@ async def _run(config_: object, run_dir: Path, seconds: float, seed: int, consol
     async with Simulator(load_scenario("demo"), run_dir, seed=seed, line_timing=True):
         node = Node(
             config_,
-            observer=Observer(on_readings=live.readings, on_event=live.event, on_message=live.message),
+            observer=Observer(
+                on_readings=live.readings, on_event=live.event, on_message=live.message
+            ),
         )
         stop = asyncio.Event()
         asyncio.get_running_loop().call_later(seconds, stop.set)

@@ -13,11 +13,12 @@ import textwrap
 import time
 from pathlib import Path
 
-from edge.config import BusConfig, DeviceConfig, PointConfig
 from edge.drivers.planner import minimum_requests, plan_reads
 from edge.drivers.rtu import RtuTransport
 from edge.drivers.scheduler import DeviceRuntime, ModbusPoller
 from edge.firmware_sim.timing import exchange_time
+
+from edge.config import BusConfig, DeviceConfig, PointConfig
 from edge.readings import Reading
 
 
@@ -75,10 +76,12 @@ def test_coalescing_bottling_line() -> None:
         total, total_min = total + len(plan), total_min + best
         spans = ", ".join(r.describe() for r in plan)
         print(
-            f"  {name:<13} {len(points):>2} points -> {len(plan)} requests (minimum {best}): {spans}"
+            f"  {name:<13} {len(points):>2} points -> {len(plan)} requests"
+            f" (minimum {best}): {spans}"
         )
     print(
-        f"coalescing: {total} requests per poll cycle for 40 points; minimum for the limits {total_min}; "
+        f"coalescing: {total} requests per poll cycle for 40 points;"
+        f" minimum for the limits {total_min}; "
         f"ratio {total_min / total:.2f} (one request per point would be 40)"
     )
     assert total == total_min
@@ -97,8 +100,8 @@ SIM = textwrap.dedent(
 
 
 def scenario(tmp: Path, baud: int) -> Path:
-    lines = ["name: bench", "buses:", "  bus1:", "    kind: rtu", f"    baudrate: {baud}", "devices:", "  d:",
-             "    bus: bus1", "    unit: 1", "    points:"]  # fmt: skip
+    head = ["name: bench", "buses:", "  bus1:", "    kind: rtu", f"    baudrate: {baud}"]
+    lines = [*head, "devices:", "  d:", "    bus: bus1", "    unit: 1", "    points:"]
     lines += [f"      p{i}: {{register: {2 * i}, type: float32, value: {i}.5}}" for i in range(5)]
     path = tmp / f"bench{baud}.yaml"
     path.write_text("\n".join(lines) + "\n")
@@ -128,17 +131,19 @@ async def measure(port: str, baud: int, seconds: float) -> tuple[list[float], li
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     stats = poller.stats()
-    assert stats.timeouts == 0 and stats.frame_errors == 0, stats
+    assert stats.timeouts == 0, stats
+    assert stats.frame_errors == 0, stats
     return sorted(rates), last
 
 
 def test_rtu_throughput_vs_line_limit(tmp_path: Path) -> None:
     for baud in (19200, 115200):
         with subprocess.Popen(
-            [sys.executable, "-c", SIM, str(scenario(tmp_path, baud)), str(tmp_path / f"run{baud}")],
+            [sys.executable, "-c", SIM, str(scenario(tmp_path, baud)), str(tmp_path / f"r{baud}")],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         ) as proc:  # fmt: skip
-            assert proc.stdout is not None and proc.stdin is not None
+            assert proc.stdout is not None
+            assert proc.stdin is not None
             port = proc.stdout.readline().strip()
             try:
                 rates, last = asyncio.run(measure(port, baud, 1.5))
@@ -148,6 +153,9 @@ def test_rtu_throughput_vs_line_limit(tmp_path: Path) -> None:
         assert [r.value for r in last] == [0.5, 1.5, 2.5, 3.5, 4.5]
         achieved = rates[-1]
         limit = 1 / exchange_time(8, 25, baud)
-        print(f"RTU {baud} baud, FC03 x 10 registers: {achieved:.1f} transactions/s (best of 3 windows, "
-              f"median {rates[1]:.1f}); line limit {limit:.1f}/s; ratio {achieved / limit:.3f}")
+        print(
+            f"RTU {baud} baud, FC03 x 10 registers: {achieved:.1f} transactions/s"
+            " (best of 3 windows, "
+            f"median {rates[1]:.1f}); line limit {limit:.1f}/s; ratio {achieved / limit:.3f}"
+        )
         assert achieved >= 0.9 * limit

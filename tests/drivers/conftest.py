@@ -7,6 +7,7 @@ byte swap done here, never with edge's codec, so the round trip checks edge agai
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import select
 import socket
@@ -34,7 +35,9 @@ PYMODBUS_TYPES = {
 def oracle_registers(value: Any, dtype: str, order: str) -> list[int]:
     """Registers for ``value`` per pymodbus (word order) + a plain byte swap (BADC/DCBA)."""
     word_order = "little" if order in ("CDAB", "DCBA") else "big"
-    regs = ModbusClientMixin.convert_to_registers(value, PYMODBUS_TYPES[dtype], word_order=word_order)
+    regs = ModbusClientMixin.convert_to_registers(
+        value, PYMODBUS_TYPES[dtype], word_order=word_order
+    )
     if order in ("BADC", "DCBA"):
         regs = [((r & 0xFF) << 8) | (r >> 8) for r in regs]
     return regs
@@ -90,7 +93,14 @@ def build_catalog(base: int = 0) -> Catalog:
     cat.points["lot"] = {"register": 210 + base, "type": "string", "length": 4}
     cat.expected["lot"] = text.decode()
     cat.inputs[5] = 2150
-    cat.points["temp"] = {"register": 5 + base, "table": "input", "type": "int16", "scale": 0.01, "offset": 1.5, "unit": "degC"}
+    cat.points["temp"] = {
+        "register": 5 + base,
+        "table": "input",
+        "type": "int16",
+        "scale": 0.01,
+        "offset": 1.5,
+        "unit": "degC",
+    }
     cat.expected["temp"] = 2150 * 0.01 + 1.5
     cat.coils.update({0: True, 1: False, 7: True})
     for c in (0, 1, 7):
@@ -157,10 +167,8 @@ class ServerThread:
 
     def __exit__(self, *exc: object) -> None:
         fut = asyncio.run_coroutine_threadsafe(self.server.shutdown(), self.loop)
-        try:
+        with contextlib.suppress(Exception):  # shutting down a stopped server: nothing to do
             fut.result(5)
-        except Exception:  # shutting down a stopped server: nothing to do
-            pass
         self.thread.join(5)
 
 
@@ -209,7 +217,12 @@ class PtyBridge:
             os.close(fd)
 
 
-def write_node(tmp_path: Path, bus: dict[str, Any], devices: dict[str, dict[str, Any]], points: dict[str, dict[str, Any]]) -> Path:
+def write_node(
+    tmp_path: Path,
+    bus: dict[str, Any],
+    devices: dict[str, dict[str, Any]],
+    points: dict[str, dict[str, Any]],
+) -> Path:
     """A node.toml with one bus called ``line1``."""
     import json
 
@@ -220,10 +233,12 @@ def write_node(tmp_path: Path, bus: dict[str, Any], devices: dict[str, dict[str,
             return "[" + ", ".join(val(x) for x in v) + "]"
         return json.dumps(v)
 
-    lines = ['[node]', 'id = "test"', f'data_dir = "{tmp_path / "var"}"', "", "[buses.line1]"]
+    lines = ["[node]", 'id = "test"', f'data_dir = "{tmp_path / "var"}"', "", "[buses.line1]"]
     lines += [f"{k} = {val(v)}" for k, v in bus.items()]
     for name, spec in devices.items():
-        lines += ["", f"[devices.{name}]", 'bus = "line1"'] + [f"{k} = {val(v)}" for k, v in spec.items()]
+        lines += ["", f"[devices.{name}]", 'bus = "line1"'] + [
+            f"{k} = {val(v)}" for k, v in spec.items()
+        ]
     for name, spec in points.items():
         lines += ["", f"[points.{name}]"] + [f"{k} = {val(v)}" for k, v in spec.items()]
     path = tmp_path / "node.toml"
@@ -239,18 +254,23 @@ def catalog() -> Catalog:
 @pytest.fixture
 def tcp_slave(catalog: Catalog) -> Iterator[str]:
     port = free_port()
-    with ServerThread(lambda: ModbusTcpServer([sim_device(1, catalog)], address=("127.0.0.1", port))):
+    with ServerThread(
+        lambda: ModbusTcpServer([sim_device(1, catalog)], address=("127.0.0.1", port))
+    ):
         yield f"127.0.0.1:{port}"
 
 
 @pytest.fixture
 def rtu_slave(catalog: Catalog) -> Iterator[str]:
-    with PtyBridge() as bridge, ServerThread(
-        lambda: ModbusSerialServer(
-            [sim_device(1, catalog), sim_device(2, build_catalog())],
-            framer=FramerType.RTU,
-            port=bridge.path1,
-            baudrate=115200,
-        )
+    with (
+        PtyBridge() as bridge,
+        ServerThread(
+            lambda: ModbusSerialServer(
+                [sim_device(1, catalog), sim_device(2, build_catalog())],
+                framer=FramerType.RTU,
+                port=bridge.path1,
+                baudrate=115200,
+            )
+        ),
     ):
         yield bridge.path2

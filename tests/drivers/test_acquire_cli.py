@@ -56,7 +56,9 @@ def test_read_rtu_every_type_and_order(tmp_path: Path, rtu_slave: str, catalog: 
 
 def test_read_rtu_one_based_addresses(tmp_path: Path, rtu_slave: str, catalog: Catalog) -> None:
     """address_base = 1: the manual's register numbers, one more than on the wire."""
-    points = {n: {"device": "plc", **p, "register": p["register"] + 1} for n, p in catalog.points.items()}
+    points = {
+        n: {"device": "plc", **p, "register": p["register"] + 1} for n, p in catalog.points.items()
+    }
     config = write_node(
         tmp_path,
         {"kind": "rtu", "port": rtu_slave, "baudrate": 115200, "timeout": "500ms"},
@@ -99,7 +101,9 @@ def test_illegal_register_marks_only_that_point(tmp_path: Path, tcp_slave: str) 
         "beyond": {"device": "plc", "register": 256},  # the slave holds 0..255
         "c": {"device": "plc", "register": 252, "type": "uint32"},
     }
-    config = write_node(tmp_path, {"kind": "tcp", "address": tcp_slave}, {"plc": {"unit": 1}}, points)
+    config = write_node(
+        tmp_path, {"kind": "tcp", "address": tcp_slave}, {"plc": {"unit": 1}}, points
+    )
     got = {r["point"]: r["quality"] for r in run_read(config)}
     assert got == {"a": "good", "b": "good", "c": "good", "beyond": "config_error"}
 
@@ -118,13 +122,20 @@ def test_bad_config_is_one_line_per_problem(tmp_path: Path) -> None:
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 2, lines
-    assert "points.wide" in lines[0] and "limit of 2" in lines[0]
-    assert "points.hidden" in lines[1] and "forbidden" in lines[1]
+    assert "points.wide" in lines[0]
+    assert "limit of 2" in lines[0]
+    assert "points.hidden" in lines[1]
+    assert "forbidden" in lines[1]
     assert "Traceback" not in result.output
 
 
 def test_unknown_point(tmp_path: Path) -> None:
-    config = write_node(tmp_path, {"kind": "tcp", "address": "127.0.0.1:1"}, {"plc": {}}, {"x": {"device": "plc", "register": 1}})
+    config = write_node(
+        tmp_path,
+        {"kind": "tcp", "address": "127.0.0.1:1"},
+        {"plc": {}},
+        {"x": {"device": "plc", "register": 1}},
+    )
     result = CliRunner().invoke(main, ["read", "-c", str(config), "--once", "--point", "y"])
     assert result.exit_code == 2
     assert "--point y: no such point" in result.stderr
@@ -145,7 +156,22 @@ def test_dead_endpoint_reports_comm_fail(tmp_path: Path) -> None:
 
 def test_probe_rtu_shows_every_order(rtu_slave: str, catalog: Catalog) -> None:
     addr = catalog.points["float32_cdab"]["register"]
-    result = CliRunner().invoke(main, ["probe", "--port", rtu_slave, "--unit", "1", "--register", str(addr), "--count", "2", "--baud", "115200"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "probe",
+            "--port",
+            rtu_slave,
+            "--unit",
+            "1",
+            "--register",
+            str(addr),
+            "--count",
+            "2",
+            "--baud",
+            "115200",
+        ],
+    )
     assert result.exit_code == 0, result.output
     row = next(line for line in result.stdout.splitlines() if line.startswith("float32"))
     cells = row.split()
@@ -155,6 +181,9 @@ def test_probe_rtu_shows_every_order(rtu_slave: str, catalog: Catalog) -> None:
 
 
 def test_probe_dead_port_is_one_line(tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, ["probe", "--port", str(tmp_path / "nope"), "--register", "0"])
+    result = CliRunner().invoke(
+        main, ["probe", "--port", str(tmp_path / "nope"), "--register", "0"]
+    )
     assert result.exit_code == 1
-    assert result.stderr.count("\n") == 1 and "nope" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert "nope" in result.stderr

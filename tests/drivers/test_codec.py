@@ -6,11 +6,6 @@ import math
 import struct
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-from pymodbus.client.mixin import ModbusClientMixin
-
-from edge.config import PointConfig
 from edge.drivers.codec import (
     NUMERIC_FORMATS,
     decode_point,
@@ -21,6 +16,11 @@ from edge.drivers.codec import (
     scale_value,
     wire_address,
 )
+from hypothesis import given
+from hypothesis import strategies as st
+from pymodbus.client.mixin import ModbusClientMixin
+
+from edge.config import PointConfig
 
 from .conftest import PYMODBUS_TYPES, oracle_registers
 
@@ -74,7 +74,12 @@ def test_dcba_is_little_endian_and_any_registers_roundtrip(dtype: str, data: st.
 
 def test_known_float_in_all_orders() -> None:
     # 123.456f = 0x42F6E979: A=42 B=F6 C=E9 D=79
-    wire = {"ABCD": [0x42F6, 0xE979], "CDAB": [0xE979, 0x42F6], "BADC": [0xF642, 0x79E9], "DCBA": [0x79E9, 0xF642]}
+    wire = {
+        "ABCD": [0x42F6, 0xE979],
+        "CDAB": [0xE979, 0x42F6],
+        "BADC": [0xF642, 0x79E9],
+        "DCBA": [0x79E9, 0xF642],
+    }
     for order, regs in wire.items():
         assert decode_registers(regs, "float32", order) == pytest.approx(123.456, rel=1e-7)
 
@@ -93,7 +98,10 @@ def test_bit_in_register(reg: int, bit: int) -> None:
     assert decode_registers([reg], "bool") is (reg != 0)
 
 
-@given(text=st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=20), order=st.sampled_from(ORDERS))
+@given(
+    text=st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=20),
+    order=st.sampled_from(ORDERS),
+)
 def test_string_roundtrip(text: str, order: str) -> None:
     length = max(1, (len(text) + 1) // 2)
     regs = encode_registers(text, "string", order, length=length)
@@ -110,7 +118,11 @@ def test_string_matches_pymodbus_and_strips_padding() -> None:
         encode_registers("ABCDE", "string", length=2)
 
 
-@given(raw=st.integers(-(2**15), 2**15 - 1), scale=st.sampled_from([0.1, 0.01, 2.0, 1.0]), offset=st.sampled_from([0.0, -40.0, 3.5]))
+@given(
+    raw=st.integers(-(2**15), 2**15 - 1),
+    scale=st.sampled_from([0.1, 0.01, 2.0, 1.0]),
+    offset=st.sampled_from([0.0, -40.0, 3.5]),
+)
 def test_scale_offset_roundtrip(raw: int, scale: float, offset: float) -> None:
     p = PointConfig("p", "d", type="int16", scale=scale, offset=offset)
     value = decode_point(p, [raw & 0xFFFF])
@@ -119,7 +131,8 @@ def test_scale_offset_roundtrip(raw: int, scale: float, offset: float) -> None:
 
 
 def test_unscaled_ints_stay_ints() -> None:
-    assert scale_value(7, 1.0, 0.0) == 7 and isinstance(scale_value(7, 1.0, 0.0), int)
+    assert scale_value(7, 1.0, 0.0) == 7
+    assert isinstance(scale_value(7, 1.0, 0.0), int)
     assert scale_value(True, 10.0, 1.0) is True
     assert scale_value("x", 10.0, 1.0) == "x"
 

@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+from edge.drivers.health import Breaker, BreakerState, PointState
 from hypothesis import given
 from hypothesis import strategies as st
 
 from edge.config import PointConfig
-from edge.drivers.health import Breaker, BreakerState, PointState
 from edge.readings import Quality
 
 
 def test_breaker_trips_after_two_failures_and_backs_off_exponentially() -> None:
     b = Breaker(base=1.0, cap=8.0)
-    assert b.allows(0.0) and b.state == BreakerState.OK
-    assert b.failure(0.0) == 0.0 and b.allows(0.1)  # one lost reply is not a dead device
+    assert b.allows(0.0)
+    assert b.state == BreakerState.OK
+    assert b.failure(0.0) == 0.0
+    assert b.allows(0.1)
     delays = [b.failure(t) for t in (1.0, 3.0, 7.0, 15.0, 30.0)]
     assert delays == [1.0, 2.0, 4.0, 8.0, 8.0]
-    assert b.state == BreakerState.BACKOFF and not b.allows(37.9) and b.allows(38.0)
+    assert b.state == BreakerState.BACKOFF
+    assert not b.allows(37.9)
+    assert b.allows(38.0)
     b.success()
-    assert b.state == BreakerState.OK and b.allows(0.0)
+    assert b.state == BreakerState.OK
+    assert b.allows(0.0)
 
 
 @given(st.lists(st.floats(0.01, 5.0), min_size=1, max_size=30))
@@ -47,4 +52,5 @@ def test_point_quality_sequence() -> None:
     assert (m3.quality, m3.value) == (Quality.COMM_FAIL, None)
     assert s.good(6.0, ts=6.0, latency=0.0).quality == Quality.GOOD
     rej = s.rejected(7.0)
-    assert rej.quality == Quality.CONFIG_ERROR and s.miss(8.0).quality == Quality.CONFIG_ERROR
+    assert rej.quality == Quality.CONFIG_ERROR
+    assert s.miss(8.0).quality == Quality.CONFIG_ERROR

@@ -9,18 +9,24 @@ import tty
 from collections.abc import Iterator
 
 import pytest
+from edge.drivers.line import LinePoller, LineTransport
+from edge.drivers.parsers import LineParseError, make_parser, parse_csv, parse_kv, parse_scale
+from edge.drivers.scheduler import DeviceRuntime
 from hypothesis import given
 from hypothesis import strategies as st
 
 from edge.config import BusConfig, DeviceConfig, PointConfig
-from edge.drivers.line import LinePoller, LineTransport
-from edge.drivers.parsers import LineParseError, make_parser, parse_csv, parse_kv, parse_scale
-from edge.drivers.scheduler import DeviceRuntime
 from edge.readings import Quality, Reading
 
 
 def test_scale_format() -> None:
-    assert parse_scale("ST,GS,+0012.34 g") == {"status": "ST", "mode": "GS", "value": 12.34, "weight": 12.34, "unit": "g"}
+    assert parse_scale("ST,GS,+0012.34 g") == {
+        "status": "ST",
+        "mode": "GS",
+        "value": 12.34,
+        "weight": 12.34,
+        "unit": "g",
+    }
     assert parse_scale("US,NT,-   1.5kg")["value"] == -1.5
     with pytest.raises(LineParseError, match="not a scale line"):
         parse_scale("OL,GS,+OVER")
@@ -30,7 +36,8 @@ def test_scale_format() -> None:
 def test_scale_roundtrip(value: object, unit: str) -> None:
     line = f"ST,GS,{value:+010.2f} {unit}"
     got = parse_scale(line)
-    assert got["value"] == pytest.approx(float(str(value))) and got["unit"] == unit
+    assert got["value"] == pytest.approx(float(str(value)))
+    assert got["unit"] == unit
 
 
 def test_kv_and_csv_and_regex() -> None:
@@ -99,7 +106,15 @@ def scale(request: pytest.FixtureRequest) -> Iterator[FakeScale]:
 
 
 async def test_line_poller_reads_scale(scale: FakeScale) -> None:
-    bus = BusConfig("scale", "line", port=scale.path, baudrate=9600, timeout=0.3, parser="scale", query=scale.query.decode())
+    bus = BusConfig(
+        "scale",
+        "line",
+        port=scale.path,
+        baudrate=9600,
+        timeout=0.3,
+        parser="scale",
+        query=scale.query.decode(),
+    )
     dev = DeviceConfig("s1", "scale", poll=0.05)
     pts = [
         PointConfig("net_kg", "s1", field="weight", scale=0.001, unit="kg"),
@@ -131,7 +146,11 @@ async def test_line_poller_counts_garbage_and_silence() -> None:
         scale.weight = -1.0  # prints lines that are not scale lines
         bus = BusConfig("scale", "line", port=scale.path, timeout=0.1)
         dev = DeviceConfig("s1", "scale", poll=0.05, stale_after=2)
-        poller = LinePoller(bus, [DeviceRuntime.build(dev, [PointConfig("w", "s1", field="value")], plan=False)], LineTransport(bus))
+        poller = LinePoller(
+            bus,
+            [DeviceRuntime.build(dev, [PointConfig("w", "s1", field="value")], plan=False)],
+            LineTransport(bus),
+        )
         got: list[Reading] = []
 
         async def emit(readings: list[Reading]) -> None:
@@ -141,5 +160,6 @@ async def test_line_poller_counts_garbage_and_silence() -> None:
         await asyncio.sleep(0.4)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-    assert got and {r.quality for r in got} == {Quality.COMM_FAIL}
+    assert got
+    assert {r.quality for r in got} == {Quality.COMM_FAIL}
     assert poller.stats().frame_errors >= 3

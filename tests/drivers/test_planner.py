@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from edge.drivers.codec import register_count
+from edge.drivers.planner import minimum_requests, plan_reads, point_problems, split_request
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge.config import DeviceConfig, PointConfig
-from edge.drivers.codec import register_count
-from edge.drivers.planner import minimum_requests, plan_reads, point_problems, split_request
 
 TYPES = ["uint16", "int32", "float32", "float64", "bit", "string"]
 
@@ -30,7 +30,14 @@ def maps(draw: st.DrawFn) -> tuple[DeviceConfig, list[PointConfig]]:
     for i in range(draw(st.integers(0, 30))):
         table = draw(st.sampled_from(["holding", "holding", "input", "coil", "discrete"]))
         dtype = "bool" if table in ("coil", "discrete") else draw(st.sampled_from(TYPES))
-        p = PointConfig(f"p{i}", "d", register=draw(st.integers(0, 320)), table=table, type=dtype, length=draw(st.integers(1, 4)))
+        p = PointConfig(
+            f"p{i}",
+            "d",
+            register=draw(st.integers(0, 320)),
+            table=table,
+            type=dtype,
+            length=draw(st.integers(1, 4)),
+        )
         if not point_problems(device, p):
             points.append(p)
     return device, points
@@ -49,7 +56,8 @@ def test_plan_is_minimal_and_within_limits(m: tuple[DeviceConfig, list[PointConf
         assert 1 <= r.count <= limit
         for pp in r.points:
             assert pp.point.table == r.table
-            assert r.start <= pp.address and pp.end <= r.end  # the request covers the point
+            assert r.start <= pp.address
+            assert pp.end <= r.end
         if r.table in ("holding", "input"):
             for lo, hi in device.forbidden:
                 assert r.end < lo or r.start > hi, (r, device.forbidden)
@@ -57,14 +65,20 @@ def test_plan_is_minimal_and_within_limits(m: tuple[DeviceConfig, list[PointConf
 
 def test_gap_filled_up_to_max_gap() -> None:
     device = DeviceConfig("d", "b", max_gap=3)
-    pts = [PointConfig("a", "d", register=0), PointConfig("b", "d", register=4), PointConfig("c", "d", register=9)]
+    pts = [
+        PointConfig("a", "d", register=0),
+        PointConfig("b", "d", register=4),
+        PointConfig("c", "d", register=9),
+    ]
     plan = plan_reads(device, pts)
     assert [(r.start, r.count) for r in plan] == [(0, 5), (9, 1)]
 
 
 def test_limits_split_requests() -> None:
     device = DeviceConfig("d", "b", max_registers=125)
-    pts = [PointConfig(f"p{i}", "d", register=i * 2, type="float32") for i in range(100)]  # 200 registers
+    pts = [
+        PointConfig(f"p{i}", "d", register=i * 2, type="float32") for i in range(100)
+    ]  # 200 registers
     plan = plan_reads(device, pts)
     assert [r.count for r in plan] == [124, 76]
 
@@ -73,7 +87,9 @@ def test_forbidden_range_is_never_read() -> None:
     device = DeviceConfig("d", "b", forbidden=((5, 6),), max_gap=20)
     pts = [PointConfig("a", "d", register=4), PointConfig("b", "d", register=7)]
     assert [(r.start, r.count) for r in plan_reads(device, pts)] == [(4, 1), (7, 1)]
-    assert "forbidden" in point_problems(device, PointConfig("c", "d", register=5, type="uint32"))[0]
+    assert (
+        "forbidden" in point_problems(device, PointConfig("c", "d", register=5, type="uint32"))[0]
+    )
 
 
 def test_forbidden_and_address_base() -> None:
@@ -87,7 +103,9 @@ def test_bits_in_one_register_share_a_read() -> None:
     device = DeviceConfig("d", "b")
     pts = [PointConfig(f"b{i}", "d", register=10, type="bit", bit=i) for i in range(16)]
     plan = plan_reads(device, pts)
-    assert len(plan) == 1 and plan[0].count == 1 and len(plan[0].points) == 16
+    assert len(plan) == 1
+    assert plan[0].count == 1
+    assert len(plan[0].points) == 16
 
 
 def test_coils_use_bit_limits() -> None:
@@ -111,5 +129,10 @@ def test_split_request_halves_points() -> None:
 def test_point_problems() -> None:
     device = DeviceConfig("d", "b", max_registers=2)
     assert "limit of 2" in point_problems(device, PointConfig("p", "d", type="float64"))[0]
-    assert "outside 0..65535" in point_problems(DeviceConfig("d", "b"), PointConfig("p", "d", register=65535, type="uint32"))[0]
+    assert (
+        "outside 0..65535"
+        in point_problems(
+            DeviceConfig("d", "b"), PointConfig("p", "d", register=65535, type="uint32")
+        )[0]
+    )
     assert register_count(PointConfig("p", "d", type="uint64")) == 4

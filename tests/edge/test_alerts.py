@@ -14,7 +14,9 @@ from edge.config import MqttConfig
 pytestmark = pytest.mark.integration
 
 
-async def _collect(host: str, port: int, topic: str, n: int, ready: asyncio.Event) -> list[aiomqtt.Message]:
+async def _collect(
+    host: str, port: int, topic: str, n: int, ready: asyncio.Event
+) -> list[aiomqtt.Message]:
     got: list[aiomqtt.Message] = []
     async with aiomqtt.Client(host, port) as client:
         await client.subscribe(topic, qos=1)
@@ -27,7 +29,9 @@ async def _collect(host: str, port: int, topic: str, n: int, ready: asyncio.Even
 
 
 async def test_alert_is_published_as_json_under_node_topic(broker) -> None:  # type: ignore[no-untyped-def]
-    pub = AlertPublisher(MqttConfig(host=broker.host, port=broker.port, topic_prefix="plant"), "gw1")
+    pub = AlertPublisher(
+        MqttConfig(host=broker.host, port=broker.port, topic_prefix="plant"), "gw1"
+    )
     ready = asyncio.Event()
     async with asyncio.TaskGroup() as tg:
         sub = tg.create_task(_collect(broker.host, broker.port, "plant/gw1/#", 2, ready))
@@ -58,7 +62,7 @@ async def test_alerts_queued_during_outage_arrive_after_broker_returns(broker) -
         sub = tg.create_task(_collect(broker.host, broker.port, "edge/gw1/#", 1, ready))
         await ready.wait()
         async with asyncio.timeout(15):
-            while pub.published < 1:
+            while pub.published < 1:  # noqa: ASYNC110 - polling a counter of the code under test
                 await asyncio.sleep(0.05)
             messages = await sub
         run.cancel()

@@ -89,25 +89,66 @@ def test_mqtt_is_optional(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        (('poll = "500ms"', 'poll = "5 parsecs"'), "n.toml: devices.tunnel.poll: bad duration '5 parsecs'"),
-        (('unit = 3', 'unit = 300'), "n.toml: devices.tunnel.unit: 300 is outside 0..247"),
-        (('unit = 3', 'unit = "3"'), "n.toml: devices.tunnel.unit: expected an integer, got a string '3'"),
-        (('baudrate = 19200', 'baudrat = 19200'), "n.toml: buses.rs485-1.baudrat: unknown key (did you mean 'baudrate'?)"),
-        (('type = "float32"', 'type = "float23"'), "n.toml: points.tunnel_temp.type: 'float23' is not one of"),
-        (('order = "CDAB"', 'order = "ACBD"'), "n.toml: points.tunnel_temp.order: 'ACBD' is not one of ABCD, DCBA, BADC, CDAB"),
-        (('bus = "rs485-1"', 'bus = "rs485-2"'), "n.toml: devices.tunnel.bus: no bus named 'rs485-2' (did you mean 'rs485-1'?)"),
-        (('id = "line1-gw1"\n', ''), "n.toml: node.id: missing required key"),
-        (('parity = "E"', 'parity = "X"'), "n.toml: buses.rs485-1.parity: 'X' is not one of N, E, O"),
-        (('address = "127.0.0.1:5020"', 'address = "127.0.0.1"'), "n.toml: buses.plc.address: expected host:port"),
-        (('forbidden = [[100, 110]]', 'forbidden = [[110, 100]]'), "n.toml: devices.tunnel.forbidden[0]: expected [first, last]"),
-        (('register = 1\n', 'register = 0\n'), "n.toml: points.tunnel_temp.register: 0 is outside 1..65536"),
-        (('scale = 0.1', 'scale = true'), "n.toml: points.tunnel_temp.scale: expected an integer or a number, got true/false"),
-        (('port = 8883', 'port = 88830'), "n.toml: mqtt.port: 88830 is outside 1..65535"),
-        (('flush_interval = "20ms"', 'flush_interval = "0s"'), "n.toml: ledger.flush_interval: duration must be positive"),
-        (('type = "bool"', 'type = "float32"'), "n.toml: points.running.type: a coil point holds one bit"),
+        (
+            ('poll = "500ms"', 'poll = "5 parsecs"'),
+            "n.toml: devices.tunnel.poll: bad duration '5 parsecs'",
+        ),
+        (("unit = 3", "unit = 300"), "n.toml: devices.tunnel.unit: 300 is outside 0..247"),
+        (
+            ("unit = 3", 'unit = "3"'),
+            "n.toml: devices.tunnel.unit: expected an integer, got a string '3'",
+        ),
+        (
+            ("baudrate = 19200", "baudrat = 19200"),
+            "n.toml: buses.rs485-1.baudrat: unknown key (did you mean 'baudrate'?)",
+        ),
+        (
+            ('type = "float32"', 'type = "float23"'),
+            "n.toml: points.tunnel_temp.type: 'float23' is not one of",
+        ),
+        (
+            ('order = "CDAB"', 'order = "ACBD"'),
+            "n.toml: points.tunnel_temp.order: 'ACBD' is not one of ABCD, DCBA, BADC, CDAB",
+        ),
+        (
+            ('bus = "rs485-1"', 'bus = "rs485-2"'),
+            "n.toml: devices.tunnel.bus: no bus named 'rs485-2' (did you mean 'rs485-1'?)",
+        ),
+        (('id = "line1-gw1"\n', ""), "n.toml: node.id: missing required key"),
+        (
+            ('parity = "E"', 'parity = "X"'),
+            "n.toml: buses.rs485-1.parity: 'X' is not one of N, E, O",
+        ),
+        (
+            ('address = "127.0.0.1:5020"', 'address = "127.0.0.1"'),
+            "n.toml: buses.plc.address: expected host:port",
+        ),
+        (
+            ("forbidden = [[100, 110]]", "forbidden = [[110, 100]]"),
+            "n.toml: devices.tunnel.forbidden[0]: expected [first, last]",
+        ),
+        (
+            ("register = 1\n", "register = 0\n"),
+            "n.toml: points.tunnel_temp.register: 0 is outside 1..65536",
+        ),
+        (
+            ("scale = 0.1", "scale = true"),
+            "n.toml: points.tunnel_temp.scale: expected an integer or a number, got true/false",
+        ),
+        (("port = 8883", "port = 88830"), "n.toml: mqtt.port: 88830 is outside 1..65535"),
+        (
+            ('flush_interval = "20ms"', 'flush_interval = "0s"'),
+            "n.toml: ledger.flush_interval: duration must be positive",
+        ),
+        (
+            ('type = "bool"', 'type = "float32"'),
+            "n.toml: points.running.type: a coil point holds one bit",
+        ),
     ],
 )
-def test_each_mistake_gives_one_precise_line(tmp_path: Path, change: tuple[str, str], expected: str) -> None:
+def test_each_mistake_gives_one_precise_line(
+    tmp_path: Path, change: tuple[str, str], expected: str
+) -> None:
     old, new = change
     assert old in GOOD
     with pytest.raises(ConfigError) as info:
@@ -117,10 +158,15 @@ def test_each_mistake_gives_one_precise_line(tmp_path: Path, change: tuple[str, 
 
 
 def test_all_problems_are_reported_together() -> None:
-    text = GOOD.replace('poll = "500ms"', 'poll = "soon"').replace("baudrate = 19200", "baudrate = -1")
+    text = GOOD.replace('poll = "500ms"', 'poll = "soon"').replace(
+        "baudrate = 19200", "baudrate = -1"
+    )
     with pytest.raises(ConfigError) as info:
         parse_config(text, Path("n.toml"))
-    assert [p.split(": ")[1] for p in info.value.problems] == ["buses.rs485-1.baudrate", "devices.tunnel.poll"]
+    assert [p.split(": ")[1] for p in info.value.problems] == [
+        "buses.rs485-1.baudrate",
+        "devices.tunnel.poll",
+    ]
 
 
 def test_toml_syntax_error_names_line_and_column() -> None:
@@ -130,7 +176,9 @@ def test_toml_syntax_error_names_line_and_column() -> None:
 
 def test_cli_config_check_prints_lines_and_exits_1(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
-    bad.write_text(GOOD.replace('poll = "500ms"', 'poll = "5 parsecs"').replace("unit = 3", "unit = 999"))
+    bad.write_text(
+        GOOD.replace('poll = "500ms"', 'poll = "5 parsecs"').replace("unit = 3", "unit = 999")
+    )
     good = tmp_path / "good.toml"
     good.write_text(GOOD)
     result = CliRunner().invoke(main, ["config", "check", str(bad), str(good)])
@@ -145,4 +193,6 @@ def test_cli_config_check_prints_lines_and_exits_1(tmp_path: Path) -> None:
 def test_cli_config_check_missing_file(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["config", "check", str(tmp_path / "nope.toml")])
     assert result.exit_code == 1
-    assert result.output.strip() == f"{tmp_path / 'nope.toml'}: cannot read: No such file or directory"
+    assert (
+        result.output.strip() == f"{tmp_path / 'nope.toml'}: cannot read: No such file or directory"
+    )

@@ -7,7 +7,15 @@ from edge.durations import format_duration, parse_duration
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("500ms", 0.5), ("5s", 5.0), ("2m", 120.0), ("2min", 120.0), ("1h30m", 5400.0), ("1.5s", 1.5), ("1d", 86400.0)],
+    [
+        ("500ms", 0.5),
+        ("5s", 5.0),
+        ("2m", 120.0),
+        ("2min", 120.0),
+        ("1h30m", 5400.0),
+        ("1.5s", 1.5),
+        ("1d", 86400.0),
+    ],
 )
 def test_parses_units(text: str, seconds: float) -> None:
     assert parse_duration(text) == pytest.approx(seconds)

@@ -15,7 +15,6 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
-
 from edge.firmware_sim import SimulatorThread, load_scenario
 
 pytestmark = pytest.mark.integration
@@ -80,7 +79,11 @@ def test_run_polls_raises_alarm_and_stops_cleanly_on_sigterm(node_dir: Path) -> 
     proc = _start(node_dir)
     try:
         # the demo scenario's cooling fails from 4 s to 12 s: the limit alarm must fire
-        _wait_for(lambda: any(e["body"]["event"] == "activated" for e in _entries(db, "alarm")), 25, "alarm")
+        _wait_for(
+            lambda: any(e["body"]["event"] == "activated" for e in _entries(db, "alarm")),
+            25,
+            "alarm",
+        )
     finally:
         code, took, err = _stop(proc)
     assert code == 0, err
@@ -91,7 +94,9 @@ def test_run_polls_raises_alarm_and_stops_cleanly_on_sigterm(node_dir: Path) -> 
     assert "rules.change" in types
     assert "node.stop" in types
     assert "readings.digest" in types
-    verify = subprocess.run([*EDGE, "ledger", "verify", "--db", str(db)], capture_output=True, text=True)
+    verify = subprocess.run(
+        [*EDGE, "ledger", "verify", "--db", str(db)], capture_output=True, text=True
+    )
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
@@ -99,7 +104,11 @@ def test_restart_keeps_alarm_state_and_chain(node_dir: Path) -> None:
     db = node_dir / "data" / "ledger.db"
     proc = _start(node_dir)
     try:
-        _wait_for(lambda: any(e["body"]["event"] == "activated" for e in _entries(db, "alarm")), 25, "alarm")
+        _wait_for(
+            lambda: any(e["body"]["event"] == "activated" for e in _entries(db, "alarm")),
+            25,
+            "alarm",
+        )
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=10)
@@ -116,7 +125,9 @@ def test_restart_keeps_alarm_state_and_chain(node_dir: Path) -> None:
     # the alarm that was active before the kill is not raised a second time after the restart
     activated_after = sum(e["body"]["event"] == "activated" for e in _entries(db, "alarm"))
     assert activated_after == activated_before
-    verify = subprocess.run([*EDGE, "ledger", "verify", "--db", str(db)], capture_output=True, text=True)
+    verify = subprocess.run(
+        [*EDGE, "ledger", "verify", "--db", str(db)], capture_output=True, text=True
+    )
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
@@ -130,7 +141,9 @@ def test_bad_rule_reload_keeps_running_set_and_records_config_alarm(node_dir: Pa
         rules.write_text(good.replace("max_age: 3s", "max_age: 3 parsecs"))
         proc.send_signal(signal.SIGHUP)
         _wait_for(
-            lambda: any(e["body"]["rule"] == "config:rules" for e in _entries(db, "alarm")), 15, "config alarm"
+            lambda: any(e["body"]["rule"] == "config:rules" for e in _entries(db, "alarm")),
+            15,
+            "config alarm",
         )
         assert proc.poll() is None, "node died on a bad rule file"
         rules.write_text(good.replace("high: 8.0 degC", "high: 9.0 degC"))
@@ -149,7 +162,9 @@ def test_bad_rule_reload_keeps_running_set_and_records_config_alarm(node_dir: Pa
 def test_bad_config_is_one_line_and_exit_1(tmp_path: Path) -> None:
     bad = tmp_path / "node.toml"
     bad.write_text('[node]\nid = "x"\n[devices.d]\nbus = "nope"\npoll = "fast"\n')
-    result = subprocess.run([*EDGE, "run", "-c", str(bad)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [*EDGE, "run", "-c", str(bad)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert f"{bad}: devices.d.poll: bad duration 'fast'" in result.stderr

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from edge.ledger.keys import NodeKey
 from edge.ledger.store import Ledger
+
 from edge.readings import Quality, Reading
 
 T0 = 1_795_000_000.0  # 2026-11-19
@@ -24,13 +24,21 @@ def build_ledger(path: Path, key: NodeKey, *, batches: tuple[int, ...] = (5, 4, 
     for i, size in enumerate(batches):
         for j in range(size):
             if i == 2 and j == 0:
-                readings = [Reading("temp", T0 + n + k / 10, 4.0 + k / 8, unit="degC") for k in range(8)]
+                readings = [
+                    Reading("temp", T0 + n + k / 10, 4.0 + k / 8, unit="degC") for k in range(8)
+                ]
                 readings.append(Reading("door", T0 + n + 0.9, None, Quality.COMM_FAIL))
                 ledger.append_readings(readings)
             else:
                 ledger.append(
                     "alarm",
-                    {"rule": "cold-chain", "point": "temp", "value": f"{8 + n / 4}", "limit": "8.0", "unit": "degC"},
+                    {
+                        "rule": "cold-chain",
+                        "point": "temp",
+                        "value": f"{8 + n / 4}",
+                        "limit": "8.0",
+                        "unit": "degC",
+                    },
                     ts=T0 + n,
                     lots=["LOT-7"] if n % 3 == 0 else (),
                     actor="" if n % 2 else "alice",

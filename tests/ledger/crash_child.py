@@ -16,6 +16,7 @@ from pathlib import Path
 from edge.ledger.entry import Entry
 from edge.ledger.keys import load_key
 from edge.ledger.writer import LedgerWriter
+
 from edge.readings import Reading
 
 
@@ -44,7 +45,11 @@ async def main(db: Path, keyfile: Path) -> None:
         while True:
             now = time.time()
             if n % 97 == 0:
-                sent.append(await writer.add_readings([Reading("temp", now, 4.0 + k / 8) for k in range(20)]))
+                sent.append(
+                    await writer.add_readings(
+                        [Reading("temp", now, 4.0 + k / 8) for k in range(20)]
+                    )
+                )
             else:
                 sent.append(
                     await writer.append(

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from edge.ledger.keys import create_key_file
 from edge.ledger.store import Ledger, connect
 from edge.ledger.verify import verify_db
@@ -22,10 +21,14 @@ CHILD = Path(__file__).with_name("crash_child.py")
 
 def run_and_kill(db: Path, keyfile: Path, after: float) -> list[tuple[int, str]]:
     """Start the child, let it run ``after`` seconds past its first report, SIGKILL it."""
-    proc = subprocess.Popen(
-        [sys.executable, str(CHILD), str(db), str(keyfile)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    errfile = db.with_name("child.err")
+    with errfile.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, str(CHILD), str(db), str(keyfile)],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
     lines: list[str] = []
     first = threading.Event()
 
@@ -37,15 +40,22 @@ def run_and_kill(db: Path, keyfile: Path, after: float) -> list[tuple[int, str]]
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    assert first.wait(30), f"child reported nothing: {proc.stderr.read() if proc.poll() is not None else ''}"  # type: ignore[union-attr]
-    time.sleep(after)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(10)
-    reader.join(10)
+    try:
+        assert first.wait(30), f"child reported nothing: {errfile.read_text()[-2000:]}"
+        time.sleep(after)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        reader.join(10)
+        assert proc.stdout is not None
+        proc.stdout.close()
     assert proc.returncode == -signal.SIGKILL
     # Everything read, including lines still in the pipe at the kill: each was printed only
     # after its entry was committed.
-    return [(int(seq), entry_id) for seq, entry_id in (line.split() for line in lines if line.endswith("\n"))]
+    return [
+        (int(seq), entry_id)
+        for seq, entry_id in (line.split() for line in lines if line.endswith("\n"))
+    ]
 
 
 @pytest.mark.integration
@@ -64,7 +74,9 @@ def test_sigkill_ten_times_loses_nothing_reported(tmp_path: Path) -> None:
         try:
             report = verify_db(conn)
             assert report.ok, report.problems[:5]
-            stored = dict(conn.execute("SELECT seq, id FROM entries WHERE feed = ?", (key.feed,)).fetchall())
+            stored = dict(
+                conn.execute("SELECT seq, id FROM entries WHERE feed = ?", (key.feed,)).fetchall()
+            )
         finally:
             conn.close()
         missing = {seq for seq, entry_id in promised.items() if stored.get(seq) != entry_id}

@@ -6,23 +6,36 @@ import hashlib
 
 import pytest
 import rfc8785
+from edge.ledger.entry import format_ts, make_entry, parse_entry, parse_ts
 from hypothesis import given
 from hypothesis import strategies as st
 
 from edge.errors import NotCanonical
-from edge.ledger.entry import format_ts, make_entry, parse_entry, parse_ts
 
 FEED = "ab" * 32
 
 
 def test_entry_bytes_are_rfc8785_and_id_is_their_sha256() -> None:
     e = make_entry(
-        feed=FEED, seq=3, prev="cd" * 32, ts=1795000000.25, type="alarm",
-        body={"rule": "cold", "value": "8.25", "unit": "°C"}, lots=["LOT-1", "LOT-1", "LOT-2"], actor="alice",
+        feed=FEED,
+        seq=3,
+        prev="cd" * 32,
+        ts=1795000000.25,
+        type="alarm",
+        body={"rule": "cold", "value": "8.25", "unit": "°C"},
+        lots=["LOT-1", "LOT-1", "LOT-2"],
+        actor="alice",
     )
     content = {
-        "feed": FEED, "seq": 3, "prev": "cd" * 32, "ts": "2026-11-18T11:06:40.250000Z", "type": "alarm",
-        "lots": ["LOT-1", "LOT-2"], "actor": "alice", "body": {"rule": "cold", "value": "8.25", "unit": "°C"}, "refs": [],
+        "feed": FEED,
+        "seq": 3,
+        "prev": "cd" * 32,
+        "ts": "2026-11-18T11:06:40.250000Z",
+        "type": "alarm",
+        "lots": ["LOT-1", "LOT-2"],
+        "actor": "alice",
+        "body": {"rule": "cold", "value": "8.25", "unit": "°C"},
+        "refs": [],
     }
     assert e.raw == rfc8785.dumps(content)
     assert e.id == hashlib.sha256(e.raw).hexdigest()
@@ -34,8 +47,19 @@ def test_entry_bytes_are_rfc8785_and_id_is_their_sha256() -> None:
 def test_non_ascii_keys_take_the_utf16_path() -> None:
     body = {"\uffff": "a", "\U00010000": "b"}
     e = make_entry(feed=FEED, seq=0, prev=None, ts=0.0, type="x", body=body)
-    assert e.raw == rfc8785.dumps({"actor": "", "body": body, "feed": FEED, "lots": [], "prev": None,
-                                   "refs": [], "seq": 0, "ts": "1970-01-01T00:00:00.000000Z", "type": "x"})
+    assert e.raw == rfc8785.dumps(
+        {
+            "actor": "",
+            "body": body,
+            "feed": FEED,
+            "lots": [],
+            "prev": None,
+            "refs": [],
+            "seq": 0,
+            "ts": "1970-01-01T00:00:00.000000Z",
+            "type": "x",
+        }
+    )
 
 
 @pytest.mark.parametrize(
@@ -51,7 +75,14 @@ def test_non_ascii_keys_take_the_utf16_path() -> None:
     ],
 )
 def test_bad_entries_rejected_with_path(kwargs: dict[str, object], message: str) -> None:
-    args: dict[str, object] = {"feed": FEED, "seq": 0, "prev": None, "ts": 0.0, "type": "alarm", "body": {}}
+    args: dict[str, object] = {
+        "feed": FEED,
+        "seq": 0,
+        "prev": None,
+        "ts": 0.0,
+        "type": "alarm",
+        "body": {},
+    }
     args.update(kwargs)
     with pytest.raises(NotCanonical, match=message):
         make_entry(**args)  # type: ignore[arg-type]
@@ -60,10 +91,15 @@ def test_bad_entries_rejected_with_path(kwargs: dict[str, object], message: str)
 def test_format_ts_is_fixed_width_and_sorts() -> None:
     assert format_ts(1795000000.123456) == "2026-11-18T11:06:40.123456Z"
     assert format_ts(0) == "1970-01-01T00:00:00.000000Z"
-    assert format_ts(1795000000.9999996) == "2026-11-18T11:06:41.000000Z"  # rounds into the next second
+    assert (
+        format_ts(1795000000.9999996) == "2026-11-18T11:06:41.000000Z"
+    )  # rounds into the next second
 
 
-@given(st.floats(min_value=0, max_value=4_000_000_000, allow_nan=False), st.floats(min_value=0, max_value=4_000_000_000, allow_nan=False))
+@given(
+    st.floats(min_value=0, max_value=4_000_000_000, allow_nan=False),
+    st.floats(min_value=0, max_value=4_000_000_000, allow_nan=False),
+)
 def test_format_ts_round_trips_and_orders(a: float, b: float) -> None:
     ta, tb = format_ts(a), format_ts(b)
     assert len(ta) == 27

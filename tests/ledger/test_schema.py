@@ -6,10 +6,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
-from edge.errors import StorageError
 from edge.ledger import schema
 from edge.ledger.store import connect
+
+from edge.errors import StorageError
 
 
 def test_new_database_gets_every_migration_recorded(tmp_path: Path) -> None:
@@ -17,7 +17,14 @@ def test_new_database_gets_every_migration_recorded(tmp_path: Path) -> None:
     rows = conn.execute("SELECT version, name FROM schema_migrations ORDER BY version").fetchall()
     assert [v for v, _ in rows] == [m.version for m in schema.MIGRATIONS]
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"entries", "entry_lots", "checkpoints", "readings", "reading_blocks", "schema_migrations"} <= tables
+    assert {
+        "entries",
+        "entry_lots",
+        "checkpoints",
+        "readings",
+        "reading_blocks",
+        "schema_migrations",
+    } <= tables
     indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert {"entries_type", "entries_ts", "entries_feed_ts", "entry_lots_lot"} <= indexes
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -29,8 +36,14 @@ def test_contract_columns(tmp_path: Path) -> None:
     conn = connect(tmp_path / "l.db")
     cols = [(r[1], r[2], r[3], r[5]) for r in conn.execute("PRAGMA table_info(entries)")]
     assert cols == [
-        ("feed", "TEXT", 1, 1), ("seq", "INTEGER", 1, 2), ("id", "TEXT", 1, 0), ("prev", "TEXT", 0, 0),
-        ("ts", "TEXT", 1, 0), ("type", "TEXT", 1, 0), ("actor", "TEXT", 1, 0), ("raw", "BLOB", 1, 0),
+        ("feed", "TEXT", 1, 1),
+        ("seq", "INTEGER", 1, 2),
+        ("id", "TEXT", 1, 0),
+        ("prev", "TEXT", 0, 0),
+        ("ts", "TEXT", 1, 0),
+        ("type", "TEXT", 1, 0),
+        ("actor", "TEXT", 1, 0),
+        ("raw", "BLOB", 1, 0),
     ]
     with pytest.raises(sqlite3.IntegrityError):
         conn.executemany(
@@ -47,13 +60,18 @@ def test_migrate_is_idempotent_and_keeps_data(tmp_path: Path) -> None:
     conn.close()
     conn = connect(path)
     assert schema.migrate(conn) == schema.MIGRATIONS[-1].version
-    assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == len(schema.MIGRATIONS)
+    assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == len(
+        schema.MIGRATIONS
+    )
     assert conn.execute("SELECT lot FROM entry_lots").fetchall() == [("LOT",)]
     conn.close()
 
 
 def test_failed_migration_leaves_no_trace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    broken = (*schema.MIGRATIONS, schema.Migration(99, "broken", "CREATE TABLE half (x);\nNOT SQL;"))
+    broken = (
+        *schema.MIGRATIONS,
+        schema.Migration(99, "broken", "CREATE TABLE half (x);\nNOT SQL;"),
+    )
     monkeypatch.setattr(schema, "MIGRATIONS", broken)
     conn = sqlite3.connect(tmp_path / "l.db", isolation_level=None)
     with pytest.raises(StorageError, match="schema migration 99 .broken. failed"):

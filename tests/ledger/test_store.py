@@ -7,14 +7,14 @@ from pathlib import Path
 
 import orjson
 import pytest
-
-from edge.errors import LedgerClosed, NotCanonical, StorageError
 from edge.ledger import merkle
 from edge.ledger.entry import checkpoint_message, parse_entry
 from edge.ledger.keys import NodeKey, verify_signature
 from edge.ledger.readings_store import block_digest
 from edge.ledger.store import Ledger, connect
 from edge.ledger.verify import verify_db
+
+from edge.errors import LedgerClosed, NotCanonical, StorageError
 from edge.readings import Reading
 
 from .conftest import T0, build_ledger
@@ -28,7 +28,9 @@ def rows(path: Path) -> list[tuple[int, str, str | None, str, bytes]]:
         conn.close()
 
 
-def test_each_commit_is_one_batch_ending_in_a_signed_checkpoint(tmp_path: Path, key: NodeKey) -> None:
+def test_each_commit_is_one_batch_ending_in_a_signed_checkpoint(
+    tmp_path: Path, key: NodeKey
+) -> None:
     path = tmp_path / "l.db"
     build_ledger(path, key).close()
     entries = rows(path)
@@ -42,7 +44,9 @@ def test_each_commit_is_one_batch_ending_in_a_signed_checkpoint(tmp_path: Path, 
             # independent oracle: the Merkle root recomputed from scratch over the ids before it
             assert body["root"] == merkle.root([merkle.leaf_hash(i) for i in ids[:seq]]).hex()
             assert body["size"] == seq and body["head"] == prev
-            assert verify_signature(key.feed, checkpoint_message(key.feed, seq, prev, body["root"]), body["sig"])
+            assert verify_signature(
+                key.feed, checkpoint_message(key.feed, seq, prev, body["root"]), body["sig"]
+            )
 
 
 def test_reopen_continues_the_chain(tmp_path: Path, key: NodeKey) -> None:
@@ -105,7 +109,9 @@ def test_failed_commit_keeps_the_batch_and_retries(tmp_path: Path, key: NodeKey)
     ledger.commit(now=T0)
     e = ledger.append("a", {"n": 2}, ts=T0 + 1)
     other = sqlite3.connect(path)
-    other.execute("INSERT INTO checkpoints VALUES (?, 3, 'x', 'y', 'z')", (key.feed,))  # will collide
+    other.execute(
+        "INSERT INTO checkpoints VALUES (?, 3, 'x', 'y', 'z')", (key.feed,)
+    )  # will collide
     other.commit()
     with pytest.raises(StorageError, match="UNIQUE constraint failed"):
         ledger.commit(now=T0 + 2)
@@ -137,8 +143,15 @@ def test_readings_block_digest_and_retention(tmp_path: Path, key: NodeKey) -> No
         assert block_digest(stored) == d1.body["sha256"]
         assert ledger.prune_readings(before=T0 + 500) == 10
         assert ledger.conn.execute("SELECT count(*) FROM readings").fetchone()[0] == 5
-        assert verify_db(ledger.conn).ok  # pruned blocks are not re-hashed; digests stay on the chain
-        assert parse_entry(ledger.conn.execute("SELECT raw FROM entries WHERE id = ?", (d1.id,)).fetchone()[0]).body == d1.body
+        assert verify_db(
+            ledger.conn
+        ).ok  # pruned blocks are not re-hashed; digests stay on the chain
+        assert (
+            parse_entry(
+                ledger.conn.execute("SELECT raw FROM entries WHERE id = ?", (d1.id,)).fetchone()[0]
+            ).body
+            == d1.body
+        )
     with Ledger.open(path, key) as again:  # block numbers continue after a restart
         assert again.append_readings(new).body["block"] == 3
 
@@ -148,12 +161,15 @@ def test_block_digest_is_the_sha256_of_canonical_readings() -> None:
     import hashlib
 
     import rfc8785
-
     from edge.ledger.readings_store import make_block
 
-    block = make_block([Reading("p", 1.5, 2.5, unit="u"), Reading("q", 2.0, None, quality="comm_fail")])  # type: ignore[arg-type]
-    want = rfc8785.dumps([
-        ["p", "1970-01-01T00:00:01.500000Z", "2.5", "good", "u"],
-        ["q", "1970-01-01T00:00:02.000000Z", None, "comm_fail", ""],
-    ])
+    block = make_block(
+        [Reading("p", 1.5, 2.5, unit="u"), Reading("q", 2.0, None, quality="comm_fail")]
+    )  # type: ignore[arg-type]
+    want = rfc8785.dumps(
+        [
+            ["p", "1970-01-01T00:00:01.500000Z", "2.5", "good", "u"],
+            ["q", "1970-01-01T00:00:02.000000Z", None, "comm_fail", ""],
+        ]
+    )
     assert block.sha256 == hashlib.sha256(want).hexdigest()

@@ -11,12 +11,12 @@ from pathlib import Path
 import orjson
 import pytest
 from click.testing import CliRunner
-
-from edge.cli import main
-from edge.errors import RollbackRefused
 from edge.ledger.keys import NodeKey
 from edge.ledger.store import Ledger, connect
 from edge.ledger.verify import Kind, Report, verify_db
+
+from edge.cli import main
+from edge.errors import RollbackRefused
 
 
 def verify(path: Path) -> Report:
@@ -31,8 +31,14 @@ def verify(path: Path) -> Report:
 def attacker(path: Path) -> Iterator[sqlite3.Connection]:
     """A plain sqlite3 connection with the append-only triggers dropped, as an attacker would."""
     conn = sqlite3.connect(path)
-    for name in ("entries_no_update", "entries_no_delete", "entry_lots_no_update", "entry_lots_no_delete",
-                 "checkpoints_no_update", "checkpoints_no_delete"):
+    for name in (
+        "entries_no_update",
+        "entries_no_delete",
+        "entry_lots_no_update",
+        "entry_lots_no_delete",
+        "checkpoints_no_update",
+        "checkpoints_no_delete",
+    ):
         conn.execute(f"DROP TRIGGER {name}")
     yield conn
     conn.commit()
@@ -81,7 +87,10 @@ def test_body_changed_and_id_recomputed_breaks_the_link(db: Path) -> None:
     with attacker(db) as conn:
         raw = conn.execute("SELECT raw FROM entries WHERE seq = 7").fetchone()[0]
         forged = raw.replace(b'"limit":"8.0"', b'"limit":"9.0"')
-        conn.execute("UPDATE entries SET raw = ?, id = ? WHERE seq = 7", (forged, hashlib.sha256(forged).hexdigest()))
+        conn.execute(
+            "UPDATE entries SET raw = ?, id = ? WHERE seq = 7",
+            (forged, hashlib.sha256(forged).hexdigest()),
+        )
     kinds = found(verify(db))
     assert (8, Kind.BROKEN_LINK) in kinds
     assert (10, Kind.BAD_CHECKPOINT) in kinds  # the signed Merkle root covered the old id
@@ -112,7 +121,10 @@ def test_checkpoint_signature_altered(db: Path) -> None:
         sig = body["sig"]
         bad = sig[:-2] + ("00" if sig[-2:] != "00" else "01")
         forged = raw.replace(sig.encode(), bad.encode())
-        conn.execute("UPDATE entries SET raw = ?, id = ? WHERE seq = 10", (forged, hashlib.sha256(forged).hexdigest()))
+        conn.execute(
+            "UPDATE entries SET raw = ?, id = ? WHERE seq = 10",
+            (forged, hashlib.sha256(forged).hexdigest()),
+        )
     kinds = found(verify(db))
     assert (10, Kind.BAD_SIGNATURE) in kinds
 
@@ -127,7 +139,10 @@ def test_checkpoint_forged_with_another_key(db: Path) -> None:
         body = orjson.loads(raw)["body"]
         sig = other.sign(checkpoint_message(feed, body["size"], body["head"], body["root"]))
         forged = raw.replace(body["sig"].encode(), sig.encode())
-        conn.execute("UPDATE entries SET raw = ?, id = ? WHERE seq = 5", (forged, hashlib.sha256(forged).hexdigest()))
+        conn.execute(
+            "UPDATE entries SET raw = ?, id = ? WHERE seq = 5",
+            (forged, hashlib.sha256(forged).hexdigest()),
+        )
     assert (5, Kind.BAD_SIGNATURE) in found(verify(db))
 
 
@@ -153,8 +168,17 @@ def test_entry_appended_behind_the_writers_back_is_unsigned(db: Path) -> None:
     from edge.ledger.entry import make_entry
 
     with attacker(db) as conn:
-        feed, head = conn.execute("SELECT feed, id FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
-        e = make_entry(feed=feed, seq=18, prev=head, ts=0.0, type="alarm.ack", body={"rule": "x", "comment": "ok"})
+        feed, head = conn.execute(
+            "SELECT feed, id FROM entries ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        e = make_entry(
+            feed=feed,
+            seq=18,
+            prev=head,
+            ts=0.0,
+            type="alarm.ack",
+            body={"rule": "x", "comment": "ok"},
+        )
         conn.execute(
             "INSERT INTO entries(feed, seq, id, prev, ts, type, actor, raw) VALUES (?,?,?,?,?,?,?,?)",
             (e.feed, e.seq, e.id, e.prev, e.ts, e.type, e.actor, e.raw),

@@ -7,12 +7,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
-from edge.errors import LedgerClosed, NotCanonical
 from edge.ledger.keys import NodeKey
 from edge.ledger.store import connect
 from edge.ledger.verify import verify_db
 from edge.ledger.writer import LedgerWriter
+
+from edge.errors import LedgerClosed, NotCanonical
 from edge.readings import Reading
 
 T0 = 1_795_000_000.0
@@ -81,7 +81,9 @@ async def test_cancel_drains_pending_entries(tmp_path: Path) -> None:
 
 
 async def test_bounded_queue_blocks_producers(tmp_path: Path) -> None:
-    writer = LedgerWriter.open(tmp_path / "l.db", NodeKey.generate(), queue_size=5, flush_interval=0.01)
+    writer = LedgerWriter.open(
+        tmp_path / "l.db", NodeKey.generate(), queue_size=5, flush_interval=0.01
+    )
     for i in range(5):
         await writer.append("a", {"n": i}, ts=T0)
     blocked = asyncio.create_task(writer.append("a", {"n": 5}, ts=T0))
