@@ -41,7 +41,7 @@ def _aux_in(aux: dict[str, Any]) -> dict[str, Any]:
     if "nelson" in out:
         out["nelson"] = NelsonState.from_list(out["nelson"])
     if "window" in out:
-        out["window"] = deque((float(t), float(v)) for t, v in out["window"])
+        out["window"] = deque((t, v) for t, v in out["window"])
     return out
 
 

@@ -64,7 +64,7 @@ def run(
             loaded, directory, seed=seed, line_timing=not no_line_timing
         ) as simulator:
             click.echo(
-                f"scenario {loaded.name} (seed {seed}), line timing {'off' if no_line_timing else 'on'}"  # noqa: E501
+                f"scenario {loaded.name} (seed {seed}), line timing {'off' if no_line_timing else 'on'}"
             )
             for bus, path in simulator.serial_paths.items():
                 b = loaded.buses[bus]

@@ -14,7 +14,6 @@ import time
 
 import pytest
 import serial
-
 from edge.firmware_sim import SimulatorThread, append_crc, exchange_time, parse_scenario
 
 BAUDS = (9600, 19200, 115200)
@@ -29,7 +28,9 @@ SCENARIO = "name: timing\nbuses:\n" + "".join(
 
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory):
-    with SimulatorThread(parse_scenario(SCENARIO, None), tmp_path_factory.mktemp("timing")) as running:
+    with SimulatorThread(
+        parse_scenario(SCENARIO, None), tmp_path_factory.mktemp("timing")
+    ) as running:
         yield running
 
 
