@@ -28,7 +28,7 @@ check: $(STAMP)
 	$(BIN)/python -m ruff format --check .
 
 bench: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests/bench -s --rootdir=. -o testpaths=tests/bench -o norecursedirs=
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/bench -s -o testpaths=tests/bench -o 'norecursedirs=.* build'
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -8,8 +8,6 @@ worker thread, bounded by the bus timeout.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import contextlib
 import logging
 import time
@@ -22,6 +20,7 @@ from edge.drivers.parsers import LineParseError, Parser, make_parser
 from edge.drivers.rtu import _PARITY
 from edge.drivers.scheduler import BusScheduler, DeviceRuntime
 from edge.drivers.transport import Link
+from edge.drivers.worker import BusThread
 
 from edge.config import BusConfig
 from edge.errors import DeviceTimeout, FrameError, PortUnavailable, map_exceptions
@@ -38,9 +37,7 @@ class LineTransport(Link):
 
     def __init__(self, bus: BusConfig) -> None:
         self.bus = bus
-        self._executor = concurrent.futures.ThreadPoolExecutor(
-            1, thread_name_prefix=f"bus-{bus.name}"
-        )
+        self._worker = BusThread(f"bus-{bus.name}")
         self._serial: serial.Serial | None = None
         self._buffer = b""
         self._eol = bus.line_ending.encode() or b"\n"
@@ -51,7 +48,7 @@ class LineTransport(Link):
         return self._serial is not None
 
     async def _call(self, fn: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        return await self._worker.call(fn, *args)
 
     async def open(self) -> None:
         """Open the port; raises PortUnavailable."""
@@ -67,7 +64,7 @@ class LineTransport(Link):
 
     def shutdown(self) -> None:
         """Stop the worker thread."""
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._worker.shutdown()
 
     async def fetch(self, label: str) -> str:
         """The newest complete line (query mode: the answer to the query)."""

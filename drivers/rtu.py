@@ -24,8 +24,8 @@ reaches the line limit without breaking the protocol.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
+import os
 import re
 import time
 from typing import Any
@@ -42,6 +42,7 @@ from edge.drivers.rtu_frame import (
     reply_length,
 )
 from edge.drivers.transport import ModbusTransport, where
+from edge.drivers.worker import BusThread
 
 from edge.config import BusConfig, DeviceConfig
 from edge.errors import (
@@ -95,9 +96,7 @@ class RtuTransport(ModbusTransport):
 
     def __init__(self, bus: BusConfig) -> None:
         self.bus = bus
-        self._executor = concurrent.futures.ThreadPoolExecutor(
-            1, thread_name_prefix=f"bus-{bus.name}"
-        )
+        self._worker = BusThread(f"bus-{bus.name}")
         self._serial: serial.Serial | None = None
         self._instruments: dict[int, minimalmodbus.Instrument] = {}
         self._last_end = 0.0
@@ -110,8 +109,7 @@ class RtuTransport(ModbusTransport):
         return self._serial is not None
 
     async def _call(self, fn: Any, *args: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, fn, *args)
+        return await self._worker.call(fn, *args)
 
     async def open(self) -> None:
         """Open the port in the worker thread; raises PortUnavailable."""
@@ -128,12 +126,74 @@ class RtuTransport(ModbusTransport):
 
     def shutdown(self) -> None:
         """Stop the worker thread (after close)."""
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._worker.shutdown()
 
     async def read(self, device: DeviceConfig, request: ReadRequest) -> list[int]:
-        """One transaction in the worker thread."""
-        result: list[int] = await self._call(self._read_sync, device, request)
-        return result
+        """One transaction, on the event loop with the port's non-blocking descriptor."""
+        label = where(self.bus, device, request)
+        port = self._serial
+        if port is None:
+            raise PortUnavailable(f"{label}: port {self.bus.port} is not open")
+        wait = self._gap - (time.monotonic() - self._last_end)
+        if wait > 0:
+            await asyncio.sleep(wait)
+        try:
+            async with asyncio.timeout(self.bus.timeout):
+                return await self._transact_async(port.fileno(), device, request, label)
+        except TimeoutError:
+            raise DeviceTimeout(f"{label}: no answer within {self.bus.timeout}s") from None
+        except OSError as exc:  # EIO/ENXIO: the device node went away (unplugged)
+            raise PortUnavailable(f"{label}: {exc.strerror or exc}") from exc
+        finally:
+            self._last_end = time.monotonic()
+
+    async def _transact_async(
+        self, fd: int, device: DeviceConfig, request: ReadRequest, label: str
+    ) -> list[int]:
+        unit, function = device.unit, request.function
+        frame = build_read(unit, function, request.start, request.count)
+        self._drain(fd)
+        os.write(fd, frame)
+        if self.bus.echo:
+            echo = await self._recv(fd, len(frame))
+            if echo != frame:
+                raise FrameError(
+                    f"{label}: local echo {echo.hex()} differs from request {frame.hex()}"
+                )
+        data = await self._recv(fd, EXCEPTION_LENGTH)
+        if data[1] != function | 0x80:
+            data += await self._recv(fd, reply_length(function, request.count) - EXCEPTION_LENGTH)
+        try:
+            return parse_reply(unit, function, request.count, data)
+        except ExceptionReplyError as exc:
+            raise DeviceException(f"{label}: exception {exc.code:02d}", exc.code) from None
+        except BadFrameError as exc:
+            raise FrameError(f"{label}: reply discarded: {exc}") from None
+
+    def _drain(self, fd: int) -> None:
+        """Drop bytes left on the line (a late reply, noise): they are never decoded."""
+        while True:
+            try:
+                stale = os.read(fd, 4096)
+            except BlockingIOError:
+                return
+            if not stale:
+                return
+            self.discarded_bytes += len(stale)
+
+    async def _recv(self, fd: int, n: int) -> bytes:
+        """Exactly ``n`` bytes (the caller bounds the wait with the bus timeout)."""
+        buf = b""
+        while len(buf) < n:
+            try:
+                chunk = os.read(fd, n - len(buf))
+            except BlockingIOError:
+                chunk = b""
+            if chunk:
+                buf += chunk
+                continue
+            await _readable(fd)
+        return buf
 
     # --- worker thread -------------------------------------------------------------------
 
@@ -182,35 +242,31 @@ class RtuTransport(ModbusTransport):
     def _transact(
         self, port: serial.Serial, device: DeviceConfig, request: ReadRequest, label: str
     ) -> list[int]:
-        unit, function = device.unit, request.function
-        frame = build_read(unit, function, request.start, request.count)
-        stale = port.in_waiting
-        if stale:  # a late reply to an earlier request, or line noise: never decode it
-            self.discarded_bytes += stale
-            port.reset_input_buffer()
-        port.write(frame)
-        if self.bus.echo:
-            echo = port.read(len(frame))
-            if echo != frame:
-                raise FrameError(
-                    f"{label}: local echo {echo.hex()} differs from request {frame.hex()}"
-                )
-        head = port.read(EXCEPTION_LENGTH)
-        if not head:
-            raise DeviceTimeout(f"{label}: no answer within {self.bus.timeout}s")
-        rest = b""
-        if len(head) == EXCEPTION_LENGTH and head[1] != function | 0x80:
-            rest = port.read(reply_length(function, request.count) - EXCEPTION_LENGTH)
-        try:
-            return parse_reply(unit, function, request.count, head + rest)
-        except ExceptionReplyError as exc:
-            raise DeviceException(f"{label}: exception {exc.code:02d}", exc.code) from None
-        except BadFrameError as exc:
-            raise FrameError(f"{label}: reply discarded: {exc}") from None
+        raise NotImplementedError  # pragma: no cover - engines override it
+
+
+async def _readable(fd: int) -> None:
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[None] = loop.create_future()
+    loop.add_reader(fd, _wake, fut)
+    try:
+        await fut
+    finally:
+        loop.remove_reader(fd)
+
+
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 class MinimalmodbusTransport(RtuTransport):
-    """The same link, with each transaction done by minimalmodbus."""
+    """The same link, with each transaction done by minimalmodbus in the worker thread."""
+
+    async def read(self, device: DeviceConfig, request: ReadRequest) -> list[int]:
+        """One blocking minimalmodbus transaction in the bus's worker thread."""
+        result: list[int] = await self._call(self._read_sync, device, request)
+        return result
 
     def _instrument(self, device: DeviceConfig) -> minimalmodbus.Instrument:
         inst = self._instruments.get(device.unit)

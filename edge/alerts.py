@@ -1,4 +1,8 @@
-"""Alarm alerts over MQTT (aiomqtt), one JSON message per alarm transition.
+"""Alarm alerts over MQTT (aiomqtt), one JSON message per alarm transition; operator commands in.
+
+Operator commands (``edge.commands``) arrive on ``<topic_prefix>/<node_id>/cmd`` and their
+results go to ``<topic_prefix>/<node_id>/cmd/result``; a malformed payload is answered with a
+one-line error there and logged, and the node keeps running.
 
 Topic: ``<topic_prefix>/<node_id>/alarms/<rule id>``, QoS 1, payload the transition as JSON.
 The publisher never blocks the rules: it drains its own bounded queue; when the queue is full the
@@ -17,7 +21,9 @@ from dataclasses import dataclass
 import aiomqtt
 import orjson
 
+from edge.commands import CommandError, parse_command
 from edge.config import MqttConfig
+from edge.control import Handler
 from edge.errors import BrokerError
 from edge.log import event
 
@@ -35,8 +41,16 @@ class Alert:
 class AlertPublisher:
     """Publishes alerts to the configured broker, reconnecting with backoff."""
 
-    def __init__(self, config: MqttConfig, node_id: str, *, queue_size: int = 1000) -> None:
+    def __init__(
+        self,
+        config: MqttConfig,
+        node_id: str,
+        *,
+        queue_size: int = 1000,
+        on_command: Handler | None = None,
+    ) -> None:
         self._config = config
+        self._on_command = on_command
         self._node_id = node_id
         self._queue: asyncio.Queue[Alert] = asyncio.Queue(queue_size)
         self.published = 0
@@ -97,25 +111,44 @@ class AlertPublisher:
                 self.connected = True
                 event("mqtt.connected", broker=f"{c.host}:{c.port}")
                 prefix = f"{c.topic_prefix}/{self._node_id}"
-                while True:
-                    alert = await self._queue.get()
-                    try:
-                        async with asyncio.timeout(10.0):
-                            await client.publish(
-                                f"{prefix}/{alert.suffix}", orjson.dumps(alert.body), qos=1
-                            )
-                    except BaseException:
-                        # not delivered: put it back at the head of the line for the next session
-                        self._requeue(alert)
-                        raise
-                    self.published += 1
-                    self._queue.task_done()
-        except aiomqtt.MqttError as exc:
-            raise BrokerError(f"{where}: {exc}") from exc
-        except TimeoutError as exc:
-            raise BrokerError(f"{where}: publish timed out") from exc
-        except OSError as exc:
-            raise BrokerError(f"{where}: {exc.strerror or exc}") from exc
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(self._publish_loop(client, prefix), name="alerts-publish")
+                    if self._on_command is not None:
+                        await client.subscribe(f"{prefix}/cmd", qos=1)
+                        tg.create_task(self._command_loop(client, prefix), name="alerts-commands")
+        except* aiomqtt.MqttError as group:
+            raise BrokerError(f"{where}: {group.exceptions[0]}") from None
+        except* TimeoutError:
+            raise BrokerError(f"{where}: timed out") from None
+        except* OSError as group:
+            raise BrokerError(f"{where}: {group.exceptions[0]}") from None
+
+    async def _publish_loop(self, client: aiomqtt.Client, prefix: str) -> None:
+        while True:
+            alert = await self._queue.get()
+            try:
+                async with asyncio.timeout(10.0):
+                    await client.publish(
+                        f"{prefix}/{alert.suffix}", orjson.dumps(alert.body), qos=1
+                    )
+            except BaseException:
+                # not delivered: put it back at the head of the line for the next session
+                self._requeue(alert)
+                raise
+            self.published += 1
+            self._queue.task_done()
+
+    async def _command_loop(self, client: aiomqtt.Client, prefix: str) -> None:
+        assert self._on_command is not None
+        async for message in client.messages:
+            payload = message.payload if isinstance(message.payload, bytes | str) else b""
+            try:
+                result = await self._on_command(parse_command(payload))
+            except CommandError as exc:
+                event("mqtt.bad_command", logging.WARNING, topic=str(message.topic), error=str(exc))
+                result = {"ok": False, "error": str(exc)}
+            async with asyncio.timeout(10.0):
+                await client.publish(f"{prefix}/cmd/result", orjson.dumps(result), qos=1)
 
     def _requeue(self, alert: Alert) -> None:
         items = [alert]

@@ -23,6 +23,14 @@ from edge.rules import LotEvent, Transition
 __all__ = ["LedgerBridge"]
 
 
+#: transitions an operator causes are recorded under their own entry types (docs/ledger.md)
+_OPERATOR_TYPES = {
+    "acknowledged": "alarm.ack",
+    "shelved": "alarm.shelve",
+    "unshelved": "alarm.unshelve",
+}
+
+
 def _dec(x: float | None) -> str | None:
     return None if x is None else decimal(x)
 
@@ -94,10 +102,18 @@ class LedgerBridge:
             "message": t.message,
         }
 
-    async def append_transition(self, t: Transition) -> None:
-        """Record an alarm transition."""
+    async def append_transition(self, t: Transition, comment: str = "") -> None:
+        """Record an alarm transition; operator actions get their own types, with who and why."""
+        type_ = _OPERATOR_TYPES.get(t.event, "alarm")
+        body = self.transition_body(t)
+        if type_ != "alarm":
+            body["comment"] = comment
         await self.append(
-            "alarm", self.transition_body(t), lots=[t.lot] if t.lot else [], actor=t.actor, ts=t.ts
+            type_,
+            body,
+            lots=[t.lot] if t.lot else [],
+            actor=t.actor,
+            ts=t.ts,
         )
 
     async def append_lot_event(self, ev: LotEvent) -> None:

@@ -22,16 +22,19 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from edge import __version__
 from edge.alerts import Alert, AlertPublisher
+from edge.commands import OperatorCommand
 from edge.config import NodeConfig
+from edge.control import ControlServer
 from edge.drivers import BusPoller, build_pollers
 from edge.errors import ConfigError
 from edge.ledger_bridge import LedgerBridge
 from edge.log import event
 from edge.readings import Reading
-from edge.rules import Engine, EngineState, LotEvent, RuleSet, Transition, load_rules
+from edge.rules import AlarmStats, Engine, EngineState, LotEvent, RuleSet, Transition, load_rules
 from edge.statefile import load_state, save_state
 
 __all__ = ["Node", "NodeSummary", "Observer"]
@@ -90,9 +93,12 @@ class Node:
         self._pollers: list[BusPoller] = build_pollers(config)
         self._ledger = LedgerBridge(config)
         self._alerts = (
-            AlertPublisher(config.mqtt, config.node_id) if config.mqtt is not None else None
+            AlertPublisher(config.mqtt, config.node_id, on_command=self.apply_command)
+            if config.mqtt is not None
+            else None
         )
         self._last_state_save = 0.0
+        self._control = ControlServer(config.data_dir / "control.sock", self.apply_command)
 
     def request_reload(self) -> None:
         """Ask for the rule files to be re-read (SIGHUP)."""
@@ -116,6 +122,7 @@ class Node:
                     alerts_task = tg.create_task(self._alerts.run(), name="alerts")
                 rules_task = tg.create_task(self._evaluate(), name="rules")
                 reload_task = tg.create_task(self._watch_rules(), name="rules-reload")
+                control_task = tg.create_task(self._control.run(), name="control")
                 polls = [
                     tg.create_task(p.run(self._emit), name=f"bus:{p.name}") for p in self._pollers
                 ]
@@ -132,6 +139,7 @@ class Node:
                     task.cancel()
                 await asyncio.gather(*polls, return_exceptions=True)
                 reload_task.cancel()
+                control_task.cancel()
                 await self._queue.put(None)  # end of data: the rules loop drains and returns
                 await rules_task
                 save_state(self._state_path, self._state)
@@ -185,14 +193,14 @@ class Node:
                 save_state(self._state_path, self._state)
                 self._last_state_save = now
 
-    async def _record(self, ev: RuleEvent) -> None:
+    async def _record(self, ev: RuleEvent, comment: str = "") -> None:
         self.summary.events += 1
         if isinstance(ev, Transition):
             if ev.event == "activated":
                 self.summary.activated += 1
             elif ev.event == "cleared":
                 self.summary.cleared += 1
-            await self._ledger.append_transition(ev)
+            await self._ledger.append_transition(ev, comment)
             if self._alerts is not None:
                 self._alerts.offer(Alert(f"alarms/{ev.rule}", self._ledger.transition_body(ev)))
         else:
@@ -201,6 +209,44 @@ class Node:
                 self._alerts.offer(Alert(f"lots/{ev.kind}", {"lot": ev.lot, "ts": ev.ts}))
         if self.observer.on_event:
             self.observer.on_event(ev)
+
+    # -- operator commands ------------------------------------------------------------------
+
+    async def apply_command(self, cmd: OperatorCommand) -> dict[str, Any]:
+        """Carry out an operator command (control socket or MQTT); record what it changed."""
+        now = time.time()
+        eng, st = self._engine, self._state
+        if cmd.action == "status":
+            return {
+                "ok": True,
+                "alarms": {rid: _stats_json(s) for rid, s in eng.alarm_stats(st, now).items()},
+            }
+        try:
+            match cmd.action:
+                case "ack":
+                    st, events = eng.acknowledge(st, cmd.rule, cmd.actor, now, cmd.comment)
+                case "shelve":
+                    st, events = eng.shelve(st, cmd.rule, cmd.actor, cmd.duration, now)
+                case "unshelve":
+                    st, events = eng.unshelve(st, cmd.rule, cmd.actor, now)
+                case "suppress" | "unsuppress":
+                    st, events = eng.suppress(st, cmd.rule, cmd.action == "suppress", now)
+                case _:  # out_of_service | in_service
+                    st, events = eng.out_of_service(
+                        st, cmd.rule, cmd.action == "out_of_service", cmd.actor, now
+                    )
+        except KeyError:
+            return {
+                "ok": False,
+                "error": f"no alarm rule or tag {cmd.rule!r} in the running rule set",
+            }
+        except ValueError as exc:
+            return {"ok": False, "error": str(exc)}
+        self._state = st
+        for ev in events:
+            await self._record(ev, comment=cmd.comment)
+        save_state(self._state_path, self._state)
+        return {"ok": True, "events": [ev.event for ev in events if isinstance(ev, Transition)]}
 
     # -- rule sets ----------------------------------------------------------------------------
 
@@ -260,6 +306,14 @@ class Node:
             self.observer.on_message(
                 f"rules reloaded: {len(ruleset.rules)} rules, hash {ruleset.hash[:12]}"
             )
+
+
+def _stats_json(s: AlarmStats) -> dict[str, Any]:
+    return {
+        "state": str(s.state), "activations_10min": s.activations_10min, "total": s.total,
+        "flood": s.flood, "chattering": s.chattering, "shelved_until": s.shelved_until,
+        "suppressed": s.suppressed, "out_of_service": s.out_of_service,
+    }  # fmt: skip
 
 
 def _mtimes(files: Sequence[Path]) -> tuple[float, ...]:

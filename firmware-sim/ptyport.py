@@ -77,6 +77,7 @@ class PtyPort:
                 return
             master, slave = os.openpty()
             tty.setraw(slave, termios.TCSANOW)
+            _park_speed(slave)
             os.set_blocking(master, False)
             self.device = os.ttyname(slave)
             tmp = self.link.with_name(f".{self.link.name}.{os.getpid()}.tmp")
@@ -110,7 +111,9 @@ class PtyPort:
             if self.master_fd < 0:
                 return b""
             try:
-                return os.read(self.master_fd, 4096)
+                data = os.read(self.master_fd, 4096)
+                _park_speed(self._slave_fd)
+                return data
             except (BlockingIOError, InterruptedError):
                 return b""
             except OSError:  # EIO: nobody on the other side; nothing to read
@@ -121,6 +124,7 @@ class PtyPort:
         with self._lock:
             if self.master_fd < 0:
                 return False
+            _park_speed(self._slave_fd)
             pending = _pending(self._slave_fd)
             if pending + len(data) > BACKLOG_LIMIT:
                 termios.tcflush(self._slave_fd, termios.TCIFLUSH)
@@ -141,6 +145,27 @@ class PtyPort:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: A speed no master uses. See :func:`_park_speed`.
+PARKED_SPEED = termios.B50
+
+
+def _park_speed(fd: int) -> None:
+    """Set the PTY's nominal speed to 50 baud (a PTY ignores it).
+
+    Linux PTYs cannot carry parity: the kernel clears PARENB, and recent kernels (6.x) then
+    answer a tcsetattr that changes nothing else with EINVAL. A master asking for parity E at
+    19200 baud therefore fails whenever the PTY already says 19200 (reopening it, or pyserial
+    re-applying settings to change a timeout). Parking the speed elsewhere after each request
+    and each write means the master's next settings change also changes the speed, which the
+    kernel accepts.
+    """
+    with contextlib.suppress(termios.error, OSError):
+        attrs = termios.tcgetattr(fd)
+        if attrs[4] != PARKED_SPEED or attrs[5] != PARKED_SPEED:
+            attrs[4] = attrs[5] = PARKED_SPEED
+            termios.tcsetattr(fd, termios.TCSANOW, attrs)
 
 
 def _pending(fd: int) -> int:

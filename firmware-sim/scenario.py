@@ -21,11 +21,11 @@ from edge.firmware_sim.faults import FAULTS, check_fault
 from edge.firmware_sim.models import _COMMON as _MODEL_COMMON
 from edge.firmware_sim.models import MODEL_PARAMS
 from edge.firmware_sim.registers import DATA_TYPES, ORDERS, TABLES, word_count
+from edge.firmware_sim.yamlreader import YamlReader, kind_name
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from edge.durations import parse_duration
 from edge.errors import ConfigError
 
 __all__ = [
@@ -171,149 +171,6 @@ def list_names() -> list[str]:
     return [e.name.removesuffix(".yaml") for e in root.iterdir() if e.name.endswith(".yaml")]
 
 
-class _Reader:
-    """Walks the YAML tree, collecting every problem with its position and key path."""
-
-    def __init__(self, display: str) -> None:
-        self.display = display
-        self.problems: list[str] = []
-
-    def problem(
-        self, parent: Any, key: Any, path: str, message: str, *, on_value: bool = False
-    ) -> None:
-        pos = ""
-        try:
-            if isinstance(parent, CommentedMap):
-                line, col = (
-                    parent.lc.value(key) if on_value and key in parent else parent.lc.key(key)
-                )
-                pos = f":{line + 1}:{col + 1}"
-            elif isinstance(parent, CommentedSeq):
-                line, col = parent.lc.item(key)
-                pos = f":{line + 1}:{col + 1}"
-        except (KeyError, TypeError, AttributeError, IndexError):
-            if hasattr(parent, "lc") and parent.lc.line is not None:
-                pos = f":{parent.lc.line + 1}:{parent.lc.col + 1}"
-        self.problems.append(f"{self.display}{pos}: {path}: {message}")
-
-    def mapping(
-        self, parent: Any, key: Any, path: str, known: tuple[str, ...] | None = None
-    ) -> CommentedMap:
-        value = parent.get(key) if isinstance(parent, Mapping) else parent[key]
-        if value is None:
-            return CommentedMap()
-        if not isinstance(value, CommentedMap):
-            self.problem(
-                parent, key, path, f"expected a mapping, got {_kind(value)}", on_value=True
-            )
-            return CommentedMap()
-        if known is not None:
-            for k in value:
-                if k not in known:
-                    near = difflib.get_close_matches(str(k), known, n=1)
-                    hint = f" (did you mean '{near[0]}'?)" if near else ""
-                    self.problem(value, k, f"{path}.{k}", f"unknown key{hint}")
-        return value
-
-    def get(
-        self,
-        data: CommentedMap,
-        path: str,
-        key: str,
-        kind: type | tuple[type, ...],
-        default: Any = None,
-        *,
-        required: bool = False,
-        choices: tuple[str, ...] | None = None,
-        low: int | None = None,
-        high: int | None = None,
-    ) -> Any:
-        where = f"{path}.{key}" if path else key
-        if key not in data or data[key] is None:
-            if required:
-                self.problem(data, None, where, "missing required key")
-            return default
-        value = data[key]
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
-            names = " or ".join(_NAMES.get(k, k.__name__) for k in kinds)
-            self.problem(
-                data, key, where, f"expected {names}, got {_kind(value)} {value!r}", on_value=True
-            )
-            return default
-        if choices is not None and value not in choices:
-            near = difflib.get_close_matches(str(value), choices, n=1)
-            hint = f" (did you mean '{near[0]}'?)" if near else ""
-            self.problem(
-                data,
-                key,
-                where,
-                f"{value!r} is not one of {', '.join(choices)}{hint}",
-                on_value=True,
-            )
-            return default
-        number: float = value if isinstance(value, int | float) else 0
-        if (low is not None and number < low) or (high is not None and number > high):
-            self.problem(
-                data,
-                key,
-                where,
-                f"{value} is outside {low:g}..{high if high is not None else 'inf'}",
-                on_value=True,
-            )
-            return default
-        return value
-
-    def duration(
-        self,
-        data: CommentedMap,
-        path: str,
-        key: str,
-        default: float | None,
-        *,
-        required: bool = False,
-        zero_ok: bool = True,
-    ) -> float | None:
-        value = data.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            # a bare number could be seconds or milliseconds: refused, as in node configs
-            message = f"expected a duration with a unit such as '5s' or '500ms', got {value!r}"
-            self.problem(data, key, f"{path}.{key}", message, on_value=True)
-            return default
-        raw = self.get(data, path, key, str, None, required=required)
-        if raw is None:
-            return default
-        try:
-            seconds = parse_duration(raw)
-        except ValueError as exc:
-            self.problem(data, key, f"{path}.{key}", str(exc), on_value=True)
-            return default
-        if seconds <= 0 and not zero_ok:
-            self.problem(
-                data, key, f"{path}.{key}", f"duration must be positive, got {raw!r}", on_value=True
-            )
-            return default
-        return seconds
-
-
-_NAMES: dict[type, str] = {
-    str: "a string",
-    int: "an integer",
-    float: "a number",
-    bool: "true/false",
-    CommentedMap: "a mapping",
-    CommentedSeq: "a list",
-}
-
-
-def _kind(value: object) -> str:
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return _NAMES.get(type(value), type(value).__name__)
-
-
 def parse_scenario(text: str, source: Path | None, *, display: str | None = None) -> Scenario:
     """Parse scenario YAML text; ``source`` names the file in messages.
 
@@ -333,9 +190,9 @@ def parse_scenario(text: str, source: Path | None, *, display: str | None = None
         raise ConfigError(f"{shown}: not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(doc, CommentedMap):
         raise ConfigError(
-            f"{shown}: a scenario must be a mapping with buses and devices, got {_kind(doc)}"
+            f"{shown}: a scenario must be a mapping with buses and devices, got {kind_name(doc)}"
         )
-    r = _Reader(shown)
+    r = YamlReader(shown)
     root = CommentedMap({"": doc})
     r.mapping(root, "", "", ("name", "description", "buses", "devices", "schedule"))
     name = r.get(doc, "", "name", str, source.stem if source is not None else "scenario")
@@ -362,7 +219,7 @@ def parse_scenario(text: str, source: Path | None, *, display: str | None = None
     return Scenario(name, description, source, buses, devices, tuple(schedule))
 
 
-def _bus(r: _Reader, parent: CommentedMap, name: str, raw: Any) -> ScenarioBus | None:
+def _bus(r: YamlReader, parent: CommentedMap, name: str, raw: Any) -> ScenarioBus | None:
     p = f"buses.{name}"
     s = r.mapping(
         parent,
@@ -414,7 +271,7 @@ _POINT_KEYS = (
 
 
 def _device(
-    r: _Reader, parent: CommentedMap, name: str, raw: Any, buses: Mapping[str, ScenarioBus]
+    r: YamlReader, parent: CommentedMap, name: str, raw: Any, buses: Mapping[str, ScenarioBus]
 ) -> ScenarioDevice | None:
     p = f"devices.{name}"
     s = r.mapping(parent, name, p, _DEVICE_KEYS)
@@ -459,13 +316,15 @@ def _device(
     lsec = s.get("lots")
     if lsec is not None:
         if not isinstance(lsec, CommentedSeq):
-            r.problem(s, "lots", f"{p}.lots", f"expected a list, got {_kind(lsec)}", on_value=True)
+            r.problem(
+                s, "lots", f"{p}.lots", f"expected a list, got {kind_name(lsec)}", on_value=True
+            )
         else:
             for i, item in enumerate(lsec):
                 lp = f"{p}.lots[{i}]"
                 if not isinstance(item, CommentedMap):
                     r.problem(
-                        lsec, i, lp, f"expected a mapping with at and code, got {_kind(item)}"
+                        lsec, i, lp, f"expected a mapping with at and code, got {kind_name(item)}"
                     )
                     continue
                 r.mapping(lsec, i, lp, ("at", "code"))
@@ -496,7 +355,7 @@ def _device(
 
 
 def _point(
-    r: _Reader,
+    r: YamlReader,
     parent: CommentedMap,
     base: str,
     name: str,
@@ -552,7 +411,7 @@ def _point(
     )
 
 
-def _model(r: _Reader, parent: CommentedMap, p: str) -> tuple[str, dict[str, float]]:
+def _model(r: YamlReader, parent: CommentedMap, p: str) -> tuple[str, dict[str, float]]:
     s = r.mapping(parent, "model", p)
     kind = r.get(s, p, "kind", str, None, required=True, choices=tuple(MODEL_PARAMS))
     if kind is None:
@@ -563,7 +422,7 @@ def _model(r: _Reader, parent: CommentedMap, p: str) -> tuple[str, dict[str, flo
 
 
 def _params(
-    r: _Reader, s: CommentedMap, p: str, known: Mapping[str, Any], skip: tuple[str, ...] = ()
+    r: YamlReader, s: CommentedMap, p: str, known: Mapping[str, Any], skip: tuple[str, ...] = ()
 ) -> dict[str, float]:
     params: dict[str, float] = {}
     for key in s:
@@ -581,7 +440,7 @@ def _params(
 
 
 def _check_overlaps(
-    r: _Reader, psec: CommentedMap, p: str, points: Mapping[str, ScenarioPoint]
+    r: YamlReader, psec: CommentedMap, p: str, points: Mapping[str, ScenarioPoint]
 ) -> None:
     taken: dict[tuple[str, int], str] = {}
     for name, point in points.items():
@@ -599,7 +458,7 @@ def _check_overlaps(
 
 
 def _check_bus_sharing(
-    r: _Reader,
+    r: YamlReader,
     devs: CommentedMap,
     devices: Mapping[str, ScenarioDevice],
     buses: Mapping[str, ScenarioBus],
@@ -629,19 +488,21 @@ def _check_bus_sharing(
 
 
 def _schedule(
-    r: _Reader, doc: CommentedMap, devices: Mapping[str, ScenarioDevice]
+    r: YamlReader, doc: CommentedMap, devices: Mapping[str, ScenarioDevice]
 ) -> list[ScenarioEvent]:
     seq = doc.get("schedule")
     if seq is None:
         return []
     if not isinstance(seq, CommentedSeq):
-        r.problem(doc, "schedule", "schedule", f"expected a list, got {_kind(seq)}", on_value=True)
+        r.problem(
+            doc, "schedule", "schedule", f"expected a list, got {kind_name(seq)}", on_value=True
+        )
         return []
     events = []
     for i, item in enumerate(seq):
         p = f"schedule[{i}]"
         if not isinstance(item, CommentedMap):
-            r.problem(seq, i, p, f"expected a mapping, got {_kind(item)}")
+            r.problem(seq, i, p, f"expected a mapping, got {kind_name(item)}")
             continue
         r.mapping(
             seq, i, p, ("at", "until", "duration", "device", "point", "set", "fault", "params")

@@ -269,9 +269,9 @@ def _add_acks(
             acked.add(rule)
     horizon = _later(last, ACK_WINDOW)
     for rule in sorted(first_alarm.keys() - acked):
-        ack = _first_ack_after(conn, feed, rule, last, horizon)
-        if ack is not None:
-            found.setdefault(ack.id, ack)
+        later = _first_ack_after(conn, feed, rule, last, horizon)
+        if later is not None:
+            found.setdefault(later.id, later)
 
 
 def _first_ack_after(

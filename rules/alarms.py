@@ -33,6 +33,10 @@ __all__ = [
     "AlarmState",
     "AlarmStats",
     "Transition",
+    "acknowledged_state",
+    "activated_state",
+    "cleared_state",
+    "is_active",
 ]
 
 #: ISA-18.2: more than FLOOD_COUNT alarms within FLOOD_WINDOW seconds is a flood.
@@ -186,7 +190,9 @@ class AlarmRuntime:
     @property
     def active(self) -> bool:
         """Whether the alarm condition is latched active."""
-        return self.state in ACTIVE
+        # identity tests: Enum.__hash__ is Python code, too slow for the per-reading path
+        state = self.state
+        return state is AlarmState.ACTIVE_UNACK or state is AlarmState.ACTIVE_ACK
 
     def record_activation(self, ts: float) -> None:
         """Count an activation for flood/chatter figures, forgetting those out of the window."""
@@ -219,6 +225,11 @@ def activated_state(state: AlarmState) -> AlarmState:
     """State after the condition becomes active (from NORMAL or RTN_UNACK)."""
     del state
     return AlarmState.ACTIVE_UNACK
+
+
+def is_active(state: AlarmState) -> bool:
+    """Whether ``state`` is one of the two active states (fast identity test)."""
+    return state is AlarmState.ACTIVE_UNACK or state is AlarmState.ACTIVE_ACK
 
 
 def cleared_state(state: AlarmState) -> AlarmState:

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from edge.readings import Quality, Reading
-from edge.rules.alarms import ACTIVE, AlarmState, AlarmStats, Transition, acknowledged_state
+from edge.rules.alarms import AlarmState, AlarmStats, Transition, acknowledged_state
 from edge.rules.evaluators import (
     DerivedEval,
     Evaluator,
@@ -31,6 +30,8 @@ from edge.rules.evaluators import (
 from edge.rules.lots import Aggregate, LotCheckResult, LotEvent, aggregate_of, check_lot
 from edge.rules.model import LotRule, RuleSet
 from edge.rules.state import EngineState
+
+from edge.readings import Quality, Reading
 
 __all__ = ["DEFAULT_MAX_SHELVE", "Engine", "Event"]
 
@@ -64,7 +65,9 @@ class Engine:
                 by_point.setdefault(ev.point, []).append(ev)
         self.by_point: dict[str, tuple[Evaluator, ...]] = {p: tuple(v) for p, v in by_point.items()}
         self.lot_point = ruleset.lot
-        self.lot_rules: tuple[LotEval, ...] = tuple(e for e in self.evaluators if isinstance(e, LotEval))
+        self.lot_rules: tuple[LotEval, ...] = tuple(
+            e for e in self.evaluators if isinstance(e, LotEval)
+        )
         self.ids = [r.id for r in ruleset.rules]
         self.index = {rid: i for i, rid in enumerate(self.ids)}
         self.units: dict[str, str] = {}
@@ -75,7 +78,9 @@ class Engine:
     # -- state ----------------------------------------------------------------------------------
     def initial_state(self) -> EngineState:
         """A state with every alarm NORMAL and no time seen yet."""
-        return EngineState(self.ruleset.hash, list(self.ids), [e.new_runtime() for e in self.evaluators])
+        return EngineState(
+            self.ruleset.hash, list(self.ids), [e.new_runtime() for e in self.evaluators]
+        )
 
     def _prepare(self, st: EngineState, first: float) -> None:
         if st.clock is None:
@@ -101,7 +106,9 @@ class Engine:
         return [e for _, e in out]
 
     # -- evaluation -----------------------------------------------------------------------------
-    def step(self, state: EngineState, readings: Sequence[Reading], now: float) -> tuple[EngineState, list[Event]]:
+    def step(
+        self, state: EngineState, readings: Sequence[Reading], now: float
+    ) -> tuple[EngineState, list[Event]]:
         """Evaluate readings (in order) and then advance the clock to ``now``.
 
         Args:
@@ -130,16 +137,10 @@ class Engine:
             q = r.quality
             point = r.point
             v = r.value
+            fv: float | None = None
             if q == _GOOD:
-                tv = type(v)
-                if tv is float:
-                    fv = v if v == v else None
-                elif tv is int:
-                    fv = float(v)  # type: ignore[arg-type]
-                else:
-                    fv = _as_float(v)
-            else:
-                fv = None
+                # the common case inline; NaN is no value
+                fv = (v if v == v else None) if type(v) is float else _as_float(v)
             if point == lot_point:
                 self._lot_reading(st, t, seq, v if q == _GOOD else None, out)
             elif st.lot is not None and fv is not None:
@@ -148,7 +149,7 @@ class Engine:
             if evs is not None:
                 for ev in evs:
                     if ev.__class__ is DerivedEval:
-                        self._derived(st, ev, point, t, seq, v, q, out)  # type: ignore[arg-type]
+                        self._derived(st, ev, point, t, seq, v, q, out)
                     else:
                         ev.on_reading(st, t, seq, fv, q, out)
         if now > clock:
@@ -160,7 +161,15 @@ class Engine:
         return st, self._finish(out)
 
     def _derived(
-        self, st: EngineState, ev: DerivedEval, point: str, t: float, seq: int, value: object, q: Quality, out: Out
+        self,
+        st: EngineState,
+        ev: DerivedEval,
+        point: str,
+        t: float,
+        seq: int,
+        value: object,
+        q: Quality,
+        out: Out,
     ) -> None:
         res = ev.update(st, point, value, q)
         if res is None:
@@ -172,7 +181,7 @@ class Engine:
             self._accumulate(st, name, fv, "")
         for sub in self.by_point.get(name, ()):
             if sub.__class__ is DerivedEval:
-                self._derived(st, sub, name, t, seq, dv, dq, out)  # type: ignore[arg-type]
+                self._derived(st, sub, name, t, seq, dv, dq, out)
             else:
                 sub.on_reading(st, t, seq, fv, dq, out)
 
@@ -195,7 +204,9 @@ class Engine:
     def aggregates(self, st: EngineState) -> dict[str, Aggregate]:
         """Aggregates of the current lot so far, per point (sorted by name)."""
         return {
-            p: aggregate_of(int(a[0]), a[1], a[2], a[3], a[4], a[5], self.units.get(p) or st.units.get(p) or "")
+            p: aggregate_of(
+                int(a[0]), a[1], a[2], a[3], a[4], a[5], self.units.get(p) or st.units.get(p) or ""
+            )
             for p, a in sorted(st.acc.items())
         }
 
@@ -212,13 +223,23 @@ class Engine:
         st.acc = {}
         st.units = {}
         if lot is not None:
-            out.append(((t, 1, seq, -1, 0), LotEvent(kind="lot_start", lot=lot, ts=t, aggregates={})))
+            out.append(
+                ((t, 1, seq, -1, 0), LotEvent(kind="lot_start", lot=lot, ts=t, aggregates={}))
+            )
 
     def end_lot(
-        self, st: EngineState, lot: str, t: float, key: Key, out: Out, aggs: dict[str, Aggregate] | None = None
+        self,
+        st: EngineState,
+        lot: str,
+        t: float,
+        key: Key,
+        out: Out,
+        aggs: dict[str, Aggregate] | None = None,
     ) -> None:
-        """Emit ``lot_end`` with aggregates (default: the state's) and checks, and the lot rules'
-        transitions."""
+        """Emit ``lot_end`` with aggregates and checks, and the lot rules' transitions.
+
+        ``aggs`` defaults to the state's running aggregates (replay passes its own).
+        """
         if aggs is None:
             aggs = self.aggregates(st)
         checks: list[LotCheckResult] = []
@@ -235,10 +256,12 @@ class Engine:
             value = first.value if first is not None else None
             lim = first.limit if first is not None else None
             rt.aux["lim"] = lim
-            if bool(failed) != (rt.state in ACTIVE):
+            if bool(failed) != (rt.active):
                 lkey = (t, key[1], key[2], -2, 1 + ev.idx)
                 ev.transit(st, rt, bool(failed), t, lkey, value, out, lot)
-        out.append((key, LotEvent(kind="lot_end", lot=lot, ts=t, aggregates=aggs, checks=tuple(checks))))
+        out.append(
+            (key, LotEvent(kind="lot_end", lot=lot, ts=t, aggregates=aggs, checks=tuple(checks)))
+        )
 
     # -- operator actions -----------------------------------------------------------------------
     def _op(self, st: EngineState, rule_id: str, now: float) -> tuple[Evaluator, Out]:
@@ -258,7 +281,7 @@ class Engine:
 
     def _op_key(self, st: EngineState, ev: Evaluator) -> Key:
         # an operator action orders after every reading already processed at the same time
-        return (st.clock, 1, st.seq, ev.idx, 3)  # type: ignore[return-value]
+        return (_clock(st), 1, st.seq, ev.idx, 3)
 
     def acknowledge(
         self, state: EngineState, rule_id: str, actor: str, now: float, comment: str = ""
@@ -274,7 +297,18 @@ class Engine:
         rt = state.rt[ev.idx]
         to = acknowledged_state(rt.state)
         if to is not None:
-            ev.flag_event(state, rt, "acknowledged", state.clock, self._op_key(state, ev), out, actor, state.lot, to, comment)  # type: ignore[arg-type]
+            ev.flag_event(
+                state,
+                rt,
+                "acknowledged",
+                _clock(state),
+                self._op_key(state, ev),
+                out,
+                actor,
+                state.lot,
+                to,
+                comment,
+            )
         return state, self._finish(out)
 
     def shelve(
@@ -293,22 +327,37 @@ class Engine:
             raise ValueError(f"shelve duration must be > 0, got {duration!r}")
         ev, out = self._op(state, rule_id, now)
         rt = state.rt[ev.idx]
-        rt.shelved_until = state.clock + min(duration, self.max_shelve)  # type: ignore[operator]
+        rt.shelved_until = _clock(state) + min(duration, self.max_shelve)
         ev.refresh(state, rt)
-        ev.flag_event(state, rt, "shelved", state.clock, self._op_key(state, ev), out, actor, state.lot)  # type: ignore[arg-type]
+        ev.flag_event(
+            state, rt, "shelved", _clock(state), self._op_key(state, ev), out, actor, state.lot
+        )
         return state, self._finish(out)
 
-    def unshelve(self, state: EngineState, rule_id: str, actor: str, now: float) -> tuple[EngineState, list[Event]]:
+    def unshelve(
+        self, state: EngineState, rule_id: str, actor: str, now: float
+    ) -> tuple[EngineState, list[Event]]:
         """End a shelve early (nothing happens when the alarm is not shelved)."""
         ev, out = self._op(state, rule_id, now)
         rt = state.rt[ev.idx]
         if rt.shelved_until is not None:
             rt.shelved_until = None
             ev.refresh(state, rt)
-            ev.flag_event(state, rt, "unshelved", state.clock, self._op_key(state, ev), out, actor, state.lot)  # type: ignore[arg-type]
+            ev.flag_event(
+                state,
+                rt,
+                "unshelved",
+                _clock(state),
+                self._op_key(state, ev),
+                out,
+                actor,
+                state.lot,
+            )
         return state, self._finish(out)
 
-    def suppress(self, state: EngineState, rule_id_or_tag: str, on: bool, now: float) -> tuple[EngineState, list[Event]]:
+    def suppress(
+        self, state: EngineState, rule_id_or_tag: str, on: bool, now: float
+    ) -> tuple[EngineState, list[Event]]:
         """Suppress by design (or release) every rule with that id or tag (e.g. line stopped).
 
         Raises:
@@ -317,7 +366,8 @@ class Engine:
         targets = [
             e
             for e in self.evaluators
-            if not isinstance(e, DerivedEval) and (e.rule.id == rule_id_or_tag or rule_id_or_tag in e.rule.tags)
+            if not isinstance(e, DerivedEval)
+            and (e.rule.id == rule_id_or_tag or rule_id_or_tag in e.rule.tags)
         ]
         if not targets:
             raise KeyError(f"no rule with id or tag {rule_id_or_tag!r}")
@@ -326,7 +376,16 @@ class Engine:
             rt = state.rt[ev.idx]
             if rt.suppressed != on:
                 rt.suppressed = on
-                ev.flag_event(state, rt, "suppressed" if on else "unsuppressed", state.clock, self._op_key(state, ev), out, "", state.lot)  # type: ignore[arg-type]
+                ev.flag_event(
+                    state,
+                    rt,
+                    "suppressed" if on else "unsuppressed",
+                    _clock(state),
+                    self._op_key(state, ev),
+                    out,
+                    "",
+                    state.lot,
+                )
         return state, self._finish(out)
 
     def out_of_service(
@@ -337,7 +396,16 @@ class Engine:
         rt = state.rt[ev.idx]
         if rt.oos != on:
             rt.oos = on
-            ev.flag_event(state, rt, "out_of_service" if on else "in_service", state.clock, self._op_key(state, ev), out, actor, state.lot)  # type: ignore[arg-type]
+            ev.flag_event(
+                state,
+                rt,
+                "out_of_service" if on else "in_service",
+                _clock(state),
+                self._op_key(state, ev),
+                out,
+                actor,
+                state.lot,
+            )
         return state, self._finish(out)
 
     # -- queries and reload ---------------------------------------------------------------------
@@ -351,7 +419,11 @@ class Engine:
 
     def alarm_states(self, state: EngineState) -> dict[str, AlarmState]:
         """Every alarming rule's state."""
-        return {ev.rule.id: state.rt[ev.idx].state for ev in self.evaluators if not isinstance(ev, DerivedEval)}
+        return {
+            ev.rule.id: state.rt[ev.idx].state
+            for ev in self.evaluators
+            if not isinstance(ev, DerivedEval)
+        }
 
     def reload(self, state: EngineState, new_ruleset: RuleSet) -> tuple[Engine, EngineState]:
         """Take a new rule set over, keeping what belongs to unchanged rules.
@@ -375,3 +447,9 @@ class Engine:
             setattr(st, name, getattr(state, name))
         st.next_due = float("-inf") if st.clock is not None else float("inf")
         return new, st
+
+
+def _clock(st: EngineState) -> float:
+    """The state's clock (set by every step and operator action before it is read)."""
+    assert st.clock is not None
+    return st.clock

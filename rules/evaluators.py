@@ -23,8 +23,7 @@ import math
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from edge.readings import Quality
-from edge.rules.alarms import ACTIVE, AlarmRuntime, AlarmState, Transition, cleared_state
+from edge.rules.alarms import AlarmRuntime, AlarmState, Transition
 from edge.rules.lots import LotEvent
 from edge.rules.model import (
     PLACEHOLDERS,
@@ -39,6 +38,8 @@ from edge.rules.model import (
 )
 from edge.rules.nelson import RULE_NAMES, NelsonState, Zones, mask_of, rules_in
 from edge.rules.spc import imr_limits
+
+from edge.readings import Quality
 
 if TYPE_CHECKING:
     from edge.rules.state import EngineState
@@ -55,6 +56,8 @@ QUALITY_CODE: dict[Quality, int] = {q: i for i, q in enumerate(Quality)}
 QUALITIES: tuple[Quality, ...] = tuple(Quality)
 _A_UNACK = AlarmState.ACTIVE_UNACK
 _A_ACK = AlarmState.ACTIVE_ACK
+_RTN_UNACK = AlarmState.RTN_UNACK
+_NORMAL = AlarmState.NORMAL
 
 
 class Evaluator:
@@ -65,7 +68,9 @@ class Evaluator:
     def __init__(self, rule: Rule, idx: int) -> None:
         self.rule = rule
         self.fill: dict[str, object] = {name: "" for name in PLACEHOLDERS}
-        self.fill.update(rule=rule.id, point=rule.point, unit=rule.unit, severity=rule.severity.value)
+        self.fill.update(
+            rule=rule.id, point=rule.point, unit=rule.unit, severity=rule.severity.value
+        )
         self.idx = idx
         self.kind = rule.kind
         self.point = rule.point
@@ -111,7 +116,7 @@ class Evaluator:
                 rt.due = None
                 rt.since = None
                 key = (due, 0, 0, self.idx, 0)
-                self.transit(st, rt, not (rt.state in ACTIVE), due, key, rt.value, out, st.lot_at(due))
+                self.transit(st, rt, not rt.active, due, key, rt.value, out, st.lot_at(due))
             elif shelf <= t:
                 rt.shelved_until = None
                 key = (shelf, 0, 0, self.idx, 1)
@@ -131,7 +136,9 @@ class Evaluator:
         del rt
         return ""
 
-    def render(self, value: float | None, limit: float | None, lot: str | None, rt: AlarmRuntime) -> str:
+    def render(
+        self, value: float | None, limit: float | None, lot: str | None, rt: AlarmRuntime
+    ) -> str:
         """The rule's message for a transition."""
         fill = self.fill.copy()
         fill["value"] = "" if value is None else value
@@ -163,7 +170,7 @@ class Evaluator:
             rt.record_activation(ts)
             event = "activated"
         else:
-            to = cleared_state(frm)
+            to = _RTN_UNACK if frm is _A_UNACK else _NORMAL
             event = "cleared"
         rt.state = to
         limit = rt.limit
@@ -205,7 +212,11 @@ class Evaluator:
         frm = rt.state
         if to is not None:
             rt.state = to
-        msg = f"{self.rule.id}: {event}" + (f" by {actor}" if actor else "") + (f": {comment}" if comment else "")
+        msg = (
+            f"{self.rule.id}: {event}"
+            + (f" by {actor}" if actor else "")
+            + (f": {comment}" if comment else "")
+        )
         out.append(
             (
                 key,
@@ -231,7 +242,14 @@ class Evaluator:
         )
 
     def observe(
-        self, st: EngineState, rt: AlarmRuntime, cond: bool, t: float, seq: int, value: float | None, out: Out
+        self,
+        st: EngineState,
+        rt: AlarmRuntime,
+        cond: bool,
+        t: float,
+        seq: int,
+        value: float | None,
+        out: Out,
     ) -> None:
         """Feed the condition as evaluated at a reading (timers up to ``t`` already fired)."""
         rt.value = value
@@ -280,7 +298,9 @@ class LimitEval(Evaluator):
             return rule.high
         return rule.low
 
-    def on_reading(self, st: EngineState, t: float, seq: int, fv: float | None, q: Quality, out: Out) -> None:
+    def on_reading(
+        self, st: EngineState, t: float, seq: int, fv: float | None, q: Quality, out: Out
+    ) -> None:
         """Entry ``v > high or v < low``; while active, hold ``v > high - db or v < low + db``."""
         rt = st.rt[self.idx]
         if rt.next <= t:
@@ -323,7 +343,9 @@ class RateEval(Evaluator):
         """``+max_change`` for rises, ``-max_change`` for falls."""
         return -self.max_change if value is not None and value < 0 else self.max_change
 
-    def on_reading(self, st: EngineState, t: float, seq: int, fv: float | None, q: Quality, out: Out) -> None:
+    def on_reading(
+        self, st: EngineState, t: float, seq: int, fv: float | None, q: Quality, out: Out
+    ) -> None:
         """``rate = (v - v_first) / (t - t_first) * per`` over readings with ``t_first >= t - window``."""
         rt = st.rt[self.idx]
         if rt.next <= t:
@@ -377,13 +399,13 @@ class StaleEval(Evaluator):
 
     def extra_due(self, rt: AlarmRuntime, st: EngineState) -> float:
         """``last + max_age`` while not active."""
-        if rt.state in ACTIVE:
+        if rt.active:
             return INF
         return self._last(rt, st) + self.max_age
 
     def fire_extra(self, st: EngineState, rt: AlarmRuntime, t: float, out: Out) -> bool:
         """Activate once the clock is strictly past ``last + max_age``."""
-        if rt.state in ACTIVE:
+        if rt.active:
             return False
         due = self._last(rt, st) + self.max_age
         if not t > due:
@@ -393,13 +415,17 @@ class StaleEval(Evaluator):
         self.transit(st, rt, True, due, key, self.max_age, out, st.lot_at(due, inclusive=True))
         return True
 
-    def on_reading(self, st: EngineState, t: float, seq: int, fv: float | None, q: Quality, out: Out) -> None:
+    def on_reading(
+        self, st: EngineState, t: float, seq: int, fv: float | None, q: Quality, out: Out
+    ) -> None:
         """Any reading clears an active stale alarm and restarts the clock."""
         rt = st.rt[self.idx]
         if rt.next <= t:
             self.advance(st, rt, t, out)
         if rt.state is _A_UNACK or rt.state is _A_ACK:
-            self.transit(st, rt, False, t, (t, 1, seq, self.idx, 0), t - self._last(rt, st), out, st.lot)
+            self.transit(
+                st, rt, False, t, (t, 1, seq, self.idx, 0), t - self._last(rt, st), out, st.lot
+            )
         rt.aux["last"] = t
         self.refresh(st, rt)
 
@@ -411,7 +437,9 @@ class QualityEval(Evaluator):
         super().__init__(rule, idx)
         self.on_delay = rule.duration
 
-    def on_reading(self, st: EngineState, t: float, seq: int, fv: float | None, q: Quality, out: Out) -> None:
+    def on_reading(
+        self, st: EngineState, t: float, seq: int, fv: float | None, q: Quality, out: Out
+    ) -> None:
         """Condition: ``quality != good``."""
         rt = st.rt[self.idx]
         if rt.next <= t:
@@ -459,7 +487,11 @@ class SpcEval(Evaluator):
         text = self.details.get(mask)
         if text is None:
             rules = rules_in(mask)
-            text = " [" + "; ".join(f"Nelson {k}: {RULE_NAMES[k]}" for k in rules) + "]" if rules else ""
+            text = (
+                " [" + "; ".join(f"Nelson {k}: {RULE_NAMES[k]}" for k in rules) + "]"
+                if rules
+                else ""
+            )
             self.details[mask] = text
         return text
 
@@ -480,7 +512,9 @@ class SpcEval(Evaluator):
             rt.aux["limits"] = [lim.center, lim.sigma]
             rt.aux["base"] = []
 
-    def on_reading(self, st: EngineState, t: float, seq: int, fv: float | None, q: Quality, out: Out) -> None:
+    def on_reading(
+        self, st: EngineState, t: float, seq: int, fv: float | None, q: Quality, out: Out
+    ) -> None:
         """Learn, or push the point through the run rules; active while a selected rule signals."""
         rt = st.rt[self.idx]
         if rt.next <= t:
@@ -496,7 +530,7 @@ class SpcEval(Evaluator):
         if m == 0 and rt.state is AlarmState.NORMAL and rt.due is None:
             rt.value = fv  # fast path
             return
-        if m and not rt.state in ACTIVE:
+        if m and not rt.active:
             aux["mask"] = m
         self.observe(st, rt, m != 0, t, seq, fv, out)
 
@@ -509,7 +543,9 @@ class LotEval(Evaluator):
         lim: float | None = rt.aux.get("lim")
         return lim
 
-    def on_reading(self, st: EngineState, t: float, seq: int, fv: float | None, q: Quality, out: Out) -> None:
+    def on_reading(
+        self, st: EngineState, t: float, seq: int, fv: float | None, q: Quality, out: Out
+    ) -> None:
         """Readings only feed the lot aggregates (the engine does that); timers still run."""
         rt = st.rt[self.idx]
         if rt.next <= t:
@@ -535,7 +571,9 @@ class DerivedEval(Evaluator):
         rt.aux.update(vals=[None] * len(self.inputs), quals=[0] * len(self.inputs))
         return rt
 
-    def update(self, st: EngineState, point: str, value: Any, q: Quality) -> tuple[float | None, Quality] | None:
+    def update(
+        self, st: EngineState, point: str, value: Any, q: Quality
+    ) -> tuple[float | None, Quality] | None:
         """Record an input reading; return the derived ``(value, quality)`` or None."""
         rt = st.rt[self.idx]
         i = self.pos[point]
@@ -550,7 +588,9 @@ class DerivedEval(Evaluator):
             return None, Quality.CONFIG_ERROR
         return out, QUALITIES[max(quals)]
 
-    def on_reading(self, st: EngineState, t: float, seq: int, fv: float | None, q: Quality, out: Out) -> None:
+    def on_reading(
+        self, st: EngineState, t: float, seq: int, fv: float | None, q: Quality, out: Out
+    ) -> None:
         """Derived rules are driven by the engine's dispatch (see :meth:`update`)."""
 
 
@@ -558,7 +598,8 @@ def _as_float(value: Any) -> float | None:
     """A reading's value as a finite-or-infinite float, None when not numeric or NaN."""
     tv = type(value)
     if tv is float:
-        return value if value == value else None  # type: ignore[no-any-return]
+        f: float = value
+        return f if f == f else None
     if tv is int or tv is bool:
         return float(value)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -584,4 +625,3 @@ def make_evaluator(rule: Rule, idx: int) -> Evaluator:
     if isinstance(rule, DerivedRule):
         return DerivedEval(rule, idx)
     raise TypeError(f"unknown rule kind {type(rule).__name__}")
-

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from edge.readings import Reading
-from edge.rules.alarms import ACTIVE, AlarmRuntime, Transition
+from edge.rules.alarms import AlarmRuntime, Transition
 from edge.rules.engine import Engine
-from edge.rules.evaluators import DerivedEval, Evaluator, LimitEval, QualityEval, RateEval, SpcEval, StaleEval
+from edge.rules.evaluators import (
+    DerivedEval,
+    Evaluator,
+    LimitEval,
+    QualityEval,
+    RateEval,
+    SpcEval,
+    StaleEval,
+)
 from edge.rules.lots import LotEvent
 from edge.rules.model import LimitRule, RuleSet
 from edge.rules.nelson import RULE_NAMES, rules_in
+
+from edge.readings import Reading
 
 __all__ = ["explain"]
 
@@ -52,7 +61,9 @@ def explain(ruleset: RuleSet, readings: Sequence[Reading], rule_id: str, at: flo
     unit = ev.rule.unit
     lines = [f"{rule_id} ({ev.kind} on {ev.point}) at {at:.6g}: {rt.state.value}"]
     if isinstance(ev, DerivedEval):
-        lines[0] = f"{rule_id} defines the derived point {ev.point} = {ev.rule.expression.source if ev.rule.expression else ''}"
+        lines[0] = (
+            f"{rule_id} defines the derived point {ev.point} = {ev.rule.expression.source if ev.rule.expression else ''}"
+        )
         return "\n".join(lines)
     lines.extend(_condition(ev, rt, st.clock if st.clock is not None else at, st.start, unit))
     flags = []
@@ -63,11 +74,18 @@ def explain(ruleset: RuleSet, readings: Sequence[Reading], rule_id: str, at: flo
     if rt.oos:
         flags.append("out of service")
     if flags:
-        lines.append("flags: " + ", ".join(flags) + " (still evaluated; transitions are logged, not annunciated)")
+        lines.append(
+            "flags: "
+            + ", ".join(flags)
+            + " (still evaluated; transitions are logged, not annunciated)"
+        )
     mine = [e for e in events if isinstance(e, Transition) and e.rule == rule_id]
     if mine:
         lines.append("last transitions:")
-        lines.extend(f"  {e.ts:.6g} {e.event} ({e.from_state.value} -> {e.to_state.value}) {e.message}" for e in mine[-3:])
+        lines.extend(
+            f"  {e.ts:.6g} {e.event} ({e.from_state.value} -> {e.to_state.value}) {e.message}"
+            for e in mine[-3:]
+        )
     else:
         lines.append("no transitions so far")
     if ev.kind == "lot":
@@ -76,16 +94,21 @@ def explain(ruleset: RuleSet, readings: Sequence[Reading], rule_id: str, at: flo
             checks = [c for c in ends[-1].checks if c.rule == rule_id]
             lines.append(
                 f"last lot {ends[-1].lot}: "
-                + ", ".join(f"{c.text} -> {_v(c.value, '')} {'passed' if c.passed else 'FAILED'}" for c in checks)
+                + ", ".join(
+                    f"{c.text} -> {_v(c.value, '')} {'passed' if c.passed else 'FAILED'}"
+                    for c in checks
+                )
             )
         else:
             lines.append("no lot has ended yet")
     return "\n".join(lines)
 
 
-def _condition(ev: Evaluator, rt: AlarmRuntime, clock: float, start: float | None, unit: str) -> list[str]:
+def _condition(
+    ev: Evaluator, rt: AlarmRuntime, clock: float, start: float | None, unit: str
+) -> list[str]:
     out: list[str] = []
-    active = rt.state in ACTIVE
+    active = rt.active
     if isinstance(ev, LimitEval):
         rule = ev.rule
         assert isinstance(rule, LimitRule)
@@ -106,14 +129,24 @@ def _condition(ev: Evaluator, rt: AlarmRuntime, clock: float, start: float | Non
                     else "value back inside by the deadband"
                 )
             else:
-                out.append("condition true (value beyond a limit)" if v > ev.hi or v < ev.lo else "condition false (value within limits)")
+                out.append(
+                    "condition true (value beyond a limit)"
+                    if v > ev.hi or v < ev.lo
+                    else "condition false (value within limits)"
+                )
     elif isinstance(ev, RateEval):
-        out.append(f"last rate {_v(rt.value, unit)} per {_s(ev.per)} over up to {_s(ev.window)}; allowed {_v(ev.max_change, unit)}")
+        out.append(
+            f"last rate {_v(rt.value, unit)} per {_s(ev.per)} over up to {_s(ev.window)}; allowed {_v(ev.max_change, unit)}"
+        )
     elif isinstance(ev, StaleEval):
         last = rt.aux.get("last")
         ref = last if last is not None else start
         if ref is not None:
-            what = "last reading" if last is not None else "no reading yet; counting from the engine's start"
+            what = (
+                "last reading"
+                if last is not None
+                else "no reading yet; counting from the engine's start"
+            )
             out.append(f"{what} {_s(clock - ref)} ago; allowed {_s(ev.max_age)}")
     elif isinstance(ev, QualityEval):
         out.append(f"bad quality must last {_s(ev.on_delay)} before the alarm fires")
@@ -122,9 +155,14 @@ def _condition(ev: Evaluator, rt: AlarmRuntime, clock: float, start: float | Non
         if limits is None:
             out.append(f"learning limits: {len(rt.aux['base'])} of {ev.baseline} baseline readings")
         else:
-            out.append(f"centre {limits.center:.6g}, UCL {limits.hi3:.6g}, LCL {limits.lo3:.6g}; last value {_v(rt.value, unit)}")
+            out.append(
+                f"centre {limits.center:.6g}, UCL {limits.hi3:.6g}, LCL {limits.lo3:.6g}; last value {_v(rt.value, unit)}"
+            )
             if active:
-                out.append("signalled: " + "; ".join(f"Nelson {k} ({RULE_NAMES[k]})" for k in rules_in(rt.aux["mask"])))
+                out.append(
+                    "signalled: "
+                    + "; ".join(f"Nelson {k} ({RULE_NAMES[k]})" for k in rules_in(rt.aux["mask"]))
+                )
     if rt.due is not None and rt.since is not None:
         held = clock - rt.since
         total = rt.due - rt.since

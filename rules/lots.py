@@ -41,8 +41,10 @@ class Aggregate:
 
 @dataclass(frozen=True, slots=True)
 class LotCheckResult:
-    """The outcome of one check of a lot rule (the contract's ``LotCheck``; renamed because
-    :class:`edge.rules.model.LotCheck` is the check as written).
+    """The outcome of one check of a lot rule.
+
+    This is the contract's ``LotCheck``, renamed because :class:`edge.rules.model.LotCheck` is
+    the check as written.
 
     Attributes:
         rule: the lot rule's id.
@@ -91,7 +93,9 @@ class LotEvent:
         return all(c.passed for c in self.checks)
 
 
-def aggregate_of(n: int, first: float, s: float, ss: float, lo: float, hi: float, unit: str) -> Aggregate:
+def aggregate_of(
+    n: int, first: float, s: float, ss: float, lo: float, hi: float, unit: str
+) -> Aggregate:
     """Build an :class:`Aggregate` from shifted sums (``s = sum(x - first)``, ``ss`` of squares)."""
     mean = first + s / n
     std = math.sqrt(max(0.0, (ss - s * s / n) / (n - 1))) if n >= 2 else None

@@ -198,48 +198,68 @@ class NelsonState:
 BoolArray = npt.NDArray[np.bool_]
 
 
-def _run_length(b: BoolArray) -> npt.NDArray[np.int64]:
+def _run_length(b: BoolArray, idx: npt.NDArray[np.int32]) -> npt.NDArray[np.int32]:
     """Length of the run of True ending at each index (0 where False)."""
-    idx = np.arange(b.size, dtype=np.int64)
-    last_false = np.maximum.accumulate(np.where(b, -1, idx))
+    last_false = np.maximum.accumulate(np.where(b, np.int32(-1), idx))
     return idx - last_false
 
 
-def _window_count(b: BoolArray, k: int) -> npt.NDArray[np.int64]:
+def _window_count(b: BoolArray, k: int) -> npt.NDArray[np.int32]:
     """Number of True among the last ``k`` entries ending at each index (shorter at the start)."""
-    c = np.cumsum(b, dtype=np.int64)
+    c = np.cumsum(b, dtype=np.int32)
     out = c.copy()
     out[k:] -= c[:-k]
     return out
 
 
-def nelson_flags(values: npt.ArrayLike, zones: Zones) -> npt.NDArray[np.uint8]:
-    """Masks of the eight rules at every point of ``values`` (vectorised twin of ``push``)."""
+def nelson_flags(values: npt.ArrayLike, zones: Zones, select: int = 0xFF) -> npt.NDArray[np.uint8]:
+    """Masks of the rules in ``select`` at every point (vectorised twin of ``push``).
+
+    Rules not selected are not computed (their bits stay 0).
+    """
     x = np.asarray(values, dtype=np.float64)
     n = x.size
     out = np.zeros(n, dtype=np.uint8)
     if n == 0:
         return out
-    out |= ((x > zones.hi3) | (x < zones.lo3)).astype(np.uint8)
-    hi = x > zones.center
-    lo = x < zones.center
-    out |= (((_run_length(hi) >= 9) | (_run_length(lo) >= 9)).astype(np.uint8)) << 1
-    up = np.zeros(n, dtype=np.bool_)
-    down = np.zeros(n, dtype=np.bool_)
-    up[1:] = x[1:] > x[:-1]
-    down[1:] = x[1:] < x[:-1]
-    out |= (((_run_length(up) >= 5) | (_run_length(down) >= 5)).astype(np.uint8)) << 2
-    nonzero = up | down
-    flip = np.zeros(n, dtype=np.bool_)
-    flip[2:] = (up[2:] & down[1:-1]) | (down[2:] & up[1:-1])
-    alt = np.where(nonzero, 1 + _run_length(flip), 0)
-    out |= (alt >= 13).astype(np.uint8) << 3
-    h2, l2 = x > zones.hi2, x < zones.lo2
-    out |= (((_window_count(h2, 3) >= 2) | (_window_count(l2, 3) >= 2)).astype(np.uint8)) << 4
-    h1, l1 = x > zones.hi1, x < zones.lo1
-    out |= (((_window_count(h1, 5) >= 4) | (_window_count(l1, 5) >= 4)).astype(np.uint8)) << 5
-    within = (x > zones.lo1) & (x < zones.hi1)
-    out |= (_run_length(within) >= 15).astype(np.uint8) << 6
-    r8 = (_run_length(h1 | l1) >= 8) & (_window_count(h1, 8) > 0) & (_window_count(l1, 8) > 0)
-    out |= r8.astype(np.uint8) << 7
+    idx = np.arange(n, dtype=np.int32)
+
+    def put(rule: int, flags: BoolArray) -> None:
+        out[:] |= flags.view(np.uint8) << np.uint8(rule - 1)
+
+    if select & 1:
+        put(1, (x > zones.hi3) | (x < zones.lo3))
+    if select & 2:
+        hi = x > zones.center
+        lo = x < zones.center
+        put(2, (_run_length(hi, idx) >= 9) | (_run_length(lo, idx) >= 9))
+    if select & (4 | 8):
+        up = np.zeros(n, dtype=np.bool_)
+        down = np.zeros(n, dtype=np.bool_)
+        up[1:] = x[1:] > x[:-1]
+        down[1:] = x[1:] < x[:-1]
+        if select & 4:
+            put(3, (_run_length(up, idx) >= 5) | (_run_length(down, idx) >= 5))
+        if select & 8:
+            flip = np.zeros(n, dtype=np.bool_)
+            flip[2:] = (up[2:] & down[1:-1]) | (down[2:] & up[1:-1])
+            alt = np.where(up | down, 1 + _run_length(flip, idx), 0)
+            put(4, alt >= 13)
+    if select & 16:
+        h2, l2 = x > zones.hi2, x < zones.lo2
+        put(5, (_window_count(h2, 3) >= 2) | (_window_count(l2, 3) >= 2))
+    if select & (32 | 128):
+        h1, l1 = x > zones.hi1, x < zones.lo1
+        if select & 32:
+            put(6, (_window_count(h1, 5) >= 4) | (_window_count(l1, 5) >= 4))
+        if select & 128:
+            r8 = (
+                (_run_length(h1 | l1, idx) >= 8)
+                & (_window_count(h1, 8) > 0)
+                & (_window_count(l1, 8) > 0)
+            )
+            put(8, r8)
+    if select & 64:
+        within = (x > zones.lo1) & (x < zones.hi1)
+        put(7, _run_length(within, idx) >= 15)
     return out

@@ -19,13 +19,11 @@ The input is columnar (:func:`replay_arrays`): one row per reading, in arrival o
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+
 import numpy as np
 import numpy.typing as npt
-
-from edge.readings import Quality, Reading
 from edge.rules.engine import Engine, Event
-from edge.rules.alarms import ACTIVE as _ACTIVE
 from edge.rules.evaluators import (
     QUALITIES,
     QUALITY_CODE,
@@ -46,12 +44,15 @@ from edge.rules.nelson import Zones, nelson_flags
 from edge.rules.spc import imr_limits
 from edge.rules.state import EngineState
 
+from edge.readings import Quality, Reading
+
 __all__ = ["replay", "replay_arrays", "to_columns"]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 U8 = npt.NDArray[np.uint8]
 _CONFIG_ERROR = QUALITY_CODE[Quality.CONFIG_ERROR]
+LotOf = Callable[[int], "str | None"]
 
 
 class _Stream:
@@ -108,7 +109,9 @@ def to_columns(
     return ts, pid, vals, qual, list(names), lots, units
 
 
-def replay(ruleset: RuleSet, readings: Sequence[Reading], *, engine: Engine | None = None) -> list[Event]:
+def replay(
+    ruleset: RuleSet, readings: Sequence[Reading], *, engine: Engine | None = None
+) -> list[Event]:
     """Every event streaming these readings through a fresh engine would give.
 
     The readings are taken in order as one recording; the clock ends at the latest reading.
@@ -117,11 +120,21 @@ def replay(ruleset: RuleSet, readings: Sequence[Reading], *, engine: Engine | No
     ts, pid, vals, qual, points, lots, _units = to_columns(readings, ruleset.lot)
     lot_units = _first_units_per_lot(readings, ruleset.lot)
     return replay_arrays(
-        ruleset, ts, pid, vals, points=points, quality=qual, lots=lots, engine=engine, lot_units=lot_units
+        ruleset,
+        ts,
+        pid,
+        vals,
+        points=points,
+        quality=qual,
+        lots=lots,
+        engine=engine,
+        lot_units=lot_units,
     )
 
 
-def _first_units_per_lot(readings: Sequence[Reading], lot_point: str | None) -> dict[tuple[int, str], str]:
+def _first_units_per_lot(
+    readings: Sequence[Reading], lot_point: str | None
+) -> dict[tuple[int, str], str]:
     """``(lot index, point) -> unit`` of the point's first good numeric reading in each lot."""
     if lot_point is None:
         return {}
@@ -191,12 +204,18 @@ def replay_arrays(
         ev.refresh(st, rt)
     out: Out = []
 
-    # group rows by point (stable radix sort on a small integer type)
+    # rows of each point, ascending: one pass per point for a few points, else a stable sort
     npts = len(points)
-    small = pid.astype(np.uint8 if npts < 256 else np.int16 if npts < 32000 else np.int64, copy=False)
-    order = np.argsort(small, kind="stable")
-    counts = np.bincount(small, minlength=npts)
-    offs = np.concatenate(([0], np.cumsum(counts)))
+    small = pid.astype(np.uint8 if npts < 256 else np.int32, copy=False)
+    by_point_rows: dict[int, I64] = {}
+    if npts <= 32:
+        for k in range(npts):
+            by_point_rows[k] = np.flatnonzero(small == k)
+    else:
+        order = np.argsort(small, kind="stable")
+        offs = np.concatenate(([0], np.cumsum(np.bincount(small, minlength=npts))))
+        for k in range(npts):
+            by_point_rows[k] = order[offs[k] : offs[k + 1]].astype(np.int64)
     streams: dict[str, _Stream] = {}
     lot_point = ruleset.lot
 
@@ -209,7 +228,7 @@ def replay_arrays(
                 e = np.empty(0, dtype=np.int64)
                 s = _Stream(e, np.empty(0), np.empty(0), np.empty(0, dtype=np.uint8))
             else:
-                rows = order[offs[k] : offs[k + 1]].astype(np.int64)
+                rows = by_point_rows[k]
                 s = _Stream(rows, t_eff[rows], raw[rows], None if q is None else q[rows])
             streams[name] = s
         return s
@@ -301,7 +320,9 @@ def _derived_by_loop(eng: Engine, plain: dict[str, _Stream], t_eff: F64) -> dict
     }
     merged: list[tuple[int, str, float, int]] = []
     for name, s in plain.items():
-        merged.extend(zip(s.rows.tolist(), [name] * s.rows.size, s.raw.tolist(), s.q.tolist(), strict=True))
+        merged.extend(
+            zip(s.rows.tolist(), [name] * s.rows.size, s.raw.tolist(), s.q.tolist(), strict=True)
+        )
     merged.sort(key=lambda e: e[0])
 
     def dispatch(row: int, point: str, value: float | None, qc: int) -> None:
@@ -322,16 +343,17 @@ def _derived_by_loop(eng: Engine, plain: dict[str, _Stream], t_eff: F64) -> dict
     out = {}
     for name, (rows, vals, quals) in found.items():
         r = np.asarray(rows, dtype=np.int64)
-        out[name] = _Stream(r, t_eff[r], np.asarray(vals, dtype=np.float64), np.asarray(quals, dtype=np.uint8))
+        out[name] = _Stream(
+            r, t_eff[r], np.asarray(vals, dtype=np.float64), np.asarray(quals, dtype=np.uint8)
+        )
     return out
 
 
-def _drive(ev: Evaluator, st: EngineState, s: _Stream, out: Out, lot_at_row: object) -> None:
+def _drive(ev: Evaluator, st: EngineState, s: _Stream, out: Out, lot_of: LotOf) -> None:
     """Run one alarming rule over its point's stream."""
     rt = st.rt[ev.idx]
-    lot_of = lot_at_row  # type: ignore[assignment]
     if isinstance(ev, StaleEval):
-        _drive_stale(ev, st, s, out, lot_of)  # type: ignore[arg-type]
+        _drive_stale(ev, st, s, out, lot_of)
         return
     masks: U8 | None = None
     if isinstance(ev, QualityEval):
@@ -367,7 +389,7 @@ def _drive(ev: Evaluator, st: EngineState, s: _Stream, out: Out, lot_at_row: obj
             if zones is None:
                 return
             rows, t, v = rows[start:], t[start:], v[start:]
-            masks = nelson_flags(v, zones) & np.uint8(ev.mask)
+            masks = nelson_flags(v, zones, ev.mask)
             entry = masks != 0
             hold = entry
             value = v
@@ -392,10 +414,10 @@ def _drive(ev: Evaluator, st: EngineState, s: _Stream, out: Out, lot_at_row: obj
         tc = t_c[j]
         if rt.next <= tc:
             _fire(ev, st, rt, t, value, tc, out)
-        active = rt.state in _ACTIVE
+        active = rt.active
         cond = hold_c[j] if active else entry_c[j]
         seq = rows_c[j]
-        st.lot = lot_of(seq)  # type: ignore[operator]
+        st.lot = lot_of(seq)
         val = value_c[j]
         if masks_c is not None and cond and not active:
             rt.aux["mask"] = masks_c[j]
@@ -417,7 +439,9 @@ def _pending_value(ev: Evaluator, st: EngineState, rt: object, t: F64, value: F6
         rt.value = None if v != v else v  # type: ignore[attr-defined]
 
 
-def _fire(ev: Evaluator, st: EngineState, rt: object, t: F64, value: F64, upto: float, out: Out) -> None:
+def _fire(
+    ev: Evaluator, st: EngineState, rt: object, t: F64, value: F64, upto: float, out: Out
+) -> None:
     """Fire the timers met by ``upto`` with the value streaming would report."""
     _pending_value(ev, st, rt, t, value)
     ev.advance(st, rt, upto, out)  # type: ignore[arg-type]
@@ -443,7 +467,7 @@ def _spc_learn(ev: SpcEval, st: EngineState, v: F64) -> tuple[int, Zones | None]
     return n, None
 
 
-def _drive_stale(ev: StaleEval, st: EngineState, s: _Stream, out: Out, lot_of: object) -> None:
+def _drive_stale(ev: StaleEval, st: EngineState, s: _Stream, out: Out, lot_of: LotOf) -> None:
     rt = st.rt[ev.idx]
     if s.rows.size == 0:
         return
@@ -457,7 +481,7 @@ def _drive_stale(ev: StaleEval, st: EngineState, s: _Stream, out: Out, lot_of: o
         rt.aux["last"] = None if i == 0 else float(t[i - 1])
         ev.refresh(st, rt)
         row = int(s.rows[i])
-        st.lot = lot_of(row)  # type: ignore[operator]
+        st.lot = lot_of(row)
         ev.on_reading(st, float(t[i]), row, None, Quality.GOOD, out)
     rt.aux["last"] = float(t[-1])
     ev.refresh(st, rt)
@@ -476,7 +500,9 @@ def _lots(
     """Lot boundaries with aggregates of every point and the lot rules' checks."""
     lot_point = eng.ruleset.lot
     names = [p for p in points if p != lot_point]
-    names += [e.point for e in eng.evaluators if isinstance(e, DerivedEval) and e.point != lot_point]
+    names += [
+        e.point for e in eng.evaluators if isinstance(e, DerivedEval) and e.point != lot_point
+    ]
     bounds = np.asarray([r for r, _, _ in changes], dtype=np.int64)
     per_lot: list[dict[str, Aggregate]] = [{} for _ in changes]
     for name in names:
@@ -510,5 +536,6 @@ def _lots(
             aggs = dict(sorted(per_lot[k - 1].items()))
             eng.end_lot(st, old, t, (t, 1, row, -2, 0), out, aggs)
         if lot is not None:
-            out.append(((t, 1, row, -1, 0), LotEvent(kind="lot_start", lot=lot, ts=t, aggregates={})))
-
+            out.append(
+                ((t, 1, row, -1, 0), LotEvent(kind="lot_start", lot=lot, ts=t, aggregates={}))
+            )

@@ -15,6 +15,7 @@ e-Handbook §6.3.2)::
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -99,7 +100,7 @@ def imr_limits(values: Sequence[float]) -> ImrLimits:
     if len(xs) < 2:
         raise ValueError(f"need at least 2 values to learn limits, got {len(xs)}")
     center = math.fsum(xs) / len(xs)
-    mr_bar = math.fsum(abs(b - a) for a, b in zip(xs, xs[1:], strict=False)) / (len(xs) - 1)
+    mr_bar = math.fsum(abs(b - a) for a, b in itertools.pairwise(xs)) / (len(xs) - 1)
     sigma = mr_bar / D2[2]
     if not sigma > 0:
         raise ValueError("baseline is constant: moving range is 0")

@@ -16,7 +16,6 @@ from collections import deque
 from typing import Any
 
 import orjson
-
 from edge.rules.alarms import AlarmRuntime, AlarmState
 from edge.rules.nelson import NelsonState
 
@@ -24,7 +23,17 @@ __all__ = ["STATE_VERSION", "EngineState"]
 
 STATE_VERSION = 1
 
-_RT_FIELDS = ("due", "since", "value", "limit", "shelved_until", "suppressed", "oos", "recent", "total")
+_RT_FIELDS = (
+    "due",
+    "since",
+    "value",
+    "limit",
+    "shelved_until",
+    "suppressed",
+    "oos",
+    "recent",
+    "total",
+)
 
 
 def _aux_out(aux: dict[str, Any]) -> dict[str, Any]:

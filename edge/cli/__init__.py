@@ -7,6 +7,7 @@
 | acquire.py | read, probe                           |
 | rules.py   | rules check, rules test, rules explain|
 | ledger.py  | ledger verify/query/trace/export, keys|
+| alarm.py   | alarm list/ack/shelve/... (running node)|
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import click
 
 from edge import __version__
-from edge.cli import acquire, ledger, node, rules, sim
+from edge.cli import acquire, alarm, ledger, node, rules, sim
 
 __all__ = ["main"]
 
@@ -25,6 +26,6 @@ def main() -> None:
     """edge-qc: sensor acquisition, quality rules and a tamper-evident ledger for the factory edge."""
 
 
-for module in (node, sim, acquire, rules, ledger):
+for module in (node, sim, acquire, rules, ledger, alarm):
     for command in module.COMMANDS:
         main.add_command(command)

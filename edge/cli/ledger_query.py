@@ -49,7 +49,7 @@ _DB_OPTION = click.option(
     help="Ledger database file (env EDGE_LEDGER_DB).",
 )
 
-_SORT_KEYS = ("ts", "node", "seq", "type", "lots")
+_SORT_KEYS = ("ts", "node", "seq", "type", "lots", "summary")
 _CSV_FIELDS = ("ts", "node", "site", "feed", "seq", "type", "lots", "actor", "summary", "id")
 
 

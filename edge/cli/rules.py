@@ -304,8 +304,8 @@ def explain_cmd(
     readings = _readings(data_path, ruleset)
     try:
         text = explain(ruleset, readings, rule_id, at)
-    except (EdgeError, ValueError) as exc:
-        _fail([str(exc)])
+    except (EdgeError, ValueError, KeyError) as exc:
+        _fail([str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)])
     click.echo(text)
 
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 import time
 
 import numpy as np
-
-from edge.readings import Reading
 from edge.rules import Engine, replay_arrays
 from edge.rules.expressions import compile_expression
 from edge.rules.model import (
@@ -23,6 +21,8 @@ from edge.rules.model import (
     SpcRule,
     StaleRule,
 )
+
+from edge.readings import Reading
 
 STREAM_LIMIT = 200_000.0
 REPLAY_LIMIT = 5_000_000.0

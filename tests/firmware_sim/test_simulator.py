@@ -147,3 +147,20 @@ async def test_line_timing_never_answers_faster_than_the_wire(tmp_path):
         elapsed = (time.monotonic() - start) / 3
         c.close()
     assert elapsed >= exchange_time(8, 9, 9600, turnaround=0.005)
+
+
+def test_parity_e_master_can_reopen_the_same_pty(tmp_path):
+    """A PTY drops parity; reopening with parity E must still work (see ptyport._park_speed)."""
+    from edge.firmware_sim import append_crc
+
+    with SimulatorThread("bottling", tmp_path, line_timing=False) as sim:
+        for _ in range(3):
+            with serial.Serial(
+                str(sim.serial_paths["line-bus"]), 19200, parity=serial.PARITY_EVEN, timeout=0.5
+            ) as port:
+                port.write(append_crc(bytes([3, 3, 0, 2, 0, 1])))  # tunnel-1 setpoint x10
+                assert port.read(7)[:5] == bytes([3, 3, 2, 0, 60])
+        with serial.Serial(str(sim.serial_paths["filler-scale"]), 9600, parity="E", timeout=1) as s:
+            assert s.readline().endswith(b" g\r\n")
+        with serial.Serial(str(sim.serial_paths["filler-scale"]), 9600, parity="E", timeout=1) as s:
+            assert s.readline().endswith(b" g\r\n")

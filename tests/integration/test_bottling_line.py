@@ -13,10 +13,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 from click.testing import CliRunner
+from edge.firmware_sim import Simulator, load_scenario
 
 from edge.cli import main
 from edge.config import load_config
-from edge.firmware_sim import Simulator, load_scenario
 from edge.runtime import Node, NodeSummary
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -29,7 +29,9 @@ LOTS = ("L2026-0412-A", "L2026-0412-B")
 def _fast_scenario(tmp_path: Path) -> Path:
     """The shipped bottling scenario with lot changes every 8 s instead of every minute."""
     text = (resources.files("edge.firmware_sim.scenarios") / "bottling.yaml").read_text()
-    text = text.replace("{at: 1m, code:", "{at: 8s, code:").replace("{at: 2m, code:", "{at: 16s, code:")
+    text = text.replace("{at: 1m, code:", "{at: 8s, code:").replace(
+        "{at: 2m, code:", "{at: 16s, code:"
+    )
     text = text.replace("interval: 5s", "interval: 1s")
     path = tmp_path / "bottling-fast.yaml"
     path.write_text(text)
@@ -71,12 +73,25 @@ def test_every_bus_delivered_good_readings(line: tuple[Path, NodeSummary]) -> No
 def test_ledger_verifies_and_holds_lots(line: tuple[Path, NodeSummary]) -> None:
     db, _ = line
     _cli("ledger", "verify", "--db", str(db))
-    rows = [json.loads(x) for x in _cli("ledger", "query", "--db", str(db), "--json").splitlines() if x.strip()]
+    rows = [
+        json.loads(x)
+        for x in _cli("ledger", "query", "--db", str(db), "--json").splitlines()
+        if x.strip()
+    ]
     types = {r["type"] for r in rows}
-    assert {"node.start", "rules.change", "lot.start", "lot.end", "readings.digest", "node.stop"} <= types
+    assert {
+        "node.start",
+        "rules.change",
+        "lot.start",
+        "lot.end",
+        "readings.digest",
+        "node.stop",
+    } <= types
 
 
-def test_trace_of_a_finished_lot_has_aggregates_from_the_scale(line: tuple[Path, NodeSummary]) -> None:
+def test_trace_of_a_finished_lot_has_aggregates_from_the_scale(
+    line: tuple[Path, NodeSummary],
+) -> None:
     db, _ = line
     out = _cli("ledger", "trace", LOTS[0], "--db", str(db), "--json")
     text = out
@@ -85,7 +100,9 @@ def test_trace_of_a_finished_lot_has_aggregates_from_the_scale(line: tuple[Path,
     assert "lot.end" in text
 
 
-def test_epcis_export_validates_against_gs1_schema(line: tuple[Path, NodeSummary], tmp_path: Path) -> None:
+def test_epcis_export_validates_against_gs1_schema(
+    line: tuple[Path, NodeSummary], tmp_path: Path
+) -> None:
     db, _ = line
     out = tmp_path / "lot.jsonld"
     _cli("ledger", "export", "--db", str(db), "--lot", LOTS[0], "--format", "epcis", "-o", str(out))

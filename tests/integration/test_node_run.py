@@ -168,3 +168,82 @@ def test_bad_config_is_one_line_and_exit_1(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert f"{bad}: devices.d.poll: bad duration 'fast'" in result.stderr
+
+
+def test_operator_actions_via_cli_and_mqtt_are_recorded_with_who(node_dir: Path, broker) -> None:  # type: ignore[no-untyped-def]
+    db = node_dir / "data" / "ledger.db"
+    toml = node_dir / "node.toml"
+    toml.write_text(toml.read_text() + f'\n[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\n')
+    sub_out = node_dir / "mqtt.log"
+    with sub_out.open("wb") as out:
+        sub = subprocess.Popen(
+            [
+                "mosquitto_sub",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(broker.port),
+                "-t",
+                "edge/#",
+                "-v",
+                "-q",
+                "1",
+            ],
+            stdout=out,
+        )
+    proc = _start(node_dir)
+    try:
+        _wait_for(
+            lambda: any(e["body"]["event"] == "activated" for e in _entries(db, "alarm")),
+            25,
+            "alarm",
+        )
+        ack = subprocess.run(
+            [*EDGE, "alarm", "ack", "tunnel-temp-high", "-c", str(toml), "--actor", "qa.jane", "--comment", "checked"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert ack.returncode == 0, ack.stderr
+        assert "acknowledged" in ack.stdout
+        unknown = subprocess.run(
+            [*EDGE, "alarm", "ack", "no-such-rule", "-c", str(toml), "--actor", "qa.jane"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert unknown.returncode == 1
+        assert (
+            unknown.stderr.strip()
+            == "edge: no alarm rule or tag 'no-such-rule' in the running rule set"
+        )
+        pub = [
+            "mosquitto_pub",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(broker.port),
+            "-t",
+            "edge/demo-gw1/cmd",
+            "-q",
+            "1",
+            "-m",
+        ]
+        subprocess.run([*pub, '{"action": "ack"}'], check=True, timeout=10)
+        subprocess.run([*pub, "not json at all"], check=True, timeout=10)
+        shelve = '{"action": "shelve", "rule": "tunnel-temp-stale", "actor": "op.max", "duration": "10m"}'
+        subprocess.run([*pub, shelve], check=True, timeout=10)
+        _wait_for(lambda: len(_entries(db, "alarm.shelve")) == 1, 15, "shelve entry")
+        assert proc.poll() is None, "node died on a malformed MQTT command"
+    finally:
+        code, _, err = _stop(proc)
+        print(err)
+        sub.terminate()
+        sub.wait(timeout=10)
+    assert code == 0, err
+    acks = _entries(db, "alarm.ack")
+    assert [(a["actor"], a["body"]["rule"], a["body"]["comment"]) for a in acks] == [
+        ("qa.jane", "tunnel-temp-high", "checked")
+    ]
+    assert _entries(db, "alarm.shelve")[0]["actor"] == "op.max"
+    log = sub_out.read_text()
+    assert "edge/demo-gw1/alarms/tunnel-temp-high" in log
+    assert '"event":"activated"' in log
+    assert "rule: missing (required for ack)" in log
+    assert "command: not JSON" in log

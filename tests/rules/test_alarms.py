@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import pytest
-
-from edge.readings import Reading
 from edge.rules import AlarmState, Engine, RuleSet, Transition
 from edge.rules.alarms import FLOOD_COUNT
 from edge.rules.model import LimitRule
 
-N, AU, AA, RU = AlarmState.NORMAL, AlarmState.ACTIVE_UNACK, AlarmState.ACTIVE_ACK, AlarmState.RTN_UNACK
+from edge.readings import Reading
+
+N, AU, AA, RU = (
+    AlarmState.NORMAL,
+    AlarmState.ACTIVE_UNACK,
+    AlarmState.ACTIVE_ACK,
+    AlarmState.RTN_UNACK,
+)
 
 
 def make(**kw: object) -> tuple[Engine, object]:
@@ -80,7 +85,8 @@ def test_shelve_expires_by_itself_and_is_capped() -> None:
     assert ev[0].shelved
     ev = feed(eng, st, (200, 9.0))
     assert moves(ev) == [("activated", N, AU)]
-    assert ev[0].shelved and not ev[0].annunciated  # still evaluated and logged
+    assert ev[0].shelved
+    assert not ev[0].annunciated
     st, ev = eng.step(st, [], 3699.0)
     assert ev == []
     st, ev = eng.step(st, [], 5000.0)
@@ -105,7 +111,9 @@ def test_suppress_by_tag_and_out_of_service_are_flags() -> None:
     st, ev = eng.suppress(st, "cold", True, 1.0)
     assert moves(ev) == [("suppressed", N, N)]
     ev = feed(eng, st, (2, 9.0))
-    assert ev[0].event == "activated" and ev[0].suppressed and not ev[0].annunciated
+    assert ev[0].event == "activated"
+    assert ev[0].suppressed
+    assert not ev[0].annunciated
     st, ev = eng.suppress(st, "cold", True, 3.0)
     assert ev == []  # already suppressed
     st, ev = eng.suppress(st, "hi", False, 4.0)
@@ -113,7 +121,8 @@ def test_suppress_by_tag_and_out_of_service_are_flags() -> None:
     st, ev = eng.out_of_service(st, "hi", True, "maint", 5.0)
     assert [(e.event, e.actor) for e in ev] == [("out_of_service", "maint")]
     ev = feed(eng, st, (6, 7.0))
-    assert ev[0].event == "cleared" and ev[0].out_of_service
+    assert ev[0].event == "cleared"
+    assert ev[0].out_of_service
     st, ev = eng.out_of_service(st, "hi", False, "maint", 7.0)
     assert [e.event for e in ev] == ["in_service"]
     with pytest.raises(KeyError):
@@ -132,7 +141,8 @@ def test_flood_and_chatter_counts() -> None:
     assert stats.total == FLOOD_COUNT + 1
     assert not stats.chattering  # one per 50 s
     later = eng.alarm_stats(st, 1200.0)["hi"]
-    assert later.activations_10min == 0 and not later.flood
+    assert later.activations_10min == 0
+    assert not later.flood
     eng2, st2 = make()
     feed(eng2, st2, (0, 9.0), (1, 7.0), (2, 9.0), (3, 7.0), (4, 9.0))
     assert eng2.alarm_stats(st2, 5.0)["hi"].chattering

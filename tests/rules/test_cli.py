@@ -235,8 +235,44 @@ def test_real_process_exit_codes_and_no_traceback(tmp_path: Path) -> None:
     broken = BROKEN / "yaml_syntax.yaml"
     proc = subprocess.run(
         [sys.executable, "-m", "edge", "rules", "check", str(broken)],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert proc.returncode == 1
     assert proc.stdout.startswith(f"{broken}:5:9: invalid YAML: ")
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+# -- explain ------------------------------------------------------------------------------------
+
+
+def test_explain_reports_on_delay_progress(tmp_path: Path) -> None:
+    data = write_csv(tmp_path / "rec.csv", TUNNEL_ROWS)
+    rules = str(EXAMPLES / "tunnel.yaml")
+    args = ("explain", rules, "--data", str(data), "--rule", "tunnel-temp-high")
+    code, out, _ = run(*args, "--at", "1970-01-01T00:00:02Z")
+    assert code == 0
+    # above 8.0 since t=1, asked at t=2: one second of the two-second on-delay has run
+    assert "condition true for 1 s of the 2 s on-delay" in out
+    code, out, _ = run(*args, "--at", "4.5")
+    assert code == 0
+    assert "active_unack" in out.splitlines()[0]
+    # back at/below 7.5 since t=4, asked at t=4.5
+    assert "condition false for 500 ms of the 2 s off-delay" in out
+
+
+def test_explain_unknown_rule_and_bad_time(tmp_path: Path) -> None:
+    data = write_csv(tmp_path / "rec.csv", TUNNEL_ROWS)
+    rules = str(EXAMPLES / "tunnel.yaml")
+    code, _, err = run(
+        "explain", rules, "--data", str(data), "--rule", "tunnel-temp-hgh", "--at", "3"
+    )
+    assert code == 1
+    assert err == "unknown rule 'tunnel-temp-hgh' (did you mean 'tunnel-temp-high'?)\n"
+    code, _, err = run(
+        "explain", rules, "--data", str(data), "--rule", "tunnel-temp-high", "--at", "noon"
+    )
+    assert code == 2
+    assert "bad time 'noon'" in err

@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import pytest
-
-from edge.readings import Quality, Reading
 from edge.rules import RuleSet, explain
 from edge.rules.model import LimitRule, QualityRule, SpcRule, StaleRule
 
+from edge.readings import Quality, Reading
+
 RS = RuleSet.build(
     [
-        LimitRule(id="hi", point="t", high=8.0, deadband=0.5, on_delay=30.0, off_delay=10.0, unit="degC"),
+        LimitRule(
+            id="hi", point="t", high=8.0, deadband=0.5, on_delay=30.0, off_delay=10.0, unit="degC"
+        ),
         StaleRule(id="stale", point="t", max_age=60.0),
         SpcRule(id="spc", point="t", baseline=5, nelson=(1, 2)),
         QualityRule(id="q", point="t", duration=5.0),
     ]
 )
-DATA = [Reading("t", 0.0, 5.0), Reading("t", 10.0, 9.0), Reading("t", 20.0, 9.5), Reading("t", 50.0, 7.9)]
+DATA = [
+    Reading("t", 0.0, 5.0),
+    Reading("t", 10.0, 9.0),
+    Reading("t", 20.0, 9.5),
+    Reading("t", 50.0, 7.9),
+]
 
 
 def test_running_on_delay_is_reported() -> None:

@@ -4,11 +4,12 @@ straight from the rule statements (windows re-scanned at every point, no counter
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
+from edge.rules.nelson import NelsonState, Zones, mask_of, nelson_flags, rules_in
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from edge.rules.nelson import NelsonState, Zones, mask_of, nelson_flags, rules_in
 
 C, S = 10.0, 0.5  # exactly representable: every zone line below is exact
 Z = Zones.of(C, S)
@@ -25,7 +26,7 @@ def naive(xs: list[float], c: float = C, s: float = S) -> list[set[int]]:
     for i in range(len(xs)):
         fired: set[int] = set()
 
-        def last(k: int) -> list[float]:
+        def last(k: int, i: int = i) -> list[float]:
             return xs[max(0, i - k + 1) : i + 1]
 
         x = xs[i]
@@ -36,13 +37,16 @@ def naive(xs: list[float], c: float = C, s: float = S) -> list[set[int]]:
             fired.add(2)
         w = last(6)
         if len(w) == 6 and (
-            all(b > a for a, b in zip(w, w[1:])) or all(b < a for a, b in zip(w, w[1:]))
+            all(b > a for a, b in itertools.pairwise(w))
+            or all(b < a for a, b in itertools.pairwise(w))
         ):
             fired.add(3)
         w = last(14)
         if len(w) == 14:
-            diffs = [b - a for a, b in zip(w, w[1:])]
-            if all(d != 0 for d in diffs) and all((d1 > 0) != (d2 > 0) for d1, d2 in zip(diffs, diffs[1:])):
+            diffs = [b - a for a, b in itertools.pairwise(w)]
+            if all(d != 0 for d in diffs) and all(
+                (d1 > 0) != (d2 > 0) for d1, d2 in itertools.pairwise(diffs)
+            ):
                 fired.add(4)
         w = last(3)
         if sum(v > c + 2 * s for v in w) >= 2 or sum(v < c - 2 * s for v in w) >= 2:
@@ -109,7 +113,7 @@ def test_rule4_fourteen_alternating() -> None:
     zigzag = [sd(0.2) if i % 2 else sd(-0.2) for i in range(14)]
     assert fires(zigzag, 4) == [13]
     assert fires(zigzag[:13], 4) == []
-    broken = zigzag[:7] + [zigzag[6]] + zigzag[7:]  # a repeated value (tie) breaks it
+    broken = [*zigzag[:7], zigzag[6], *zigzag[7:]]  # a repeated value (tie) breaks it
     assert fires(broken, 4) == []
 
 
@@ -131,7 +135,7 @@ def test_rule7_fifteen_within_one_sigma() -> None:
     hugging = [sd(0.5) if i % 3 else sd(-0.5) for i in range(15)]
     assert fires(hugging, 7) == [14]
     assert fires(hugging[:14], 7) == []
-    edge = hugging[:7] + [sd(1)] + hugging[8:]  # exactly at 1 sigma is not within
+    edge = [*hugging[:7], sd(1), *hugging[8:]]  # exactly at 1 sigma is not within
     assert fires(edge, 7) == []
 
 
@@ -140,7 +144,7 @@ def test_rule8_eight_beyond_one_sigma_on_both_sides() -> None:
     assert fires(mixed, 8) == [7]
     assert fires(mixed[:7], 8) == []
     assert fires([sd(1.5)] * 8, 8) == []  # one side only
-    assert fires(mixed[:3] + [sd(1)] + mixed[4:], 8) == []  # exactly at 1 sigma breaks it
+    assert fires([*mixed[:3], sd(1), *mixed[4:]], 8) == []  # exactly at 1 sigma breaks it
 
 
 def test_rule_selection_masks() -> None:

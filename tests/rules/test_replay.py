@@ -6,16 +6,18 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from edge.rules import Engine, replay, replay_arrays
+from edge.rules.model import LimitRule, RuleSet, SpcRule
+from edge.rules.replay import to_columns
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge.readings import Reading
-from edge.rules import Engine, replay, replay_arrays
-from edge.rules.model import LimitRule, RuleSet, SpcRule
-from edge.rules.replay import to_columns
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _gen import chunkings, recordings, rulesets  # noqa: E402
+import itertools
+
+from _gen import chunkings, recordings, rulesets
 
 
 def streamed(rs: RuleSet, readings: list[Reading], cuts: list[int]) -> list:
@@ -24,7 +26,7 @@ def streamed(rs: RuleSet, readings: list[Reading], cuts: list[int]) -> list:
     out: list = []
     bounds = [0, *cuts, len(readings)]
     clock = None
-    for a, b in zip(bounds, bounds[1:]):
+    for a, b in itertools.pairwise(bounds):
         chunk = readings[a:b]
         if not chunk:
             continue
@@ -50,8 +52,14 @@ def test_columnar_input_equals_reading_input(rs: RuleSet, data: st.DataObject) -
     via_arrays = replay_arrays(rs, ts, pid, vals, points=points, quality=qual, lots=lots)
     expected = replay(rs, readings)
     # units come from readings only through replay(); compare everything else
-    strip = [(type(e).__name__, getattr(e, "rule", None), getattr(e, "event", None), e.ts) for e in expected]
-    assert [(type(e).__name__, getattr(e, "rule", None), getattr(e, "event", None), e.ts) for e in via_arrays] == strip
+    strip = [
+        (type(e).__name__, getattr(e, "rule", None), getattr(e, "event", None), e.ts)
+        for e in expected
+    ]
+    assert [
+        (type(e).__name__, getattr(e, "rule", None), getattr(e, "event", None), e.ts)
+        for e in via_arrays
+    ] == strip
 
 
 def test_replay_of_a_long_noisy_recording_matches_streaming() -> None:

@@ -7,11 +7,10 @@ import math
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
 from edge.rules.nelson import Zones, nelson_flags
 from edge.rules.spc import A2, D2, D3, D4, capability, imr_given, imr_limits, xbar_r_limits
+from hypothesis import given
+from hypothesis import strategies as st
 
 REF_PATH = Path(__file__).resolve().parents[3] / "shared" / "vectors" / "spc" / "reference.json"
 
@@ -55,8 +54,12 @@ def test_montgomery_copy_is_intact(ref: dict) -> None:
     assert len(groups) == 25
     assert all(len(g) == 5 for g in groups)
     sums = case["checksums"]
-    assert math.fsum(math.fsum(g) / 5 for g in groups) == pytest.approx(sums["sum_of_subgroup_means"], abs=1e-3)
-    assert math.fsum(max(g) - min(g) for g in groups) == pytest.approx(sums["sum_of_ranges"], abs=1e-6)
+    assert math.fsum(math.fsum(g) / 5 for g in groups) == pytest.approx(
+        sums["sum_of_subgroup_means"], abs=1e-3
+    )
+    assert math.fsum(max(g) - min(g) for g in groups) == pytest.approx(
+        sums["sum_of_ranges"], abs=1e-6
+    )
 
 
 def test_montgomery_xbar_r_phase1(ref: dict) -> None:

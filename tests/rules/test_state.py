@@ -6,15 +6,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from edge.rules import AlarmState, Engine, EngineState, RuleSet
+from edge.rules.model import LimitRule, RateRule, SpcRule
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge.readings import Reading
-from edge.rules import AlarmState, Engine, EngineState, RuleSet
-from edge.rules.model import LimitRule, RateRule, SpcRule
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _gen import recordings, rulesets  # noqa: E402
+from _gen import recordings, rulesets
 
 
 def test_on_delay_timer_survives_restart(tmp_path: Path) -> None:
@@ -43,7 +43,11 @@ def test_alarm_states_flags_and_learned_limits_survive_restart() -> None:
     )
     eng = Engine(rs)
     st = eng.initial_state()
-    st, _ = eng.step(st, [Reading("t", 0, 5.0), Reading("t", 1, 6.0), Reading("t", 2, 5.0), Reading("t", 3, 9.0)], 3)
+    st, _ = eng.step(
+        st,
+        [Reading("t", 0, 5.0), Reading("t", 1, 6.0), Reading("t", 2, 5.0), Reading("t", 3, 9.0)],
+        3,
+    )
     st, _ = eng.acknowledge(st, "hi", "ann", 4)
     st, _ = eng.shelve(st, "spc", "ann", 100.0, 5)
     loaded = EngineState.from_json(st.to_json())
@@ -58,7 +62,10 @@ def test_alarm_states_flags_and_learned_limits_survive_restart() -> None:
     b = Engine(rs).step(loaded, more, 200)[1]
     assert a == b
     # spc fired on 9.0 (UCL 5.33 + 3 * 0.887) before the restart; 5.0 clears it
-    assert [(e.event, e.shelved) for e in a if e.rule == "spc"] == [("cleared", True), ("unshelved", False)]
+    assert [(e.event, e.shelved) for e in a if e.rule == "spc"] == [
+        ("cleared", True),
+        ("unshelved", False),
+    ]
 
 
 def test_bad_state_documents_are_refused() -> None:
@@ -75,7 +82,9 @@ def test_restart_anywhere_changes_nothing(rs: RuleSet, data: st.DataObject) -> N
     cut = data.draw(st.integers(0, len(readings)))
     eng = Engine(rs)
 
-    def go(state: EngineState, chunk: list[Reading], clock: float | None) -> tuple[EngineState, list, float | None]:
+    def go(
+        state: EngineState, chunk: list[Reading], clock: float | None
+    ) -> tuple[EngineState, list, float | None]:
         if not chunk:
             return state, [], clock
         clock = max([r.ts for r in chunk] + ([clock] if clock is not None else []))
