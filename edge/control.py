@@ -72,7 +72,7 @@ async def send_command(
         EdgeError: the node is not running (no socket) or did not answer in time.
     """
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(patience):
             reader, writer = await asyncio.open_unix_connection(str(path))
             writer.write(orjson.dumps(command) + b"\n")
             await writer.drain()
@@ -83,6 +83,6 @@ async def send_command(
             f"no running node at {path} (is `edge run` running with this config?)"
         ) from None
     except TimeoutError:
-        raise EdgeError(f"node at {path} did not answer within {timeout:g} s") from None
+        raise EdgeError(f"node at {path} did not answer within {patience:g} s") from None
     result: dict[str, Any] = orjson.loads(line)
     return result

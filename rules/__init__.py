@@ -10,7 +10,7 @@ from edge.rules.alarms import AlarmState, AlarmStats, Transition
 from edge.rules.engine import Engine, Event
 from edge.rules.explain import explain
 from edge.rules.expressions import ExpressionError, compile_expression
-from edge.rules.loader import load_rules
+from edge.rules.loader import Problem, check_rules, load_rules
 from edge.rules.lots import Aggregate, LotCheckResult, LotEvent
 from edge.rules.model import (
     DerivedRule,
@@ -49,6 +49,7 @@ __all__ = [
     "LotCheckResult",
     "LotEvent",
     "LotRule",
+    "Problem",
     "QualityRule",
     "RateRule",
     "Rule",
@@ -58,6 +59,7 @@ __all__ = [
     "StaleRule",
     "Transition",
     "capability",
+    "check_rules",
     "compile_expression",
     "explain",
     "imr_limits",

@@ -37,6 +37,7 @@ __all__ = [
     "activated_state",
     "cleared_state",
     "is_active",
+    "make_transition",
 ]
 
 #: ISA-18.2: more than FLOOD_COUNT alarms within FLOOD_WINDOW seconds is a flood.
@@ -107,6 +108,53 @@ class Transition:
     def annunciated(self) -> bool:
         """Whether an operator should be told (not shelved, suppressed or out of service)."""
         return not (self.shelved or self.suppressed or self.out_of_service)
+
+
+_SET = [Transition.__dict__[name].__set__ for name in Transition.__slots__]  # type: ignore[attr-defined]
+
+
+def make_transition(
+    rule: str,
+    kind: str,
+    point: str,
+    severity: str,
+    from_state: AlarmState,
+    to_state: AlarmState,
+    event: str,
+    value: float | None,
+    limit: float | None,
+    lot: str | None,
+    ts: float,
+    message: str,
+    actor: str,
+    shelved: bool,
+    suppressed: bool,
+    out_of_service: bool,
+) -> Transition:
+    """Build a :class:`Transition` about twice as fast as its frozen ``__init__``.
+
+    The frozen dataclass ``__init__`` goes through ``object.__setattr__`` per field; the slot
+    descriptors are called directly here. The result is an ordinary, equal Transition.
+    """
+    t = object.__new__(Transition)
+    s = _SET
+    s[0](t, rule)
+    s[1](t, kind)
+    s[2](t, point)
+    s[3](t, severity)
+    s[4](t, from_state)
+    s[5](t, to_state)
+    s[6](t, event)
+    s[7](t, value)
+    s[8](t, limit)
+    s[9](t, lot)
+    s[10](t, ts)
+    s[11](t, message)
+    s[12](t, actor)
+    s[13](t, shelved)
+    s[14](t, suppressed)
+    s[15](t, out_of_service)
+    return t
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ import math
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from edge.rules.alarms import AlarmRuntime, AlarmState, Transition
+from edge.rules.alarms import AlarmRuntime, AlarmState, Transition, make_transition
 from edge.rules.lots import LotEvent
 from edge.rules.model import (
     PLACEHOLDERS,
@@ -174,7 +174,7 @@ class Evaluator:
             event = "cleared"
         rt.state = to
         limit = rt.limit
-        tr = Transition(
+        tr = make_transition(
             self.rule.id,
             self.kind,
             self.point,

@@ -214,3 +214,56 @@ async def test_exception_04_is_counted_not_fatal(sim: SimulatorThread) -> None:
     assert Quality.STALE in qb or Quality.COMM_FAIL in qb
     assert Quality.CONFIG_ERROR not in qb
     assert qb[-1] == Quality.GOOD
+
+
+TCP_SCENARIO = """\
+name: tcpfaults
+buses:
+  net:
+    kind: tcp
+devices:
+  a:
+    bus: net
+    unit: 1
+    points:
+      x: {register: 0, type: uint16, value: 11}
+  b:
+    bus: net
+    unit: 2
+    points:
+      z: {register: 0, type: uint16, value: 22}
+"""
+
+
+@pytest.mark.slow
+async def test_tcp_device_stops_answering_and_server_vanishes(tmp_path: Path) -> None:
+    from edge.drivers.tcp import TcpTransport
+
+    path = tmp_path / "tcp.yaml"
+    path.write_text(TCP_SCENARIO)
+    with SimulatorThread(path, tmp_path / "run", seed=1) as sim:
+        host, port = sim.tcp_endpoints["net"]
+        bus = BusConfig("net", "tcp", address=f"{host}:{port}", timeout=TIMEOUT)
+        runtimes = [
+            DeviceRuntime.build(DeviceConfig(n, "net", unit=u, poll=POLL), [PointConfig(p, n)])
+            for n, u, p in (("a", 1, "x"), ("b", 2, "z"))
+        ]
+        poller = ModbusPoller(bus, runtimes, TcpTransport(bus))
+        rec = Recorder()
+        task = asyncio.create_task(run_for(poller, rec, 7.0))
+        await asyncio.sleep(0.5)
+        sim.inject("a", "no_response", duration=1.5)
+        t_dead = time.monotonic()
+        await asyncio.sleep(3.0)
+        sim.inject("net", "port_gone", duration=1.5)
+        t_gone = time.monotonic()
+        await task
+    assert set(rec.qualities("b", 0, t_gone)) == {Quality.GOOD}  # b unaffected by a's silence
+    assert Quality.COMM_FAIL in rec.qualities("a", t_dead, t_dead + 1.5)
+    assert set(rec.qualities("a", t_dead + 2.8, t_gone)) == {Quality.GOOD}  # a recovered
+    assert Quality.COMM_FAIL in rec.qualities("b", t_gone + 0.5, t_gone + 1.5)  # server gone
+    for dev in ("a", "b"):
+        assert rec.qualities(dev)[-1] == Quality.GOOD  # reconnected by itself
+    assert poller.stats().reopens >= 1
+    rec.owner.update({"x": "a", "z": "b"})
+    rec.check_values()
