@@ -7,6 +7,8 @@ Tasks (each named, all inside the group; nothing runs outside it)::
     ledger          the ledger writer: group commits, checkpoints
     alerts          MQTT alert publisher (only when [mqtt] is configured)
     rules-reload    watches the rule files (and SIGHUP) and swaps in a validated new rule set
+    control         the local control socket for operator commands (``edge alarm ...``)
+    stats           one ``node.stats`` log line a minute: queue depth, bus counters, drops
 
 Readings travel from the buses to the rules through one bounded queue: a slow consumer blocks the
 pollers (backpressure) rather than losing readings silently. Shutdown runs in data-flow order:
@@ -123,6 +125,7 @@ class Node:
                 rules_task = tg.create_task(self._evaluate(), name="rules")
                 reload_task = tg.create_task(self._watch_rules(), name="rules-reload")
                 control_task = tg.create_task(self._control.run(), name="control")
+                stats_task = tg.create_task(self._log_stats(), name="stats")
                 polls = [
                     tg.create_task(p.run(self._emit), name=f"bus:{p.name}") for p in self._pollers
                 ]
@@ -140,6 +143,7 @@ class Node:
                 await asyncio.gather(*polls, return_exceptions=True)
                 reload_task.cancel()
                 control_task.cancel()
+                stats_task.cancel()
                 await self._queue.put(None)  # end of data: the rules loop drains and returns
                 await rules_task
                 save_state(self._state_path, self._state)
@@ -209,6 +213,36 @@ class Node:
                 self._alerts.offer(Alert(f"lots/{ev.kind}", {"lot": ev.lot, "ts": ev.ts}))
         if self.observer.on_event:
             self.observer.on_event(ev)
+
+    async def _log_stats(self, every: float = 60.0) -> None:
+        """Counters a technician can grep for: are we keeping up, is a bus failing?"""
+        while True:
+            await asyncio.sleep(every)
+            s = self.summary
+            alerts = self._alerts
+            event(
+                "node.stats",
+                readings=s.readings,
+                queue=self._queue.qsize(),
+                blocked=s.batches_blocked,
+                events=s.events,
+                ledger_committed=self._ledger.committed,
+                alerts_pending=alerts.pending if alerts else 0,
+                alerts_dropped=alerts.dropped if alerts else 0,
+            )
+            for p in self._pollers:
+                b = p.stats()
+                event(
+                    "bus.stats",
+                    bus=b.bus,
+                    requests=b.requests,
+                    timeouts=b.timeouts,
+                    frame_errors=b.frame_errors,
+                    exceptions=b.exceptions,
+                    overruns=b.overruns,
+                    reopens=b.reopens,
+                    port_open=b.port_open,
+                )
 
     # -- operator commands ------------------------------------------------------------------
 

@@ -161,6 +161,8 @@ class FeedVerifier:
         """Check one row (rows must come in ascending seq order)."""
         seq, entry_id, prev, ts, type_, actor, raw = row
         self.report.entries += 1
+        if not isinstance(raw, bytes):  # someone stored TEXT (or worse) where a BLOB belongs
+            raw = str(raw).encode("utf-8", "surrogateescape")
         if _sha256(raw).hexdigest() != entry_id:
             self._problem(
                 seq,
@@ -232,16 +234,16 @@ class FeedVerifier:
         count = 0
         for row in rows:
             seq, entry_id, prev, ts, type_, actor, raw = row
-            digest = sha256(raw).digest()
             if (
-                seq == expected
+                type(raw) is bytes
+                and seq == expected
                 and prev == last_id
                 and prev is not None
                 and type_ != checkpoint
                 and self._tree_ok
                 and not self._waiting
                 and not self._prevs
-                and digest.hex() == entry_id
+                and (digest := sha256(raw).digest()).hex() == entry_id
             ):
                 head = heads.get(actor, b"")
                 if head == b"":

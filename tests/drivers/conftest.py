@@ -185,7 +185,8 @@ class PtyBridge:
     the masters. ``faults`` lets a test corrupt frames in flight.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, echo: bool = False) -> None:
+        self.echo = echo  # an RS-485 adapter that hears its own transmission
         self.m1, s1 = os.openpty()
         self.m2, s2 = os.openpty()
         for fd in (s1, s2):
@@ -205,6 +206,8 @@ class PtyBridge:
                 except OSError:
                     continue
                 os.write(peers[fd], data)
+                if self.echo and fd == self.m2:
+                    os.write(self.m2, data)
 
     def __enter__(self) -> PtyBridge:
         self.thread.start()
@@ -270,6 +273,20 @@ def rtu_slave(catalog: Catalog) -> Iterator[str]:
                 framer=FramerType.RTU,
                 port=bridge.path1,
                 baudrate=115200,
+            )
+        ),
+    ):
+        yield bridge.path2
+
+
+@pytest.fixture
+def rtu_echo_slave(catalog: Catalog) -> Iterator[str]:
+    """The RTU slave behind an adapter with local echo: the master reads its own request first."""
+    with (
+        PtyBridge(echo=True) as bridge,
+        ServerThread(
+            lambda: ModbusSerialServer(
+                [sim_device(1, catalog)], framer=FramerType.RTU, port=bridge.path1, baudrate=115200
             )
         ),
     ):

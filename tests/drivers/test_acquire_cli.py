@@ -187,3 +187,26 @@ def test_probe_dead_port_is_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.stderr.count("\n") == 1
     assert "nope" in result.stderr
+
+
+@pytest.mark.parametrize("echo", [True, False])
+def test_rs485_local_echo(
+    tmp_path: Path, rtu_echo_slave: str, catalog: Catalog, echo: bool
+) -> None:
+    config = write_node(
+        tmp_path,
+        {
+            "kind": "rtu",
+            "port": rtu_echo_slave,
+            "baudrate": 115200,
+            "timeout": "300ms",
+            "echo": echo,
+        },
+        {"plc": {"unit": 1}},
+        {"temp": {"device": "plc", **catalog.points["temp"]}},
+    )
+    (row,) = run_read(config)
+    if echo:
+        assert (row["quality"], row["value"]) == ("good", pytest.approx(23.0))
+    else:  # our own request read back as the reply: discarded, never decoded
+        assert (row["quality"], row["value"]) == ("comm_fail", None)

@@ -26,7 +26,16 @@ VALUES: dict[str, Any] = {
     "float32": struct.unpack(">f", struct.pack(">f", 3.14159))[0],
     "float64": 2.718281828459045,
 }
-WIDTH = {"int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "int64": 4, "uint64": 4, "float32": 2, "float64": 4}
+WIDTH = {
+    "int16": 1,
+    "uint16": 1,
+    "int32": 2,
+    "uint32": 2,
+    "int64": 4,
+    "uint64": 4,
+    "float32": 2,
+    "float64": 4,
+}
 ORDERS = ("ABCD", "CDAB", "BADC", "DCBA")
 
 
@@ -34,7 +43,12 @@ def catalog() -> dict[str, dict[str, Any]]:
     points, reg = {}, 0
     for dtype, value in VALUES.items():
         for order in ORDERS:
-            points[f"{dtype}_{order.lower()}"] = {"register": reg, "type": dtype, "order": order, "value": value}
+            points[f"{dtype}_{order.lower()}"] = {
+                "register": reg,
+                "type": dtype,
+                "order": order,
+                "value": value,
+            }
             reg += WIDTH[dtype]
     points["run"] = {"register": 3, "table": "coil", "type": "bool", "value": 1}
     return points
@@ -46,7 +60,16 @@ def yaml_value(v: Any) -> str:
 
 @pytest.fixture
 def sim(tmp_path: Path) -> Iterator[SimulatorThread]:
-    lines = ["name: readall", "buses:", "  serial:", "    kind: rtu", "    baudrate: 115200", "  net:", "    kind: tcp", "devices:"]
+    lines = [
+        "name: readall",
+        "buses:",
+        "  serial:",
+        "    kind: rtu",
+        "    baudrate: 115200",
+        "  net:",
+        "    kind: tcp",
+        "devices:",
+    ]
     for dev, bus, unit in (("plc_rtu", "serial", 7), ("plc_tcp", "net", 1)):
         lines += [f"  {dev}:", f"    bus: {bus}", f"    unit: {unit}", "    points:"]
         for name, spec in catalog().items():
@@ -79,7 +102,9 @@ def node_toml(tmp_path: Path, sim: SimulatorThread) -> Path:
 
 
 def test_edge_read_against_firmware_sim(tmp_path: Path, sim: SimulatorThread) -> None:
-    result = CliRunner().invoke(main, ["read", "-c", str(node_toml(tmp_path, sim)), "--once", "--json"])
+    result = CliRunner().invoke(
+        main, ["read", "-c", str(node_toml(tmp_path, sim)), "--once", "--json"]
+    )
     assert result.exit_code == 0, result.output
     rows = {r["point"]: r for r in map(json.loads, result.stdout.splitlines())}
     expected: dict[str, Any] = {}
