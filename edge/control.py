@@ -64,7 +64,7 @@ class ControlServer:
 
 
 async def send_command(
-    path: Path, command: dict[str, Any], timeout: float = 10.0
+    path: Path, command: dict[str, Any], patience: float = 10.0
 ) -> dict[str, Any]:
     """Send one command to a running node and return its result.
 
