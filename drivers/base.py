@@ -31,8 +31,10 @@ class BusPoller(abc.ABC):
 
         Per device and poll cycle, ``await emit(readings)`` with one Reading per point (quality
         good/stale/comm_fail/config_error). Device and port errors never escape: they become
-        qualities and counters. On cancellation the port is closed promptly (a blocking serial
-        transaction in the bus's worker thread is bounded by the bus timeout).
+        qualities and counters. On cancellation the port is closed promptly: an RTU/TCP
+        transaction in flight is simply abandoned (it runs on the event loop), a blocking call
+        in the bus's worker thread (port open/close, a serial-line read) is bounded by the bus
+        timeout.
         """
 
     @abc.abstractmethod

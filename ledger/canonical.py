@@ -1,4 +1,4 @@
-"""Canonical JSON for hashed ledger content: RFC 8785 bytes at orjson speed.
+r"""Canonical JSON for hashed ledger content: RFC 8785 bytes at orjson speed.
 
 The pure-Python ``rfc8785`` encoder costs ~83 µs per entry; orjson with sorted keys ~1 µs. The two
 agree byte for byte on a *subset* of JSON, and hashed content is restricted to it:
@@ -77,6 +77,7 @@ def check(value: Any, path: str = "") -> bool:
     """Validate ``value`` against the hashable subset.
 
     Args:
+        value: the content to check.
         path: where ``value`` sits, prefixed to error messages (``"body"``).
 
     Returns:

@@ -109,7 +109,15 @@ def make_entry(
     """Build an entry and compute its id.
 
     Args:
+        feed: hex public key of the writer.
+        seq: position in the feed.
+        prev: id of the entry at ``seq - 1`` (None at 0).
         ts: epoch seconds, or an already formatted RFC 3339 string.
+        type: the entry type (``alarm``, ``lot.end`` ...).
+        body: type-specific content, inside the hashable subset.
+        lots: lots the entry belongs to (repeats dropped).
+        actor: who caused it.
+        refs: ids of entries referred to.
 
     Raises:
         NotCanonical: a field has the wrong shape, or ``body`` holds something outside the

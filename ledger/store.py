@@ -133,6 +133,7 @@ class Ledger:
         """Open (creating and migrating) the database at ``path``.
 
         Args:
+            path: the database file (created with its directory if missing).
             key: the node key; required to append. Its public key names the feed.
 
         Raises:
@@ -254,6 +255,7 @@ class Ledger:
         """Store a block of raw readings and append its ``readings.digest`` entry (pending).
 
         Args:
+            readings: the block, in arrival order (at least one).
             ts: the digest entry's time; default the last reading's.
         """
         block = make_block(readings)

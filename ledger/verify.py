@@ -48,8 +48,9 @@ __all__ = [
     "verify_feed",
 ]
 
-#: One row of ``entries`` as the verifier reads it: (seq, id, prev, ts, type, actor, raw).
-Row = tuple[int, str, "str | None", str, str, str, bytes]
+#: One row of ``entries`` as the verifier reads it: (seq, id, prev, ts, type, actor, raw);
+#: raw is str only when someone stored TEXT in the BLOB column.
+Row = tuple[int, str, "str | None", str, str, str, "bytes | str"]
 
 _sha256 = hashlib.sha256
 _loads = orjson.loads
@@ -128,10 +129,13 @@ class Report:
 class FeedVerifier:
     """Streaming verifier of one feed: call :meth:`add` with each row in seq order, then :meth:`finish`."""
 
-    def __init__(self, feed: str, *, start: int = 0, prev_id: str | None = None, deferred: bool = False) -> None:
+    def __init__(
+        self, feed: str, *, start: int = 0, prev_id: str | None = None, deferred: bool = False
+    ) -> None:
         """Start verifying ``feed``.
 
         Args:
+            feed: hex public key naming the feed.
             start: the first seq that will be added (a chunk of the feed; 0 for all of it).
             prev_id: the stored id of entry ``start - 1`` (to check the first link of a chunk).
             deferred: leave checkpoint Merkle roots to the caller, who knows the tree before
@@ -147,7 +151,9 @@ class FeedVerifier:
         self._ids: dict[int, str] = {}  # seq claimed inside an entry -> its id (a recent window)
         if prev_id is not None:
             self._ids[start - 1] = prev_id
-        self._prevs: dict[int, tuple[int, Any]] = {}  # misplaced entries: claimed seq -> (row seq, prev)
+        self._prevs: dict[
+            int, tuple[int, Any]
+        ] = {}  # misplaced entries: claimed seq -> (row seq, prev)
         self._waiting: dict[int, str] = {}  # ids seen before their Merkle position came up
         self._lots: dict[int, list[str]] = {}  # seq -> lots from raw, for the index check
         self._deferred = deferred
@@ -370,10 +376,14 @@ class FeedVerifier:
             )
             if not sig_ok:
                 self._problem(
-                    seq, Kind.BAD_SIGNATURE, "signature is not the feed key's over (feed, size, head, root)"
+                    seq,
+                    Kind.BAD_SIGNATURE,
+                    "signature is not the feed key's over (feed, size, head, root)",
                 )
             known = self._tree_ok and self._frontier.size == size - self._start
-            self.roots.append((seq, size, str(root), sig_ok, list(self._frontier._stack) if known else None))
+            self.roots.append(
+                (seq, size, str(root), sig_ok, list(self._frontier._stack) if known else None)
+            )
             return
         if self._tree_ok and self._frontier.size == size and self._frontier.root().hex() != root:
             self._problem(
@@ -432,12 +442,18 @@ class FeedVerifier:
         for seq in sorted(set(lots) | set(self._lots)):
             stored = sorted(lots.get(seq, ()))
             if stored != sorted(self._lots.get(seq, ())):
-                self._problem(seq, Kind.INDEX_MISMATCH, f"entry_lots {stored} disagree with the content")
+                self._problem(
+                    seq, Kind.INDEX_MISMATCH, f"entry_lots {stored} disagree with the content"
+                )
 
     def finish_chunk(self, lots: Mapping[int, Iterable[str]]) -> Chunk:
         """End a chunk (``deferred`` mode): what the caller needs to finish the feed."""
         self._check_lots(lots)
-        complete = self._tree_ok and not self._waiting and self._frontier.size == self._expected - self._start
+        complete = (
+            self._tree_ok
+            and not self._waiting
+            and self._frontier.size == self._expected - self._start
+        )
         return Chunk(
             start=self._start,
             end=self._expected,
@@ -518,7 +534,9 @@ def verify_db(
     if workers is None:
         workers = os.cpu_count() or 1
     for feed in feeds:
-        last_seq = conn.execute("SELECT max(seq) FROM entries WHERE feed = ?", (feed,)).fetchone()[0]
+        last_seq = conn.execute("SELECT max(seq) FROM entries WHERE feed = ?", (feed,)).fetchone()[
+            0
+        ]
         if workers > 1 and path and last_seq is not None and last_seq + 1 >= PARALLEL_MIN:
             verifier = _verify_parallel(path, feed, last_seq, workers, progress)
             report.feeds.append(verifier.finish(_recorded(conn, feed), None))
@@ -563,7 +581,9 @@ def _verify_chunk(args: tuple[str, str, int, int]) -> Chunk:
     conn = _worker_conns.get(path)
     if conn is None:
         conn = _worker_conns[path] = sqlite3.connect(f"{Path(path).as_uri()}?mode=ro", uri=True)
-    prev = conn.execute("SELECT id FROM entries WHERE feed = ? AND seq = ?", (feed, start - 1)).fetchone()
+    prev = conn.execute(
+        "SELECT id FROM entries WHERE feed = ? AND seq = ?", (feed, start - 1)
+    ).fetchone()
     verifier = FeedVerifier(feed, start=start, prev_id=prev[0] if prev else None, deferred=True)
     cursor = conn.execute(
         "SELECT seq, id, prev, ts, type, actor, raw FROM entries WHERE feed = ? AND seq >= ? AND seq < ? ORDER BY seq",
@@ -573,7 +593,8 @@ def _verify_chunk(args: tuple[str, str, int, int]) -> Chunk:
         verifier.add_many(rows)
     lots: dict[int, list[str]] = {}
     for seq, lot in conn.execute(
-        "SELECT seq, lot FROM entry_lots WHERE feed = ? AND seq >= ? AND seq < ?", (feed, start, stop)
+        "SELECT seq, lot FROM entry_lots WHERE feed = ? AND seq >= ? AND seq < ?",
+        (feed, start, stop),
     ):
         lots.setdefault(seq, []).append(lot)
     return verifier.finish_chunk(lots)
@@ -606,7 +627,9 @@ def _verify_parallel(
             if shell._expected < chunk.start:  # whole chunks, or the end of the last one, are gone
                 first = shell._expected
                 report.problems.append(
-                    Problem(feed, first, Kind.MISSING, f"entries {first}..{chunk.start - 1} are missing")
+                    Problem(
+                        feed, first, Kind.MISSING, f"entries {first}..{chunk.start - 1} are missing"
+                    )
                 )
                 tree_ok = False
                 shell._expected = chunk.start
@@ -618,7 +641,12 @@ def _verify_parallel(
                     stack = [*upper._stack, *local]
                     if (_fold(stack) if stack else EMPTY_ROOT).hex() != root:
                         report.problems.append(
-                            Problem(feed, seq, Kind.BAD_CHECKPOINT, f"Merkle root over entries 0..{size - 1} does not match")
+                            Problem(
+                                feed,
+                                seq,
+                                Kind.BAD_CHECKPOINT,
+                                f"Merkle root over entries 0..{size - 1} does not match",
+                            )
                         )
                         continue
                 if sig_ok:
@@ -626,7 +654,11 @@ def _verify_parallel(
                     shell._last_checkpoint_end = seq + 1
             if chunk.end > chunk.start:
                 shell._expected = chunk.end
-            full = chunk.stack is not None and chunk.end - chunk.start == CHUNK and len(chunk.stack) == 1
+            full = (
+                chunk.stack is not None
+                and chunk.end - chunk.start == CHUNK
+                and len(chunk.stack) == 1
+            )
             if full and tree_ok:
                 upper.append(chunk.stack[0])  # type: ignore[index]
             else:

@@ -67,11 +67,12 @@ class LedgerWriter:
         self.retry_max = retry_max
         self.committed = 0
         self._space = asyncio.Semaphore(queue_size)
-        self._changed = asyncio.Condition()
+        self._work = asyncio.Event()  # set when run() may have something to do
+        self._progress = asyncio.Event()  # set (and replaced) after every durable batch
         self._first_pending: float | None = None  # loop time of the oldest entry in no batch
         self._closing = False
         self._closed = False
-        self._done: asyncio.Event = asyncio.Event()
+        self._done = asyncio.Event()
         self._running = False
 
     @classmethod
@@ -114,7 +115,7 @@ class LedgerWriter:
         except BaseException:
             self._space.release()
             raise
-        await self._entered()
+        self._entered()
         return entry
 
     async def add_readings(self, readings: Sequence[Reading]) -> Entry:
@@ -127,23 +128,23 @@ class LedgerWriter:
         except BaseException:
             self._space.release()
             raise
-        await self._entered()
+        self._entered()
         return entry
 
     def _check_open(self) -> None:
         if self._closing:
             raise LedgerClosed(f"ledger writer for {self.ledger.path} is closed")
 
-    async def _entered(self) -> None:
+    def _entered(self) -> None:
         if self.ledger.uncut >= self.batch_max:
             # Entries chain as they are appended, so a batch boundary can only be drawn now,
             # not later: cut here (one signature) and let run() write it.
             self.ledger.cut()
             self._first_pending = None
+            self._work.set()
         elif self._first_pending is None:
             self._first_pending = asyncio.get_running_loop().time()
-        async with self._changed:
-            self._changed.notify_all()
+            self._work.set()  # starts the flush clock; later entries ride on it
 
     async def durable(self, seq: int) -> None:
         """Wait until the entry at ``seq`` of our feed is durably committed.
@@ -151,13 +152,12 @@ class LedgerWriter:
         Raises:
             LedgerClosed: the writer closed before it was (it was not committed).
         """
-        async with self._changed:
-            while self.ledger.size <= seq:
-                if self._closed:
-                    raise LedgerClosed(
-                        f"ledger writer for {self.ledger.path} closed before seq {seq} was committed"
-                    )
-                await self._changed.wait()
+        while self.ledger.size <= seq:
+            if self._closed:
+                raise LedgerClosed(
+                    f"ledger writer for {self.ledger.path} closed before seq {seq} was committed"
+                )
+            await self._progress.wait()
 
     # -- the writer task ----------------------------------------------------------------------
 
@@ -189,29 +189,28 @@ class LedgerWriter:
             self._closing = True
             self.ledger.close()
             self._done.set()
-            async with self._changed:
-                self._changed.notify_all()
+            self._notify_progress()
 
     def _flush_due(self, loop: asyncio.AbstractEventLoop) -> bool:
         first = self._first_pending
         return first is not None and loop.time() >= first + self.flush_interval
 
     async def _wait_for_batch(self, loop: asyncio.AbstractEventLoop) -> None:
-        async with self._changed:
-            while True:
-                if self._closing or self.ledger.unwritten:
+        while True:
+            self._work.clear()
+            if self._closing or self.ledger.unwritten:
+                return
+            if self._first_pending is not None and self.ledger.uncut:
+                remaining = self._first_pending + self.flush_interval - loop.time()
+                if remaining <= 0:
                     return
-                if self._first_pending is not None and self.ledger.uncut:
-                    remaining = self._first_pending + self.flush_interval - loop.time()
-                    if remaining <= 0:
-                        return
-                    try:
-                        async with asyncio.timeout(remaining):
-                            await self._changed.wait()
-                    except TimeoutError:
-                        return
-                else:
-                    await self._changed.wait()
+                try:
+                    async with asyncio.timeout(remaining):
+                        await self._work.wait()
+                except TimeoutError:
+                    return
+            else:
+                await self._work.wait()
 
     async def _write(
         self, loop: asyncio.AbstractEventLoop, executor: ThreadPoolExecutor, batch: Batch
@@ -228,8 +227,6 @@ class LedgerWriter:
                 delay = min(delay * 2, self.retry_max)
                 continue
             self._written(batch)
-            async with self._changed:
-                self._changed.notify_all()
             return
 
     def _written(self, batch: Batch) -> None:
@@ -238,6 +235,12 @@ class LedgerWriter:
         self.committed += appended
         for _ in range(appended):
             self._space.release()
+        self._notify_progress()
+
+    def _notify_progress(self) -> None:
+        # Wake every durable() waiter; later waiters wait on a fresh event.
+        self._progress.set()
+        self._progress = asyncio.Event()
 
     def _drain_sync(self) -> None:
         try:
@@ -256,8 +259,7 @@ class LedgerWriter:
             return
         self._closing = True
         if self._running:
-            async with self._changed:
-                self._changed.notify_all()
+            self._work.set()
             await self._done.wait()
         else:
             self._drain_sync()

@@ -15,7 +15,7 @@ readings still to come.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from edge.rules.alarms import AlarmState, AlarmStats, Transition, acknowledged_state
 from edge.rules.evaluators import (
@@ -36,6 +36,7 @@ from edge.readings import Quality, Reading
 __all__ = ["DEFAULT_MAX_SHELVE", "Engine", "Event"]
 
 Event = Transition | LotEvent
+Handler = Callable[[EngineState, float, int, "float | None", Quality, Out], None]
 
 #: the longest an alarm may be shelved unless the engine is built with another maximum.
 DEFAULT_MAX_SHELVE = 8 * 3600.0
@@ -64,6 +65,17 @@ class Engine:
             else:
                 by_point.setdefault(ev.point, []).append(ev)
         self.by_point: dict[str, tuple[Evaluator, ...]] = {p: tuple(v) for p, v in by_point.items()}
+        #: per point: the bound ``on_reading`` of every rule watching it, and the derived
+        #: rules reading it (kept apart: derived rules take the raw value)
+        self.plain: dict[str, tuple[Handler, ...]] = {
+            p: tuple(e.on_reading for e in v if not isinstance(e, DerivedEval))
+            for p, v in by_point.items()
+        }
+        self.derived: dict[str, tuple[DerivedEval, ...]] = {
+            p: tuple(e for e in v if isinstance(e, DerivedEval)) for p, v in by_point.items()
+        }
+        self.plain = {p: v for p, v in self.plain.items() if v}
+        self.derived = {p: v for p, v in self.derived.items() if v}
         self.lot_point = ruleset.lot
         self.lot_rules: tuple[LotEval, ...] = tuple(
             e for e in self.evaluators if isinstance(e, LotEval)
@@ -122,36 +134,52 @@ class Engine:
         st = state
         out: Out = []
         self._prepare(st, readings[0].ts if readings else now)
-        clock: float = st.clock  # type: ignore[assignment]
-        by_point = self.by_point
+        clock: float = _clock(st)
+        plain = self.plain
+        derived = self.derived
         lot_point = self.lot_point
+        acc = st.acc
+        seq = st.seq
+        # the per-reading path: a few microseconds at most (DESIGN.md), hence the inlining
         for r in readings:
             t = r.ts
             if t < clock:
                 t = clock
             else:
                 clock = t
-                st.clock = t
-            seq = st.seq
-            st.seq = seq + 1
             q = r.quality
             point = r.point
             v = r.value
             fv: float | None = None
             if q == _GOOD:
-                # the common case inline; NaN is no value
-                fv = (v if v == v else None) if type(v) is float else _as_float(v)
+                fv = (v if v == v else None) if type(v) is float else _as_float(v)  # NaN: none
             if point == lot_point:
+                st.seq = seq
                 self._lot_reading(st, t, seq, v if q == _GOOD else None, out)
-            elif st.lot is not None and fv is not None:
-                self._accumulate(st, point, fv, r.unit)
-            evs = by_point.get(point)
-            if evs is not None:
-                for ev in evs:
-                    if ev.__class__ is DerivedEval:
-                        self._derived(st, ev, point, t, seq, v, q, out)
-                    else:
-                        ev.on_reading(st, t, seq, fv, q, out)
+                acc = st.acc
+            elif fv is not None and st.lot is not None:
+                a = acc.get(point)
+                if a is None:
+                    self._accumulate(st, point, fv, r.unit)
+                else:  # running shifted sums of the lot (see edge.rules.lots)
+                    d = fv - a[1]
+                    a[0] += 1
+                    a[2] += d
+                    a[3] += d * d
+                    if fv < a[4]:
+                        a[4] = fv
+                    elif fv > a[5]:
+                        a[5] = fv
+            handlers = plain.get(point)
+            if handlers is not None:
+                for handle in handlers:
+                    handle(st, t, seq, fv, q, out)
+            makers = derived.get(point)
+            if makers is not None:
+                for ev in makers:
+                    self._derived(st, ev, point, t, seq, v, q, out)
+            seq += 1
+        st.seq = seq
         if now > clock:
             clock = now
         st.clock = clock
@@ -179,11 +207,10 @@ class Engine:
         fv = dv if dq == _GOOD else None
         if st.lot is not None and fv is not None and name != self.lot_point:
             self._accumulate(st, name, fv, "")
-        for sub in self.by_point.get(name, ()):
-            if sub.__class__ is DerivedEval:
-                self._derived(st, sub, name, t, seq, dv, dq, out)
-            else:
-                sub.on_reading(st, t, seq, fv, dq, out)
+        for handle in self.plain.get(name, ()):
+            handle(st, t, seq, fv, dq, out)
+        for sub in self.derived.get(name, ()):
+            self._derived(st, sub, name, t, seq, dv, dq, out)
 
     # -- lots -----------------------------------------------------------------------------------
     def _accumulate(self, st: EngineState, point: str, fv: float, unit: str) -> None:

@@ -57,6 +57,7 @@ QUALITIES: tuple[Quality, ...] = tuple(Quality)
 _A_UNACK = AlarmState.ACTIVE_UNACK
 _A_ACK = AlarmState.ACTIVE_ACK
 _RTN_UNACK = AlarmState.RTN_UNACK
+_GOOD = Quality.GOOD
 _NORMAL = AlarmState.NORMAL
 
 
@@ -422,12 +423,18 @@ class StaleEval(Evaluator):
         rt = st.rt[self.idx]
         if rt.next <= t:
             self.advance(st, rt, t, out)
-        if rt.state is _A_UNACK or rt.state is _A_ACK:
-            self.transit(
-                st, rt, False, t, (t, 1, seq, self.idx, 0), t - self._last(rt, st), out, st.lot
-            )
+        state = rt.state
+        if state is _A_UNACK or state is _A_ACK:
+            key = (t, 1, seq, self.idx, 0)
+            self.transit(st, rt, False, t, key, t - self._last(rt, st), out, st.lot)
         rt.aux["last"] = t
-        self.refresh(st, rt)
+        # refresh() inlined: a stale rule has no delay timer, only its own and a shelve's
+        nxt = t + self.max_age
+        if rt.shelved_until is not None and rt.shelved_until < nxt:
+            nxt = rt.shelved_until
+        rt.next = nxt
+        if nxt < st.next_due:
+            st.next_due = nxt
 
 
 class QualityEval(Evaluator):
@@ -444,7 +451,12 @@ class QualityEval(Evaluator):
         rt = st.rt[self.idx]
         if rt.next <= t:
             self.advance(st, rt, t, out)
-        self.observe(st, rt, q != Quality.GOOD, t, seq, None, out)
+        cond = q != _GOOD
+        state = rt.state
+        if cond == (state is _A_UNACK or state is _A_ACK) and rt.due is None:
+            rt.value = None  # fast path: nothing changes
+            return
+        self.observe(st, rt, cond, t, seq, None, out)
 
 
 class SpcEval(Evaluator):
@@ -526,7 +538,7 @@ class SpcEval(Evaluator):
             self.learn(rt, fv)
             return
         aux = rt.aux
-        m = aux["nelson"].push(fv, z) & self.mask
+        m = aux["nelson"].push(fv, z, self.mask)
         if m == 0 and rt.state is AlarmState.NORMAL and rt.due is None:
             rt.value = fv  # fast path
             return

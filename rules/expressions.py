@@ -226,6 +226,18 @@ def _s_max(xs: list[float]) -> float:
     return m
 
 
+def _s_min2(a: float, b: float) -> float:
+    if a != a or b != b:
+        return _NAN
+    return b if b < a else a  # as builtin min: the first of equals
+
+
+def _s_max2(a: float, b: float) -> float:
+    if a != a or b != b:
+        return _NAN
+    return b if b > a else a
+
+
 def _s_avg(xs: list[float]) -> float:
     acc = xs[0]
     for x in xs[1:]:
@@ -279,6 +291,10 @@ def _scalar(node: ast.expr, index: dict[str, int]) -> Scalar:
         return lambda v: func([x(v)])
     if len(args) == 2:
         x, y = args
+        if node.func.id == "min":
+            return lambda v: _s_min2(x(v), y(v))
+        if node.func.id == "max":
+            return lambda v: _s_max2(x(v), y(v))
         return lambda v: func([x(v), y(v)])
     return lambda v: func([a(v) for a in args])
 
@@ -286,15 +302,25 @@ def _scalar(node: ast.expr, index: dict[str, int]) -> Scalar:
 def _fast_binop(
     node: ast.BinOp, index: dict[str, int], left: Scalar, right: Scalar
 ) -> Scalar | None:
-    """Closures for + - * that read point values and constants inline (one call, not three).
+    """Closures for + - * / that read point values and constants inline (one call, not three).
 
     Per-reading cost matters (DESIGN.md: a few microseconds per reading); the generic closure
     calls two operand closures and an operator function.
     """
     op = type(node.op)
+    a, b = node.left, node.right
+    if op is ast.Div:
+        if isinstance(b, ast.Constant) and float(b.value) != 0:  # type: ignore[arg-type]
+            c = float(b.value)  # type: ignore[arg-type]
+            return lambda v: left(v) / c
+
+        def divide(v: Sequence[float]) -> float:
+            d = right(v)
+            return _NAN if d == 0 else left(v) / d
+
+        return divide
     if op not in (ast.Add, ast.Sub, ast.Mult):
         return None
-    a, b = node.left, node.right
     if isinstance(a, ast.Name) and isinstance(b, ast.Constant):
         i, c = index[a.id], float(b.value)  # type: ignore[arg-type]
         if op is ast.Add:

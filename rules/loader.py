@@ -31,19 +31,13 @@ from typing import Any
 
 from edge.rules.expressions import did_you_mean
 from edge.rules.fields import Ctx, UnitSlot, describe
+from edge.rules.kinds import DEFAULT_MESSAGES, KIND_KEYS, KIND_READERS
 from edge.rules.model import (
-    NELSON_RULES,
     DerivedRule,
     Expression,
-    LimitRule,
-    LotRule,
-    QualityRule,
-    RateRule,
     Rule,
     RuleSet,
     Severity,
-    SpcRule,
-    StaleRule,
 )
 from edge.rules.yamlpos import Problem, YMap, YNode, YScalar, YSeq, parse_yaml
 
@@ -53,26 +47,8 @@ __all__ = ["Problem", "check_rules", "load_rules"]
 
 _TOP_KEYS = ("version", "lot", "units", "rules")
 _COMMON = ("id", "kind", "point", "expr", "severity", "tags", "message")
-_KIND_KEYS: dict[str, tuple[str, ...]] = {
-    "limit": ("low", "high", "deadband", "on_delay", "off_delay"),
-    "rate": ("max_change", "per", "window", "direction"),
-    "stale": ("max_age",),
-    "quality": ("duration",),
-    "derived": ("unit",),
-    "spc": ("center", "sigma", "ucl", "lcl", "baseline", "nelson"),
-    "lot": ("low", "high", "checks"),
-}
-_KINDS = tuple(_KIND_KEYS)
+_KINDS = tuple(KIND_KEYS)
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
-_DEFAULT_MESSAGES = {
-    "limit": "{point} = {value} {unit} outside limit {limit} {unit}",
-    "rate": "{point} changes by {value} {unit}, more than {limit} {unit}",
-    "stale": "no data from {point} for {value} s (max {limit} s)",
-    "quality": "{point} quality is {value}",
-    "derived": "{point} cannot be computed",
-    "spc": "{point} = {value} {unit}: out of statistical control ({limit})",
-    "lot": "lot {lot}: {point} fails {limit} ({value})",
-}
 
 
 @dataclass(slots=True)
@@ -193,11 +169,11 @@ def _rule(
     if "kind" not in items:
         ctx.error(node, f"missing key 'kind' (one of: {', '.join(_KINDS)})")
     if kind is not None:
-        allowed = _COMMON + _KIND_KEYS[kind]
+        allowed = _COMMON + KIND_KEYS[kind]
         for name, (key, _) in node.items.items():
             if name in allowed:
                 continue
-            owners = [k for k, keys in _KIND_KEYS.items() if name in keys]
+            owners = [k for k, keys in KIND_KEYS.items() if name in keys]
             if owners:
                 ctx.error(
                     key,
@@ -209,7 +185,7 @@ def _rule(
                     key, f"unknown key {name!r} in a {kind} rule{did_you_mean(name, allowed)}"
                 )
     else:
-        every = set(_COMMON).union(*_KIND_KEYS.values())
+        every = set(_COMMON).union(*KIND_KEYS.values())
         ctx.keys(node, every, "a rule")
 
     rule_id = None
@@ -263,7 +239,7 @@ def _rule(
     tags: tuple[str, ...] = ()
     if "tags" in items:
         tags = ctx.string_list(items["tags"], "tags") or ()
-    message = _DEFAULT_MESSAGES.get(kind or "", "")
+    message = DEFAULT_MESSAGES.get(kind or "", "")
     if "message" in items:
         message = ctx.message(items["message"], "message") or message
 
@@ -292,214 +268,10 @@ def _rule(
         "expression": expr,
         "location": ctx.loc(node),
     }
-    rule = _KIND_READERS[kind](ctx, node, items, slot, common)
+    rule = KIND_READERS[kind](ctx, node, items, slot, common)
     if rule is not None and len(ctx.problems) == before:
         draft.rule = rule
     return draft
-
-
-Items = dict[str, YNode]
-
-
-def _opt_value(ctx: Ctx, items: Items, key: str, slot: UnitSlot) -> float | None:
-    return ctx.value(items[key], key, slot) if key in items else None
-
-
-def _opt_duration(
-    ctx: Ctx, items: Items, key: str, default: float, positive: bool = False
-) -> float:
-    if key not in items:
-        return default
-    got = ctx.duration(items[key], key, positive)
-    return default if got is None else got
-
-
-def _limit(
-    ctx: Ctx, node: YMap, items: Items, slot: UnitSlot, common: dict[str, Any]
-) -> Rule | None:
-    low = _opt_value(ctx, items, "low", slot)
-    high = _opt_value(ctx, items, "high", slot)
-    deadband = _opt_value(ctx, items, "deadband", slot)
-    if "low" not in items and "high" not in items:
-        ctx.error(node, "a limit rule needs 'low', 'high' or both")
-        return None
-    if low is not None and high is not None and low >= high:
-        ctx.error(items["low"], f"low: {low:g} must be below high {high:g}")
-        return None
-    if deadband is not None:
-        if deadband < 0:
-            ctx.error(
-                items["deadband"],
-                f"deadband: {deadband:g} is negative: the hysteresis must "
-                "lie inside the limits (the alarm clears at high - deadband, low + deadband)",
-            )
-            return None
-        if low is not None and high is not None and deadband >= high - low:
-            ctx.error(
-                items["deadband"],
-                f"deadband: {deadband:g} is not smaller than the band "
-                f"high - low = {high - low:g} (the alarm could never clear)",
-            )
-            return None
-    return LimitRule(
-        **common,
-        unit=slot.unit,
-        low=low,
-        high=high,
-        deadband=deadband or 0.0,
-        on_delay=_opt_duration(ctx, items, "on_delay", 0.0),
-        off_delay=_opt_duration(ctx, items, "off_delay", 0.0),
-    )
-
-
-def _rate(
-    ctx: Ctx, node: YMap, items: Items, slot: UnitSlot, common: dict[str, Any]
-) -> Rule | None:
-    for needed in ("max_change", "per"):
-        if needed not in items:
-            ctx.error(node, f"missing key {needed!r} (a rate rule allows max_change per duration)")
-    if "max_change" not in items or "per" not in items:
-        return None
-    max_change = ctx.value(items["max_change"], "max_change", slot)
-    if max_change is not None and max_change <= 0:
-        ctx.error(items["max_change"], "max_change: must be above 0")
-        return None
-    per = ctx.duration(items["per"], "per", positive=True)
-    direction = "both"
-    if "direction" in items:
-        direction = ctx.choice(items["direction"], "direction", ("rise", "fall", "both")) or "both"
-    if max_change is None or per is None:
-        return None
-    return RateRule(
-        **common,
-        unit=slot.unit,
-        max_change=max_change,
-        per=per,
-        window=_opt_duration(ctx, items, "window", per, positive=True),
-        direction=direction,
-    )
-
-
-def _stale(
-    ctx: Ctx, node: YMap, items: Items, slot: UnitSlot, common: dict[str, Any]
-) -> Rule | None:
-    if "max_age" not in items:
-        ctx.error(node, "missing key 'max_age' (how long without data, e.g. '5s')")
-        return None
-    max_age = ctx.duration(items["max_age"], "max_age", positive=True)
-    return None if max_age is None else StaleRule(**common, unit=slot.unit, max_age=max_age)
-
-
-def _quality(
-    ctx: Ctx, node: YMap, items: Items, slot: UnitSlot, common: dict[str, Any]
-) -> Rule | None:
-    return QualityRule(
-        **common, unit=slot.unit, duration=_opt_duration(ctx, items, "duration", 0.0)
-    )
-
-
-def _derived(
-    ctx: Ctx, node: YMap, items: Items, slot: UnitSlot, common: dict[str, Any]
-) -> Rule | None:
-    if common["expression"] is None:
-        return None
-    return DerivedRule(**common, unit=slot.unit)
-
-
-def _spc(ctx: Ctx, node: YMap, items: Items, slot: UnitSlot, common: dict[str, Any]) -> Rule | None:
-    given = [k for k in ("center", "sigma", "ucl", "lcl", "baseline") if k in items]
-    forms = {
-        "center/sigma": {"center", "sigma"},
-        "ucl/lcl": {"ucl", "lcl"},
-        "baseline": {"baseline"},
-    }
-    matching = [f for f, keys in forms.items() if set(given) == keys]
-    if not matching:
-        ctx.error(
-            node,
-            "an spc rule needs its limits as 'center' and 'sigma', as 'ucl' and 'lcl', "
-            f"or learned from 'baseline: N' readings (got: {', '.join(given) or 'none'})",
-        )
-    center = sigma = None
-    baseline = 0
-    if "center" in items:
-        center = ctx.value(items["center"], "center", slot)
-    if "sigma" in items:
-        sigma = ctx.value(items["sigma"], "sigma", slot)
-        if sigma is not None and sigma <= 0:
-            ctx.error(items["sigma"], f"sigma: must be above 0, got {sigma:g}")
-    if "ucl" in items and "lcl" in items:
-        ucl = ctx.value(items["ucl"], "ucl", slot)
-        lcl = ctx.value(items["lcl"], "lcl", slot)
-        if ucl is not None and lcl is not None:
-            if ucl <= lcl:
-                ctx.error(items["lcl"], f"lcl: {lcl:g} must be below ucl {ucl:g}")
-            center, sigma = (ucl + lcl) / 2, (ucl - lcl) / 6
-    if "baseline" in items:
-        baseline = ctx.integer(items["baseline"], "baseline", 2) or 0
-    nelson: tuple[int, ...] = (1,)
-    if "nelson" in items:
-        nelson = _nelson(ctx, items["nelson"]) or nelson
-    if not matching:
-        return None
-    return SpcRule(
-        **common, unit=slot.unit, center=center, sigma=sigma, baseline=baseline, nelson=nelson
-    )
-
-
-def _nelson(ctx: Ctx, node: YNode) -> tuple[int, ...] | None:
-    if isinstance(node, YScalar) and node.value == "all":
-        return NELSON_RULES
-    if not isinstance(node, YSeq) or not node.items:
-        ctx.error(node, "nelson: expected a list of rule numbers 1-8 (e.g. [1, 2, 5]) or 'all'")
-        return None
-    chosen: list[int] = []
-    for item in node.items:
-        if not (isinstance(item, YScalar) and type(item.value) is int):
-            ctx.error(item, f"nelson: {getattr(item, 'text', 'this')!r} is not a rule number 1-8")
-        elif item.value not in NELSON_RULES:
-            ctx.error(item, f"nelson: unknown Nelson rule {item.value} (rules are numbered 1-8)")
-        elif item.value in chosen:
-            ctx.error(item, f"nelson: rule {item.value} is listed twice")
-        else:
-            chosen.append(item.value)
-    return tuple(sorted(chosen))
-
-
-def _lot(ctx: Ctx, node: YMap, items: Items, slot: UnitSlot, common: dict[str, Any]) -> Rule | None:
-    low = _opt_value(ctx, items, "low", slot)
-    high = _opt_value(ctx, items, "high", slot)
-    if low is not None and high is not None and low >= high:
-        ctx.error(items["low"], f"low: {low:g} must be below high {high:g}")
-    if "checks" not in items:
-        ctx.error(node, "missing key 'checks' (e.g. ['cpk >= 1.33', 'count >= 10'])")
-        return None
-    checks_node = items["checks"]
-    if not isinstance(checks_node, YSeq) or not checks_node.items:
-        ctx.error(checks_node, "checks: expected a list like ['cpk >= 1.33', 'count >= 10']")
-        return None
-    checks = []
-    for item in checks_node.items:
-        check = ctx.check(item, slot)
-        if check is None:
-            continue
-        if check.stat == "cp" and ("low" not in items or "high" not in items):
-            ctx.error(item, "checks: cp needs both 'low' and 'high' spec limits")
-        elif check.stat == "cpk" and "low" not in items and "high" not in items:
-            ctx.error(item, "checks: cpk needs a 'low' or 'high' spec limit")
-        checks.append(check)
-    return LotRule(**common, unit=slot.unit, low=low, high=high, checks=tuple(checks))
-
-
-_KIND_READERS = {
-    "limit": _limit,
-    "rate": _rate,
-    "stale": _stale,
-    "quality": _quality,
-    "derived": _derived,
-    "spc": _spc,
-    "lot": _lot,
-}
 
 
 def _derived_units(files: _Files) -> dict[str, str]:
@@ -579,7 +351,7 @@ def _cross_check(drafts: list[_Draft], files: _Files, known: Collection[str] | N
             point=d.rule.point,
             severity=d.rule.severity,
             tags=d.rule.tags,
-            message=_DEFAULT_MESSAGES["derived"],
+            message=DEFAULT_MESSAGES["derived"],
             unit=d.rule.unit,
             expression=d.rule.expression,
             location=d.rule.location,

@@ -217,7 +217,9 @@ class RateRule(RuleBase):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StaleRule(RuleBase):
-    """No data (kind ``stale``): active while ``now - ts_of_last_reading > max_age``.
+    """No data (kind ``stale``): active once ``now - ts_of_last_reading`` reaches ``max_age``.
+
+    The transition is stamped ``ts_of_last_reading + max_age`` (the moment the age reached it).
 
     A point that never reported counts from the engine's first ``now``.
 

@@ -141,57 +141,62 @@ class NelsonState:
             setattr(st, name, value)
         return st
 
-    def push(self, x: float, z: Zones) -> int:
-        """Add one point; return the mask of all eight rules signalling at it."""
+    def push(self, x: float, z: Zones, select: int = 0xFF) -> int:
+        """Add one point; return the mask of the rules in ``select`` signalling at it.
+
+        Counters that only unselected rules read are not kept up to date (a rule's selection
+        never changes during the life of its state).
+        """
         mask = 0
-        if x > z.hi3 or x < z.lo3:
-            mask |= 1
-        # rule 2: run on one side of the centre
-        side = 1 if x > z.center else (-1 if x < z.center else 0)
-        if side != 0 and side == self.side:
-            self.side_run += 1
-        else:
-            self.side_run = 1 if side != 0 else 0
-        self.side = side
-        if self.side_run >= 9:
-            mask |= 2
-        # rules 3 and 4: direction of the difference to the previous point
-        prev = self.prev
-        d = 0 if prev is None else (1 if x > prev else (-1 if x < prev else 0))
-        if d != 0 and d == self.dir:
-            self.trend += 1
-        else:
-            self.trend = 1 if d != 0 else 0
-        if d != 0 and d == -self.dir:
-            self.alt += 1
-        else:
-            self.alt = 1 if d != 0 else 0
-        self.dir = d
-        self.prev = x
-        if self.trend >= 5:
-            mask |= 4
-        if self.alt >= 13:
-            mask |= 8
-        # rules 5, 6, 8: short windows kept as bit histories
-        h2 = self.h2 = ((self.h2 << 1) | (x > z.hi2)) & 0xFF
-        l2 = self.l2 = ((self.l2 << 1) | (x < z.lo2)) & 0xFF
-        h1 = self.h1 = ((self.h1 << 1) | (x > z.hi1)) & 0xFF
-        l1 = self.l1 = ((self.l1 << 1) | (x < z.lo1)) & 0xFF
-        if (h2 & 7).bit_count() >= 2 or (l2 & 7).bit_count() >= 2:
-            mask |= 16
-        if (h1 & 31).bit_count() >= 4 or (l1 & 31).bit_count() >= 4:
-            mask |= 32
-        if z.lo1 < x < z.hi1:
-            self.within += 1
-            self.beyond = 0
-        else:
-            self.within = 0
-            # exactly on a 1-sigma line is neither within nor beyond
-            self.beyond = self.beyond + 1 if (h1 | l1) & 1 else 0
-        if self.within >= 15:
-            mask |= 64
-        if self.beyond >= 8 and h1 and l1:
-            mask |= 128
+        if select & 1 and (x > z.hi3 or x < z.lo3):
+            mask = 1
+        if select & 2:  # run on one side of the centre
+            side = 1 if x > z.center else (-1 if x < z.center else 0)
+            if side != 0 and side == self.side:
+                self.side_run += 1
+            else:
+                self.side_run = 1 if side != 0 else 0
+            self.side = side
+            if self.side_run >= 9:
+                mask |= 2
+        if select & 12:  # rules 3 and 4: direction of the difference to the previous point
+            prev = self.prev
+            d = 0 if prev is None else (1 if x > prev else (-1 if x < prev else 0))
+            if d != 0 and d == self.dir:
+                self.trend += 1
+            else:
+                self.trend = 1 if d != 0 else 0
+            if d != 0 and d == -self.dir:
+                self.alt += 1
+            else:
+                self.alt = 1 if d != 0 else 0
+            self.dir = d
+            self.prev = x
+            if self.trend >= 5 and select & 4:
+                mask |= 4
+            if self.alt >= 13 and select & 8:
+                mask |= 8
+        if select & 16:  # short windows kept as bit histories (bit 0 = newest point)
+            h2 = self.h2 = ((self.h2 << 1) | (x > z.hi2)) & 0xFF
+            l2 = self.l2 = ((self.l2 << 1) | (x < z.lo2)) & 0xFF
+            if (h2 & 7).bit_count() >= 2 or (l2 & 7).bit_count() >= 2:
+                mask |= 16
+        if select & 224:  # rules 6, 7, 8: one-sigma zone
+            h1 = self.h1 = ((self.h1 << 1) | (x > z.hi1)) & 0xFF
+            l1 = self.l1 = ((self.l1 << 1) | (x < z.lo1)) & 0xFF
+            if select & 32 and ((h1 & 31).bit_count() >= 4 or (l1 & 31).bit_count() >= 4):
+                mask |= 32
+            if z.lo1 < x < z.hi1:
+                self.within += 1
+                self.beyond = 0
+            else:
+                self.within = 0
+                # exactly on a 1-sigma line is neither within nor beyond
+                self.beyond = self.beyond + 1 if (h1 | l1) & 1 else 0
+            if self.within >= 15 and select & 64:
+                mask |= 64
+            if self.beyond >= 8 and h1 and l1 and select & 128:
+                mask |= 128
         return mask
 
 

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
+from edge.rules.alarms import AlarmRuntime, AlarmState
 from edge.rules.engine import Engine, Event
 from edge.rules.evaluators import (
     QUALITIES,
@@ -51,6 +52,7 @@ __all__ = ["replay", "replay_arrays", "to_columns"]
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 U8 = npt.NDArray[np.uint8]
+BoolArray = npt.NDArray[np.bool_]
 _CONFIG_ERROR = QUALITY_CODE[Quality.CONFIG_ERROR]
 LotOf = Callable[[int], "str | None"]
 
@@ -204,18 +206,12 @@ def replay_arrays(
         ev.refresh(st, rt)
     out: Out = []
 
-    # rows of each point, ascending: one pass per point for a few points, else a stable sort
+    # rows of each point, ascending: a stable (radix) sort by point id
     npts = len(points)
     small = pid.astype(np.uint8 if npts < 256 else np.int32, copy=False)
-    by_point_rows: dict[int, I64] = {}
-    if npts <= 32:
-        for k in range(npts):
-            by_point_rows[k] = np.flatnonzero(small == k)
-    else:
-        order = np.argsort(small, kind="stable")
-        offs = np.concatenate(([0], np.cumsum(np.bincount(small, minlength=npts))))
-        for k in range(npts):
-            by_point_rows[k] = order[offs[k] : offs[k + 1]].astype(np.int64)
+    order = np.argsort(small, kind="stable")
+    offs = np.concatenate(([0], np.cumsum(np.bincount(small, minlength=npts))))
+    by_point_rows = {k: order[offs[k] : offs[k + 1]] for k in range(npts)}
     streams: dict[str, _Stream] = {}
     lot_point = ruleset.lot
 
@@ -367,7 +363,8 @@ def _drive(ev: Evaluator, st: EngineState, s: _Stream, out: Out, lot_of: LotOf) 
         rows, t, v = s.rows[ok], s.t[ok], fv[ok]
         if isinstance(ev, LimitEval):
             entry = (v > ev.hi) | (v < ev.lo)
-            hold = (v > ev.hi_hold) | (v < ev.lo_hold)
+            same = ev.hi_hold == ev.hi and ev.lo_hold == ev.lo
+            hold = entry if same else (v > ev.hi_hold) | (v < ev.lo_hold)
             value = v
         elif isinstance(ev, RateEval):
             first = np.searchsorted(t, t - ev.window, side="left")
@@ -398,11 +395,16 @@ def _drive(ev: Evaluator, st: EngineState, s: _Stream, out: Out, lot_of: LotOf) 
     if rows.size == 0:
         return
     code = entry.astype(np.uint8) | (hold.astype(np.uint8) << 1)
-    if masks is not None:
-        key = masks.astype(np.uint16) | (code.astype(np.uint16) << 8)
-    else:
-        key = code.astype(np.uint16)
-    chg = np.flatnonzero(key[1:] != key[:-1]) + 1
+    if (
+        hold is entry
+        and ev.on_delay <= 0
+        and ev.off_delay <= 0
+        and rt.state is AlarmState.NORMAL
+        and rt.next == float("inf")
+    ):
+        _drive_undelayed(ev, st, rt, rows, t, entry, value, masks, out, lot_of)
+        return
+    chg = np.flatnonzero(code[1:] != code[:-1]) + 1
     idx = np.concatenate(([0], chg))
     t_c = t[idx].tolist()
     rows_c = rows[idx].tolist()
@@ -426,6 +428,40 @@ def _drive(ev: Evaluator, st: EngineState, s: _Stream, out: Out, lot_of: LotOf) 
     last = float(value[-1])
     rt.value = None if last != last else last
     _pending_value(ev, st, rt, t, value)
+
+
+def _drive_undelayed(
+    ev: Evaluator,
+    st: EngineState,
+    rt: AlarmRuntime,
+    rows: I64,
+    t: F64,
+    cond: BoolArray,
+    value: F64,
+    masks: U8 | None,
+    out: Out,
+    lot_of: LotOf,
+) -> None:
+    """A rule without delays or hysteresis: it transits exactly where its condition flips."""
+    flips = np.flatnonzero(cond[1:] != cond[:-1]) + 1
+    if cond[0]:
+        flips = np.concatenate(([0], flips))
+    idx = ev.idx
+    t_c = t[flips].tolist()
+    rows_c = rows[flips].tolist()
+    value_c = value[flips].tolist()
+    masks_c = masks[flips].tolist() if masks is not None else None
+    activate = True  # the state starts NORMAL: the first flip activates, then they alternate
+    for j, tc in enumerate(t_c):
+        seq = rows_c[j]
+        val = value_c[j]
+        if masks_c is not None and activate:
+            rt.aux["mask"] = masks_c[j]
+        key = (tc, 1, seq, idx, 0)
+        ev.transit(st, rt, activate, tc, key, None if val != val else val, out, lot_of(seq))
+        activate = not activate
+    last = float(value[-1])
+    rt.value = None if last != last else last
 
 
 def _pending_value(ev: Evaluator, st: EngineState, rt: object, t: F64, value: F64) -> None:

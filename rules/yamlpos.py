@@ -166,7 +166,7 @@ def parse_yaml(text: str, file: str) -> tuple[YNode | None, list[Problem]]:
         the root node (None for an empty document or a syntax error) and the problems found.
     """
     problems: list[Problem] = []
-    yaml = YAML(typ="rt")
+    yaml = YAML(typ="safe", pure=True)  # composer only: positions, no comment gathering
     try:
         root = yaml.compose(io.StringIO(text))
     except MarkedYAMLError as exc:

@@ -19,6 +19,7 @@ from edge.drivers.rtu import MinimalmodbusTransport
 from edge.drivers.tcp import TcpTransport
 from edge.drivers.transport import ModbusTransport
 from edge.errors import ConfigError, DeviceError
+from edge.log import configure
 from edge.readings import Reading
 
 __all__ = ["COMMANDS", "probe", "read"]
@@ -107,6 +108,7 @@ async def _read(config_path: Path, once: bool, as_json: bool, points: tuple[str,
 )
 def read(config_path: Path, once: bool, as_json: bool, points: tuple[str, ...]) -> None:
     """Poll the configured points and print value, unit, quality and latency."""
+    configure("warning")  # port and device trouble as key=value lines on stderr
     try:
         asyncio.run(_read(config_path, once, as_json, points))
     except ConfigError as exc:

@@ -1,6 +1,8 @@
 """Benchmarks of the rules engine: streaming a 20-rule set and replaying 10,000,000 rows.
 
 Each prints its figure, the limit it is measured against, and the ratio (figure / limit).
+The figure is readings per second of CPU time of this (single-threaded) process, the "one core"
+of the target; the wall-clock figure is printed too (it drops when other work shares the CPU).
 """
 
 from __future__ import annotations
@@ -82,8 +84,11 @@ def recording(n: int, seed: int = 7) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return ts, pid, values, lots
 
 
-def report(name: str, figure: float, limit: float) -> None:
-    print(f"\n{name}: {figure:,.0f} readings/s  limit {limit:,.0f}  ratio {figure / limit:.2f}")
+def report(name: str, figure: float, limit: float, wall: float) -> None:
+    print(
+        f"\n{name}: {figure:,.0f} readings/s (CPU time of this process; wall clock "
+        f"{wall:,.0f}/s)  limit {limit:,.0f}  ratio {figure / limit:.2f}"
+    )
 
 
 def test_bench_streaming_20_rules() -> None:
@@ -95,18 +100,19 @@ def test_bench_streaming_20_rules() -> None:
         Reading(names[p], float(t), lots.get(i, float(v)))
         for i, (t, p, v) in enumerate(zip(ts.tolist(), pid.tolist(), values.tolist(), strict=True))
     ]
-    best = 0.0
+    best = wall = 0.0
     for _ in range(3):
         state = eng.initial_state()
         events = 0
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for k in range(0, len(readings), 100):
             batch = readings[k : k + 100]
             state, ev = eng.step(state, batch, batch[-1].ts)
             events += len(ev)
-        dt = time.perf_counter() - t0
-        best = max(best, len(readings) / dt)
-    report(f"streaming, 20 rules, batches of 100 ({events} events)", best, STREAM_LIMIT)
+        dt, dc = time.perf_counter() - t0, time.process_time() - c0
+        best = max(best, len(readings) / dc)
+        wall = max(wall, len(readings) / dt)
+    report(f"streaming, 20 rules, batches of 100 ({events} events)", best, STREAM_LIMIT, wall)
     assert events > 0
 
 
@@ -114,8 +120,12 @@ def test_bench_replay_10m_rows() -> None:
     rs = twenty_rules()
     ts, pid, values, lots = recording(10_000_000)
     points = [*POINTS, "lot"]
-    t0 = time.perf_counter()
-    events = replay_arrays(rs, ts, pid, values, points=points, lots=lots)
-    dt = time.perf_counter() - t0
-    report(f"replay, 20 rules, 10,000,000 rows ({len(events)} events)", ts.size / dt, REPLAY_LIMIT)
+    best = wall = 0.0
+    for _ in range(2):
+        t0, c0 = time.perf_counter(), time.process_time()
+        events = replay_arrays(rs, ts, pid, values, points=points, lots=lots)
+        dt, dc = time.perf_counter() - t0, time.process_time() - c0
+        best = max(best, ts.size / dc)
+        wall = max(wall, ts.size / dt)
+    report(f"replay, 20 rules, 10,000,000 rows ({len(events)} events)", best, REPLAY_LIMIT, wall)
     assert events

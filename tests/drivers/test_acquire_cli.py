@@ -210,3 +210,18 @@ def test_rs485_local_echo(
         assert (row["quality"], row["value"]) == ("good", pytest.approx(23.0))
     else:  # our own request read back as the reply: discarded, never decoded
         assert (row["quality"], row["value"]) == ("comm_fail", None)
+
+
+def test_missing_port_is_reported_on_stderr(tmp_path: Path) -> None:
+    config = write_node(
+        tmp_path,
+        {"kind": "rtu", "port": str(tmp_path / "ttyUSB9")},
+        {"plc": {}},
+        {"x": {"device": "plc", "register": 1}},
+    )
+    result = CliRunner().invoke(main, ["read", "-c", str(config), "--once", "--json"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["quality"] == "comm_fail"
+    (line,) = result.stderr.splitlines()
+    assert "event=bus.port_unavailable" in line
+    assert "ttyUSB9" in line

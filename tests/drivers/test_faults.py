@@ -120,7 +120,7 @@ def assert_keeps_deadlines(rec: Recorder, device: str, seconds: float) -> None:
     cycles = len(rec.cycles[device])
     assert cycles >= 0.85 * seconds / POLL, (device, cycles)
     # late by at most one other device's timeout, never by the dead device's backoff
-    assert rec.max_gap(device) <= POLL + TIMEOUT + 0.08, (device, rec.max_gap(device))
+    assert rec.max_gap(device) <= POLL + TIMEOUT + 0.15, (device, rec.max_gap(device))
 
 
 @pytest.mark.slow
@@ -165,6 +165,9 @@ async def test_port_disappears_for_five_seconds(sim: SimulatorThread) -> None:
         assert_keeps_deadlines(rec, dev, 9.0)  # cycles still come on time (no I/O while gone)
         assert set(rec.qualities(dev, gone + 0.6, back)) == {Quality.COMM_FAIL}
         assert rec.qualities(dev)[-1] == Quality.GOOD  # resumed on its own
+        # ... within the port's longest re-open backoff (2 s) after it came back
+        first_good = min(t for t, rs in rec.cycles[dev] if t > back and rs[0].quality == "good")
+        assert first_good - back < 2.5
     stats = poller.stats()
     assert stats.reopens >= 1
     assert stats.port_errors >= 2

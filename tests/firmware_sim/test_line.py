@@ -166,3 +166,16 @@ def test_line_port_gone_and_back(sim):
     with open_port(sim, "probe-line", timeout=0.5) as port:
         port.write(b"T?\r")
         assert port.read_until(b"\r") == b"T=+004.50 C\r"
+
+
+def test_scale_net_mode_with_tare(tmp_path):
+    text = SCENARIO.replace("    settle: 150ms\n", "    settle: 150ms\n    tare: 2.0\n")
+    text = text.replace("model: {kind: normal, mean: 12.34, sd: 0.5, period: 300ms}", "value: 12.5")
+    with (
+        SimulatorThread(parse_scenario(text, None), tmp_path) as sim,
+        open_port(sim, "scale-line") as port,
+    ):
+        time.sleep(max(0.0, 0.3 - sim.now()))  # unstable for `settle` after power-on
+        port.reset_input_buffer()
+        port.readline()  # possibly the tail of a line cut by the reset
+        assert port.readline() == b"ST,NT,+0010.50 g\r\n"

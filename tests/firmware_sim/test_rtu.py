@@ -9,6 +9,8 @@ import struct
 import pytest
 from edge.firmware_sim import Fault, append_crc
 from edge.firmware_sim.rtu import RequestFramer
+from hypothesis import given
+from hypothesis import strategies as st
 from pymodbus.exceptions import ModbusIOException
 from pymodbus.framer.rtu import FramerRTU
 from pymodbus.pdu import ModbusPDU
@@ -206,3 +208,29 @@ def test_fc16_length_from_byte_count():
     frame = append_crc(bytes([1, 16, 0, 0, 0, 3, 6]) + values)
     assert framer.feed(frame[:8], now=0.0) == []
     assert framer.feed(frame[8:], now=0.0) == [frame]
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 247), st.sampled_from([1, 2, 3, 4, 5, 6, 15, 16])),
+        min_size=1,
+        max_size=8,
+    ),
+    st.lists(st.integers(1, 40), min_size=1, max_size=20),
+)
+def test_framer_any_chunking_yields_the_same_frames(specs, cuts):
+    frames = []
+    for unit, function in specs:
+        if function in (15, 16):
+            frames.append(append_crc(bytes([unit, function, 0, 0, 0, 2, 4, 1, 2, 3, 4])))
+        else:
+            frames.append(append_crc(bytes([unit, function, 0, 1, 0, 2])))
+    stream = b"".join(frames)
+    framer = RequestFramer()
+    out, pos, i = [], 0, 0
+    while pos < len(stream):
+        step = cuts[i % len(cuts)]
+        out += framer.feed(stream[pos : pos + step], now=0.0)
+        pos, i = pos + step, i + 1
+    assert out == frames
+    assert framer.stats.crc_errors == 0

@@ -24,7 +24,8 @@ def test_create_writes_0600_and_loads_back(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert Path(f"{path}.pub").read_text().strip() == key.feed
     loaded = load_key(path)
-    assert loaded.feed == key.feed and len(key.feed) == 64
+    assert loaded.feed == key.feed
+    assert len(key.feed) == 64
     sig = loaded.sign(b"message")
     assert verify_signature(key.feed, b"message", sig)
     assert not verify_signature(key.feed, b"messagf", sig)

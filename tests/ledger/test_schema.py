@@ -74,11 +74,12 @@ def test_failed_migration_leaves_no_trace(tmp_path: Path, monkeypatch: pytest.Mo
     )
     monkeypatch.setattr(schema, "MIGRATIONS", broken)
     conn = sqlite3.connect(tmp_path / "l.db", isolation_level=None)
-    with pytest.raises(StorageError, match="schema migration 99 .broken. failed"):
+    with pytest.raises(StorageError, match=r"schema migration 99 .broken. failed"):
         schema.migrate(conn)
     assert schema.current_version(conn) == 2
     names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-    assert "half" not in names and "entries" in names
+    assert "half" not in names
+    assert "entries" in names
     conn.close()
 
 

@@ -75,7 +75,8 @@ def test_one_byte_of_a_body_changed(db: Path) -> None:
         raw = conn.execute("SELECT raw FROM entries WHERE seq = 7").fetchone()[0]
         at = raw.index(b'"value":"') + len(b'"value":"')
         forged = raw[:at] + bytes([raw[at] ^ 0x01]) + raw[at + 1 :]  # 9.75 -> 8.75
-        assert len(forged) == len(raw) and forged != raw
+        assert len(forged) == len(raw)
+        assert forged != raw
         conn.execute("UPDATE entries SET raw = ? WHERE seq = 7", (forged,))
     report = verify(db)
     assert found(report) == {(7, Kind.CHANGED)}
@@ -214,7 +215,8 @@ def test_cli_names_each_problem_and_exits_1(db: Path) -> None:
     assert {(2, "missing entry"), (14, "rollback below a checkpoint")} <= kinds
     human = CliRunner().invoke(main, ["ledger", "verify", "--db", str(db)])
     assert human.exit_code == 1
-    assert "missing entry" in human.output and "rollback below a checkpoint" in human.output
+    assert "missing entry" in human.output
+    assert "rollback below a checkpoint" in human.output
 
 
 def test_cli_ok_exits_0(db: Path) -> None:

@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from edge.ledger import verify
 from edge.ledger.keys import NodeKey
 from edge.ledger.store import connect
 from edge.ledger.verify import FeedVerifier, Kind, verify_feed
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from .conftest import build_ledger
 
@@ -22,18 +21,26 @@ KEY = NodeKey.generate()
 def _load(tmp: Path) -> tuple[str, list[Row], list[tuple[int, str, str, str]]]:
     ledger = build_ledger(tmp / "l.db", KEY, batches=(7, 1, 9, 5, 12))
     conn = ledger.conn
-    rows = conn.execute("SELECT seq, id, prev, ts, type, actor, raw FROM entries ORDER BY seq").fetchall()
-    recorded = conn.execute("SELECT size, head, root, sig FROM checkpoints ORDER BY size DESC").fetchall()
+    rows = conn.execute(
+        "SELECT seq, id, prev, ts, type, actor, raw FROM entries ORDER BY seq"
+    ).fetchall()
+    recorded = conn.execute(
+        "SELECT size, head, root, sig FROM checkpoints ORDER BY size DESC"
+    ).fetchall()
     ledger.close()
     return KEY.feed, rows, recorded
 
 
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[Row], list[tuple[int, str, str, str]]]:
+def chain(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[str, list[Row], list[tuple[int, str, str, str]]]:
     return _load(tmp_path_factory.mktemp("chain"))
 
 
-def slow(feed: str, rows: list[Row], recorded: list[tuple[int, str, str, str]]) -> set[tuple[int, Kind]]:
+def slow(
+    feed: str, rows: list[Row], recorded: list[tuple[int, str, str, str]]
+) -> set[tuple[int, Kind]]:
     """Second implementation: the per-row path only (no byte-level fast path)."""
     v = FeedVerifier(feed)
     for row in rows:
@@ -41,15 +48,21 @@ def slow(feed: str, rows: list[Row], recorded: list[tuple[int, str, str, str]]) 
     return {(p.seq, p.kind) for p in v.finish(recorded).problems}
 
 
-def fast(feed: str, rows: list[Row], recorded: list[tuple[int, str, str, str]]) -> set[tuple[int, Kind]]:
+def fast(
+    feed: str, rows: list[Row], recorded: list[tuple[int, str, str, str]]
+) -> set[tuple[int, Kind]]:
     return {(p.seq, p.kind) for p in verify_feed(feed, rows, recorded=recorded).problems}
 
 
-def test_intact_chain_verifies_both_ways(chain: tuple[str, list[Row], list[tuple[int, str, str, str]]]) -> None:
+def test_intact_chain_verifies_both_ways(
+    chain: tuple[str, list[Row], list[tuple[int, str, str, str]]],
+) -> None:
     feed, rows, recorded = chain
     report = verify_feed(feed, rows, recorded=recorded)
-    assert report.ok and report.entries == len(rows) == 39
-    assert report.checkpoints == 5 and report.signed == 38
+    assert report.ok
+    assert report.entries == len(rows) == 39
+    assert report.checkpoints == 5
+    assert report.signed == 38
     assert slow(feed, rows, recorded) == set()
 
 
@@ -101,7 +114,9 @@ def test_deletions_swaps_and_column_edits_are_named(
     assert got == slow(feed, mutated, recorded)
 
 
-def test_parallel_verify_matches_sequential(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_parallel_verify_matches_sequential(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Chunks of 8 entries in 2 worker processes: the Merkle roots combine across chunks."""
     import sqlite3
 
@@ -111,7 +126,9 @@ def test_parallel_verify_matches_sequential(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setattr(verify, "CHUNK", 8)
     conn = connect(path, readonly=True)
     good = verify.verify_db(conn, workers=2)
-    assert good.ok and good.entries == 64 and good.feeds[0].signed == 63
+    assert good.ok
+    assert good.entries == 64
+    assert good.feeds[0].signed == 63
     conn.close()
     attack = sqlite3.connect(path)
     attack.execute("DROP TRIGGER entries_no_delete")

@@ -98,7 +98,7 @@ async def test_bounded_queue_blocks_producers(tmp_path: Path) -> None:
 
 async def test_bad_content_raises_at_append(tmp_path: Path) -> None:
     writer = LedgerWriter.open(tmp_path / "l.db", NodeKey.generate())
-    with pytest.raises(NotCanonical, match="body.value: float"):
+    with pytest.raises(NotCanonical, match=r"body\.value: float"):
         await writer.append("alarm", {"value": 1.5}, ts=T0)
     await writer.append("alarm", {"value": "1.5"}, ts=T0)
     await writer.aclose()  # closing without run() still commits

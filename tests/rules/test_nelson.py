@@ -183,3 +183,12 @@ def test_three_implementations_agree_on_floats(xs: list[float]) -> None:
 @given(st.lists(st.sampled_from([sd(1.5), sd(-1.5), sd(0.5), sd(-0.5)]), min_size=20, max_size=60))
 def test_agreement_on_long_runs(xs: list[float]) -> None:
     assert streaming(xs) == vectorised(xs) == naive(xs)
+
+
+@given(st.lists(grid, max_size=60), st.sets(st.integers(1, 8), min_size=1))
+def test_selected_rules_only_are_computed_identically(xs: list[float], rules: set[int]) -> None:
+    sel = mask_of(rules)
+    state = NelsonState()
+    pushed = [state.push(x, Z, sel) for x in xs]
+    assert pushed == nelson_flags(xs, Z, sel).tolist()
+    assert [set(rules_in(m)) for m in pushed] == [s & rules for s in naive(xs)]
