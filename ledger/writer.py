@@ -74,6 +74,7 @@ class LedgerWriter:
         self._closed = False
         self._done = asyncio.Event()
         self._running = False
+        self._executor: ThreadPoolExecutor | None = None  # the one thread that touches SQLite
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], key: NodeKey, **options: Any) -> LedgerWriter:
@@ -169,7 +170,7 @@ class LedgerWriter:
             return  # aclose() came first and already committed everything
         self._running = True
         loop = asyncio.get_running_loop()
-        executor = ThreadPoolExecutor(1, thread_name_prefix="ledger-writer")
+        executor = self._executor = ThreadPoolExecutor(1, thread_name_prefix="ledger-writer")
         try:
             while True:
                 await self._wait_for_batch(loop)
@@ -190,6 +191,20 @@ class LedgerWriter:
             self.ledger.close()
             self._done.set()
             self._notify_progress()
+
+    async def prune_readings(self, before: float) -> int:
+        """Delete raw readings of blocks that ended before ``before`` (epoch s); digests stay.
+
+        Runs on the writer's thread, between commits, so it never races a batch.
+
+        Returns:
+            The number of readings deleted.
+        """
+        self._check_open()
+        if self._executor is None:
+            return self.ledger.prune_readings(before)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.ledger.prune_readings, before)
 
     def _flush_due(self, loop: asyncio.AbstractEventLoop) -> bool:
         first = self._first_pending

@@ -116,3 +116,20 @@ async def test_readings_go_through_the_writer(tmp_path: Path) -> None:
     conn = connect(path, readonly=True)
     assert conn.execute("SELECT count(*) FROM readings").fetchone()[0] == 100
     assert verify_db(conn).ok
+
+
+async def test_prune_readings_runs_between_commits(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    writer = LedgerWriter.open(path, NodeKey.generate(), flush_interval=0.01)
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(writer.run(), name="ledger-writer")
+        old = await writer.add_readings([Reading("t", T0 + i, float(i)) for i in range(10)])
+        new = await writer.add_readings([Reading("t", T0 + 1000 + i, float(i)) for i in range(4)])
+        await writer.durable(new.seq)
+        assert old.seq < new.seq
+        assert await writer.prune_readings(before=T0 + 500) == 10
+        await writer.aclose()
+    conn = connect(path, readonly=True)
+    assert conn.execute("SELECT count(*) FROM readings").fetchone()[0] == 4
+    assert verify_db(conn).ok
+    conn.close()
