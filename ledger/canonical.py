@@ -58,19 +58,29 @@ def decimal(x: float | int) -> str:
     return text
 
 
-def canonical(value: Any) -> bytes:
+def canonical(value: Any, path: str = "") -> bytes:
     """Encode ``value`` as RFC 8785 canonical JSON bytes.
+
+    Args:
+        value: the content to encode.
+        path: where ``value`` sits, prefixed to error messages.
 
     Raises:
         NotCanonical: something in ``value`` is outside the hashable subset; the message names
             its path (``body.aggregates.temp.mean: float 8.25 is not allowed ...``).
     """
-    if check(value):
-        return orjson.dumps(_utf16_sorted(value))
+    tricky = check(value, path)
     try:
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-    except orjson.JSONEncodeError as exc:  # pragma: no cover - check() rejects first
-        raise NotCanonical(str(exc)) from exc
+        if tricky:
+            return orjson.dumps(_utf16_sorted(value), option=orjson.OPT_STRICT_INTEGER)
+        return orjson.dumps(value, option=_OPTIONS)
+    except orjson.JSONEncodeError as exc:
+        _explain(value, path)  # names the path of what orjson refused
+        raise NotCanonical(f"{_where(path)}{exc}") from exc
+
+
+#: orjson options for canonical bytes (with keys that need no UTF-16 reordering).
+_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
 
 
 def check(value: Any, path: str = "") -> bool:
@@ -79,6 +89,9 @@ def check(value: Any, path: str = "") -> bool:
     Args:
         value: the content to check.
         path: where ``value`` sits, prefixed to error messages (``"body"``).
+
+    Strings (lone surrogates) and integers (53 bits) are left to the encoder: use
+    :func:`canonical`, which checks everything.
 
     Returns:
         True when some object's keys need UTF-16 ordering that orjson does not give
@@ -101,44 +114,45 @@ class _Bad(Exception):
     """Internal: something on the fast path is not canonical; :func:`_explain` says what."""
 
 
+#: Types orjson checks by itself under :data:`_OPTIONS` (surrogates, 53-bit integers, str keys).
+_LEAVES = frozenset({str, int, bool, type(None)})
+
+
 def _fast(value: Any) -> bool:
+    """Walk containers for what orjson would accept but RFC 8785 hashing must not.
+
+    orjson (with ``OPT_STRICT_INTEGER``) already refuses non-str keys, lone surrogates and
+    integers beyond 53 bits; left to check here are floats, foreign types, non-dict mappings
+    and keys that need UTF-16 ordering. Leaves are checked by type in C (``set(map(type, ..))``):
+    a Python-level test per scalar would cost more than the encoding itself.
+    """
     kind = type(value)
     if kind is dict:
         tricky = False
-        for key, item in value.items():
-            if type(key) is not str:
-                raise _Bad
-            if not key.isascii():
-                _utf8(key)
-                if max(key) >= "\ue000":
-                    tricky = True
-            # Leaves inline: recursion per scalar would double the cost of the check.
-            item_kind = type(item)
-            if item_kind is str:
-                if not item.isascii():
-                    _utf8(item)
-            elif item_kind is int:
-                if not -MAX_INT <= item <= MAX_INT:
-                    raise _Bad
-            elif item is None or item_kind is bool:
-                pass
-            elif _fast(item):
+        try:
+            plain_keys = "".join(value).isascii()
+        except TypeError:
+            raise _Bad from None  # a non-str key
+        if not plain_keys:
+            for key in value:
+                if not key.isascii():
+                    _utf8(key)
+                    if max(key) >= "\ue000":
+                        tricky = True
+        if _LEAVES.issuperset(map(type, value.values())):
+            return tricky
+        for item in value.values():
+            if type(item) not in _LEAVES and _fast(item):
                 tricky = True
         return tricky
-    if kind is str:
-        if not value.isascii():
-            _utf8(value)
-        return False
-    if kind is int:
-        if -MAX_INT <= value <= MAX_INT:
-            return False
-        raise _Bad
-    if value is None or kind is bool:
+    if kind in _LEAVES:
         return False
     if kind is list or kind is tuple:
+        if _LEAVES.issuperset(map(type, value)):
+            return False
         tricky = False
         for item in value:
-            if _fast(item):
+            if type(item) not in _LEAVES and _fast(item):
                 tricky = True
         return tricky
     if kind is float:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import orjson
-from edge.ledger.canonical import canonical, check
+from edge.ledger.canonical import canonical
 
 from edge.errors import NotCanonical
 
@@ -147,13 +147,7 @@ def make_entry(
         "ts": stamp,
         "type": type,
     }
-    # feed/prev/ts/type/actor/lots/refs were checked above; only body needs the full walk.
-    if check(body, "body") or not (
-        type.isascii() and actor.isascii() and all(map(str.isascii, lot_list))
-    ):
-        raw = canonical(content)  # the slow, general path: also checks the other fields
-    else:
-        raw = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
+    raw = canonical(content)
     return Entry(
         feed=feed,
         seq=seq,

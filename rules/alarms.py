@@ -110,7 +110,7 @@ class Transition:
         return not (self.shelved or self.suppressed or self.out_of_service)
 
 
-_SET = [Transition.__dict__[name].__set__ for name in Transition.__slots__]  # type: ignore[attr-defined]
+_SET = [Transition.__dict__[name].__set__ for name in Transition.__slots__]
 
 
 def make_transition(
