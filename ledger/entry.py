@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import orjson
-from edge.ledger.canonical import canonical
+from edge.ledger.canonical import canonical, check
 
 from edge.errors import NotCanonical
 
@@ -147,23 +147,34 @@ def make_entry(
         "ts": stamp,
         "type": type,
     }
-    raw = canonical(content)
+    # Only body needs the walk: the other members are str/int/None or lists of str checked
+    # above, and orjson itself refuses lone surrogates and integers beyond 53 bits.
+    if check(body, "body"):
+        raw = canonical(content)  # keys needing UTF-16 order (or a non-dict mapping): slow path
+    else:
+        try:
+            raw = _dumps(content, option=_OPTIONS)
+        except orjson.JSONEncodeError:
+            raw = canonical(content)  # raises NotCanonical naming the path
+    # positional: keyword construction of a NamedTuple costs twice as much
     return Entry(
-        feed=feed,
-        seq=seq,
-        prev=prev,
-        ts=stamp,
-        type=type,
-        lots=tuple(lot_list),
-        actor=actor,
-        body=body,
-        refs=tuple(refs),
-        id=_sha256(raw).hexdigest(),
-        raw=raw,
+        feed,
+        seq,
+        prev,
+        stamp,
+        type,
+        tuple(lot_list),
+        actor,
+        body,
+        tuple(refs),
+        _sha256(raw).hexdigest(),
+        raw,
     )
 
 
 _sha256 = hashlib.sha256
+_dumps = orjson.dumps
+_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
 
 
 def parse_entry(raw: bytes) -> Entry:

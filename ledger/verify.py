@@ -130,7 +130,13 @@ class FeedVerifier:
     """Streaming verifier of one feed: call :meth:`add` with each row in seq order, then :meth:`finish`."""
 
     def __init__(
-        self, feed: str, *, start: int = 0, prev_id: str | None = None, deferred: bool = False
+        self,
+        feed: str,
+        *,
+        start: int = 0,
+        prev_id: str | None = None,
+        deferred: bool = False,
+        merkle: bool = True,
     ) -> None:
         """Start verifying ``feed``.
 
@@ -140,13 +146,16 @@ class FeedVerifier:
             prev_id: the stored id of entry ``start - 1`` (to check the first link of a chunk).
             deferred: leave checkpoint Merkle roots to the caller, who knows the tree before
                 ``start`` (:attr:`roots`); used by the parallel verifier.
+            merkle: recompute the Merkle root at every checkpoint (two hashes per entry).
+                Without, checkpoints are still checked for head, size and signature, and the
+                hash chain still ties every entry to a signed head.
         """
         self.feed = feed
         self.report = FeedReport(feed)
         self._frontier = Frontier()  # over entries start.. (the whole feed when start is 0)
         self._start = start
         self._expected = start  # the next seq we should see
-        self._tree_ok = True  # False once a gap makes later Merkle roots unknowable
+        self._tree_ok = merkle  # False once a gap makes later Merkle roots unknowable
         self._last_checkpoint_end = 0  # entries covered by the last good checkpoint (its seq + 1)
         self._ids: dict[int, str] = {}  # seq claimed inside an entry -> its id (a recent window)
         if prev_id is not None:
@@ -229,7 +238,6 @@ class FeedVerifier:
         ids = self._ids
         lots = self._lots
         sha256 = _sha256
-        loads = _loads
         checkpoint = CHECKPOINT
         feed_mark = b',"feed":"' + feed.encode() + b'","lots":'
         feed_find = b',"feed":"'
@@ -237,6 +245,7 @@ class FeedVerifier:
         plain_types: dict[str, bool] = {}
         last_id = ids.get(self._expected - 1)
         expected = self._expected
+        tree_ok = self._tree_ok
         count = 0
         for row in rows:
             seq, entry_id, prev, ts, type_, actor, raw = row
@@ -246,7 +255,6 @@ class FeedVerifier:
                 and prev == last_id
                 and prev is not None
                 and type_ != checkpoint
-                and self._tree_ok
                 and not self._waiting
                 and not self._prevs
                 and (digest := sha256(raw).digest()).hex() == entry_id
@@ -263,19 +271,27 @@ class FeedVerifier:
                     tail = f',"prev":"{prev}","refs":[],"seq":{seq},"ts":"{ts}","type":"{type_}"}}'.encode()
                     if raw.endswith(tail) and raw.startswith(head):
                         at = raw.rfind(feed_find)
-                        if at > 0 and raw.startswith(feed_mark, at):
-                            lot_bytes = raw[at + len(feed_mark) : len(raw) - len(tail)]
+                        lot_bytes = raw[at + len(feed_mark) : len(raw) - len(tail)]
+                        if at > 0 and raw.startswith(feed_mark, at) and lot_bytes[:1] == b"[":
                             if lot_bytes != b"[]":
-                                lots[seq] = loads(lot_bytes)
+                                lot_list = _lot_list(lot_bytes)
+                                if lot_list is None:
+                                    lot_bytes = b""  # not a list of lots: let add() say what it is
+                                else:
+                                    lots[seq] = lot_list
+                        else:
+                            lot_bytes = b""
+                        if lot_bytes:
                             count += 1
-                            # Frontier.append, inlined; the leaf is over the id's 32 bytes (== digest).
-                            node = sha256(b"\x00" + digest).digest()
-                            size = frontier.size
-                            while size & 1:
-                                node = sha256(b"\x01" + stack.pop() + node).digest()
-                                size >>= 1
-                            stack.append(node)
-                            frontier.size += 1
+                            if tree_ok:
+                                # Frontier.append, inlined; the leaf is over the id's 32 bytes (== digest).
+                                node = sha256(b"\x00" + digest).digest()
+                                size = frontier.size
+                                while size & 1:
+                                    node = sha256(b"\x01" + stack.pop() + node).digest()
+                                    size >>= 1
+                                stack.append(node)
+                                frontier.size += 1
                             last_id = entry_id
                             expected = seq + 1
                             continue
@@ -283,6 +299,7 @@ class FeedVerifier:
             if last_id is not None:
                 ids[expected - 1] = last_id
             self.add(row)
+            tree_ok = self._tree_ok
             expected = self._expected
             last_id = ids.get(seq) if seq == expected - 1 else None
             if len(ids) > 256:
@@ -482,6 +499,16 @@ class Chunk:
     stack: list[bytes] | None
 
 
+def _lot_list(data: bytes) -> list[str] | None:
+    try:
+        value = _loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    return None
+
+
 def _plain(text: str) -> bool:
     """True when JSON writes ``text`` as itself between quotes (no escapes, ASCII)."""
     return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
@@ -500,9 +527,10 @@ def verify_feed(
     *,
     recorded: Iterable[tuple[int, str, str, str]] = (),
     lots: Mapping[int, Iterable[str]] | None = None,
+    merkle: bool = True,
 ) -> FeedReport:
     """Verify one feed from its rows (pure; rows in ascending seq order)."""
-    verifier = FeedVerifier(feed)
+    verifier = FeedVerifier(feed, merkle=merkle)
     verifier.add_many(rows)
     return verifier.finish(recorded, lots)
 
@@ -513,6 +541,7 @@ def verify_db(
     progress: Callable[[int], None] | None = None,
     check_readings: bool = True,
     workers: int | None = None,
+    merkle: bool = True,
 ) -> Report:
     """Verify every feed in a ledger database.
 
@@ -522,6 +551,7 @@ def verify_db(
         check_readings: also re-hash the stored readings blocks.
         workers: processes for feeds of :data:`PARALLEL_MIN` entries or more (default: one
             per CPU; 1 verifies everything in this process).
+        merkle: recompute every checkpoint's Merkle root (see :class:`FeedVerifier`).
     """
     report = Report()
     feeds = [
@@ -538,10 +568,10 @@ def verify_db(
             0
         ]
         if workers > 1 and path and last_seq is not None and last_seq + 1 >= PARALLEL_MIN:
-            verifier = _verify_parallel(path, feed, last_seq, workers, progress)
+            verifier = _verify_parallel(path, feed, last_seq, workers, progress, merkle)
             report.feeds.append(verifier.finish(_recorded(conn, feed), None))
             continue
-        verifier = FeedVerifier(feed)
+        verifier = FeedVerifier(feed, merkle=merkle)
         cursor = conn.execute(
             "SELECT seq, id, prev, ts, type, actor, raw FROM entries WHERE feed = ? ORDER BY seq",
             (feed,),
@@ -575,16 +605,18 @@ def _recorded(conn: sqlite3.Connection, feed: str) -> list[tuple[int, str, str, 
     ).fetchall()
 
 
-def _verify_chunk(args: tuple[str, str, int, int]) -> Chunk:
+def _verify_chunk(args: tuple[str, str, int, int, bool]) -> Chunk:
     """Worker: verify entries start..stop-1 of a feed, with roots deferred to the parent."""
-    path, feed, start, stop = args
+    path, feed, start, stop, merkle = args
     conn = _worker_conns.get(path)
     if conn is None:
         conn = _worker_conns[path] = sqlite3.connect(f"{Path(path).as_uri()}?mode=ro", uri=True)
     prev = conn.execute(
         "SELECT id FROM entries WHERE feed = ? AND seq = ?", (feed, start - 1)
     ).fetchone()
-    verifier = FeedVerifier(feed, start=start, prev_id=prev[0] if prev else None, deferred=True)
+    verifier = FeedVerifier(
+        feed, start=start, prev_id=prev[0] if prev else None, deferred=True, merkle=merkle
+    )
     cursor = conn.execute(
         "SELECT seq, id, prev, ts, type, actor, raw FROM entries WHERE feed = ? AND seq >= ? AND seq < ? ORDER BY seq",
         (feed, start, stop),
@@ -614,13 +646,14 @@ def _verify_parallel(
     last_seq: int,
     workers: int,
     progress: Callable[[int], None] | None,
+    merkle: bool,
 ) -> FeedVerifier:
     """Verify one big feed chunk by chunk in worker processes; merge in seq order here."""
     shell = FeedVerifier(feed)
     report = shell.report
     upper = Frontier()  # over the roots of the complete chunks so far (each a perfect subtree)
     tree_ok = True
-    jobs = [(path, feed, start, start + CHUNK) for start in range(0, last_seq + 1, CHUNK)]
+    jobs = [(path, feed, start, start + CHUNK, merkle) for start in range(0, last_seq + 1, CHUNK)]
     context = multiprocessing.get_context("spawn")  # never fork a process that may hold threads
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
         for chunk in pool.map(_verify_chunk, jobs):

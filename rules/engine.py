@@ -15,9 +15,12 @@ readings still to come.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import operator
 from collections.abc import Callable, Sequence
 
-from edge.rules.alarms import AlarmState, AlarmStats, Transition, acknowledged_state
+from edge.rules.alarms import AlarmRuntime, AlarmState, AlarmStats, Transition, acknowledged_state
 from edge.rules.evaluators import (
     DerivedEval,
     Evaluator,
@@ -28,11 +31,12 @@ from edge.rules.evaluators import (
     make_evaluator,
 )
 from edge.rules.lots import Aggregate, LotCheckResult, LotEvent, aggregate_of, check_lot
-from edge.rules.model import LotRule, RuleSet
+from edge.rules.model import LotRule, Rule, RuleSet, canonical_rule
 from edge.rules.state import EngineState
 
 from edge.readings import Quality, Reading
 
+_by_key = operator.itemgetter(0)  # sort events by their ordering key
 __all__ = ["DEFAULT_MAX_SHELVE", "Engine", "Event"]
 
 Event = Transition | LotEvent
@@ -74,6 +78,7 @@ class Engine:
         self.derived: dict[str, tuple[DerivedEval, ...]] = {
             p: tuple(e for e in v if isinstance(e, DerivedEval)) for p, v in by_point.items()
         }
+        self.routes = {p: (self.plain.get(p, ()), self.derived.get(p, ())) for p in by_point}
         self.plain = {p: v for p, v in self.plain.items() if v}
         self.derived = {p: v for p, v in self.derived.items() if v}
         self.lot_point = ruleset.lot
@@ -81,6 +86,8 @@ class Engine:
             e for e in self.evaluators if isinstance(e, LotEval)
         )
         self.ids = [r.id for r in ruleset.rules]
+        #: digest of each rule's canonical definition: what reload/adopt compare
+        self.defs = [rule_digest(r) for r in ruleset.rules]
         self.index = {rid: i for i, rid in enumerate(self.ids)}
         self.units: dict[str, str] = {}
         for r in ruleset.rules:
@@ -90,11 +97,16 @@ class Engine:
     # -- state ----------------------------------------------------------------------------------
     def initial_state(self) -> EngineState:
         """A state with every alarm NORMAL and no time seen yet."""
-        return EngineState(
-            self.ruleset.hash, list(self.ids), [e.new_runtime() for e in self.evaluators]
-        )
+        return self._new_state([e.new_runtime() for e in self.evaluators])
+
+    def _new_state(self, rts: list[AlarmRuntime]) -> EngineState:
+        return EngineState(self.ruleset.hash, list(self.ids), rts, list(self.defs))
 
     def _prepare(self, st: EngineState, first: float) -> None:
+        if st.ruleset_hash != self.ruleset.hash:
+            raise ValueError(
+                "engine state belongs to another rule set (use Engine.reload or Engine.adopt)"
+            )
         if st.clock is None:
             st.clock = first
             st.start = first
@@ -114,7 +126,7 @@ class Engine:
 
     @staticmethod
     def _finish(out: Out) -> list[Event]:
-        out.sort(key=lambda e: e[0])
+        out.sort(key=_by_key)
         return [e for _, e in out]
 
     # -- evaluation -----------------------------------------------------------------------------
@@ -135,8 +147,7 @@ class Engine:
         out: Out = []
         self._prepare(st, readings[0].ts if readings else now)
         clock: float = _clock(st)
-        plain = self.plain
-        derived = self.derived
+        routes = self.routes
         lot_point = self.lot_point
         acc = st.acc
         seq = st.seq
@@ -170,13 +181,11 @@ class Engine:
                         a[4] = fv
                     elif fv > a[5]:
                         a[5] = fv
-            handlers = plain.get(point)
-            if handlers is not None:
-                for handle in handlers:
+            route = routes.get(point)
+            if route is not None:
+                for handle in route[0]:
                     handle(st, t, seq, fv, q, out)
-            makers = derived.get(point)
-            if makers is not None:
-                for ev in makers:
+                for ev in route[1]:
                     self._derived(st, ev, point, t, seq, v, q, out)
             seq += 1
         st.seq = seq
@@ -206,7 +215,18 @@ class Engine:
         name = ev.point
         fv = dv if dq == _GOOD else None
         if st.lot is not None and fv is not None and name != self.lot_point:
-            self._accumulate(st, name, fv, "")
+            a = st.acc.get(name)
+            if a is None:
+                self._accumulate(st, name, fv, "")
+            else:
+                d = fv - a[1]
+                a[0] += 1
+                a[2] += d
+                a[3] += d * d
+                if fv < a[4]:
+                    a[4] = fv
+                elif fv > a[5]:
+                    a[5] = fv
         for handle in self.plain.get(name, ()):
             handle(st, t, seq, fv, dq, out)
         for sub in self.derived.get(name, ()):
@@ -452,28 +472,47 @@ class Engine:
             if not isinstance(ev, DerivedEval)
         }
 
+    def adopt(self, state: EngineState) -> EngineState:
+        """Take over a state saved under another (or an unknown) rule set.
+
+        For a restart after the rule files changed: a rule whose id and definition (kept in the
+        state as a digest) are unchanged keeps everything; other rules start NORMAL.
+        """
+        return self._carry(state)
+
     def reload(self, state: EngineState, new_ruleset: RuleSet) -> tuple[Engine, EngineState]:
         """Take a new rule set over, keeping what belongs to unchanged rules.
 
-        A rule is unchanged when a rule with the same id has an equal definition (locations
-        aside); it keeps its alarm state, flags, running delay timers and kind data (SPC limits,
-        rate window ...). Changed and new rules start NORMAL; removed rules vanish without an
-        event (the ledger records the reload). The clock, lot and lot aggregates carry over.
+        A rule is unchanged when the state holds a rule with the same id and an equal
+        definition (compared by a digest of its canonical form, locations aside); it keeps its
+        alarm state, flags, running delay timers and kind data (SPC limits, rate window ...).
+        Changed and new rules start NORMAL; removed rules vanish without an event (the ledger
+        records the reload). The clock, lot and lot aggregates carry over. Works for a state
+        of any rule set, e.g. one loaded after a restart.
         """
         new = Engine(new_ruleset, max_shelve=self.max_shelve)
-        old_rules = {r.id: (r, i) for i, r in enumerate(self.ruleset.rules)}
+        return new, new._carry(state)
+
+    def _carry(self, state: EngineState) -> EngineState:
+        old = {
+            rid: (digest, rt)
+            for rid, digest, rt in zip(state.rule_ids, state.defs, state.rt, strict=False)
+        }
         rts = []
-        for ev in new.evaluators:
-            prev = old_rules.get(ev.rule.id)
-            if prev is not None and prev[0] == ev.rule and type(prev[0]) is type(ev.rule):
-                rts.append(state.rt[prev[1]])
-            else:
-                rts.append(ev.new_runtime())
-        st = EngineState(new_ruleset.hash, list(new.ids), rts)
+        for ev, digest in zip(self.evaluators, self.defs, strict=True):
+            prev = old.get(ev.rule.id)
+            rts.append(prev[1] if prev is not None and prev[0] == digest else ev.new_runtime())
+        st = self._new_state(rts)
         for name in ("clock", "start", "seq", "lot", "lot_base", "lot_timeline", "acc", "units"):
             setattr(st, name, getattr(state, name))
         st.next_due = float("-inf") if st.clock is not None else float("inf")
-        return new, st
+        return st
+
+
+def rule_digest(rule: Rule) -> str:
+    """SHA-256 of a rule's canonical definition (locations aside)."""
+    data = json.dumps(canonical_rule(rule), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(data.encode()).hexdigest()
 
 
 def _clock(st: EngineState) -> float:

@@ -20,6 +20,7 @@ Time conventions (``docs/rules-engine.md``):
 from __future__ import annotations
 
 import math
+import string
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -64,7 +65,19 @@ _NORMAL = AlarmState.NORMAL
 class Evaluator:
     """Base: the delay/alarm state machine every alarming rule kind shares."""
 
-    __slots__ = ("fill", "idx", "kind", "off_delay", "on_delay", "point", "rule", "severity")
+    __slots__ = (
+        "fill",
+        "idx",
+        "kind",
+        "off_delay",
+        "on_delay",
+        "plain",
+        "point",
+        "rule",
+        "severity",
+        "texts",
+        "tmpl",
+    )
 
     def __init__(self, rule: Rule, idx: int) -> None:
         self.rule = rule
@@ -72,6 +85,29 @@ class Evaluator:
         self.fill.update(
             rule=rule.id, point=rule.point, unit=rule.unit, severity=rule.severity.value
         )
+        # a template without format specs or conversions can be filled with ready-made text
+        # (float formatting is the dearest part of a transition); limits repeat, so cache them
+        try:
+            parts = list(string.Formatter().parse(rule.message))
+        except ValueError:
+            parts = []
+        self.plain = all(not spec and not conv for _, _, spec, conv in parts)
+        self.texts: dict[float, str] = {}
+        # with a plain template, the rule's own fields are filled in once, here
+        self.tmpl = ""
+        if self.plain:
+            pieces = []
+            for literal, name, _, _ in parts:
+                pieces.append(literal.replace("{", "{{").replace("}", "}}"))
+                if name is None:
+                    continue
+                if name in ("value", "limit", "lot"):
+                    pieces.append("{" + name + "}")
+                else:
+                    pieces.append(
+                        str(self.fill.get(name, "")).replace("{", "{{").replace("}", "}}")
+                    )
+            self.tmpl = "".join(pieces)
         self.idx = idx
         self.kind = rule.kind
         self.point = rule.point
@@ -141,6 +177,13 @@ class Evaluator:
         self, value: float | None, limit: float | None, lot: str | None, rt: AlarmRuntime
     ) -> str:
         """The rule's message for a transition."""
+        if self.plain:  # str(x) is what format(x, "") gives
+            ltext: str | None = "" if limit is None else self.texts.get(limit)
+            if ltext is None:
+                assert limit is not None
+                ltext = self.texts[limit] = str(limit)
+            vtext = "" if value is None else str(value)
+            return self.tmpl.format(value=vtext, limit=ltext, lot=lot or "") + self.detail(rt)
         fill = self.fill.copy()
         fill["value"] = "" if value is None else value
         fill["limit"] = "" if limit is None else limit
@@ -368,6 +411,10 @@ class RateEval(Evaluator):
                 cond = rate < -self.max_change
             else:
                 cond = rate > self.max_change or rate < -self.max_change
+            state = rt.state
+            if cond == (state is _A_UNACK or state is _A_ACK) and rt.due is None:
+                rt.value = rate  # fast path: nothing changes
+                return
             self.observe(st, rt, cond, t, seq, rate, out)
         else:
             self.observe(st, rt, False, t, seq, None, out)
@@ -539,10 +586,12 @@ class SpcEval(Evaluator):
             return
         aux = rt.aux
         m = aux["nelson"].push(fv, z, self.mask)
-        if m == 0 and rt.state is AlarmState.NORMAL and rt.due is None:
-            rt.value = fv  # fast path
+        state = rt.state
+        active = state is _A_UNACK or state is _A_ACK
+        if (m != 0) == active and rt.due is None:
+            rt.value = fv  # fast path: nothing changes
             return
-        if m and not rt.active:
+        if m and not active:
             aux["mask"] = m
         self.observe(st, rt, m != 0, t, seq, fv, out)
 
@@ -593,7 +642,7 @@ class DerivedEval(Evaluator):
         quals: list[int] = rt.aux["quals"]
         vals[i] = _as_float(value)
         quals[i] = QUALITY_CODE[q]
-        if any(v is None for v in vals):
+        if None in vals:
             return None
         out = self.fn(*vals)
         if out != out:  # NaN: undefined arithmetic

@@ -19,11 +19,13 @@ The input is columnar (:func:`replay_arrays`): one row per reading, in arrival o
 from __future__ import annotations
 
 import bisect
+import operator
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from edge.rules.alarms import AlarmRuntime, AlarmState
+from edge.rules.alarms import AlarmRuntime, AlarmState, make_transition
 from edge.rules.engine import Engine, Event
 from edge.rules.evaluators import (
     QUALITIES,
@@ -47,6 +49,7 @@ from edge.rules.state import EngineState
 
 from edge.readings import Quality, Reading
 
+_by_key = operator.itemgetter(0)  # sort events by their ordering key
 __all__ = ["replay", "replay_arrays", "to_columns"]
 
 F64 = npt.NDArray[np.float64]
@@ -269,7 +272,7 @@ def replay_arrays(
     for ev, rt in zip(eng.evaluators, st.rt, strict=True):
         if rt.next <= end:
             ev.advance(st, rt, end, out)
-    out.sort(key=lambda e: e[0])
+    out.sort(key=_by_key)
     return [e for _, e in out]
 
 
@@ -359,8 +362,7 @@ def _drive(ev: Evaluator, st: EngineState, s: _Stream, out: Out, lot_of: LotOf) 
         value = np.full(rows.size, np.nan)
     else:
         fv = s.fv
-        ok = ~np.isnan(fv)
-        rows, t, v = s.rows[ok], s.t[ok], fv[ok]
+        rows, t, v = _valid(s.rows, s.t, fv)
         if isinstance(ev, LimitEval):
             entry = (v > ev.hi) | (v < ev.lo)
             same = ev.hi_hold == ev.hi and ev.lo_hold == ev.lo
@@ -394,7 +396,6 @@ def _drive(ev: Evaluator, st: EngineState, s: _Stream, out: Out, lot_of: LotOf) 
             return
     if rows.size == 0:
         return
-    code = entry.astype(np.uint8) | (hold.astype(np.uint8) << 1)
     if (
         hold is entry
         and ev.on_delay <= 0
@@ -404,6 +405,7 @@ def _drive(ev: Evaluator, st: EngineState, s: _Stream, out: Out, lot_of: LotOf) 
     ):
         _drive_undelayed(ev, st, rt, rows, t, entry, value, masks, out, lot_of)
         return
+    code = entry.astype(np.uint8) | (hold.astype(np.uint8) << 1)
     chg = np.flatnonzero(code[1:] != code[:-1]) + 1
     idx = np.concatenate(([0], chg))
     t_c = t[idx].tolist()
@@ -430,6 +432,14 @@ def _drive(ev: Evaluator, st: EngineState, s: _Stream, out: Out, lot_of: LotOf) 
     _pending_value(ev, st, rt, t, value)
 
 
+def _valid(rows: I64, *cols: F64) -> tuple[Any, ...]:
+    """``rows`` and ``cols`` restricted to where the last column is a number (no copy if all)."""
+    ok = ~np.isnan(cols[-1])
+    if ok.all():
+        return (rows, *cols)
+    return (rows[ok], *(c[ok] for c in cols))
+
+
 def _drive_undelayed(
     ev: Evaluator,
     st: EngineState,
@@ -451,14 +461,50 @@ def _drive_undelayed(
     rows_c = rows[flips].tolist()
     value_c = value[flips].tolist()
     masks_c = masks[flips].tolist() if masks is not None else None
+    # Evaluator.transit, unrolled for this case (state NORMAL at the start, no timers, no
+    # operator flags changing): the property tests hold it to the streaming result
+    rid, kind, point, sev = ev.rule.id, ev.kind, ev.point, ev.severity
+    render, limit_for, record, append = ev.render, ev.limit_for, rt.record_activation, out.append
+    shelved, suppressed, oos = rt.shelved_until is not None, rt.suppressed, rt.oos
+    unack, rtn = AlarmState.ACTIVE_UNACK, AlarmState.RTN_UNACK
+    frm = rt.state
     activate = True  # the state starts NORMAL: the first flip activates, then they alternate
     for j, tc in enumerate(t_c):
         seq = rows_c[j]
         val = value_c[j]
-        if masks_c is not None and activate:
-            rt.aux["mask"] = masks_c[j]
-        key = (tc, 1, seq, idx, 0)
-        ev.transit(st, rt, activate, tc, key, None if val != val else val, out, lot_of(seq))
+        v = None if val != val else val
+        lot = lot_of(seq)
+        if activate:
+            if masks_c is not None:
+                rt.aux["mask"] = masks_c[j]
+            limit = rt.limit = limit_for(v, rt)
+            record(tc)
+            to, event = unack, "activated"
+        else:
+            limit = rt.limit
+            to, event = rtn, "cleared"
+        rt.state = to
+        msg = render(v, limit, lot, rt)
+        tr = make_transition(
+            rid,
+            kind,
+            point,
+            sev,
+            frm,
+            to,
+            event,
+            v,
+            limit,
+            lot,
+            tc,
+            msg,
+            "",
+            shelved,
+            suppressed,
+            oos,
+        )
+        append(((tc, 1, seq, idx, 0), tr))
+        frm = to
         activate = not activate
     last = float(value[-1])
     rt.value = None if last != last else last
@@ -544,9 +590,7 @@ def _lots(
     for name in names:
         s = stream_of(name)  # type: ignore[operator]
         fv = s.fv
-        ok = ~np.isnan(fv)
-        rows = s.rows[ok]
-        x = fv[ok]
+        rows, x = _valid(s.rows, fv)
         if rows.size == 0:
             continue
         cuts = np.searchsorted(rows, bounds, side="right")

@@ -60,6 +60,8 @@ class EngineState:
     Attributes:
         ruleset_hash: hash of the rule set the state belongs to.
         rule_ids: ids of the rules, in rule-set order (index = position in :attr:`rt`).
+        defs: digests of the rules' definitions, same order (``Engine.reload``/``adopt``
+            keep the runtime of a rule only when its id and digest are unchanged).
         rt: one :class:`AlarmRuntime` per rule.
         clock: the engine's time: the latest reading time or ``now`` seen, None before the
             first step. Readings older than the clock are evaluated at the clock.
@@ -78,6 +80,7 @@ class EngineState:
     __slots__ = (
         "acc",
         "clock",
+        "defs",
         "lot",
         "lot_base",
         "lot_timeline",
@@ -90,10 +93,17 @@ class EngineState:
         "units",
     )
 
-    def __init__(self, ruleset_hash: str, rule_ids: list[str], rt: list[AlarmRuntime]) -> None:
+    def __init__(
+        self,
+        ruleset_hash: str,
+        rule_ids: list[str],
+        rt: list[AlarmRuntime],
+        defs: list[str] | None = None,
+    ) -> None:
         self.ruleset_hash = ruleset_hash
         self.rule_ids = rule_ids
         self.rt = rt
+        self.defs = defs or []
         self.clock: float | None = None
         self.start: float | None = None
         self.seq = 0
@@ -147,6 +157,7 @@ class EngineState:
         data = {
             "version": STATE_VERSION,
             "ruleset_hash": self.ruleset_hash,
+            "defs": self.defs,
             "clock": self.clock,
             "start": self.start,
             "seq": self.seq,
@@ -189,7 +200,7 @@ class EngineState:
             rt.aux = _aux_in(a["aux"])
             ids.append(rid)
             rts.append(rt)
-        st = cls(doc["ruleset_hash"], ids, rts)
+        st = cls(doc["ruleset_hash"], ids, rts, list(doc.get("defs", [])))
         st.clock = doc["clock"]
         st.start = doc["start"]
         st.seq = doc["seq"]

@@ -72,6 +72,9 @@ def test_non_ascii_keys_take_the_utf16_path() -> None:
         ({"refs": ["nothex"]}, "refs: must be a list of entry ids"),
         ({"type": ""}, "type: must be a non-empty str"),
         ({"lots": ["a\ud800"]}, r"lots\[0\]: string holds a lone surrogate"),
+        ({"body": {"n": [2**53]}}, r"body\.n\[0\]: integer 9007199254740992"),
+        ({"body": {"s": "x\udc00"}}, r"body\.s: string holds a lone surrogate"),
+        ({"body": {3: "x"}}, "body: key 3 is a int"),
     ],
 )
 def test_bad_entries_rejected_with_path(kwargs: dict[str, object], message: str) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
+import orjson
 import pytest
 from edge.ledger import verify
+from edge.ledger.entry import checkpoint_message
 from edge.ledger.keys import NodeKey
 from edge.ledger.store import connect
 from edge.ledger.verify import FeedVerifier, Kind, verify_feed
@@ -143,3 +146,24 @@ def test_parallel_verify_matches_sequential(
     conn.close()
     assert {(20, Kind.MISSING), (33, Kind.CHANGED), (40, Kind.MISSING)} <= par
     assert par == seq
+
+
+def test_wrong_root_signed_by_the_feed_key_needs_merkle(
+    chain: tuple[str, list[Row], list[tuple[int, str, str, str]]],
+) -> None:
+    """A checkpoint whose root is wrong but genuinely signed (a writer bug) is caught by the
+    Merkle check; without it the chain and signature still hold, so nothing is reported."""
+    feed, rows, _ = chain
+    last = rows[-1]
+    content = orjson.loads(last[6])
+    assert content["type"] == "checkpoint"
+    body = content["body"]
+    body["root"] = "00" * 32
+    body["sig"] = KEY.sign(checkpoint_message(feed, body["size"], body["head"], body["root"]))
+    raw = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
+    mutated = [*rows[:-1], (last[0], hashlib.sha256(raw).hexdigest(), *last[2:6], raw)]
+    seq = last[0]
+    full = {(p.seq, p.kind) for p in verify_feed(feed, mutated).problems}
+    assert (seq, Kind.BAD_CHECKPOINT) in full
+    assert verify_feed(feed, mutated, merkle=False).ok
+    assert verify_feed(feed, rows, merkle=False).ok

@@ -133,3 +133,36 @@ async def test_prune_readings_runs_between_commits(tmp_path: Path) -> None:
     assert conn.execute("SELECT count(*) FROM readings").fetchone()[0] == 4
     assert verify_db(conn).ok
     conn.close()
+
+
+async def test_failed_commit_is_retried_and_nothing_is_lost(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A commit that keeps failing (a conflicting row planted behind the writer's back) is
+    logged and retried; producers keep going; once the obstacle is gone everything commits."""
+    path = tmp_path / "l.db"
+    key = NodeKey.generate()
+    writer = LedgerWriter.open(path, key, flush_interval=0.01, retry_max=0.05)
+    other = sqlite3.connect(path)
+    other.execute(
+        "INSERT INTO checkpoints VALUES (?, 5, 'x', 'y', 'z')", (key.feed,)
+    )  # first batch: 5 entries
+    other.commit()
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(writer.run(), name="ledger-writer")
+        entries = [await writer.append("alarm", {"n": i}, ts=T0 + i) for i in range(5)]
+        await asyncio.sleep(0.3)
+        assert writer.committed == 0
+        assert any("UNIQUE constraint failed" in r.getMessage() for r in caplog.records)
+        more = await writer.append("alarm", {"n": 5}, ts=T0 + 5)  # producers are not blocked
+        other.execute("DROP TRIGGER checkpoints_no_delete")
+        other.execute("DELETE FROM checkpoints WHERE head = 'x'")
+        other.commit()
+        other.close()
+        await writer.durable(more.seq)
+        await writer.aclose()
+    assert writer.committed == 6
+    assert entries[0].seq == 0
+    conn = connect(path, readonly=True)
+    assert verify_db(conn).ok
+    conn.close()

@@ -341,3 +341,19 @@ def test_reload_keeps_unchanged_rules_and_their_timers() -> None:
     st2, out = eng2.step(st2, [], 10.0)
     assert [(e.rule, e.ts) for e in out] == [("keep", 10.0)]  # its on-delay kept running
     assert eng2.alarm_states(st2)["keep"] is AlarmState.ACTIVE_UNACK
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{rule}: {point} = {value} {unit} (limit {limit})",
+        "braces {{kept}} {point} in {lot}",
+        "{value:.1f} > {limit!r} ({severity})",
+        "no placeholders",
+    ],
+)
+def test_messages_render_like_the_model(template: str) -> None:
+    rule = LimitRule(id="r{x}", point="t", high=1.0, unit="g", message=template)
+    out = run([rule], [rd(0, "L1", "lot"), rd(1, 1.25)], lot="lot")
+    tr = next(e for e in out if isinstance(e, Transition))
+    assert tr.message == rule.render(value=1.25, limit=1.0, lot="L1")

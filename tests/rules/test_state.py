@@ -98,3 +98,31 @@ def test_restart_anywhere_changes_nothing(rs: RuleSet, data: st.DataObject) -> N
     st2b, ev2b, _ = go(restarted, readings[cut:], c2)
     assert ev1 + ev1b == ev2 + ev2b
     assert st1b.to_json() == st2b.to_json()
+
+
+def test_state_of_another_rule_set_is_refused_then_adopted() -> None:
+    old_rs = RuleSet.build([LimitRule(id="hi", point="t", high=8.0, on_delay=10.0)])
+    eng = Engine(old_rs)
+    st, _ = eng.step(eng.initial_state(), [Reading("t", 0.0, 9.0)], 5.0)
+    saved = st.to_json()
+    new_rs = RuleSet.build(
+        [
+            LimitRule(id="hi", point="t", high=8.5, on_delay=10.0),
+            LimitRule(id="lo", point="t", low=1.0),
+        ]
+    )
+    eng2 = Engine(new_rs)
+    loaded = EngineState.from_json(saved)
+    with pytest.raises(ValueError, match="another rule set"):
+        eng2.step(loaded, [], 6.0)
+    adopted = eng2.adopt(loaded)
+    adopted, ev = eng2.step(adopted, [], 11.0)
+    assert ev == []  # "hi" changed (8.0 -> 8.5): its running on-delay is dropped
+    # an unchanged rule keeps its running timer across a restart with other rules changed
+    eng3 = Engine(RuleSet.build([*old_rs.rules, LimitRule(id="lo", point="t", low=1.0)]))
+    kept, ev = eng3.step(eng3.adopt(EngineState.from_json(saved)), [], 11.0)
+    assert [(e.rule, e.event, e.ts) for e in ev] == [("hi", "activated", 10.0)]
+    assert eng3.alarm_states(kept)["lo"] is AlarmState.NORMAL
+    # reload() from a loaded state works the same way (what the runtime does at start)
+    _, again = eng3.reload(EngineState.from_json(saved), eng3.ruleset)
+    assert [e.rule for e in eng3.step(again, [], 11.0)[1]] == ["hi"]
