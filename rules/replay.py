@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from edge.rules.alarms import AlarmRuntime, AlarmState, make_transition
+from edge.rules.alarms import FLOOD_WINDOW, AlarmRuntime, AlarmState, make_transition
 from edge.rules.engine import Engine, Event
 from edge.rules.evaluators import (
     QUALITIES,
@@ -214,7 +214,11 @@ def replay_arrays(
     small = pid.astype(np.uint8 if npts < 256 else np.int32, copy=False)
     order = np.argsort(small, kind="stable")
     offs = np.concatenate(([0], np.cumsum(np.bincount(small, minlength=npts))))
-    by_point_rows = {k: order[offs[k] : offs[k + 1]] for k in range(npts)}
+    # one gather each for the whole recording; every point's columns are then slices (views)
+    t_sorted = t_eff[order]
+    raw_sorted = raw[order]
+    q_sorted = None if q is None else q[order]
+    bounds_of = {k: (int(offs[k]), int(offs[k + 1])) for k in range(npts)}
     streams: dict[str, _Stream] = {}
     lot_point = ruleset.lot
 
@@ -227,8 +231,9 @@ def replay_arrays(
                 e = np.empty(0, dtype=np.int64)
                 s = _Stream(e, np.empty(0), np.empty(0), np.empty(0, dtype=np.uint8))
             else:
-                rows = by_point_rows[k]
-                s = _Stream(rows, t_eff[rows], raw[rows], None if q is None else q[rows])
+                a, b = bounds_of[k]
+                qk = None if q_sorted is None else q_sorted[a:b]
+                s = _Stream(order[a:b], t_sorted[a:b], raw_sorted[a:b], qk)
             streams[name] = s
         return s
 
@@ -464,27 +469,42 @@ def _drive_undelayed(
     # Evaluator.transit, unrolled for this case (state NORMAL at the start, no timers, no
     # operator flags changing): the property tests hold it to the streaming result
     rid, kind, point, sev = ev.rule.id, ev.kind, ev.point, ev.severity
-    render, limit_for, record, append = ev.render, ev.limit_for, rt.record_activation, out.append
+    render, limit_for, append = ev.render, ev.limit_for, out.append
     shelved, suppressed, oos = rt.shelved_until is not None, rt.suppressed, rt.oos
     unack, rtn = AlarmState.ACTIVE_UNACK, AlarmState.RTN_UNACK
+    lots_c = [lot_of(seq) for seq in rows_c]
+    # a plain template is filled here directly (Evaluator.render's fast branch, unrolled)
+    tmpl = ev.tmpl if ev.plain else None
+    texts = ev.texts
+    recent = rt.recent
     frm = rt.state
+    detail = ""
     activate = True  # the state starts NORMAL: the first flip activates, then they alternate
     for j, tc in enumerate(t_c):
         seq = rows_c[j]
         val = value_c[j]
         v = None if val != val else val
-        lot = lot_of(seq)
+        lot = lots_c[j]
         if activate:
             if masks_c is not None:
                 rt.aux["mask"] = masks_c[j]
             limit = rt.limit = limit_for(v, rt)
-            record(tc)
+            recent.append(tc)
             to, event = unack, "activated"
+            if tmpl is not None:
+                detail = ev.detail(rt)
         else:
             limit = rt.limit
             to, event = rtn, "cleared"
         rt.state = to
-        msg = render(v, limit, lot, rt)
+        if tmpl is not None:
+            ltext = "" if limit is None else texts.get(limit)
+            if ltext is None:
+                ltext = texts[limit] = str(limit)  # type: ignore[index]
+            vtext = "" if v is None else str(v)
+            msg = tmpl.format(value=vtext, limit=ltext, lot=lot or "") + detail
+        else:
+            msg = render(v, limit, lot, rt)
         tr = make_transition(
             rid,
             kind,
@@ -506,6 +526,12 @@ def _drive_undelayed(
         append(((tc, 1, seq, idx, 0), tr))
         frm = to
         activate = not activate
+    # flood/chatter bookkeeping as AlarmRuntime.record_activation leaves it
+    rt.total += (len(t_c) + 1) // 2
+    if recent:
+        cutoff = recent[-1] - FLOOD_WINDOW
+        keep = bisect.bisect_left(recent, cutoff)
+        del recent[:keep]
     last = float(value[-1])
     rt.value = None if last != last else last
 

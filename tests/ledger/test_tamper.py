@@ -231,3 +231,34 @@ def test_cli_unreadable_db_is_one_line_exit_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["ledger", "verify", "--db", str(bad)])
     assert result.exit_code == 2
     assert "Traceback" not in result.output
+
+
+def test_no_merkle_still_names_every_tampering(db: Path) -> None:
+    with attacker(db) as conn:
+        raw = conn.execute("SELECT raw FROM entries WHERE seq = 2").fetchone()[0]
+        conn.execute("UPDATE entries SET raw = ? WHERE seq = 2", (raw.replace(b'"8.0"', b'"9.0"'),))
+        conn.execute("DELETE FROM entries WHERE seq = 4")
+        conn.execute("UPDATE entries SET seq = -1 WHERE seq = 7")
+        conn.execute("UPDATE entries SET seq = 7 WHERE seq = 8")
+        conn.execute("UPDATE entries SET seq = 8 WHERE seq = -1")
+        raw = conn.execute("SELECT raw FROM entries WHERE seq = 10").fetchone()[0]
+        sig = orjson.loads(raw)["body"]["sig"]
+        forged = raw.replace(
+            sig.encode(), (sig[:-2] + ("00" if sig[-2:] != "00" else "01")).encode()
+        )
+        conn.execute(
+            "UPDATE entries SET raw = ?, id = ? WHERE seq = 10",
+            (forged, hashlib.sha256(forged).hexdigest()),
+        )
+        conn.execute("DELETE FROM entries WHERE seq >= 14")
+    conn = connect(db, readonly=True)
+    kinds = {(p.seq, p.kind) for p in verify_db(conn, merkle=False).problems}
+    conn.close()
+    assert {
+        (2, Kind.CHANGED),
+        (4, Kind.MISSING),
+        (7, Kind.REORDERED),
+        (8, Kind.REORDERED),
+        (10, Kind.BAD_SIGNATURE),
+        (14, Kind.ROLLBACK),
+    } <= kinds
