@@ -159,12 +159,28 @@ def encode_registers(
 
 
 def scale_value(raw: Value, scale: float, offset: float) -> Value:
-    """Apply ``raw * scale + offset`` to numbers; integers stay integers when untouched."""
+    """Apply ``raw * scale + offset`` to numbers; integers stay integers when untouched.
+
+    An integer register scaled by a decimal factor is rounded to the decimals the factor and
+    offset carry (raw 228 x 0.01 is 2.28, not 2.2800000000000002): the device sent an exact
+    decimal, and binary noise would otherwise show in every display, export and ledger entry.
+    """
     if isinstance(raw, bool | str):
         return raw
     if scale == 1.0 and offset == 0.0:
         return raw
-    return raw * scale + offset
+    value = raw * scale + offset
+    if isinstance(raw, int):
+        return round(value, max(_decimals(scale), _decimals(offset)))
+    return value
+
+
+def _decimals(x: float) -> int:
+    """Decimal places in the shortest repr of ``x`` (0.01 -> 2, 5.0 -> 0, 1e-07 -> 7)."""
+    text = repr(float(x)).lower()
+    mantissa, _, exponent = text.partition("e")
+    places = len(mantissa.split(".")[1].rstrip("0")) if "." in mantissa else 0
+    return max(0, places - int(exponent or 0))
 
 
 def unscale_value(value: Value, dtype: str, scale: float, offset: float) -> Value:

@@ -78,7 +78,7 @@ class DeviceConfig:
     max_bits: int = 2000  #: most coils/discrete inputs one request may read
     max_gap: int = 16  #: unused registers a merged request may read to save a round trip
     forbidden: tuple[tuple[int, int], ...] = ()  #: inclusive register ranges never to read
-    stale_after: int = 3  #: missed polls before a value turns stale
+    stale_after: int = 3  #: missed polls in a row after which a stale value becomes comm_fail
 
 
 @dataclass(frozen=True, slots=True)
