@@ -159,6 +159,12 @@ class LedgerBridge:
             block, self._readings = self._readings, []
             await self._writer.add_readings(block)
 
+    async def prune_readings(self, now: float) -> int:
+        """Drop raw readings older than the retention; their digests stay on the ledger."""
+        if self._writer is None:
+            return 0
+        return await self._writer.prune_readings(now - self.config.ledger.readings_retention)
+
     async def close(self) -> None:
         """Flush buffered readings, drain the writer, commit, checkpoint and close."""
         if self._writer is not None:

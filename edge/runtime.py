@@ -9,6 +9,7 @@ Tasks (each named, all inside the group; nothing runs outside it)::
     rules-reload    watches the rule files (and SIGHUP) and swaps in a validated new rule set
     control         the local control socket for operator commands (``edge alarm ...``)
     stats           one ``node.stats`` log line a minute: queue depth, bus counters, drops
+    retention       prunes raw readings past ``readings_retention`` (digests stay on the ledger)
 
 Readings travel from the buses to the rules through one bounded queue: a slow consumer blocks the
 pollers (backpressure) rather than losing readings silently. Shutdown runs in data-flow order:
@@ -126,6 +127,7 @@ class Node:
                 reload_task = tg.create_task(self._watch_rules(), name="rules-reload")
                 control_task = tg.create_task(self._control.run(), name="control")
                 stats_task = tg.create_task(self._log_stats(), name="stats")
+                retention_task = tg.create_task(self._prune_readings(), name="retention")
                 polls = [
                     tg.create_task(p.run(self._emit), name=f"bus:{p.name}") for p in self._pollers
                 ]
@@ -144,6 +146,7 @@ class Node:
                 reload_task.cancel()
                 control_task.cancel()
                 stats_task.cancel()
+                retention_task.cancel()
                 await self._queue.put(None)  # end of data: the rules loop drains and returns
                 await rules_task
                 save_state(self._state_path, self._state)
@@ -213,6 +216,14 @@ class Node:
                 self._alerts.offer(Alert(f"lots/{ev.kind}", {"lot": ev.lot, "ts": ev.ts}))
         if self.observer.on_event:
             self.observer.on_event(ev)
+
+    async def _prune_readings(self) -> None:
+        every = min(3600.0, max(1.0, self.config.ledger.readings_retention / 10))
+        while True:
+            await asyncio.sleep(every)
+            pruned = await self._ledger.prune_readings(time.time())
+            if pruned:
+                event("ledger.readings_pruned", readings=pruned)
 
     async def _log_stats(self, every: float = 60.0) -> None:
         """Counters a technician can grep for: are we keeping up, is a bus failing?"""

@@ -66,7 +66,7 @@ class LedgerWriter:
         self.queue_size = queue_size
         self.retry_max = retry_max
         self.committed = 0
-        self._space = asyncio.Semaphore(queue_size)
+        self._waiting_entries = 0  # appended, not yet durable (checkpoints not counted)
         self._work = asyncio.Event()  # set when run() may have something to do
         self._progress = asyncio.Event()  # set (and replaced) after every durable batch
         self._first_pending: float | None = None  # loop time of the oldest entry in no batch
@@ -107,36 +107,35 @@ class LedgerWriter:
             NotCanonical: bad content (raised here, never later in the writer task).
             LedgerClosed: the writer was closed.
         """
-        self._check_open()
-        await self._space.acquire()
-        try:
-            self._check_open()  # closed while we waited for space
-            # Builds, checks and chains the entry at once; on NotCanonical nothing has changed.
-            entry = self.ledger.append(type, body, ts=ts, lots=lots, actor=actor, refs=refs)
-        except BaseException:
-            self._space.release()
-            raise
+        if self._waiting_entries >= self.queue_size or self._closing:
+            await self._wait_for_space()
+        # Builds, checks and chains the entry at once; on NotCanonical nothing has changed.
+        entry = self.ledger.append(type, body, ts=ts, lots=lots, actor=actor, refs=refs)
         self._entered()
         return entry
 
     async def add_readings(self, readings: Sequence[Reading]) -> Entry:
         """Store a block of raw readings and append its ``readings.digest`` entry."""
-        self._check_open()
-        await self._space.acquire()
-        try:
-            self._check_open()
-            entry = self.ledger.append_readings(readings)
-        except BaseException:
-            self._space.release()
-            raise
+        if self._waiting_entries >= self.queue_size or self._closing:
+            await self._wait_for_space()
+        entry = self.ledger.append_readings(readings)
         self._entered()
         return entry
+
+    async def _wait_for_space(self) -> None:
+        """Block while ``queue_size`` entries are not yet durable (back-pressure, not drops)."""
+        while True:
+            self._check_open()
+            if self._waiting_entries < self.queue_size:
+                return
+            await self._progress.wait()
 
     def _check_open(self) -> None:
         if self._closing:
             raise LedgerClosed(f"ledger writer for {self.ledger.path} is closed")
 
     def _entered(self) -> None:
+        self._waiting_entries += 1
         if self.ledger.uncut >= self.batch_max:
             # Entries chain as they are appended, so a batch boundary can only be drawn now,
             # not later: cut here (one signature) and let run() write it.
@@ -248,8 +247,7 @@ class LedgerWriter:
         self.ledger.written(batch)
         appended = len(batch.entries) - 1  # the checkpoint took no queue space
         self.committed += appended
-        for _ in range(appended):
-            self._space.release()
+        self._waiting_entries -= appended
         self._notify_progress()
 
     def _notify_progress(self) -> None:

@@ -33,7 +33,15 @@ def test_demo_raises_and_clears_an_alarm_and_verifies(tmp_path: Path) -> None:
     assert took < 60
     # the ledger it leaves behind verifies with the quality manager's command too
     verify = subprocess.run(
-        [sys.executable, "-m", "edge", "ledger", "verify", "--db", str(tmp_path / "data" / "ledger.db")],
+        [
+            sys.executable,
+            "-m",
+            "edge",
+            "ledger",
+            "verify",
+            "--db",
+            str(tmp_path / "data" / "ledger.db"),
+        ],
         capture_output=True,
         text=True,
         timeout=60,
