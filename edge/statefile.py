@@ -27,9 +27,8 @@ def load_state(path: Path, engine: Engine) -> EngineState:
     except Exception as exc:  # a damaged state file must not keep the node from starting
         event("rules.state_unreadable", logging.WARNING, file=str(path), error=str(exc))
         return engine.initial_state()
-    # rules changed while the node was down: keep the states of unchanged rules only
-    _, state = engine.reload(state, engine.ruleset)
-    return state
+    # rules may have changed while the node was down: unchanged rules keep their states
+    return engine.adopt(state)
 
 
 def save_state(path: Path, state: EngineState) -> None:

@@ -18,6 +18,7 @@ from edge.rules.evaluators import (
 from edge.rules.lots import LotEvent
 from edge.rules.model import LimitRule, RuleSet
 from edge.rules.nelson import RULE_NAMES, rules_in
+from edge.rules.recorded import format_time
 
 from edge.readings import Reading
 
@@ -29,6 +30,13 @@ def _s(seconds: float) -> str:
     if abs(seconds) < 1 and seconds != 0:
         return f"{seconds * 1000:.4g} ms"
     return f"{seconds:.6g} s"
+
+
+def _at(ts: float) -> str:
+    """A time as people read it: ISO 8601 UTC for epoch times, plain seconds for small clocks."""
+    if ts >= 1e8:  # an epoch timestamp (after 1973), as recordings carry
+        return format_time(ts)
+    return f"{ts:g}"
 
 
 def _v(value: float | None, unit: str) -> str:
@@ -59,7 +67,7 @@ def explain(ruleset: RuleSet, readings: Sequence[Reading], rule_id: str, at: flo
     st, events = eng.step(st, upto, at)
     rt = st.rt[ev.idx]
     unit = ev.rule.unit
-    lines = [f"{rule_id} ({ev.kind} on {ev.point}) at {at:.6g}: {rt.state.value}"]
+    lines = [f"{rule_id} ({ev.kind} on {ev.point}) at {_at(at)}: {rt.state.value}"]
     if isinstance(ev, DerivedEval):
         lines[0] = (
             f"{rule_id} defines the derived point {ev.point} = {ev.rule.expression.source if ev.rule.expression else ''}"
@@ -68,7 +76,7 @@ def explain(ruleset: RuleSet, readings: Sequence[Reading], rule_id: str, at: flo
     lines.extend(_condition(ev, rt, st.clock if st.clock is not None else at, st.start, unit))
     flags = []
     if rt.shelved_until is not None:
-        flags.append(f"shelved until {rt.shelved_until:.6g} ({_s(rt.shelved_until - at)} left)")
+        flags.append(f"shelved until {_at(rt.shelved_until)} ({_s(rt.shelved_until - at)} left)")
     if rt.suppressed:
         flags.append("suppressed by design")
     if rt.oos:
@@ -83,7 +91,7 @@ def explain(ruleset: RuleSet, readings: Sequence[Reading], rule_id: str, at: flo
     if mine:
         lines.append("last transitions:")
         lines.extend(
-            f"  {e.ts:.6g} {e.event} ({e.from_state.value} -> {e.to_state.value}) {e.message}"
+            f"  {_at(e.ts)} {e.event} ({e.from_state.value} -> {e.to_state.value}) {e.message}"
             for e in mine[-3:]
         )
     else:
@@ -168,7 +176,7 @@ def _condition(
         total = rt.due - rt.since
         which = "off-delay (back to normal)" if active else "on-delay"
         cond = "condition false" if active else "condition true"
-        out.append(f"{cond} for {_s(held)} of the {_s(total)} {which}; due at {rt.due:.6g}")
+        out.append(f"{cond} for {_s(held)} of the {_s(total)} {which}; due at {_at(rt.due)}")
     elif not active and (ev.on_delay > 0) and rt.value is not None:
         out.append(f"on-delay {_s(ev.on_delay)}: not running")
     return out
