@@ -6,7 +6,6 @@ import abc
 from collections.abc import Awaitable, Callable
 
 from edge.drivers.stats import BusStats
-
 from edge.readings import Reading
 
 __all__ = ["BusPoller", "Emit"]

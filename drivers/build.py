@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from edge.config import NodeConfig, PointConfig
 from edge.drivers.base import BusPoller
 from edge.drivers.line import LinePoller, LineTransport
 from edge.drivers.parsers import fields_of, make_parser
@@ -11,8 +12,6 @@ from edge.drivers.planner import point_problems
 from edge.drivers.rtu import RtuTransport
 from edge.drivers.scheduler import DeviceRuntime, ModbusPoller
 from edge.drivers.tcp import TcpTransport
-
-from edge.config import NodeConfig, PointConfig
 from edge.errors import ConfigError
 
 __all__ = ["build_pollers", "check_config"]

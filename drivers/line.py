@@ -15,14 +15,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import serial
+
+from edge.config import BusConfig
 from edge.drivers.codec import scale_value
 from edge.drivers.parsers import LineParseError, Parser, make_parser
 from edge.drivers.rtu import _PARITY
 from edge.drivers.scheduler import BusScheduler, DeviceRuntime
 from edge.drivers.transport import Link
 from edge.drivers.worker import BusThread
-
-from edge.config import BusConfig
 from edge.errors import DeviceTimeout, FrameError, PortUnavailable, map_exceptions
 from edge.log import event
 from edge.readings import Value

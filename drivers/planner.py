@@ -14,9 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from edge.drivers.codec import register_count, wire_address
-
 from edge.config import DeviceConfig, PointConfig
+from edge.drivers.codec import register_count, wire_address
 
 __all__ = [
     "BIT_TABLES",

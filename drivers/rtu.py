@@ -34,6 +34,8 @@ from typing import Any
 
 import minimalmodbus
 import serial
+
+from edge.config import BusConfig, DeviceConfig
 from edge.drivers.planner import BIT_TABLES, ReadRequest
 from edge.drivers.rtu_frame import (
     EXCEPTION_LENGTH,
@@ -45,8 +47,6 @@ from edge.drivers.rtu_frame import (
 )
 from edge.drivers.transport import ModbusTransport, where
 from edge.drivers.worker import BusThread
-
-from edge.config import BusConfig, DeviceConfig
 from edge.errors import (
     DeviceException,
     DeviceTimeout,

@@ -21,14 +21,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from edge.config import BusConfig, DeviceConfig, PointConfig
 from edge.drivers.base import BusPoller, Emit
 from edge.drivers.codec import decode_point
 from edge.drivers.health import Breaker, PointState
 from edge.drivers.planner import BIT_TABLES, ReadRequest, plan_reads, split_request
 from edge.drivers.stats import BusStats, Counters, DeviceStats
 from edge.drivers.transport import Link, ModbusTransport, where
-
-from edge.config import BusConfig, DeviceConfig, PointConfig
 from edge.errors import DeviceException, DeviceTimeout, FrameError, PortUnavailable
 from edge.log import event
 from edge.readings import Reading, Value

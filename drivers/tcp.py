@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from edge.drivers.planner import ReadRequest
-from edge.drivers.transport import ModbusTransport, where
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.pdu import ExceptionResponse
 
 from edge.config import BusConfig, DeviceConfig
+from edge.drivers.planner import ReadRequest
+from edge.drivers.transport import ModbusTransport, where
 from edge.errors import DeviceException, DeviceTimeout, FrameError, PortUnavailable
 
 __all__ = ["TcpTransport"]

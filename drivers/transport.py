@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import abc
 
-from edge.drivers.planner import ReadRequest
-
 from edge.config import BusConfig, DeviceConfig
+from edge.drivers.planner import ReadRequest
 
 __all__ = ["Link", "ModbusTransport", "frame_time", "silent_interval", "where"]
 

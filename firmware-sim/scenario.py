@@ -17,16 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge.firmware_sim.faults import FAULTS, check_fault
-from edge.firmware_sim.models import _COMMON as _MODEL_COMMON
-from edge.firmware_sim.models import MODEL_PARAMS
-from edge.firmware_sim.registers import DATA_TYPES, ORDERS, TABLES, word_count
-from edge.firmware_sim.yamlreader import YamlReader, kind_name
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from edge.errors import ConfigError
+from edge.firmware_sim.faults import FAULTS, check_fault
+from edge.firmware_sim.models import _COMMON as _MODEL_COMMON
+from edge.firmware_sim.models import MODEL_PARAMS
+from edge.firmware_sim.registers import DATA_TYPES, ORDERS, TABLES, word_count
+from edge.firmware_sim.yamlreader import YamlReader, kind_name
 
 __all__ = [
     "BUS_KINDS",

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import orjson
-from edge.ledger.canonical import canonical, check
 
 from edge.errors import NotCanonical
+from edge.ledger.canonical import canonical, check
 
 __all__ = [
     "CHECKPOINT",

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
 from edge.ledger.canonical import canonical, decimal
 from edge.ledger.entry import format_ts
-
 from edge.readings import Reading
 
 __all__ = ["ReadingsBlock", "block_digest", "encode_value", "make_block", "row_of"]

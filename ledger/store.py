@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edge.errors import LedgerClosed, RollbackRefused, StorageError, map_exceptions
 from edge.ledger.entry import (
     CHECKPOINT,
     Entry,
@@ -36,8 +37,6 @@ from edge.ledger.keys import NodeKey
 from edge.ledger.merkle import Frontier, leaf_hash
 from edge.ledger.readings_store import ReadingsBlock, make_block
 from edge.ledger.schema import migrate
-
-from edge.errors import LedgerClosed, RollbackRefused, StorageError, map_exceptions
 from edge.readings import Reading
 
 __all__ = ["DB_FILE", "Batch", "Ledger", "connect"]

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from edge.errors import StorageError
 from edge.ledger.query import (
     Station,
     Stations,
@@ -35,8 +36,6 @@ from edge.ledger.query import (
     load_stations,
     summarize,
 )
-
-from edge.errors import StorageError
 
 __all__ = ["ACK_WINDOW", "LotTrace", "RuleSet", "StationVisit", "TraceEvent", "trace_lot"]
 

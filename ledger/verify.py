@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
 from edge.ledger.entry import CHECKPOINT, checkpoint_message
 from edge.ledger.keys import verify_signature
 from edge.ledger.merkle import EMPTY_ROOT, Frontier, node_hash

@@ -21,11 +21,10 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from edge.errors import LedgerClosed, StorageError
 from edge.ledger.entry import Entry
 from edge.ledger.keys import NodeKey
 from edge.ledger.store import Batch, Ledger
-
-from edge.errors import LedgerClosed, StorageError
 from edge.readings import Reading
 
 __all__ = ["LedgerWriter"]

@@ -20,6 +20,7 @@ import json
 import operator
 from collections.abc import Callable, Sequence
 
+from edge.readings import Quality, Reading
 from edge.rules.alarms import AlarmRuntime, AlarmState, AlarmStats, Transition, acknowledged_state
 from edge.rules.evaluators import (
     DerivedEval,
@@ -33,8 +34,6 @@ from edge.rules.evaluators import (
 from edge.rules.lots import Aggregate, LotCheckResult, LotEvent, aggregate_of, check_lot
 from edge.rules.model import LotRule, Rule, RuleSet, canonical_rule
 from edge.rules.state import EngineState
-
-from edge.readings import Quality, Reading
 
 _by_key = operator.itemgetter(0)  # sort events by their ordering key
 __all__ = ["DEFAULT_MAX_SHELVE", "Engine", "Event"]

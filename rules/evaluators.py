@@ -24,6 +24,7 @@ import string
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from edge.readings import Quality
 from edge.rules.alarms import AlarmRuntime, AlarmState, Transition, make_transition
 from edge.rules.lots import LotEvent
 from edge.rules.model import (
@@ -39,8 +40,6 @@ from edge.rules.model import (
 )
 from edge.rules.nelson import RULE_NAMES, NelsonState, Zones, mask_of, rules_in
 from edge.rules.spc import imr_limits
-
-from edge.readings import Quality
 
 if TYPE_CHECKING:
     from edge.rules.state import EngineState

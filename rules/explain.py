@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from edge.readings import Reading
 from edge.rules.alarms import AlarmRuntime, Transition
 from edge.rules.engine import Engine
 from edge.rules.evaluators import (
@@ -19,8 +20,6 @@ from edge.rules.lots import LotEvent
 from edge.rules.model import LimitRule, RuleSet
 from edge.rules.nelson import RULE_NAMES, rules_in
 from edge.rules.recorded import format_time
-
-from edge.readings import Reading
 
 __all__ = ["explain"]
 

@@ -22,6 +22,7 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import numpy as np
+
 from edge.rules.model import Expression, FloatArray
 
 __all__ = ["FUNCTIONS", "ExpressionError", "compile_expression", "did_you_mean"]

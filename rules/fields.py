@@ -11,11 +11,10 @@ import string
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
+from edge.durations import parse_duration
 from edge.rules.expressions import ExpressionError, compile_expression, did_you_mean
 from edge.rules.model import PLACEHOLDERS, STATS, Expression, Location, LotCheck
 from edge.rules.yamlpos import Problem, YMap, YNode, YScalar, YSeq
-
-from edge.durations import parse_duration
 
 __all__ = ["Ctx", "UnitSlot", "describe"]
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge.errors import ConfigError
 from edge.rules.expressions import did_you_mean
 from edge.rules.fields import Ctx, UnitSlot, describe
 from edge.rules.kinds import DEFAULT_MESSAGES, KIND_KEYS, KIND_READERS
@@ -40,8 +41,6 @@ from edge.rules.model import (
     Severity,
 )
 from edge.rules.yamlpos import Problem, YMap, YNode, YScalar, YSeq, parse_yaml
-
-from edge.errors import ConfigError
 
 __all__ = ["Problem", "check_rules", "load_rules"]
 

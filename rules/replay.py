@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from edge.readings import Quality, Reading
 from edge.rules.alarms import FLOOD_WINDOW, AlarmRuntime, AlarmState, make_transition
 from edge.rules.engine import Engine, Event
 from edge.rules.evaluators import (
@@ -46,8 +48,6 @@ from edge.rules.model import RuleSet
 from edge.rules.nelson import Zones, nelson_flags
 from edge.rules.spc import imr_limits
 from edge.rules.state import EngineState
-
-from edge.readings import Quality, Reading
 
 _by_key = operator.itemgetter(0)  # sort events by their ordering key
 __all__ = ["replay", "replay_arrays", "to_columns"]

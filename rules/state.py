@@ -16,6 +16,7 @@ from collections import deque
 from typing import Any
 
 import orjson
+
 from edge.rules.alarms import AlarmRuntime, AlarmState
 from edge.rules.nelson import NelsonState
 

@@ -18,14 +18,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edge.rules.alarms import Transition
-from edge.rules.engine import Event
-from edge.rules.lots import LotEvent
-from edge.rules.recorded import format_time
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from edge.errors import ConfigError
+from edge.rules.alarms import Transition
+from edge.rules.engine import Event
+from edge.rules.lots import LotEvent
+from edge.rules.recorded import format_time
 
 __all__ = ["diff", "dump_timeline", "entries", "load_timeline", "render"]
 

@@ -13,12 +13,11 @@ import textwrap
 import time
 from pathlib import Path
 
+from edge.config import BusConfig, DeviceConfig, PointConfig
 from edge.drivers.planner import minimum_requests, plan_reads
 from edge.drivers.rtu import RtuTransport
 from edge.drivers.scheduler import DeviceRuntime, ModbusPoller
 from edge.firmware_sim.timing import exchange_time
-
-from edge.config import BusConfig, DeviceConfig, PointConfig
 from edge.readings import Reading
 
 
@@ -139,6 +138,7 @@ async def measure(port: str, baud: int, seconds: float) -> tuple[list[float], li
 def bare_loop(port: str, baud: int, seconds: float) -> float:
     """Reference: a bare pyserial request/reply loop, no scheduler (what this machine allows)."""
     import serial
+
     from edge.drivers.rtu_frame import build_read
 
     frame, n = build_read(1, 3, 0, 10), 0

@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 import pytest
+
 from edge.ledger.query import open_ledger_db
 from edge.ledger.schema import migrate
 from edge.ledger.trace import trace_lot

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from edge.rules.expressions import compile_expression
 from edge.rules.loader import load_rules
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 
 import numpy as np
+
+from edge.readings import Reading
 from edge.rules import Engine, replay_arrays
 from edge.rules.expressions import compile_expression
 from edge.rules.model import (
@@ -23,8 +25,6 @@ from edge.rules.model import (
     SpcRule,
     StaleRule,
 )
-
-from edge.readings import Reading
 
 STREAM_LIMIT = 200_000.0
 REPLAY_LIMIT = 5_000_000.0

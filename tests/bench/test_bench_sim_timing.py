@@ -14,6 +14,7 @@ import time
 
 import pytest
 import serial
+
 from edge.firmware_sim import SimulatorThread, append_crc, exchange_time, parse_scenario
 
 BAUDS = (9600, 19200, 115200)

@@ -6,6 +6,11 @@ import math
 import struct
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pymodbus.client.mixin import ModbusClientMixin
+
+from edge.config import PointConfig
 from edge.drivers.codec import (
     NUMERIC_FORMATS,
     decode_point,
@@ -16,11 +21,6 @@ from edge.drivers.codec import (
     scale_value,
     wire_address,
 )
-from hypothesis import given
-from hypothesis import strategies as st
-from pymodbus.client.mixin import ModbusClientMixin
-
-from edge.config import PointConfig
 
 from .conftest import PYMODBUS_TYPES, oracle_registers
 

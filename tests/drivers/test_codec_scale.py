@@ -3,9 +3,10 @@
 from decimal import Decimal
 
 import pytest
-from edge.drivers.codec import scale_value
 from hypothesis import given
 from hypothesis import strategies as st
+
+from edge.drivers.codec import scale_value
 
 
 @pytest.mark.parametrize(

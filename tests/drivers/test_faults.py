@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from edge.config import BusConfig, DeviceConfig, PointConfig
 from edge.drivers.rtu import RtuTransport
 from edge.drivers.scheduler import DeviceRuntime, ModbusPoller
 from edge.firmware_sim.simulator import SimulatorThread
-
-from edge.config import BusConfig, DeviceConfig, PointConfig
 from edge.readings import Quality, Reading
 
 SCENARIO = """\

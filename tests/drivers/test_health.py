@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from edge.drivers.health import Breaker, BreakerState, PointState
 from hypothesis import given
 from hypothesis import strategies as st
 
 from edge.config import PointConfig
+from edge.drivers.health import Breaker, BreakerState, PointState
 from edge.readings import Quality
 
 

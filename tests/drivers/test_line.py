@@ -9,13 +9,13 @@ import tty
 from collections.abc import Iterator
 
 import pytest
-from edge.drivers.line import LinePoller, LineTransport
-from edge.drivers.parsers import LineParseError, make_parser, parse_csv, parse_kv, parse_scale
-from edge.drivers.scheduler import DeviceRuntime
 from hypothesis import given
 from hypothesis import strategies as st
 
 from edge.config import BusConfig, DeviceConfig, PointConfig
+from edge.drivers.line import LinePoller, LineTransport
+from edge.drivers.parsers import LineParseError, make_parser, parse_csv, parse_kv, parse_scale
+from edge.drivers.scheduler import DeviceRuntime
 from edge.readings import Quality, Reading
 
 

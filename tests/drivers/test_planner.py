@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from edge.drivers.codec import register_count
-from edge.drivers.planner import minimum_requests, plan_reads, point_problems, split_request
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge.config import DeviceConfig, PointConfig
+from edge.drivers.codec import register_count
+from edge.drivers.planner import minimum_requests, plan_reads, point_problems, split_request
 
 TYPES = ["uint16", "int32", "float32", "float64", "bit", "string"]
 

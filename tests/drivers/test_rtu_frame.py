@@ -6,6 +6,10 @@ import struct
 
 import minimalmodbus
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pymodbus.pdu.register_message import ReadHoldingRegistersResponse
+
 from edge.drivers.rtu_frame import (
     BadFrameError,
     ExceptionReplyError,
@@ -14,9 +18,6 @@ from edge.drivers.rtu_frame import (
     parse_reply,
     reply_length,
 )
-from hypothesis import given
-from hypothesis import strategies as st
-from pymodbus.pdu.register_message import ReadHoldingRegistersResponse
 
 
 @given(st.binary(max_size=64))

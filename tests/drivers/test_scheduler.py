@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import asyncio
 
+from edge.config import BusConfig, DeviceConfig, PointConfig
 from edge.drivers.planner import ReadRequest
 from edge.drivers.scheduler import DeviceRuntime, ModbusPoller
 from edge.drivers.transport import ModbusTransport
-
-from edge.config import BusConfig, DeviceConfig, PointConfig
 from edge.errors import DeviceException
 from edge.readings import Quality, Reading
 

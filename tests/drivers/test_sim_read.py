@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from edge.firmware_sim.simulator import SimulatorThread
 
 from edge.cli import main
+from edge.firmware_sim.simulator import SimulatorThread
 
 # the simulator computes values as floats: keep 64-bit integers exact in a double (< 2**53)
 VALUES: dict[str, Any] = {

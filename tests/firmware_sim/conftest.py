@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from edge.firmware_sim import ModbusDevice, PtyPort, RegisterBank, RtuSlave
 from pymodbus import FramerType
 from pymodbus.client import AsyncModbusSerialClient
+
+from edge.firmware_sim import ModbusDevice, PtyPort, RegisterBank, RtuSlave
 
 
 @dataclass

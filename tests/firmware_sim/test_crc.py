@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from edge.firmware_sim import append_crc, check_crc, crc16
 from hypothesis import given
 from hypothesis import strategies as st
 from pymodbus.framer.rtu import FramerRTU
+
+from edge.firmware_sim import append_crc, check_crc, crc16
 
 
 def test_known_frame():

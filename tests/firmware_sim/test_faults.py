@@ -9,10 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
-from edge.firmware_sim import Simulator, parse_scenario
 from pymodbus import FramerType
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusIOException
+
+from edge.firmware_sim import Simulator, parse_scenario
 
 SCENARIO = """
 name: faults

@@ -9,6 +9,7 @@ import time
 
 import pytest
 import serial
+
 from edge.firmware_sim import SimulatorThread, parse_scenario
 
 SCENARIO = """

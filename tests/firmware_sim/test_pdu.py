@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 
 import pytest
+
 from edge.firmware_sim import RegisterBank, handle_pdu
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from edge.firmware_sim import Model, Plant, decode, load_scenario
 
 

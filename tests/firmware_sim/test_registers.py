@@ -6,10 +6,11 @@ import math
 import struct
 
 import pytest
-from edge.firmware_sim import RegisterBank, decode, encode
 from hypothesis import given
 from hypothesis import strategies as st
 from pymodbus.client.mixin import ModbusClientMixin
+
+from edge.firmware_sim import RegisterBank, decode, encode
 
 DT = ModbusClientMixin.DATATYPE
 _PYMODBUS = {

@@ -7,13 +7,14 @@ import os
 import struct
 
 import pytest
-from edge.firmware_sim import Fault, append_crc
-from edge.firmware_sim.rtu import RequestFramer
 from hypothesis import given
 from hypothesis import strategies as st
 from pymodbus.exceptions import ModbusIOException
 from pymodbus.framer.rtu import FramerRTU
 from pymodbus.pdu import ModbusPDU
+
+from edge.firmware_sim import Fault, append_crc
+from edge.firmware_sim.rtu import RequestFramer
 
 
 async def test_fc03_fc04_read_registers(bus):

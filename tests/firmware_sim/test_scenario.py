@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from edge.firmware_sim import list_scenarios, load_scenario, parse_scenario
 
 from edge.errors import ConfigError
+from edge.firmware_sim import list_scenarios, load_scenario, parse_scenario
 
 GOOD = """\
 name: t

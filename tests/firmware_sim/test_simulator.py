@@ -10,10 +10,11 @@ import time
 import minimalmodbus
 import pytest
 import serial
-from edge.firmware_sim import Simulator, SimulatorThread, exchange_time, load_scenario
-from edge.firmware_sim.rtu import PTY_LATENCY
 from pymodbus import FramerType
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+
+from edge.firmware_sim import Simulator, SimulatorThread, exchange_time, load_scenario
+from edge.firmware_sim.rtu import PTY_LATENCY
 
 
 @pytest.mark.parametrize("name", ["demo", "bottling", "cold-room"])

@@ -7,9 +7,10 @@ import contextlib
 import struct
 
 import pytest
-from edge.firmware_sim import Fault, ModbusDevice, RegisterBank, TcpServer
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusIOException
+
+from edge.firmware_sim import Fault, ModbusDevice, RegisterBank, TcpServer
 
 
 @pytest.fixture

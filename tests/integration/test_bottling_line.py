@@ -13,10 +13,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 from click.testing import CliRunner
-from edge.firmware_sim import Simulator, load_scenario
 
 from edge.cli import main
 from edge.config import load_config
+from edge.firmware_sim import Simulator, load_scenario
 from edge.runtime import Node, NodeSummary
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

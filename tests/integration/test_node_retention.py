@@ -9,10 +9,10 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
-from edge.firmware_sim import Simulator, load_scenario
-from edge.ledger import connect, verify_db
 
 from edge.config import load_config
+from edge.firmware_sim import Simulator, load_scenario
+from edge.ledger import connect, verify_db
 from edge.runtime import Node
 
 pytestmark = pytest.mark.integration

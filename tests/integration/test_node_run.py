@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+
 from edge.firmware_sim import SimulatorThread, load_scenario
 
 pytestmark = pytest.mark.integration

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from edge.ledger.keys import NodeKey
 from edge.ledger.store import Ledger
-
 from edge.readings import Quality, Reading
 
 T0 = 1_795_000_000.0  # 2026-11-19

@@ -16,7 +16,6 @@ from pathlib import Path
 from edge.ledger.entry import Entry
 from edge.ledger.keys import load_key
 from edge.ledger.writer import LedgerWriter
-
 from edge.readings import Reading
 
 

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 import rfc8785
-from edge.ledger.canonical import MAX_INT, canonical, decimal
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from edge.errors import NotCanonical
+from edge.ledger.canonical import MAX_INT, canonical, decimal
 
 # Text over all of Unicode except lone surrogates, with extra weight on the troublesome parts:
 # C0 controls, quotes/backslashes, U+2028/2029, DEL, the U+E000..U+FFFF block (sorts differently

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from edge.ledger.keys import create_key_file
 from edge.ledger.store import Ledger, connect
 from edge.ledger.verify import verify_db

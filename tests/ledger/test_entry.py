@@ -6,11 +6,11 @@ import hashlib
 
 import pytest
 import rfc8785
-from edge.ledger.entry import format_ts, make_entry, parse_entry, parse_ts
 from hypothesis import given
 from hypothesis import strategies as st
 
 from edge.errors import NotCanonical
+from edge.ledger.entry import format_ts, make_entry, parse_entry, parse_ts
 
 FEED = "ab" * 32
 

@@ -15,6 +15,11 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jsonschema import Draft7Validator
+
+from edge.cli import main
 from edge.ledger.epcis import (
     UNMAPPED_TYPE,
     epcis_document,
@@ -24,11 +29,6 @@ from edge.ledger.epcis import (
 )
 from edge.ledger.query import open_ledger_db
 from edge.ledger.trace import trace_lot
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from jsonschema import Draft7Validator
-
-from edge.cli import main
 
 VECTORS = Path("/work/shared/vectors/epcis")
 SCHEMA = json.loads((VECTORS / "EPCIS-JSON-Schema.json").read_text())

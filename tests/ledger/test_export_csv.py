@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+
+from edge.cli import main
 from edge.ledger.export_csv import CSV_COLUMNS, write_lot_csv
 from edge.ledger.query import open_ledger_db
 from edge.ledger.trace import trace_lot
-
-from edge.cli import main
 
 
 def _load() -> Any:

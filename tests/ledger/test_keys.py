@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from edge.ledger.keys import NodeKey, create_key_file, load_key, verify_signature
 
 from edge.cli import main
 from edge.errors import KeyFileError
+from edge.ledger.keys import NodeKey, create_key_file, load_key, verify_signature
 
 
 def test_create_writes_0600_and_loads_back(tmp_path: Path) -> None:

@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-from edge.ledger import merkle
 from hypothesis import given
 from hypothesis import strategies as st
+
+from edge.ledger import merkle
 
 VECTORS = Path("/work/shared/vectors/merkle")
 TREES = json.loads((VECTORS / "trees.json").read_text())

@@ -12,6 +12,11 @@ from typing import Any
 import orjson
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edge.cli import main
+from edge.errors import ConfigError, StorageError
 from edge.ledger.entry import parse_entry
 from edge.ledger.query import (
     EntryFilter,
@@ -22,11 +27,6 @@ from edge.ledger.query import (
     query_entries,
     summarize,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from edge.cli import main
-from edge.errors import ConfigError, StorageError
 
 _scenario_module = Path(__file__).with_name("test_query_scenario.py")
 

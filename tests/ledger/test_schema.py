@@ -6,10 +6,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from edge.ledger import schema
-from edge.ledger.store import connect
 
 from edge.errors import StorageError
+from edge.ledger import schema
+from edge.ledger.store import connect
 
 
 def test_new_database_gets_every_migration_recorded(tmp_path: Path) -> None:

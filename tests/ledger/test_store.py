@@ -7,14 +7,14 @@ from pathlib import Path
 
 import orjson
 import pytest
+
+from edge.errors import LedgerClosed, NotCanonical, StorageError
 from edge.ledger import merkle
 from edge.ledger.entry import checkpoint_message, parse_entry
 from edge.ledger.keys import NodeKey, verify_signature
 from edge.ledger.readings_store import block_digest
 from edge.ledger.store import Ledger, connect
 from edge.ledger.verify import verify_db
-
-from edge.errors import LedgerClosed, NotCanonical, StorageError
 from edge.readings import Reading
 
 from .conftest import T0, build_ledger
@@ -169,6 +169,7 @@ def test_block_digest_is_the_sha256_of_canonical_readings() -> None:
     import hashlib
 
     import rfc8785
+
     from edge.ledger.readings_store import make_block
 
     block = make_block(

@@ -11,12 +11,12 @@ from pathlib import Path
 import orjson
 import pytest
 from click.testing import CliRunner
-from edge.ledger.keys import NodeKey
-from edge.ledger.store import Ledger, connect
-from edge.ledger.verify import Kind, Report, verify_db
 
 from edge.cli import main
 from edge.errors import RollbackRefused
+from edge.ledger.keys import NodeKey
+from edge.ledger.store import Ledger, connect
+from edge.ledger.verify import Kind, Report, verify_db
 
 
 def verify(path: Path) -> Report:

@@ -12,12 +12,12 @@ from typing import Any
 import orjson
 import pytest
 from click.testing import CliRunner
+
+from edge.cli import main
 from edge.ledger.keys import NodeKey
 from edge.ledger.query import open_ledger_db
 from edge.ledger.store import Ledger
 from edge.ledger.trace import LotTrace, trace_lot
-
-from edge.cli import main
 
 
 def _load() -> Any:

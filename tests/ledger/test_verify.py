@@ -7,13 +7,14 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from edge.ledger import verify
 from edge.ledger.entry import checkpoint_message
 from edge.ledger.keys import NodeKey
 from edge.ledger.store import connect
 from edge.ledger.verify import FeedVerifier, Kind, verify_feed
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from .conftest import build_ledger
 

@@ -7,12 +7,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+
+from edge.errors import LedgerClosed, NotCanonical
 from edge.ledger.keys import NodeKey
 from edge.ledger.store import connect
 from edge.ledger.verify import verify_db
 from edge.ledger.writer import LedgerWriter
-
-from edge.errors import LedgerClosed, NotCanonical
 from edge.readings import Reading
 
 T0 = 1_795_000_000.0

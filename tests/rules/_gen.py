@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import strategies as st
+
+from edge.readings import Quality, Reading
 from edge.rules.expressions import compile_expression
 from edge.rules.model import (
     DerivedRule,
@@ -14,9 +17,6 @@ from edge.rules.model import (
     SpcRule,
     StaleRule,
 )
-from hypothesis import strategies as st
-
-from edge.readings import Quality, Reading
 
 POINTS = ("a", "b", "c")
 # a coarse grid makes exact-boundary values (at a limit, at a delay) common

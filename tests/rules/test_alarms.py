@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+
+from edge.readings import Reading
 from edge.rules import AlarmState, Engine, RuleSet, Transition
 from edge.rules.alarms import FLOOD_COUNT
 from edge.rules.model import LimitRule
-
-from edge.readings import Reading
 
 N, AU, AA, RU = (
     AlarmState.NORMAL,

@@ -8,12 +8,12 @@ With readings and delays on the grid the two must agree exactly, boundaries incl
 
 from __future__ import annotations
 
-from edge.rules import Engine, RuleSet, Transition
-from edge.rules.model import LimitRule
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge.readings import Reading
+from edge.rules import Engine, RuleSet, Transition
+from edge.rules.model import LimitRule
 
 STEP = 0.5
 LOW, HIGH = 2.0, 8.0

@@ -6,11 +6,11 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from edge.rules.recorded import format_time, parse_rows, parse_time, read_csv
-from edge.rules.timeline import diff, dump_timeline, load_timeline, render
 
 from edge.errors import ConfigError
 from edge.readings import Quality
+from edge.rules.recorded import format_time, parse_rows, parse_time, read_csv
+from edge.rules.timeline import diff, dump_timeline, load_timeline, render
 
 
 @pytest.mark.parametrize(

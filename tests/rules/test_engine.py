@@ -6,6 +6,8 @@ import math
 import statistics
 
 import pytest
+
+from edge.readings import Quality, Reading
 from edge.rules import AlarmState, Engine, LotEvent, RuleSet, Transition
 from edge.rules.expressions import compile_expression
 from edge.rules.model import (
@@ -18,8 +20,6 @@ from edge.rules.model import (
     SpcRule,
     StaleRule,
 )
-
-from edge.readings import Quality, Reading
 
 
 def run(

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from edge.rules import RuleSet, explain
-from edge.rules.model import LimitRule, QualityRule, SpcRule, StaleRule
 
 from edge.readings import Quality, Reading
+from edge.rules import RuleSet, explain
+from edge.rules.model import LimitRule, QualityRule, SpcRule, StaleRule
 
 RS = RuleSet.build(
     [

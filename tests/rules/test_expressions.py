@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from edge.rules.expressions import ExpressionError, compile_expression
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from edge.rules.expressions import ExpressionError, compile_expression
 
 NAMES = ["a", "b", "c", "fill_weight"]
 

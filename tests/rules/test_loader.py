@@ -6,6 +6,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edge.errors import ConfigError
 from edge.rules.loader import check_rules, load_rules
 from edge.rules.model import (
     NELSON_RULES,
@@ -18,10 +22,6 @@ from edge.rules.model import (
     SpcRule,
     StaleRule,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from edge.errors import ConfigError
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "rules"
 KNOWN = {"tunnel_temp": "degC", "fill_weight": "g", "cap_torque": "N·m", "lot_code": ""}

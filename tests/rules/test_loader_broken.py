@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from edge.rules.loader import check_rules, load_rules
 
 from edge.errors import ConfigError
+from edge.rules.loader import check_rules, load_rules
 
 BROKEN = Path(__file__).parent / "broken"
 FILES = sorted(BROKEN.glob("*.yaml"))

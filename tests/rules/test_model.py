@@ -7,6 +7,7 @@ import json
 import math
 
 import pytest
+
 from edge.rules.expressions import compile_expression
 from edge.rules.model import (
     DerivedRule,

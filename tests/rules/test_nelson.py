@@ -7,9 +7,10 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from edge.rules.nelson import NelsonState, Zones, mask_of, nelson_flags, rules_in
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from edge.rules.nelson import NelsonState, Zones, mask_of, nelson_flags, rules_in
 
 C, S = 10.0, 0.5  # exactly representable: every zone line below is exact
 Z = Zones.of(C, S)

@@ -6,13 +6,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from edge.rules import Engine, replay, replay_arrays
-from edge.rules.model import LimitRule, RuleSet, SpcRule
-from edge.rules.replay import to_columns
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge.readings import Reading
+from edge.rules import Engine, replay, replay_arrays
+from edge.rules.model import LimitRule, RuleSet, SpcRule
+from edge.rules.replay import to_columns
 
 sys.path.insert(0, str(Path(__file__).parent))
 import itertools

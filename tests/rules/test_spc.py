@@ -7,10 +7,11 @@ import math
 from pathlib import Path
 
 import pytest
-from edge.rules.nelson import Zones, nelson_flags
-from edge.rules.spc import A2, D2, D3, D4, capability, imr_given, imr_limits, xbar_r_limits
 from hypothesis import given
 from hypothesis import strategies as st
+
+from edge.rules.nelson import Zones, nelson_flags
+from edge.rules.spc import A2, D2, D3, D4, capability, imr_given, imr_limits, xbar_r_limits
 
 REF_PATH = Path(__file__).resolve().parents[3] / "shared" / "vectors" / "spc" / "reference.json"
 

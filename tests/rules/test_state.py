@@ -6,12 +6,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from edge.rules import AlarmState, Engine, EngineState, RuleSet
-from edge.rules.model import LimitRule, RateRule, SpcRule
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge.readings import Reading
+from edge.rules import AlarmState, Engine, EngineState, RuleSet
+from edge.rules.model import LimitRule, RateRule, SpcRule
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _gen import recordings, rulesets
