@@ -1,6 +1,6 @@
 """What the runtime records, and how: rule events turned into ledger entries, raw readings in blocks.
 
-This is the one place that knows the entry bodies of the runtime's types (``docs/ledger.md``
+This is the one place that knows the entry bodies of the runtime's types (the README (ledger)
 lists them): ``node.start``, ``node.stop``, ``rules.change``, ``alarm``, ``lot.start``,
 ``lot.end`` and ``readings.digest``. Measured values go in as decimal strings (no floats in
 hashed content).
@@ -23,7 +23,7 @@ from edge.rules import LotEvent, Transition
 __all__ = ["LedgerBridge"]
 
 
-#: transitions an operator causes are recorded under their own entry types (docs/ledger.md)
+#: transitions an operator causes are recorded under their own entry types (the README (ledger))
 _OPERATOR_TYPES = {
     "acknowledged": "alarm.ack",
     "shelved": "alarm.shelve",

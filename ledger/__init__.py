@@ -2,7 +2,7 @@
 
 One feed per node (named by its Ed25519 public key); entries are canonical JSON (RFC 8785)
 hashed with SHA-256 and chained by ``prev``; every committed batch ends with a checkpoint entry
-that signs (feed, size, head, RFC 6962 Merkle root). See docs/ledger.md.
+that signs (feed, size, head, RFC 6962 Merkle root). See the README (ledger).
 """
 
 from edge.ledger.canonical import canonical, decimal

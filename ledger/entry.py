@@ -68,7 +68,7 @@ class Entry(NamedTuple):
         seq: 0-based position in the feed.
         prev: id of entry ``seq - 1``; None at seq 0.
         ts: RFC 3339 UTC, fixed width (:func:`format_ts`).
-        type: ``alarm``, ``lot.end``, ``checkpoint`` ... (see docs/ledger.md).
+        type: ``alarm``, ``lot.end``, ``checkpoint`` ... (see the README (ledger)).
         lots: lots the entry belongs to (indexed for trace).
         actor: who caused it (an operator for acks; empty for the node itself).
         body: the type-specific content.

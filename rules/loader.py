@@ -16,7 +16,7 @@ A rule file (YAML 1.2)::
         off_delay: 2s
         severity: high
 
-``docs/rules-language.md`` describes every kind and key. All files of a set are read and
+the README (rule files) describes every kind and key. All files of a set are read and
 checked before anything is returned; the problems of every file come out together, sorted by
 file (in the order given), line and column.
 """
