@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import sqlite3
-import sys
 import tempfile
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import ledger_scenario as sc
 import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
@@ -44,22 +43,6 @@ def schema_errors(document: Any) -> list[str]:
         f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
         for e in VALIDATOR.iter_errors(document)
     ]
-
-
-def _load() -> Any:
-    name = "edge_tests_ledger_scenario"
-    if name not in sys.modules:
-        path = Path(__file__).with_name("test_query_scenario.py")
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-sc = _load()
 
 
 @pytest.fixture(scope="module")

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
 import sqlite3
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import ledger_scenario as sc
 import pytest
 from click.testing import CliRunner
 
@@ -18,22 +17,6 @@ from edge.cli import main
 from edge.ledger.export_csv import CSV_COLUMNS, write_lot_csv
 from edge.ledger.query import open_ledger_db
 from edge.ledger.trace import trace_lot
-
-
-def _load() -> Any:
-    name = "edge_tests_ledger_scenario"
-    if name not in sys.modules:
-        path = Path(__file__).with_name("test_query_scenario.py")
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-sc = _load()
 
 
 @pytest.fixture(scope="module")

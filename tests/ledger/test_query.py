@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import ledger_scenario as sc
 import orjson
 import pytest
 from click.testing import CliRunner
@@ -29,24 +30,6 @@ from edge.ledger.query import (
 )
 
 _scenario_module = Path(__file__).with_name("test_query_scenario.py")
-
-
-def _load() -> Any:
-    import importlib.util
-    import sys
-
-    name = "edge_tests_ledger_scenario"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, _scenario_module)
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-sc = _load()
 
 
 @pytest.fixture(scope="module")
