@@ -9,7 +9,6 @@ worker thread, bounded by the bus timeout.
 from __future__ import annotations
 
 import contextlib
-import logging
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -24,7 +23,6 @@ from edge.drivers.scheduler import BusScheduler, DeviceRuntime
 from edge.drivers.transport import Link
 from edge.drivers.worker import BusThread
 from edge.errors import DeviceTimeout, FrameError, PortUnavailable, map_exceptions
-from edge.log import event
 from edge.readings import Value
 
 __all__ = ["LinePoller", "LineTransport"]
@@ -144,17 +142,7 @@ class LinePoller(BusScheduler):
         try:
             text = await self.line.fetch(label)
         except DeviceTimeout as exc:
-            self._counters.timeouts += 1
-            delay = dev.breaker.failure(self._clock())
-            if delay:
-                event(
-                    "device.backoff",
-                    logging.WARNING,
-                    bus=self.name,
-                    device=dev.device.name,
-                    error=str(exc),
-                    retry_in=round(delay, 3),
-                )
+            self._timed_out(dev, exc)
             return True
         except PortUnavailable as exc:
             await self._port_lost(exc)
@@ -163,14 +151,7 @@ class LinePoller(BusScheduler):
         try:
             fields = self.parser(text)
         except LineParseError as exc:
-            self._counters.frame_errors += 1
-            event(
-                "device.frame_discarded",
-                logging.INFO,
-                bus=self.name,
-                device=dev.device.name,
-                error=str(FrameError(f"{label}: {exc}")),
-            )
+            self._frame_discarded(dev, FrameError(f"{label}: {exc}"))
             dev.breaker.success()
             return False
         self._counters.responses += 1

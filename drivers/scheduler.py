@@ -163,6 +163,32 @@ class BusScheduler(BusPoller):
         self._port_delay = 0.0
         return True
 
+    def _timed_out(self, dev: DeviceRuntime, exc: DeviceTimeout) -> None:
+        """Count a timeout; open the device's breaker (logged once per backoff) when it trips."""
+        self._counters.timeouts += 1
+        delay = dev.breaker.failure(self._clock())
+        if delay:
+            event(
+                "device.backoff",
+                logging.WARNING,
+                bus=self.name,
+                device=dev.device.name,
+                unit=dev.device.unit,
+                error=str(exc),
+                retry_in=round(delay, 3),
+            )
+
+    def _frame_discarded(self, dev: DeviceRuntime, exc: FrameError) -> None:
+        """Count and log a reply that was discarded unread (CRC, unit id, function, format)."""
+        self._counters.frame_errors += 1
+        event(
+            "device.frame_discarded",
+            logging.INFO,
+            bus=self.name,
+            device=dev.device.name,
+            error=str(exc),
+        )
+
     async def _port_lost(self, exc: PortUnavailable) -> None:
         self._counters.port_errors += 1
         event("bus.port_lost", logging.WARNING, bus=self.name, error=str(exc))
@@ -228,31 +254,13 @@ class ModbusPoller(BusScheduler):
             try:
                 values = await self.modbus.read(dev.device, request)
             except DeviceTimeout as exc:
-                self._counters.timeouts += 1
-                delay = dev.breaker.failure(self._clock())
-                if delay:
-                    event(
-                        "device.backoff",
-                        logging.WARNING,
-                        bus=self.name,
-                        device=dev.device.name,
-                        unit=dev.device.unit,
-                        error=str(exc),
-                        retry_in=round(delay, 3),
-                    )
+                self._timed_out(dev, exc)
                 return True  # a dead device costs one timeout per cycle, not one per request
             except PortUnavailable as exc:
                 await self._port_lost(exc)
                 return True
             except FrameError as exc:
-                self._counters.frame_errors += 1
-                event(
-                    "device.frame_discarded",
-                    logging.INFO,
-                    bus=self.name,
-                    device=dev.device.name,
-                    error=str(exc),
-                )
+                self._frame_discarded(dev, exc)
                 answered = True  # something answered: the device is alive, keep going
                 continue
             except DeviceException as exc:
