@@ -9,7 +9,9 @@ everything to a SQLite ledger and finally verifies the chain.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -19,12 +21,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from edge.config import load_config
+from edge.config import NodeConfig, load_config
 from edge.firmware_sim import Simulator, load_scenario
 from edge.ledger import connect, verify_db
 from edge.readings import Reading
 from edge.rules import LotEvent, Transition
-from edge.runtime import Node, Observer
+from edge.runtime import Node, NodeSummary, Observer
 
 __all__ = ["run_demo"]
 
@@ -104,20 +106,28 @@ def run_demo(*, seconds: float = 30.0, seed: int = 1, run_dir: Path | None = Non
     )
     table.add_row("ledger file", str(db))
     console.print(table)
-    console.print(f"next: edge ledger verify --db {db}", soft_wrap=True)
-    console.print(f"      edge ledger query --db {db}", soft_wrap=True)
+    edge = _edge_command()
+    console.print(f"next: {edge} ledger verify --db {db}", soft_wrap=True)
+    console.print(f"      {edge} ledger query --db {db}", soft_wrap=True)
     return report.ok
 
 
-async def _run(config_: object, run_dir: Path, seconds: float, seed: int, console: Console):  # type: ignore[no-untyped-def]
-    from edge.config import NodeConfig
+def _edge_command() -> str:
+    """How to call `edge` from here: the venv's script when it is not on PATH (`make demo`)."""
+    script = Path(sys.executable).parent / "edge"
+    if shutil.which("edge") == str(script) or not script.exists():
+        return "edge"
+    return os.path.relpath(script) if not os.path.relpath(script).startswith("..") else str(script)
 
-    assert isinstance(config_, NodeConfig)
+
+async def _run(
+    config: NodeConfig, run_dir: Path, seconds: float, seed: int, console: Console
+) -> NodeSummary:
     start = time.time()
     live = _Console(console, start)
     async with Simulator(load_scenario("demo"), run_dir, seed=seed, line_timing=True):
         node = Node(
-            config_,
+            config,
             observer=Observer(
                 on_readings=live.readings, on_event=live.event, on_message=live.message
             ),
