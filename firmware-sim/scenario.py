@@ -59,6 +59,9 @@ class ScenarioBus:
     stopbits: int = 1
     turnaround: float = 0.0  #: slave processing time before replying, seconds
     line_ending: str = "\r\n"  #: serial lines
+    port: int = (
+        0  #: tcp buses: loopback port to listen on (0: a free one, printed and in ports.json)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +228,7 @@ def _bus(r: YamlReader, parent: CommentedMap, name: str, raw: Any) -> ScenarioBu
         parent,
         name,
         p,
-        ("kind", "baudrate", "bytesize", "parity", "stopbits", "turnaround", "line_ending"),
+        ("kind", "baudrate", "bytesize", "parity", "stopbits", "turnaround", "line_ending", "port"),
     )
     if not isinstance(raw, CommentedMap):
         return None
@@ -240,6 +243,7 @@ def _bus(r: YamlReader, parent: CommentedMap, name: str, raw: Any) -> ScenarioBu
         stopbits=r.get(s, p, "stopbits", int, 1, low=1, high=2),
         turnaround=r.duration(s, p, "turnaround", 0.0) or 0.0,
         line_ending=r.get(s, p, "line_ending", str, "\r\n"),
+        port=r.get(s, p, "port", int, 0, low=0, high=65535),
     )
 
 

@@ -60,8 +60,11 @@ class Simulator:
         *,
         seed: int = 0,
         line_timing: bool = True,
+        tcp_ports: Mapping[str, int] | None = None,
     ) -> None:
         self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+        #: tcp bus -> port to listen on, over the scenario's ``port`` (0: a free one)
+        self.tcp_ports = dict(tcp_ports or {})
         self.run_dir = Path(run_dir)
         self.seed = seed
         self.line_timing = line_timing
@@ -98,7 +101,9 @@ class Simulator:
             names = by_bus.get(bus_name, [])
             if bus.kind == "tcp":
                 self.tcp[bus_name] = TcpServer(
-                    [self.plant.modbus[n] for n in names], clock=self.now
+                    [self.plant.modbus[n] for n in names],
+                    port=self.tcp_ports.get(bus_name, bus.port),
+                    clock=self.now,
                 )
                 continue
             port = PtyPort(self.run_dir / f"{bus_name}.tty")
@@ -376,8 +381,11 @@ class SimulatorThread:
         *,
         seed: int = 0,
         line_timing: bool = True,
+        tcp_ports: Mapping[str, int] | None = None,
     ) -> None:
-        self.sim = Simulator(scenario, run_dir, seed=seed, line_timing=line_timing)
+        self.sim = Simulator(
+            scenario, run_dir, seed=seed, line_timing=line_timing, tcp_ports=tcp_ports
+        )
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None

@@ -38,10 +38,17 @@ def sim() -> None:
 @click.option(
     "--no-line-timing", is_flag=True, help="Answer at once instead of at RS-485 wire speed."
 )
+@click.option("--tcp-port", "tcp_ports", multiple=True, metavar="BUS=PORT",
+              help="Serve a tcp bus on a fixed loopback port (repeatable), e.g. plc=5020.")  # fmt: skip
 @click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Stop after this long (default: run until SIGINT/SIGTERM).")  # fmt: skip
 def run(
-    scenario: str, seed: int, run_dir: Path | None, no_line_timing: bool, seconds: float | None
+    scenario: str,
+    seed: int,
+    run_dir: Path | None,
+    no_line_timing: bool,
+    tcp_ports: tuple[str, ...],
+    seconds: float | None,
 ) -> None:
     """Run SCENARIO (a shipped name or a .yaml path) until stopped.
 
@@ -54,6 +61,19 @@ def run(
     except EdgeError as exc:
         _fail(exc)
     directory = run_dir if run_dir is not None else Path(f"sim-{loaded.name}")
+    fixed: dict[str, int] = {}
+    for item in tcp_ports:
+        bus, _, port = item.partition("=")
+        if bus not in loaded.buses or loaded.buses[bus].kind != "tcp":
+            tcp = [b for b, spec in loaded.buses.items() if spec.kind == "tcp"]
+            _fail(
+                EdgeError(
+                    f"--tcp-port {item}: no tcp bus {bus!r} (tcp buses: {', '.join(tcp) or 'none'})"
+                )
+            )
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            _fail(EdgeError(f"--tcp-port {item}: expected BUS=PORT with a port 1..65535"))
+        fixed[bus] = int(port)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -61,7 +81,7 @@ def run(
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
         async with Simulator(
-            loaded, directory, seed=seed, line_timing=not no_line_timing
+            loaded, directory, seed=seed, line_timing=not no_line_timing, tcp_ports=fixed
         ) as simulator:
             click.echo(
                 f"scenario {loaded.name} (seed {seed}), line timing {'off' if no_line_timing else 'on'}"
