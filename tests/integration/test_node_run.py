@@ -56,6 +56,21 @@ def _wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _wait_for_alarm(db: Path) -> None:
+    """The demo scenario's cooling fails from 4 s to 12 s: the limit alarm must fire."""
+    _wait_for(
+        lambda: any(e["body"]["event"] == "activated" for e in _entries(db, "alarm")), 25, "alarm"
+    )
+
+
+def _assert_verifies(db: Path) -> None:
+    """The quality manager's command agrees: exit 0."""
+    verify = subprocess.run(
+        [*EDGE, "ledger", "verify", "--db", str(db)], capture_output=True, text=True, timeout=60
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
 def _start(node_dir: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [*EDGE, "run", "-c", str(node_dir / "node.toml")],
@@ -79,12 +94,7 @@ def test_run_polls_raises_alarm_and_stops_cleanly_on_sigterm(node_dir: Path) -> 
     db = node_dir / "data" / "ledger.db"
     proc = _start(node_dir)
     try:
-        # the demo scenario's cooling fails from 4 s to 12 s: the limit alarm must fire
-        _wait_for(
-            lambda: any(e["body"]["event"] == "activated" for e in _entries(db, "alarm")),
-            25,
-            "alarm",
-        )
+        _wait_for_alarm(db)
     finally:
         code, took, err = _stop(proc)
     assert code == 0, err
@@ -95,21 +105,14 @@ def test_run_polls_raises_alarm_and_stops_cleanly_on_sigterm(node_dir: Path) -> 
     assert "rules.change" in types
     assert "node.stop" in types
     assert "readings.digest" in types
-    verify = subprocess.run(
-        [*EDGE, "ledger", "verify", "--db", str(db)], capture_output=True, text=True
-    )
-    assert verify.returncode == 0, verify.stdout + verify.stderr
+    _assert_verifies(db)
 
 
 def test_restart_keeps_alarm_state_and_chain(node_dir: Path) -> None:
     db = node_dir / "data" / "ledger.db"
     proc = _start(node_dir)
     try:
-        _wait_for(
-            lambda: any(e["body"]["event"] == "activated" for e in _entries(db, "alarm")),
-            25,
-            "alarm",
-        )
+        _wait_for_alarm(db)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=10)
@@ -126,10 +129,7 @@ def test_restart_keeps_alarm_state_and_chain(node_dir: Path) -> None:
     # the alarm that was active before the kill is not raised a second time after the restart
     activated_after = sum(e["body"]["event"] == "activated" for e in _entries(db, "alarm"))
     assert activated_after == activated_before
-    verify = subprocess.run(
-        [*EDGE, "ledger", "verify", "--db", str(db)], capture_output=True, text=True
-    )
-    assert verify.returncode == 0, verify.stdout + verify.stderr
+    _assert_verifies(db)
 
 
 def test_bad_rule_reload_keeps_running_set_and_records_config_alarm(node_dir: Path) -> None:
@@ -194,11 +194,7 @@ def test_operator_actions_via_cli_and_mqtt_are_recorded_with_who(node_dir: Path,
         )
     proc = _start(node_dir)
     try:
-        _wait_for(
-            lambda: any(e["body"]["event"] == "activated" for e in _entries(db, "alarm")),
-            25,
-            "alarm",
-        )
+        _wait_for_alarm(db)
         ack = subprocess.run(
             [*EDGE, "alarm", "ack", "tunnel-temp-high", "-c", str(toml), "--actor", "qa.jane", "--comment", "checked"],
             capture_output=True, text=True, timeout=30,
@@ -234,7 +230,6 @@ def test_operator_actions_via_cli_and_mqtt_are_recorded_with_who(node_dir: Path,
         assert proc.poll() is None, "node died on a malformed MQTT command"
     finally:
         code, _, err = _stop(proc)
-        print(err)
         sub.terminate()
         sub.wait(timeout=10)
     assert code == 0, err
