@@ -89,6 +89,22 @@ class Frontier:
         stack.append(node)
         self.size += 1
 
+    def extend(self, leaves: Sequence[bytes]) -> None:
+        """Add many leaf *hashes*: :meth:`append` for each, without a call per leaf."""
+        stack = self._stack
+        pop = stack.pop
+        push = stack.append
+        size = self.size
+        for leaf in leaves:
+            node = leaf
+            carry = size
+            while carry & 1:
+                node = _sha256(b"\x01" + pop() + node).digest()
+                carry >>= 1
+            push(node)
+            size += 1
+        self.size = size
+
     def copy(self) -> Frontier:
         """An independent copy (to extend tentatively, e.g. before a commit succeeds)."""
         other = Frontier()

@@ -4,7 +4,7 @@ The contract other modules (query, trace, export, the runtime, sync) code agains
 
     entries(feed TEXT NOT NULL,   -- hex of the writer's Ed25519 public key (64 chars)
             seq INTEGER NOT NULL, -- 0-based position in the feed
-            id TEXT NOT NULL UNIQUE, -- hex SHA-256 of raw
+            id TEXT NOT NULL,     -- hex SHA-256 of raw; indexed on substr(id, 1, 8)
             prev TEXT,            -- id of seq-1, NULL at seq 0
             ts TEXT NOT NULL,     -- RFC 3339 UTC, fixed width "2026-11-23T10:31:40.123456Z"
             type TEXT NOT NULL, actor TEXT NOT NULL,
@@ -14,6 +14,14 @@ The contract other modules (query, trace, export, the runtime, sync) code agains
     checkpoints(feed, size, head, root, sig)  -- every signed checkpoint ever seen (rollback guard)
     readings(block, point, ts, value, quality, unit)  -- raw readings, pruned by retention
     reading_blocks(block, first_ts, last_ts, count, sha256, entry)  -- one per committed block
+
+Lookups by id go through ``entries_id``, an index on the id's first 8 hex digits, and then
+compare whole ids: ``WHERE substr(id, 1, 8) = substr(?1, 1, 8) AND +id = ?1`` (the ``+`` keeps
+SQLite from substituting the constant into the indexed expression, which would miss the index).
+Ids are random, so each batch of appends dirties index pages all over: a UNIQUE index on the
+full 64-digit id doubled the bytes every commit wrote and fsynced. Uniqueness needs no index:
+an id is the hash of bytes that hold ``feed`` and ``seq``, which the primary key keeps unique,
+and ``verify`` re-derives every id.
 
 Only ``raw`` is hashed; every other column of ``entries`` and ``entry_lots`` is an index derived
 from it, which :mod:`edge.ledger.verify` re-derives and compares. Triggers refuse UPDATE and
@@ -48,7 +56,7 @@ _ENTRIES = """
 CREATE TABLE entries (
     feed TEXT NOT NULL,
     seq INTEGER NOT NULL,
-    id TEXT NOT NULL UNIQUE,
+    id TEXT NOT NULL,
     prev TEXT,
     ts TEXT NOT NULL,
     type TEXT NOT NULL,
@@ -56,6 +64,7 @@ CREATE TABLE entries (
     raw BLOB NOT NULL,
     PRIMARY KEY (feed, seq)
 );
+CREATE INDEX entries_id ON entries(substr(id, 1, 8));
 CREATE INDEX entries_type ON entries(type);
 CREATE INDEX entries_ts ON entries(ts);
 CREATE INDEX entries_feed_ts ON entries(feed, ts);

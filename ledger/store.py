@@ -13,6 +13,8 @@ writer fails at once instead of forking the feed.
 from __future__ import annotations
 
 import fcntl
+import functools
+import hashlib
 import operator
 import os
 import sqlite3
@@ -21,6 +23,7 @@ from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +31,9 @@ from edge.errors import LedgerClosed, RollbackRefused, StorageError, map_excepti
 from edge.ledger.entry import (
     CHECKPOINT,
     Entry,
+    build_entry,
     checkpoint_message,
     format_ts,
-    make_entry,
     parse_entry,
 )
 from edge.ledger.keys import NodeKey
@@ -49,12 +52,20 @@ _SQL_ERRORS: dict[type[BaseException], type[StorageError]] = {
     OSError: StorageError,
 }
 
-_INSERT_ENTRY = (
-    "INSERT INTO entries(feed, seq, id, prev, ts, type, actor, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
+_INSERT_ENTRY = "INSERT INTO entries(feed, seq, id, prev, ts, type, actor, raw) VALUES "
 #: An Entry's columns in _INSERT_ENTRY order, picked in C (this runs once per entry).
 _entry_row = operator.itemgetter(0, 1, 9, 2, 3, 4, 6, 10)  # feed seq id prev ts type actor raw
-_INSERT_LOT = "INSERT INTO entry_lots(feed, seq, lot) VALUES (?, ?, ?)"
+_sha256 = hashlib.sha256
+_fromhex = bytes.fromhex
+_INSERT_LOT = "INSERT INTO entry_lots(feed, seq, lot) VALUES "
+#: Rows per multi-row INSERT (at most; fewer when SQLite's bound-parameter limit is lower).
+#: A batch goes in one or two statements instead of one step per row: executemany drops and
+#: retakes the GIL around every row, and while the event loop builds the next batch each retake
+#: can wait a whole switch interval (5 ms); per-row stepping also costs CPU.
+_CHUNK = 2048
+#: Statement sizes are rounded down to a multiple of this, the rest goes in one more statement,
+#: so that few distinct statements of many rows sit in the connection's statement cache.
+_ROUND = 256
 
 
 def connect(path: str | os.PathLike[str], *, readonly: bool = False) -> sqlite3.Connection:
@@ -133,7 +144,8 @@ class Ledger:
         self._pending: list[Entry] = []  # appended, not yet cut into a batch
         self._pending_blocks: list[tuple[int, ReadingsBlock, str]] = []
         self._unwritten: deque[Batch] = deque()  # cut and chained, not yet durable
-        self._frontier = Frontier()  # over every entry built so far (pending included)
+        self._frontier = Frontier()  # over every entry cut into a batch (pending: at the cut)
+        self._seq = 0  # seq of the next entry built
         self._tip: Entry | None = None  # the last entry built: the next one chains to it
         self._head: Entry | None = None  # the last durable entry
         self._size = 0  # durable entries
@@ -226,7 +238,7 @@ class Ledger:
             )
         if last is not None:
             self._head = self._tip = parse_entry(last)
-        self._size = self._frontier.size
+        self._size = self._seq = self._frontier.size
         self._next_block = int(block or 0) + 1
 
     # -- writing ---------------------------------------------------------------------------
@@ -248,21 +260,16 @@ class Ledger:
             LedgerClosed: the ledger was closed.
             StorageError: the ledger was opened without a key.
         """
-        key = self._writer_key()
+        key = self.key
+        if key is None or self._conn is None:
+            key = self._writer_key()  # raises
         prev = self._tip
-        entry = make_entry(
-            feed=key.feed,
-            seq=self._frontier.size,
-            prev=prev.id if prev else None,
-            ts=ts,
-            type=type,
-            body=body,
-            lots=lots,
-            actor=actor,
-            refs=refs,
+        # The Merkle leaves are hashed at the cut, in one loop over the batch.
+        entry = build_entry(
+            key.feed, self._seq, prev.id if prev else None, ts, type, body, lots, actor, refs
         )
         self._pending.append(entry)
-        self._frontier.append(leaf_hash(bytes.fromhex(entry.id)))
+        self._seq += 1
         self._tip = entry
         return entry
 
@@ -300,18 +307,24 @@ class Ledger:
         if not self._pending:
             return None
         last = self._pending[-1]
-        size = self._frontier.size
-        root = self._frontier.root().hex()
+        frontier = self._frontier
+        frontier.extend([_sha256(b"\x00" + _fromhex(e.id)).digest() for e in self._pending])
+        size = frontier.size
+        root = frontier.root().hex()
         sig = key.sign(checkpoint_message(key.feed, size, last.id, root))
-        checkpoint = make_entry(
-            feed=key.feed,
-            seq=size,
-            prev=last.id,
-            ts=time.time() if now is None else now,
-            type=CHECKPOINT,
-            body={"size": size, "head": last.id, "root": root, "sig": sig},
+        checkpoint = build_entry(
+            key.feed,
+            size,
+            last.id,
+            time.time() if now is None else now,
+            CHECKPOINT,
+            {"size": size, "head": last.id, "root": root, "sig": sig},
+            (),
+            "",
+            (),
         )
-        self._frontier.append(leaf_hash(bytes.fromhex(checkpoint.id)))
+        frontier.append(leaf_hash(bytes.fromhex(checkpoint.id)))
+        self._seq = size + 1
         self._tip = checkpoint
         batch = Batch(
             entries=(*self._pending, checkpoint),
@@ -336,10 +349,10 @@ class Ledger:
         with map_exceptions(_SQL_ERRORS, f"ledger {self.path}: commit"):
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                conn.executemany(_INSERT_ENTRY, map(_entry_row, batch.entries))
+                _insert_rows(conn, _INSERT_ENTRY, 8, list(map(_entry_row, batch.entries)))
                 lots = [(e.feed, e.seq, lot) for e in batch.entries for lot in e.lots]
                 if lots:
-                    conn.executemany(_INSERT_LOT, lots)
+                    _insert_rows(conn, _INSERT_LOT, 3, lots)
                 conn.execute(
                     "INSERT INTO checkpoints(feed, size, head, root, sig) VALUES (?, ?, ?, ?, ?)",
                     batch.checkpoint,
@@ -428,6 +441,27 @@ class Ledger:
         if self.key is None:
             raise StorageError(f"ledger {self.path} was opened without a key: read-only")
         return self.key
+
+
+def _insert_rows(
+    conn: sqlite3.Connection, head: str, width: int, rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Insert ``rows`` (each ``width`` values) with multi-row INSERT statements."""
+    limit = max(1, min(_CHUNK, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width))
+    start, total = 0, len(rows)
+    while start < total:
+        count = min(total - start, limit)
+        if count > _ROUND:
+            count -= count % _ROUND
+        chunk = rows[start : start + count]
+        conn.execute(_values_sql(head, width, count), list(chain.from_iterable(chunk)))
+        start += count
+
+
+@functools.lru_cache(maxsize=128)
+def _values_sql(head: str, width: int, count: int) -> str:
+    row = f"({', '.join('?' * width)})"
+    return head + ", ".join([row] * count)
 
 
 def _insert_blocks(

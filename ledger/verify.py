@@ -706,7 +706,8 @@ def _check_readings(conn: sqlite3.Connection, report: Report) -> None:
     by_feed = {f.feed: f for f in report.feeds}
     blocks = conn.execute(
         "SELECT b.block, b.sha256, e.feed, e.seq, e.raw FROM reading_blocks b "
-        "LEFT JOIN entries e ON e.id = b.entry WHERE b.pruned = 0 ORDER BY b.block"
+        "LEFT JOIN entries e ON substr(e.id, 1, 8) = substr(b.entry, 1, 8) AND e.id = b.entry "
+        "WHERE b.pruned = 0 ORDER BY b.block"
     ).fetchall()
     for block, sha, feed, seq, raw in blocks:
         if feed is None:

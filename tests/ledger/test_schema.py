@@ -48,8 +48,18 @@ def test_contract_columns(tmp_path: Path) -> None:
     with pytest.raises(sqlite3.IntegrityError):
         conn.executemany(
             "INSERT INTO entries VALUES (?,?,?,?,?,?,?,?)",
-            [("f", 0, "same", None, "t", "x", "", b""), ("f", 1, "same", None, "t", "x", "", b"")],
+            [
+                ("f", 0, "a" * 64, None, "t", "x", "", b""),
+                ("f", 0, "b" * 64, None, "t", "x", "", b""),
+            ],
         )
+    # ids are unique because (feed, seq) is and raw holds both; lookups by id use the prefix index
+    plan = conn.execute(
+        "EXPLAIN QUERY PLAN SELECT raw FROM entries WHERE substr(id, 1, 8) = substr(?1, 1, 8) "
+        "AND +id = ?1",
+        ("a" * 64,),
+    ).fetchall()
+    assert "USING INDEX entries_id" in plan[0][3]
     conn.close()
 
 
