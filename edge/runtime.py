@@ -149,7 +149,7 @@ class Node:
                 retention_task.cancel()
                 await self._queue.put(None)  # end of data: the rules loop drains and returns
                 await rules_task
-                save_state(self._state_path, self._state)
+                await save_state(self._state_path, self._state)
                 if self._alerts is not None and alerts_task is not None:
                     await self._alerts.drain(grace=1.0)
                     alerts_task.cancel()
@@ -197,7 +197,7 @@ class Node:
             if events or now - self._last_state_save > 1.0:
                 # Alarm states and running delay timers survive a restart (or a SIGKILL, to
                 # within a second) because they are saved here, not only at shutdown.
-                save_state(self._state_path, self._state)
+                await save_state(self._state_path, self._state)
                 self._last_state_save = now
 
     async def _record(self, ev: RuleEvent, comment: str = "") -> None:
@@ -290,7 +290,7 @@ class Node:
         self._state = st
         for ev in events:
             await self._record(ev, comment=cmd.comment)
-        save_state(self._state_path, self._state)
+        await save_state(self._state_path, self._state)
         return {"ok": True, "events": [ev.event for ev in events if isinstance(ev, Transition)]}
 
     # -- rule sets ----------------------------------------------------------------------------

@@ -6,6 +6,7 @@ either the old or the new state, never half of one.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from pathlib import Path
@@ -31,12 +32,20 @@ def load_state(path: Path, engine: Engine) -> EngineState:
     return engine.adopt(state)
 
 
-def save_state(path: Path, state: EngineState) -> None:
-    """Write the state atomically."""
+async def save_state(path: Path, state: EngineState) -> None:
+    """Write the state atomically without blocking the event loop.
+
+    The state is serialised here, in the loop (it is updated in place by the engine, so it must
+    not be read from another thread); only the file work and its fsyncs run in a worker thread.
+    """
+    await asyncio.to_thread(_write_atomically, path, state.to_json())
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     with open(tmp, "wb") as f:
-        f.write(state.to_json())
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)

@@ -115,9 +115,10 @@ def run_demo(*, seconds: float = 30.0, seed: int = 1, run_dir: Path | None = Non
 def _edge_command() -> str:
     """How to call `edge` from here: the venv's script when it is not on PATH (`make demo`)."""
     script = Path(sys.executable).parent / "edge"
-    if shutil.which("edge") == str(script) or not script.exists():
+    if not script.exists() or shutil.which("edge") == str(script):
         return "edge"
-    return os.path.relpath(script) if not os.path.relpath(script).startswith("..") else str(script)
+    relative = os.path.relpath(script)
+    return str(script) if relative.startswith("..") else relative
 
 
 async def _run(
