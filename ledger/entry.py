@@ -165,6 +165,11 @@ def build_entry(
     if not isinstance(actor, str):
         raise NotCanonical(f"actor: must be a str, got {actor!r}")
     stamp = ts if isinstance(ts, str) else format_ts(ts)
+    # type, actor, ts and lots are also index columns; SQLite cuts text at a NUL when it passes
+    # through its JSON functions (the store's batch insert), so a NUL would make the index
+    # disagree with the entry. A NUL in a lot code or a name is a mistake, not data.
+    if "\x00" in kind or "\x00" in actor or "\x00" in stamp or (lot_list and _has_nul(lot_list)):
+        raise NotCanonical("type, actor, ts and lots must not contain NUL (U+0000)")
     ref_list = list(refs) if refs else []
     content = {
         "actor": actor,
@@ -207,6 +212,12 @@ def build_entry(
 
 
 _STR = frozenset({str})
+
+
+def _has_nul(texts: list[str]) -> bool:
+    return any("\x00" in text for text in texts)
+
+
 _new_entry = tuple.__new__
 _sha256 = hashlib.sha256
 _dumps = orjson.dumps

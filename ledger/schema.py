@@ -4,7 +4,7 @@ The contract other modules (query, trace, export, the runtime, sync) code agains
 
     entries(feed TEXT NOT NULL,   -- hex of the writer's Ed25519 public key (64 chars)
             seq INTEGER NOT NULL, -- 0-based position in the feed
-            id TEXT NOT NULL,     -- hex SHA-256 of raw; indexed on substr(id, 1, 8)
+            id TEXT NOT NULL,     -- hex SHA-256 of raw (not indexed: see below)
             prev TEXT,            -- id of seq-1, NULL at seq 0
             ts TEXT NOT NULL,     -- RFC 3339 UTC, fixed width "2026-11-23T10:31:40.123456Z"
             type TEXT NOT NULL, actor TEXT NOT NULL,
@@ -15,20 +15,22 @@ The contract other modules (query, trace, export, the runtime, sync) code agains
     readings(block, point, ts, value, quality, unit)  -- raw readings, pruned by retention
     reading_blocks(block, first_ts, last_ts, count, sha256, entry)  -- one per committed block
 
-Lookups by id go through ``entries_id``, an index on the id's first 8 hex digits, and then
-compare whole ids: ``WHERE substr(id, 1, 8) = substr(?1, 1, 8) AND +id = ?1`` (the ``+`` keeps
-SQLite from substituting the constant into the indexed expression, which would miss the index).
-Ids are random, so each batch of appends dirties index pages all over: a UNIQUE index on the
-full 64-digit id doubled the bytes every commit wrote and fsynced. Uniqueness needs no index:
-an id is the hash of bytes that hold ``feed`` and ``seq``, which the primary key keeps unique,
-and ``verify`` re-derives every id.
+Entry ids are not indexed (migration 3 dropped the id-prefix index that 1 created). Ids are
+random, so each batch of appends landed all over such an index: at a million entries a batch of
+2,000 dirtied some 1,600 of its pages, several times the bytes of the entries themselves, to be
+written and fsynced on every commit (and worn into a gateway's SD card). Nothing on the append,
+verify, trace or export path looks entries up by id; the rare lookup by id
+(:func:`edge.ledger.query.entries_by_id`) scans. Ids stay unique without an index: an id is the
+hash of bytes that hold ``feed`` and ``seq``, which the primary key keeps unique, and ``verify``
+re-derives every id.
 
 Only ``raw`` is hashed; every other column of ``entries`` and ``entry_lots`` is an index derived
 from it, which :mod:`edge.ledger.verify` re-derives and compares. Triggers refuse UPDATE and
 DELETE on ``entries``, ``entry_lots`` and ``checkpoints``: history is corrected by new entries,
 never edited.
 
-Migrations only ever add (tables, columns, indexes). Each one runs in a single transaction
+Migrations add tables, columns and indexes, or drop an index (derived data); they never change
+a row of ``entries``, ``entry_lots`` or ``checkpoints``. Each one runs in a single transaction
 together with its row in ``schema_migrations``, so a crash leaves either both or neither.
 """
 
@@ -128,6 +130,7 @@ CREATE INDEX reading_blocks_last_ts ON reading_blocks(last_ts);
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "entries, entry_lots, checkpoints, append-only triggers", _ENTRIES),
     Migration(2, "readings store", _READINGS),
+    Migration(3, "drop the entry id prefix index", "DROP INDEX IF EXISTS entries_id;"),
 )
 
 

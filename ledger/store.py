@@ -13,9 +13,7 @@ writer fails at once instead of forking the feed.
 from __future__ import annotations
 
 import fcntl
-import functools
 import hashlib
-import operator
 import os
 import sqlite3
 import time
@@ -23,9 +21,10 @@ from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import chain
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from edge.errors import LedgerClosed, RollbackRefused, StorageError, map_exceptions
 from edge.ledger.entry import (
@@ -52,20 +51,39 @@ _SQL_ERRORS: dict[type[BaseException], type[StorageError]] = {
     OSError: StorageError,
 }
 
-_INSERT_ENTRY = "INSERT INTO entries(feed, seq, id, prev, ts, type, actor, raw) VALUES "
-#: An Entry's columns in _INSERT_ENTRY order, picked in C (this runs once per entry).
-_entry_row = operator.itemgetter(0, 1, 9, 2, 3, 4, 6, 10)  # feed seq id prev ts type actor raw
 _sha256 = hashlib.sha256
 _fromhex = bytes.fromhex
-_INSERT_LOT = "INSERT INTO entry_lots(feed, seq, lot) VALUES "
-#: Rows per multi-row INSERT (at most; fewer when SQLite's bound-parameter limit is lower).
-#: A batch goes in one or two statements instead of one step per row: executemany drops and
-#: retakes the GIL around every row, and while the event loop builds the next batch each retake
-#: can wait a whole switch interval (5 ms); per-row stepping also costs CPU.
-_CHUNK = 2048
-#: Statement sizes are rounded down to a multiple of this, the rest goes in one more statement,
-#: so that few distinct statements of many rows sit in the connection's statement cache.
-_ROUND = 256
+_dumps = orjson.dumps
+
+#: A batch is written by ONE statement: an INSERT into this connection-local view, whose
+#: INSTEAD OF trigger inserts the entries, their lot rows and the checkpoint row. Outside an
+#: explicit transaction that statement is its own transaction, so writing a batch, COMMIT and
+#: fsync included, is a single sqlite3_step during which the writer thread does not hold the
+#: GIL. Row-at-a-time or several statements hand the GIL back and forth with the event loop
+#: (which is building the next batch meanwhile) at every step, and each hand-back can wait a
+#: whole switch interval (5 ms). The entries travel as one blob of their canonical bytes cut by
+#: offsets (``substr`` on a blob counts bytes), so ``raw`` is stored byte for byte.
+_BATCH_VIEW = """
+CREATE TEMP VIEW IF NOT EXISTS batch_in(feed, first, raws, meta, lots, size, head, root, sig)
+AS SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+"""
+_BATCH_TRIGGER = """
+CREATE TEMP TRIGGER IF NOT EXISTS batch_in_insert INSTEAD OF INSERT ON batch_in
+BEGIN
+    INSERT INTO entries(feed, seq, id, prev, ts, type, actor, raw)
+    SELECT NEW.feed, NEW.first + m.key, m.value ->> 2, m.value ->> 3, m.value ->> 4,
+           m.value ->> 5, m.value ->> 6, substr(NEW.raws, m.value ->> 0, m.value ->> 1)
+    FROM json_each(NEW.meta) AS m;
+    INSERT INTO entry_lots(feed, seq, lot)
+    SELECT NEW.feed, l.value ->> 0, l.value ->> 1 FROM json_each(NEW.lots) AS l;
+    INSERT INTO checkpoints(feed, size, head, root, sig)
+    VALUES (NEW.feed, NEW.size, NEW.head, NEW.root, NEW.sig);
+END
+"""
+_INSERT_BATCH = (
+    "INSERT INTO batch_in(feed, first, raws, meta, lots, size, head, root, sig) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 def connect(path: str | os.PathLike[str], *, readonly: bool = False) -> sqlite3.Connection:
@@ -103,6 +121,8 @@ def connect(path: str | os.PathLike[str], *, readonly: bool = False) -> sqlite3.
         conn.execute("PRAGMA wal_autocheckpoint=10000")
         conn.execute("PRAGMA cache_size=-32768")
         migrate(conn)
+        conn.execute(_BATCH_VIEW)
+        conn.execute(_BATCH_TRIGGER)
         return conn
 
 
@@ -149,6 +169,7 @@ class Ledger:
         self._tip: Entry | None = None  # the last entry built: the next one chains to it
         self._head: Entry | None = None  # the last durable entry
         self._size = 0  # durable entries
+        self._next_write = 0  # seq the next batch written must start at (the writer thread's)
         self._next_block = 1
         if key is not None:
             self._load_own_feed(key.feed)
@@ -238,7 +259,7 @@ class Ledger:
             )
         if last is not None:
             self._head = self._tip = parse_entry(last)
-        self._size = self._seq = self._frontier.size
+        self._size = self._seq = self._next_write = self._frontier.size
         self._next_block = int(block or 0) + 1
 
     # -- writing ---------------------------------------------------------------------------
@@ -346,24 +367,28 @@ class Ledger:
             StorageError: the transaction failed and was rolled back; write the batch again.
         """
         conn = self.conn
+        first = batch.entries[0].seq
+        if first != self._next_write:
+            # The batch before it failed (or this one is written twice): writing it would
+            # leave a gap, or a repeat, in the feed.
+            raise StorageError(
+                f"ledger {self.path}: batch at seq {first} is not next (next is {self._next_write})"
+            )
+        params = _batch_params(batch)
         with map_exceptions(_SQL_ERRORS, f"ledger {self.path}: commit"):
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                _insert_rows(conn, _INSERT_ENTRY, 8, list(map(_entry_row, batch.entries)))
-                lots = [(e.feed, e.seq, lot) for e in batch.entries for lot in e.lots]
-                if lots:
-                    _insert_rows(conn, _INSERT_LOT, 3, lots)
-                conn.execute(
-                    "INSERT INTO checkpoints(feed, size, head, root, sig) VALUES (?, ?, ?, ?, ?)",
-                    batch.checkpoint,
-                )
-                if batch.blocks:
+            if not batch.blocks:
+                conn.execute(_INSERT_BATCH, params)  # its own transaction: see _BATCH_VIEW
+            else:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    conn.execute(_INSERT_BATCH, params)
                     _insert_blocks(conn, batch.blocks)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+        self._next_write = batch.entries[-1].seq + 1
 
     def written(self, batch: Batch) -> None:
         """Record that ``batch`` (the oldest unwritten one) is durable."""
@@ -443,25 +468,24 @@ class Ledger:
         return self.key
 
 
-def _insert_rows(
-    conn: sqlite3.Connection, head: str, width: int, rows: Sequence[tuple[Any, ...]]
-) -> None:
-    """Insert ``rows`` (each ``width`` values) with multi-row INSERT statements."""
-    limit = max(1, min(_CHUNK, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width))
-    start, total = 0, len(rows)
-    while start < total:
-        count = min(total - start, limit)
-        if count > _ROUND:
-            count -= count % _ROUND
-        chunk = rows[start : start + count]
-        conn.execute(_values_sql(head, width, count), list(chain.from_iterable(chunk)))
-        start += count
-
-
-@functools.lru_cache(maxsize=128)
-def _values_sql(head: str, width: int, count: int) -> str:
-    row = f"({', '.join('?' * width)})"
-    return head + ", ".join([row] * count)
+def _batch_params(batch: Batch) -> tuple[Any, ...]:
+    """The parameters of :data:`_INSERT_BATCH` for ``batch``."""
+    entries = batch.entries
+    meta = []
+    offset = 1  # substr counts from 1
+    for e in entries:
+        size = len(e.raw)
+        meta.append((offset, size, e.id, e.prev, e.ts, e.type, e.actor))
+        offset += size
+    lots = [(e.seq, lot) for e in entries if e.lots for lot in e.lots]
+    return (
+        entries[0].feed,
+        entries[0].seq,
+        b"".join([e.raw for e in entries]),
+        _dumps(meta),
+        _dumps(lots),
+        *batch.checkpoint[1:],
+    )
 
 
 def _insert_blocks(

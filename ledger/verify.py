@@ -704,14 +704,20 @@ def _verify_parallel(
 
 def _check_readings(conn: sqlite3.Connection, report: Report) -> None:
     by_feed = {f.feed: f for f in report.feeds}
+    # Entry ids are not indexed: find the digest entries through the type index instead.
+    digests = {
+        entry_id: (feed, seq, raw)
+        for feed, seq, entry_id, raw in conn.execute(
+            "SELECT feed, seq, id, raw FROM entries WHERE type = 'readings.digest'"
+        )
+    }
     blocks = conn.execute(
-        "SELECT b.block, b.sha256, e.feed, e.seq, e.raw FROM reading_blocks b "
-        "LEFT JOIN entries e ON substr(e.id, 1, 8) = substr(b.entry, 1, 8) AND e.id = b.entry "
-        "WHERE b.pruned = 0 ORDER BY b.block"
+        "SELECT block, sha256, entry FROM reading_blocks WHERE pruned = 0 ORDER BY block"
     ).fetchall()
-    for block, sha, feed, seq, raw in blocks:
-        if feed is None:
+    for block, sha, entry_id in blocks:
+        if entry_id not in digests:
             continue  # the digest entry itself is missing: verify already named it
+        feed, seq, raw = digests[entry_id]
         rows = conn.execute(
             "SELECT point, ts, value, quality, unit FROM readings WHERE block = ? ORDER BY rowid",
             (block,),

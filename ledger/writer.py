@@ -17,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections import deque
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from edge.errors import LedgerClosed, StorageError
@@ -30,6 +31,12 @@ from edge.readings import Reading
 __all__ = ["LedgerWriter"]
 
 log = logging.getLogger("edge.ledger")
+
+_FIRST_RETRY = 0.05  # seconds before a failed batch write is retried; doubles up to retry_max
+
+
+def _nothing() -> None:
+    """A no-op for the writer thread: awaiting it waits until the work before it is done."""
 
 
 class LedgerWriter:
@@ -74,6 +81,9 @@ class LedgerWriter:
         self._done = asyncio.Event()
         self._running = False
         self._executor: ThreadPoolExecutor | None = None  # the one thread that touches SQLite
+        # Batches handed to that thread, oldest first, with their completion.
+        self._inflight: deque[tuple[Batch, Future[None]]] = deque()
+        self._retry_delay = _FIRST_RETRY
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], key: NodeKey, **options: Any) -> LedgerWriter:
@@ -171,24 +181,62 @@ class LedgerWriter:
         executor = self._executor = ThreadPoolExecutor(1, thread_name_prefix="ledger-writer")
         try:
             while True:
-                await self._wait_for_batch(loop)
-                if not self.ledger.unwritten or self._closing or self._flush_due(loop):
+                if await self._wait_for_batch(loop):
                     self.ledger.cut()
                     self._first_pending = None
-                for batch in self.ledger.unwritten:
-                    await self._write(loop, executor, batch)
+                if self._inflight and self._inflight[0][1].done():
+                    await self._harvest(loop, executor)
+                # Every cut batch goes to the writer thread at once, behind those in flight: the
+                # thread goes from one batch to the next without waiting for this loop.
+                for batch in self.ledger.unwritten[len(self._inflight) :]:
+                    done = executor.submit(self.ledger.write, batch)
+                    done.add_done_callback(lambda _: loop.call_soon_threadsafe(self._work.set))
+                    self._inflight.append((batch, done))
                 if self._closing and not self.ledger.pending:
                     break
         finally:
-            # Cancelled or closing: wait for an in-flight write, then commit what is left
-            # synchronously (blocking the loop briefly at shutdown beats losing entries).
-            executor.shutdown(wait=True)
+            # Cancelled or closing: let in-flight writes finish and record those that did, then
+            # commit what is left synchronously (blocking the loop briefly at shutdown beats
+            # losing entries).
+            executor.shutdown(wait=True, cancel_futures=True)
+            for batch, done in self._inflight:
+                if done.cancelled() or done.exception() is not None:
+                    break
+                self._written(batch)
+            self._inflight.clear()
             self._drain_sync()
             self._closed = True
             self._closing = True
             self.ledger.close()
             self._done.set()
             self._notify_progress()
+
+    async def _harvest(self, loop: asyncio.AbstractEventLoop, executor: ThreadPoolExecutor) -> None:
+        """Record the finished writes, oldest first; after a failed one, pause before retrying."""
+        inflight = self._inflight
+        while inflight and inflight[0][1].done():
+            batch, done = inflight[0]
+            exc = done.exception()
+            if exc is None:
+                inflight.popleft()
+                self._written(batch)
+                self._retry_delay = _FIRST_RETRY
+                continue
+            if not isinstance(exc, StorageError):
+                raise exc
+            # Ledger.write refuses a batch whose predecessor is not written, so the batches
+            # behind this one fail too; once the thread is past them, all are cut and queued
+            # again from this one on, after a pause.
+            await loop.run_in_executor(executor, _nothing)
+            inflight.clear()
+            log.error(
+                "%s; retrying in %.2fs (%d entries waiting)",
+                exc,
+                self._retry_delay,
+                self.ledger.pending,
+            )
+            await asyncio.sleep(self._retry_delay)
+            self._retry_delay = min(self._retry_delay * 2, self.retry_max)
 
     async def prune_readings(self, before: float) -> int:
         """Delete raw readings of blocks that ended before ``before`` (epoch s); digests stay.
@@ -204,43 +252,27 @@ class LedgerWriter:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self.ledger.prune_readings, before)
 
-    def _flush_due(self, loop: asyncio.AbstractEventLoop) -> bool:
-        first = self._first_pending
-        return first is not None and loop.time() >= first + self.flush_interval
-
-    async def _wait_for_batch(self, loop: asyncio.AbstractEventLoop) -> None:
+    async def _wait_for_batch(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Wait until there is something to do; True when pending entries are due a flush."""
+        ledger = self.ledger
+        inflight = self._inflight
         while True:
             self._work.clear()
-            if self._closing or self.ledger.unwritten:
-                return
-            if self._first_pending is not None and self.ledger.uncut:
+            if self._closing and (ledger.uncut or not ledger.pending):
+                return True
+            if len(ledger.unwritten) > len(inflight) or (inflight and inflight[0][1].done()):
+                return False
+            if self._first_pending is not None and ledger.uncut:
                 remaining = self._first_pending + self.flush_interval - loop.time()
                 if remaining <= 0:
-                    return
+                    return True
                 try:
                     async with asyncio.timeout(remaining):
                         await self._work.wait()
                 except TimeoutError:
-                    return
+                    return True
             else:
                 await self._work.wait()
-
-    async def _write(
-        self, loop: asyncio.AbstractEventLoop, executor: ThreadPoolExecutor, batch: Batch
-    ) -> None:
-        delay = 0.05
-        while True:
-            try:
-                await loop.run_in_executor(executor, self.ledger.write, batch)
-            except StorageError as exc:
-                log.error(
-                    "%s; retrying in %.2fs (%d entries waiting)", exc, delay, self.ledger.pending
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.retry_max)
-                continue
-            self._written(batch)
-            return
 
     def _written(self, batch: Batch) -> None:
         self.ledger.written(batch)

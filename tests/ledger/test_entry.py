@@ -75,6 +75,9 @@ def test_non_ascii_keys_take_the_utf16_path() -> None:
         ({"body": {"n": [2**53]}}, r"body\.n\[0\]: integer 9007199254740992"),
         ({"body": {"s": "x\udc00"}}, r"body\.s: string holds a lone surrogate"),
         ({"body": {3: "x"}}, "body: key 3 is a int"),
+        ({"lots": ["LOT\x001"]}, "must not contain NUL"),
+        ({"type": "al\x00arm"}, "must not contain NUL"),
+        ({"actor": "\x00"}, "must not contain NUL"),
     ],
 )
 def test_bad_entries_rejected_with_path(kwargs: dict[str, object], message: str) -> None:

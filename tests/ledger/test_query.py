@@ -22,6 +22,7 @@ from edge.ledger.entry import parse_entry
 from edge.ledger.query import (
     EntryFilter,
     StoredEntry,
+    entries_by_id,
     load_stations,
     open_ledger_db,
     parse_time,
@@ -75,6 +76,17 @@ def test_filter_by_type_lot_and_node(scenario: Any) -> None:
     assert stations.feeds_matching("plant-1") == {scenario.filler, scenario.packer}
     assert stations.feeds_matching(scenario.filler[:10]) == {scenario.filler}
     assert stations.feeds_matching("nobody") == set()
+
+
+def test_entries_by_id_finds_exactly_the_ids_asked_for(
+    scenario: Any, everything: list[StoredEntry]
+) -> None:
+    conn = open_ledger_db(scenario.db)
+    picked = everything[:: max(1, len(everything) // 7)]
+    unknown = "0" * 64
+    found = entries_by_id(conn, [*(e.id for e in picked), unknown, picked[0].id])
+    assert found == {e.id: e for e in picked}
+    assert entries_by_id(conn, []) == {}
 
 
 def test_time_window_and_limit(scenario: Any) -> None:

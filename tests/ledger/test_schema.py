@@ -53,13 +53,32 @@ def test_contract_columns(tmp_path: Path) -> None:
                 ("f", 0, "b" * 64, None, "t", "x", "", b""),
             ],
         )
-    # ids are unique because (feed, seq) is and raw holds both; lookups by id use the prefix index
-    plan = conn.execute(
-        "EXPLAIN QUERY PLAN SELECT raw FROM entries WHERE substr(id, 1, 8) = substr(?1, 1, 8) "
-        "AND +id = ?1",
-        ("a" * 64,),
-    ).fetchall()
-    assert "USING INDEX entries_id" in plan[0][3]
+    conn.close()
+
+
+def test_version_2_database_loses_the_id_index_and_keeps_its_entries(tmp_path: Path) -> None:
+    """Migration 3 drops the random-key id index of a database made by migrations 1-2."""
+    path = tmp_path / "l.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    old.execute("PRAGMA journal_mode=WAL")
+    old.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied TEXT NOT NULL)"
+    )
+    for migration in schema.MIGRATIONS[:2]:
+        for statement in schema._split(migration.sql):
+            if statement.strip():
+                old.execute(statement)
+        old.execute(
+            "INSERT INTO schema_migrations VALUES (?, ?, 'then')",
+            (migration.version, migration.name),
+        )
+    old.execute("INSERT INTO entries VALUES ('f', 0, ?, NULL, 't', 'x', '', x'7b7d')", ("a" * 64,))
+    assert old.execute("SELECT 1 FROM sqlite_master WHERE name = 'entries_id'").fetchone()
+    old.close()
+    conn = connect(path)
+    assert schema.current_version(conn) == 3
+    assert not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'entries_id'").fetchone()
+    assert conn.execute("SELECT id, raw FROM entries").fetchall() == [("a" * 64, b"{}")]
     conn.close()
 
 
@@ -86,7 +105,7 @@ def test_failed_migration_leaves_no_trace(tmp_path: Path, monkeypatch: pytest.Mo
     conn = sqlite3.connect(tmp_path / "l.db", isolation_level=None)
     with pytest.raises(StorageError, match=r"schema migration 99 .broken. failed"):
         schema.migrate(conn)
-    assert schema.current_version(conn) == 2
+    assert schema.current_version(conn) == broken[-2].version
     names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
     assert "half" not in names
     assert "entries" in names

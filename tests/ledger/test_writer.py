@@ -166,3 +166,36 @@ async def test_failed_commit_is_retried_and_nothing_is_lost(
     conn = connect(path, readonly=True)
     assert verify_db(conn).ok
     conn.close()
+
+
+async def test_batches_queued_behind_a_failed_one_wait_for_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Several batches are handed to the writer thread at once; when the first one fails, the
+    ones behind it must not land (they would leave a gap in the feed): all are retried in order."""
+    path = tmp_path / "l.db"
+    key = NodeKey.generate()
+    writer = LedgerWriter.open(path, key, flush_interval=10.0, batch_max=5, retry_max=0.05)
+    other = sqlite3.connect(path)
+    other.execute("INSERT INTO checkpoints VALUES (?, 5, 'x', 'y', 'z')", (key.feed,))
+    other.commit()
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(writer.run(), name="ledger-writer")
+        for i in range(15):  # three batches of five, cut as they fill
+            await writer.append("alarm", {"n": i}, ts=T0 + i)
+        await asyncio.sleep(0.3)
+        assert writer.committed == 0
+        assert other.execute("SELECT count(*) FROM entries").fetchone()[0] == 0
+        assert any("UNIQUE constraint failed" in r.getMessage() for r in caplog.records)
+        other.execute("DROP TRIGGER checkpoints_no_delete")
+        other.execute("DELETE FROM checkpoints WHERE head = 'x'")
+        other.commit()
+        other.close()
+        await writer.durable(17)  # the third batch's checkpoint
+        await writer.aclose()
+    assert writer.committed == 15
+    conn = connect(path, readonly=True)
+    seqs = [s for (s,) in conn.execute("SELECT seq FROM entries ORDER BY seq")]
+    assert seqs == list(range(18))  # 15 entries and 3 checkpoints, no gap
+    assert verify_db(conn).ok
+    conn.close()
