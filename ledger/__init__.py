@@ -5,14 +5,54 @@ hashed with SHA-256 and chained by ``prev``; every committed batch ends with a c
 that signs (feed, size, head, RFC 6962 Merkle root). See the README (ledger).
 """
 
+from typing import TYPE_CHECKING, Any
+
+# Bound here, not lazily: importing the submodule ``canonical`` would otherwise leave the
+# package attribute ``canonical`` naming the module instead of the function.
 from edge.ledger.canonical import canonical, decimal
 from edge.ledger.entry import CHECKPOINT, Entry, format_ts, make_entry, parse_entry, parse_ts
-from edge.ledger.keys import KEY_FILE, NodeKey, create_key_file, load_key, verify_signature
-from edge.ledger.readings_store import ReadingsBlock, make_block
-from edge.ledger.schema import MIGRATIONS, migrate
-from edge.ledger.store import DB_FILE, Batch, Ledger, connect
-from edge.ledger.verify import FeedReport, Kind, Problem, Report, verify_db, verify_feed
-from edge.ledger.writer import LedgerWriter
+
+if TYPE_CHECKING:
+    from edge.ledger.keys import KEY_FILE, NodeKey, create_key_file, load_key, verify_signature
+    from edge.ledger.readings_store import ReadingsBlock, make_block
+    from edge.ledger.schema import MIGRATIONS, migrate
+    from edge.ledger.store import DB_FILE, Batch, Ledger, connect
+    from edge.ledger.verify import FeedReport, Kind, Problem, Report, verify_db, verify_feed
+    from edge.ledger.writer import LedgerWriter
+
+# The other submodules load on first use: a verify worker process needs verify, not the writer.
+_HOMES = {
+    "KEY_FILE": "keys",
+    "NodeKey": "keys",
+    "create_key_file": "keys",
+    "load_key": "keys",
+    "verify_signature": "keys",
+    "ReadingsBlock": "readings_store",
+    "make_block": "readings_store",
+    "MIGRATIONS": "schema",
+    "migrate": "schema",
+    "DB_FILE": "store",
+    "Batch": "store",
+    "Ledger": "store",
+    "connect": "store",
+    "FeedReport": "verify",
+    "Kind": "verify",
+    "Problem": "verify",
+    "Report": "verify",
+    "verify_db": "verify",
+    "verify_feed": "verify",
+    "LedgerWriter": "writer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'edge.ledger' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"edge.ledger.{home}"), name)
+
 
 __all__ = [
     "CHECKPOINT",

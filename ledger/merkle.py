@@ -90,20 +90,36 @@ class Frontier:
         self.size += 1
 
     def extend(self, leaves: Sequence[bytes]) -> None:
-        """Add many leaf *hashes*: :meth:`append` for each, without a call per leaf."""
+        """Add many leaf *hashes*: the same tree as :meth:`append` for each, built level by level.
+
+        Level by level, each level's new nodes are paired in one list comprehension instead
+        of a loop per leaf (the hashes are the same, the interpreter work about half). At a
+        level where the old tree had a perfect subtree (a set bit of the old size), the first
+        new node is its right sibling; a node left without a sibling at the end of a level is
+        the root of a new perfect subtree.
+        """
         stack = self._stack
-        pop = stack.pop
-        push = stack.append
-        size = self.size
-        for leaf in leaves:
-            node = leaf
-            carry = size
-            while carry & 1:
-                node = _sha256(b"\x01" + pop() + node).digest()
-                carry >>= 1
-            push(node)
-            size += 1
-        self.size = size
+        position = self.size  # where the new nodes start, in units of the level's subtree size
+        self.size += len(leaves)
+        level = list(leaves)
+        new_subtrees: list[bytes] = []  # smallest first
+        sha256 = _sha256
+        while level:
+            if position & 1:
+                level[0] = sha256(b"\x01" + stack.pop() + level[0]).digest()
+                nodes = [level[0]]
+                rest = level[1:]
+            else:
+                nodes = []
+                rest = level
+            if len(rest) & 1:
+                new_subtrees.append(rest.pop())
+            nodes += [
+                sha256(b"\x01" + a + b).digest() for a, b in zip(rest[::2], rest[1::2], strict=True)
+            ]
+            level = nodes
+            position >>= 1
+        stack.extend(reversed(new_subtrees))
 
     def copy(self) -> Frontier:
         """An independent copy (to extend tentatively, e.g. before a commit succeeds)."""

@@ -27,7 +27,7 @@ import multiprocessing
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -223,9 +223,10 @@ class FeedVerifier:
         """Check rows in ascending seq order: :meth:`add`, with a fast path for healthy rows.
 
         A healthy row (the next seq, hashing to its id, linking to the row before, columns
-        agreeing with the content, no refs, not a checkpoint) is checked inline here, Merkle
-        leaf included, by comparing bytes instead of parsing JSON; anything else goes through
-        :meth:`add`, which parses and names the problem. The fast path is what makes verify
+        agreeing with the content, no refs, not a checkpoint) is checked inline here by comparing
+        bytes instead of parsing JSON, and a run of healthy rows goes into the Merkle frontier
+        in one :meth:`Frontier.extend`; anything else goes through :meth:`add`, which parses
+        and names the problem. The fast path is what makes verify
         cost hashes: parsing and a method call per row would double the time.
 
         The byte comparison is exact because ``raw`` is canonical: its top-level members come
@@ -235,77 +236,84 @@ class FeedVerifier:
         """
         feed = self.feed
         frontier = self._frontier
-        stack = frontier._stack
         ids = self._ids
         lots = self._lots
         sha256 = _sha256
+        loads = _loads
+        only_str = _ONLY_STR
         checkpoint = CHECKPOINT
         feed_mark = b',"feed":"' + feed.encode() + b'","lots":'
         feed_find = b',"feed":"'
-        heads: dict[str, bytes | None] = {}  # actor -> b'{"actor":"A","body":' (None: not plain)
-        plain_types: dict[str, bool] = {}
+        lots_at = len(feed_mark)
+        # The last (actor, type) seen and its head bytes; None when either needs JSON escapes.
+        last_actor: str | None = None
+        last_type: str | None = None
+        head: bytes | None = None
         last_id = ids.get(self._expected - 1)
         expected = self._expected
         tree_ok = self._tree_ok
+        clean = not self._waiting and not self._prevs  # no misplaced entry is pending
+        run: list[bytes] = []  # digests of the healthy rows not yet in the Merkle frontier
         count = 0
         for row in rows:
             seq, entry_id, prev, ts, type_, actor, raw = row
             if (
-                type(raw) is bytes
-                and seq == expected
+                seq == expected
                 and prev == last_id
+                and clean
                 and prev is not None
                 and type_ != checkpoint
-                and not self._waiting
-                and not self._prevs
+                and type(raw) is bytes
                 and (digest := sha256(raw).digest()).hex() == entry_id
             ):
-                head = heads.get(actor, b"")
-                if head == b"":
-                    head = heads[actor] = (
-                        b'{"actor":"' + actor.encode() + b'","body":' if _plain(actor) else None
-                    )
-                plain = plain_types.get(type_)
-                if plain is None:
-                    plain = plain_types[type_] = _plain(type_)
-                if head is not None and plain and '"' not in ts and "\\" not in ts:
+                if actor != last_actor or type_ != last_type:
+                    last_actor, last_type = actor, type_
+                    plain = _plain(actor) and _plain(type_)
+                    head = b'{"actor":"' + actor.encode() + b'","body":' if plain else None
+                if head is not None and '"' not in ts and "\\" not in ts:
                     tail = f',"prev":"{prev}","refs":[],"seq":{seq},"ts":"{ts}","type":"{type_}"}}'.encode()
                     if raw.endswith(tail) and raw.startswith(head):
                         at = raw.rfind(feed_find)
-                        lot_bytes = raw[at + len(feed_mark) : len(raw) - len(tail)]
+                        lot_bytes = raw[at + lots_at : len(raw) - len(tail)]
                         if at > 0 and raw.startswith(feed_mark, at) and lot_bytes[:1] == b"[":
                             if lot_bytes != b"[]":
-                                lot_list = _lot_list(lot_bytes)
-                                if lot_list is None:
-                                    lot_bytes = b""  # not a list of lots: let add() say what it is
-                                else:
+                                try:
+                                    lot_list = loads(lot_bytes)
+                                except orjson.JSONDecodeError:
+                                    lot_list = None
+                                if lot_list.__class__ is list and only_str.issuperset(
+                                    map(type, lot_list)
+                                ):
                                     lots[seq] = lot_list
+                                else:
+                                    lot_bytes = b""  # not a list of lots: let add() say what it is
                         else:
                             lot_bytes = b""
                         if lot_bytes:
-                            count += 1
-                            if tree_ok:
-                                # Frontier.append, inlined; the leaf is over the id's 32 bytes (== digest).
-                                node = sha256(b"\x00" + digest).digest()
-                                size = frontier.size
-                                while size & 1:
-                                    node = sha256(b"\x01" + stack.pop() + node).digest()
-                                    size >>= 1
-                                stack.append(node)
-                                frontier.size += 1
+                            run.append(digest)  # the id's 32 bytes: its Merkle leaf, later
                             last_id = entry_id
                             expected = seq + 1
                             continue
+            if run:
+                count += len(run)
+                if tree_ok:
+                    frontier.extend([sha256(b"\x00" + d).digest() for d in run])
+                run = []
             self._expected = expected
             if last_id is not None:
                 ids[expected - 1] = last_id
             self.add(row)
             tree_ok = self._tree_ok
             expected = self._expected
+            clean = not self._waiting and not self._prevs
             last_id = ids.get(seq) if seq == expected - 1 else None
             if len(ids) > 256:
                 for old in [k for k in ids if k < seq - 128]:
                     del ids[old]
+        if run:
+            count += len(run)
+            if tree_ok:
+                frontier.extend([sha256(b"\x00" + d).digest() for d in run])
         self.report.entries += count
         self._expected = expected
         if last_id is not None:
@@ -456,6 +464,19 @@ class FeedVerifier:
         self.report.problems.sort(key=lambda p: p.seq)
         return self.report
 
+    def lots_match(self, stored: Sequence[tuple[int, str]]) -> bool:
+        """True when ``stored`` are exactly the lots the added entries name.
+
+        ``stored`` are ``entry_lots`` rows as (seq, lot), in (seq, lot) order: the lot index
+        check in one comparison. When False, pass the rows as a mapping to :meth:`finish` to have each difference named.
+        """
+        mine = [
+            (seq, lot)
+            for seq, names in self._lots.items()
+            for lot in (names if len(names) == 1 else sorted(names))
+        ]
+        return mine == stored
+
     def _check_lots(self, lots: Mapping[int, Iterable[str]]) -> None:
         for seq in sorted(set(lots) | set(self._lots)):
             stored = sorted(lots.get(seq, ()))
@@ -464,9 +485,14 @@ class FeedVerifier:
                     seq, Kind.INDEX_MISMATCH, f"entry_lots {stored} disagree with the content"
                 )
 
-    def finish_chunk(self, lots: Mapping[int, Iterable[str]]) -> Chunk:
-        """End a chunk (``deferred`` mode): what the caller needs to finish the feed."""
-        self._check_lots(lots)
+    def finish_chunk(self, lots: Mapping[int, Iterable[str]] | None) -> Chunk:
+        """End a chunk (``deferred`` mode): what the caller needs to finish the feed.
+
+        Args:
+            lots: seq -> lots in ``entry_lots`` for the chunk (None: skip the lot index check).
+        """
+        if lots is not None:
+            self._check_lots(lots)
         complete = (
             self._tree_ok
             and not self._waiting
@@ -500,14 +526,7 @@ class Chunk:
     stack: list[bytes] | None
 
 
-def _lot_list(data: bytes) -> list[str] | None:
-    try:
-        value = _loads(data)
-    except orjson.JSONDecodeError:
-        return None
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return value
-    return None
+_ONLY_STR = frozenset({str})
 
 
 def _plain(text: str) -> bool:
@@ -569,7 +588,7 @@ def verify_db(
             0
         ]
         if workers > 1 and path and last_seq is not None and last_seq + 1 >= PARALLEL_MIN:
-            verifier = _verify_parallel(path, feed, last_seq, workers, progress, merkle)
+            verifier = _verify_parallel(conn, path, feed, last_seq, workers, progress, merkle)
             report.feeds.append(verifier.finish(_recorded(conn, feed), None))
             continue
         verifier = FeedVerifier(feed, merkle=merkle)
@@ -581,21 +600,21 @@ def verify_db(
             verifier.add_many(rows)
             if progress is not None:
                 progress(len(rows))
-        recorded = _recorded(conn, feed)
-        lots: dict[int, list[str]] = {}
-        for seq, lot in conn.execute("SELECT seq, lot FROM entry_lots WHERE feed = ?", (feed,)):
-            lots.setdefault(seq, []).append(lot)
-        report.feeds.append(verifier.finish(recorded, lots))
+        pairs = conn.execute(
+            "SELECT seq, lot FROM entry_lots WHERE feed = ? ORDER BY seq, lot", (feed,)
+        ).fetchall()
+        lots = None if verifier.lots_match(pairs) else _by_seq(pairs)
+        report.feeds.append(verifier.finish(_recorded(conn, feed), lots))
     if check_readings:
         _check_readings(conn, report)
     return report
 
 
-#: Feeds with at least this many entries are verified in worker processes, one per CPU.
+#: Feeds with at least this many entries are verified in parallel: this process and workers.
 PARALLEL_MIN = 200_000
 #: Entries per chunk handed to a worker: a power of two, so each complete chunk is a perfect
 #: Merkle subtree and the trees of the chunks combine like leaves.
-CHUNK = 1 << 16
+CHUNK = 1 << 14
 
 _worker_conns: dict[str, sqlite3.Connection] = {}
 
@@ -612,6 +631,13 @@ def _verify_chunk(args: tuple[str, str, int, int, bool]) -> Chunk:
     conn = _worker_conns.get(path)
     if conn is None:
         conn = _worker_conns[path] = sqlite3.connect(f"{Path(path).as_uri()}?mode=ro", uri=True)
+    return _verify_chunk_on(conn, feed, start, stop, merkle)
+
+
+def _verify_chunk_on(
+    conn: sqlite3.Connection, feed: str, start: int, stop: int, merkle: bool
+) -> Chunk:
+    """Verify entries start..stop-1 of a feed read through ``conn`` (in a worker or the parent)."""
     prev = conn.execute(
         "SELECT id FROM entries WHERE feed = ? AND seq = ?", (feed, start - 1)
     ).fetchone()
@@ -624,13 +650,19 @@ def _verify_chunk(args: tuple[str, str, int, int, bool]) -> Chunk:
     )
     while rows := cursor.fetchmany(4096):
         verifier.add_many(rows)
-    lots: dict[int, list[str]] = {}
-    for seq, lot in conn.execute(
-        "SELECT seq, lot FROM entry_lots WHERE feed = ? AND seq >= ? AND seq < ?",
+    pairs = conn.execute(
+        "SELECT seq, lot FROM entry_lots WHERE feed = ? AND seq >= ? AND seq < ? ORDER BY seq, lot",
         (feed, start, stop),
-    ):
+    ).fetchall()
+    return verifier.finish_chunk(None if verifier.lots_match(pairs) else _by_seq(pairs))
+
+
+def _by_seq(pairs: Iterable[tuple[int, str]]) -> dict[int, list[str]]:
+    """``entry_lots`` rows as seq -> lots."""
+    lots: dict[int, list[str]] = {}
+    for seq, lot in pairs:
         lots.setdefault(seq, []).append(lot)
-    return verifier.finish_chunk(lots)
+    return lots
 
 
 def _fold(stack: Sequence[bytes]) -> bytes:
@@ -642,6 +674,7 @@ def _fold(stack: Sequence[bytes]) -> bytes:
 
 
 def _verify_parallel(
+    conn: sqlite3.Connection,
     path: str,
     feed: str,
     last_seq: int,
@@ -649,56 +682,81 @@ def _verify_parallel(
     progress: Callable[[int], None] | None,
     merkle: bool,
 ) -> FeedVerifier:
-    """Verify one big feed chunk by chunk in worker processes; merge in seq order here."""
+    """Verify one big feed chunk by chunk, here and in ``workers - 1`` worker processes.
+
+    This process works too: it takes the next chunk whenever it is not merging, so no CPU
+    waits while the workers start (a spawned interpreter takes ~0.1-0.2 s to import), and the
+    pool is kept two chunks ahead so its workers never wait for this one. Chunks are merged
+    in seq order.
+    """
     shell = FeedVerifier(feed)
     report = shell.report
     upper = Frontier()  # over the roots of the complete chunks so far (each a perfect subtree)
     tree_ok = True
     jobs = [(path, feed, start, start + CHUNK, merkle) for start in range(0, last_seq + 1, CHUNK)]
-    context = multiprocessing.get_context("spawn")  # never fork a process that may hold threads
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        for chunk in pool.map(_verify_chunk, jobs):
-            if shell._expected < chunk.start:  # whole chunks, or the end of the last one, are gone
-                first = shell._expected
-                report.problems.append(
-                    Problem(
-                        feed, first, Kind.MISSING, f"entries {first}..{chunk.start - 1} are missing"
-                    )
+
+    def merge(chunk: Chunk) -> None:
+        nonlocal tree_ok
+        if shell._expected < chunk.start:  # whole chunks, or the end of the last one, are gone
+            first = shell._expected
+            report.problems.append(
+                Problem(
+                    feed, first, Kind.MISSING, f"entries {first}..{chunk.start - 1} are missing"
                 )
-                tree_ok = False
-                shell._expected = chunk.start
-            report.entries += chunk.entries
-            report.checkpoints += chunk.checkpoints
-            report.problems.extend(chunk.problems)
-            for seq, size, root, sig_ok, local in chunk.roots:
-                if tree_ok and local is not None:
-                    stack = [*upper._stack, *local]
-                    if (_fold(stack) if stack else EMPTY_ROOT).hex() != root:
-                        report.problems.append(
-                            Problem(
-                                feed,
-                                seq,
-                                Kind.BAD_CHECKPOINT,
-                                f"Merkle root over entries 0..{size - 1} does not match",
-                            )
-                        )
-                        continue
-                if sig_ok:
-                    report.signed = size
-                    shell._last_checkpoint_end = seq + 1
-            if chunk.end > chunk.start:
-                shell._expected = chunk.end
-            full = (
-                chunk.stack is not None
-                and chunk.end - chunk.start == CHUNK
-                and len(chunk.stack) == 1
             )
-            if full and tree_ok:
-                upper.append(chunk.stack[0])  # type: ignore[index]
+            tree_ok = False
+            shell._expected = chunk.start
+        report.entries += chunk.entries
+        report.checkpoints += chunk.checkpoints
+        report.problems.extend(chunk.problems)
+        for seq, size, root, sig_ok, local in chunk.roots:
+            if tree_ok and local is not None:
+                stack = [*upper._stack, *local]
+                if (_fold(stack) if stack else EMPTY_ROOT).hex() != root:
+                    report.problems.append(
+                        Problem(
+                            feed,
+                            seq,
+                            Kind.BAD_CHECKPOINT,
+                            f"Merkle root over entries 0..{size - 1} does not match",
+                        )
+                    )
+                    continue
+            if sig_ok:
+                report.signed = size
+                shell._last_checkpoint_end = seq + 1
+        if chunk.end > chunk.start:
+            shell._expected = chunk.end
+        full = (
+            chunk.stack is not None and chunk.end - chunk.start == CHUNK and len(chunk.stack) == 1
+        )
+        if full and tree_ok:
+            upper.append(chunk.stack[0])  # type: ignore[index]
+        else:
+            tree_ok = False
+        if progress is not None:
+            progress(chunk.entries)
+
+    context = multiprocessing.get_context("spawn")  # never fork a process that may hold threads
+    ahead = 2 * (workers - 1)
+    with ProcessPoolExecutor(workers - 1, mp_context=context) as pool:
+        queued: dict[int, Future[Chunk]] = {}
+        mine: dict[int, Chunk] = {}
+        taken = merged = 0
+        while merged < len(jobs):
+            while taken < len(jobs) and sum(not f.done() for f in queued.values()) < ahead:
+                queued[taken] = pool.submit(_verify_chunk, jobs[taken])
+                taken += 1
+            if merged in mine:
+                merge(mine.pop(merged))
+                merged += 1
+            elif merged in queued and (queued[merged].done() or taken == len(jobs)):
+                merge(queued.pop(merged).result())
+                merged += 1
             else:
-                tree_ok = False
-            if progress is not None:
-                progress(chunk.entries)
+                _, _, start, stop, _ = jobs[taken]
+                mine[taken] = _verify_chunk_on(conn, feed, start, stop, merkle)
+                taken += 1
     return shell
 
 

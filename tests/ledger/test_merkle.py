@@ -101,3 +101,19 @@ def test_generated_proofs_verify_and_frontier_agrees(n: int, data: st.DataObject
     if size1 < n:
         with pytest.raises(merkle.ProofError):
             merkle.verify_consistency(size1, n, cproof, merkle.root(leaves[: size1 - 1]), top)
+
+
+@given(st.lists(st.integers(min_value=0, max_value=40), max_size=6))
+def test_frontier_extend_builds_the_tree_append_builds(runs: list[int]) -> None:
+    """Level-by-level extend, from any size, equals leaf-by-leaf append and the recursive root."""
+    extended, appended = merkle.Frontier(), merkle.Frontier()
+    leaves: list[bytes] = []
+    for run in runs:
+        new = [merkle.leaf_hash(len(leaves).to_bytes(4, "big") + bytes([k])) for k in range(run)]
+        leaves += new
+        extended.extend(new)
+        for leaf in new:
+            appended.append(leaf)
+        assert extended.size == appended.size == len(leaves)
+        assert extended._stack == appended._stack
+        assert extended.root() == merkle.root(leaves)
