@@ -17,12 +17,12 @@ The contract other modules (query, trace, export, the runtime, sync) code agains
 
 Entry ids are not indexed (migration 3 dropped the id-prefix index that 1 created). Ids are
 random, so each batch of appends landed all over such an index: at a million entries a batch of
-2,000 dirtied some 1,600 of its pages, several times the bytes of the entries themselves, to be
-written and fsynced on every commit (and worn into a gateway's SD card). Nothing on the append,
-verify, trace or export path looks entries up by id; the rare lookup by id
-(:func:`edge.ledger.query.entries_by_id`) scans. Ids stay unique without an index: an id is the
-hash of bytes that hold ``feed`` and ``seq``, which the primary key keeps unique, and ``verify``
-re-derives every id.
+2,000 dirties some 1,500 of its ~3,700 leaf pages (estimated from its cell size), several times
+the bytes of the entries, to be written and fsynced on every commit (and worn into a gateway's
+SD card). Nothing on the append, verify, trace or export path looks entries up by id; the rare
+lookup by id (:func:`edge.ledger.query.entries_by_id`) scans. Ids stay unique without an index:
+an id is the hash of bytes that hold ``feed`` and ``seq``, which the primary key keeps unique,
+and ``verify`` re-derives every id.
 
 Only ``raw`` is hashed; every other column of ``entries`` and ``entry_lots`` is an index derived
 from it, which :mod:`edge.ledger.verify` re-derives and compares. Triggers refuse UPDATE and
