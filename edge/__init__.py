@@ -12,7 +12,9 @@ def __getattr__(name: str) -> Any:
         from importlib.metadata import PackageNotFoundError, version
 
         try:
-            return version("edge-qc")
+            found = version("edge-qc")
         except PackageNotFoundError:  # running from a source tree that was never installed
-            return "0.0.0+unknown"
+            found = "0.0.0+unknown"
+        globals()["__version__"] = found  # looked up once; later reads find the attribute
+        return found
     raise AttributeError(f"module 'edge' has no attribute {name!r}")

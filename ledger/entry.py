@@ -168,7 +168,12 @@ def build_entry(
     # type, actor, ts and lots are also index columns; SQLite cuts text at a NUL when it passes
     # through its JSON functions (the store's batch insert), so a NUL would make the index
     # disagree with the entry. A NUL in a lot code or a name is a mistake, not data.
-    if "\x00" in kind or "\x00" in actor or "\x00" in stamp or (lot_list and _has_nul(lot_list)):
+    if (
+        "\x00" in kind
+        or "\x00" in actor
+        or "\x00" in stamp
+        or any("\x00" in lot for lot in lot_list)
+    ):
         raise NotCanonical("type, actor, ts and lots must not contain NUL (U+0000)")
     ref_list = list(refs) if refs else []
     content = {
@@ -212,10 +217,6 @@ def build_entry(
 
 
 _STR = frozenset({str})
-
-
-def _has_nul(texts: list[str]) -> bool:
-    return any("\x00" in text for text in texts)
 
 
 _new_entry = tuple.__new__

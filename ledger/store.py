@@ -121,8 +121,6 @@ def connect(path: str | os.PathLike[str], *, readonly: bool = False) -> sqlite3.
         conn.execute("PRAGMA wal_autocheckpoint=10000")
         conn.execute("PRAGMA cache_size=-32768")
         migrate(conn)
-        conn.execute(_BATCH_VIEW)
-        conn.execute(_BATCH_TRIGGER)
         return conn
 
 
@@ -172,6 +170,10 @@ class Ledger:
         self._next_write = 0  # seq the next batch written must start at (the writer thread's)
         self._next_block = 1
         if key is not None:
+            with map_exceptions(_SQL_ERRORS, f"ledger {path}"):
+                # Connection-local (TEMP): only the writer's connection writes batches.
+                conn.execute(_BATCH_VIEW)
+                conn.execute(_BATCH_TRIGGER)
             self._load_own_feed(key.feed)
 
     @classmethod

@@ -235,7 +235,6 @@ class FeedVerifier:
         ``,"feed":"`` can only be the top-level members themselves.
         """
         feed = self.feed
-        frontier = self._frontier
         ids = self._ids
         lots = self._lots
         sha256 = _sha256
@@ -251,7 +250,6 @@ class FeedVerifier:
         head: bytes | None = None
         last_id = ids.get(self._expected - 1)
         expected = self._expected
-        tree_ok = self._tree_ok
         clean = not self._waiting and not self._prevs  # no misplaced entry is pending
         run: list[bytes] = []  # digests of the healthy rows not yet in the Merkle frontier
         count = 0
@@ -296,14 +294,12 @@ class FeedVerifier:
                             continue
             if run:
                 count += len(run)
-                if tree_ok:
-                    frontier.extend([sha256(b"\x00" + d).digest() for d in run])
+                self._add_leaves(run)
                 run = []
             self._expected = expected
             if last_id is not None:
                 ids[expected - 1] = last_id
             self.add(row)
-            tree_ok = self._tree_ok
             expected = self._expected
             clean = not self._waiting and not self._prevs
             last_id = ids.get(seq) if seq == expected - 1 else None
@@ -312,12 +308,16 @@ class FeedVerifier:
                     del ids[old]
         if run:
             count += len(run)
-            if tree_ok:
-                frontier.extend([sha256(b"\x00" + d).digest() for d in run])
+            self._add_leaves(run)
         self.report.entries += count
         self._expected = expected
         if last_id is not None:
             ids[expected - 1] = last_id
+
+    def _add_leaves(self, digests: list[bytes]) -> None:
+        """Put the next entries, given their ids' bytes, in the Merkle tree (when it is known)."""
+        if self._tree_ok:
+            self._frontier.extend([_sha256(b"\x00" + d).digest() for d in digests])
 
     def _gap(self, seq: int, inner_prev: Any) -> None:
         first = self._expected
@@ -468,7 +468,8 @@ class FeedVerifier:
         """True when ``stored`` are exactly the lots the added entries name.
 
         ``stored`` are ``entry_lots`` rows as (seq, lot), in (seq, lot) order: the lot index
-        check in one comparison. When False, pass the rows as a mapping to :meth:`finish` to have each difference named.
+        check in one comparison. When False, pass the rows as a mapping to :meth:`finish` to
+        have each difference named.
         """
         mine = [
             (seq, lot)
@@ -600,10 +601,7 @@ def verify_db(
             verifier.add_many(rows)
             if progress is not None:
                 progress(len(rows))
-        pairs = conn.execute(
-            "SELECT seq, lot FROM entry_lots WHERE feed = ? ORDER BY seq, lot", (feed,)
-        ).fetchall()
-        lots = None if verifier.lots_match(pairs) else _by_seq(pairs)
+        lots = _stored_lots(conn, verifier, 0, _NO_END)
         report.feeds.append(verifier.finish(_recorded(conn, feed), lots))
     if check_readings:
         _check_readings(conn, report)
@@ -650,15 +648,26 @@ def _verify_chunk_on(
     )
     while rows := cursor.fetchmany(4096):
         verifier.add_many(rows)
+    return verifier.finish_chunk(_stored_lots(conn, verifier, start, stop))
+
+
+_NO_END = 2**63 - 1  # the largest SQLite integer: "to the end of the feed"
+
+
+def _stored_lots(
+    conn: sqlite3.Connection, verifier: FeedVerifier, start: int, stop: int
+) -> dict[int, list[str]] | None:
+    """The ``entry_lots`` rows of seqs start..stop-1 of the verifier's feed, for ``finish``.
+
+    None when they match the lots the verifier saw in the entries (one comparison, the usual
+    case); otherwise seq -> lots, so that each difference is named.
+    """
     pairs = conn.execute(
         "SELECT seq, lot FROM entry_lots WHERE feed = ? AND seq >= ? AND seq < ? ORDER BY seq, lot",
-        (feed, start, stop),
+        (verifier.feed, start, stop),
     ).fetchall()
-    return verifier.finish_chunk(None if verifier.lots_match(pairs) else _by_seq(pairs))
-
-
-def _by_seq(pairs: Iterable[tuple[int, str]]) -> dict[int, list[str]]:
-    """``entry_lots`` rows as seq -> lots."""
+    if verifier.lots_match(pairs):
+        return None
     lots: dict[int, list[str]] = {}
     for seq, lot in pairs:
         lots.setdefault(seq, []).append(lot)

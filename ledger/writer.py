@@ -225,8 +225,8 @@ class LedgerWriter:
             if not isinstance(exc, StorageError):
                 raise exc
             # Ledger.write refuses a batch whose predecessor is not written, so the batches
-            # behind this one fail too; once the thread is past them, all are cut and queued
-            # again from this one on, after a pause.
+            # behind this one fail too. Once the thread is past them, forget them all: after the
+            # pause, run() hands them to the thread again, this one first.
             await loop.run_in_executor(executor, _nothing)
             inflight.clear()
             log.error(
