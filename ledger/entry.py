@@ -172,7 +172,7 @@ def build_entry(
         "\x00" in kind
         or "\x00" in actor
         or "\x00" in stamp
-        or any("\x00" in lot for lot in lot_list)
+        or (lot_list and any("\x00" in lot for lot in lot_list))  # most entries have no lots
     ):
         raise NotCanonical("type, actor, ts and lots must not contain NUL (U+0000)")
     ref_list = list(refs) if refs else []
