@@ -18,15 +18,14 @@ import os
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from edge.errors import LedgerClosed, RollbackRefused, StorageError, map_exceptions
+from edge.ledger.commit import BlockRows, batch_params, prepare, prune_readings, write_batch
+from edge.ledger.database import SQL_ERRORS, connect
 from edge.ledger.entry import (
     CHECKPOINT,
     Entry,
@@ -38,7 +37,6 @@ from edge.ledger.entry import (
 from edge.ledger.keys import NodeKey
 from edge.ledger.merkle import Frontier, leaf_hash
 from edge.ledger.readings_store import ReadingsBlock, make_block
-from edge.ledger.schema import migrate
 from edge.readings import Reading
 
 __all__ = ["DB_FILE", "Batch", "Ledger", "connect"]
@@ -46,82 +44,9 @@ __all__ = ["DB_FILE", "Batch", "Ledger", "connect"]
 #: File name of the ledger database inside the node's data directory.
 DB_FILE = "ledger.db"
 
-_SQL_ERRORS: dict[type[BaseException], type[StorageError]] = {
-    sqlite3.Error: StorageError,
-    OSError: StorageError,
-}
 
 _sha256 = hashlib.sha256
 _fromhex = bytes.fromhex
-_dumps = orjson.dumps
-
-#: A batch is written by ONE statement: an INSERT into this connection-local view, whose
-#: INSTEAD OF trigger inserts the entries, their lot rows and the checkpoint row. Outside an
-#: explicit transaction that statement is its own transaction, so writing a batch, COMMIT and
-#: fsync included, is a single sqlite3_step during which the writer thread does not hold the
-#: GIL. Row-at-a-time or several statements hand the GIL back and forth with the event loop
-#: (which is building the next batch meanwhile) at every step, and each hand-back can wait a
-#: whole switch interval (5 ms). The entries travel as one blob of their canonical bytes cut by
-#: offsets (``substr`` on a blob counts bytes), so ``raw`` is stored byte for byte.
-_BATCH_VIEW = """
-CREATE TEMP VIEW IF NOT EXISTS batch_in(feed, first, raws, meta, lots, size, head, root, sig)
-AS SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
-"""
-_BATCH_TRIGGER = """
-CREATE TEMP TRIGGER IF NOT EXISTS batch_in_insert INSTEAD OF INSERT ON batch_in
-BEGIN
-    INSERT INTO entries(feed, seq, id, prev, ts, type, actor, raw)
-    SELECT NEW.feed, NEW.first + m.key, m.value ->> 2, m.value ->> 3, m.value ->> 4,
-           m.value ->> 5, m.value ->> 6, substr(NEW.raws, m.value ->> 0, m.value ->> 1)
-    FROM json_each(NEW.meta) AS m;
-    INSERT INTO entry_lots(feed, seq, lot)
-    SELECT NEW.feed, l.value ->> 0, l.value ->> 1 FROM json_each(NEW.lots) AS l;
-    INSERT INTO checkpoints(feed, size, head, root, sig)
-    VALUES (NEW.feed, NEW.size, NEW.head, NEW.root, NEW.sig);
-END
-"""
-_INSERT_BATCH = (
-    "INSERT INTO batch_in(feed, first, raws, meta, lots, size, head, root, sig) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-
-
-def connect(path: str | os.PathLike[str], *, readonly: bool = False) -> sqlite3.Connection:
-    """Open a ledger database (migrated to the newest schema unless ``readonly``).
-
-    Raises:
-        StorageError: the file cannot be opened, is not a database, or migration failed.
-    """
-    where = f"ledger {os.fspath(path)}"
-    with map_exceptions(_SQL_ERRORS, where):
-        if readonly:
-            if not Path(path).exists():
-                raise StorageError(f"{where}: no such file")
-            conn = sqlite3.connect(
-                f"{Path(path).absolute().as_uri()}?mode=ro",
-                uri=True,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-            conn.execute("PRAGMA query_only=ON")
-            conn.execute(
-                "SELECT count(*) FROM sqlite_master"
-            ).fetchone()  # fails early on a non-database
-            return conn
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(os.fspath(path), isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout=5000")
-        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if mode != "wal":
-            raise StorageError(f"{where}: cannot switch to WAL journal (got {mode})")
-        conn.execute("PRAGMA synchronous=FULL")
-        # Entry ids are random, so every batch dirties pages all over the id index; checkpointing
-        # the WAL less often (40 MB instead of 4 MB) writes each such page once per many batches.
-        # Measured here: +20-40 % durable inserts/s. The cache keeps those index pages in memory.
-        conn.execute("PRAGMA wal_autocheckpoint=10000")
-        conn.execute("PRAGMA cache_size=-32768")
-        migrate(conn)
-        return conn
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,13 +92,11 @@ class Ledger:
         self._tip: Entry | None = None  # the last entry built: the next one chains to it
         self._head: Entry | None = None  # the last durable entry
         self._size = 0  # durable entries
-        self._next_write = 0  # seq the next batch written must start at (the writer thread's)
         self._next_block = 1
         if key is not None:
-            with map_exceptions(_SQL_ERRORS, f"ledger {path}"):
+            with map_exceptions(SQL_ERRORS, f"ledger {path}"):
                 # Connection-local (TEMP): only the writer's connection writes batches.
-                conn.execute(_BATCH_VIEW)
-                conn.execute(_BATCH_TRIGGER)
+                prepare(conn)
             self._load_own_feed(key.feed)
 
     @classmethod
@@ -211,6 +134,20 @@ class Ledger:
         return self._conn
 
     @property
+    def lock_fd(self) -> int | None:
+        """The file descriptor holding the single-writer lock (None for a reader)."""
+        return self._lock_fd
+
+    def stored_end(self) -> int:
+        """Where our feed ends in the database (its largest seq + 1), read from the file."""
+        key = self._writer_key()
+        with map_exceptions(SQL_ERRORS, f"ledger {self.path}"):
+            row = self.conn.execute(
+                "SELECT seq FROM entries WHERE feed = ? ORDER BY seq DESC LIMIT 1", (key.feed,)
+            ).fetchone()
+        return 0 if row is None else int(row[0]) + 1
+
+    @property
     def head(self) -> Entry | None:
         """The last committed entry of our feed (None when empty or opened without a key)."""
         return self._head
@@ -237,7 +174,7 @@ class Ledger:
 
     def _load_own_feed(self, feed: str) -> None:
         conn = self.conn
-        with map_exceptions(_SQL_ERRORS, f"ledger {self.path}"):
+        with map_exceptions(SQL_ERRORS, f"ledger {self.path}"):
             for seq, entry_id in conn.execute(
                 "SELECT seq, id FROM entries WHERE feed = ? ORDER BY seq", (feed,)
             ):
@@ -261,7 +198,7 @@ class Ledger:
             )
         if last is not None:
             self._head = self._tip = parse_entry(last)
-        self._size = self._seq = self._next_write = self._frontier.size
+        self._size = self._seq = self._frontier.size
         self._next_block = int(block or 0) + 1
 
     # -- writing ---------------------------------------------------------------------------
@@ -361,36 +298,18 @@ class Ledger:
         return batch
 
     def write(self, batch: Batch) -> None:
-        """Write one batch in one durable transaction (safe to call from a worker thread).
+        """Write one batch in one durable transaction, in this process.
 
-        Does not change the ledger's memory; call :meth:`written` afterwards.
+        Does not change the ledger's memory; call :meth:`written` afterwards. (The async
+        writer hands its batches to the commit process instead: :mod:`edge.ledger.writer`.)
 
         Raises:
-            StorageError: the transaction failed and was rolled back; write the batch again.
+            StorageError: the transaction failed and was rolled back, or the batch is not next
+                in the feed (the one before it is not written); write it again later.
         """
         conn = self.conn
-        first = batch.entries[0].seq
-        if first != self._next_write:
-            # The batch before it failed (or this one is written twice): writing it would
-            # leave a gap, or a repeat, in the feed.
-            raise StorageError(
-                f"ledger {self.path}: batch at seq {first} is not next (next is {self._next_write})"
-            )
-        params = _batch_params(batch)
-        with map_exceptions(_SQL_ERRORS, f"ledger {self.path}: commit"):
-            if not batch.blocks:
-                conn.execute(_INSERT_BATCH, params)  # its own transaction: see _BATCH_VIEW
-            else:
-                try:
-                    conn.execute("BEGIN IMMEDIATE")
-                    conn.execute(_INSERT_BATCH, params)
-                    _insert_blocks(conn, batch.blocks)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-        self._next_write = batch.entries[-1].seq + 1
+        with map_exceptions(SQL_ERRORS, f"ledger {self.path}: commit"):
+            write_batch(conn, batch_params(batch), block_rows(batch))
 
     def written(self, batch: Batch) -> None:
         """Record that ``batch`` (the oldest unwritten one) is durable."""
@@ -432,20 +351,8 @@ class Ledger:
         Returns:
             The number of readings deleted.
         """
-        cutoff = format_ts(before)
-        conn = self.conn
-        with map_exceptions(_SQL_ERRORS, f"ledger {self.path}: prune readings"), _transaction(conn):
-            blocks = [
-                b
-                for (b,) in conn.execute(
-                    "SELECT block FROM reading_blocks WHERE last_ts < ? AND pruned = 0", (cutoff,)
-                )
-            ]
-            deleted = 0
-            for block in blocks:
-                deleted += conn.execute("DELETE FROM readings WHERE block = ?", (block,)).rowcount
-                conn.execute("UPDATE reading_blocks SET pruned = 1 WHERE block = ?", (block,))
-        return deleted
+        with map_exceptions(SQL_ERRORS, f"ledger {self.path}: prune readings"):
+            return prune_readings(self.conn, format_ts(before))
 
     def close(self) -> None:
         """Close the database; pending (uncommitted) entries are dropped. Idempotent."""
@@ -470,49 +377,12 @@ class Ledger:
         return self.key
 
 
-def _batch_params(batch: Batch) -> tuple[Any, ...]:
-    """The parameters of :data:`_INSERT_BATCH` for ``batch``."""
-    entries = batch.entries
-    meta = []
-    offset = 1  # substr counts from 1
-    for e in entries:
-        size = len(e.raw)
-        meta.append((offset, size, e.id, e.prev, e.ts, e.type, e.actor))
-        offset += size
-    lots = [(e.seq, lot) for e in entries if e.lots for lot in e.lots]
-    return (
-        entries[0].feed,
-        entries[0].seq,
-        b"".join([e.raw for e in entries]),
-        _dumps(meta),
-        _dumps(lots),
-        *batch.checkpoint[1:],
-    )
-
-
-def _insert_blocks(
-    conn: sqlite3.Connection, blocks: Sequence[tuple[int, ReadingsBlock, str]]
-) -> None:
-    for number, block, entry_id in blocks:
-        conn.executemany(
-            "INSERT INTO readings(block, point, ts, value, quality, unit) VALUES (?, ?, ?, ?, ?, ?)",
-            [(number, *row) for row in block.rows],
-        )
-        conn.execute(
-            "INSERT INTO reading_blocks(block, first_ts, last_ts, count, sha256, entry) VALUES (?, ?, ?, ?, ?, ?)",
-            (number, block.first_ts, block.last_ts, len(block.rows), block.sha256, entry_id),
-        )
-
-
-@contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+def block_rows(batch: Batch) -> list[BlockRows]:
+    """The readings blocks of ``batch`` as plain values, for :func:`write_batch`."""
+    return [
+        (number, block.rows, block.first_ts, block.last_ts, block.sha256, entry_id)
+        for number, block, entry_id in batch.blocks
+    ]
 
 
 def _lock(path: Path) -> int:

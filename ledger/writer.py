@@ -3,29 +3,32 @@
 Entries are built (chained and hashed) on the event loop as soon as :meth:`LedgerWriter.append`
 is called, so the caller gets a :class:`~edge.ledger.entry.NotCanonical` error at once for bad
 content. :meth:`LedgerWriter.run` cuts them into batches — when the oldest pending entry has
-waited ``flush_interval`` or ``batch_max`` entries are pending — and writes each batch (with
-its signed checkpoint) in one transaction in a worker thread, while the loop keeps building
-the next batch. Capacity is bounded: ``append`` waits while ``queue_size`` entries are not yet
-durable, so a stalled disk slows the producers down instead of eating memory.
+waited ``flush_interval`` or ``batch_max`` entries are pending — and hands each batch (with its
+signed checkpoint) to the commit process (:mod:`edge.ledger.commit_process`), which writes it
+in one transaction while the loop keeps building the next batch. Capacity is bounded:
+``append`` waits while ``queue_size`` entries are not yet durable, so a stalled disk slows the
+producers down instead of eating memory.
 
-A failed write (disk full, I/O error) is logged and retried with backoff; the batch keeps its
-place, nothing appended is dropped while the process lives.
+A failed write (disk full, I/O error, the commit process died) is logged and retried with
+backoff; the batch keeps its place, nothing appended is dropped while the process lives.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections import deque
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from edge.errors import LedgerClosed, StorageError
-from edge.ledger.entry import Entry
+from edge.ledger.commit import batch_params
+from edge.ledger.commit_process import CommitProcess
+from edge.ledger.entry import Entry, format_ts
 from edge.ledger.keys import NodeKey
-from edge.ledger.store import Batch, Ledger
+from edge.ledger.store import Batch, Ledger, block_rows
 from edge.readings import Reading
 
 __all__ = ["LedgerWriter"]
@@ -33,10 +36,8 @@ __all__ = ["LedgerWriter"]
 log = logging.getLogger("edge.ledger")
 
 _FIRST_RETRY = 0.05  # seconds before a failed batch write is retried; doubles up to retry_max
-
-
-def _nothing() -> None:
-    """A no-op for the writer thread: awaiting it waits until the work before it is done."""
+_START_TIMEOUT = 30.0  # seconds for the commit process to start and open the database
+_STOP_TIMEOUT = 60.0  # seconds for it to finish the batches it holds (at most queue_size entries)
 
 
 class LedgerWriter:
@@ -80,9 +81,9 @@ class LedgerWriter:
         self._closed = False
         self._done = asyncio.Event()
         self._running = False
-        self._executor: ThreadPoolExecutor | None = None  # the one thread that touches SQLite
-        # Batches handed to that thread, oldest first, with their completion.
-        self._inflight: deque[tuple[Batch, Future[None]]] = deque()
+        self._commits: CommitProcess | None = None  # writes our batches (see commit_process)
+        # Batches handed to it, oldest first, with their completion.
+        self._inflight: deque[tuple[Batch, asyncio.Future[None]]] = deque()
         self._retry_delay = _FIRST_RETRY
 
     @classmethod
@@ -94,6 +95,12 @@ class LedgerWriter:
     def size(self) -> int:
         """Durable entries in our feed, checkpoints included."""
         return self.ledger.size
+
+    @property
+    def commit_pid(self) -> int | None:
+        """Process id of the commit process writing our batches (None while it is not running)."""
+        commits = self._commits
+        return commits.pid if commits is not None and commits.alive else None
 
     # -- producers ---------------------------------------------------------------------------
 
@@ -177,33 +184,29 @@ class LedgerWriter:
         if self._closed:
             return  # aclose() came first and already committed everything
         self._running = True
-        loop = asyncio.get_running_loop()
-        executor = self._executor = ThreadPoolExecutor(1, thread_name_prefix="ledger-writer")
         try:
             while True:
-                if await self._wait_for_batch(loop):
+                if await self._wait_for_batch():
                     self.ledger.cut()
                     self._first_pending = None
                 if self._inflight and self._inflight[0][1].done():
-                    await self._harvest(loop, executor)
-                # Every cut batch goes to the writer thread at once, behind those in flight: the
-                # thread goes from one batch to the next without waiting for this loop.
-                for batch in self.ledger.unwritten[len(self._inflight) :]:
-                    done = executor.submit(self.ledger.write, batch)
-                    done.add_done_callback(lambda _: loop.call_soon_threadsafe(self._work.set))
-                    self._inflight.append((batch, done))
+                    await self._harvest()
+                # Every cut batch goes to the commit process at once, behind those in flight:
+                # it goes from one batch to the next without waiting for this loop.
+                unsent = self.ledger.unwritten[len(self._inflight) :]
+                if unsent:
+                    commits = await self._commit_process()
+                    for batch in unsent:
+                        done = commits.request("write", batch_params(batch), block_rows(batch))
+                        done.add_done_callback(self._wake)
+                        self._inflight.append((batch, done))
                 if self._closing and not self.ledger.pending:
                     break
         finally:
-            # Cancelled or closing: let in-flight writes finish and record those that did, then
-            # commit what is left synchronously (blocking the loop briefly at shutdown beats
-            # losing entries).
-            executor.shutdown(wait=True, cancel_futures=True)
-            for batch, done in self._inflight:
-                if done.cancelled() or done.exception() is not None:
-                    break
-                self._written(batch)
-            self._inflight.clear()
+            # Cancelled or closing: let the commit process finish what it was given, record
+            # what it committed, then commit what is left here (blocking the loop briefly at
+            # shutdown beats losing entries).
+            await self._stop_commit_process()
             self._drain_sync()
             self._closed = True
             self._closing = True
@@ -211,7 +214,45 @@ class LedgerWriter:
             self._done.set()
             self._notify_progress()
 
-    async def _harvest(self, loop: asyncio.AbstractEventLoop, executor: ThreadPoolExecutor) -> None:
+    def _wake(self, _: object) -> None:
+        self._work.set()
+
+    async def _commit_process(self) -> CommitProcess:
+        """The running commit process (started, or restarted after it died)."""
+        if self._commits is None or not self._commits.alive:
+            if self._commits is not None:
+                await self._commits.wait()
+            self._commits = await CommitProcess.start(
+                self.ledger.path,
+                lock_fd=self.ledger.lock_fd,
+                where=f"ledger {self.ledger.path}: commit",
+                timeout=_START_TIMEOUT,
+            )
+        return self._commits
+
+    async def _stop_commit_process(self) -> None:
+        """End the commit process; record every batch it committed (by the database's word)."""
+        commits, self._commits = self._commits, None
+        if commits is not None:
+            try:
+                async with asyncio.timeout(_STOP_TIMEOUT):
+                    await commits.close()
+            except (TimeoutError, asyncio.CancelledError):
+                commits.kill()
+                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                    async with asyncio.timeout(_STOP_TIMEOUT):
+                        await commits.wait()
+        # A reply may be lost (the process was killed after COMMIT): the feed's end in the
+        # database says which in-flight batches landed.
+        self._inflight.clear()
+        if self.ledger.unwritten:
+            end = self.ledger.stored_end()
+            for batch in self.ledger.unwritten:
+                if batch.entries[-1].seq >= end:
+                    break
+                self._written(batch)
+
+    async def _harvest(self) -> None:
         """Record the finished writes, oldest first; after a failed one, pause before retrying."""
         inflight = self._inflight
         while inflight and inflight[0][1].done():
@@ -224,10 +265,12 @@ class LedgerWriter:
                 continue
             if not isinstance(exc, StorageError):
                 raise exc
-            # Ledger.write refuses a batch whose predecessor is not written, so the batches
-            # behind this one fail too. Once the thread is past them, forget them all: after the
-            # pause, run() hands them to the thread again, this one first.
-            await loop.run_in_executor(executor, _nothing)
+            # The commit process refuses a batch whose predecessor is not written, so the
+            # batches behind this one fail too. Once all have answered, forget them: after the
+            # pause, run() sends them again, this one first.
+            await asyncio.wait([done for _, done in inflight])
+            for _, later in inflight:
+                later.exception()  # retrieved: they failed for this one's sake
             inflight.clear()
             log.error(
                 "%s; retrying in %.2fs (%d entries waiting)",
@@ -241,19 +284,21 @@ class LedgerWriter:
     async def prune_readings(self, before: float) -> int:
         """Delete raw readings of blocks that ended before ``before`` (epoch s); digests stay.
 
-        Runs on the writer's thread, between commits, so it never races a batch.
+        Runs in the commit process, between commits, so it never races a batch.
 
         Returns:
             The number of readings deleted.
         """
         self._check_open()
-        if self._executor is None:
+        if not self._running:
             return self.ledger.prune_readings(before)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.ledger.prune_readings, before)
+        commits = await self._commit_process()
+        deleted: int = await commits.request("prune", format_ts(before))
+        return deleted
 
-    async def _wait_for_batch(self, loop: asyncio.AbstractEventLoop) -> bool:
+    async def _wait_for_batch(self) -> bool:
         """Wait until there is something to do; True when pending entries are due a flush."""
+        loop = asyncio.get_running_loop()
         ledger = self.ledger
         inflight = self._inflight
         while True:
