@@ -98,8 +98,12 @@ class CommitProcess(asyncio.SubprocessProtocol):
         try:
             async with asyncio.timeout(timeout):
                 await ready
+        except StorageError:
+            await protocol.wait()  # it exits after saying why
+            raise
         except TimeoutError:
             protocol.kill()
+            await protocol.wait()
             raise StorageError(
                 f"{where}: the commit process did not start in {timeout:.0f}s"
             ) from None

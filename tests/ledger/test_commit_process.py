@@ -1,0 +1,134 @@
+"""The commit process: a real child process writing batches, killed and refused for real."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from edge.errors import StorageError
+from edge.ledger.commit import batch_params
+from edge.ledger.commit_process import CommitProcess
+from edge.ledger.keys import NodeKey, create_key_file, load_key
+from edge.ledger.store import Ledger, connect
+from edge.ledger.verify import verify_db
+from edge.ledger.writer import LedgerWriter
+
+T0 = 1_795_000_000.0
+
+
+def _gone(pid: int) -> bool:
+    """True when the process no longer runs (a zombie waiting for its reaper counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+async def test_killed_commit_process_is_restarted_and_nothing_is_lost(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "l.db"
+    writer = LedgerWriter.open(path, NodeKey.generate(), flush_interval=0.005, batch_max=50)
+    caplog.set_level(logging.ERROR)
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(writer.run(), name="ledger-writer")
+        first = await writer.append("alarm", {"n": 0}, ts=T0)
+        await writer.durable(first.seq)
+        pid = writer.commit_pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        last = first
+        for n in range(1, 2000):
+            last = await writer.append("alarm", {"n": n}, ts=T0 + n)
+            if n % 100 == 0:
+                await asyncio.sleep(0)
+        async with asyncio.timeout(20):
+            await writer.durable(last.seq)
+        assert writer.commit_pid not in (None, pid)
+        await writer.aclose()
+    assert writer.committed == 2000
+    assert any("commit process exited" in r.getMessage() for r in caplog.records)
+    conn = connect(path, readonly=True)
+    report = verify_db(conn)
+    assert report.ok, report.problems
+    assert conn.execute("SELECT count(*) FROM entries WHERE type = 'alarm'").fetchone()[0] == 2000
+    conn.close()
+
+
+async def test_commit_process_refuses_a_file_that_is_not_a_database(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    path.write_bytes(b"this is not a database file, it is a shopping list\n" * 100)
+    with pytest.raises(StorageError, match="not a database"):
+        await CommitProcess.start(path, lock_fd=None, where=f"ledger {path}", timeout=30)
+
+
+async def test_batch_that_is_not_next_is_refused_and_nothing_lands(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    key = NodeKey.generate()
+    with Ledger.open(path, key) as ledger:
+        for n in range(3):
+            ledger.append("alarm", {"n": n}, ts=T0 + n)
+        ledger.cut()
+        ledger.append("alarm", {"n": 3}, ts=T0 + 3)
+        second = ledger.cut()  # starts at seq 4: the first batch (0..3) is not written
+        assert second is not None
+        commits = await CommitProcess.start(path, lock_fd=None, where="test", timeout=30)
+        with pytest.raises(StorageError, match="is not next"):
+            await commits.request("write", batch_params(second), [])
+        assert await commits.request("prune", "9999-01-01T00:00:00.000000Z") == 0
+        assert await commits.close() == 0
+    conn = connect(path, readonly=True)
+    assert conn.execute("SELECT count(*) FROM entries").fetchone()[0] == 0
+    conn.close()
+
+
+def test_commit_process_dies_with_its_node_and_frees_the_lock(tmp_path: Path) -> None:
+    """SIGKILL the node: its commit process must not outlive it (it would write behind the back
+    of the node's next start) and the single-writer lock is free again."""
+    db, keyfile = tmp_path / "l.db", tmp_path / "node.key"
+    create_key_file(keyfile)
+    script = textwrap.dedent(
+        f"""
+        import asyncio
+        from pathlib import Path
+        from edge.ledger.keys import load_key
+        from edge.ledger.writer import LedgerWriter
+
+        async def main():
+            writer = LedgerWriter.open({str(db)!r}, load_key(Path({str(keyfile)!r})))
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(writer.run(), name="ledger-writer")
+                entry = await writer.append("alarm", {{"n": 0}}, ts={T0})
+                await writer.durable(entry.seq)
+                print(writer.commit_pid, flush=True)
+                await asyncio.sleep(60)
+
+        asyncio.run(main())
+        """
+    )
+    node = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert node.stdout is not None
+        commit_pid = int(node.stdout.readline())
+        assert not _gone(commit_pid)
+    finally:
+        node.kill()
+        node.wait()
+        if node.stdout is not None:
+            node.stdout.close()
+    deadline = time.monotonic() + 5
+    while not _gone(commit_pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _gone(commit_pid), "the commit process outlived its node"
+    with Ledger.open(db, load_key(keyfile)) as ledger:  # the lock is free: this is a writer
+        assert ledger.size == 2  # the entry and its checkpoint
