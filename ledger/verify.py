@@ -611,8 +611,10 @@ def verify_db(
 #: Feeds with at least this many entries are verified in parallel: this process and workers.
 PARALLEL_MIN = 200_000
 #: Entries per chunk handed to a worker: a power of two, so each complete chunk is a perfect
-#: Merkle subtree and the trees of the chunks combine like leaves.
-CHUNK = 1 << 14
+#: Merkle subtree and the trees of the chunks combine like leaves. Small enough that the last
+#: chunks leave little idle time at the end (measured here: 8,192 halved that tail against
+#: 16,384), big enough that the per-chunk queries and results cost nothing.
+CHUNK = 1 << 13
 
 _worker_conns: dict[str, sqlite3.Connection] = {}
 
