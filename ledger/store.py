@@ -69,9 +69,9 @@ class Ledger:
 
     Appending is split in three so the async :class:`~edge.ledger.writer.LedgerWriter` can
     overlap CPU and disk: :meth:`append` builds and chains an entry, :meth:`cut` closes the
-    pending entries into a signed :class:`Batch` (both on the event loop), :meth:`write` commits
-    a batch (in the writer's one worker thread, never two at once) and :meth:`written` records
-    it. :meth:`commit` does all of it for synchronous callers.
+    pending entries into a signed :class:`Batch` (both on the event loop), the batch is written
+    (by the commit process for the async writer; by :meth:`write` here otherwise) and
+    :meth:`written` records it. :meth:`commit` does all of it for synchronous callers.
 
     Opening with a key reads the feed's ids once to rebuild the Merkle frontier (about a
     3 s per 400,000 entries here; a persisted frontier would remove that).
@@ -255,7 +255,7 @@ class Ledger:
 
         The batch is queued for :meth:`write`; entries appended from now on chain onto its
         checkpoint. Pure CPU (hashing and one signature): the async writer calls it on the event
-        loop and writes the batch in a worker thread meanwhile.
+        loop while the commit process writes the batch before.
 
         Args:
             now: the checkpoint entry's time (default: the wall clock).
