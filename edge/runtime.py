@@ -33,7 +33,7 @@ from edge.commands import OperatorCommand
 from edge.config import NodeConfig
 from edge.control import ControlServer
 from edge.drivers import BusPoller, build_pollers
-from edge.errors import ConfigError
+from edge.errors import ConfigError, StorageError
 from edge.ledger_bridge import LedgerBridge
 from edge.log import event
 from edge.readings import Reading
@@ -221,7 +221,11 @@ class Node:
         every = min(3600.0, max(1.0, self.config.ledger.readings_retention / 10))
         while True:
             await asyncio.sleep(every)
-            pruned = await self._ledger.prune_readings(time.time())
+            try:
+                pruned = await self._ledger.prune_readings(time.time())
+            except StorageError as exc:  # disk trouble: readings stay, the next round retries
+                event("ledger.readings_prune_failed", logging.ERROR, error=str(exc))
+                continue
             if pruned:
                 event("ledger.readings_pruned", readings=pruned)
 

@@ -195,7 +195,13 @@ class LedgerWriter:
                 # it goes from one batch to the next without waiting for this loop.
                 unsent = self.ledger.unwritten[len(self._inflight) :]
                 if unsent:
-                    commits = await self._commit_process()
+                    try:
+                        commits = await self._commit_process()
+                    except StorageError as exc:
+                        if self._closing:
+                            break  # the finally block writes what is left in this process
+                        await self._pause(exc)
+                        continue
                     for batch in unsent:
                         done = commits.request("write", batch_params(batch), block_rows(batch))
                         done.add_done_callback(self._wake)
@@ -272,14 +278,18 @@ class LedgerWriter:
             for _, later in inflight:
                 later.exception()  # retrieved: they failed for this one's sake
             inflight.clear()
-            log.error(
-                "%s; retrying in %.2fs (%d entries waiting)",
-                exc,
-                self._retry_delay,
-                self.ledger.pending,
-            )
-            await asyncio.sleep(self._retry_delay)
-            self._retry_delay = min(self._retry_delay * 2, self.retry_max)
+            await self._pause(exc)
+
+    async def _pause(self, exc: StorageError) -> None:
+        """Log a failed write (or a commit process that would not start) and back off."""
+        log.error(
+            "%s; retrying in %.2fs (%d entries waiting)",
+            exc,
+            self._retry_delay,
+            self.ledger.pending,
+        )
+        await asyncio.sleep(self._retry_delay)
+        self._retry_delay = min(self._retry_delay * 2, self.retry_max)
 
     async def prune_readings(self, before: float) -> int:
         """Delete raw readings of blocks that ended before ``before`` (epoch s); digests stay.

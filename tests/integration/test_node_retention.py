@@ -54,3 +54,34 @@ def test_old_readings_are_pruned_digests_stay_and_verify(tmp_path: Path) -> None
         assert verify_db(ro).ok
     finally:
         ro.close()
+
+
+def test_failing_retention_is_logged_and_the_node_keeps_running(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Pruning fails for real (a trigger planted behind the node's back refuses the DELETE):
+    the node logs it each round, keeps recording, and nothing is lost."""
+    asyncio.run(_run(tmp_path, seconds=1.5))  # creates the database
+    db = tmp_path / "data" / "ledger.db"
+    conn = sqlite3.connect(db)
+    conn.execute(
+        "CREATE TRIGGER planted BEFORE DELETE ON readings "
+        "BEGIN SELECT RAISE(ABORT, 'planted: no deletes'); END"
+    )
+    conn.commit()
+    before = conn.execute("SELECT count(*) FROM entries").fetchone()[0]
+    conn.close()
+    caplog.set_level("ERROR")
+    asyncio.run(_run(tmp_path, seconds=6.0))
+    assert any("readings_prune_failed" in r.getMessage() for r in caplog.records)
+    conn = sqlite3.connect(db)
+    after = conn.execute("SELECT count(*) FROM entries").fetchone()[0]
+    pruned = conn.execute("SELECT count(*) FROM reading_blocks WHERE pruned = 1").fetchone()[0]
+    conn.close()
+    assert pruned == 0
+    assert after > before + 10, "the node stopped recording after the failed prune"
+    ro = connect(db, readonly=True)
+    try:
+        assert verify_db(ro).ok
+    finally:
+        ro.close()

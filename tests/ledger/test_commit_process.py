@@ -132,3 +132,32 @@ def test_commit_process_dies_with_its_node_and_frees_the_lock(tmp_path: Path) ->
     assert _gone(commit_pid), "the commit process outlived its node"
     with Ledger.open(db, load_key(keyfile)) as ledger:  # the lock is free: this is a writer
         assert ledger.size == 2  # the entry and its checkpoint
+
+
+async def test_commit_process_that_cannot_start_is_retried(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The interpreter to start the commit process is missing (a real failed exec): the writer
+    logs it, keeps the entries and retries; once it can start, everything lands."""
+    path = tmp_path / "l.db"
+    writer = LedgerWriter.open(path, NodeKey.generate(), flush_interval=0.005, retry_max=0.05)
+    caplog.set_level(logging.ERROR)
+    python = sys.executable
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(writer.run(), name="ledger-writer")
+        entries = [await writer.append("alarm", {"n": n}, ts=T0 + n) for n in range(10)]
+        async with asyncio.timeout(10):
+            while not any(
+                "cannot start the commit process" in r.getMessage() for r in caplog.records
+            ):
+                await asyncio.sleep(0.01)
+        assert writer.committed == 0
+        monkeypatch.setattr(sys, "executable", python)
+        async with asyncio.timeout(20):
+            await writer.durable(entries[-1].seq)
+        await writer.aclose()
+    assert writer.committed == 10
+    conn = connect(path, readonly=True)
+    assert verify_db(conn).ok
+    conn.close()
