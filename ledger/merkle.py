@@ -21,6 +21,7 @@ __all__ = [
     "consistency_proof",
     "inclusion_proof",
     "leaf_hash",
+    "leaf_hashes",
     "node_hash",
     "root",
     "root_from_inclusion_proof",
@@ -46,6 +47,23 @@ def leaf_hash(data: bytes) -> bytes:
 def node_hash(left: bytes, right: bytes) -> bytes:
     """RFC 6962 interior node hash."""
     return _sha256(b"\x01" + left + right).digest()
+
+
+# Hashers already fed their one-byte prefix: copying one costs less than starting a SHA-256
+# (OpenSSL 3 looks the algorithm up on every new hasher), which counts at two hashes per entry.
+_LEAF_SEED = _sha256(b"\x00")
+_NODE_SEED = _sha256(b"\x01")
+
+
+def leaf_hashes(data: Sequence[bytes]) -> list[bytes]:
+    """RFC 6962 leaf hashes of many items: ``[leaf_hash(d) for d in data]``, faster."""
+    copy = _LEAF_SEED.copy
+    out = []
+    for item in data:
+        hasher = copy()
+        hasher.update(item)
+        out.append(hasher.digest())
+    return out
 
 
 def _split(n: int) -> int:
@@ -104,6 +122,7 @@ class Frontier:
         level = list(leaves)
         new_subtrees: list[bytes] = []  # smallest first
         sha256 = _sha256
+        seeded = _NODE_SEED.copy
         while level:
             if position & 1:
                 level[0] = sha256(b"\x01" + stack.pop() + level[0]).digest()
@@ -114,9 +133,11 @@ class Frontier:
                 rest = level
             if len(rest) & 1:
                 new_subtrees.append(rest.pop())
-            nodes += [
-                sha256(b"\x01" + a + b).digest() for a, b in zip(rest[::2], rest[1::2], strict=True)
-            ]
+            for a, b in zip(rest[::2], rest[1::2], strict=True):
+                hasher = seeded()
+                hasher.update(a)
+                hasher.update(b)
+                nodes.append(hasher.digest())
             level = nodes
             position >>= 1
         stack.extend(reversed(new_subtrees))

@@ -35,7 +35,7 @@ from edge.ledger.entry import (
     parse_entry,
 )
 from edge.ledger.keys import NodeKey
-from edge.ledger.merkle import Frontier, leaf_hash
+from edge.ledger.merkle import Frontier, leaf_hash, leaf_hashes
 from edge.ledger.readings_store import ReadingsBlock, make_block
 from edge.readings import Reading
 
@@ -268,7 +268,7 @@ class Ledger:
             return None
         last = self._pending[-1]
         frontier = self._frontier
-        frontier.extend([_sha256(b"\x00" + _fromhex(e.id)).digest() for e in self._pending])
+        frontier.extend(leaf_hashes([_fromhex(e.id) for e in self._pending]))
         size = frontier.size
         root = frontier.root().hex()
         sig = key.sign(checkpoint_message(key.feed, size, last.id, root))

@@ -36,7 +36,7 @@ import orjson
 
 from edge.ledger.entry import CHECKPOINT, checkpoint_message
 from edge.ledger.keys import verify_signature
-from edge.ledger.merkle import EMPTY_ROOT, Frontier, node_hash
+from edge.ledger.merkle import EMPTY_ROOT, Frontier, leaf_hashes, node_hash
 from edge.ledger.readings_store import block_digest
 
 __all__ = [
@@ -317,7 +317,7 @@ class FeedVerifier:
     def _add_leaves(self, digests: list[bytes]) -> None:
         """Put the next entries, given their ids' bytes, in the Merkle tree (when it is known)."""
         if self._tree_ok:
-            self._frontier.extend([_sha256(b"\x00" + d).digest() for d in digests])
+            self._frontier.extend(leaf_hashes(digests))
 
     def _gap(self, seq: int, inner_prev: Any) -> None:
         first = self._expected

@@ -37,6 +37,9 @@ def test_root_matches_vector_for_every_size(size: int) -> None:
     for leaf in LEAVES[:size]:
         frontier.append(leaf)
     assert frontier.root() == want
+    at_once = merkle.Frontier()
+    at_once.extend(LEAVES[:size])
+    assert at_once.root() == want
 
 
 @pytest.mark.parametrize("path", _files("inclusion"), ids=lambda p: f"{p.parent.name}/{p.stem}")
@@ -117,3 +120,8 @@ def test_frontier_extend_builds_the_tree_append_builds(runs: list[int]) -> None:
         assert extended.size == appended.size == len(leaves)
         assert extended._stack == appended._stack
         assert extended.root() == merkle.root(leaves)
+
+
+@given(st.lists(st.binary(max_size=70), max_size=40))
+def test_leaf_hashes_are_leaf_hash_of_each(items: list[bytes]) -> None:
+    assert merkle.leaf_hashes(items) == [merkle.leaf_hash(item) for item in items]
