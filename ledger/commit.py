@@ -7,7 +7,7 @@ imports only what that process needs, so it starts fast.
 
 A batch travels as :data:`BatchParams` (plain values: they are pickled to the commit process)
 and is written by ONE statement: an INSERT into a connection-local view whose INSTEAD OF trigger
-inserts the entries, their lot rows and the checkpoint row. The entries travel as one blob of
+inserts the entries, their lot rows, the checkpoint row and the feed's Merkle frontier. The entries travel as one blob of
 their canonical bytes cut by offsets (``substr`` on a blob counts bytes), so ``raw`` is stored
 byte for byte.
 """
@@ -27,14 +27,16 @@ if TYPE_CHECKING:
 
 __all__ = ["BatchParams", "BlockRows", "batch_params", "prepare", "prune_readings", "write_batch"]
 
-#: (feed, first seq, joined raws, meta JSON, lots JSON, size, head, root, sig): see _INSERT.
-BatchParams = tuple[str, int, bytes, bytes, bytes, int, str, str, str]
+#: (feed, first seq, joined raws, meta JSON, lots JSON, size, head, root, sig, frontier):
+#: see _INSERT.
+BatchParams = tuple[str, int, bytes, bytes, bytes, int, str, str, str, bytes]
 #: A readings block to store with its batch: (block, rows, first_ts, last_ts, sha256, entry id).
 BlockRows = tuple[int, Sequence[tuple[Any, ...]], str, str, str, str]
 
 _VIEW = """
-CREATE TEMP VIEW IF NOT EXISTS batch_in(feed, first, raws, meta, lots, size, head, root, sig)
-AS SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+CREATE TEMP VIEW IF NOT EXISTS batch_in(
+    feed, first, raws, meta, lots, size, head, root, sig, frontier
+) AS SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 """
 _TRIGGER = """
 CREATE TEMP TRIGGER IF NOT EXISTS batch_in_insert INSTEAD OF INSERT ON batch_in
@@ -49,11 +51,12 @@ BEGIN
     SELECT NEW.feed, l.value ->> 0, l.value ->> 1 FROM json_each(NEW.lots) AS l;
     INSERT INTO checkpoints(feed, size, head, root, sig)
     VALUES (NEW.feed, NEW.size, NEW.head, NEW.root, NEW.sig);
+    INSERT OR REPLACE INTO frontiers(feed, size, stack) VALUES (NEW.feed, NEW.size, NEW.frontier);
 END
 """
 _INSERT = (
-    "INSERT INTO batch_in(feed, first, raws, meta, lots, size, head, root, sig) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO batch_in(feed, first, raws, meta, lots, size, head, root, sig, frontier) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _dumps = orjson.dumps
 
@@ -85,6 +88,7 @@ def batch_params(batch: Batch) -> BatchParams:
         head,
         root,
         sig,
+        batch.frontier,
     )
 
 

@@ -142,6 +142,24 @@ class Frontier:
             position >>= 1
         stack.extend(reversed(new_subtrees))
 
+    @classmethod
+    def restore(cls, stack: bytes, size: int) -> Frontier:
+        """The frontier of a tree of ``size`` leaves from its :meth:`packed` subtree roots.
+
+        Raises:
+            ProofError: ``stack`` does not hold one 32-byte root per set bit of ``size``.
+        """
+        if size < 0 or len(stack) != 32 * bin(size).count("1"):
+            raise ProofError(f"a frontier of size {size} cannot hold {len(stack)} bytes")
+        frontier = cls()
+        frontier._stack = [stack[i : i + 32] for i in range(0, len(stack), 32)]
+        frontier.size = size
+        return frontier
+
+    def packed(self) -> bytes:
+        """The subtree roots, largest first, as one byte string (see :meth:`restore`)."""
+        return b"".join(self._stack)
+
     def copy(self) -> Frontier:
         """An independent copy (to extend tentatively, e.g. before a commit succeeds)."""
         other = Frontier()

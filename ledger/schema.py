@@ -14,6 +14,7 @@ The contract other modules (query, trace, export, the runtime, sync) code agains
     checkpoints(feed, size, head, root, sig)  -- every signed checkpoint ever seen (rollback guard)
     readings(block, point, ts, value, quality, unit)  -- raw readings, pruned by retention
     reading_blocks(block, first_ts, last_ts, count, sha256, entry)  -- one per committed block
+    frontiers(feed, size, stack)  -- the writer's Merkle frontier at its last checkpoint (a cache)
 
 Entry ids are not indexed (migration 3 dropped the id-prefix index that 1 created). Ids are
 random, so each batch of appends landed all over such an index: at a million entries a batch of
@@ -23,6 +24,11 @@ SD card). Nothing on the append, verify, trace or export path looks entries up b
 lookup by id (:func:`edge.ledger.query.entries_by_id`) scans. Ids stay unique without an index:
 an id is the hash of bytes that hold ``feed`` and ``seq``, which the primary key keeps unique,
 and ``verify`` re-derives every id.
+
+``frontiers`` spares a writer re-hashing its whole feed when it opens the file: ``stack`` holds
+the roots of the perfect subtrees (32 bytes each, largest first) of the Merkle tree over the
+first ``size`` entries, written with each batch. It is only a cache: the writer uses it only when
+it gives the root that the feed's last checkpoint signed, and rebuilds the tree otherwise.
 
 Only ``raw`` is hashed; every other column of ``entries`` and ``entry_lots`` is an index derived
 from it, which :mod:`edge.ledger.verify` re-derives and compares. Triggers refuse UPDATE and
@@ -126,11 +132,20 @@ CREATE TABLE reading_blocks (
 CREATE INDEX reading_blocks_last_ts ON reading_blocks(last_ts);
 """
 
+_FRONTIERS = """
+CREATE TABLE frontiers (
+    feed TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    stack BLOB NOT NULL
+);
+"""
+
 #: Every migration, in order. Append only: never edit one that has shipped.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "entries, entry_lots, checkpoints, append-only triggers", _ENTRIES),
     Migration(2, "readings store", _READINGS),
     Migration(3, "drop the entry id prefix index", "DROP INDEX IF EXISTS entries_id;"),
+    Migration(4, "Merkle frontier of each written feed", _FRONTIERS),
 )
 
 

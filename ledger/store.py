@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge.errors import LedgerClosed, RollbackRefused, StorageError, map_exceptions
+from edge.errors import LedgerClosed, NotCanonical, RollbackRefused, StorageError, map_exceptions
 from edge.ledger.commit import BlockRows, batch_params, prepare, prune_readings, write_batch
 from edge.ledger.database import SQL_ERRORS, connect
 from edge.ledger.entry import (
@@ -34,8 +34,8 @@ from edge.ledger.entry import (
     format_ts,
     parse_entry,
 )
-from edge.ledger.keys import NodeKey
-from edge.ledger.merkle import Frontier, leaf_hash, leaf_hashes
+from edge.ledger.keys import NodeKey, verify_signature
+from edge.ledger.merkle import Frontier, ProofError, leaf_hash, leaf_hashes
 from edge.ledger.readings_store import ReadingsBlock, make_block
 from edge.readings import Reading
 
@@ -57,11 +57,14 @@ class Batch:
         entries: in seq order; the last one is the checkpoint entry.
         blocks: readings blocks whose digest entries are among ``entries``.
         checkpoint: the ``checkpoints`` row (feed, size, head, root, sig).
+        frontier: the Merkle frontier over the ``size`` entries the checkpoint covers
+            (:meth:`Frontier.packed`), stored so that opening the feed need not rebuild it.
     """
 
     entries: tuple[Entry, ...]
     blocks: tuple[tuple[int, ReadingsBlock, str], ...]
     checkpoint: tuple[str, int, str, str, str]
+    frontier: bytes
 
 
 class Ledger:
@@ -73,8 +76,9 @@ class Ledger:
     (by the commit process for the async writer; by :meth:`write` here otherwise) and
     :meth:`written` records it. :meth:`commit` does all of it for synchronous callers.
 
-    Opening with a key reads the feed's ids once to rebuild the Merkle frontier (about a
-    3 s per 400,000 entries here; a persisted frontier would remove that).
+    Opening with a key takes the feed's Merkle frontier from the ``frontiers`` table when the
+    last checkpoint vouches for it (its signed root); otherwise it reads every id of the feed
+    to rebuild it (about 3 s per 400,000 entries here).
     """
 
     def __init__(
@@ -88,6 +92,9 @@ class Ledger:
         self._pending_blocks: list[tuple[int, ReadingsBlock, str]] = []
         self._unwritten: deque[Batch] = deque()  # cut and chained, not yet durable
         self._frontier = Frontier()  # over every entry cut into a batch (pending: at the cut)
+        #: True when opening had to rebuild the Merkle frontier from every id of the feed
+        #: (no usable stored frontier); False when the stored one was vouched for.
+        self.frontier_rebuilt = False
         self._seq = 0  # seq of the next entry built
         self._tip: Entry | None = None  # the last entry built: the next one chains to it
         self._head: Entry | None = None  # the last durable entry
@@ -175,22 +182,23 @@ class Ledger:
     def _load_own_feed(self, feed: str) -> None:
         conn = self.conn
         with map_exceptions(SQL_ERRORS, f"ledger {self.path}"):
-            for seq, entry_id in conn.execute(
-                "SELECT seq, id FROM entries WHERE feed = ? ORDER BY seq", (feed,)
-            ):
-                if seq != self._frontier.size:
-                    raise StorageError(
-                        f"ledger {self.path}: feed {feed[:16]} has a gap at seq {self._frontier.size}"
-                    )
-                self._frontier.append(leaf_hash(bytes.fromhex(entry_id)))
             row = conn.execute(
-                "SELECT raw FROM entries WHERE feed = ? ORDER BY seq DESC LIMIT 1", (feed,)
+                "SELECT seq, raw FROM entries WHERE feed = ? ORDER BY seq DESC LIMIT 1", (feed,)
             ).fetchone()
-            last: Any = row[0] if row else None
+            end, last = (0, None) if row is None else (row[0] + 1, row[1])
             recorded = conn.execute(
                 "SELECT max(size) FROM checkpoints WHERE feed = ?", (feed,)
             ).fetchone()[0]
             block = conn.execute("SELECT max(block) FROM reading_blocks").fetchone()[0]
+            frontier = self._stored_frontier(feed, end, last)
+            if frontier is not None:
+                count = conn.execute(
+                    "SELECT count(*) FROM entries WHERE feed = ?", (feed,)
+                ).fetchone()[0]
+                if count != end:
+                    frontier = None  # a gap: the rebuild below names it
+            self.frontier_rebuilt = frontier is None
+            self._frontier = frontier if frontier is not None else self._rebuild_frontier(feed)
         if recorded is not None and recorded >= self._frontier.size:
             raise RollbackRefused(
                 f"ledger {self.path}: feed {feed[:16]} holds {self._frontier.size} entries but a checkpoint "
@@ -200,6 +208,53 @@ class Ledger:
             self._head = self._tip = parse_entry(last)
         self._size = self._seq = self._frontier.size
         self._next_block = int(block or 0) + 1
+
+    def _stored_frontier(self, feed: str, end: int, last: bytes | None) -> Frontier | None:
+        """The frontier stored with the last batch, when the feed's last checkpoint vouches for it.
+
+        It must be the tree over exactly the entries that checkpoint covers, give the root the
+        checkpoint signed, and the signature must be the feed's; otherwise None (rebuild).
+        """
+        row = self.conn.execute(
+            "SELECT size, stack FROM frontiers WHERE feed = ?", (feed,)
+        ).fetchone()
+        if row is None or last is None or row[0] + 1 != end:
+            return None
+        size, stack = row
+        try:
+            head = parse_entry(last)
+            frontier = Frontier.restore(stack, size)
+        except (NotCanonical, ProofError, TypeError):
+            return None
+        body = head.body
+        if (
+            head.type != CHECKPOINT
+            or head.seq != size
+            or not isinstance(body, Mapping)
+            or body.get("size") != size
+            or body.get("head") != head.prev
+            or frontier.root().hex() != body.get("root")
+        ):
+            return None
+        sig = body.get("sig")
+        message = checkpoint_message(feed, size, str(head.prev), str(body.get("root")))
+        if not isinstance(sig, str) or not verify_signature(feed, message, sig):
+            return None
+        frontier.append(leaf_hash(bytes.fromhex(head.id)))
+        return frontier
+
+    def _rebuild_frontier(self, feed: str) -> Frontier:
+        """The Merkle frontier over every entry of the feed, from their ids (reads them all)."""
+        frontier = Frontier()
+        for seq, entry_id in self.conn.execute(
+            "SELECT seq, id FROM entries WHERE feed = ? ORDER BY seq", (feed,)
+        ):
+            if seq != frontier.size:
+                raise StorageError(
+                    f"ledger {self.path}: feed {feed[:16]} has a gap at seq {frontier.size}"
+                )
+            frontier.append(leaf_hash(bytes.fromhex(entry_id)))
+        return frontier
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -271,6 +326,7 @@ class Ledger:
         frontier.extend(leaf_hashes([_fromhex(e.id) for e in self._pending]))
         size = frontier.size
         root = frontier.root().hex()
+        packed = frontier.packed()
         sig = key.sign(checkpoint_message(key.feed, size, last.id, root))
         checkpoint = build_entry(
             key.feed,
@@ -290,6 +346,7 @@ class Ledger:
             entries=(*self._pending, checkpoint),
             blocks=tuple(self._pending_blocks),
             checkpoint=(key.feed, size, last.id, root, sig),
+            frontier=packed,
         )
         self._next_block += len(self._pending_blocks)
         self._pending = []

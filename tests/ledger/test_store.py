@@ -182,3 +182,75 @@ def test_block_digest_is_the_sha256_of_canonical_readings() -> None:
         ]
     )
     assert block.sha256 == hashlib.sha256(want).hexdigest()
+
+
+def _rebuilt_root(path: Path, key: NodeKey) -> bytes:
+    """The root a full rebuild gives (the stored frontier removed behind the ledger's back)."""
+    conn = sqlite3.connect(path)
+    conn.execute("DELETE FROM frontiers")
+    conn.commit()
+    conn.close()
+    with Ledger.open(path, key) as ledger:
+        assert ledger.frontier_rebuilt
+        return ledger._frontier.root()
+
+
+def test_reopen_takes_the_stored_frontier_and_continues(tmp_path: Path, key: NodeKey) -> None:
+    path = tmp_path / "l.db"
+    build_ledger(path, key).close()
+    with Ledger.open(path, key) as again:
+        assert not again.frontier_rebuilt  # vouched for by the last checkpoint's signed root
+        stored_root = again._frontier.root()
+        again.append("node.start", {"node_id": "n1"}, ts=T0 + 100)
+        again.commit(now=T0 + 101)
+    assert verify_db(connect(path, readonly=True)).ok  # the new checkpoint's root is right
+    with Ledger.open(path, key) as third:
+        assert not third.frontier_rebuilt
+        size = third.size
+    assert size == 20
+    assert stored_root != _rebuilt_root(path, key)  # the tree grew since
+    build_ledger(tmp_path / "m.db", key).close()
+    with Ledger.open(tmp_path / "m.db", key) as fresh:
+        assert not fresh.frontier_rebuilt
+        stored = fresh._frontier.root()
+    assert stored == _rebuilt_root(tmp_path / "m.db", key)
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        "UPDATE frontiers SET stack = randomblob(length(stack))",  # other subtree roots
+        "UPDATE frontiers SET stack = substr(stack, 33)",  # a root missing
+        "UPDATE frontiers SET size = size - 1",  # not the last checkpoint's tree
+        "UPDATE frontiers SET stack = 'not a blob'",
+    ],
+)
+def test_a_stored_frontier_the_checkpoint_does_not_vouch_for_is_rebuilt(
+    tmp_path: Path, key: NodeKey, tamper: str
+) -> None:
+    path = tmp_path / "l.db"
+    build_ledger(path, key).close()
+    conn = sqlite3.connect(path)
+    conn.execute(tamper)
+    conn.commit()
+    conn.close()
+    with Ledger.open(path, key) as again:
+        assert again.frontier_rebuilt
+        again.append("node.start", {"node_id": "n1"}, ts=T0 + 100)
+        again.commit(now=T0 + 101)
+    report = verify_db(connect(path, readonly=True))
+    assert report.ok, report.problems
+
+
+def test_a_gap_in_the_feed_is_found_even_with_a_stored_frontier(
+    tmp_path: Path, key: NodeKey
+) -> None:
+    path = tmp_path / "l.db"
+    build_ledger(path, key).close()
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TRIGGER entries_no_delete")
+    conn.execute("DELETE FROM entries WHERE seq = 3")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StorageError, match="has a gap at seq 3"):
+        Ledger.open(path, key)
