@@ -64,6 +64,7 @@ class LedgerWriter:
         batch_max: int = 1000,
         queue_size: int = 10_000,
         retry_max: float = 5.0,
+        stall_warning: float = 30.0,
     ) -> None:
         if ledger.key is None:
             raise StorageError(f"ledger {ledger.path} was opened without a key: cannot write")
@@ -72,6 +73,7 @@ class LedgerWriter:
         self.batch_max = batch_max
         self.queue_size = queue_size
         self.retry_max = retry_max
+        self.stall_warning = stall_warning
         self.committed = 0
         self._waiting_entries = 0  # appended, not yet durable (checkpoints not counted)
         self._work = asyncio.Event()  # set when run() may have something to do
@@ -82,8 +84,9 @@ class LedgerWriter:
         self._done = asyncio.Event()
         self._running = False
         self._commits: CommitProcess | None = None  # writes our batches (see commit_process)
-        # Batches handed to it, oldest first, with their completion.
-        self._inflight: deque[tuple[Batch, asyncio.Future[None]]] = deque()
+        # Batches handed to it, oldest first: (batch, completion, loop time it was sent).
+        self._inflight: deque[tuple[Batch, asyncio.Future[None], float]] = deque()
+        self._stall_warned: asyncio.Future[None] | None = None  # the write last warned about
         self._retry_delay = _FIRST_RETRY
 
     @classmethod
@@ -205,7 +208,7 @@ class LedgerWriter:
                     for batch in unsent:
                         done = commits.request("write", batch_params(batch), block_rows(batch))
                         done.add_done_callback(self._wake)
-                        self._inflight.append((batch, done))
+                        self._inflight.append((batch, done, asyncio.get_running_loop().time()))
                 if self._closing and not self.ledger.pending:
                     break
         finally:
@@ -262,7 +265,7 @@ class LedgerWriter:
         """Record the finished writes, oldest first; after a failed one, pause before retrying."""
         inflight = self._inflight
         while inflight and inflight[0][1].done():
-            batch, done = inflight[0]
+            batch, done, _ = inflight[0]
             exc = done.exception()
             if exc is None:
                 inflight.popleft()
@@ -274,8 +277,8 @@ class LedgerWriter:
             # The commit process refuses a batch whose predecessor is not written, so the
             # batches behind this one fail too. Once all have answered, forget them: after the
             # pause, run() sends them again, this one first.
-            await asyncio.wait([done for _, done in inflight])
-            for _, later in inflight:
+            await asyncio.wait([done for _, done, _ in inflight])
+            for _, later, _ in inflight:
                 later.exception()  # retrieved: they failed for this one's sake
             inflight.clear()
             await self._pause(exc)
@@ -307,7 +310,11 @@ class LedgerWriter:
         return deleted
 
     async def _wait_for_batch(self) -> bool:
-        """Wait until there is something to do; True when pending entries are due a flush."""
+        """Wait until there is something to do; True when pending entries are due a flush.
+
+        Meanwhile, a write not answered within ``stall_warning`` seconds is logged once (a disk
+        or a commit process that hangs would otherwise only show as producers waiting).
+        """
         loop = asyncio.get_running_loop()
         ledger = self.ledger
         inflight = self._inflight
@@ -317,17 +324,30 @@ class LedgerWriter:
                 return True
             if len(ledger.unwritten) > len(inflight) or (inflight and inflight[0][1].done()):
                 return False
+            now = loop.time()
+            deadlines = []
             if self._first_pending is not None and ledger.uncut:
-                remaining = self._first_pending + self.flush_interval - loop.time()
-                if remaining <= 0:
+                flush_at = self._first_pending + self.flush_interval
+                if flush_at <= now:
                     return True
-                try:
-                    async with asyncio.timeout(remaining):
-                        await self._work.wait()
-                except TimeoutError:
-                    return True
-            else:
-                await self._work.wait()
+                deadlines.append(flush_at)
+            if inflight and inflight[0][1] is not self._stall_warned:
+                batch, done, sent = inflight[0]
+                if sent + self.stall_warning <= now:
+                    self._stall_warned = done
+                    log.warning(
+                        "ledger %s: a batch of %d entries sent %.0fs ago is not committed yet "
+                        "(disk or commit process stuck?); %d entries waiting",
+                        ledger.path,
+                        len(batch.entries),
+                        now - sent,
+                        ledger.pending,
+                    )
+                    continue
+                deadlines.append(sent + self.stall_warning)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(min(deadlines) if deadlines else None):
+                    await self._work.wait()
 
     def _written(self, batch: Batch) -> None:
         self.ledger.written(batch)

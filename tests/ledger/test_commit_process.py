@@ -161,3 +161,42 @@ async def test_commit_process_that_cannot_start_is_retried(
     conn = connect(path, readonly=True)
     assert verify_db(conn).ok
     conn.close()
+
+
+async def test_a_stuck_commit_is_reported_and_lands_once_unstuck(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The commit process is frozen for real (SIGSTOP), as by a disk that never answers: the
+    writer warns once, producers are held by back-pressure, and after SIGCONT all lands."""
+    path = tmp_path / "l.db"
+    writer = LedgerWriter.open(
+        path, NodeKey.generate(), flush_interval=0.005, queue_size=100, stall_warning=0.2
+    )
+    caplog.set_level(logging.WARNING)
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(writer.run(), name="ledger-writer")
+        first = await writer.append("alarm", {"n": 0}, ts=T0)
+        await writer.durable(first.seq)
+        pid = writer.commit_pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            for n in range(1, 101):  # 100 entries waiting: the queue is full
+                await writer.append("alarm", {"n": n}, ts=T0 + n)
+            blocked = tg.create_task(
+                writer.append("alarm", {"n": 101}, ts=T0 + 101), name="blocked-producer"
+            )
+            await asyncio.sleep(0.5)
+            assert not blocked.done(), "the producer must wait while nothing commits"
+            warnings = [r for r in caplog.records if "not committed yet" in r.getMessage()]
+            assert len(warnings) == 1
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        last = await blocked
+        async with asyncio.timeout(20):
+            await writer.durable(last.seq)
+        await writer.aclose()
+    assert writer.committed == 102
+    conn = connect(path, readonly=True)
+    assert verify_db(conn).ok
+    conn.close()
