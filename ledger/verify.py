@@ -253,7 +253,9 @@ class FeedVerifier:
         clean = not self._waiting and not self._prevs  # no misplaced entry is pending
         run: list[bytes] = []  # digests of the healthy rows not yet in the Merkle frontier
         count = 0
-        for row in rows:
+        rows = rows if isinstance(rows, list) else list(rows)
+        run_from = 0  # index in rows of the first row in run
+        for index, row in enumerate(rows):
             seq, entry_id, prev, ts, type_, actor, raw = row
             if (
                 seq == expected
@@ -288,6 +290,8 @@ class FeedVerifier:
                         else:
                             lot_bytes = b""
                         if lot_bytes:
+                            if not run:
+                                run_from = index
                             run.append(digest)  # the id's 32 bytes: its Merkle leaf, later
                             last_id = entry_id
                             expected = seq + 1
@@ -295,6 +299,7 @@ class FeedVerifier:
             if run:
                 count += len(run)
                 self._add_leaves(run)
+                self._remember(rows, max(run_from, index - _WINDOW), index)
                 run = []
             self._expected = expected
             if last_id is not None:
@@ -309,10 +314,22 @@ class FeedVerifier:
         if run:
             count += len(run)
             self._add_leaves(run)
+            self._remember(rows, max(run_from, len(rows) - _WINDOW), len(rows))
         self.report.entries += count
         self._expected = expected
         if last_id is not None:
             ids[expected - 1] = last_id
+
+    def _remember(self, rows: list[Row], start: int, stop: int) -> None:
+        """Put the ids of healthy rows start..stop-1 in the window of recent ids.
+
+        The fast path keeps only the last id while it runs; the row-by-row path checks a
+        misplaced entry's link against any of the last :data:`_WINDOW` ids, so it must find
+        them there, as it would after checking every row itself.
+        """
+        ids = self._ids
+        for row in rows[start:stop]:
+            ids[row[0]] = row[1]
 
     def _add_leaves(self, digests: list[bytes]) -> None:
         """Put the next entries, given their ids' bytes, in the Merkle tree (when it is known)."""
@@ -528,6 +545,8 @@ class Chunk:
 
 
 _ONLY_STR = frozenset({str})
+#: How far back (in seqs) the recent ids are kept for link checks.
+_WINDOW = 128
 
 
 def _plain(text: str) -> bool:

@@ -8,6 +8,7 @@ import pytest
 
 from edge.ledger.keys import NodeKey
 from edge.ledger.store import Ledger
+from edge.ledger.writer import LedgerWriter
 from edge.readings import Quality, Reading
 
 T0 = 1_795_000_000.0  # 2026-11-19
@@ -46,6 +47,15 @@ def build_ledger(path: Path, key: NodeKey, *, batches: tuple[int, ...] = (5, 4, 
             n += 1
         ledger.commit(now=T0 + n)
     return ledger
+
+
+async def first_commit_pid(writer: LedgerWriter, body: dict[str, object]) -> int:
+    """Append one entry through a running writer, wait until durable: its commit process's pid."""
+    entry = await writer.append("alarm", body, ts=T0)
+    await writer.durable(entry.seq)
+    pid = writer.commit_pid
+    assert pid is not None
+    return pid
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from edge.ledger.store import Ledger, connect
 from edge.ledger.verify import verify_db
 from edge.ledger.writer import LedgerWriter
 
-T0 = 1_795_000_000.0
+from .conftest import T0, first_commit_pid
 
 
 def _gone(pid: int) -> bool:
@@ -42,16 +42,14 @@ async def test_killed_commit_process_is_restarted_and_nothing_is_lost(
     caplog.set_level(logging.ERROR)
     async with asyncio.TaskGroup() as tg:
         tg.create_task(writer.run(), name="ledger-writer")
-        first = await writer.append("alarm", {"n": 0}, ts=T0)
-        await writer.durable(first.seq)
-        pid = writer.commit_pid
-        assert pid is not None
+        pid = await first_commit_pid(writer, {"n": 0})
         os.kill(pid, signal.SIGKILL)
-        last = first
+        last = None
         for n in range(1, 2000):
             last = await writer.append("alarm", {"n": n}, ts=T0 + n)
             if n % 100 == 0:
                 await asyncio.sleep(0)
+        assert last is not None
         async with asyncio.timeout(20):
             await writer.durable(last.seq)
         assert writer.commit_pid not in (None, pid)
@@ -175,10 +173,7 @@ async def test_a_stuck_commit_is_reported_and_lands_once_unstuck(
     caplog.set_level(logging.WARNING)
     async with asyncio.TaskGroup() as tg:
         tg.create_task(writer.run(), name="ledger-writer")
-        first = await writer.append("alarm", {"n": 0}, ts=T0)
-        await writer.durable(first.seq)
-        pid = writer.commit_pid
-        assert pid is not None
+        pid = await first_commit_pid(writer, {"n": 0})
         os.kill(pid, signal.SIGSTOP)
         try:
             for n in range(1, 101):  # 100 entries waiting: the queue is full

@@ -24,6 +24,8 @@ from edge.ledger.store import Ledger, connect
 from edge.ledger.verify import verify_db
 from edge.ledger.writer import LedgerWriter
 
+from .conftest import first_commit_pid
+
 N = 400
 
 
@@ -49,10 +51,7 @@ async def test_full_disk_stalls_commits_then_everything_lands(
     caplog.set_level(logging.ERROR)
     async with asyncio.TaskGroup() as tg:
         tg.create_task(writer.run(), name="ledger")
-        first = await writer.append("alarm", {"rule": "r", "note": "x" * 300, "i": 0}, ts=1.8e9)
-        await writer.durable(first.seq)
-        pid = writer.commit_pid
-        assert pid is not None
+        pid = await first_commit_pid(writer, {"rule": "r", "note": "x" * 300, "i": 0})
         wal = os.stat(f"{path}-wal").st_size
         _, hard = resource.prlimit(pid, resource.RLIMIT_FSIZE)
         resource.prlimit(pid, resource.RLIMIT_FSIZE, (wal, hard))  # the disk is full
