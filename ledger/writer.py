@@ -40,6 +40,11 @@ _START_TIMEOUT = 30.0  # seconds for the commit process to start and open the da
 _STOP_TIMEOUT = 60.0  # seconds for it to finish the batches it holds (at most queue_size entries)
 
 
+def _retrieved(done: asyncio.Future[None]) -> None:
+    if not done.cancelled():
+        done.exception()
+
+
 class LedgerWriter:
     """Async single writer of a node's feed.
 
@@ -253,6 +258,8 @@ class LedgerWriter:
                         await commits.wait()
         # A reply may be lost (the process was killed after COMMIT): the feed's end in the
         # database says which in-flight batches landed.
+        for _, done, _ in self._inflight:
+            done.add_done_callback(_retrieved)  # failed for the process's sake: nothing to report
         self._inflight.clear()
         if self.ledger.unwritten:
             end = self.ledger.stored_end()
