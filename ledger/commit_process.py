@@ -224,7 +224,10 @@ def main(argv: list[str]) -> int:
         header = stdin.read(_HEADER)
         if len(header) < _HEADER:
             break  # end of input: the parent is closing (or gone)
-        body = stdin.read(int.from_bytes(header, "big"))
+        size = int.from_bytes(header, "big")
+        body = stdin.read(size)
+        if len(body) < size:
+            break  # the parent died in the middle of a request: it was never acknowledged
         request = pickle.loads(body)
         try:
             if request[0] == "write":
@@ -236,7 +239,10 @@ def main(argv: list[str]) -> int:
                 reply = ("error", f"unknown request {request[0]!r}")
         except (StorageError, sqlite3.Error, OSError) as exc:
             reply = ("error", str(exc))
-        _send(stdout, reply)
+        try:
+            _send(stdout, reply)
+        except BrokenPipeError:
+            break  # the parent is gone; what was committed stays committed
     conn.close()
     return 0
 

@@ -195,3 +195,22 @@ async def test_a_stuck_commit_is_reported_and_lands_once_unstuck(
     conn = connect(path, readonly=True)
     assert verify_db(conn).ok
     conn.close()
+
+
+def test_a_request_cut_short_is_dropped_quietly(tmp_path: Path) -> None:
+    """The node dies in the middle of sending a batch: the child writes nothing of it and exits
+    without a traceback."""
+    path = tmp_path / "l.db"
+    Ledger.open(path, NodeKey.generate()).close()
+    child = subprocess.run(
+        [sys.executable, "-m", "edge.ledger.commit_process", str(path), str(os.getpid())],
+        input=(1000).to_bytes(4, "big") + b"\x80\x05 only a part",
+        capture_output=True,
+        timeout=30,
+    )
+    assert child.returncode == 0
+    assert child.stderr == b""
+    assert b"ready" in child.stdout  # it started, then found the request incomplete
+    conn = connect(path, readonly=True)
+    assert conn.execute("SELECT count(*) FROM entries").fetchone()[0] == 0
+    conn.close()
