@@ -13,7 +13,6 @@ writer fails at once instead of forking the feed.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 import sqlite3
 import time
@@ -39,13 +38,12 @@ from edge.ledger.merkle import Frontier, ProofError, leaf_hash, leaf_hashes
 from edge.ledger.readings_store import ReadingsBlock, make_block
 from edge.readings import Reading
 
-__all__ = ["DB_FILE", "Batch", "Ledger", "connect"]
+__all__ = ["DB_FILE", "Batch", "Ledger", "block_rows", "connect"]
 
 #: File name of the ledger database inside the node's data directory.
 DB_FILE = "ledger.db"
 
 
-_sha256 = hashlib.sha256
 _fromhex = bytes.fromhex
 
 
