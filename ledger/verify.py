@@ -248,6 +248,9 @@ class FeedVerifier:
         last_actor: str | None = None
         last_type: str | None = None
         head: bytes | None = None
+        # The last lots member parsed and its value (never mutated, so entries can share it).
+        last_lot_bytes = b""
+        last_lots: list[str] = []
         last_id = ids.get(self._expected - 1)
         expected = self._expected
         clean = not self._waiting and not self._prevs  # no misplaced entry is pending
@@ -276,7 +279,9 @@ class FeedVerifier:
                         at = raw.rfind(feed_find)
                         lot_bytes = raw[at + lots_at : len(raw) - len(tail)]
                         if at > 0 and raw.startswith(feed_mark, at) and lot_bytes[:1] == b"[":
-                            if lot_bytes != b"[]":
+                            if lot_bytes == last_lot_bytes:
+                                lots[seq] = last_lots  # consecutive entries of one lot
+                            elif lot_bytes != b"[]":
                                 try:
                                     lot_list = loads(lot_bytes)
                                 except orjson.JSONDecodeError:
@@ -284,7 +289,8 @@ class FeedVerifier:
                                 if lot_list.__class__ is list and only_str.issuperset(
                                     map(type, lot_list)
                                 ):
-                                    lots[seq] = lot_list
+                                    lots[seq] = last_lots = lot_list
+                                    last_lot_bytes = lot_bytes
                                 else:
                                     lot_bytes = b""  # not a list of lots: let add() say what it is
                         else:
