@@ -147,9 +147,14 @@ class Frontier:
         """The frontier of a tree of ``size`` leaves from its :meth:`packed` subtree roots.
 
         Raises:
-            ProofError: ``stack`` does not hold one 32-byte root per set bit of ``size``.
+            ProofError: ``stack`` is not bytes holding one 32-byte root per set bit of ``size``.
         """
-        if size < 0 or len(stack) != 32 * bin(size).count("1"):
+        if (
+            not isinstance(stack, bytes)
+            or not isinstance(size, int)
+            or size < 0
+            or len(stack) != 32 * bin(size).count("1")
+        ):
             raise ProofError(f"a frontier of size {size} cannot hold {len(stack)} bytes")
         frontier = cls()
         frontier._stack = [stack[i : i + 32] for i in range(0, len(stack), 32)]

@@ -214,9 +214,11 @@ class Ledger:
         checkpoint signed, and the signature must be the feed's; otherwise None (rebuild).
         """
         row = self.conn.execute(
-            "SELECT size, stack FROM frontiers WHERE feed = ?", (feed,)
+            # As a blob whatever was stored: a cache must never keep the ledger from opening.
+            "SELECT size, CAST(stack AS BLOB) FROM frontiers WHERE feed = ?",
+            (feed,),
         ).fetchone()
-        if row is None or last is None or row[0] + 1 != end:
+        if row is None or last is None or type(row[0]) is not int or row[0] + 1 != end:
             return None
         size, stack = row
         try:

@@ -223,6 +223,8 @@ def test_reopen_takes_the_stored_frontier_and_continues(tmp_path: Path, key: Nod
         "UPDATE frontiers SET stack = substr(stack, 33)",  # a root missing
         "UPDATE frontiers SET size = size - 1",  # not the last checkpoint's tree
         "UPDATE frontiers SET stack = 'not a blob'",
+        "UPDATE frontiers SET stack = CAST(randomblob(length(stack)) AS TEXT)",  # not UTF-8
+        "UPDATE frontiers SET size = 'twenty'",
     ],
 )
 def test_a_stored_frontier_the_checkpoint_does_not_vouch_for_is_rebuilt(
