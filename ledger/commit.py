@@ -15,7 +15,8 @@ byte for byte.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -25,7 +26,15 @@ from edge.errors import StorageError
 if TYPE_CHECKING:
     from edge.ledger.store import Batch
 
-__all__ = ["BatchParams", "BlockRows", "batch_params", "prepare", "prune_readings", "write_batch"]
+__all__ = [
+    "BatchParams",
+    "BlockRows",
+    "batch_params",
+    "block_rows",
+    "prepare",
+    "prune_readings",
+    "write_batch",
+]
 
 #: (feed, first seq, joined raws, meta JSON, lots JSON, size, head, root, sig, frontier):
 #: see _INSERT.
@@ -92,6 +101,14 @@ def batch_params(batch: Batch) -> BatchParams:
     )
 
 
+def block_rows(batch: Batch) -> list[BlockRows]:
+    """The readings blocks of ``batch`` as plain values, for :func:`write_batch`."""
+    return [
+        (number, block.rows, block.first_ts, block.last_ts, block.sha256, entry_id)
+        for number, block, entry_id in batch.blocks
+    ]
+
+
 def write_batch(
     conn: sqlite3.Connection, params: BatchParams, blocks: Sequence[BlockRows] = ()
 ) -> None:
@@ -110,8 +127,7 @@ def write_batch(
             # statement journal for it (measured here: ~15 % less CPU per batch).
             conn.execute(_INSERT, params)
             return
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _transaction(conn):
             conn.execute(_INSERT, params)
             for number, rows, first_ts, last_ts, sha256, entry_id in blocks:
                 conn.executemany(
@@ -124,11 +140,6 @@ def write_batch(
                     "VALUES (?, ?, ?, ?, ?, ?)",
                     (number, first_ts, last_ts, len(rows), sha256, entry_id),
                 )
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
     except sqlite3.IntegrityError as exc:
         if "not next" in str(exc):
             raise StorageError(f"batch at seq {params[1]} is not next in its feed") from exc
@@ -141,8 +152,7 @@ def prune_readings(conn: sqlite3.Connection, cutoff: str) -> int:
     Returns:
         The number of readings deleted.
     """
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with _transaction(conn):
         blocks = [
             b
             for (b,) in conn.execute(
@@ -153,9 +163,17 @@ def prune_readings(conn: sqlite3.Connection, cutoff: str) -> int:
         for block in blocks:
             deleted += conn.execute("DELETE FROM readings WHERE block = ?", (block,)).rowcount
             conn.execute("UPDATE reading_blocks SET pruned = 1 WHERE block = ?", (block,))
+    return deleted
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """``BEGIN IMMEDIATE`` .. ``COMMIT``; ROLLBACK when anything in it fails."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    return deleted

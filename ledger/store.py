@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import LedgerClosed, NotCanonical, RollbackRefused, StorageError, map_exceptions
-from edge.ledger.commit import BlockRows, batch_params, prepare, prune_readings, write_batch
+from edge.ledger.commit import batch_params, block_rows, prepare, prune_readings, write_batch
 from edge.ledger.database import SQL_ERRORS, connect
 from edge.ledger.entry import (
     CHECKPOINT,
@@ -38,7 +38,7 @@ from edge.ledger.merkle import Frontier, ProofError, leaf_hash, leaf_hashes
 from edge.ledger.readings_store import ReadingsBlock, make_block
 from edge.readings import Reading
 
-__all__ = ["DB_FILE", "Batch", "Ledger", "block_rows", "connect"]
+__all__ = ["DB_FILE", "Batch", "Ledger", "connect"]
 
 #: File name of the ledger database inside the node's data directory.
 DB_FILE = "ledger.db"
@@ -432,14 +432,6 @@ class Ledger:
         if self.key is None:
             raise StorageError(f"ledger {self.path} was opened without a key: read-only")
         return self.key
-
-
-def block_rows(batch: Batch) -> list[BlockRows]:
-    """The readings blocks of ``batch`` as plain values, for :func:`write_batch`."""
-    return [
-        (number, block.rows, block.first_ts, block.last_ts, block.sha256, entry_id)
-        for number, block, entry_id in batch.blocks
-    ]
 
 
 def _lock(path: Path) -> int:

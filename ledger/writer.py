@@ -24,11 +24,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from edge.errors import LedgerClosed, StorageError
-from edge.ledger.commit import batch_params
+from edge.ledger.commit import batch_params, block_rows
 from edge.ledger.commit_process import CommitProcess
 from edge.ledger.entry import Entry, format_ts
 from edge.ledger.keys import NodeKey
-from edge.ledger.store import Batch, Ledger, block_rows
+from edge.ledger.store import Batch, Ledger
 from edge.readings import Reading
 
 __all__ = ["LedgerWriter"]
