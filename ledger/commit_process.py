@@ -60,7 +60,8 @@ class CommitProcess(asyncio.SubprocessProtocol):
         self._stdin: asyncio.WriteTransport | None = None
         self._buffer = bytearray()
         self._waiting: deque[asyncio.Future[Any]] = deque()
-        self._exited: asyncio.Future[int] | None = None
+        # Created here, so only inside a running loop: start() is the way to make one.
+        self._exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self.alive = False
 
     @classmethod
@@ -79,7 +80,6 @@ class CommitProcess(asyncio.SubprocessProtocol):
         """
         loop = asyncio.get_running_loop()
         protocol = cls(path, where)
-        protocol._exited = loop.create_future()
         ready = loop.create_future()
         protocol._waiting.append(ready)
         try:
@@ -122,9 +122,9 @@ class CommitProcess(asyncio.SubprocessProtocol):
         if not self.alive or self._stdin is None:
             future.set_exception(StorageError(f"{self._where}: the commit process is not running"))
             return future
-        frame = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-        self._stdin.write(len(frame).to_bytes(_HEADER, "big"))
-        self._stdin.write(frame)
+        header, frame = _encode(message)
+        self._stdin.write(header)
+        self._stdin.write(frame)  # not joined to the header: a batch's frame is ~1 MB
         self._waiting.append(future)
         return future
 
@@ -132,8 +132,7 @@ class CommitProcess(asyncio.SubprocessProtocol):
         """End the input: the child answers what it has, then exits. Returns its exit status."""
         if self._stdin is not None and not self._stdin.is_closing():
             self._stdin.close()
-        assert self._exited is not None
-        return await asyncio.shield(self._exited)
+        return await self.wait()
 
     def kill(self) -> None:
         """Kill the child now (what it has not committed is rolled back by SQLite)."""
@@ -143,7 +142,6 @@ class CommitProcess(asyncio.SubprocessProtocol):
 
     async def wait(self) -> int:
         """Wait until the child has exited; its exit status."""
-        assert self._exited is not None
         return await asyncio.shield(self._exited)
 
     # -- protocol callbacks --------------------------------------------------------------------
@@ -196,7 +194,7 @@ class CommitProcess(asyncio.SubprocessProtocol):
                     StorageError(f"{self._where}: the commit process exited (status {status})")
                 )
         self._transport.close()
-        if self._exited is not None and not self._exited.done():
+        if not self._exited.done():
             self._exited.set_result(status if status is not None else -1)
 
 
@@ -248,9 +246,15 @@ def main(argv: list[str]) -> int:
 
 
 def _send(out: Any, message: tuple[str, Any]) -> None:
-    frame = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    out.write(len(frame).to_bytes(_HEADER, "big") + frame)
+    header, frame = _encode(message)
+    out.write(header + frame)
     out.flush()
+
+
+def _encode(message: tuple[Any, ...]) -> tuple[bytes, bytes]:
+    """One frame of the protocol: its 4-byte big-endian length, and the pickle."""
+    frame = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return len(frame).to_bytes(_HEADER, "big"), frame
 
 
 def _die_with_parent(parent: int) -> None:
