@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from edge.ledger.keys import NodeKey
-from edge.ledger.store import Ledger
+from edge.ledger.store import Ledger, connect
+from edge.ledger.verify import verify_db
 from edge.ledger.writer import LedgerWriter
 from edge.readings import Quality, Reading
 
@@ -47,6 +48,16 @@ def build_ledger(path: Path, key: NodeKey, *, batches: tuple[int, ...] = (5, 4, 
             n += 1
         ledger.commit(now=T0 + n)
     return ledger
+
+
+def assert_verifies(path: Path) -> None:
+    """``edge ledger verify`` on the file says nothing is wrong (the problems shown if not)."""
+    conn = connect(path, readonly=True)
+    try:
+        report = verify_db(conn)
+    finally:
+        conn.close()
+    assert report.ok, report.problems
 
 
 async def first_commit_pid(writer: LedgerWriter, body: dict[str, object]) -> int:

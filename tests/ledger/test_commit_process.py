@@ -19,10 +19,9 @@ from edge.ledger.commit import batch_params
 from edge.ledger.commit_process import CommitProcess
 from edge.ledger.keys import NodeKey, create_key_file, load_key
 from edge.ledger.store import Ledger, connect
-from edge.ledger.verify import verify_db
 from edge.ledger.writer import LedgerWriter
 
-from .conftest import T0, first_commit_pid
+from .conftest import T0, assert_verifies, first_commit_pid
 
 
 def _gone(pid: int) -> bool:
@@ -56,9 +55,8 @@ async def test_killed_commit_process_is_restarted_and_nothing_is_lost(
         await writer.aclose()
     assert writer.committed == 2000
     assert any("commit process exited" in r.getMessage() for r in caplog.records)
+    assert_verifies(path)
     conn = connect(path, readonly=True)
-    report = verify_db(conn)
-    assert report.ok, report.problems
     assert conn.execute("SELECT count(*) FROM entries WHERE type = 'alarm'").fetchone()[0] == 2000
     conn.close()
 
@@ -156,9 +154,7 @@ async def test_commit_process_that_cannot_start_is_retried(
             await writer.durable(entries[-1].seq)
         await writer.aclose()
     assert writer.committed == 10
-    conn = connect(path, readonly=True)
-    assert verify_db(conn).ok
-    conn.close()
+    assert_verifies(path)
 
 
 async def test_a_stuck_commit_is_reported_and_lands_once_unstuck(
@@ -192,9 +188,7 @@ async def test_a_stuck_commit_is_reported_and_lands_once_unstuck(
             await writer.durable(last.seq)
         await writer.aclose()
     assert writer.committed == 102
-    conn = connect(path, readonly=True)
-    assert verify_db(conn).ok
-    conn.close()
+    assert_verifies(path)
 
 
 def test_a_request_cut_short_is_dropped_quietly(tmp_path: Path) -> None:

@@ -13,11 +13,11 @@ from edge.ledger import merkle
 from edge.ledger.entry import checkpoint_message, parse_entry
 from edge.ledger.keys import NodeKey, verify_signature
 from edge.ledger.readings_store import block_digest
-from edge.ledger.store import Ledger, connect
+from edge.ledger.store import Ledger
 from edge.ledger.verify import verify_db
 from edge.readings import Reading
 
-from .conftest import T0, build_ledger
+from .conftest import T0, assert_verifies, build_ledger
 
 
 def rows(path: Path) -> list[tuple[int, str, str | None, str, bytes]]:
@@ -62,7 +62,7 @@ def test_reopen_continues_the_chain(tmp_path: Path, key: NodeKey) -> None:
         assert e.seq == 18
         assert e.prev == head.id  # type: ignore[union-attr]
         assert again.commit(now=T0 + 101) == 2
-    assert verify_db(connect(path, readonly=True)).ok
+    assert_verifies(path)
 
 
 def test_uncommitted_entries_are_not_stored(tmp_path: Path, key: NodeKey) -> None:
@@ -203,7 +203,7 @@ def test_reopen_takes_the_stored_frontier_and_continues(tmp_path: Path, key: Nod
         stored_root = again._frontier.root()
         again.append("node.start", {"node_id": "n1"}, ts=T0 + 100)
         again.commit(now=T0 + 101)
-    assert verify_db(connect(path, readonly=True)).ok  # the new checkpoint's root is right
+    assert_verifies(path)  # the new checkpoint's root is right
     with Ledger.open(path, key) as third:
         assert not third.frontier_rebuilt
         size = third.size
@@ -240,8 +240,7 @@ def test_a_stored_frontier_the_checkpoint_does_not_vouch_for_is_rebuilt(
         assert again.frontier_rebuilt
         again.append("node.start", {"node_id": "n1"}, ts=T0 + 100)
         again.commit(now=T0 + 101)
-    report = verify_db(connect(path, readonly=True))
-    assert report.ok, report.problems
+    assert_verifies(path)
 
 
 def test_a_gap_in_the_feed_is_found_even_with_a_stored_frontier(

@@ -15,7 +15,7 @@ from edge.ledger.verify import verify_db
 from edge.ledger.writer import LedgerWriter
 from edge.readings import Reading
 
-T0 = 1_795_000_000.0
+from .conftest import T0, assert_verifies
 
 
 def checkpoints(path: Path) -> list[int]:
@@ -39,7 +39,7 @@ async def test_burst_is_grouped_into_few_batches(tmp_path: Path) -> None:
     # 250 entries in batches of at most 100 (+1 checkpoint each): 3 batches, not 250
     assert len(sizes) == 3
     assert all(b - a <= 101 for a, b in zip([0, *sizes], sizes, strict=False))
-    assert verify_db(connect(path, readonly=True)).ok
+    assert_verifies(path)
 
 
 async def test_single_entry_waits_for_flush_interval_then_is_durable(tmp_path: Path) -> None:
@@ -163,15 +163,13 @@ async def test_failed_commit_is_retried_and_nothing_is_lost(
         await writer.aclose()
     assert writer.committed == 6
     assert entries[0].seq == 0
-    conn = connect(path, readonly=True)
-    assert verify_db(conn).ok
-    conn.close()
+    assert_verifies(path)
 
 
 async def test_batches_queued_behind_a_failed_one_wait_for_it(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Several batches are handed to the writer thread at once; when the first one fails, the
+    """Several batches are handed to the commit process at once; when the first one fails, the
     ones behind it must not land (they would leave a gap in the feed): all are retried in order."""
     path = tmp_path / "l.db"
     key = NodeKey.generate()
