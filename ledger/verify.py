@@ -36,7 +36,7 @@ import orjson
 
 from edge.ledger.entry import CHECKPOINT, checkpoint_message
 from edge.ledger.keys import verify_signature
-from edge.ledger.merkle import EMPTY_ROOT, Frontier, leaf_hashes, node_hash
+from edge.ledger.merkle import EMPTY_ROOT, Frontier, leaf_hash, leaf_hashes, node_hash
 from edge.ledger.readings_store import block_digest
 
 __all__ = [
@@ -561,10 +561,11 @@ def _plain(text: str) -> bool:
 
 
 def _leaf(entry_id: str) -> bytes:
+    """The Merkle leaf of a stored id (a damaged id that is not hex still gets a leaf)."""
     try:
-        return _sha256(b"\x00" + bytes.fromhex(entry_id)).digest()
+        return leaf_hash(bytes.fromhex(entry_id))
     except ValueError:
-        return _sha256(b"\x00" + entry_id.encode()).digest()
+        return leaf_hash(entry_id.encode())
 
 
 def verify_feed(
