@@ -152,9 +152,10 @@ class LedgerBridge:
         """Buffer raw readings; every ``readings_block`` of them becomes a stored block + digest."""
         self._readings.extend(batch)
         if len(self._readings) >= self.config.ledger.readings_block:
-            await self._flush_readings()
+            await self.flush_readings()
 
-    async def _flush_readings(self) -> None:
+    async def flush_readings(self) -> None:
+        """Make the buffered readings a block (with its digest entry) now, however few."""
         if self._readings and self._writer is not None:
             block, self._readings = self._readings, []
             await self._writer.add_readings(block)
@@ -168,7 +169,7 @@ class LedgerBridge:
     async def close(self) -> None:
         """Flush buffered readings, drain the writer, commit, checkpoint and close."""
         if self._writer is not None:
-            await self._flush_readings()
+            await self.flush_readings()
             await self._writer.aclose()
 
     async def abort(self) -> None:

@@ -153,6 +153,8 @@ class Node:
                 if self._alerts is not None and alerts_task is not None:
                     await self._alerts.drain(grace=1.0)
                     alerts_task.cancel()
+                # The last readings' digest goes before node.stop: nothing of a run comes after it.
+                await self._ledger.flush_readings()
                 await self._ledger.append("node.stop", {"reason": "stop requested"})
                 await self._ledger.close()
         finally:
