@@ -23,6 +23,8 @@ import math
 import struct
 from collections.abc import Sequence
 
+import numpy as np
+
 from edge.config import PointConfig
 from edge.readings import Value
 
@@ -34,6 +36,7 @@ __all__ = [
     "decode_registers",
     "encode_point",
     "encode_registers",
+    "float32_decimal",
     "register_count",
     "scale_value",
     "unscale_value",
@@ -195,9 +198,25 @@ def unscale_value(value: Value, dtype: str, scale: float, offset: float) -> Valu
     return float(raw)
 
 
+def float32_decimal(x: float) -> float:
+    """The float32 ``x`` as the shortest decimal that reads back as the same float32.
+
+    A device that sends 0.1 as float32 sends 0.100000001490116...; as a double that is above a
+    limit of 0.1, and it would show in every display, export and ledger entry. The shortest
+    decimal naming the same float32 (numpy's Dragon4, as its ``str``) is what the device meant.
+    """
+    return float(str(np.float32(x)))
+
+
 def decode_point(point: PointConfig, registers: Sequence[int]) -> Value:
-    """Decode a register point's registers into its engineering value (scaled, offset)."""
+    """Decode a register point's registers into its engineering value (scaled, offset).
+
+    float32 values become the shortest decimal naming the same float32
+    (:func:`float32_decimal`); :func:`decode_registers` keeps the exact value.
+    """
     raw = decode_registers(registers, point.type, point.order, point.bit)
+    if point.type == "float32" and isinstance(raw, float):
+        raw = float32_decimal(raw)
     return scale_value(raw, point.scale, point.offset)
 
 

@@ -11,7 +11,6 @@ import contextlib
 import os
 import select
 import socket
-import struct
 import threading
 import tty
 from collections.abc import Iterator
@@ -51,7 +50,7 @@ CATALOG_VALUES: dict[str, Any] = {
     "uint32": 0x89ABCDEF,
     "int64": -81985529216486896,  # 0xFEDCBA9876543210
     "uint64": 0x0123456789ABCDEF,
-    "float32": struct.unpack(">f", struct.pack(">f", 3.14159))[0],
+    "float32": 3.14159,  # sent as the float32 nearest it, read back as the decimal meant
     "float64": 2.718281828459045,
 }
 

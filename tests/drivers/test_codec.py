@@ -17,6 +17,7 @@ from edge.drivers.codec import (
     decode_registers,
     encode_point,
     encode_registers,
+    float32_decimal,
     register_count,
     scale_value,
     wire_address,
@@ -128,6 +129,40 @@ def test_scale_offset_roundtrip(raw: int, scale: float, offset: float) -> None:
     value = decode_point(p, [raw & 0xFFFF])
     assert value == pytest.approx(raw * scale + offset)
     assert encode_point(p, value) == [raw & 0xFFFF]
+
+
+def _shortest_by_search(x: float) -> float:
+    """Independent of numpy: the fewest %g digits that still name the same float32."""
+    packed = struct.pack(">f", x)
+    for digits in range(1, 10):
+        candidate = float(f"{x:.{digits}g}")
+        if struct.pack(">f", candidate) == packed:
+            return candidate
+    raise AssertionError(f"no decimal of 9 digits names {x!r}")
+
+
+@given(bits=st.integers(0, 2**32 - 1))
+def test_float32_reading_is_the_shortest_decimal_naming_the_same_float32(bits: int) -> None:
+    (x,) = struct.unpack(">f", bits.to_bytes(4, "big"))
+    if not math.isfinite(x):
+        assert math.isnan(float32_decimal(x)) if math.isnan(x) else float32_decimal(x) == x
+        return
+    value = float32_decimal(x)
+    assert struct.pack(">f", value) == struct.pack(">f", x)  # nothing the device sent is lost
+    if abs(x) >= 1.1754943508222875e-38:  # normal floats: %g search agrees (not subnormals)
+        assert value == _shortest_by_search(x)
+
+
+def test_float32_point_reads_the_decimal_the_device_meant() -> None:
+    p = PointConfig("p", "d", type="float32", order="CDAB")
+    regs = oracle_registers(0.1, "float32", "CDAB")  # pymodbus packs 0.1 into a float32
+    assert decode_registers(regs, "float32", "CDAB") != 0.1  # exact: 0.10000000149011612
+    assert decode_point(p, regs) == 0.1  # so a limit of 0.1 is not exceeded by 0.1
+    assert encode_point(p, decode_point(p, regs)) == regs
+    scaled = PointConfig("p", "d", type="float32", scale=10.0)
+    assert decode_point(scaled, oracle_registers(8.796824, "float32", "ABCD")) == pytest.approx(
+        87.96824, rel=1e-12
+    )
 
 
 def test_unscaled_ints_stay_ints() -> None:
