@@ -3,7 +3,7 @@
 This is the one place that knows the entry bodies of the runtime's types (the README (ledger)
 lists them): ``node.start``, ``node.stop``, ``rules.change``, ``alarm``, ``lot.start``,
 ``lot.end`` and ``readings.digest``. Measured values go in as decimal strings (no floats in
-hashed content).
+hashed content), to :data:`SIGNIFICANT_DIGITS` significant digits.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from edge.log import event
 from edge.readings import Reading
 from edge.rules import LotEvent, Transition
 
-__all__ = ["LedgerBridge"]
+__all__ = ["SIGNIFICANT_DIGITS", "LedgerBridge", "recorded_decimal"]
 
 
 #: transitions an operator causes are recorded under their own entry types (the README (ledger))
@@ -31,8 +31,20 @@ _OPERATOR_TYPES = {
 }
 
 
-def _dec(x: float | None) -> str | None:
-    return None if x is None else decimal(x)
+#: Significant digits of values on the ledger. Computed values (means, rates, derived points)
+#: carry binary noise in their last digits (500.48 - 500.0 is 0.4800000000000182); twelve
+#: digits drop it and keep more than any sensor resolves. Readings are stored unrounded.
+SIGNIFICANT_DIGITS = 12
+
+
+def recorded_decimal(x: float | None) -> str | None:
+    """A value as the ledger records it: a decimal string of :data:`SIGNIFICANT_DIGITS` digits."""
+    if x is None:
+        return None
+    return decimal(float(f"{x:.{SIGNIFICANT_DIGITS}g}") if isinstance(x, float) else x)
+
+
+_dec = recorded_decimal
 
 
 class LedgerBridge:
