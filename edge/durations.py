@@ -32,8 +32,15 @@ def parse_duration(text: str) -> float:
 
 
 def format_duration(seconds: float) -> str:
-    """Format seconds the way :func:`parse_duration` reads them (``1.5`` -> ``"1500ms"``)."""
+    """Format seconds the way :func:`parse_duration` reads them, in the largest whole unit.
+
+    ``1.5`` -> ``"1500ms"``, ``90`` -> ``"90s"``, ``60`` -> ``"1m"``, ``7200`` -> ``"2h"``.
+    """
     if seconds >= 1 and float(seconds).is_integer():
-        return f"{int(seconds)}s"
+        whole = int(seconds)
+        for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+            if whole % size == 0:
+                return f"{whole // size}{unit}"
+        return f"{whole}s"
     # fixed-point, never exponent form ("1e+06ms" would not parse back)
     return f"{round(seconds * 1000, 3):.3f}".rstrip("0").rstrip(".") + "ms"

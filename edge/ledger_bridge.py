@@ -109,7 +109,7 @@ class LedgerBridge:
             "to": str(t.to_state),
             "value": _dec(t.value),
             "limit": _dec(t.limit),
-            "unit": self._units.get(t.point, ""),
+            "unit": t.unit,  # of value and limit: "degC per 1m" for a rate, "s" for a stale age
             "severity": str(t.severity),
             "message": t.message,
         }

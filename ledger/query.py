@@ -322,7 +322,11 @@ def summarize(entry: StoredEntry) -> str:
         case "config.change":
             return f"config {_value(b, 'file')} changed to {_short(b.get('hash', '-'))}"
         case "alarm":
-            value = "" if b.get("value") is None else f" = {b['value']} {b.get('unit', '')}"
+            # a rate or stale rule's value is the point's rate of change or the age of its data
+            measure = {"rate": " rate", "stale": " age"}.get(str(b.get("kind")), "")
+            value = (
+                "" if b.get("value") is None else f"{measure} = {b['value']} {b.get('unit', '')}"
+            )
             limit = "" if b.get("limit") is None else f" (limit {b['limit']})"
             return (
                 f"{_value(b, 'rule')} {_value(b, 'event')} "

@@ -85,6 +85,9 @@ class Transition:
         shelved: the alarm was shelved at ``ts`` (added: the annunciation side holds it back).
         suppressed: the alarm was suppressed by design at ``ts`` (added).
         out_of_service: the alarm was out of service at ``ts`` (added).
+        unit: the unit of ``value`` and ``limit``: the point's for limit, SPC and quality rules
+            and for lot means, minima, maxima and deviations; ``"degC per 1m"`` for a rate
+            rule; ``"s"`` for a stale rule's age; ``""`` for lot counts and capability indices.
     """
 
     rule: str
@@ -103,6 +106,7 @@ class Transition:
     shelved: bool = False
     suppressed: bool = False
     out_of_service: bool = False
+    unit: str = ""
 
     @property
     def annunciated(self) -> bool:
@@ -130,6 +134,7 @@ def make_transition(
     shelved: bool,
     suppressed: bool,
     out_of_service: bool,
+    unit: str,
 ) -> Transition:
     """Build a :class:`Transition` about twice as fast as its frozen ``__init__``.
 
@@ -154,6 +159,7 @@ def make_transition(
     s[13](t, shelved)
     s[14](t, suppressed)
     s[15](t, out_of_service)
+    s[16](t, unit)
     return t
 
 

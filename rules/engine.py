@@ -302,6 +302,7 @@ class Engine:
             value = first.value if first is not None else None
             lim = first.limit if first is not None else None
             rt.aux["lim"] = lim
+            rt.aux["stat"] = first.stat if first is not None else None
             if bool(failed) != (rt.active):
                 lkey = (t, key[1], key[2], -2, 1 + ev.idx)
                 ev.transit(st, rt, bool(failed), t, lkey, value, out, lot)

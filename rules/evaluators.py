@@ -24,6 +24,7 @@ import string
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from edge.durations import format_duration
 from edge.readings import Quality
 from edge.rules.alarms import AlarmRuntime, AlarmState, Transition, make_transition
 from edge.rules.lots import LotEvent
@@ -76,10 +77,12 @@ class Evaluator:
         "severity",
         "texts",
         "tmpl",
+        "unit",
     )
 
     def __init__(self, rule: Rule, idx: int) -> None:
         self.rule = rule
+        self.unit = rule.unit  # of the value and limit a transition reports (rates: per time)
         self.fill: dict[str, object] = {name: "" for name in PLACEHOLDERS}
         self.fill.update(
             rule=rule.id, point=rule.point, unit=rule.unit, severity=rule.severity.value
@@ -167,6 +170,11 @@ class Evaluator:
         del value, rt
         return None
 
+    def value_unit(self, rt: AlarmRuntime) -> str:
+        """The unit of the value and limit a transition reports (see :class:`Transition`)."""
+        del rt
+        return self.unit
+
     def detail(self, rt: AlarmRuntime) -> str:
         """Extra text appended to the message (SPC: which Nelson rules)."""
         del rt
@@ -234,6 +242,7 @@ class Evaluator:
             rt.shelved_until is not None,
             rt.suppressed,
             rt.oos,
+            self.value_unit(rt),
         )
         out.append((key, tr))
 
@@ -280,6 +289,7 @@ class Evaluator:
                     shelved=rt.shelved_until is not None,
                     suppressed=rt.suppressed,
                     out_of_service=rt.oos,
+                    unit=self.value_unit(rt),
                 ),
             )
         )
@@ -375,6 +385,7 @@ class RateEval(Evaluator):
         self.per = rule.per
         self.max_change = rule.max_change
         self.dirn = {"rise": 1, "fall": -1}.get(rule.direction, 0)
+        self.unit = f"{rule.unit} per {format_duration(rule.per)}".lstrip()
 
     def new_runtime(self) -> AlarmRuntime:
         """Runtime with an empty window of ``(t, value)``."""
@@ -427,6 +438,7 @@ class StaleEval(Evaluator):
     def __init__(self, rule: StaleRule, idx: int) -> None:
         super().__init__(rule, idx)
         self.max_age = rule.max_age
+        self.unit = "s"  # the value is the age of the last reading
 
     def new_runtime(self) -> AlarmRuntime:
         """Runtime with no reading seen yet (counts from the engine's start)."""
@@ -595,6 +607,10 @@ class SpcEval(Evaluator):
         self.observe(st, rt, m != 0, t, seq, fv, out)
 
 
+#: lot statistics that are pure numbers, whatever the point's unit
+_UNITLESS_STATS = frozenset({"count", "cp", "cpk"})
+
+
 class LotEval(Evaluator):
     """Lot-aggregate checks; evaluated by the engine at each lot end."""
 
@@ -602,6 +618,10 @@ class LotEval(Evaluator):
         """The limit of the first failing check (set by the engine before the transition)."""
         lim: float | None = rt.aux.get("lim")
         return lim
+
+    def value_unit(self, rt: AlarmRuntime) -> str:
+        """The point's unit, but none for counts and capability indices."""
+        return "" if rt.aux.get("stat") in _UNITLESS_STATS else self.unit
 
     def on_reading(
         self, st: EngineState, t: float, seq: int, fv: float | None, q: Quality, out: Out

@@ -471,6 +471,7 @@ def _drive_undelayed(
     rid, kind, point, sev = ev.rule.id, ev.kind, ev.point, ev.severity
     render, limit_for, append = ev.render, ev.limit_for, out.append
     shelved, suppressed, oos = rt.shelved_until is not None, rt.suppressed, rt.oos
+    unit = ev.value_unit(rt)
     unack, rtn = AlarmState.ACTIVE_UNACK, AlarmState.RTN_UNACK
     lots_c = [lot_of(seq) for seq in rows_c]
     # a plain template is filled here directly (Evaluator.render's fast branch, unrolled)
@@ -522,6 +523,7 @@ def _drive_undelayed(
             shelved,
             suppressed,
             oos,
+            unit,
         )
         append(((tc, 1, seq, idx, 0), tr))
         frm = to

@@ -31,3 +31,12 @@ def test_rejects_with_a_message_that_quotes_the_input(text: str) -> None:
 @given(st.integers(min_value=1, max_value=10**7))
 def test_format_round_trips_milliseconds(ms: int) -> None:
     assert parse_duration(format_duration(ms / 1000)) == pytest.approx(ms / 1000)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0.25, "250ms"), (1.5, "1500ms"), (90, "90s"), (60, "1m"), (600, "10m"), (7200, "2h"),
+     (5400, "90m"), (86400, "1d")],
+)  # fmt: skip
+def test_format_uses_the_largest_whole_unit(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text

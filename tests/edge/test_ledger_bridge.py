@@ -48,7 +48,7 @@ def _transition(value: float | None) -> Transition:
     return Transition(
         rule="fill-low", kind="limit", point="fill_weight", severity="high",
         from_state=AlarmState.NORMAL, to_state=AlarmState.ACTIVE_UNACK, event="activated",
-        value=value, limit=500.0, lot="L1", ts=1_795_000_000.0, message="fill low",
+        value=value, limit=500.0, lot="L1", ts=1_795_000_000.0, message="fill low", unit="g",
     )  # fmt: skip
 
 

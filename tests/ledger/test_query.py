@@ -263,3 +263,18 @@ def test_node_matches_a_feed_without_node_start(tmp_path: Path) -> None:
     with Ledger.open(empty):
         pass
     assert load_stations(open_ledger_db(empty), every_feed=True).starts == {}
+
+
+def test_summary_of_a_rate_or_stale_alarm_names_what_was_measured() -> None:
+    def alarm(kind: str, value: str, unit: str) -> StoredEntry:
+        body = {"rule": "r", "kind": kind, "point": "tunnel_temp", "event": "activated",
+                "from": "normal", "to": "active_unack", "value": value, "limit": "2.0",
+                "unit": unit, "severity": "high"}  # fmt: skip
+        return StoredEntry("0" * 64, "f" * 64, 3, None, "2026-11-23T00:00:00Z", "alarm", "", (),
+                           body, ())  # fmt: skip
+
+    assert "tunnel_temp rate = 2.76 degC per 1m (limit 2.0)" in summarize(
+        alarm("rate", "2.76", "degC per 1m")
+    )
+    assert "tunnel_temp age = 30.0 s (limit 2.0)" in summarize(alarm("stale", "30.0", "s"))
+    assert "tunnel_temp = 8.2 degC (limit 2.0)" in summarize(alarm("limit", "8.2", "degC"))

@@ -142,6 +142,35 @@ def test_rate_window_includes_its_start() -> None:
     assert ev(run(r, [rd(0, 0.0), rd(10, 13.0)])) == [("activated", 10)]
 
 
+def test_transitions_carry_the_unit_of_their_value() -> None:
+    rules = [
+        LimitRule(id="hi", point="t", high=8.0, unit="degC"),
+        RateRule(id="rate", point="t", max_change=2.0, per=60.0, window=60.0, unit="degC"),
+        StaleRule(id="stale", point="t", max_age=30.0, unit="degC"),
+    ]
+    out = run(rules, [rd(0, 5.0), rd(60, 9.0), rd(200, 9.0)])
+    units = {(e.rule, e.event): e.unit for e in out if isinstance(e, Transition)}
+    assert units == {
+        ("hi", "activated"): "degC",
+        ("rate", "activated"): "degC per 1m",  # 4 degC in a minute, against 2 per minute
+        ("stale", "activated"): "s",  # nothing from 60 to 200: 30 s of age is the limit
+        ("stale", "cleared"): "s",
+        ("rate", "cleared"): "degC per 1m",
+    }
+
+
+def test_lot_transition_unit_follows_the_failing_statistic() -> None:
+    def failing(check: LotCheck) -> Transition:
+        rules = [LotRule(id="l", point="w", low=495.0, high=505.0, checks=(check,), unit="g")]
+        values = [rd(1 + i, v, "w") for i, v in enumerate([500.0, 504.0, 496.0])]
+        out = run(rules, [rd(0, "A", "lot"), *values, rd(9, "B", "lot")], lot="lot")
+        return next(e for e in out if isinstance(e, Transition))
+
+    assert failing(LotCheck("mean", ">=", 501.0, "mean >= 501")).unit == "g"
+    assert failing(LotCheck("cpk", ">=", 1.33, "cpk >= 1.33")).unit == ""
+    assert failing(LotCheck("count", ">=", 10, "count >= 10")).unit == ""
+
+
 # ---- stale and quality ----------------------------------------------------------------------------
 def test_stale_boundary() -> None:
     rules = [StaleRule(id="s", point="t", max_age=10.0)]
