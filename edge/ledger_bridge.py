@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from edge.config import NodeConfig
+from edge.errors import NotCanonical
 from edge.ledger import LedgerWriter, NodeKey, create_key_file, decimal, load_key
 from edge.log import event
 from edge.readings import Reading
@@ -77,6 +78,28 @@ class LedgerBridge:
         self._writer = LedgerWriter.open(
             self.path, key, flush_interval=lc.flush_interval, batch_max=lc.batch_max
         )
+
+    def config_change(self) -> dict[str, Any] | None:
+        """The ``config.change`` body this run records, or None when the config is the last run's.
+
+        Call before this run's ``node.start`` is appended: the last stored ``node.start`` is the
+        previous run's, and its ``config_hash`` names the config that run used (none on the
+        node's first start: the config is then recorded with ``previous`` null).
+        """
+        assert self._writer is not None
+        try:
+            last = self._writer.ledger.latest("node.start")
+        except NotCanonical as exc:  # a damaged entry: record the config; verify names the damage
+            event("ledger.previous_start_unreadable", logging.WARNING, error=str(exc))
+            last = None
+        previous = last.body.get("config_hash") if last is not None else None
+        if previous == self.config_hash:
+            return None
+        return {
+            "hash": self.config_hash,
+            "file": str(self.config.source),
+            "previous": previous if isinstance(previous, str) else None,
+        }
 
     async def run(self) -> None:
         """The ``ledger`` task: group commits until closed."""

@@ -114,11 +114,14 @@ class Node:
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._ledger.run(), name="ledger")
+                config_change = self._ledger.config_change()  # against the last node.start
                 await self._ledger.append(
                     "node.start",
                     {"node_id": cfg.node_id, "site": cfg.site, "version": __version__,
                      "config_hash": self._ledger.config_hash},
                 )  # fmt: skip
+                if config_change is not None:
+                    await self._ledger.append("config.change", config_change)
                 await self._record_ruleset(self._ruleset)
                 alerts_task = None
                 if self._alerts is not None:

@@ -320,7 +320,14 @@ def summarize(entry: StoredEntry) -> str:
                 f"{len(b.get('rules') or ())} rules from {', '.join(b.get('files') or ()) or '-'}"
             )
         case "config.change":
-            return f"config {_value(b, 'file')} changed to {_short(b.get('hash', '-'))}"
+            if not b.get("previous"):
+                return (
+                    f"config {_value(b, 'file')} in force: {_short(b.get('hash', '-'))} (first run)"
+                )
+            return (
+                f"config {_value(b, 'file')} changed from {_short(b['previous'])} "
+                f"to {_short(b.get('hash', '-'))}"
+            )
         case "alarm":
             # a rate or stale rule's value is the point's rate of change or the age of its data
             measure = {"rate": " rate", "stale": " age"}.get(str(b.get("kind")), "")

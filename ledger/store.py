@@ -152,6 +152,20 @@ class Ledger:
             ).fetchone()
         return 0 if row is None else int(row[0]) + 1
 
+    def latest(self, type_: str) -> Entry | None:
+        """Our feed's newest stored entry of type ``type_`` (None when there is none).
+
+        Raises:
+            NotCanonical: the stored entry is damaged (``verify`` says where).
+        """
+        key = self._writer_key()
+        with map_exceptions(SQL_ERRORS, f"ledger {self.path}"):
+            row = self.conn.execute(
+                "SELECT raw FROM entries WHERE type = ? AND feed = ? ORDER BY seq DESC LIMIT 1",
+                (type_, key.feed),
+            ).fetchone()
+        return None if row is None else parse_entry(bytes(row[0]))
+
     @property
     def head(self) -> Entry | None:
         """The last committed entry of our feed (None when empty or opened without a key)."""

@@ -11,7 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.config import parse_config
+from edge.config import load_config, parse_config
+from edge.ledger.store import connect
+from edge.ledger.verify import verify_db
 from edge.ledger_bridge import SIGNIFICANT_DIGITS, LedgerBridge, recorded_decimal
 from edge.rules import LotEvent, Transition
 from edge.rules.alarms import AlarmState
@@ -102,3 +104,43 @@ def test_recorded_value_is_the_double_to_twelve_digits(x: float) -> None:
     assert len(recorded.normalize().as_tuple().digits) <= SIGNIFICANT_DIGITS
     # within half a unit of the twelfth digit (one unit for the float step on top)
     assert abs(recorded - Decimal(x)) <= abs(Decimal(x)) * Decimal(10) ** (1 - SIGNIFICANT_DIGITS)
+
+
+async def _start_once(source: Path) -> dict[str, Any] | None:
+    """What the runtime does at start: the config change (if any), then node.start, then stop."""
+    bridge = LedgerBridge(load_config(source))
+    await bridge.open()
+    change = bridge.config_change()
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(bridge.run(), name="ledger")
+        await bridge.append("node.start", {"config_hash": bridge.config_hash})
+        if change is not None:
+            await bridge.append("config.change", change)
+        await bridge.close()
+    return change
+
+
+async def test_config_change_is_recorded_on_first_start_and_when_the_config_changed(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "node.toml"
+    source.write_text(CONFIG)
+    first = await _start_once(source)
+    assert first is not None
+    assert first["previous"] is None
+    assert first["file"] == str(source)
+    assert await _start_once(source) is None  # same config: nothing to record
+    source.write_text(CONFIG.replace('unit = "g"', 'unit = "kg"'))
+    changed = await _start_once(source)
+    assert changed is not None
+    assert changed["previous"] == first["hash"] != changed["hash"]
+    db = tmp_path / "var" / "ledger.db"
+    conn = connect(db, readonly=True)
+    try:
+        types = [t for (t,) in conn.execute("SELECT type FROM entries ORDER BY seq")]
+        assert verify_db(conn).ok
+    finally:
+        conn.close()
+    assert [t for t in types if t != "checkpoint"] == [
+        "node.start", "config.change", "node.start", "node.start", "config.change",
+    ]  # fmt: skip

@@ -101,8 +101,7 @@ def test_run_polls_raises_alarm_and_stops_cleanly_on_sigterm(node_dir: Path) -> 
     assert took < 2.0, f"stopped {took:.2f} s after SIGTERM"
     assert "Traceback" not in err
     types = [e["type"] for e in _entries(db)]
-    assert types[0] == "node.start"
-    assert "rules.change" in types
+    assert types[:3] == ["node.start", "config.change", "rules.change"]  # first start
     assert "readings.digest" in types
     # node.stop closes the run: only its checkpoint comes after it, the last readings before it
     assert [t for t in types if t != "checkpoint"][-1] == "node.stop"
@@ -130,6 +129,7 @@ def test_restart_keeps_alarm_state_and_chain(node_dir: Path) -> None:
     # the alarm that was active before the kill is not raised a second time after the restart
     activated_after = sum(e["body"]["event"] == "activated" for e in _entries(db, "alarm"))
     assert activated_after == activated_before
+    assert len(_entries(db, "config.change")) == 1  # the same config: recorded once, at first
     _assert_verifies(db)
 
 

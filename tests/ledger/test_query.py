@@ -278,3 +278,14 @@ def test_summary_of_a_rate_or_stale_alarm_names_what_was_measured() -> None:
     )
     assert "tunnel_temp age = 30.0 s (limit 2.0)" in summarize(alarm("stale", "30.0", "s"))
     assert "tunnel_temp = 8.2 degC (limit 2.0)" in summarize(alarm("limit", "8.2", "degC"))
+
+
+def test_summary_of_a_config_change_names_both_hashes() -> None:
+    def change(previous: str | None) -> StoredEntry:
+        body = {"hash": "ab" * 32, "file": "/etc/edge/node.toml", "previous": previous}
+        return StoredEntry(
+            "0" * 64, "f" * 64, 1, None, "2026-11-23T00:00:00Z", "config.change", "", (), body, ()
+        )
+
+    assert summarize(change(None)).endswith("in force: abababababab… (first run)")
+    assert "changed from cdcdcdcdcdcd… to abababababab…" in summarize(change("cd" * 32))
