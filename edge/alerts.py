@@ -24,7 +24,7 @@ import orjson
 from edge.commands import CommandError, parse_command
 from edge.config import MqttConfig
 from edge.control import Handler
-from edge.errors import BrokerError
+from edge.errors import BrokerError, EdgeError
 from edge.log import event
 
 __all__ = ["Alert", "AlertPublisher"]
@@ -144,7 +144,7 @@ class AlertPublisher:
             payload = message.payload if isinstance(message.payload, bytes | str) else b""
             try:
                 result = await self._on_command(parse_command(payload))
-            except CommandError as exc:
+            except (CommandError, EdgeError) as exc:  # a bad command never stops the node
                 event("mqtt.bad_command", logging.WARNING, topic=str(message.topic), error=str(exc))
                 result = {"ok": False, "error": str(exc)}
             async with asyncio.timeout(10.0):

@@ -8,6 +8,7 @@ Payload::
 
     {"action": "ack", "rule": "tunnel-temp-high", "actor": "j.doe", "comment": "door left open"}
     {"action": "shelve", "rule": "fill-weight-rate", "actor": "j.doe", "duration": "30m"}
+    {"action": "correct", "entry": "7155f822", "actor": "qa.jane", "comment": "scale was off"}
     {"action": "status"}
 """
 
@@ -31,9 +32,10 @@ ACTIONS: dict[str, tuple[bool, bool]] = {
     "unsuppress": (True, False),
     "out_of_service": (True, True),
     "in_service": (True, True),
+    "correct": (False, True),
     "status": (False, False),
 }
-_KEYS = ("action", "rule", "actor", "comment", "duration")
+_KEYS = ("action", "rule", "actor", "comment", "duration", "entry")
 
 
 class CommandError(ValueError):
@@ -42,13 +44,14 @@ class CommandError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class OperatorCommand:
-    """One operator action on one alarm (or a status request)."""
+    """One operator action on one alarm, a correction of a ledger entry, or a status request."""
 
     action: str
     rule: str = ""
     actor: str = ""
     comment: str = ""
     duration: float = 0.0  #: shelve: seconds
+    entry: str = ""  #: correct: the corrected entry's id or id prefix (the reason is ``comment``)
 
 
 def parse_command(payload: bytes | str) -> OperatorCommand:
@@ -77,6 +80,11 @@ def parse_command(payload: bytes | str) -> OperatorCommand:
         raise CommandError(f"command: rule: missing (required for {action})")
     if needs_actor and not data.get("actor"):
         raise CommandError("command: actor: missing (who does it is recorded on the ledger)")
+    if action == "correct":
+        if not data.get("entry"):
+            raise CommandError("command: entry: missing (the id of the entry to correct)")
+        if not data.get("comment", "").strip():
+            raise CommandError("command: comment: missing (why the entry is wrong is recorded)")
     duration = 0.0
     if action == "shelve":
         if "duration" not in data:
@@ -91,4 +99,5 @@ def parse_command(payload: bytes | str) -> OperatorCommand:
         actor=data.get("actor", ""),
         comment=data.get("comment", ""),
         duration=duration,
+        entry=data.get("entry", ""),
     )

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from edge.commands import CommandError, OperatorCommand, parse_command
-from edge.errors import EdgeError
+from edge.errors import EdgeError, NodeNotRunning
 
 __all__ = ["ControlServer", "send_command"]
 
@@ -69,7 +69,8 @@ async def send_command(
     """Send one command to a running node and return its result.
 
     Raises:
-        EdgeError: the node is not running (no socket) or did not answer in time.
+        NodeNotRunning: no node is running with this socket.
+        EdgeError: the node did not answer in time.
     """
     try:
         async with asyncio.timeout(patience):
@@ -79,7 +80,7 @@ async def send_command(
             line = await reader.readline()
             writer.close()
     except (FileNotFoundError, ConnectionRefusedError):
-        raise EdgeError(
+        raise NodeNotRunning(
             f"no running node at {path} (is `edge run` running with this config?)"
         ) from None
     except TimeoutError:

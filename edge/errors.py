@@ -16,8 +16,10 @@ rest of the code and the CLI deal with one vocabulary. Each name has one meaning
     │   ├── StorageError            the database file failed underneath us (disk full, I/O error, locked)
     │   ├── LedgerClosed            use of a ledger after close() (our bug, not the disk's)
     │   ├── KeyFileError            the node key is missing, unreadable, or would be overwritten
-    │   └── RollbackRefused         our own head is behind what we once had or peers hold: no append
-    └── BrokerError                 the MQTT broker is unreachable or refused us
+    │   ├── RollbackRefused         our own head is behind what we once had or peers hold: no append
+    │   └── UnknownEntry            an entry id (or prefix) given by a user matches no entry, or several
+    ├── BrokerError                 the MQTT broker is unreachable or refused us
+    └── NodeNotRunning              no node runs with this config (its control socket is absent or refuses)
 
 Names follow trio's split between *Closed* (we closed it: a programming error) and *Unavailable*
 / *Timeout* (the world broke it: expected in the field, handled by retry and backoff).
@@ -39,10 +41,12 @@ __all__ = [
     "KeyFileError",
     "LedgerClosed",
     "LedgerError",
+    "NodeNotRunning",
     "NotCanonical",
     "PortUnavailable",
     "RollbackRefused",
     "StorageError",
+    "UnknownEntry",
     "map_exceptions",
 ]
 
@@ -117,8 +121,16 @@ class RollbackRefused(LedgerError):
     """Our own feed is behind a head we signed before: appending would fork it."""
 
 
+class UnknownEntry(LedgerError):
+    """An entry id or id prefix given by a user matches no stored entry, or more than one."""
+
+
 class BrokerError(EdgeError):
     """The MQTT broker is unreachable, refused the connection, or dropped it."""
+
+
+class NodeNotRunning(EdgeError):
+    """No node runs with this config: its control socket is absent or refuses connections."""
 
 
 @contextlib.contextmanager

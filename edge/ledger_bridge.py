@@ -8,6 +8,7 @@ hashed content), to :data:`SIGNIFICANT_DIGITS` significant digits.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
@@ -17,6 +18,7 @@ from typing import Any
 from edge.config import NodeConfig
 from edge.errors import NotCanonical
 from edge.ledger import LedgerWriter, NodeKey, create_key_file, decimal, load_key
+from edge.ledger.correction import plan_correction
 from edge.log import event
 from edge.readings import Reading
 from edge.rules import LotEvent, Transition
@@ -182,6 +184,35 @@ class LedgerBridge:
         await self.append(
             "lot.start" if ev.kind == "lot_start" else "lot.end", body, lots=[ev.lot], ts=ev.ts
         )
+
+    async def correct(self, ref: str, reason: str, actor: str) -> dict[str, Any]:
+        """Record a ``correction`` of the entry ``ref`` names (see :mod:`edge.ledger.correction`).
+
+        Returns what was recorded, with ``durable`` False when the disk did not commit it
+        within a few seconds (it stays queued and is committed when the disk lets us).
+
+        Raises:
+            UnknownEntry: ``ref`` names no entry, or several.
+            LedgerError: no reason, or the entry is a checkpoint.
+        """
+        assert self._writer is not None
+        plan = plan_correction(self._writer.ledger.conn, ref, reason)
+        entry = await self._writer.append(
+            "correction", plan.body, ts=time.time(), lots=plan.lots, actor=actor, refs=plan.refs
+        )
+        durable = True
+        try:
+            async with asyncio.timeout(5.0):
+                await self._writer.durable(entry.seq)
+        except TimeoutError:
+            durable = False
+        return {
+            "entry": entry.id,
+            "seq": entry.seq,
+            "corrects": plan.target.id,
+            "type": plan.target.type,
+            "durable": durable,
+        }
 
     async def add_readings(self, batch: Sequence[Reading]) -> None:
         """Buffer raw readings; every ``readings_block`` of them becomes a stored block + digest."""

@@ -33,7 +33,7 @@ from edge.commands import OperatorCommand
 from edge.config import NodeConfig
 from edge.control import ControlServer
 from edge.drivers import BusPoller, build_pollers
-from edge.errors import ConfigError, StorageError
+from edge.errors import ConfigError, LedgerError, StorageError
 from edge.ledger_bridge import LedgerBridge
 from edge.log import event
 from edge.readings import Reading
@@ -275,6 +275,11 @@ class Node:
                 "ok": True,
                 "alarms": {rid: _stats_json(s) for rid, s in eng.alarm_stats(st, now).items()},
             }
+        if cmd.action == "correct":
+            try:
+                return {"ok": True, **await self._ledger.correct(cmd.entry, cmd.comment, cmd.actor)}
+            except LedgerError as exc:  # an unknown id: one line back, and the node runs on
+                return {"ok": False, "error": str(exc)}
         try:
             match cmd.action:
                 case "ack":

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from edge.durations import parse_duration
-from edge.errors import ConfigError, StorageError
+from edge.errors import ConfigError, StorageError, UnknownEntry
 
 __all__ = [
     "EntryFilter",
@@ -29,6 +29,7 @@ __all__ = [
     "Stations",
     "StoredEntry",
     "entries_by_id",
+    "find_entry",
     "format_ts",
     "load_stations",
     "open_ledger_db",
@@ -386,3 +387,32 @@ def entries_by_id(conn: sqlite3.Connection, ids: Iterable[str]) -> dict[str, Sto
             entry = StoredEntry.from_row(*row)
             found[entry.id] = entry
     return found
+
+
+#: The shortest id prefix a user may give: 8 hex digits, what the ``entries_id`` index covers.
+MIN_PREFIX = 8
+
+
+def find_entry(conn: sqlite3.Connection, ref: str) -> StoredEntry:
+    """The one entry whose id is ``ref`` or starts with it (at least :data:`MIN_PREFIX` hex digits).
+
+    Uses the ``entries_id`` index on the ids' first 8 digits, so a lookup costs an index probe,
+    not a scan.
+
+    Raises:
+        UnknownEntry: ``ref`` is not hex, too short, or matches no entry or several.
+    """
+    ref = ref.strip().lower()
+    if len(ref) < MIN_PREFIX or len(ref) > 64 or any(c not in "0123456789abcdef" for c in ref):
+        raise UnknownEntry(
+            f"entry {ref!r}: give the entry id, or at least its first {MIN_PREFIX} hex digits"
+        )
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM entries e WHERE substr(e.id, 1, 8) = ? AND e.id LIKE ? LIMIT 2",
+        (ref[:MIN_PREFIX], ref + "%"),
+    ).fetchall()
+    if not rows:
+        raise UnknownEntry(f"entry {ref}: no entry in the ledger has this id")
+    if len(rows) > 1:
+        raise UnknownEntry(f"entry {ref}: more than one entry starts with it; give more digits")
+    return StoredEntry.from_row(*rows[0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import sys
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,74 @@ def _print_report(report: Any, db: Path) -> None:
             soft_wrap=True,
         )
     out.print(f"[red]FAILED[/red]: {len(report.problems)} problem(s)", highlight=False)
+
+
+@ledger.command("correct")
+@click.argument("entry")
+@click.option(
+    "-c", "--config", "config_path", required=True, type=click.Path(path_type=Path),
+    help="The node's config file (its ledger, key and control socket).",
+)  # fmt: skip
+@click.option("--reason", required=True, help="Why the entry is wrong; recorded on the ledger.")
+@click.option(
+    "--actor", default=getpass.getuser, show_default="your login name",
+    help="Who corrects it; recorded on the ledger.",
+)  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print what was recorded as JSON.")
+def correct_command(entry: str, config_path: Path, reason: str, actor: str, as_json: bool) -> None:
+    """Record a correction of ENTRY (its id, or its first 8+ hex digits); nothing is edited.
+
+    Through the running node when there is one (it holds the ledger), else directly into the
+    node's ledger. Exit status 1 when the entry is unknown or cannot be corrected.
+    """
+    import asyncio
+
+    from edge.config import load_config
+    from edge.control import send_command
+    from edge.errors import NodeNotRunning
+
+    try:
+        cfg = load_config(config_path)
+        command = {"action": "correct", "entry": entry, "actor": actor, "comment": reason}
+        try:
+            result = asyncio.run(send_command(cfg.data_dir / "control.sock", command))
+            how = "through the running node"
+        except NodeNotRunning:
+            result = {"ok": True, **_correct_offline(cfg, entry, reason, actor)}
+            how = f"directly into {cfg.data_dir / 'ledger.db'} (no node running)"
+    except EdgeError as exc:
+        click.echo(f"edge: {exc}", err=True)
+        sys.exit(1)
+    if not result.get("ok"):
+        click.echo(f"edge: {result.get('error', 'refused')}", err=True)
+        sys.exit(1)
+    if as_json:
+        click.echo(orjson.dumps(result).decode())
+        return
+    click.echo(
+        f"correction {result['entry'][:16]} (seq {result['seq']}) of {result['type']} entry "
+        f"{result['corrects'][:16]} recorded {how}"
+        + ("" if result.get("durable", True) else "; not yet committed (disk slow)")
+    )
+
+
+def _correct_offline(cfg: Any, ref: str, reason: str, actor: str) -> dict[str, Any]:
+    """Append and commit a correction with the node's key while the node is stopped."""
+    import time
+
+    from edge.ledger.correction import plan_correction
+    from edge.ledger.keys import load_key
+    from edge.ledger.store import Ledger
+
+    key = load_key(cfg.ledger.key_file or cfg.data_dir / "node.key")
+    with Ledger.open(cfg.data_dir / "ledger.db", key) as store:
+        plan = plan_correction(store.conn, ref, reason)
+        entry = store.append(
+            "correction", plan.body, ts=time.time(), lots=plan.lots, actor=actor, refs=plan.refs
+        )
+        store.commit()
+    return {"entry": entry.id, "seq": entry.seq, "corrects": plan.target.id,
+            "type": plan.target.type, "durable": True}  # fmt: skip
 
 
 @click.group()

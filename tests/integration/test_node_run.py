@@ -47,6 +47,17 @@ def _entries(db: Path, type_: str | None = None) -> list[dict[str, object]]:
     return [e for e in out if type_ is None or e["type"] == type_]
 
 
+def _entry_ids(db: Path, type_: str) -> list[str]:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return [
+            i
+            for (i,) in conn.execute("SELECT id FROM entries WHERE type = ? ORDER BY seq", (type_,))
+        ]
+    finally:
+        conn.close()
+
+
 def _wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -223,8 +234,27 @@ def test_operator_actions_via_cli_and_mqtt_are_recorded_with_who(node_dir: Path,
             "1",
             "-m",
         ]
+        # a quality manager corrects the alarm entry (by an id prefix) through the running node
+        alarm_id = _entry_ids(db, "alarm")[0]
+        correct = subprocess.run(
+            [*EDGE, "ledger", "correct", alarm_id[:10], "-c", str(toml), "--actor", "qa.jane",
+             "--reason", "probe was in the door draught"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert correct.returncode == 0, correct.stderr
+        assert "through the running node" in correct.stdout
+        nothing = subprocess.run(
+            [*EDGE, "ledger", "correct", "0123456789", "-c", str(toml), "--reason", "x"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert nothing.returncode == 1
+        assert (
+            nothing.stderr.strip() == "edge: entry 0123456789: no entry in the ledger has this id"
+        )
         subprocess.run([*pub, '{"action": "ack"}'], check=True, timeout=10)
         subprocess.run([*pub, "not json at all"], check=True, timeout=10)
+        bad_correct = '{"action": "correct", "entry": "0123456789", "actor": "x", "comment": "y"}'
+        subprocess.run([*pub, bad_correct], check=True, timeout=10)
         shelve = '{"action": "shelve", "rule": "tunnel-temp-stale", "actor": "op.max", "duration": "10m"}'
         subprocess.run([*pub, shelve], check=True, timeout=10)
         _wait_for(lambda: len(_entries(db, "alarm.shelve")) == 1, 15, "shelve entry")
@@ -239,8 +269,24 @@ def test_operator_actions_via_cli_and_mqtt_are_recorded_with_who(node_dir: Path,
         ("qa.jane", "tunnel-temp-high", "checked")
     ]
     assert _entries(db, "alarm.shelve")[0]["actor"] == "op.max"
+    # with the node stopped, a correction goes straight into its ledger
+    offline = subprocess.run(
+        [*EDGE, "ledger", "correct", alarm_id, "-c", str(toml), "--actor", "qa.jane",
+         "--reason", "second look", "--json"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert offline.returncode == 0, offline.stderr
+    assert json.loads(offline.stdout)["corrects"] == alarm_id
+    corrections = _entries(db, "correction")
+    assert [(c["actor"], c["body"]["corrects"], c["refs"]) for c in corrections] == [
+        ("qa.jane", alarm_id, [alarm_id]),
+        ("qa.jane", alarm_id, [alarm_id]),
+    ]
+    assert corrections[0]["body"]["reason"] == "probe was in the door draught"
+    _assert_verifies(db)
     log = sub_out.read_text()
     assert "edge/demo-gw1/alarms/tunnel-temp-high" in log
     assert '"event":"activated"' in log
     assert "rule: missing (required for ack)" in log
     assert "command: not JSON" in log
+    assert "entry 0123456789: no entry in the ledger has this id" in log  # and the node ran on
