@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,24 +13,41 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from edge.config import load_config
+from edge.config import NodeConfig, load_config
 from edge.control import send_command
-from edge.errors import EdgeError
+from edge.errors import EdgeError, NodeNotRunning
 
 _config_option = click.option(
     "-c", "--config", "config_path", required=True, type=click.Path(path_type=Path),
     help="The running node's config file (locates its control socket).",
 )  # fmt: skip
-_actor_option = click.option(
+actor_option = click.option(
     "--actor", default=getpass.getuser, show_default="your login name",
     help="Who does it; recorded on the ledger.",
 )  # fmt: skip
 
 
-def _send(config_path: Path, command: dict[str, Any]) -> dict[str, Any]:
+def send_to_node(
+    config_path: Path,
+    command: dict[str, Any],
+    offline: Callable[[NodeConfig], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Send ``command`` to the node running with this config; exit 1 with one line on failure.
+
+    Args:
+        config_path: the node's config file (locates its control socket).
+        command: the command as JSON-ready data (see :mod:`edge.commands`).
+        offline: what to do instead when no node runs (its result is returned as is, with
+            ``ok`` added); None: that is a failure too.
+    """
     try:
         cfg = load_config(config_path)
-        result = asyncio.run(send_command(cfg.data_dir / "control.sock", command))
+        try:
+            result = asyncio.run(send_command(cfg.data_dir / "control.sock", command))
+        except NodeNotRunning:
+            if offline is None:
+                raise
+            result = {"ok": True, **offline(cfg)}
     except EdgeError as exc:
         click.echo(f"edge: {exc}", err=True)
         sys.exit(1)
@@ -49,7 +67,7 @@ def alarm() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of a table.")
 def list_(config_path: Path, as_json: bool) -> None:
     """Show every alarm's ISA-18.2 state, flood and chatter counts."""
-    result = _send(config_path, {"action": "status"})
+    result = send_to_node(config_path, {"action": "status"})
     if as_json:
         import orjson
 
@@ -70,7 +88,7 @@ def _action(name: str, action: str, doc: str, *, duration: bool = False) -> clic
     @click.command(name, help=doc)
     @click.argument("rule")
     @_config_option
-    @_actor_option
+    @actor_option
     @click.option("--comment", default="", help="Why; recorded on the ledger.")
     def command(rule: str, config_path: Path, actor: str, comment: str, **kw: Any) -> None:
         payload: dict[str, Any] = {
@@ -81,7 +99,7 @@ def _action(name: str, action: str, doc: str, *, duration: bool = False) -> clic
         }
         if duration:
             payload["duration"] = kw["for_"]
-        result = _send(config_path, payload)
+        result = send_to_node(config_path, payload)
         events = result.get("events") or ["nothing to do"]
         click.echo(f"{rule}: {', '.join(events)}")
 

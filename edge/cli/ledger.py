@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from edge.cli.alarm import actor_option, send_to_node
 from edge.cli.ledger_query import QUERY_COMMANDS
+from edge.config import NodeConfig
 from edge.errors import EdgeError
 
 #: Where a node keeps its ledger and key unless told otherwise (``node.data_dir`` defaults to ``var``).
@@ -142,10 +143,7 @@ def _print_report(report: Any, db: Path) -> None:
     help="The node's config file (its ledger, key and control socket).",
 )  # fmt: skip
 @click.option("--reason", required=True, help="Why the entry is wrong; recorded on the ledger.")
-@click.option(
-    "--actor", default=getpass.getuser, show_default="your login name",
-    help="Who corrects it; recorded on the ledger.",
-)  # fmt: skip
+@actor_option
 @click.option("--json", "as_json", is_flag=True, help="Print what was recorded as JSON.")
 def correct_command(entry: str, config_path: Path, reason: str, actor: str, as_json: bool) -> None:
     """Record a correction of ENTRY (its id, or its first 8+ hex digits); nothing is edited.
@@ -153,30 +151,14 @@ def correct_command(entry: str, config_path: Path, reason: str, actor: str, as_j
     Through the running node when there is one (it holds the ledger), else directly into the
     node's ledger. Exit status 1 when the entry is unknown or cannot be corrected.
     """
-    import asyncio
-
-    from edge.config import load_config
-    from edge.control import send_command
-    from edge.errors import NodeNotRunning
-
-    try:
-        cfg = load_config(config_path)
-        command = {"action": "correct", "entry": entry, "actor": actor, "comment": reason}
-        try:
-            result = asyncio.run(send_command(cfg.data_dir / "control.sock", command))
-            how = "through the running node"
-        except NodeNotRunning:
-            result = {"ok": True, **_correct_offline(cfg, entry, reason, actor)}
-            how = f"directly into {cfg.data_dir / 'ledger.db'} (no node running)"
-    except EdgeError as exc:
-        click.echo(f"edge: {exc}", err=True)
-        sys.exit(1)
-    if not result.get("ok"):
-        click.echo(f"edge: {result.get('error', 'refused')}", err=True)
-        sys.exit(1)
+    command = {"action": "correct", "entry": entry, "actor": actor, "comment": reason}
+    result = send_to_node(
+        config_path, command, offline=lambda cfg: _correct_offline(cfg, entry, reason, actor)
+    )
     if as_json:
         click.echo(orjson.dumps(result).decode())
         return
+    how = result.get("offline") or "through the running node"
     click.echo(
         f"correction {result['entry'][:16]} (seq {result['seq']}) of {result['type']} entry "
         f"{result['corrects'][:16]} recorded {how}"
@@ -184,7 +166,7 @@ def correct_command(entry: str, config_path: Path, reason: str, actor: str, as_j
     )
 
 
-def _correct_offline(cfg: Any, ref: str, reason: str, actor: str) -> dict[str, Any]:
+def _correct_offline(cfg: NodeConfig, ref: str, reason: str, actor: str) -> dict[str, Any]:
     """Append and commit a correction with the node's key while the node is stopped."""
     import time
 
@@ -200,7 +182,8 @@ def _correct_offline(cfg: Any, ref: str, reason: str, actor: str) -> dict[str, A
         )
         store.commit()
     return {"entry": entry.id, "seq": entry.seq, "corrects": plan.target.id,
-            "type": plan.target.type, "durable": True}  # fmt: skip
+            "type": plan.target.type, "durable": True,
+            "offline": f"directly into {cfg.data_dir / 'ledger.db'} (no node running)"}  # fmt: skip
 
 
 @click.group()

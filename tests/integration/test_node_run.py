@@ -47,6 +47,25 @@ def _entries(db: Path, type_: str | None = None) -> list[dict[str, object]]:
     return [e for e in out if type_ is None or e["type"] == type_]
 
 
+def _edge(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run an edge command as an operator would; its output as text."""
+    return subprocess.run([*EDGE, *args], capture_output=True, text=True, timeout=30)
+
+
+def _assert_done(args: list[str], saying: str) -> None:
+    """The command succeeds and its output says ``saying``."""
+    result = _edge(*args)
+    assert result.returncode == 0, result.stderr
+    assert saying in result.stdout
+
+
+def _assert_refused(args: list[str], message: str) -> None:
+    """The command fails with exit 1 and exactly this one line."""
+    result = _edge(*args)
+    assert result.returncode == 1
+    assert result.stderr.strip() == message
+
+
 def _entry_ids(db: Path, type_: str) -> list[str]:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
@@ -207,20 +226,14 @@ def test_operator_actions_via_cli_and_mqtt_are_recorded_with_who(node_dir: Path,
     proc = _start(node_dir)
     try:
         _wait_for_alarm(db)
-        ack = subprocess.run(
-            [*EDGE, "alarm", "ack", "tunnel-temp-high", "-c", str(toml), "--actor", "qa.jane", "--comment", "checked"],
-            capture_output=True, text=True, timeout=30,
+        _assert_done(
+            ["alarm", "ack", "tunnel-temp-high", "-c", str(toml), "--actor", "qa.jane",
+             "--comment", "checked"],
+            "acknowledged",
         )  # fmt: skip
-        assert ack.returncode == 0, ack.stderr
-        assert "acknowledged" in ack.stdout
-        unknown = subprocess.run(
-            [*EDGE, "alarm", "ack", "no-such-rule", "-c", str(toml), "--actor", "qa.jane"],
-            capture_output=True, text=True, timeout=30,
-        )  # fmt: skip
-        assert unknown.returncode == 1
-        assert (
-            unknown.stderr.strip()
-            == "edge: no alarm rule or tag 'no-such-rule' in the running rule set"
+        _assert_refused(
+            ["alarm", "ack", "no-such-rule", "-c", str(toml), "--actor", "qa.jane"],
+            "edge: no alarm rule or tag 'no-such-rule' in the running rule set",
         )
         pub = [
             "mosquitto_pub",
@@ -236,20 +249,14 @@ def test_operator_actions_via_cli_and_mqtt_are_recorded_with_who(node_dir: Path,
         ]
         # a quality manager corrects the alarm entry (by an id prefix) through the running node
         alarm_id = _entry_ids(db, "alarm")[0]
-        correct = subprocess.run(
-            [*EDGE, "ledger", "correct", alarm_id[:10], "-c", str(toml), "--actor", "qa.jane",
+        _assert_done(
+            ["ledger", "correct", alarm_id[:10], "-c", str(toml), "--actor", "qa.jane",
              "--reason", "probe was in the door draught"],
-            capture_output=True, text=True, timeout=30,
+            "through the running node",
         )  # fmt: skip
-        assert correct.returncode == 0, correct.stderr
-        assert "through the running node" in correct.stdout
-        nothing = subprocess.run(
-            [*EDGE, "ledger", "correct", "0123456789", "-c", str(toml), "--reason", "x"],
-            capture_output=True, text=True, timeout=30,
-        )  # fmt: skip
-        assert nothing.returncode == 1
-        assert (
-            nothing.stderr.strip() == "edge: entry 0123456789: no entry in the ledger has this id"
+        _assert_refused(
+            ["ledger", "correct", "0123456789", "-c", str(toml), "--reason", "x"],
+            "edge: entry 0123456789: no entry in the ledger has this id",
         )
         subprocess.run([*pub, '{"action": "ack"}'], check=True, timeout=10)
         subprocess.run([*pub, "not json at all"], check=True, timeout=10)
@@ -270,11 +277,8 @@ def test_operator_actions_via_cli_and_mqtt_are_recorded_with_who(node_dir: Path,
     ]
     assert _entries(db, "alarm.shelve")[0]["actor"] == "op.max"
     # with the node stopped, a correction goes straight into its ledger
-    offline = subprocess.run(
-        [*EDGE, "ledger", "correct", alarm_id, "-c", str(toml), "--actor", "qa.jane",
-         "--reason", "second look", "--json"],
-        capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+    offline = _edge("ledger", "correct", alarm_id, "-c", str(toml), "--actor", "qa.jane",
+                    "--reason", "second look", "--json")  # fmt: skip
     assert offline.returncode == 0, offline.stderr
     assert json.loads(offline.stdout)["corrects"] == alarm_id
     corrections = _entries(db, "correction")
