@@ -1,8 +1,9 @@
 """What the runtime records, and how: rule events turned into ledger entries, raw readings in blocks.
 
 This is the one place that knows the entry bodies of the runtime's types (the README (ledger)
-lists them): ``node.start``, ``node.stop``, ``rules.change``, ``alarm``, ``lot.start``,
-``lot.end`` and ``readings.digest``. Measured values go in as decimal strings (no floats in
+lists them): ``node.start``, ``node.stop``, ``config.change``, ``rules.change``, ``alarm``,
+``alarm.ack``/``shelve``/``unshelve``, ``lot.start``, ``lot.end``, ``readings.digest`` and
+``correction``. Measured values go in as decimal strings (no floats in
 hashed content), to :data:`SIGNIFICANT_DIGITS` significant digits.
 """
 
@@ -45,9 +46,6 @@ def recorded_decimal(x: float | None) -> str | None:
     if x is None:
         return None
     return decimal(float(f"{x:.{SIGNIFICANT_DIGITS}g}") if isinstance(x, float) else x)
-
-
-_dec = recorded_decimal
 
 
 class LedgerBridge:
@@ -132,8 +130,8 @@ class LedgerBridge:
             "event": t.event,
             "from": str(t.from_state),
             "to": str(t.to_state),
-            "value": _dec(t.value),
-            "limit": _dec(t.limit),
+            "value": recorded_decimal(t.value),
+            "limit": recorded_decimal(t.limit),
             "unit": t.unit,  # of value and limit: "degC per 1m" for a rate, "s" for a stale age
             "severity": str(t.severity),
             "message": t.message,
@@ -161,10 +159,10 @@ class LedgerBridge:
             body["aggregates"] = {
                 point: {
                     "count": a.count,
-                    "mean": _dec(a.mean),
-                    "min": _dec(a.min),
-                    "max": _dec(a.max),
-                    "std": _dec(a.std),
+                    "mean": recorded_decimal(a.mean),
+                    "min": recorded_decimal(a.min),
+                    "max": recorded_decimal(a.max),
+                    "std": recorded_decimal(a.std),
                     "unit": a.unit or self._units.get(point, ""),
                 }
                 for point, a in ev.aggregates.items()
@@ -175,8 +173,8 @@ class LedgerBridge:
                     "point": c.point,
                     "statistic": c.stat,
                     "check": c.text,
-                    "value": _dec(c.value),
-                    "limit": _dec(c.limit),
+                    "value": recorded_decimal(c.value),
+                    "limit": recorded_decimal(c.limit),
                     "passed": c.passed,
                 }
                 for c in ev.checks
