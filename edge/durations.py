@@ -7,10 +7,14 @@ integrators copy values from spec sheets that use both.
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
 __all__ = ["format_duration", "parse_duration"]
 
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+# Decimal, so that "8236603ms" is 8236.603 s exactly rounded once (times 0.001 in floats gives
+# 8236.603000000001: the same text would mean two durations, depending on how it is written).
+_UNITS = {u: Decimal(v) for u, v in
+          {"ms": "0.001", "s": "1", "m": "60", "min": "60", "h": "3600", "d": "86400"}.items()}  # fmt: skip
 _PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|min|s|m|h|d)")
 _WHOLE = re.compile(r"\s*(?:\d+(?:\.\d+)?\s*(?:ms|min|s|m|h|d)\s*)+")
 
@@ -28,7 +32,7 @@ def parse_duration(text: str) -> float:
         raise ValueError(
             f"bad duration {text!r} (expected a number with a unit: ms, s, m, h, d, e.g. '500ms')"
         )
-    return sum(float(n) * _UNITS[u] for n, u in _PART.findall(text))
+    return float(sum(Decimal(n) * _UNITS[u] for n, u in _PART.findall(text)))
 
 
 def format_duration(seconds: float) -> str:

@@ -40,3 +40,10 @@ def test_format_round_trips_milliseconds(ms: int) -> None:
 )  # fmt: skip
 def test_format_uses_the_largest_whole_unit(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
+
+
+@given(st.integers(min_value=0, max_value=10**9))
+def test_milliseconds_are_the_decimal_seconds_exactly_rounded(ms: int) -> None:
+    # 8236603ms is 8236.603 s, not 8236603 * 0.001 = 8236.603000000001
+    assert parse_duration(f"{ms}ms") == ms / 1000
+    assert parse_duration(f"{ms / 1000!r}s") == ms / 1000
