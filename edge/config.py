@@ -147,6 +147,24 @@ class NodeConfig:
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
     mqtt: MqttConfig | None = None
 
+    # Where the node keeps its files: the one spelling of these paths (the names are
+    # edge.ledger's DB_FILE and KEY_FILE, not imported here so that reading a config does not
+    # load SQLite and the crypto library).
+    @property
+    def ledger_path(self) -> Path:
+        """The node's ledger database, ``<data_dir>/ledger.db``."""
+        return self.data_dir / "ledger.db"
+
+    @property
+    def key_path(self) -> Path:
+        """The node's signing key: ``[ledger] key_file``, else ``<data_dir>/node.key``."""
+        return self.ledger.key_file or self.data_dir / "node.key"
+
+    @property
+    def control_socket(self) -> Path:
+        """The running node's control socket, ``<data_dir>/control.sock``."""
+        return self.data_dir / "control.sock"
+
 
 T = TypeVar("T")
 

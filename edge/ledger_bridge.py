@@ -53,7 +53,7 @@ class LedgerBridge:
 
     def __init__(self, config: NodeConfig) -> None:
         self.config = config
-        self.path = config.data_dir / "ledger.db"
+        self.path = config.ledger_path
         self.config_hash = hashlib.sha256(config.source.read_bytes()).hexdigest()
         self._writer: LedgerWriter | None = None
         self._readings: list[Reading] = []
@@ -67,7 +67,7 @@ class LedgerBridge:
     async def open(self) -> None:
         """Open (creating on first start) the node key and the ledger database."""
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
-        key_path = self.config.ledger.key_file or self.config.data_dir / "node.key"
+        key_path = self.config.key_path
         key: NodeKey
         if key_path.exists():
             key = load_key(key_path)

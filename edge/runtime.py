@@ -101,7 +101,7 @@ class Node:
             else None
         )
         self._last_state_save = 0.0
-        self._control = ControlServer(config.data_dir / "control.sock", self.apply_command)
+        self._control = ControlServer(config.control_socket, self.apply_command)
 
     def request_reload(self) -> None:
         """Ask for the rule files to be re-read (SIGHUP)."""

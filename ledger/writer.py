@@ -50,7 +50,7 @@ class LedgerWriter:
 
     Typical use in the runtime::
 
-        writer = LedgerWriter.open(config.data_dir / "ledger.db", key)
+        writer = LedgerWriter.open(config.ledger_path, key)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(writer.run(), name="ledger-writer")
             await writer.append("node.start", {...}, ts=now)

@@ -43,7 +43,7 @@ def send_to_node(
     try:
         cfg = load_config(config_path)
         try:
-            result = asyncio.run(send_command(cfg.data_dir / "control.sock", command))
+            result = asyncio.run(send_command(cfg.control_socket, command))
         except NodeNotRunning:
             if offline is None:
                 raise

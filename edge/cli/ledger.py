@@ -174,8 +174,7 @@ def _correct_offline(cfg: NodeConfig, ref: str, reason: str, actor: str) -> dict
     from edge.ledger.keys import load_key
     from edge.ledger.store import Ledger
 
-    key = load_key(cfg.ledger.key_file or cfg.data_dir / "node.key")
-    with Ledger.open(cfg.data_dir / "ledger.db", key) as store:
+    with Ledger.open(cfg.ledger_path, load_key(cfg.key_path)) as store:
         plan = plan_correction(store.conn, ref, reason)
         entry = store.append(
             "correction", plan.body, ts=time.time(), lots=plan.lots, actor=actor, refs=plan.refs
@@ -183,7 +182,7 @@ def _correct_offline(cfg: NodeConfig, ref: str, reason: str, actor: str) -> dict
         store.commit()
     return {"entry": entry.id, "seq": entry.seq, "corrects": plan.target.id,
             "type": plan.target.type, "durable": True,
-            "offline": f"directly into {cfg.data_dir / 'ledger.db'} (no node running)"}  # fmt: skip
+            "offline": f"directly into {cfg.ledger_path} (no node running)"}  # fmt: skip
 
 
 @click.group()

@@ -88,7 +88,7 @@ def run_demo(*, seconds: float = 30.0, seed: int = 1, run_dir: Path | None = Non
         f"run directory: {run_dir}"
     )
     summary = asyncio.run(_run(config, run_dir, seconds, seed, console))
-    db = config.data_dir / "ledger.db"
+    db = config.ledger_path
     conn = connect(db, readonly=True)
     try:
         report = verify_db(conn)

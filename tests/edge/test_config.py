@@ -81,6 +81,19 @@ def test_good_config_loads_into_typed_values(tmp_path: Path) -> None:
     assert cfg.mqtt.port == 8883
 
 
+def test_node_files_live_in_the_data_dir_unless_the_key_is_placed_elsewhere(tmp_path: Path) -> None:
+    cfg = parse_config(GOOD, tmp_path / "node.toml")
+    var = tmp_path / "var"
+    assert (cfg.ledger_path, cfg.key_path, cfg.control_socket) == (
+        var / "ledger.db", var / "node.key", var / "control.sock",
+    )  # fmt: skip
+    keyed = parse_config(
+        GOOD.replace('flush_interval = "20ms"', 'key_file = "/etc/edge/gw.key"'),
+        tmp_path / "n.toml",
+    )
+    assert keyed.key_path == Path("/etc/edge/gw.key")
+
+
 def test_mqtt_is_optional(tmp_path: Path) -> None:
     text = GOOD.split("[mqtt]")[0]
     assert parse_config(text, tmp_path / "n.toml").mqtt is None
