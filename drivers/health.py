@@ -1,6 +1,6 @@
 """Per-device health: the circuit breaker and per-point quality bookkeeping. Pure (time passed in).
 
-Quality convention (documented in the README (drivers)):
+Quality convention (documented in docs/reference/drivers.md):
 
 - a point read in this poll is ``good``;
 - a point whose poll failed (timeout, bad frame, port gone, breaker open) keeps its last good

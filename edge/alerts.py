@@ -8,7 +8,7 @@ Topic: ``<topic_prefix>/<node_id>/alarms/<rule id>``, QoS 1, payload the transit
 The publisher never blocks the rules: it drains its own bounded queue; when the queue is full the
 oldest alert is dropped and counted (``dropped``), because the ledger already holds every
 transition durably and a late flood of stale alerts helps no operator. Durable delivery through a
-ledger-backed outbox is the next step (DESIGN.md, "Data flow"); the queue is the seam for it.
+ledger-backed outbox is the next step (docs/design.md, "Data flow"); the queue is the seam for it.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from edge.durations import parse_duration
 from edge.errors import ConfigError
 
 __all__ = [
+    "KEYS",
     "BusConfig",
     "DeviceConfig",
     "LedgerConfig",
@@ -166,6 +167,19 @@ class NodeConfig:
         return self.data_dir / "control.sock"
 
 
+#: Every key node.toml accepts, by table (``<name>`` stands for any bus, device or point name):
+#: the one list the reader checks files against and docs/reference/node-config.md documents.
+KEYS: Mapping[str, tuple[str, ...]] = {
+    "": ("node", "buses", "devices", "points", "rules", "ledger", "mqtt"),
+    "node": ("id", "site", "data_dir", "queue_size"),
+    "buses.<name>": tuple(BusConfig.__slots__)[1:],  # every field but the name
+    "devices.<name>": tuple(DeviceConfig.__slots__)[1:],
+    "points.<name>": tuple(PointConfig.__slots__)[1:],
+    "rules": ("files", "reload"),
+    "ledger": ("flush_interval", "batch_max", "readings_retention", "readings_block", "key_file"),
+    "mqtt": ("host", "port", "topic_prefix", "client_id", "username", "password", "keepalive"),
+}
+
 T = TypeVar("T")
 
 
@@ -287,10 +301,10 @@ def parse_config(text: str, source: Path) -> NodeConfig:
         raise ConfigError(f"{source}: TOML syntax: {exc}") from None
     r = _Reader(str(source))
     base = source.resolve().parent
-    r.table(data, "", ("node", "buses", "devices", "points", "rules", "ledger", "mqtt"))
+    r.table(data, "", KEYS[""])
 
     node = _section(r, data, "node", required=True)
-    r.table(node, "node", ("id", "site", "data_dir", "queue_size"))
+    r.table(node, "node", KEYS["node"])
     node_id = r.get(node, "node", "id", str, "", required=True)
     site = r.get(node, "node", "site", str, "")
     data_dir = base / r.get(node, "node", "data_dir", str, "var")
@@ -303,7 +317,7 @@ def parse_config(text: str, source: Path) -> NodeConfig:
     }
 
     rules_t = _section(r, data, "rules")
-    r.table(rules_t, "rules", ("files", "reload"))
+    r.table(rules_t, "rules", KEYS["rules"])
     files = r.get(rules_t, "rules", "files", list, [])
     rule_files = []
     for i, f in enumerate(files):
@@ -314,11 +328,7 @@ def parse_config(text: str, source: Path) -> NodeConfig:
     rules = RulesConfig(tuple(rule_files), r.get(rules_t, "rules", "reload", bool, True))
 
     led = _section(r, data, "ledger")
-    r.table(
-        led,
-        "ledger",
-        ("flush_interval", "batch_max", "readings_retention", "readings_block", "key_file"),
-    )
+    r.table(led, "ledger", KEYS["ledger"])
     key_file = r.get(led, "ledger", "key_file", str, None)
     ledger = LedgerConfig(
         flush_interval=r.duration(led, "ledger", "flush_interval", 0.05),
@@ -331,11 +341,7 @@ def parse_config(text: str, source: Path) -> NodeConfig:
     mqtt: MqttConfig | None = None
     if "mqtt" in data:
         m = _section(r, data, "mqtt")
-        r.table(
-            m,
-            "mqtt",
-            ("host", "port", "topic_prefix", "client_id", "username", "password", "keepalive"),
-        )
+        r.table(m, "mqtt", KEYS["mqtt"])
         mqtt = MqttConfig(
             host=r.get(m, "mqtt", "host", str, "127.0.0.1"),
             port=r.get(m, "mqtt", "port", int, 1883, check=_in_range(1, 65535)),
@@ -383,7 +389,7 @@ def _named(r: _Reader, data: Mapping[str, Any], key: str) -> list[tuple[str, Map
 
 def _bus(r: _Reader, name: str, s: Mapping[str, Any], base: Path) -> BusConfig:
     p = f"buses.{name}"
-    r.table(s, p, tuple(BusConfig.__slots__)[1:])  # every field but the name
+    r.table(s, p, KEYS["buses.<name>"])
     kind = r.get(s, p, "kind", str, "rtu", required=True, check=_one_of(BUS_KINDS))
     port = r.get(s, p, "port", str, "")
     address = r.get(s, p, "address", str, "")
@@ -428,7 +434,7 @@ def _device(
     r: _Reader, name: str, s: Mapping[str, Any], buses: Mapping[str, BusConfig]
 ) -> DeviceConfig:
     p = f"devices.{name}"
-    r.table(s, p, tuple(DeviceConfig.__slots__)[1:])
+    r.table(s, p, KEYS["devices.<name>"])
     bus = r.get(s, p, "bus", str, "", required=True)
     if bus and bus not in buses:
         near = difflib.get_close_matches(bus, list(buses), n=1)
@@ -469,7 +475,7 @@ def _point(
     buses: Mapping[str, BusConfig],
 ) -> PointConfig:
     p = f"points.{name}"
-    r.table(s, p, tuple(PointConfig.__slots__)[1:])
+    r.table(s, p, KEYS["points.<name>"])
     device = r.get(s, p, "device", str, "", required=True)
     dev = devices.get(device)
     if device and dev is None:

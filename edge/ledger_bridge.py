@@ -1,6 +1,6 @@
 """What the runtime records, and how: rule events turned into ledger entries, raw readings in blocks.
 
-This is the one place that knows the entry bodies of the runtime's types (the README (ledger)
+This is the one place that knows the entry bodies of the runtime's types (docs/reference/ledger.md
 lists them): ``node.start``, ``node.stop``, ``config.change``, ``rules.change``, ``alarm``,
 ``alarm.ack``/``shelve``/``unshelve``, ``lot.start``, ``lot.end``, ``readings.digest`` and
 ``correction``. Measured values go in as decimal strings (no floats in
@@ -27,7 +27,7 @@ from edge.rules import LotEvent, Transition
 __all__ = ["SIGNIFICANT_DIGITS", "LedgerBridge", "recorded_decimal"]
 
 
-#: transitions an operator causes are recorded under their own entry types (the README (ledger))
+#: transitions an operator causes are recorded under their own entry types (docs/reference/ledger.md)
 _OPERATOR_TYPES = {
     "acknowledged": "alarm.ack",
     "shelved": "alarm.shelve",

@@ -3,7 +3,7 @@
 
 Real Modbus RTU frames (with CRC) on pseudo-terminals, Modbus TCP on loopback ports and ASCII
 serial-line devices, driven by deterministic process models and fault injection, all described
-by scenario files. Full documentation with every shipped register map: the README (firmware-sim).
+by scenario files. Full documentation with every shipped register map: docs/reference/simulator.md.
 
 Whole scenarios::
 

@@ -5,7 +5,7 @@ A scenario is loaded with :func:`load_scenario` from a shipped name (``bottling`
 ``no`` stays a string and ``0123`` is not octal. Every problem in the file is collected and
 raised together as one :class:`~edge.errors.ConfigError`, each line formatted as
 ``<file>:<line>:<col>: <key path>: <message>``. The file format is documented in
-the README (firmware-sim).
+docs/reference/simulator.md.
 """
 
 from __future__ import annotations

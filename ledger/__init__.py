@@ -2,7 +2,7 @@
 
 One feed per node (named by its Ed25519 public key); entries are canonical JSON (RFC 8785)
 hashed with SHA-256 and chained by ``prev``; every committed batch ends with a checkpoint entry
-that signs (feed, size, head, RFC 6962 Merkle root). See the README (ledger).
+that signs (feed, size, head, RFC 6962 Merkle root). See docs/reference/ledger.md.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Any
 # Bound here, not lazily: importing the submodule ``canonical`` would otherwise leave the
 # package attribute ``canonical`` naming the module instead of the function.
 from edge.ledger.canonical import canonical, decimal
-from edge.ledger.entry import CHECKPOINT, Entry, format_ts, make_entry, parse_entry, parse_ts
+from edge.ledger.entry import (
+    CHECKPOINT,
+    ENTRY_TYPES,
+    Entry,
+    format_ts,
+    make_entry,
+    parse_entry,
+    parse_ts,
+)
 
 if TYPE_CHECKING:
     from edge.ledger.keys import KEY_FILE, NodeKey, create_key_file, load_key, verify_signature
@@ -57,6 +65,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "CHECKPOINT",
     "DB_FILE",
+    "ENTRY_TYPES",
     "KEY_FILE",
     "MIGRATIONS",
     "Batch",

@@ -15,6 +15,7 @@ from edge.ledger.canonical import canonical, check
 
 __all__ = [
     "CHECKPOINT",
+    "ENTRY_TYPES",
     "Entry",
     "build_entry",
     "checkpoint_message",
@@ -26,6 +27,24 @@ __all__ = [
 
 #: The type of the signed checkpoint entries the store writes after every batch.
 CHECKPOINT = "checkpoint"
+
+#: Every entry type edge-qc writes. A new type joins this tuple and the table in
+#: docs/reference/ledger.md (tests/docs checks both against the types the code appends).
+ENTRY_TYPES = (
+    "node.start",
+    "node.stop",
+    "rules.change",
+    "config.change",
+    "alarm",
+    "alarm.ack",
+    "alarm.shelve",
+    "alarm.unshelve",
+    "lot.start",
+    "lot.end",
+    "readings.digest",
+    "correction",
+    CHECKPOINT,
+)
 
 _HEX = frozenset("0123456789abcdef")
 
@@ -69,7 +88,7 @@ class Entry(NamedTuple):
         seq: 0-based position in the feed.
         prev: id of entry ``seq - 1``; None at seq 0.
         ts: RFC 3339 UTC, fixed width (:func:`format_ts`).
-        type: ``alarm``, ``lot.end``, ``checkpoint`` ... (see the README (ledger)).
+        type: ``alarm``, ``lot.end``, ``checkpoint`` ... (see docs/reference/ledger.md).
         lots: lots the entry belongs to (indexed for trace).
         actor: who caused it (an operator for acks; empty for the node itself).
         body: the type-specific content.

@@ -150,7 +150,7 @@ class Engine:
         lot_point = self.lot_point
         acc = st.acc
         seq = st.seq
-        # the per-reading path: a few microseconds at most (DESIGN.md), hence the inlining
+        # the per-reading path: a few microseconds at most (docs/design.md), hence the inlining
         for r in readings:
             t = r.ts
             if t < clock:

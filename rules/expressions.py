@@ -305,7 +305,7 @@ def _fast_binop(
 ) -> Scalar | None:
     """Closures for + - * / that read point values and constants inline (one call, not three).
 
-    Per-reading cost matters (DESIGN.md: a few microseconds per reading); the generic closure
+    Per-reading cost matters (docs/design.md: a few microseconds per reading); the generic closure
     calls two operand closures and an operator function.
     """
     op = type(node.op)

@@ -16,7 +16,7 @@ A rule file (YAML 1.2)::
         off_delay: 2s
         severity: high
 
-the README (rule files) describes every kind and key. All files of a set are read and
+docs/reference/rules.md describes every kind and key. All files of a set are read and
 checked before anything is returned; the problems of every file come out together, sorted by
 file (in the order given), line and column.
 """
@@ -42,10 +42,12 @@ from edge.rules.model import (
 )
 from edge.rules.yamlpos import Problem, YMap, YNode, YScalar, YSeq, parse_yaml
 
-__all__ = ["Problem", "check_rules", "load_rules"]
+__all__ = ["COMMON_KEYS", "FILE_KEYS", "Problem", "check_rules", "load_rules"]
 
-_TOP_KEYS = ("version", "lot", "units", "rules")
-_COMMON = ("id", "kind", "point", "expr", "severity", "tags", "message")
+#: The keys of a rule file's top level and of every rule (each kind adds its own: KIND_KEYS);
+#: docs/reference/rules.md documents exactly these (tests/docs checks it).
+FILE_KEYS = ("version", "lot", "units", "rules")
+COMMON_KEYS = ("id", "kind", "point", "expr", "severity", "tags", "message")
 _KINDS = tuple(KIND_KEYS)
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 
@@ -95,7 +97,7 @@ def _top(root: YNode, ctx: Ctx, files: _Files, known: Mapping[str, str] | None) 
     top = ctx.mapping(root, "a rule file")
     if top is None:
         return
-    ctx.keys(top, _TOP_KEYS, "the rule file")
+    ctx.keys(top, FILE_KEYS, "the rule file")
     if "version" in top.items:
         node = top.items["version"][1]
         if not (isinstance(node, YScalar) and type(node.value) is int and node.value == 1):
@@ -168,7 +170,7 @@ def _rule(
     if "kind" not in items:
         ctx.error(node, f"missing key 'kind' (one of: {', '.join(_KINDS)})")
     if kind is not None:
-        allowed = _COMMON + KIND_KEYS[kind]
+        allowed = COMMON_KEYS + KIND_KEYS[kind]
         for name, (key, _) in node.items.items():
             if name in allowed:
                 continue
@@ -184,7 +186,7 @@ def _rule(
                     key, f"unknown key {name!r} in a {kind} rule{did_you_mean(name, allowed)}"
                 )
     else:
-        every = set(_COMMON).union(*KIND_KEYS.values())
+        every = set(COMMON_KEYS).union(*KIND_KEYS.values())
         ctx.keys(node, every, "a rule")
 
     rule_id = None

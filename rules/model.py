@@ -4,7 +4,7 @@ Every value here has been checked by :mod:`edge.rules.loader`; the engine never 
 All durations are seconds (``float``), all limits are plain floats in the point's engineering
 unit (the file may write ``8.0 degC``; units are checked against the point, never converted).
 
-Boundary conventions (the engine implements them; the README (rule files) explains them):
+Boundary conventions (the engine implements them; docs/reference/rules.md explains them):
 
 * a limit is violated when the value is *strictly* beyond it (``value > high``, ``value < low``);
   a value exactly at the limit is in spec;

@@ -2,7 +2,7 @@
 
 setuptools maps `drivers/`, `rules/`, `ledger/` and `firmware-sim/` into `edge.*` at install
 time; mypy does not follow that mapping through the editable-install import hook, so
-`make check` type-checks this link tree instead (see DESIGN.md, "Layout").
+`make check` type-checks this link tree instead (see docs/design.md, "Layout").
 """
 
 from __future__ import annotations

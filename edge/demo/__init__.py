@@ -2,7 +2,7 @@
 
 firmware-sim serves a Modbus RTU slave (scenario ``demo``: a cooling tunnel whose cooling fails
 from 4 s to 12 s) on a pseudo-terminal; the node polls it through the Modbus RTU driver
-(minimalmodbus over pyserial), evaluates ``tunnel.yaml``, prints alarm transitions live, appends
+(our own RTU framing over pyserial), evaluates ``tunnel.yaml``, prints alarm transitions live, appends
 everything to a SQLite ledger and finally verifies the chain.
 """
 

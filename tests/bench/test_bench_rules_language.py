@@ -14,7 +14,7 @@ import numpy as np
 from edge.rules.expressions import compile_expression
 from edge.rules.loader import load_rules
 
-#: a derived point costs at most 2 us per evaluation (DESIGN.md: a few us of work per reading)
+#: a derived point costs at most 2 us per evaluation (docs/design.md: a few us of work per reading)
 SCALAR_LIMIT = 500_000.0
 #: the vector form must keep up with the 5,000,000 rows/s replay target
 VECTOR_LIMIT = 5_000_000.0
