@@ -20,19 +20,25 @@ import click
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "docs" / "reference" / "commands.md"
 
-#: Where each command group's behaviour, output and examples are described (the help text
+#: Where each command's (or group's) behaviour, output and examples are described (the help text
 #: here says what a command does; these pages say how it behaves).
 DETAILS = {
-    "run": "[design.md, runtime](../design.md#runtime-edge-run)",
+    "run": "[design.md](../design.md#runtime-edge-run)",
     "demo": "[README](../../README.md#what-the-demo-shows)",
-    "config": "[node-config.md](node-config.md)",
-    "sim": "[simulator.md](simulator.md)",
-    "read": "[drivers.md, commissioning](drivers.md#commissioning-commands)",
-    "probe": "[drivers.md, commissioning](drivers.md#commissioning-commands)",
-    "rules": "[rules.md, commands](rules.md#commands)",
-    "keys": "[ledger.md, commands](ledger.md#commands)",
-    "ledger": "[ledger.md](ledger.md)",
-    "alarm": "[mqtt.md, operator actions](mqtt.md#operator-actions-on-a-running-node)",
+    "config check": "[node-config.md](node-config.md)",
+    "sim": "[simulator.md](simulator.md#commands)",
+    "read": "[drivers.md](drivers.md#edge-read)",
+    "probe": "[drivers.md](drivers.md#edge-probe)",
+    "rules check": "[rules.md](rules.md#edge-rules-check)",
+    "rules test": "[rules.md](rules.md#edge-rules-test)",
+    "rules explain": "[rules.md](rules.md#edge-rules-explain)",
+    "keys init": "[ledger.md](ledger.md#edge-keys-init)",
+    "ledger verify": "[ledger.md](ledger.md#edge-ledger-verify)",
+    "ledger correct": "[ledger.md](ledger.md#edge-ledger-correct)",
+    "ledger query": "[ledger.md](ledger.md#edge-ledger-query)",
+    "ledger trace": "[ledger.md](ledger.md#edge-ledger-trace)",
+    "ledger export": "[ledger.md](ledger.md#edge-ledger-export)",
+    "alarm": "[mqtt.md](mqtt.md#operator-actions-on-a-running-node)",
 }
 
 HEADER = """\
@@ -83,8 +89,12 @@ def _param_row(param: click.Parameter) -> str:
     if param.multiple:
         kind += ", repeatable"
     default = ""
-    if not param.is_flag and param.default not in (None, (), "") and not callable(param.default):
-        default = f"`{param.default}`"
+    # only plain values: click's "no default" sentinel and callables (login name) are not shown
+    value = param.default
+    if not param.is_flag and isinstance(value, str | int | float | Path) and value != "":
+        default = f"`{value}`"
+    elif not param.is_flag and isinstance(value, tuple | list) and value:
+        default = "`" + " ".join(map(str, value)) + "`"
     if param.envvar:
         default += f" (env `{param.envvar}`)"
     return (
@@ -104,7 +114,7 @@ def render() -> str:
             continue
         name = " ".join(path)
         anchor = name.replace(" ", "-")
-        details = DETAILS.get(path[1], "")
+        details = DETAILS.get(" ".join(path[1:]), DETAILS.get(path[1], ""))
         first = _help(cmd.help).split("\n\n")[0]
         parts.append(f"| [`{name}`](#{anchor}) | {_cell(first)} | {details} |\n")
     for path, cmd in commands:
