@@ -150,3 +150,24 @@ def test_runtime_dependency_is_imported(dist: str) -> None:
         f"pyproject.toml declares {dist} (import {', '.join(sorted(modules))}) but no module of "
         "the package imports it: use it or remove it from [project] dependencies"
     )
+
+
+def test_file_references_in_code_and_config_exist() -> None:
+    """Comments and docstrings that send a reader to a file name one that exists."""
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
+                           check=True).stdout.split()  # fmt: skip
+    pattern = re.compile(r"(?<![\w/.-])((?:docs|tools|examples)/[\w./-]+\.(?:md|py|toml|yaml))\b")
+    bad = []
+    for name in files:
+        path = ROOT / name
+        if path.suffix not in {".py", ".toml", ".md", ".yaml"} and path.name != "Makefile":
+            continue
+        if not path.is_file():
+            continue
+        for n, line in enumerate(
+            path.read_text(encoding="utf-8", errors="replace").splitlines(), 1
+        ):
+            for ref in pattern.findall(line):
+                if not (ROOT / ref).exists():
+                    bad.append(f"{name}:{n}: {ref}")
+    assert not bad, f"references to files that do not exist: {bad}"
