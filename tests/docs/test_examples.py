@@ -115,9 +115,12 @@ def run(example: Example, cwd: Path) -> None:
         assert done.returncode == 0, f"{where} failed:\n{done.stdout}{done.stderr}"
     elif example.lang == "console":
         for command, expected in console_steps(example.text):
-            done = subprocess.run(["bash", "-c", command], cwd=cwd, env=env(),
-                                  capture_output=True, text=True, timeout=120)  # fmt: skip
-            shown = (done.stdout + done.stderr).rstrip("\n").splitlines()
+            # one pipe for both streams, so lines keep the order a terminal shows them in
+            done = subprocess.run(
+                ["bash", "-c", command], cwd=cwd, env=env(), stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, text=True, timeout=120,
+            )  # fmt: skip
+            shown = done.stdout.rstrip("\n").splitlines()
             if expected and expected[-1] == "...":
                 shown = [*shown[: len(expected) - 1], "..."]
             assert shown == expected, (
