@@ -19,6 +19,7 @@ crash test pass vacuously).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from collections.abc import Callable
@@ -80,10 +81,8 @@ def parse(spec: str) -> dict[str, int]:
 def _die(name: str) -> None:
     del name
     if _IN_CHILD_OF is not None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(_IN_CHILD_OF, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     os.kill(os.getpid(), signal.SIGKILL)
 
 

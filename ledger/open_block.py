@@ -73,8 +73,7 @@ class OpenBlock:
         n = self.number
         start = self.staged
         out = [
-            (reading_rowid(n, i), n, *row)
-            for i, row in enumerate(self.rows[start:], start=start)
+            (reading_rowid(n, i), n, *row) for i, row in enumerate(self.rows[start:], start=start)
         ]
         self.staged = len(self.rows)
         return out

@@ -59,10 +59,9 @@ _fromhex = bytes.fromhex
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """What one transaction writes: appended entries and the checkpoint covering them, the raw
-    readings that arrived meanwhile, and the engine state that reflects the entries.
+    """What one transaction writes: entries, readings that arrived meanwhile, the engine state.
 
-    A batch may have no entries (readings or a state only, e.g. timer progress); it then has
+    Entries come with the checkpoint covering them; the engine state reflects the entries. A batch may have no entries (readings or a state only, e.g. timer progress); it then has
     no checkpoint either.
 
     Attributes:
@@ -72,7 +71,7 @@ class Batch:
         frontier: the Merkle frontier over the ``size`` entries the checkpoint covers
             (:meth:`Frontier.packed`), stored so that opening the feed need not rebuild it.
         readings: raw readings received since the previous batch (see :mod:`.open_block`).
-        state: the engine state to store with it (:meth:`Ledger.set_state`), None: unchanged.
+        state: the engine state to store with it (:meth:`Ledger.track_state`), None: unchanged.
     """
 
     entries: tuple[Entry, ...]
@@ -188,6 +187,22 @@ class Ledger:
             ).fetchone()
         return None if row is None else parse_entry(bytes(row[0]))
 
+    def last_entry(self, *, skip: Sequence[str] = ()) -> Entry | None:
+        """Our feed's newest stored entry whose type is not in ``skip`` (None when none).
+
+        Raises:
+            NotCanonical: the stored entry is damaged (``verify`` says where).
+        """
+        key = self._writer_key()
+        marks = ", ".join("?" * len(skip))
+        where = f" AND type NOT IN ({marks})" if skip else ""
+        with map_exceptions(SQL_ERRORS, f"ledger {self.path}"):
+            row = self.conn.execute(
+                f"SELECT raw FROM entries WHERE feed = ?{where} ORDER BY seq DESC LIMIT 1",
+                (key.feed, *skip),
+            ).fetchone()
+        return None if row is None else parse_entry(bytes(row[0]))
+
     @property
     def head(self) -> Entry | None:
         """The last committed entry of our feed (None when empty or opened without a key)."""
@@ -212,10 +227,7 @@ class Ledger:
     def dirty(self) -> bool:
         """Whether anything (entries, readings, a state) waits for the next :meth:`cut`."""
         return bool(
-            self._pending
-            or self._pending_rows
-            or self._open_block.unstaged
-            or self._state_changed
+            self._pending or self._pending_rows or self._open_block.unstaged or self._state_changed
         )
 
     @property
@@ -398,10 +410,9 @@ class Ledger:
         return entry
 
     def track_state(self, name: str, source: Callable[[], bytes]) -> None:
-        """Store ``source()`` as ``engine_state`` row ``name`` with each batch cut after
-        :meth:`state_changed`.
+        """Store ``source()`` as ``engine_state`` row ``name`` with batches (see below).
 
-        ``source`` is called at the cut, so the state stored is the one of that moment, in the
+        Stored with each batch cut after :meth:`state_changed`. ``source`` is called at the cut, so the state stored is the one of that moment, in the
         same transaction as every entry appended before it. The caller's part of the bargain:
         whenever it yields to the event loop (where the async writer cuts), every event its
         state reflects is appended.
