@@ -179,6 +179,7 @@ class LedgerBridge:
         """
         writer = self.writer
         ledger = writer.ledger
+        last_reading = ledger.last_reading_ts()  # before the open block is closed (pending)
         count = len(ledger.open_block)
         if count:
             recovered = writer.close_block()
@@ -190,7 +191,7 @@ class LedgerBridge:
         return {
             "clean": last.type == "node.stop",
             "last_entry": last.ts,
-            "last_reading": ledger.last_reading_ts(),
+            "last_reading": last_reading,
         }
 
     def config_change(self) -> dict[str, Any] | None:
