@@ -138,6 +138,8 @@ def _entries(db: Path) -> list[dict[str, Any]]:
     conn = _connect(db)
     try:
         rows = conn.execute("SELECT raw FROM entries ORDER BY seq").fetchall()
+    except sqlite3.OperationalError:  # killed before the schema was made: nothing stored
+        return []
     finally:
         conn.close()
     return [json.loads(r[0]) for r in rows]
@@ -147,6 +149,8 @@ def _stored_state(db: Path) -> dict[str, Any] | None:
     conn = _connect(db)
     try:
         row = conn.execute("SELECT state FROM engine_state WHERE name = 'rules'").fetchone()
+    except sqlite3.OperationalError:  # killed before the schema was made: nothing stored
+        return None
     finally:
         conn.close()
     return None if row is None else json.loads(row[0])
