@@ -135,6 +135,8 @@ def _connect(db: Path) -> sqlite3.Connection:
 
 
 def _entries(db: Path) -> list[dict[str, Any]]:
+    if not db.exists():
+        return []
     conn = _connect(db)
     try:
         rows = conn.execute("SELECT raw FROM entries ORDER BY seq").fetchall()
@@ -398,3 +400,48 @@ def _check_alerts_are_recorded(
             assert (suffix.split("/")[1], payload["lot"]) in lots, (
                 f"lane {lane.number}: lot alert without a ledger entry: {suffix} {payload}"
             )
+
+
+def test_sigterm_to_the_process_group_stops_node_and_commit_process_cleanly(
+    tmp_path: Path,
+) -> None:
+    """systemd's default KillMode signals the whole control group: node and commit process."""
+    shutil.copyfile(HERE / "rules.yaml", tmp_path / "rules.yaml")
+    shutil.copyfile(HERE / "node.toml", tmp_path / "node.toml")
+    db = tmp_path / "data" / "ledger.db"
+    with SimulatorThread(load_scenario(HERE / "scenario.yaml"), tmp_path, seed=5):
+        with (tmp_path / "run.log").open("wb") as log:
+            proc = subprocess.Popen(
+                [*EDGE, "run", "-c", str(tmp_path / "node.toml")],
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                start_new_session=True,
+            )
+        try:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not any(
+                e["type"] == "alarm" for e in _entries(db)
+            ):
+                time.sleep(0.1)
+            children = _children(proc.pid)
+            assert children, "the node runs no commit process"
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            code = proc.wait(timeout=20)
+    err = (tmp_path / "run.log").read_text()
+    assert code == 0, err
+    assert "level=error" not in err and "Traceback" not in err, err
+    assert "event=node.stopped" in err
+    for pid in children:
+        assert not Path(f"/proc/{pid}").exists(), "the commit process outlived the node"
+    entries = _entries(db)
+    assert [e["type"] for e in entries if e["type"] != "checkpoint"][-1] == "node.stop"
+    _check_verifies(db)
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        out.extend(int(t) for t in text)
+    return out
