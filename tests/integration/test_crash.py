@@ -26,6 +26,7 @@ At the end (a last run stopped with SIGTERM), over all the kills:
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -194,9 +195,7 @@ def _drive(lane: Lane) -> Lane:
     for failpoint in lane.plan:
         proc = _spawn(lane, failpoint)
         run = Run(failpoint, time.time())
-        deadline = time.monotonic() + (
-            lane.rng.uniform(0.8, 2.5) if failpoint is None else 8.0
-        )
+        deadline = time.monotonic() + (lane.rng.uniform(0.8, 2.5) if failpoint is None else 8.0)
         if failpoint == "node.stopping":
             time.sleep(2.0)
             os.killpg(proc.pid, signal.SIGTERM)
@@ -334,7 +333,8 @@ def _check_no_entry_before_its_start(lane: Lane, entries: list[dict[str, Any]]) 
     for e in entries:
         if e["type"] == "node.start":
             start = e["ts"]
-        assert start is not None and e["ts"] >= start, (
+        assert start is not None, f"lane {lane.number}: an entry before the first node.start"
+        assert e["ts"] >= start, (
             f"lane {lane.number} seq {e['seq']} {e['type']} at {e['ts']} is before its run's "
             f"node.start at {start}"
         )
@@ -359,7 +359,7 @@ def _check_readings(lane: Lane, entries: list[dict[str, Any]]) -> None:
             continue
         i = mine[0]
         in_run = [t for t in stamps if bounds[i] <= t < bounds[i + 1]]
-        gaps = [b - a for a, b in zip(in_run, in_run[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(in_run)]
         assert not gaps or max(gaps) < 1.0, f"lane {lane.number}: readings missing in a run"
         newest_missing_allowed = run.died - (FLUSH + POLL + SLACK)
         if starts[i] > newest_missing_allowed - 0.3:
@@ -430,7 +430,8 @@ def test_sigterm_to_the_process_group_stops_node_and_commit_process_cleanly(
             code = proc.wait(timeout=20)
     err = (tmp_path / "run.log").read_text()
     assert code == 0, err
-    assert "level=error" not in err and "Traceback" not in err, err
+    assert "level=error" not in err, err
+    assert "Traceback" not in err, err
     assert "event=node.stopped" in err
     for pid in children:
         assert not Path(f"/proc/{pid}").exists(), "the commit process outlived the node"

@@ -28,7 +28,8 @@ def test_on_delay_running_at_the_kill_restarts_on_readings_after_the_restart() -
     rs = RuleSet.build([LimitRule(id="hi", point="t", high=8.0, on_delay=30.0)])
     eng = Engine(rs)
     st, ev = eng.step(eng.initial_state(), [Reading("t", 0.0, 9.0)], 12.0)
-    assert ev == [] and st.alarm("hi").due == 30.0
+    assert ev == []
+    assert st.alarm("hi").due == 30.0
     # down from 12 s to 1000 s: the old due time (30 s) must not fire at the restart
     st = rebase(EngineState.from_json(st.to_json()), 1000.0)
     st, ev = eng.step(st, [], 1000.0)
@@ -49,7 +50,8 @@ def test_off_delay_running_at_the_kill_keeps_the_alarm_until_seen_clear_again() 
     st, ev = eng.step(st, [Reading("t", 1.0, 2.0)], 1.0)  # clearing, off-delay running
     st = rebase(st, 100.0)
     st, ev = eng.step(st, [], 200.0)
-    assert ev == [] and st.alarm("hi").state is AlarmState.ACTIVE_UNACK
+    assert ev == []
+    assert st.alarm("hi").state is AlarmState.ACTIVE_UNACK
     st, ev = eng.step(st, [Reading("t", 201.0, 2.0)], 206.0)
     assert [(e.event, e.ts) for e in ev] == [("cleared", 206.0)]
 
@@ -119,7 +121,9 @@ def test_what_counts_readings_carries_over(rs: RuleSet, before: list[Reading], d
 
 @_SETTINGS
 @given(rulesets(), recordings())
-def test_rebasing_at_or_before_the_clock_changes_nothing(rs: RuleSet, before: list[Reading]) -> None:
+def test_rebasing_at_or_before_the_clock_changes_nothing(
+    rs: RuleSet, before: list[Reading]
+) -> None:
     eng = Engine(rs)
     st, _ = eng.step(eng.initial_state(), before, max((r.ts for r in before), default=0.0))
     snapshot = st.to_json()
