@@ -6,7 +6,7 @@ lists them): ``node.start``, ``node.stop``, ``config.change``, ``rules.change``,
 ``correction``. Measured values go in as decimal strings (no floats in
 hashed content), to :data:`SIGNIFICANT_DIGITS` significant digits.
 
-It also keeps what makes a node's records crash-atomic (docs/pending/i12-core-design.md): the
+It also keeps what makes a node's records crash-atomic (docs/design.md, "Crash-atomic records"): the
 rule engine's state lives in the ledger database and is stored with the batch that carries the
 events it reflects (:meth:`LedgerBridge.track_state`); raw readings are staged with every batch
 (:meth:`LedgerBridge.add_readings`); at start, :meth:`LedgerBridge.previous_run` closes the block

@@ -15,7 +15,7 @@ Readings travel from the buses to the rules through one bounded queue: a slow co
 pollers (backpressure) rather than losing readings silently. Shutdown runs in data-flow order:
 stop polling, drain the queue through the rules, record ``node.stop``, flush and close the ledger.
 
-Crash atomicity (docs/pending/i12-core-design.md): the engine state lives in the ledger database
+Crash atomicity (docs/design.md, "Crash-atomic records"): the engine state lives in the ledger database
 and is stored by the batch that carries the entries of its events. The rules task keeps one
 rule: between changing the state and appending the entries of what changed, it never yields to
 the event loop (where the writer cuts batches); it waits for room in the writer *before* it
