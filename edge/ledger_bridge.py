@@ -185,7 +185,11 @@ class LedgerBridge:
             recovered = writer.close_block()
             assert recovered is not None
             event("ledger.readings_recovered", readings=count, block=recovered.body["block"])
-        last = ledger.last_entry(skip=(CHECKPOINT, "readings.digest"))
+        try:
+            last = ledger.last_entry(skip=(CHECKPOINT, "readings.digest"))
+        except NotCanonical as exc:  # a damaged entry: verify names it; the node must start
+            event("ledger.previous_run_unreadable", logging.WARNING, error=str(exc))
+            return {"clean": False, "last_entry": None, "last_reading": last_reading}
         if last is None:
             return None
         return {

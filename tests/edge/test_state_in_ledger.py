@@ -115,3 +115,16 @@ async def test_node_start_says_how_and_when_the_previous_run_ended(tmp_path: Pat
         "node.start", "readings.digest", "node.start", "readings.digest", "node.stop",
         "node.start",
     ]  # fmt: skip
+
+
+async def test_a_damaged_last_entry_does_not_keep_the_node_from_starting(tmp_path: Path) -> None:
+    await _run_once(tmp_path, [], stop=True)
+    conn = sqlite3.connect(tmp_path / "var" / "ledger.db")
+    try:
+        conn.execute("DROP TRIGGER entries_no_update")
+        conn.execute("UPDATE entries SET raw = X'7B7D' WHERE type = 'node.stop'")  # '{}'
+        conn.commit()
+    finally:
+        conn.close()
+    _, previous = await _run_once(tmp_path, [], stop=True)
+    assert previous == {"clean": False, "last_entry": None, "last_reading": None}
