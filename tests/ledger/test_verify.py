@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.ledger import verify
+from edge.ledger import verify, verify_parallel
 from edge.ledger.entry import checkpoint_message
 from edge.ledger.keys import NodeKey
 from edge.ledger.store import connect
@@ -127,7 +127,7 @@ def test_parallel_verify_matches_sequential(
     path = tmp_path / "l.db"
     build_ledger(path, KEY, batches=(7, 1, 9, 5, 12, 20, 3)).close()
     monkeypatch.setattr(verify, "PARALLEL_MIN", 10)
-    monkeypatch.setattr(verify, "CHUNK", 8)
+    monkeypatch.setattr(verify_parallel, "CHUNK", 8)
     conn = connect(path, readonly=True)
     good = verify.verify_db(conn, workers=2)
     assert good.ok
