@@ -26,7 +26,7 @@ import sqlite3
 from collections.abc import Callable
 
 from edge.ledger.verify_chain import FeedVerifier, Row, verify_feed
-from edge.ledger.verify_parallel import NO_END, stored_lots, verify_parallel
+from edge.ledger.verify_parallel import NO_END, recorded_rows, stored_lots, verify_parallel
 from edge.ledger.verify_readings import check_readings as _check_readings
 from edge.ledger.verify_report import FeedReport, Kind, Problem, Report
 
@@ -82,7 +82,7 @@ def verify_db(
             verifier = verify_parallel(conn, path, feed, last_seq, workers, progress, merkle)
             report.feeds.append(verifier.finish(_recorded(conn, feed), None))
             continue
-        verifier = FeedVerifier(feed, merkle=merkle)
+        verifier = FeedVerifier(feed, merkle=merkle, table=recorded_rows(conn, feed))
         cursor = conn.execute(
             "SELECT seq, id, prev, ts, type, actor, raw FROM entries WHERE feed = ? ORDER BY seq",
             (feed,),

@@ -17,6 +17,7 @@ import orjson
 from edge.ledger.entry import CHECKPOINT, checkpoint_message
 from edge.ledger.keys import verify_signature
 from edge.ledger.merkle import Frontier, leaf_hash, leaf_hashes
+from edge.ledger.verify_checkpoints import CheckpointTable, Recorded
 from edge.ledger.verify_report import FeedReport, Kind, Problem
 
 __all__ = ["Chunk", "FeedVerifier", "Row", "verify_feed"]
@@ -40,6 +41,7 @@ class FeedVerifier:
         prev_id: str | None = None,
         deferred: bool = False,
         merkle: bool = True,
+        table: Iterable[Recorded] | None = None,
     ) -> None:
         """Start verifying ``feed``.
 
@@ -52,6 +54,8 @@ class FeedVerifier:
             merkle: recompute the Merkle root at every checkpoint (two hashes per entry).
                 Without, checkpoints are still checked for head, size and signature, and the
                 hash chain still ties every entry to a signed head.
+            table: the feed's ``checkpoints`` rows with size from ``start`` on, in ascending
+                size (None: skip the checkpoints table check).
         """
         self.feed = feed
         self.report = FeedReport(feed)
@@ -69,6 +73,7 @@ class FeedVerifier:
         self._waiting: dict[int, str] = {}  # ids seen before their Merkle position came up
         self._lots: dict[int, list[str]] = {}  # seq -> lots from raw, for the index check
         self._deferred = deferred
+        self._table = None if table is None else CheckpointTable(table, self._problem)
         #: deferred root checks: (seq, size, root, signature ok, local frontier stack or None)
         self.roots: list[tuple[int, int, str, bool, list[bytes] | None]] = []
 
@@ -314,6 +319,8 @@ class FeedVerifier:
         except (KeyError, TypeError):
             self._problem(seq, Kind.BAD_CHECKPOINT, "checkpoint body lacks size/head/root/sig")
             return
+        if self._table is not None:
+            self._table.match(seq, (size, head, root, sig))
         if size != seq or head != data.get("prev"):
             self._problem(
                 seq,
@@ -366,6 +373,8 @@ class FeedVerifier:
             lots: seq -> lots in ``entry_lots`` (None: skip the lot index check).
         """
         end = self._expected
+        if self._table is not None:
+            self._table.finish(end)
         if end > self._last_checkpoint_end:
             self._problem(
                 self._last_checkpoint_end,
@@ -419,6 +428,8 @@ class FeedVerifier:
         """
         if lots is not None:
             self._check_lots(lots)
+        if self._table is not None:
+            self._table.finish(self._expected)
         complete = (
             self._tree_ok
             and not self._waiting
@@ -478,7 +489,13 @@ def verify_feed(
     lots: Mapping[int, Iterable[str]] | None = None,
     merkle: bool = True,
 ) -> FeedReport:
-    """Verify one feed from its rows (pure; rows in ascending seq order)."""
-    verifier = FeedVerifier(feed, merkle=merkle)
+    """Verify one feed from its rows (pure; rows in ascending seq order).
+
+    ``recorded`` are the feed's ``checkpoints`` rows (size, head, root, sig), in any order: each
+    must match its checkpoint entry, and none may be beyond the end of the feed; none given
+    (a feed learnt without its table) skips the table check.
+    """
+    recorded = list(recorded)
+    verifier = FeedVerifier(feed, merkle=merkle, table=sorted(recorded) if recorded else None)
     verifier.add_many(rows)
     return verifier.finish(recorded, lots)

@@ -15,9 +15,10 @@ from pathlib import Path
 
 from edge.ledger.merkle import EMPTY_ROOT, Frontier, node_hash
 from edge.ledger.verify_chain import Chunk, FeedVerifier
+from edge.ledger.verify_checkpoints import Recorded
 from edge.ledger.verify_report import Kind, Problem
 
-__all__ = ["CHUNK", "NO_END", "stored_lots", "verify_parallel"]
+__all__ = ["CHUNK", "NO_END", "recorded_rows", "stored_lots", "verify_parallel"]
 
 #: Entries per chunk handed to a worker: a power of two, so each complete chunk is a perfect
 #: Merkle subtree and the trees of the chunks combine like leaves. Small enough that the last
@@ -45,7 +46,12 @@ def _verify_chunk_on(
         "SELECT id FROM entries WHERE feed = ? AND seq = ?", (feed, start - 1)
     ).fetchone()
     verifier = FeedVerifier(
-        feed, start=start, prev_id=prev[0] if prev else None, deferred=True, merkle=merkle
+        feed,
+        start=start,
+        prev_id=prev[0] if prev else None,
+        deferred=True,
+        merkle=merkle,
+        table=recorded_rows(conn, feed, start, stop),
     )
     cursor = conn.execute(
         "SELECT seq, id, prev, ts, type, actor, raw FROM entries WHERE feed = ? AND seq >= ? AND seq < ? ORDER BY seq",
@@ -57,6 +63,17 @@ def _verify_chunk_on(
 
 
 NO_END = 2**63 - 1  # the largest SQLite integer: "to the end of the feed"
+
+
+def recorded_rows(
+    conn: sqlite3.Connection, feed: str, start: int = 0, stop: int = NO_END
+) -> list[Recorded]:
+    """The feed's ``checkpoints`` rows of size start..stop-1, in ascending size."""
+    return conn.execute(
+        "SELECT size, head, root, sig FROM checkpoints WHERE feed = ? AND size >= ? AND size < ? "
+        "ORDER BY size",
+        (feed, start, stop),
+    ).fetchall()
 
 
 def stored_lots(

@@ -22,6 +22,7 @@ class Kind(enum.StrEnum):
     UNSIGNED = "unsigned entries"
     INDEX_MISMATCH = "index mismatch"
     CHANGED_READINGS = "changed readings"
+    CHECKPOINT_TABLE = "checkpoints table mismatch"
 
 
 @dataclass(frozen=True, slots=True)

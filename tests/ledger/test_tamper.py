@@ -262,3 +262,28 @@ def test_no_merkle_still_names_every_tampering(db: Path) -> None:
         (10, Kind.BAD_SIGNATURE),
         (14, Kind.ROLLBACK),
     } <= kinds
+
+
+# -- the checkpoints table against the checkpoint entries -------------------------------------
+
+
+def test_signature_changed_only_in_the_checkpoints_table(db: Path) -> None:
+    with attacker(db) as conn:
+        sig = conn.execute("SELECT sig FROM checkpoints WHERE size = 10").fetchone()[0]
+        bad = sig[:-2] + ("00" if sig[-2:] != "00" else "01")
+        conn.execute("UPDATE checkpoints SET sig = ? WHERE size = 10", (bad,))
+    report = verify(db)
+    assert found(report) == {(10, Kind.CHECKPOINT_TABLE)}
+    assert report.problems[0].detail.endswith("differs from checkpoint entry 10 in sig")
+
+
+def test_checkpoints_table_row_deleted_or_invented(db: Path) -> None:
+    with attacker(db) as conn:
+        conn.execute("DELETE FROM checkpoints WHERE size = 5")
+        feed = conn.execute("SELECT feed FROM entries LIMIT 1").fetchone()[0]
+        conn.execute("INSERT INTO checkpoints VALUES (?, 7, 'x', 'y', 'z')", (feed,))
+    report = verify(db)
+    assert found(report) == {(5, Kind.CHECKPOINT_TABLE), (7, Kind.CHECKPOINT_TABLE)}
+    details = sorted(p.detail for p in report.problems)
+    assert "checkpoint entry 5 has no row in the checkpoints table" in details
+    assert any("size 7" in d and "no such checkpoint" in d for d in details)
