@@ -16,15 +16,24 @@ order:
   *rollback below a checkpoint*: the tail was truncated);
 * the derived columns (prev, ts, type, actor, lots) agree with ``raw`` (else *index mismatch*:
   queries would lie even though the chain is intact);
-* each stored readings block still hashes to its digest entry (else *changed readings*).
+* the ``checkpoints`` table agrees with the checkpoint entries (else *checkpoints table
+  mismatch*: :mod:`edge.ledger.verify_checkpoints`);
+* every digest of the file's own feed has its readings block, hashing to it, or a
+  ``readings.prune`` entry entitled to prune it (else *changed readings*, *readings block row
+  mismatch*, *missing readings*; stored readings no digest commits to are *readings not on the
+  chain*: :mod:`edge.ledger.verify_readings`);
+* with a trust list, every feed is signed by a trusted key and the file's owner is the node's
+  (else *untrusted feed*): a file names its feeds' keys itself, so only a list pinned outside it
+  (:mod:`edge.ledger.trust`) says which to believe.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
+from edge.ledger.owner import read_owner
 from edge.ledger.verify_chain import FeedVerifier, Row, verify_feed
 from edge.ledger.verify_parallel import NO_END, recorded_rows, stored_lots, verify_parallel
 from edge.ledger.verify_readings import check_readings as _check_readings
@@ -53,6 +62,8 @@ def verify_db(
     check_readings: bool = True,
     workers: int | None = None,
     merkle: bool = True,
+    trusted: Mapping[str, str] | None = None,
+    node_feed: str | None = None,
 ) -> Report:
     """Verify every feed in a ledger database.
 
@@ -63,8 +74,11 @@ def verify_db(
         workers: processes for feeds of :data:`PARALLEL_MIN` entries or more (default: one
             per CPU; 1 verifies everything in this process).
         merkle: recompute every checkpoint's Merkle root (see :class:`FeedVerifier`).
+        trusted: feed id -> name of every trusted key (:mod:`edge.ledger.trust`); each feed
+            signed by another key is named *untrusted feed*. None: trust is not checked.
+        node_feed: the feed of the node whose database this is: the file's owner must be it.
     """
-    report = Report()
+    report = Report(owner=read_owner(conn))
     feeds = [
         f
         for (f,) in conn.execute(
@@ -94,8 +108,43 @@ def verify_db(
         lots = stored_lots(conn, verifier, 0, NO_END)
         report.feeds.append(verifier.finish(_recorded(conn, feed), lots))
     if check_readings:
-        _check_readings(conn, report)
+        _check_readings(conn, report, report.owner)
+    if trusted is not None:
+        _check_trust(report, trusted, node_feed)
     return report
+
+
+def _check_trust(report: Report, trusted: Mapping[str, str], node_feed: str | None) -> None:
+    """Name every feed signed by a key not in ``trusted``, and an owner that is not the node."""
+    report.trust_checked = True
+    for feed in report.feeds:
+        feed.trusted_as = trusted.get(feed.feed)
+        if feed.trusted_as is None:
+            feed.problems.insert(
+                0,
+                Problem(
+                    feed.feed,
+                    0,
+                    Kind.UNTRUSTED,
+                    f"feed {feed.feed} is signed by a key not on the trust list: "
+                    "it vouches only for itself",
+                ),
+            )
+    owner = report.owner
+    if node_feed is not None and owner is not None and owner != node_feed:
+        target = next((f for f in report.feeds if f.feed == owner), None)
+        if target is None:
+            target = FeedReport(owner)
+            report.feeds.append(target)
+        target.problems.insert(
+            0,
+            Problem(
+                owner,
+                0,
+                Kind.UNTRUSTED,
+                f"the database belongs to feed {owner}, not to this node's key {node_feed}",
+            ),
+        )
 
 
 def _recorded(conn: sqlite3.Connection, feed: str) -> list[tuple[int, str, str, str]]:

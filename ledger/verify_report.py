@@ -23,6 +23,10 @@ class Kind(enum.StrEnum):
     INDEX_MISMATCH = "index mismatch"
     CHANGED_READINGS = "changed readings"
     CHECKPOINT_TABLE = "checkpoints table mismatch"
+    MISSING_READINGS = "missing readings"
+    BLOCK_ROW = "readings block row mismatch"
+    UNCOVERED_READINGS = "readings not on the chain"
+    UNTRUSTED = "untrusted feed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +54,10 @@ class FeedReport:
     entries: int = 0
     checkpoints: int = 0
     signed: int = 0  #: entries covered by a valid checkpoint signature
+    #: readings blocks recorded as pruned, by reason (``retention``, ``operator:<actor>``)
+    pruned: dict[str, int] = field(default_factory=dict)
+    #: the feed's name on the trust list; None when trust was not checked or it is not trusted
+    trusted_as: str | None = None
     problems: list[Problem] = field(default_factory=list)
 
     @property
@@ -63,6 +71,10 @@ class Report:
     """What verifying a whole database found."""
 
     feeds: list[FeedReport] = field(default_factory=list)
+    #: the feed that owns the file (``owner`` table), None when it does not say
+    owner: str | None = None
+    #: True when the feeds were checked against a trust list
+    trust_checked: bool = False
 
     @property
     def ok(self) -> bool:
