@@ -187,7 +187,8 @@ def plan_prune(
         "reason": RETENTION if retention is not None else OPERATOR,
     }
     if retention is not None:
-        body["retention"] = decimal(retention)
+        # seconds, as a decimal string: "2592000" for 30 days (whole seconds written as such)
+        body["retention"] = decimal(int(retention) if float(retention).is_integer() else retention)
     if comment:
         body["comment"] = comment
     return PrunePlan(blocks, body)
