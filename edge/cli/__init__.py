@@ -8,6 +8,7 @@
 | rules.py   | rules check, rules test, rules explain|
 | ledger.py  | ledger verify/query/trace/export, keys|
 | alarm.py   | alarm list/ack/shelve/... (running node)|
+| trust.py   | trust add/list/remove                 |
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import click
 
 from edge import __version__
-from edge.cli import acquire, alarm, ledger, node, rules, sim
+from edge.cli import acquire, alarm, ledger, node, rules, sim, trust
 
 __all__ = ["main"]
 
@@ -26,6 +27,6 @@ def main() -> None:
     """edge-qc: sensor acquisition, quality rules and a tamper-evident ledger for the factory edge."""
 
 
-for module in (node, sim, acquire, rules, ledger, alarm):
+for module in (node, sim, acquire, rules, ledger, alarm, trust):
     for command in module.COMMANDS:
         main.add_command(command)

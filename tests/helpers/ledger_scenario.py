@@ -207,7 +207,9 @@ def build(db: Path) -> Scenario:
     copy_feed(packer_db, db)
     for leftover in (packer_db, *(Path(f"{packer_db}{s}") for s in ("-wal", "-shm", ".lock"))):
         leftover.unlink(missing_ok=True)
-    # The packer is a trusted peer of this node: trace and the exports show trusted feeds only.
+    # The filler owns the file; the packer is a trusted peer (trace and the exports show trusted
+    # feeds only). As in a node's data directory: its public key beside the database, trust.toml.
+    (db.parent / "node.key.pub").write_text(filler.feed + "\n")
     add_trusted(db.parent / TRUST_FILE, packer.feed, "packer-gw")
     return Scenario(db, filler.feed, packer.feed, got)
 
