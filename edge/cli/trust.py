@@ -85,6 +85,8 @@ def resolve_trust(db: Path, keys: Sequence[str], config_path: Path | None) -> Re
         here = db.parent
         if any((here / name).exists() for name in (TRUST_FILE, KEY_FILE, f"{KEY_FILE}.pub")):
             trust = trust_for(here)
+            # A node's data directory: its key says whose file this is, not the file's owner row.
+            node_feed = trust.own.key if trust.own is not None else None
             sources.append(f"{here / TRUST_FILE} and the node key beside the database")
     if trust is None:
         return ResolvedTrust(None, None, "none")

@@ -402,3 +402,22 @@ def test_verify_trust_option_errors_are_one_line(node: tuple[Path, NodeKey]) -> 
     assert result.exit_code == 2
     assert "not a key" in result.output
     assert "Traceback" not in result.output
+
+
+def test_an_owner_row_switched_to_another_feed_is_named(node: tuple[Path, NodeKey]) -> None:
+    """Switching the owner row would take the node's readings out of the readings check; the
+    node's key (beside the database, or -c) says whose file it is."""
+    data, own = node
+    db = data / "ledger.db"
+    rogue = _forge_second_feed(db)
+    conn = sqlite3.connect(db)
+    conn.execute("DROP TRIGGER owner_no_update")
+    conn.execute("UPDATE owner SET feed = ?", (rogue.feed,))
+    conn.commit()
+    conn.close()
+    result = run("ledger", "verify", "--db", str(db), "--json")
+    assert result.exit_code == 1
+    details = [p["detail"] for p in orjson.loads(result.output)["problems"]]
+    assert (
+        f"the database belongs to feed {rogue.feed}, not to this node's key {own.feed}" in details
+    )
