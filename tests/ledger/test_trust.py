@@ -421,3 +421,32 @@ def test_an_owner_row_switched_to_another_feed_is_named(node: tuple[Path, NodeKe
     assert (
         f"the database belongs to feed {rogue.feed}, not to this node's key {own.feed}" in details
     )
+
+
+def test_edge_run_refuses_a_database_of_another_key(node: tuple[Path, NodeKey]) -> None:
+    """The real process: one line, exit 1, nothing written to the file."""
+    import shutil
+    import subprocess
+    import sys
+    from importlib import resources
+
+    data, _ = node
+    for name in ("node.toml", "tunnel.yaml"):
+        with resources.as_file(resources.files("edge.demo") / name) as src:
+            shutil.copyfile(src, data.parent / name)
+    toml = data.parent / "node.toml"
+    toml.write_text(toml.read_text().replace("[ledger]", '[ledger]\nkey_file = "other.key"'))
+    create_key_file(data / "other.key")
+    before = _entries(data / "ledger.db")
+    proc = subprocess.run(
+        [sys.executable, "-m", "edge", "run", "-c", str(toml)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "belongs to feed" in lines[0]
+    assert "wrong node key, or another node's database" in lines[0]
+    assert _entries(data / "ledger.db") == before
