@@ -228,7 +228,8 @@ class LedgerBridge:
         """Drop raw readings older than the retention; their digests stay on the ledger."""
         if self._writer is None:
             return 0
-        return await self._writer.prune_readings(now - self.config.ledger.readings_retention)
+        retention = self.config.ledger.readings_retention
+        return await self._writer.prune_readings(now - retention, retention=retention, now=now)
 
     async def prune_on_request(self, before: float, actor: str, comment: str) -> dict[str, Any]:
         """An operator's prune of raw readings before ``before``: recorded (who, why), then done."""
