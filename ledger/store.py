@@ -35,7 +35,7 @@ from edge.ledger.entry import (
 from edge.ledger.keys import NodeKey, verify_signature
 from edge.ledger.merkle import Frontier, ProofError, leaf_hash, leaf_hashes
 from edge.ledger.owner import claim_owner
-from edge.ledger.readings_store import PRUNE, ReadingsBlock, make_block, plan_prune
+from edge.ledger.readings_store import ReadingsBlock, make_block, plan_prune
 from edge.readings import Reading
 
 __all__ = ["DB_FILE", "Batch", "Ledger", "connect"]
@@ -452,7 +452,7 @@ class Ledger:
             plan = plan_prune(self.conn, before, retention=retention, comment=comment)
         if plan is None:
             return 0
-        self.append(PRUNE, plan.body, ts=now, actor=actor)
+        self.append("readings.prune", plan.body, ts=now, actor=actor)
         self.commit(now=now)
         return self.delete_blocks(plan.blocks)
 

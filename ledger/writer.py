@@ -30,7 +30,7 @@ from edge.ledger.commit_process import CommitProcess
 from edge.ledger.database import SQL_ERRORS
 from edge.ledger.entry import Entry
 from edge.ledger.keys import NodeKey
-from edge.ledger.readings_store import PRUNE, plan_prune
+from edge.ledger.readings_store import plan_prune
 from edge.ledger.store import Batch, Ledger
 from edge.readings import Reading
 
@@ -330,7 +330,7 @@ class LedgerWriter:
             plan = plan_prune(self.ledger.conn, before, retention=retention, comment=comment)
         if plan is None:
             return 0
-        entry = await self.append(PRUNE, plan.body, ts=now, actor=actor)
+        entry = await self.append("readings.prune", plan.body, ts=now, actor=actor)
         if not self._running:
             self._drain_sync()
             if self.ledger.size <= entry.seq:
