@@ -361,9 +361,11 @@ def test_a_forged_second_feed_is_untrusted_and_not_traced(node: tuple[Path, Node
     stations = orjson.loads(both.stdout)["stations"]
     assert {s["feed"] for s in stations} == {own.feed, rogue.feed}
     # the text table names each station's feed: its trust name, else its full id
-    table = run("ledger", "trace", LOT, "--db", str(db), "--all-feeds")
+    table = CliRunner().invoke(
+        main, ["ledger", "trace", LOT, "--db", str(db), "--all-feeds"], env={"COLUMNS": "300"}
+    )
     assert "self" in table.output
-    assert rogue.feed[:32] in table.output.replace("\n", "")
+    assert rogue.feed in table.output
     # exports follow the same rule
     csv_out = run("ledger", "export", "--lot", LOT, "--format", "csv", "--db", str(db))
     assert csv_out.exit_code == 0, csv_out.output
