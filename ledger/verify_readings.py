@@ -76,7 +76,9 @@ def check_readings(conn: sqlite3.Connection, report: Report, owner: str | None) 
     sql = "SELECT feed, seq, id, ts, actor, raw FROM entries WHERE type IN (?, ?)"
     args: tuple[Any, ...] = ("readings.digest", PRUNE)
     if owner is not None:
-        sql += " AND feed = ?"
+        # ``+feed``: keep SQLite on the type index (digests and prunes are few); on the feed
+        # index it would read every entry of the feed.
+        sql += " AND +feed = ?"
         args += (owner,)
     for feed, seq, entry_id, ts, actor, raw in conn.execute(sql, args):
         try:
