@@ -287,7 +287,7 @@ class Node:
         now = time.time()
         eng, st = self._engine, self._state
         if cmd.action == "status":
-            return {"ok": True, "alarms": self._alarm_list(now)}
+            return {"ok": True, "node": self.config.node_id, "alarms": self._alarm_list(now)}
         if cmd.rule == CONFIG_RULE:
             return await self._config_alarm_command(cmd, now)
         if cmd.action == "correct":
