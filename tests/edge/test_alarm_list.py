@@ -61,10 +61,13 @@ def test_two_long_similar_ids_stay_distinct_and_times_are_local() -> None:
     assert b.split()[1:] == ["returned", "unacked", "12-02", "18:20", "7.2", "degC"]
     assert "    back below 8 degC; shelved until 18:50:00" in lines
     assert "1796" not in text  # no epoch floats for people
-    assert "…" not in text and "..." not in text
+    assert "…" not in text
+    assert "..." not in text
     # attention first: active, then returned, then normal
-    assert lines.index(a) < lines.index(b) < next(
-        i for i, x in enumerate(lines) if x.startswith(CONFIG_RULE)
+    assert (
+        lines.index(a)
+        < lines.index(b)
+        < next(i for i, x in enumerate(lines) if x.startswith(CONFIG_RULE))
     )
     assert any(x.startswith("returned unacked: the condition has gone") for x in lines)
 
@@ -104,23 +107,31 @@ def test_no_line_is_wider_than_the_screen_and_every_id_reads_whole(
 def test_config_alarm_lifecycle() -> None:
     c = ConfigAlarm()
     c, t = c.accepted(1.0)
-    assert t is None and c.state is AlarmState.NORMAL
+    assert t is None
+    assert c.state is AlarmState.NORMAL
     c, t = c.rejected("tunnel.yaml:3:5: bad", 2.0)
-    assert t is not None and t.event == "activated" and t.rule == CONFIG_RULE
+    assert t is not None
+    assert t.event == "activated"
+    assert t.rule == CONFIG_RULE
     assert (t.from_state, t.to_state) == (AlarmState.NORMAL, AlarmState.ACTIVE_UNACK)
     assert "tunnel.yaml:3:5: bad" in t.message
     c, t = c.rejected("tunnel.yaml:4:1: worse", 3.0)
-    assert t is None and "worse" in c.message and c.since == 2.0  # still the same activation
+    assert t is None
+    assert "worse" in c.message
+    assert c.since == 2.0
     c, t = c.accepted(4.0)
-    assert t is not None and t.event == "cleared" and t.to_state is AlarmState.RTN_UNACK
+    assert t is not None
+    assert t.event == "cleared"
+    assert t.to_state is AlarmState.RTN_UNACK
     c, t = c.acknowledge("qa.jane", 5.0)
-    assert t is not None and t.actor == "qa.jane" and c.state is AlarmState.NORMAL
+    assert t is not None
+    assert t.actor == "qa.jane"
+    assert c.state is AlarmState.NORMAL
     c, t = c.acknowledge("qa.jane", 6.0)
     assert t is None
     # acknowledged while active: the valid reload returns it straight to normal
     c, _ = c.rejected("x", 7.0)
     c, _ = c.acknowledge("op", 8.0)
     c, t = c.accepted(9.0)
-    assert t is not None and (t.from_state, t.to_state) == (
-        AlarmState.ACTIVE_ACK, AlarmState.NORMAL
-    )  # fmt: skip
+    assert t is not None
+    assert (t.from_state, t.to_state) == (AlarmState.ACTIVE_ACK, AlarmState.NORMAL)
