@@ -10,17 +10,22 @@ importing it. Command modules keep their heavy imports inside the functions that
 the same reason: ``edge read --help`` imports the read command's module, nothing more.
 
 Every command ends quietly on a closed pipe (``edge ledger query --json | head -1``): see
-:mod:`edge.cli.pipes`.
+:mod:`edge.cli.pipes`. Every failure a command reports through click (a
+:class:`click.ClickException`, a usage error) is one line, ``edge: <message>`` on stderr, or with
+``--json`` on the command line one JSON object ``{"ok": false, "error": ...}`` on stdout
+(:func:`edge.cli.output.fail`); the exit status is click's (1, or 2 for usage errors).
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import click
 
+from edge.cli.output import fail
 from edge.cli.pipes import closed_pipe_exit, is_closed_pipe, quiet_on_closed_pipe
 
 __all__ = ["REGISTRY", "LazyGroup", "main", "short_help_from_source"]
@@ -93,10 +98,32 @@ class LazyGroup(click.Group):
                 raise closed_pipe_exit() from None
             raise
 
-    def main(self, args: Sequence[str] | None = None, *a: Any, **kw: Any) -> Any:
-        """Click's entry point, with the output flushed (and a closed pipe quiet) at the end."""
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Click's entry point; every failure is one line (JSON with ``--json``), see module doc."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        argv = list(sys.argv[1:] if args is None else args)
         with quiet_on_closed_pipe():
-            return super().main(args, *a, **kw)
+            try:
+                code = super().main(argv, prog_name, complete_var, False, **extra)
+            except click.exceptions.NoArgsIsHelpError as exc:  # `edge ledger`: its help
+                exc.show()
+                sys.exit(exc.exit_code)
+            except click.UsageError as exc:
+                hint = f" (try '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+                fail(exc.format_message() + hint, as_json="--json" in argv, code=exc.exit_code)
+            except click.ClickException as exc:
+                fail(exc.format_message(), as_json="--json" in argv, code=exc.exit_code)
+            except click.Abort:
+                fail("aborted", code=1)
+            sys.exit(code if isinstance(code, int) else 0)
 
 
 def _load(name: str, target: str) -> click.Command:
