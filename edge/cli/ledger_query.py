@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import difflib
 import io
 import os
+import sqlite3
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -38,7 +40,7 @@ from edge.ledger.query import (
 )
 from edge.ledger.trace import LotTrace, trace_lot
 
-_DB_OPTION = click.option(
+DB_OPTION = click.option(
     "--db",
     "db",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -99,14 +101,25 @@ def _row(entry: StoredEntry, stations: Stations) -> dict[str, Any]:
 
 
 @click.command("query")
-@_DB_OPTION
+@DB_OPTION
 @click.option(
-    "--type", "type_", metavar="T", help="Only entries of this type (alarm, lot.end, ...)."
+    "--type",
+    "types",
+    metavar="T",
+    multiple=True,
+    help="Only entries of this type (alarm, lot.end, ...); repeat for any of several.",
 )
-@click.option("--lot", metavar="L", help="Only entries naming this lot.")
 @click.option(
-    "--node", metavar="N", help="Only entries of this node (node id, site, or feed key prefix)."
+    "--lot",
+    "lots",
+    metavar="L",
+    multiple=True,
+    help="Only entries naming this lot; repeat for any of several.",
 )
+@click.option(
+    "--node", "nodes", metavar="N", multiple=True,
+    help="Only entries of this node (node id, site, or feed key prefix); repeatable.",
+)  # fmt: skip
 @click.option(
     "--since", metavar="TIME", help="From this time on (ISO 8601, or a duration ago: 2h)."
 )
@@ -127,9 +140,9 @@ def _row(entry: StoredEntry, stations: Stations) -> dict[str, Any]:
 @click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row.")
 def query_command(
     db: Path,
-    type_: str | None,
-    lot: str | None,
-    node: str | None,
+    types: tuple[str, ...],
+    lots: tuple[str, ...],
+    nodes: tuple[str, ...],
     since: str | None,
     until: str | None,
     limit: int | None,
@@ -138,7 +151,11 @@ def query_command(
     as_json: bool,
     as_csv: bool,
 ) -> None:
-    """List ledger entries matching every given filter, oldest first."""
+    """List ledger entries matching every given filter, oldest first.
+
+    A repeated filter accumulates: --type alarm --type alarm.ack lists both types. A lot that
+    no entry names is an error with the nearest lot names (a typo would otherwise show nothing).
+    """
     if as_json and as_csv:
         raise _BadOption("--json and --csv exclude each other")
     now = datetime.now(UTC)
@@ -147,11 +164,22 @@ def query_command(
         flt_until = parse_time(until, now, "--until") if until else None
         conn = open_ledger_db(db)
         try:
-            stations = load_stations(conn, every_feed=node is not None)
-            feeds = frozenset(stations.feeds_matching(node)) if node is not None else None
-            if feeds is not None and not feeds:
-                raise click.ClickException(f"--node {node!r}: no node, site or feed key matches")
-            flt = EntryFilter(type_, lot, feeds, flt_since, flt_until, limit, newest_first)
+            stations = load_stations(conn, every_feed=bool(nodes))
+            feeds: frozenset[str] | None = None
+            if nodes:
+                feeds = frozenset()
+                for node in nodes:
+                    matching = frozenset(stations.feeds_matching(node))
+                    if not matching:
+                        raise click.ClickException(
+                            f"--node {node!r}: no node, site or feed key matches"
+                        )
+                    feeds |= matching
+            for lot in lots:
+                _check_lot(conn, db, lot)
+            flt = EntryFilter(
+                types or None, lots or None, feeds, flt_since, flt_until, limit, newest_first
+            )
             entries = query_entries(conn, flt)
         finally:
             conn.close()
@@ -195,11 +223,31 @@ def _load_trace(db: Path, lot: str) -> LotTrace:
         conn = open_ledger_db(db)
         try:
             trace = trace_lot(conn, lot)
+            if not trace.events:
+                _check_lot(conn, db, lot)
+                raise click.ClickException(f"lot {lot!r}: no entries in {db}")
         finally:
             conn.close()
-    if not trace.events:
-        raise click.ClickException(f"lot {lot!r}: no entries in {db}")
     return trace
+
+
+def _check_lot(conn: sqlite3.Connection, db: Path, lot: str) -> None:
+    """Fail with the nearest lot names when no entry names ``lot`` (a typo, a wrong case)."""
+    if conn.execute("SELECT 1 FROM entry_lots WHERE lot = ? LIMIT 1", (lot,)).fetchone():
+        return
+    # every distinct lot by a skip scan over the lot index: one seek per lot
+    known = [
+        name
+        for (name,) in conn.execute(
+            "WITH RECURSIVE l(lot) AS (SELECT min(lot) FROM entry_lots UNION ALL "
+            "SELECT (SELECT min(lot) FROM entry_lots WHERE lot > l.lot) FROM l "
+            "WHERE l.lot IS NOT NULL) SELECT lot FROM l WHERE lot IS NOT NULL"
+        )
+    ]
+    near = [k for k in known if k.casefold() == lot.casefold()]
+    near += [k for k in difflib.get_close_matches(lot, known, n=3, cutoff=0.6) if k not in near]
+    hint = f" (did you mean {' or '.join(repr(n) for n in near[:3])}?)" if near else ""
+    raise click.ClickException(f"lot {lot!r}: no entries in {db}{hint}")
 
 
 def _print_trace(trace: LotTrace) -> None:
@@ -279,7 +327,7 @@ def _print_trace(trace: LotTrace) -> None:
 
 @click.command("trace")
 @click.argument("lot")
-@_DB_OPTION
+@DB_OPTION
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of tables.")
 def trace_command(lot: str, db: Path, as_json: bool) -> None:
     """Show LOT's timeline across every feed: stations, aggregates, alarms, acks, rule sets."""
@@ -316,7 +364,7 @@ def _output(path: Path | None) -> Iterator[IO[str]]:
     required=True,
     help="csv: sortable spreadsheet (FSMA 204 style); epcis: GS1 EPCIS 2.0.",
 )
-@_DB_OPTION
+@DB_OPTION
 @click.option(
     "-o",
     "--output",
