@@ -244,8 +244,13 @@ def _check_lot(conn: sqlite3.Connection, db: Path, lot: str) -> None:
             "WHERE l.lot IS NOT NULL) SELECT lot FROM l WHERE lot IS NOT NULL"
         )
     ]
-    near = [k for k in known if k.casefold() == lot.casefold()]
-    near += [k for k in difflib.get_close_matches(lot, known, n=3, cutoff=0.6) if k not in near]
+    # compared case-insensitively: lot codes are typed from labels in either case
+    folded: dict[str, list[str]] = {}
+    for k in known:
+        folded.setdefault(k.casefold(), []).append(k)
+    near = list(folded.get(lot.casefold(), []))
+    for match in difflib.get_close_matches(lot.casefold(), folded, n=3, cutoff=0.75):
+        near += [k for k in folded[match] if k not in near]
     hint = f" (did you mean {' or '.join(repr(n) for n in near[:3])}?)" if near else ""
     raise click.ClickException(f"lot {lot!r}: no entries in {db}{hint}")
 
