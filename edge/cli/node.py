@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
+from edge.cli.output import dump_json
 from edge.config import load_config
 from edge.errors import ConfigError, EdgeError
 from edge.log import configure
@@ -73,22 +76,52 @@ def config() -> None:
 
 @config.command("check")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-def check(files: tuple[Path, ...]) -> None:
-    """Validate node config files; print one line per problem and exit 1 if there is any."""
+@click.option("--json", "as_json", is_flag=True, help="One JSON report instead of lines.")
+def check(files: tuple[Path, ...], as_json: bool) -> None:
+    """Validate node config files; print one line per problem and exit 1 if there is any.
+
+    A problem reads ``FILE:LINE: KEY.PATH: MESSAGE`` (no line when not even the key's table is
+    written; ``FILE:LINE:COL: TOML syntax: ...`` for a file that is not TOML).
+    """
     failed = False
+    report: list[dict[str, Any]] = []
     for f in files:
         try:
             cfg = load_config(f)
         except ConfigError as exc:
             failed = True
-            for line in exc.problems:
-                click.echo(line)
+            report.append({"file": str(f), "ok": False,
+                           "problems": [_problem_json(f, p) for p in exc.problems]})  # fmt: skip
+            if not as_json:
+                for line in exc.problems:
+                    click.echo(line)
             continue
-        click.echo(
-            f"{f}: ok ({len(cfg.buses)} buses, {len(cfg.devices)} devices, "
-            f"{len(cfg.points)} points, {len(cfg.rules.files)} rule files)"
-        )
+        counts = {"buses": len(cfg.buses), "devices": len(cfg.devices),
+                  "points": len(cfg.points), "rule_files": len(cfg.rules.files)}  # fmt: skip
+        report.append({"file": str(f), "ok": True, "problems": [], **counts})
+        if not as_json:
+            click.echo(
+                f"{f}: ok ({counts['buses']} buses, {counts['devices']} devices, "
+                f"{counts['points']} points, {counts['rule_files']} rule files)"
+            )
+    if as_json:
+        click.echo(dump_json({"ok": not failed, "files": report}, indent=True))
     sys.exit(1 if failed else 0)
+
+
+def _problem_json(file: Path, problem: str) -> dict[str, Any]:
+    """``FILE[:LINE[:COL]]: KEY: MESSAGE`` as fields (key None for file-level problems)."""
+    match = re.match(re.escape(str(file)) + r"(?::(\d+))?(?::(\d+))?: (.*)$", problem)
+    if match is None:
+        return {"file": str(file), "line": None, "key": None, "message": problem}
+    line, column, rest = match.groups()
+    key, sep, message = rest.partition(": ")
+    if not sep or " " in key:  # "cannot read: ...", "TOML syntax: ...": no key
+        key, message = None, rest
+    out: dict[str, Any] = {"file": str(file), "line": int(line) if line else None}
+    if column:
+        out["column"] = int(column)
+    return {**out, "key": key, "message": message}
 
 
 def _fail(exc: EdgeError) -> None:
