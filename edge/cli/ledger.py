@@ -193,7 +193,8 @@ def keys() -> None:
     show_default=True,
     help="The node's data directory (node.data_dir).",
 )
-def keys_init(data_dir: Path) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the key's files and feed as JSON.")
+def keys_init(data_dir: Path, as_json: bool) -> None:
     """Create the node's Ed25519 key pair (private key mode 0600; never overwrites)."""
     from edge.ledger.keys import KEY_FILE, create_key_file
 
@@ -201,8 +202,11 @@ def keys_init(data_dir: Path) -> None:
     try:
         key = create_key_file(path)
     except EdgeError as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False)
-        sys.exit(1)
+        fail(str(exc), as_json=as_json)
+    if as_json:
+        click.echo(orjson.dumps({"ok": True, "key": str(path), "public_key": f"{path}.pub",
+                                 "feed": key.feed}).decode())  # fmt: skip
+        return
     click.echo(f"created {path} (mode 0600) and {path}.pub")
     click.echo(f"feed {key.feed}")
 

@@ -5,10 +5,10 @@ from a ``click.echo`` in the middle of a command, from inside an asyncio TaskGro
 exception group), or only at interpreter exit when the buffered rest is flushed ("Exception
 ignored ... BrokenPipeError"). Each of those used to print a traceback. Restoring the default
 SIGPIPE action instead would kill ``edge run`` on the first write to a dropped MQTT socket, so
-the error is caught instead: stdout is pointed at /dev/null (the pending buffer must go somewhere
-at exit) and the command exits with 141, the status a shell shows for a process ended by
-SIGPIPE, as ``grep``/``cat`` do in the same place. Nothing is printed: the reader asked for no
-more.
+the error is caught: stdout is pointed at /dev/null (the pending buffer must go somewhere at
+exit) and the command exits with status 1, silently. Status 1 because click (help, version)
+and rich (tables) already end that way on a closed pipe, and every command should end alike;
+a shell's 141 would need both libraries patched.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from collections.abc import Iterator
 
 __all__ = ["EXIT_CLOSED_PIPE", "is_closed_pipe", "quiet_on_closed_pipe"]
 
-#: 128 + SIGPIPE: what a shell reports for a C tool that wrote to a closed pipe.
-EXIT_CLOSED_PIPE = 141
+#: the exit status after a closed pipe (as click and rich end then)
+EXIT_CLOSED_PIPE = 1
 
 
 def is_closed_pipe(exc: BaseException) -> bool:
@@ -65,7 +65,7 @@ def _flush_stdout() -> None:
 
 @contextlib.contextmanager
 def quiet_on_closed_pipe() -> Iterator[None]:
-    """Turn a closed pipe anywhere in the block (or in the final flush) into a quiet exit 141."""
+    """Turn a closed pipe anywhere in the block (or in the final flush) into a quiet exit."""
     try:
         yield
     except SystemExit:
