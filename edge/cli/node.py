@@ -52,18 +52,24 @@ def run(config_path: Path, log_level: str) -> None:
 
 
 @click.command()
-@click.option("--seconds", default=30.0, show_default=True, type=click.FloatRange(min=5),
-              help="How long the demo line runs.")  # fmt: skip
+@click.option("--seconds", default=30.0, show_default=True, type=click.FloatRange(min=10),
+              help="How long the demo line runs (the story is compressed to fit; 10 s or more).")  # fmt: skip
 @click.option("--seed", default=1, show_default=True, help="Seed of the simulated process.")
 @click.option("--dir", "run_dir", type=click.Path(path_type=Path), default=None,
-              help="Where to keep the demo's ledger and PTY links (default: a fresh temp dir).")  # fmt: skip
-def demo(seconds: float, seed: int, run_dir: Path | None) -> None:
-    """Run the walking skeleton: simulated sensor -> Modbus RTU -> rules -> ledger (no hardware)."""
+              help="Keep the demo's config, ledger and PTY links in DIR (default: a temporary "
+              "directory, removed at the end).")  # fmt: skip
+@click.option("--keep", is_flag=True, help="Keep the temporary directory (its path is printed).")
+def demo(seconds: float, seed: int, run_dir: Path | None, keep: bool) -> None:
+    """Run the walking skeleton: simulated sensor -> Modbus RTU -> rules -> ledger (no hardware).
+
+    A cooling failure raises the limit alarm, a demo operator acknowledges it, and it clears;
+    each state is explained as it is entered. Needs no hardware and no broker.
+    """
     from edge.demo import run_demo
 
     configure("warning")
     try:
-        ok = run_demo(seconds=seconds, seed=seed, run_dir=run_dir)
+        ok = run_demo(seconds=seconds, seed=seed, run_dir=run_dir, keep=keep)
     except EdgeError as exc:
         _fail(exc)
     sys.exit(0 if ok else 1)
