@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -89,6 +90,7 @@ def list_(config_path: Path, as_json: bool) -> None:
     """
     result = send_to_node(config_path, {"action": "status"}, as_json=as_json)
     alarms: dict[str, dict[str, Any]] = result["alarms"]
+    _since_from_ledger(config_path, result.get("node", ""), alarms)
     if as_json:
         click.echo(dump_json(alarms, indent=True))
         return
@@ -151,6 +153,65 @@ def render_alarm_list(
             )
         )
     return out
+
+
+def _since_from_ledger(config_path: Path, node: str, alarms: dict[str, dict[str, Any]]) -> None:
+    """Fill in since/value/message of alarms that changed state before the node's last start.
+
+    The node knows what happened during its run; an alarm still active from an earlier run
+    has its last state change on the ledger: the newest ``alarm``/``alarm.ack`` entry of this
+    node's feed for that rule whose state changed. Best effort (read-only; a ledger that cannot
+    be read leaves the fields empty).
+    """
+    import sqlite3
+
+    from edge.config import load_config
+    from edge.errors import EdgeError
+    from edge.ledger.query import open_ledger_db
+
+    wanted = {r for r, a in alarms.items() if a["state"] != "normal" and a.get("since") is None}
+    if not wanted or not node:
+        return
+    try:
+        conn = open_ledger_db(load_config(config_path).ledger_path)
+    except EdgeError:
+        return
+    try:
+        row = conn.execute(
+            "SELECT feed FROM entries WHERE type = 'node.start' AND "
+            "json_extract(CAST(raw AS TEXT), '$.body.node_id') = ? ORDER BY ts DESC LIMIT 1",
+            (node,),
+        ).fetchone()
+        if row is None:
+            return
+        rows = conn.execute(
+            "SELECT raw, ts FROM entries WHERE feed = ? AND type IN ('alarm', 'alarm.ack') "
+            "ORDER BY seq DESC LIMIT 100000",
+            (row[0],),
+        )
+        for raw, ts in rows:
+            body = json.loads(raw).get("body") or {}
+            rule = body.get("rule")
+            if rule not in wanted or body.get("from") == body.get("to"):
+                continue
+            wanted.discard(rule)
+            a = alarms[rule]
+            a["since"] = _epoch(ts)
+            a["value"] = None if body.get("value") is None else float(body["value"])
+            a["limit"] = None if body.get("limit") is None else float(body["limit"])
+            a["unit"], a["message"] = body.get("unit", ""), body.get("message", "")
+            if not wanted:
+                break
+    except (sqlite3.Error, ValueError, TypeError):
+        return  # best effort: the list itself came from the node
+    finally:
+        conn.close()
+
+
+def _epoch(ts: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
 
 
 def _value(a: dict[str, Any]) -> str:

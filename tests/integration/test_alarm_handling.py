@@ -31,12 +31,17 @@ EDGE = [sys.executable, "-m", "edge"]
 
 
 @pytest.fixture
-def node_dir(tmp_path: Path) -> Iterator[Path]:
+def sim(tmp_path: Path) -> Iterator[SimulatorThread]:
     for name in ("node.toml", "tunnel.yaml"):
         with resources.as_file(resources.files("edge.demo") / name) as src:
             shutil.copyfile(src, tmp_path / name)
-    with SimulatorThread(load_scenario("demo"), tmp_path, seed=3):
-        yield tmp_path
+    with SimulatorThread(load_scenario("demo"), tmp_path, seed=3) as running:
+        yield running
+
+
+@pytest.fixture
+def node_dir(sim: SimulatorThread, tmp_path: Path) -> Path:
+    return tmp_path
 
 
 def _alarm_entries(db: Path) -> list[dict[str, Any]]:
@@ -186,3 +191,43 @@ def test_alarm_list_without_a_node_is_one_line_or_json(tmp_path: Path) -> None:
     error = json.loads(as_json.stdout)
     assert error["ok"] is False
     assert error["error"].startswith("no running node at ")
+
+
+def _ts_epoch(ts: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+
+
+def test_an_alarm_active_from_before_a_restart_shows_since_from_the_ledger(
+    sim: SimulatorThread, node_dir: Path
+) -> None:
+    db = node_dir / "data" / "ledger.db"
+    toml = str(node_dir / "node.toml")
+    cmd = [*EDGE, "run", "-c", toml]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait_for(lambda: _event(db, "tunnel-temp-high", "activated"), "the limit alarm")
+        # keep the tunnel warm past the scenario's fault so the alarm stays active
+        _wait_for(lambda: sim.now() > 12.3, "the end of the scheduled fault")
+        sim.set_model("tunnel", "temperature", setpoint=20.0)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=15)
+    activated = _event(db, "tunnel-temp-high", "activated")
+    assert activated is not None
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait_for(lambda: _edge("alarm", "list", "-c", toml).returncode == 0, "the restart")
+        high = json.loads(_edge("alarm", "list", "-c", toml, "--json").stdout)["tunnel-temp-high"]
+        assert high["state"] == "active_unack"
+        assert high["since"] == pytest.approx(_ts_epoch(activated["ts"]), abs=1e-3)
+        assert high["message"] == activated["body"]["message"]
+        assert high["value"] == pytest.approx(float(activated["body"]["value"]))
+        text = _edge("alarm", "list", "-c", toml).stdout
+        row = next(x for x in text.splitlines() if x.startswith("tunnel-temp-high "))
+        assert " - " not in row  # a local time, not the unknown mark
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err.decode()
