@@ -47,8 +47,8 @@ def run(config_path: Path, log_level: str) -> None:
 
     try:
         asyncio.run(main())
-    except EdgeError as exc:
-        _fail(exc)
+    except (EdgeError, OSError, ExceptionGroup) as exc:
+        _fail_leaves(exc)
 
 
 @click.command()
@@ -70,8 +70,8 @@ def demo(seconds: float, seed: int, run_dir: Path | None, keep: bool) -> None:
     configure("warning")
     try:
         ok = run_demo(seconds=seconds, seed=seed, run_dir=run_dir, keep=keep)
-    except EdgeError as exc:
-        _fail(exc)
+    except (EdgeError, OSError, ExceptionGroup) as exc:
+        _fail_leaves(exc)
     sys.exit(0 if ok else 1)
 
 
@@ -128,6 +128,29 @@ def _problem_json(file: Path, problem: str) -> dict[str, Any]:
     if column:
         out["column"] = int(column)
     return {**out, "key": key, "message": message}
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for e in exc.exceptions for leaf in _leaves(e)]
+    return [exc]
+
+
+def _fail_leaves(exc: Exception) -> None:
+    """Edge and OS errors, also from inside the node's TaskGroup, as one line each; exit 1.
+
+    Anything else is a bug and keeps its traceback.
+    """
+    leaves = _leaves(exc)
+    if not all(isinstance(e, EdgeError | OSError) for e in leaves):
+        raise exc
+    for leaf in leaves:
+        if isinstance(leaf, OSError) and not isinstance(leaf, EdgeError):
+            where = f": {leaf.filename}" if leaf.filename else ""
+            click.echo(f"edge: {leaf.strerror or leaf}{where}", err=True)
+        else:
+            click.echo(f"edge: {leaf}", err=True)
+    sys.exit(1)
 
 
 def _fail(exc: EdgeError) -> None:

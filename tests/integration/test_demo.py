@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,9 +39,16 @@ def _demo(*args: str, tmpdir: Path) -> tuple[subprocess.CompletedProcess[str], f
     return result, time.monotonic() - t0
 
 
-def test_demo_walks_through_raise_ack_clear_and_cleans_up(tmp_path: Path) -> None:
-    tmpdir = tmp_path / "tmp"
-    tmpdir.mkdir()
+@pytest.fixture
+def tmpdir_short() -> Iterator[Path]:
+    """An empty TMPDIR with a short path (the demo's control socket must fit AF_UNIX's 108)."""
+    path = Path(tempfile.mkdtemp(prefix="edt", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_demo_walks_through_raise_ack_clear_and_cleans_up(tmpdir_short: Path) -> None:
+    tmpdir = tmpdir_short
     result, took = _demo(tmpdir=tmpdir)
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
@@ -73,10 +83,8 @@ def test_demo_walks_through_raise_ack_clear_and_cleans_up(tmp_path: Path) -> Non
     assert took < 40
 
 
-def test_demo_with_dir_keeps_a_ledger_that_verifies(tmp_path: Path) -> None:
-    tmpdir = tmp_path / "tmp"
-    tmpdir.mkdir()
-    result, _ = _demo("--dir", str(tmp_path / "run"), tmpdir=tmpdir)
+def test_demo_with_dir_keeps_a_ledger_that_verifies(tmp_path: Path, tmpdir_short: Path) -> None:
+    result, _ = _demo("--dir", str(tmp_path / "run"), tmpdir=tmpdir_short)
     assert result.returncode == 0, result.stdout + result.stderr
     db = tmp_path / "run" / "data" / "ledger.db"
     assert f"ledger verify --db {db}" in result.stdout
@@ -121,3 +129,17 @@ def test_make_demo_passes_seconds_through() -> None:
         ["make", "-n", "-C", str(ROOT), "demo"], capture_output=True, text=True, timeout=60
     )
     assert re.search(r"/edge demo\s*$", plain.stdout, re.MULTILINE)
+
+
+def test_an_os_error_inside_the_node_is_one_line(tmp_path: Path) -> None:
+    """A --dir whose control socket path is too long for AF_UNIX: one line, no traceback."""
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    result = subprocess.run(
+        [sys.executable, "-m", "edge", "demo", "--seconds", "10", "--dir", str(deep)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == ["edge: AF_UNIX path too long"]
