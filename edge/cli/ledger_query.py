@@ -177,6 +177,8 @@ def query_command(
                     feeds |= matching
             for lot in lots:
                 _check_lot(conn, db, lot)
+            for type_ in types:
+                _check_type(conn, type_)
             flt = EntryFilter(
                 types or None, lots or None, feeds, flt_since, flt_until, limit, newest_first
             )
@@ -229,6 +231,26 @@ def _load_trace(db: Path, lot: str) -> LotTrace:
         finally:
             conn.close()
     return trace
+
+
+def _check_type(conn: sqlite3.Connection, type_: str) -> None:
+    """Fail when no entry has ``type_`` but a stored type is close to it (``alarms``)."""
+    if conn.execute("SELECT 1 FROM entries WHERE type = ? LIMIT 1", (type_,)).fetchone():
+        return
+    known = [
+        name
+        for (name,) in conn.execute(
+            "WITH RECURSIVE t(type) AS (SELECT min(type) FROM entries UNION ALL "
+            "SELECT (SELECT min(type) FROM entries WHERE type > t.type) FROM t "
+            "WHERE t.type IS NOT NULL) SELECT type FROM t WHERE type IS NOT NULL"
+        )
+    ]
+    near = difflib.get_close_matches(type_, known, n=3, cutoff=0.75)
+    if near:  # a type that is merely absent (no correction yet) is an empty answer, not an error
+        raise _BadOption(
+            f"--type {type_!r}: no entries of this type "
+            f"(did you mean {' or '.join(repr(n) for n in near)}?)"
+        )
 
 
 def _check_lot(conn: sqlite3.Connection, db: Path, lot: str) -> None:

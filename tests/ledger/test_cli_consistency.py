@@ -135,3 +135,14 @@ def test_usage_errors_are_one_line_with_a_help_hint() -> None:
     assert result.stderr == (
         "edge: No such option '--tpye'. Did you mean '--type'? (try 'main ledger query --help')\n"
     )
+
+
+def test_a_mistyped_type_gets_did_you_mean_and_an_absent_one_an_empty_answer(
+    scenario: Any,
+) -> None:
+    typo = _edge("ledger", "query", "--db", str(scenario.db), "--type", "alarms")
+    assert typo.exit_code == 2
+    assert typo.stderr == "edge: --type 'alarms': no entries of this type (did you mean 'alarm'?)\n"
+    absent = _edge("ledger", "query", "--db", str(scenario.db), "--type", "config.change", "--json")
+    assert absent.exit_code == 0
+    assert absent.stdout == ""
