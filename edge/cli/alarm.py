@@ -120,20 +120,27 @@ def render_alarm_list(
     values = [_value(a) for _, a in rows]
     w_state = max(map(len, ["state", *states]))
     w_since = max(map(len, ["since", *sinces]))
-    w_value = min(max(map(len, ["value", *values])), 16)
+    w_value = max(map(len, ["value", *values]))
     room = width - (w_state + w_since + w_value + 6)
+    # too narrow for columns (a long unit, a small terminal): each alarm as a stack of lines
+    stacked = room < 4
     w_rule = max(min(max(map(len, ["rule", *(r for r, _ in rows)])), room), 4)
     where = f" on {node}" if node else ""
     out = textwrap.wrap(
         f"{len(alarms)} alarms{where}; times are local ({timezone_name(now)})", width
     )
     out.append("")
-    out.append(
-        f"{'rule':<{w_rule}}  {'state':<{w_state}}  {'since':<{w_since}}  {'value':>{w_value}}"
-    )
+    if not stacked:
+        out.append(
+            f"{'rule':<{w_rule}}  {'state':<{w_state}}  {'since':<{w_since}}  {'value':>{w_value}}"
+        )
     for (rule, a), state, since, value in zip(rows, states, sinces, values, strict=True):
         tail = f"{state:<{w_state}}  {since:<{w_since}}  {value:>{w_value}}"
-        if len(rule) > w_rule:  # never cut a rule id: it gets its own line(s)
+        if stacked:
+            out.extend(rule[i : i + width] for i in range(0, len(rule), width))
+            facts = f"{state}; since {since}; value {value}"
+            out.extend(textwrap.wrap(facts, width, initial_indent="    ", subsequent_indent="    "))
+        elif len(rule) > w_rule:  # never cut a rule id: it gets its own line(s)
             out.extend(rule[i : i + width] for i in range(0, len(rule), width))
             out.append(f"{'':<{w_rule}}  {tail}".rstrip())
         else:

@@ -88,14 +88,19 @@ def test_other_years_show_the_year_and_flags_are_words() -> None:
     ),
     width=st.integers(40, 200),
     message=st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=300),
+    value=st.one_of(st.none(), st.floats(allow_nan=False), st.integers()),
+    unit=st.sampled_from(["", "degC", "degC per 1m", "kg per 1h", "s"]),
+    since=st.one_of(st.none(), st.floats(NOW - 3e8, NOW)),
 )  # fmt: skip
 def test_no_line_is_wider_than_the_screen_and_every_id_reads_whole(
-    ids: list[str], width: int, message: str
+    ids: list[str], width: int, message: str, value: float | None, unit: str, since: float | None
 ) -> None:
-    alarms = {i: _alarm("active_unack", since=NOW, value=1.5, message=message) for i in ids}
+    alarms = {
+        i: _alarm("active_unack", since=since, value=value, unit=unit, message=message) for i in ids
+    }
     lines = render_alarm_list(alarms, NOW, width)
     assert max(map(len, lines)) <= width
-    body = lines[3:]  # title, blank, header
+    body = lines[2:]  # title, blank
     for rule in ids:
         # the id is on one line, or on consecutive lines of its own (longer than the screen)
         whole = any(x.startswith(rule + " ") or x == rule for x in body)
