@@ -86,8 +86,8 @@ def config() -> None:
 def check(files: tuple[Path, ...], as_json: bool) -> None:
     """Validate node config files; print one line per problem and exit 1 if there is any.
 
-    A problem reads ``FILE:LINE: KEY.PATH: MESSAGE`` (no line when not even the key's table is
-    written; ``FILE:LINE:COL: TOML syntax: ...`` for a file that is not TOML).
+    A problem reads FILE:LINE: KEY.PATH: MESSAGE (no line when not even the key's table is
+    written; FILE:LINE:COL: TOML syntax: ... for a file that is not TOML).
     """
     failed = False
     report: list[dict[str, Any]] = []
