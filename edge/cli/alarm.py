@@ -191,9 +191,11 @@ def _since_from_ledger(config_path: Path, node: str, alarms: dict[str, dict[str,
         ).fetchone()
         if row is None:
             return
+        # through the type index (+feed keeps the planner off the feed's primary key, which
+        # would walk every readings digest of a long-running feed to find a few alarms)
         rows = conn.execute(
-            "SELECT raw, ts FROM entries WHERE feed = ? AND type IN ('alarm', 'alarm.ack') "
-            "ORDER BY seq DESC LIMIT 100000",
+            "SELECT raw, ts FROM entries WHERE +feed = ? AND type IN ('alarm', 'alarm.ack') "
+            "ORDER BY seq DESC",
             (row[0],),
         )
         for raw, ts in rows:
