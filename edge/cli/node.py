@@ -149,13 +149,15 @@ def _fail_leaves(exc: Exception) -> None:
             where = f": {leaf.filename}" if leaf.filename else ""
             click.echo(f"edge: {leaf.strerror or leaf}{where}", err=True)
         else:
-            click.echo(f"edge: {leaf}", err=True)
+            for line in str(leaf).splitlines() or [repr(leaf)]:
+                click.echo(f"edge: {line}", err=True)
     sys.exit(1)
 
 
 def _fail(exc: EdgeError) -> None:
-    """Print an edge error as plain lines (never a traceback) and exit 1."""
-    click.echo(f"edge: {exc}", err=True)
+    """Print an edge error as plain lines, one per problem (never a traceback), and exit 1."""
+    for line in str(exc).splitlines() or [repr(exc)]:
+        click.echo(f"edge: {line}", err=True)
     sys.exit(1)
 
 
