@@ -13,7 +13,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from edge.cli.alarm import actor_option, send_to_node
-from edge.cli.ledger_query import QUERY_COMMANDS
+from edge.cli.ledger_query import DB_OPTION, QUERY_COMMANDS, db_for
+from edge.cli.output import fail
 from edge.cli.trust import resolve_trust, trust_options
 from edge.config import NodeConfig
 from edge.errors import EdgeError
@@ -32,15 +33,9 @@ for _command in QUERY_COMMANDS:
 
 
 @ledger.command("verify")
-@click.option(
-    "--db",
-    "db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Ledger database file [default: the ledger of -c, else var/ledger.db].",
-)
+@DB_OPTION
 @trust_options
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report (or the error) as JSON.")
 @click.option(
     "--merkle/--no-merkle",
     default=True,
@@ -49,7 +44,7 @@ for _command in QUERY_COMMANDS:
     "checkpoint signatures still cover every entry (faster).",
 )
 def verify_command(
-    db: Path | None,
+    db: Path,
     trust_keys: tuple[str, ...],
     config_path: Path | None,
     as_json: bool,
@@ -67,13 +62,7 @@ def verify_command(
 
     err = Console(stderr=True)
     try:
-        if db is None:
-            if config_path is not None:
-                from edge.config import load_config
-
-                db = load_config(config_path).ledger_path
-            else:
-                db = DEFAULT_DATA_DIR / "ledger.db"
+        db = db_for(db, config_path)  # with -c and no --db: that node's ledger
         trust = resolve_trust(db, trust_keys, config_path)
         conn = connect(db, readonly=True)
         try:
@@ -99,12 +88,9 @@ def verify_command(
         finally:
             conn.close()
     except EdgeError as exc:
-        message = "; ".join(getattr(exc, "problems", None) or [str(exc)])
-        err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        fail("; ".join(getattr(exc, "problems", None) or [str(exc)]), as_json=as_json, code=2)
     except Exception as exc:  # sqlite3 errors on a damaged schema: one line, no traceback
-        err.print(f"[red]error:[/red] {db}: cannot verify: {exc}", highlight=False)
-        sys.exit(2)
+        fail(f"{db}: cannot verify: {exc}", as_json=as_json, code=2)
     if as_json:
         payload: dict[str, Any] = {
             "ok": report.ok,
@@ -209,21 +195,19 @@ def prune_readings_command(
     from edge.ledger.query import parse_time
 
     if not reason.strip():
-        click.echo("edge: --reason: empty (why readings are pruned is recorded)", err=True)
-        sys.exit(1)
+        fail("--reason: empty (why readings are pruned is recorded)", as_json=as_json)
     try:
         cutoff = parse_time(before, datetime.now(UTC), "--before")
     except ConfigError as exc:
-        click.echo(f"edge: {exc.problems[0]}", err=True)
-        sys.exit(1)
+        fail(exc.problems[0], as_json=as_json)
     if parse_ts(cutoff) > time.time():
-        click.echo(f"edge: --before: {cutoff} is in the future", err=True)
-        sys.exit(1)
+        fail(f"--before: {cutoff} is in the future", as_json=as_json)
     command = {"action": "prune_readings", "before": cutoff, "actor": actor, "comment": reason}
     result = send_to_node(
         config_path,
         command,
         offline=lambda cfg: _prune_offline(cfg, parse_ts(cutoff), reason, actor),
+        as_json=as_json,
     )
     if as_json:
         click.echo(orjson.dumps(result).decode())
@@ -259,7 +243,10 @@ def correct_command(entry: str, config_path: Path, reason: str, actor: str, as_j
     """
     command = {"action": "correct", "entry": entry, "actor": actor, "comment": reason}
     result = send_to_node(
-        config_path, command, offline=lambda cfg: _correct_offline(cfg, entry, reason, actor)
+        config_path,
+        command,
+        offline=lambda cfg: _correct_offline(cfg, entry, reason, actor),
+        as_json=as_json,
     )
     if as_json:
         click.echo(orjson.dumps(result).decode())
@@ -304,7 +291,8 @@ def keys() -> None:
     show_default=True,
     help="The node's data directory (node.data_dir).",
 )
-def keys_init(data_dir: Path) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the key's files and feed as JSON.")
+def keys_init(data_dir: Path, as_json: bool) -> None:
     """Create the node's Ed25519 key pair (private key mode 0600; never overwrites)."""
     from edge.ledger.keys import KEY_FILE, create_key_file
 
@@ -312,8 +300,11 @@ def keys_init(data_dir: Path) -> None:
     try:
         key = create_key_file(path)
     except EdgeError as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False)
-        sys.exit(1)
+        fail(str(exc), as_json=as_json)
+    if as_json:
+        click.echo(orjson.dumps({"ok": True, "key": str(path), "public_key": f"{path}.pub",
+                                 "feed": key.feed}).decode())  # fmt: skip
+        return
     click.echo(f"created {path} (mode 0600) and {path}.pub")
     click.echo(f"feed {key.feed}")
 

@@ -13,15 +13,15 @@ A ledger file names its feeds' keys itself, so which feeds to believe must come 
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 import orjson
 
+from edge.cli.output import fail
 from edge.errors import EdgeError
 
 __all__ = ["COMMANDS", "ResolvedTrust", "resolve_trust", "trust_options"]
@@ -120,10 +120,11 @@ def _where(config_path: Path | None, data_dir: Path | None) -> tuple[Path, Path,
     return base / TRUST_FILE, base / KEY_FILE, OWN_NAME
 
 
-def _fail(exc: EdgeError) -> None:
-    message = "; ".join(getattr(exc, "problems", None) or [str(exc)])
-    click.echo(f"error: {message.splitlines()[0] if message else repr(exc)}", err=True)
-    sys.exit(1)
+def _fail(exc: EdgeError, as_json: bool) -> NoReturn:
+    fail("; ".join(getattr(exc, "problems", None) or [str(exc)]), as_json=as_json)
+
+
+_json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 
 
 @click.group()
@@ -135,7 +136,10 @@ def trust() -> None:
 @click.argument("key", metavar="KEYFILE|HEX")
 @click.option("--name", required=True, help="A name for the key (node id, site, ...).")
 @_data_dir_options
-def add_command(key: str, name: str, config_path: Path | None, data_dir: Path | None) -> None:
+@_json_option
+def add_command(
+    key: str, name: str, config_path: Path | None, data_dir: Path | None, as_json: bool
+) -> None:
     """Trust KEY (64 hex digits, a .pub file, or a PEM key file) under NAME."""
     from edge.ledger.trust import add_trusted, own_feed
 
@@ -143,7 +147,10 @@ def add_command(key: str, name: str, config_path: Path | None, data_dir: Path | 
         path, key_path, _ = _where(config_path, data_dir)
         added = add_trusted(path, key, name, own=own_feed(key_path))
     except EdgeError as exc:
-        _fail(exc)
+        _fail(exc, as_json)
+    if as_json:
+        click.echo(orjson.dumps({"ok": True, "name": added.name, "key": added.key,
+                                 "added": added.added, "file": str(path)}).decode())  # fmt: skip
         return
     click.echo(f"trusted {added.name}: {added.key} ({path})")
 
@@ -151,7 +158,10 @@ def add_command(key: str, name: str, config_path: Path | None, data_dir: Path | 
 @trust.command("remove")
 @click.argument("name_or_key", metavar="NAME|KEY")
 @_data_dir_options
-def remove_command(name_or_key: str, config_path: Path | None, data_dir: Path | None) -> None:
+@_json_option
+def remove_command(
+    name_or_key: str, config_path: Path | None, data_dir: Path | None, as_json: bool
+) -> None:
     """Stop trusting the key named (or keyed) NAME|KEY."""
     from edge.ledger.trust import own_feed, remove_trusted
 
@@ -159,7 +169,10 @@ def remove_command(name_or_key: str, config_path: Path | None, data_dir: Path | 
         path, key_path, _ = _where(config_path, data_dir)
         gone = remove_trusted(path, name_or_key, own=own_feed(key_path))
     except EdgeError as exc:
-        _fail(exc)
+        _fail(exc, as_json)
+    if as_json:
+        click.echo(orjson.dumps({"ok": True, "name": gone.name, "key": gone.key,
+                                 "file": str(path)}).decode())  # fmt: skip
         return
     click.echo(f"removed {gone.name}: {gone.key} ({path})")
 
@@ -175,8 +188,7 @@ def list_command(config_path: Path | None, data_dir: Path | None, as_json: bool)
         path, key_path, own_name = _where(config_path, data_dir)
         listed = load_trust(path, own=own_feed(key_path), own_name=own_name)
     except EdgeError as exc:
-        _fail(exc)
-        return
+        _fail(exc, as_json)
     rows: list[dict[str, Any]] = [
         {"name": t.name, "key": t.key, "added": t.added, "own": t is listed.own} for t in listed.all
     ]
