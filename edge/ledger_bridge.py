@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edge.config import NodeConfig
-from edge.errors import LedgerClosed, NotCanonical
+from edge.errors import LedgerClosed, NotCanonical, StorageError
 from edge.failpoints import hit
-from edge.ledger import Entry, LedgerWriter, NodeKey, create_key_file, decimal, load_key
+from edge.ledger import Entry, LedgerWriter, NodeKey, create_key_file, decimal, format_ts, load_key
 from edge.ledger.correction import plan_correction
 from edge.ledger.entry import CHECKPOINT
 from edge.log import event
@@ -367,7 +367,15 @@ class LedgerBridge:
         """Drop raw readings older than the retention; their digests stay on the ledger."""
         if self._writer is None:
             return 0
-        return await self._writer.prune_readings(now - self.config.ledger.readings_retention)
+        retention = self.config.ledger.readings_retention
+        return await self._writer.prune_readings(now - retention, retention=retention, now=now)
+
+    async def prune_on_request(self, before: float, actor: str, comment: str) -> dict[str, Any]:
+        """An operator's prune of raw readings before ``before``: recorded (who, why), then done."""
+        if self._writer is None:
+            raise StorageError("the ledger is not open")
+        deleted = await self._writer.prune_readings(before, actor=actor, comment=comment)
+        return {"readings": deleted, "before": format_ts(before)}
 
     async def close(self) -> None:
         """Close the open readings block, drain the writer, commit, checkpoint and close."""

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from edge.ledger.readings_store import ReadingsBlock, make_block
     from edge.ledger.schema import MIGRATIONS, migrate
     from edge.ledger.store import DB_FILE, Batch, Ledger, connect
+    from edge.ledger.trust import TRUST_FILE, Trusted, TrustList, load_trust, parse_key
     from edge.ledger.verify import FeedReport, Kind, Problem, Report, verify_db, verify_feed
     from edge.ledger.writer import LedgerWriter
 
@@ -43,6 +44,11 @@ _HOMES = {
     "Batch": "store",
     "Ledger": "store",
     "connect": "store",
+    "TRUST_FILE": "trust",
+    "TrustList": "trust",
+    "Trusted": "trust",
+    "load_trust": "trust",
+    "parse_key": "trust",
     "FeedReport": "verify",
     "Kind": "verify",
     "Problem": "verify",
@@ -68,6 +74,7 @@ __all__ = [
     "ENTRY_TYPES",
     "KEY_FILE",
     "MIGRATIONS",
+    "TRUST_FILE",
     "Batch",
     "Entry",
     "FeedReport",
@@ -78,16 +85,20 @@ __all__ = [
     "Problem",
     "ReadingsBlock",
     "Report",
+    "TrustList",
+    "Trusted",
     "canonical",
     "connect",
     "create_key_file",
     "decimal",
     "format_ts",
     "load_key",
+    "load_trust",
     "make_block",
     "make_entry",
     "migrate",
     "parse_entry",
+    "parse_key",
     "parse_ts",
     "verify_db",
     "verify_feed",

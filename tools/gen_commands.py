@@ -38,6 +38,11 @@ DETAILS = {
     "ledger query": "[ledger.md](ledger.md#edge-ledger-query)",
     "ledger trace": "[ledger.md](ledger.md#edge-ledger-trace)",
     "ledger export": "[ledger.md](ledger.md#edge-ledger-export)",
+    "ledger prune-readings": "[ledger.md](ledger.md#edge-ledger-prune-readings)",
+    "trust": "[ledger.md](ledger.md#trust-which-feeds-to-believe)",
+    "trust add": "[ledger.md](ledger.md#edge-trust-add)",
+    "trust list": "[ledger.md](ledger.md#edge-trust-list)",
+    "trust remove": "[ledger.md](ledger.md#edge-trust-remove)",
     "alarm": "[mqtt.md](mqtt.md#operator-actions-on-a-running-node)",
 }
 
@@ -68,8 +73,12 @@ def _cell(text: str) -> str:
 def _walk(cmd: click.Command, path: tuple[str, ...]) -> list[tuple[tuple[str, ...], click.Command]]:
     out = [(path, cmd)]
     if isinstance(cmd, click.Group):
-        for name in sorted(cmd.commands):
-            out.extend(_walk(cmd.commands[name], (*path, name)))
+        # list_commands/get_command, not .commands: the top-level group loads commands lazily
+        ctx = click.Context(cmd)
+        for name in sorted(cmd.list_commands(ctx)):
+            sub = cmd.get_command(ctx, name)
+            assert sub is not None
+            out.extend(_walk(sub, (*path, name)))
     return out
 
 
@@ -131,7 +140,9 @@ def render() -> str:
             )
             parts.extend(_param_row(p) + "\n" for p in params)
         if isinstance(cmd, click.Group):
-            subs = ", ".join(f"`{name} {sub}`" for sub in sorted(cmd.commands))
+            subs = ", ".join(
+                f"`{name} {sub}`" for sub in sorted(cmd.list_commands(click.Context(cmd)))
+            )
             parts.append(f"\nSubcommands: {subs}.\n")
     return "".join(parts)
 

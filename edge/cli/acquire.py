@@ -7,20 +7,20 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import orjson
 
 from edge.config import BusConfig, DeviceConfig, PointConfig, load_config
-from edge.drivers import build_pollers
-from edge.drivers.codec import NUMERIC_FORMATS, decode_registers
-from edge.drivers.planner import PlannedPoint, ReadRequest
-from edge.drivers.rtu import MinimalmodbusTransport
-from edge.drivers.tcp import TcpTransport
-from edge.drivers.transport import ModbusTransport
 from edge.errors import ConfigError, DeviceError
 from edge.log import configure
-from edge.readings import Reading
+
+if TYPE_CHECKING:
+    from edge.drivers.transport import ModbusTransport
+    from edge.readings import Reading
+
+# The drivers (numpy, pymodbus, pyserial) and orjson are imported inside the functions that use
+# them: `edge read --help` must not load them (edge/cli/__init__.py, fast start).
 
 __all__ = ["COMMANDS", "probe", "read"]
 
@@ -40,6 +40,8 @@ def _format_value(value: object) -> str:
 
 
 def _json_line(r: Reading, now: float) -> bytes:
+    import orjson
+
     return orjson.dumps(
         {
             "point": r.point,
@@ -54,6 +56,8 @@ def _json_line(r: Reading, now: float) -> bytes:
 
 
 async def _read(config_path: Path, once: bool, as_json: bool, points: tuple[str, ...]) -> None:
+    from edge.drivers import build_pollers
+
     config = load_config(config_path)
     unknown = [p for p in points if p not in config.points]
     if unknown:
@@ -126,6 +130,8 @@ def _probe_bus(port: str, baud: int, parity: str, timeout: float) -> BusConfig:
 
 def probe_table(registers: list[int]) -> list[tuple[str, dict[str, str]]]:
     """Every interpretation of the first registers: (type, {order: decoded text})."""
+    from edge.drivers.codec import NUMERIC_FORMATS, decode_registers
+
     rows: list[tuple[str, dict[str, str]]] = []
     for dtype, (_, width) in NUMERIC_FORMATS.items():
         if width > len(registers):
@@ -146,6 +152,10 @@ def probe_table(registers: list[int]) -> list[tuple[str, dict[str, str]]]:
 
 
 async def _probe(bus: BusConfig, unit: int, register: int, count: int, table: str) -> list[int]:
+    from edge.drivers.planner import PlannedPoint, ReadRequest
+    from edge.drivers.rtu import MinimalmodbusTransport
+    from edge.drivers.tcp import TcpTransport
+
     transport: ModbusTransport = (
         MinimalmodbusTransport(bus) if bus.kind == "rtu" else TcpTransport(bus)
     )

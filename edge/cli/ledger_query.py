@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import difflib
 import io
 import os
+import sqlite3
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -23,9 +26,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from edge.cli.trust import resolve_trust, trust_options
 from edge.errors import ConfigError, EdgeError
 from edge.ledger.epcis import epcis_document, valid_gtin
 from edge.ledger.export_csv import write_lot_csv
+from edge.ledger.owner import read_owner
 from edge.ledger.query import (
     EntryFilter,
     Stations,
@@ -38,7 +43,7 @@ from edge.ledger.query import (
 )
 from edge.ledger.trace import LotTrace, trace_lot
 
-_DB_OPTION = click.option(
+DB_OPTION = click.option(
     "--db",
     "db",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -99,14 +104,25 @@ def _row(entry: StoredEntry, stations: Stations) -> dict[str, Any]:
 
 
 @click.command("query")
-@_DB_OPTION
+@DB_OPTION
 @click.option(
-    "--type", "type_", metavar="T", help="Only entries of this type (alarm, lot.end, ...)."
+    "--type",
+    "types",
+    metavar="T",
+    multiple=True,
+    help="Only entries of this type (alarm, lot.end, ...); repeat for any of several.",
 )
-@click.option("--lot", metavar="L", help="Only entries naming this lot.")
 @click.option(
-    "--node", metavar="N", help="Only entries of this node (node id, site, or feed key prefix)."
+    "--lot",
+    "lots",
+    metavar="L",
+    multiple=True,
+    help="Only entries naming this lot; repeat for any of several.",
 )
+@click.option(
+    "--node", "nodes", metavar="N", multiple=True,
+    help="Only entries of this node (node id, site, or feed key prefix); repeatable.",
+)  # fmt: skip
 @click.option(
     "--since", metavar="TIME", help="From this time on (ISO 8601, or a duration ago: 2h)."
 )
@@ -127,9 +143,9 @@ def _row(entry: StoredEntry, stations: Stations) -> dict[str, Any]:
 @click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row.")
 def query_command(
     db: Path,
-    type_: str | None,
-    lot: str | None,
-    node: str | None,
+    types: tuple[str, ...],
+    lots: tuple[str, ...],
+    nodes: tuple[str, ...],
     since: str | None,
     until: str | None,
     limit: int | None,
@@ -138,7 +154,11 @@ def query_command(
     as_json: bool,
     as_csv: bool,
 ) -> None:
-    """List ledger entries matching every given filter, oldest first."""
+    """List ledger entries matching every given filter, oldest first.
+
+    A repeated filter accumulates: --type alarm --type alarm.ack lists both types. A lot that
+    no entry names is an error with the nearest lot names (a typo would otherwise show nothing).
+    """
     if as_json and as_csv:
         raise _BadOption("--json and --csv exclude each other")
     now = datetime.now(UTC)
@@ -147,11 +167,24 @@ def query_command(
         flt_until = parse_time(until, now, "--until") if until else None
         conn = open_ledger_db(db)
         try:
-            stations = load_stations(conn, every_feed=node is not None)
-            feeds = frozenset(stations.feeds_matching(node)) if node is not None else None
-            if feeds is not None and not feeds:
-                raise click.ClickException(f"--node {node!r}: no node, site or feed key matches")
-            flt = EntryFilter(type_, lot, feeds, flt_since, flt_until, limit, newest_first)
+            stations = load_stations(conn, every_feed=bool(nodes))
+            feeds: frozenset[str] | None = None
+            if nodes:
+                feeds = frozenset()
+                for node in nodes:
+                    matching = frozenset(stations.feeds_matching(node))
+                    if not matching:
+                        raise click.ClickException(
+                            f"--node {node!r}: no node, site or feed key matches"
+                        )
+                    feeds |= matching
+            for lot in lots:
+                _check_lot(conn, db, lot)
+            for type_ in types:
+                _check_type(conn, type_)
+            flt = EntryFilter(
+                types or None, lots or None, feeds, flt_since, flt_until, limit, newest_first
+            )
             entries = query_entries(conn, flt)
         finally:
             conn.close()
@@ -190,19 +223,136 @@ def query_command(
         _console().print(table)
 
 
-def _load_trace(db: Path, lot: str) -> LotTrace:
+@dataclass(frozen=True, slots=True)
+class _Shown:
+    """Which feeds trace and export show: ``feeds`` (None: all) and their names."""
+
+    feeds: frozenset[str] | None
+    names: dict[str, str]
+    hidden: int = 0  #: feeds naming the lot that were left out
+
+
+def _all_feeds_option(func: Any) -> Any:
+    func = click.option(
+        "--all-feeds", is_flag=True,
+        help="Show every feed in the file, trusted or not (each marked).",
+    )(func)  # fmt: skip
+    return trust_options(func)
+
+
+def db_for(db: Path, config_path: Path | None) -> Path:
+    """``--db``, or the ledger of ``-c`` when --db was not given."""
+    ctx = click.get_current_context()
+    if config_path is not None and ctx.get_parameter_source("db") in (
+        click.core.ParameterSource.DEFAULT,
+        None,
+    ):
+        from edge.config import load_config
+
+        return load_config(config_path).ledger_path
+    return db
+
+
+def _load_trace(
+    db: Path,
+    lot: str,
+    trust_keys: Sequence[str] = (),
+    config_path: Path | None = None,
+    all_feeds: bool = False,
+) -> tuple[LotTrace, _Shown]:
     with _one_line_errors():
+        db = db_for(db, config_path)
+        trust = resolve_trust(db, trust_keys, config_path)
         conn = open_ledger_db(db)
         try:
-            trace = trace_lot(conn, lot)
+            names = dict(trust.names or {})
+            if all_feeds:
+                feeds = None
+            elif trust.names is not None:
+                feeds = frozenset(trust.names)
+            else:  # no trust list anywhere: the file's own feed, by the file's word
+                owner = read_owner(conn)
+                feeds = frozenset({owner}) if owner is not None else None
+            trace = trace_lot(conn, lot, feeds)
+            hidden = 0
+            if feeds is not None:
+                naming = {
+                    f
+                    for (f,) in conn.execute(
+                        "SELECT DISTINCT feed FROM entry_lots WHERE lot = ?", (lot,)
+                    )
+                }
+                hidden = len(naming - feeds)
+            if not trace.events and not hidden:
+                _check_lot(conn, db, lot)  # a typo gets "did you mean"
         finally:
             conn.close()
+    shown = _Shown(feeds, names, hidden)
+    if hidden:
+        click.echo(
+            f"note: {hidden} untrusted feed(s) also name lot {lot!r} and are not shown "
+            "(--all-feeds shows them; edge trust add trusts a key)",
+            err=True,
+        )
     if not trace.events:
-        raise click.ClickException(f"lot {lot!r}: no entries in {db}")
-    return trace
+        which = "of a trusted feed " if hidden else ""
+        raise click.ClickException(f"lot {lot!r}: no entries {which}in {db}")
+    return trace, shown
 
 
-def _print_trace(trace: LotTrace) -> None:
+def _feed_label(feed: str, shown: _Shown) -> str:
+    """A feed's trust-list name, else its full id (marked when trust was not applied)."""
+    name = shown.names.get(feed)
+    if name is not None:
+        return name
+    return feed if shown.feeds is not None or not shown.names else f"{feed} (untrusted)"
+
+
+def _check_type(conn: sqlite3.Connection, type_: str) -> None:
+    """Fail when no entry has ``type_`` but a stored type is close to it (``alarms``)."""
+    if conn.execute("SELECT 1 FROM entries WHERE type = ? LIMIT 1", (type_,)).fetchone():
+        return
+    known = [
+        name
+        for (name,) in conn.execute(
+            "WITH RECURSIVE t(type) AS (SELECT min(type) FROM entries UNION ALL "
+            "SELECT (SELECT min(type) FROM entries WHERE type > t.type) FROM t "
+            "WHERE t.type IS NOT NULL) SELECT type FROM t WHERE type IS NOT NULL"
+        )
+    ]
+    near = difflib.get_close_matches(type_, known, n=3, cutoff=0.75)
+    if near:  # a type that is merely absent (no correction yet) is an empty answer, not an error
+        raise _BadOption(
+            f"--type {type_!r}: no entries of this type "
+            f"(did you mean {' or '.join(repr(n) for n in near)}?)"
+        )
+
+
+def _check_lot(conn: sqlite3.Connection, db: Path, lot: str) -> None:
+    """Fail with the nearest lot names when no entry names ``lot`` (a typo, a wrong case)."""
+    if conn.execute("SELECT 1 FROM entry_lots WHERE lot = ? LIMIT 1", (lot,)).fetchone():
+        return
+    # every distinct lot by a skip scan over the lot index: one seek per lot
+    known = [
+        name
+        for (name,) in conn.execute(
+            "WITH RECURSIVE l(lot) AS (SELECT min(lot) FROM entry_lots UNION ALL "
+            "SELECT (SELECT min(lot) FROM entry_lots WHERE lot > l.lot) FROM l "
+            "WHERE l.lot IS NOT NULL) SELECT lot FROM l WHERE lot IS NOT NULL"
+        )
+    ]
+    # compared case-insensitively: lot codes are typed from labels in either case
+    folded: dict[str, list[str]] = {}
+    for k in known:
+        folded.setdefault(k.casefold(), []).append(k)
+    near = list(folded.get(lot.casefold(), []))
+    for match in difflib.get_close_matches(lot.casefold(), folded, n=3, cutoff=0.75):
+        near += [k for k in folded[match] if k not in near]
+    hint = f" (did you mean {' or '.join(repr(n) for n in near[:3])}?)" if near else ""
+    raise click.ClickException(f"lot {lot!r}: no entries in {db}{hint}")
+
+
+def _print_trace(trace: LotTrace, shown: _Shown) -> None:
     console = _console()
     first, last = trace.events[0].entry.ts, trace.events[-1].entry.ts
     feeds = {e.entry.feed for e in trace.events}
@@ -213,7 +363,7 @@ def _print_trace(trace: LotTrace) -> None:
         )
     )
     stations = Table(title="Stations")
-    for column in ("station", "node/site", "start", "end", "checks"):
+    for column in ("station", "node/site", "feed", "start", "end", "checks"):
         stations.add_column(column, overflow="fold")
     for visit in trace.visits:
         passed = sum(1 for c in visit.checks if c.get("passed") is True)
@@ -224,6 +374,7 @@ def _print_trace(trace: LotTrace) -> None:
                 (
                     visit.name or "-",
                     visit.station.name,
+                    _feed_label(visit.station.feed, shown),
                     visit.start.ts if visit.start else "-",
                     visit.end.ts if visit.end else "-",
                     checks,
@@ -279,15 +430,26 @@ def _print_trace(trace: LotTrace) -> None:
 
 @click.command("trace")
 @click.argument("lot")
-@_DB_OPTION
+@DB_OPTION
+@_all_feeds_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of tables.")
-def trace_command(lot: str, db: Path, as_json: bool) -> None:
-    """Show LOT's timeline across every feed: stations, aggregates, alarms, acks, rule sets."""
-    trace = _load_trace(db, lot)
+def trace_command(
+    lot: str,
+    db: Path,
+    trust_keys: tuple[str, ...],
+    config_path: Path | None,
+    all_feeds: bool,
+    as_json: bool,
+) -> None:
+    """Show LOT's timeline across trusted feeds: stations, aggregates, alarms, acks, rule sets."""
+    trace, shown = _load_trace(db, lot, trust_keys, config_path, all_feeds)
     if as_json:
-        click.echo(orjson.dumps(trace.to_json(), option=orjson.OPT_INDENT_2).decode())
+        document = trace.to_json()
+        for station in document["stations"]:
+            station["feed_name"] = shown.names.get(station["feed"])
+        click.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
     else:
-        _print_trace(trace)
+        _print_trace(trace, shown)
 
 
 @contextlib.contextmanager
@@ -316,7 +478,8 @@ def _output(path: Path | None) -> Iterator[IO[str]]:
     required=True,
     help="csv: sortable spreadsheet (FSMA 204 style); epcis: GS1 EPCIS 2.0.",
 )
-@_DB_OPTION
+@DB_OPTION
+@_all_feeds_option
 @click.option(
     "-o",
     "--output",
@@ -329,11 +492,20 @@ def _output(path: Path | None) -> Iterator[IO[str]]:
     metavar="GTIN",
     help="The product's GTIN-14 (EPCIS lot id becomes a GS1 Digital Link).",
 )
-def export_command(lot: str, fmt: str, db: Path, output: Path | None, gtin: str | None) -> None:
-    """Export a lot's records for customers and auditors."""
+def export_command(
+    lot: str,
+    fmt: str,
+    db: Path,
+    trust_keys: tuple[str, ...],
+    config_path: Path | None,
+    all_feeds: bool,
+    output: Path | None,
+    gtin: str | None,
+) -> None:
+    """Export a lot's records from trusted feeds for customers and auditors."""
     if gtin is not None and not valid_gtin(gtin):
         raise _BadOption(f"--gtin: {gtin!r} is not a GTIN-14 (14 digits ending in a check digit)")
-    trace = _load_trace(db, lot)
+    trace, _ = _load_trace(db, lot, trust_keys, config_path, all_feeds)
     with _output(output) as out:
         if fmt == "csv":
             write_lot_csv(trace, out)
