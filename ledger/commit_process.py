@@ -96,7 +96,13 @@ class CommitProcess(asyncio.SubprocessProtocol):
                 pass_fds=() if lock_fd is None else (lock_fd,),
             )
         except OSError as exc:
+            ready.cancel()
             raise StorageError(f"{where}: cannot start the commit process: {exc}") from exc
+        except BaseException:
+            # Cancelled while starting (the node is going down): nobody waits for its answer,
+            # and asyncio has killed the half-started child.
+            ready.cancel()
+            raise
         try:
             async with asyncio.timeout(timeout):
                 await ready
@@ -156,9 +162,9 @@ class CommitProcess(asyncio.SubprocessProtocol):
         assert isinstance(stdin, asyncio.WriteTransport)
         self._stdin = stdin
         self.alive = True
-        fd = stdin.get_extra_info("pipe").fileno()
-        with contextlib.suppress(OSError):  # a smaller pipe only means more write calls
-            fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_SIZE)
+        # A smaller pipe only means more write calls; a closed one (start was cancelled) none.
+        with contextlib.suppress(OSError, ValueError):
+            fcntl.fcntl(stdin.get_extra_info("pipe").fileno(), _F_SETPIPE_SZ, _PIPE_SIZE)
 
     def pipe_data_received(self, fd: int, data: bytes) -> None:
         """Replies arrive: resolve the oldest waiting request per complete frame."""
