@@ -28,6 +28,7 @@ from rich.text import Text
 from edge.errors import ConfigError, EdgeError
 from edge.ledger.epcis import epcis_document, valid_gtin
 from edge.ledger.export_csv import write_lot_csv
+from edge.ledger.proof import export_proof
 from edge.ledger.query import (
     EntryFilter,
     Stations,
@@ -387,9 +388,10 @@ def _output(path: Path | None) -> Iterator[IO[str]]:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(("csv", "epcis")),
+    type=click.Choice(("csv", "epcis", "proof")),
     required=True,
-    help="csv: sortable spreadsheet (FSMA 204 style); epcis: GS1 EPCIS 2.0.",
+    help="csv: sortable spreadsheet (FSMA 204 style); epcis: GS1 EPCIS 2.0; "
+    "proof: zip an auditor checks with the verify_proof.py inside it.",
 )
 @DB_OPTION
 @click.option(
@@ -409,6 +411,12 @@ def export_command(lot: str, fmt: str, db: Path, output: Path | None, gtin: str 
     if gtin is not None and not valid_gtin(gtin):
         raise _BadOption(f"--gtin: {gtin!r} is not a GTIN-14 (14 digits ending in a check digit)")
     trace = _load_trace(db, lot)
+    if fmt == "proof":  # a zip: to FILE or a pipe, never to a terminal
+        if output is None and sys.stdout.isatty():
+            raise _BadOption("--format proof writes a zip: give -o FILE or redirect stdout")
+        with _one_line_errors():
+            click.echo(export_proof(db, trace, output or sys.stdout.buffer), err=True)
+        return
     with _output(output) as out:
         if fmt == "csv":
             write_lot_csv(trace, out)
