@@ -144,7 +144,7 @@ def _checkpoint(conn: sqlite3.Connection, feed: str, after: int | None) -> dict[
 
 
 def _feed_part(
-    conn: sqlite3.Connection, lot: str, feed: str, about: dict[int, str]
+    conn: sqlite3.Connection, lot: str, feed: str, about: dict[int, str], through_head: bool
 ) -> tuple[dict[str, Any], dict[int, bytes]]:
     """The manifest part and the entry files of one feed; ``about`` is seq -> role."""
     head = _checkpoint(conn, feed, None)
@@ -154,7 +154,7 @@ def _feed_part(
     ranges = []
     roles: dict[int, set[str]] = {s: {role} for s, role in about.items()}
     if lot_seqs:
-        end = _checkpoint(conn, feed, max(lot_seqs))
+        end = head if through_head else _checkpoint(conn, feed, max(lot_seqs))
         if end is None:
             raise StorageError(f"feed {feed[:16]}: entry {max(lot_seqs)} is not signed yet")
         ranges.append({"first": min(lot_seqs), "last": end["size"] - 1, "checkpoint": end["size"]})
@@ -249,13 +249,21 @@ def _feed_part(
 
 
 def build_proof(
-    conn: sqlite3.Connection, trace: LotTrace, *, now: float | None = None, generator: str = ""
+    conn: sqlite3.Connection,
+    trace: LotTrace,
+    *,
+    through_head: bool = False,
+    now: float | None = None,
+    generator: str = "",
 ) -> tuple[bytes, ProofSummary]:
     """The proof bundle (zip bytes) of the lot of ``trace``, read from ``conn``'s database.
 
     Args:
         conn: the ledger database the trace was built from.
         trace: the lot's trace; its entries (and those it relates) are the ones proven.
+        through_head: cover each feed from the lot's first entry up to its latest checkpoint
+            (else up to the checkpoint after the lot's last entry): no later entry naming the
+            lot, such as a correction, can then be left out, at the cost of every entry since.
         now: the bundle's creation time (epoch seconds; default: the clock).
         generator: the program making it (``edge-qc 0.1.0``), recorded in the manifest.
 
@@ -281,7 +289,7 @@ def build_proof(
     conn.execute("BEGIN")  # one snapshot: a node may be appending meanwhile
     try:
         for feed in sorted(about):
-            part, raws = _feed_part(conn, lot, feed, about[feed])
+            part, raws = _feed_part(conn, lot, feed, about[feed], through_head)
             parts.append(part)
             files.update({f"entries/{feed}/{seq}.json": raw for seq, raw in raws.items()})
     except (sqlite3.Error, ValueError, KeyError, TypeError) as exc:
@@ -312,7 +320,9 @@ def build_proof(
     return bundle, ProofSummary(lot, len(parts), listed, len(files), len(bundle))
 
 
-def export_proof(db: Path, trace: LotTrace, output: Path | BinaryIO) -> ProofSummary:
+def export_proof(
+    db: Path, trace: LotTrace, output: Path | BinaryIO, *, through_head: bool = False
+) -> ProofSummary:
     """Build the bundle of ``trace``'s lot from the database ``db`` and write it to ``output``.
 
     A file is written whole or not at all (a temporary file renamed over it).
@@ -324,7 +334,9 @@ def export_proof(db: Path, trace: LotTrace, output: Path | BinaryIO) -> ProofSum
 
     conn = open_ledger_db(db)
     try:
-        data, summary = build_proof(conn, trace, generator=f"edge-qc {__version__}")
+        data, summary = build_proof(
+            conn, trace, through_head=through_head, generator=f"edge-qc {__version__}"
+        )
     finally:
         conn.close()
     try:

@@ -364,6 +364,13 @@ class Checker:
                 self.fail(at, "its last entry has no inclusion proof")
             covered.update(range(first, last + 1))
         lot_seqs = sorted(s for s, r in roles.items() if "lot" in r)
+        end = max((r["last"] for r in spec["ranges"]), default=-1)
+        reach = (
+            "through the head"
+            if end == head["size"] - 1
+            else f"entries {end + 1}..{head['size'] - 1} after it are not (a later entry naming "
+            "the lot, such as a correction, would not show: ask for a bundle made --through-head)"
+        )
         for seq in lot_seqs:
             if seq not in covered:
                 self.fail(f"{where} seq {seq}", "an entry of the lot outside every covered range")
@@ -405,7 +412,7 @@ class Checker:
             f"  checkpoints: {len(checkpoints)} signed and consistent with head {head['size']} "
             f"(root {head['root'][:16]})\n"
             f"  inclusion proofs: {len(spec['entries'])}; entries of the lot: {len(lot_seqs)}\n"
-            f"  completeness: seq {', '.join(_span(r) for r in spec['ranges'])} whole"
+            f"  completeness: seq {', '.join(_span(r) for r in spec['ranges'])} whole; {reach}"
         )
         return {f"entries/{feed}/{seq}.json" for seq in raws if seq in roles or seq in covered}
 

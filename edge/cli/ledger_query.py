@@ -406,7 +406,14 @@ def _output(path: Path | None) -> Iterator[IO[str]]:
     metavar="GTIN",
     help="The product's GTIN-14 (EPCIS lot id becomes a GS1 Digital Link).",
 )
-def export_command(lot: str, fmt: str, db: Path, output: Path | None, gtin: str | None) -> None:
+@click.option(
+    "--through-head",
+    is_flag=True,
+    help="proof: cover each feed up to its latest checkpoint (no later correction left out).",
+)
+def export_command(
+    lot: str, fmt: str, db: Path, output: Path | None, gtin: str | None, through_head: bool
+) -> None:
     """Export a lot's records for customers and auditors."""
     if gtin is not None and not valid_gtin(gtin):
         raise _BadOption(f"--gtin: {gtin!r} is not a GTIN-14 (14 digits ending in a check digit)")
@@ -415,7 +422,8 @@ def export_command(lot: str, fmt: str, db: Path, output: Path | None, gtin: str 
         if output is None and sys.stdout.isatty():
             raise _BadOption("--format proof writes a zip: give -o FILE or redirect stdout")
         with _one_line_errors():
-            click.echo(export_proof(db, trace, output or sys.stdout.buffer), err=True)
+            summary = export_proof(db, trace, output or sys.stdout.buffer, through_head=through_head)
+            click.echo(summary, err=True)
         return
     with _output(output) as out:
         if fmt == "csv":

@@ -228,11 +228,9 @@ def test_an_entry_of_the_lot_left_out_fails(
     assert want.replace("[9]", f"[{ack_end.seq}]") in result.stdout
 
 
-def test_a_range_cut_short_at_an_earlier_checkpoint_is_flagged(
+def test_a_range_not_ending_at_a_signed_head_fails(
     auditor: Path, bundle: bytes, scenario: sc.Scenario
 ) -> None:
-    """The documented limit: a bundle maker may choose a shorter range ending at an earlier
-    signed head. Nothing in it is false, so it verifies, but the open station visit is named."""
     start = scenario.entries["b_lot_start"]
     end = scenario.entries["b_lot_end"]
 
@@ -243,9 +241,60 @@ def test_a_range_cut_short_at_an_earlier_checkpoint_is_flagged(
         del files[f"entries/{scenario.packer}/{end.seq}.json"]
 
     result = _verify(auditor, _tampered(bundle, change))
-    # the cut range does not end at a signed head (the packer's lot ran inside one batch)
-    assert result.returncode == 1
+    assert result.returncode == 1  # the packer's lot ran inside one batch: no head after start
     assert "does not end at the head signed by checkpoint" in result.stdout
+
+
+def _two_batch_lot(path: Path) -> dict[str, int]:
+    """lot.start in one batch, lot.end in the next, then another batch."""
+    seqs = {}
+    with Ledger.open(path, NodeKey.generate()) as led:
+        led.append("node.start", {"node_id": "gw", "site": "s"}, ts=sc.T0)
+        seqs["start"] = led.append(
+            "lot.start", {"lot": "L-2", "station": "st"}, lots=["L-2"], ts=sc.T0
+        ).seq
+        led.commit(now=sc.T0 + 1)
+        end = led.append("lot.end", {"lot": "L-2", "station": "st"}, lots=["L-2"], ts=sc.T0 + 1)
+        seqs["end"] = end.seq
+        led.commit(now=sc.T0 + 2)
+        led.append("alarm", {"rule": "other"}, ts=sc.T0 + 3)
+        led.commit(now=sc.T0 + 4)
+    return seqs
+
+
+def test_a_range_cut_at_an_earlier_signed_head_is_named_not_hidden(
+    auditor: Path, tmp_path: Path
+) -> None:
+    """The documented limit: the bundle's maker chooses where a range ends. Cut at an earlier
+    signed head, with the lot's end dropped, nothing in the bundle is false, so it verifies;
+    the verifier names the open station visit and the entries past the range."""
+    seqs = _two_batch_lot(tmp_path / "two.db")
+    conn = open_ledger_db(tmp_path / "two.db")
+    try:
+        bundle, _ = build_proof(conn, trace_lot(conn, "L-2"))
+        whole, _ = build_proof(conn, trace_lot(conn, "L-2"), through_head=True)
+    finally:
+        conn.close()
+
+    def cut(files: Files, manifest: dict[str, Any]) -> None:
+        (part,) = manifest["feeds"]
+        keep = seqs["start"] + 1  # the first batch's checkpoint
+        part["entries"] = [e for e in part["entries"] if e["seq"] <= seqs["start"]]
+        part["checkpoints"] = [c for c in part["checkpoints"] if c["size"] <= keep]
+        part["ranges"] = [{"first": seqs["start"], "last": keep - 1, "checkpoint": keep}]
+        for name in [n for n in files if n.startswith("entries/")]:
+            if int(name.rsplit("/", 1)[1].split(".")[0]) > seqs["start"]:
+                del files[name]
+
+    result = _verify(auditor, _tampered(bundle, cut))
+    assert result.returncode == 0, result.stdout
+    assert "station st: lot.start without lot.end in the bundle" in result.stdout
+    assert f"entries {seqs['start'] + 1}.." in result.stdout and "are not" in result.stdout
+    result = _verify(auditor, bundle)
+    assert result.returncode == 0 and "WARNING feed" not in result.stdout
+    assert "are not (a later entry naming the lot" in result.stdout
+    result = _verify(auditor, whole)
+    assert result.returncode == 0 and "whole; through the head" in result.stdout
 
 
 @pytest.mark.parametrize("which", ["inclusion", "consistency", "head root", "checkpoint root"])
