@@ -220,9 +220,11 @@ class Checker:
         self.warnings: list[str] = []
 
     def fail(self, where: str, what: str) -> None:
+        """Record one failure: where (feed, seq, checkpoint, range) and what is wrong."""
         self.failures.append(f"{where}: {what}")
 
     def run(self) -> None:
+        """Check the manifest, then each feed; raise ValueError when nothing can be checked."""
         try:
             manifest = load_json(self.files[MANIFEST])
         except KeyError:
@@ -230,12 +232,16 @@ class Checker:
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
             raise ValueError(f"{MANIFEST} is not an {FORMAT} manifest")
         if manifest.get("version") != VERSION:
-            raise ValueError(f"format version {manifest.get('version')!r}; this verifier reads {VERSION}")
+            raise ValueError(
+                f"format version {manifest.get('version')!r}; this verifier reads {VERSION}"
+            )
         self.lot = manifest["lot"]
         feeds = manifest["feeds"]
         if not isinstance(self.lot, str) or not self.lot or not feeds:
             raise ValueError(f"{MANIFEST} names no lot or no feed")
-        self.notes.append(f"lot {self.lot!r}: {len(feeds)} feed(s), bundle made {manifest.get('created')}")
+        self.notes.append(
+            f"lot {self.lot!r}: {len(feeds)} feed(s), bundle made {manifest.get('created')}"
+        )
         claimed: set[str] = set()
         for feed in feeds:
             where = f"feed {str(feed.get('feed'))[:16]}"
@@ -248,13 +254,17 @@ class Checker:
                 self.fail(name, "an entry file the manifest does not account for")
 
     def check_feed(self, spec: dict[str, Any]) -> set[str]:
+        """Check one feed of the manifest; returns the entry files it accounts for."""
         feed = spec["feed"]
         where = f"feed {feed[:16]}"
         if not isinstance(feed, str) or not _HEX64.fullmatch(feed):
             raise ValueError("a feed id is 64 lowercase hex digits")
         key = spec["key"]
         if key.get("type") != "ed25519" or key.get("public") != feed:
-            self.fail(where, f"key {key.get('public')!r} is not the feed's (a feed is named by its Ed25519 public key)")
+            self.fail(
+                where,
+                f"key {key.get('public')!r} is not the feed's (a feed is named by its Ed25519 public key)",
+            )
         public = Ed25519PublicKey.from_public_bytes(bytes.fromhex(feed))
         if self.trusted is not None and feed not in self.trusted:
             self.fail(where, "this key is not among the keys given with --trust")
@@ -280,7 +290,10 @@ class Checker:
             ids[seq] = hashlib.sha256(raw).hexdigest()
             data[seq] = doc
             if doc["feed"] != feed or doc["seq"] != seq:
-                self.fail(f"{where} seq {seq}", f"the entry names feed {str(doc['feed'])[:16]} seq {doc['seq']}")
+                self.fail(
+                    f"{where} seq {seq}",
+                    f"the entry names feed {str(doc['feed'])[:16]} seq {doc['seq']}",
+                )
         links = 0
         for seq, doc in data.items():
             if seq == 0 and doc["prev"] is not None:
@@ -288,7 +301,9 @@ class Checker:
             if seq - 1 in ids:
                 links += 1
                 if doc["prev"] != ids[seq - 1]:
-                    self.fail(f"{where} seq {seq}", "prev is not the id of the entry before (broken link)")
+                    self.fail(
+                        f"{where} seq {seq}", "prev is not the id of the entry before (broken link)"
+                    )
 
         # Checkpoints: signed by the feed's key, consistent with the head.
         head = spec["head"]
@@ -301,7 +316,9 @@ class Checker:
             }
             if size == head["size"] and not same:
                 self.fail(at, "differs from the head checkpoint of the same size")
-            message = canonical({"feed": feed, "head": cp["head"], "root": cp["root"], "size": size})
+            message = canonical(
+                {"feed": feed, "head": cp["head"], "root": cp["root"], "size": size}
+            )
             try:
                 public.verify(bytes.fromhex(cp["sig"]), message)
             except (InvalidSignature, ValueError):
@@ -330,7 +347,10 @@ class Checker:
             if seq not in ids:
                 continue  # already named above
             if item["id"] != ids[seq]:
-                self.fail(at, f"its bytes hash to {ids[seq][:16]}, not to the listed id {str(item['id'])[:16]}")
+                self.fail(
+                    at,
+                    f"its bytes hash to {ids[seq][:16]}, not to the listed id {str(item['id'])[:16]}",
+                )
             cp = checkpoints.get(item["checkpoint"])
             if cp is None:
                 self.fail(at, f"its checkpoint {item['checkpoint']} is not in the bundle")
@@ -345,9 +365,14 @@ class Checker:
         for seq, doc in data.items():
             named = self.names_lot(doc)
             if named and "lot" not in roles.get(seq, []):
-                self.fail(f"{where} seq {seq}", f"names lot {self.lot!r} but is not listed as the lot's (left out)")
+                self.fail(
+                    f"{where} seq {seq}",
+                    f"names lot {self.lot!r} but is not listed as the lot's (left out)",
+                )
             if not named and "lot" in roles.get(seq, []):
-                self.fail(f"{where} seq {seq}", f"listed as the lot's but does not name lot {self.lot!r}")
+                self.fail(
+                    f"{where} seq {seq}", f"listed as the lot's but does not name lot {self.lot!r}"
+                )
 
         # Completeness: each range is whole, chained up to the head its checkpoint signed.
         covered: set[int] = set()
@@ -377,7 +402,7 @@ class Checker:
 
         # Visits: a range stopped short of a lot.end (or starting past a lot.start) cannot be
         # told from a lot still running; say so, so the auditor can ask.
-        kinds = {data[s]["type"]: set() for s in lot_seqs if s in data}
+        kinds: dict[str, set[str]] = {data[s]["type"]: set() for s in lot_seqs if s in data}
         for seq in lot_seqs:
             if seq in data and isinstance(data[seq]["body"], dict):
                 kinds[data[seq]["type"]].add(str(data[seq]["body"].get("station")))
@@ -402,7 +427,9 @@ class Checker:
                 or body.get("node_id") != item["node_id"]
                 or body.get("site") != item["site"]
             ):
-                self.fail(f"{where} seq {item['seq']}", "a name not backed by a proven node.start entry")
+                self.fail(
+                    f"{where} seq {item['seq']}", "a name not backed by a proven node.start entry"
+                )
             names.append(f"{item['node_id']} at {item['site']}")
         self.notes.append(
             f"feed {feed}\n"
@@ -417,6 +444,7 @@ class Checker:
         return {f"entries/{feed}/{seq}.json" for seq in raws if seq in roles or seq in covered}
 
     def names_lot(self, doc: dict[str, Any]) -> bool:
+        """True when an entry names the lot, in ``lots`` or as ``body.lot``."""
         lots = doc["lots"]
         body = doc["body"]
         return (isinstance(lots, list) and self.lot in lots) or (

@@ -422,7 +422,9 @@ def export_command(
         if output is None and sys.stdout.isatty():
             raise _BadOption("--format proof writes a zip: give -o FILE or redirect stdout")
         with _one_line_errors():
-            summary = export_proof(db, trace, output or sys.stdout.buffer, through_head=through_head)
+            summary = export_proof(
+                db, trace, output or sys.stdout.buffer, through_head=through_head
+            )
             click.echo(summary, err=True)
         return
     with _output(output) as out:

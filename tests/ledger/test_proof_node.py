@@ -98,7 +98,8 @@ def test_a_real_lot_proves_to_the_nodes_own_key(run: Path, tmp_path: Path) -> No
     pub = run / "node.key.pub"
     checked = _verify(auditor, bundle, "--trust", str(pub))
     assert checked.returncode == 0, checked.stdout
-    assert checked.stdout.rstrip().endswith("OK") and "(trusted)" in checked.stdout
+    assert checked.stdout.rstrip().endswith("OK")
+    assert "(trusted)" in checked.stdout
     print(f"\nbundle: {bundle.stat().st_size} bytes\n{checked.stdout}")
 
     # one byte of the lot's end changed; the lot's end left out: both fail

@@ -100,7 +100,7 @@ def test_proofs_of_the_ledger_verify_and_altered_ones_do_not(n: int, data: st.Da
 def test_canonical_form_matches_the_ledger() -> None:
     from edge.ledger.canonical import canonical
 
-    value = {"b": [1, "x\n\u0001\"\\é", None, True], "a": {"\ue000": 1, "\U0001f600": 2}, "": -7}
+    value = {"b": [1, 'x\n\u0001"\\é', None, True], "a": {"\ue000": 1, "\U0001f600": 2}, "": -7}
     assert proof_verifier.canonical(value) == canonical(value)
     assert proof_verifier.load_json(canonical(value)) == value
     for bad in (b'{"a":1,"a":2}', b'{"a":1.5}', b'{"a":NaN}', b"\xff"):
