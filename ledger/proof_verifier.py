@@ -33,6 +33,7 @@ import re
 import sys
 import zipfile
 from collections.abc import Callable, Sequence
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any
 
@@ -189,8 +190,10 @@ def _encode(value: Any) -> str:
 
 
 def _string(text: str) -> str:
-    # json escapes exactly ", \ and C0 controls (\b\t\n\f\r short, others \u00xx): as RFC 8785.
-    return json.dumps(text, ensure_ascii=False)
+    # What json.dumps(text, ensure_ascii=False) returns, without its per-call overhead (a third
+    # of the verifier's time): it escapes exactly ", \ and the C0 controls (b t n f r short,
+    # the others as lowercase \u00xx), as RFC 8785 does.
+    return encode_basestring(text)
 
 
 # --- the bundle -------------------------------------------------------------------------------

@@ -120,3 +120,25 @@ def test_imports_only_the_standard_library_and_cryptography() -> None:
     outside = roots - set(sys.stdlib_module_names) - {"__future__", "cryptography"}
     assert outside == set()
     assert "cryptography" in roots
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53) + 1, 2**53 - 1)
+    | st.text(st.characters(exclude_categories=("Cs",))),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(st.characters(exclude_categories=("Cs",))), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(_JSON)
+def test_canonical_bytes_agree_with_the_ledgers_for_any_content(value: object) -> None:
+    from edge.ledger.canonical import canonical
+
+    raw = canonical(value)
+    assert proof_verifier.canonical(value) == raw
+    assert proof_verifier.canonical(proof_verifier.load_json(raw)) == raw
