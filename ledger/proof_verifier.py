@@ -224,7 +224,7 @@ class Checker:
 
     def fail(self, where: str, what: str) -> None:
         """Record one failure: where (feed, seq, checkpoint, range) and what is wrong."""
-        self.failures.append(f"{where}: {what}")
+        self.failures.append(_show(f"{where}: {what}"))
 
     def run(self) -> None:
         """Check the manifest, then each feed; raise ValueError when nothing can be checked."""
@@ -240,10 +240,20 @@ class Checker:
             )
         self.lot = manifest["lot"]
         feeds = manifest["feeds"]
-        if not isinstance(self.lot, str) or not self.lot or not feeds:
+        if (
+            not isinstance(self.lot, str)
+            or not self.lot
+            or not isinstance(feeds, list)
+            or not feeds
+        ):
             raise ValueError(f"{MANIFEST} names no lot or no feed")
+        if not all(isinstance(f, dict) for f in feeds):
+            raise ValueError(f"{MANIFEST}: a feed is not an object")
+        ids = [f.get("feed") for f in feeds]
+        if len(set(map(str, ids))) != len(ids):
+            raise ValueError(f"{MANIFEST}: a feed is listed twice")
         self.notes.append(
-            f"lot {self.lot!r}: {len(feeds)} feed(s), bundle made {manifest.get('created')}"
+            f"lot {self.lot!r}: {len(feeds)} feed(s), bundle made {_show(manifest.get('created'))}"
         )
         claimed: set[str] = set()
         for feed in feeds:
@@ -382,15 +392,21 @@ class Checker:
         for rng in spec["ranges"]:
             first, last, size = rng["first"], rng["last"], rng["checkpoint"]
             at = f"{where} range {first}..{last}"
-            missing = [s for s in range(first, last + 1) if s not in raws]
-            if first > last or missing:
+            if not (isinstance(first, int) and isinstance(last, int) and 0 <= first <= last):
+                raise ValueError(f"range {first!r}..{last!r} is not a range of seqs")
+            if last - first >= len(raws):  # more seqs than files: never walk a forged span
+                missing = [next(s for s in range(first, last + 1) if s not in raws)]
+            else:
+                missing = [s for s in range(first, last + 1) if s not in raws]
+            if missing:
                 self.fail(at, f"entries missing from the range: {missing[:5]}")
             cp = checkpoints.get(size)
             if cp is None or size != last + 1 or ids.get(last) != cp["head"]:
                 self.fail(at, f"does not end at the head signed by checkpoint {size}")
             elif last not in roles:
                 self.fail(at, "its last entry has no inclusion proof")
-            covered.update(range(first, last + 1))
+            if last - first < len(raws):
+                covered.update(range(first, last + 1))
         lot_seqs = sorted(s for s, r in roles.items() if "lot" in r)
         end = max((r["last"] for r in spec["ranges"]), default=-1)
         reach = (
@@ -408,7 +424,7 @@ class Checker:
         kinds: dict[str, set[str]] = {data[s]["type"]: set() for s in lot_seqs if s in data}
         for seq in lot_seqs:
             if seq in data and isinstance(data[seq]["body"], dict):
-                kinds[data[seq]["type"]].add(str(data[seq]["body"].get("station")))
+                kinds[data[seq]["type"]].add(_show(data[seq]["body"].get("station")))
         starts, ends = kinds.get("lot.start", set()), kinds.get("lot.end", set())
         for station in sorted(starts - ends):
             self.warnings.append(
@@ -433,7 +449,7 @@ class Checker:
                 self.fail(
                     f"{where} seq {item['seq']}", "a name not backed by a proven node.start entry"
                 )
-            names.append(f"{item['node_id']} at {item['site']}")
+            names.append(f"{_show(item['node_id'])} at {_show(item['site'])}")
         self.notes.append(
             f"feed {feed}\n"
             f"  key: Ed25519 {feed} ({'trusted' if self.trusted is not None else 'NOT PINNED'})"
@@ -453,6 +469,11 @@ class Checker:
         return (isinstance(lots, list) and self.lot in lots) or (
             isinstance(body, dict) and body.get("lot") == self.lot
         )
+
+
+def _show(value: object) -> str:
+    """Text from the bundle made safe to print: no terminal control characters."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(value))
 
 
 def _span(rng: dict[str, Any]) -> str:
@@ -492,8 +513,8 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
         trusted = load_trusted(args.trust) if args.trust else None
         checker = Checker(read_bundle(args.bundle), trusted)
         checker.run()
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, UnicodeError) as exc:
-        out(f"{args.bundle}: cannot check this bundle: {exc}")
+    except (OSError, ValueError, LookupError, TypeError, AttributeError, zipfile.BadZipFile) as exc:
+        out(f"{args.bundle}: cannot check this bundle: {_show(exc)}")
         return 2
     for note in checker.notes:
         out(note)

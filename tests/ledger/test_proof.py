@@ -506,3 +506,33 @@ def test_tree_proofs_equal_the_reference_merkle_code(n: int, data: st.DataObject
     assert tree.root(0, size) == merkle.root(leaves[:size])
     assert tree.inclusion(index, size) == merkle.inclusion_proof(leaves[:size], index)
     assert tree.consistency(old, size) == merkle.consistency_proof(leaves[:size], old)
+
+
+def _first_feed(manifest: dict[str, Any]) -> dict[str, Any]:
+    return manifest["feeds"][0]  # type: ignore[no-any-return]
+
+
+_FORGED_MANIFESTS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "feeds an object": lambda m: m.update(feeds={"a": 1}),
+    "feed a number": lambda m: m.update(feeds=[1]),
+    "feed listed twice": lambda m: m.update(feeds=[m["feeds"][0], m["feeds"][0]]),
+    "huge range": lambda m: _first_feed(m)["ranges"][0].update(last=10**15),
+    "negative range": lambda m: _first_feed(m)["ranges"][0].update(first=-5),
+    "seq a string": lambda m: _first_feed(m)["entries"][0].update(seq="x"),
+    "no head": lambda m: _first_feed(m).pop("head"),
+    "proof not hex": lambda m: _first_feed(m)["entries"][1].update(inclusion=["zz"]),
+    "sig a list": lambda m: _first_feed(m)["checkpoints"][0].update(sig=[1]),
+    "names forged": lambda m: _first_feed(m)["names"][0].update(node_id="\x1b[2Jroot"),
+    "lot with escapes": lambda m: m.update(lot="\x1b[31mL"),
+}
+
+
+@pytest.mark.parametrize("how", sorted(_FORGED_MANIFESTS))
+def test_forged_manifests_fail_in_one_line_each(auditor: Path, bundle: bytes, how: str) -> None:
+    result = _verify(
+        auditor, _tampered(bundle, lambda files, manifest: _FORGED_MANIFESTS[how](manifest))
+    )
+    assert result.returncode in (1, 2), result.stdout
+    assert result.stderr == ""  # no traceback
+    assert "\x1b" not in result.stdout  # nothing from the bundle reaches the terminal raw
+    assert "OK" not in result.stdout.splitlines()
