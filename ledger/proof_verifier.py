@@ -9,9 +9,9 @@ or a PEM public key). It prints what it checked and ``OK``, or names every failu
 
 * the key is the feed's: a feed is named by its Ed25519 public key, and every entry names it;
   with ``--trust``, the key must be one you trust (without, the keys are the bundle's word);
-* every entry file is canonical JSON (RFC 8785: one byte form per content, so no two readers
-  can see different content) and hashes (SHA-256) to its entry id; it sits at the feed and seq
-  it names; consecutive entries link (``prev`` is the id of the entry before);
+* every entry (a line of ``entries/<feed>.jsonl``) is canonical JSON (RFC 8785: one byte form
+  per content, so no two readers can see different content) of that feed, and hashes (SHA-256)
+  to its entry id; consecutive entries link (``prev`` is the id of the entry before);
 * every signed checkpoint (feed, size, head, Merkle root) carries the feed key's Ed25519
   signature, and is consistent (RFC 9162 2.1.4) with the feed's latest head checkpoint;
 * every listed entry is in its checkpoint's RFC 6962 Merkle tree (inclusion proof, RFC 9162
@@ -50,7 +50,6 @@ VERSION = 1
 MANIFEST = "proof.json"
 MAX_INT = 2**53 - 1
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_ENTRY_FILE = re.compile(r"entries/([0-9a-f]{64})/(0|[1-9][0-9]*)\.json")
 _ENTRY_KEYS = {"actor", "body", "feed", "lots", "prev", "refs", "seq", "ts", "type"}
 
 
@@ -264,7 +263,7 @@ class Checker:
                 self.fail(where, f"malformed manifest entry ({type(exc).__name__}: {exc})")
         for name in sorted(set(self.files) - claimed - {MANIFEST}):
             if name.startswith("entries/"):
-                self.fail(name, "an entry file the manifest does not account for")
+                self.fail(name, "a file the manifest does not account for")
 
     def check_feed(self, spec: dict[str, Any]) -> set[str]:
         """Check one feed of the manifest; returns the entry files it accounts for."""
@@ -282,31 +281,37 @@ class Checker:
         if self.trusted is not None and feed not in self.trusted:
             self.fail(where, "this key is not among the keys given with --trust")
 
-        # Entry files: canonical, hashing to their ids, at the feed and seq they name, linked.
+        # Entry lines: canonical, hashing to their ids, of this feed, in seq order, linked.
         raws: dict[int, bytes] = {}
-        for name, raw in self.files.items():
-            match = _ENTRY_FILE.fullmatch(name)
-            if match and match.group(1) == feed:
-                raws[int(match.group(2))] = raw
         ids: dict[int, str] = {}
         data: dict[int, dict[str, Any]] = {}
-        for seq, raw in sorted(raws.items()):
+        blob = self.files.get(f"entries/{feed}.jsonl", b"")
+        lines = blob.split(b"\n")  # canonical JSON never holds a raw newline byte
+        if lines.pop() != b"":
+            self.fail(f"entries/{feed}.jsonl", "does not end with a newline")
+        for number, raw in enumerate(lines, 1):
             try:
                 doc = load_json(raw)
+                seq = doc["seq"] if isinstance(doc, dict) else None
+            except (ValueError, UnicodeError) as exc:
+                self.fail(f"{where} line {number}", f"entry bytes rejected: {exc}")
+                continue
+            if type(seq) is not int or seq <= max(raws, default=-1):
+                self.fail(f"{where} line {number}", "seq missing, repeated or out of order")
+                continue
+            raws[seq] = raw
+            try:
                 if canonical(doc) != raw:
                     raise ValueError("not in canonical form")
-                if not isinstance(doc, dict) or set(doc) != _ENTRY_KEYS:
+                if set(doc) != _ENTRY_KEYS:
                     raise ValueError("not a ledger entry")
-            except (ValueError, UnicodeError) as exc:
+            except ValueError as exc:
                 self.fail(f"{where} seq {seq}", f"entry bytes rejected: {exc}")
                 continue
             ids[seq] = hashlib.sha256(raw).hexdigest()
             data[seq] = doc
-            if doc["feed"] != feed or doc["seq"] != seq:
-                self.fail(
-                    f"{where} seq {seq}",
-                    f"the entry names feed {str(doc['feed'])[:16]} seq {doc['seq']}",
-                )
+            if doc["feed"] != feed:
+                self.fail(f"{where} seq {seq}", f"the entry names feed {str(doc['feed'])[:16]}")
         links = 0
         for seq, doc in data.items():
             if seq == 0 and doc["prev"] is not None:
@@ -355,7 +360,7 @@ class Checker:
             at = f"{where} seq {seq}"
             roles[seq] = item["roles"]
             if seq not in raws:
-                self.fail(at, "listed, but its entry file is missing")
+                self.fail(at, "listed, but the entry is not in the bundle")
                 continue
             if seq not in ids:
                 continue  # already named above
@@ -394,7 +399,7 @@ class Checker:
             at = f"{where} range {first}..{last}"
             if not (isinstance(first, int) and isinstance(last, int) and 0 <= first <= last):
                 raise ValueError(f"range {first!r}..{last!r} is not a range of seqs")
-            if last - first >= len(raws):  # more seqs than files: never walk a forged span
+            if last - first >= len(raws):  # more seqs than entries: never walk a forged span
                 missing = [next(s for s in range(first, last + 1) if s not in raws)]
             else:
                 missing = [s for s in range(first, last + 1) if s not in raws]
@@ -454,13 +459,15 @@ class Checker:
             f"feed {feed}\n"
             f"  key: Ed25519 {feed} ({'trusted' if self.trusted is not None else 'NOT PINNED'})"
             f"{'; named ' + ', '.join(dict.fromkeys(names)) if names else ''}\n"
-            f"  entries: {len(raws)} files canonical and hashed, {links} links checked\n"
+            f"  entries: {len(raws)} canonical and hashed, {links} links checked\n"
             f"  checkpoints: {len(checkpoints)} signed and consistent with head {head['size']} "
             f"(root {head['root'][:16]})\n"
             f"  inclusion proofs: {len(spec['entries'])}; entries of the lot: {len(lot_seqs)}\n"
             f"  completeness: seq {', '.join(_span(r) for r in spec['ranges'])} whole; {reach}"
         )
-        return {f"entries/{feed}/{seq}.json" for seq in raws if seq in roles or seq in covered}
+        for seq in sorted(set(raws) - set(roles) - covered):
+            self.fail(f"{where} seq {seq}", "an entry the manifest does not account for")
+        return {f"entries/{feed}.jsonl"}
 
     def names_lot(self, doc: dict[str, Any]) -> bool:
         """True when an entry names the lot, in ``lots`` or as ``body.lot``."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -71,6 +72,33 @@ def _unzip(data: bytes) -> Files:
         return {name: archive.read(name) for name in archive.namelist()}
 
 
+def _explode(files: Files) -> Files:
+    """``entries/<feed>.jsonl`` split into ``entries/<feed>/<seq>.json``, for easy tampering."""
+    out = {}
+    for name, data in files.items():
+        if name.startswith("entries/") and name.endswith(".jsonl"):
+            for line in data.split(b"\n")[:-1]:
+                out[f"{name[: -len('.jsonl')]}/{json.loads(line)['seq']}.json"] = line
+        else:
+            out[name] = data
+    return out
+
+
+def _join(files: Files) -> Files:
+    """The inverse of :func:`_explode`: one line per entry, in seq order."""
+    out: Files = {}
+    lines: dict[str, list[tuple[int, bytes]]] = {}
+    for name, data in files.items():
+        match = re.fullmatch(r"entries/(\w+)/(\d+)\.json", name)
+        if match:
+            lines.setdefault(match[1], []).append((int(match[2]), data))
+        else:
+            out[name] = data
+    for feed, items in lines.items():
+        out[f"entries/{feed}.jsonl"] = b"".join(data + b"\n" for _, data in sorted(items))
+    return out
+
+
 def _zip(files: Files) -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as archive:
@@ -98,11 +126,11 @@ def _verify(folder: Path, data: bytes, *args: str) -> subprocess.CompletedProces
 
 
 def _tampered(bundle: bytes, change: Callable[[Files, dict[str, Any]], None]) -> bytes:
-    files = _unzip(bundle)
+    files = _explode(_unzip(bundle))
     manifest = json.loads(files["proof.json"])
     change(files, manifest)
     files["proof.json"] = json.dumps(manifest).encode()
-    return _zip(files)
+    return _zip(_join(files))
 
 
 def _feed(manifest: dict[str, Any], feed: str) -> dict[str, Any]:
@@ -153,11 +181,11 @@ def test_pinned_keys_verify_and_a_wrong_pin_fails(
     )
 
 
-def test_every_entry_file_hashes_to_its_listed_id(bundle: bytes) -> None:
-    # the entry files are the hashed bytes themselves (what `sha256sum` would show)
+def test_every_entry_line_hashes_to_its_listed_id(bundle: bytes) -> None:
+    # each line is the hashed bytes themselves (what `sha256sum` of it would show)
     import hashlib
 
-    files = _unzip(bundle)
+    files = _explode(_unzip(bundle))
     manifest = json.loads(files["proof.json"])
     for part in manifest["feeds"]:
         for item in part["entries"]:
@@ -205,7 +233,7 @@ def test_non_canonical_bytes_of_the_same_content_fail(
     name = f"entries/{scenario.filler}/{end.seq}.json"
 
     def change(files: Files, manifest: dict[str, Any]) -> None:
-        files[name] = json.dumps(json.loads(files[name]), indent=1).encode()
+        files[name] = json.dumps(json.loads(files[name])).encode()  # ", " and ": "
 
     result = _verify(auditor, _tampered(bundle, change))
     assert result.returncode == 1
@@ -230,7 +258,7 @@ def test_an_entry_of_the_lot_left_out_fails(
     want = {
         "file and listing": "entries missing from the range: [9]",
         "listing only": "names lot 'L-2611-A' but is not listed as the lot's (left out)",
-        "file only": "listed, but its entry file is missing",
+        "file only": "listed, but the entry is not in the bundle",
     }[how]
     assert f"FAIL feed {scenario.filler[:16]}" in result.stdout
     assert want.replace("[9]", f"[{ack_end.seq}]") in result.stdout
@@ -385,11 +413,15 @@ def test_a_whole_forged_ledger_fails_only_against_pinned_keys(
 def test_stray_files_and_unknown_versions_are_refused(auditor: Path, bundle: bytes) -> None:
     def stray(files: Files, manifest: dict[str, Any]) -> None:
         feed = manifest["feeds"][0]["feed"]
-        files[f"entries/{feed}/999.json"] = b"{}"
+        files[f"entries/{feed}/999.json"] = files[f"entries/{feed}/0.json"].replace(
+            b'"seq":0', b'"seq":999'
+        )
+        files["entries/notes.txt"] = b"trust me"
 
     result = _verify(auditor, _tampered(bundle, stray))
     assert result.returncode == 1
-    assert "an entry file the manifest does not account for" in result.stdout
+    assert "seq 999: an entry the manifest does not account for" in result.stdout
+    assert "FAIL entries/notes.txt: a file the manifest does not account for" in result.stdout
 
     def future(files: Files, manifest: dict[str, Any]) -> None:
         manifest["version"] = 2
@@ -439,7 +471,7 @@ def test_a_lot_over_many_batches(auditor: Path, tmp_path: Path) -> None:
     assert rng["first"] == first
     assert rng["last"] >= last
     assert len(part["checkpoints"]) > 5  # each entry proven to the checkpoint of its batch
-    assert summary.files == rng["last"] - rng["first"] + 2  # the range and the node.start
+    assert summary.entries == rng["last"] - rng["first"] + 2  # the range and the node.start
     result = _verify(auditor, data)
     assert result.returncode == 0, result.stdout
 
