@@ -261,6 +261,9 @@ class Checker:
                 claimed |= self.check_feed(feed)
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 self.fail(where, f"malformed manifest entry ({type(exc).__name__}: {exc})")
+        present = {str(f.get("feed")) for f in feeds}
+        for key in sorted((self.trusted or set()) - present):
+            self.notes.append(f"trusted key {key}: no feed in this bundle")
         for name in sorted(set(self.files) - claimed - {MANIFEST}):
             if name.startswith("entries/"):
                 self.fail(name, "a file the manifest does not account for")
@@ -289,6 +292,7 @@ class Checker:
         lines = blob.split(b"\n")  # canonical JSON never holds a raw newline byte
         if lines.pop() != b"":
             self.fail(f"entries/{feed}.jsonl", "does not end with a newline")
+        last_seq = -1
         for number, raw in enumerate(lines, 1):
             try:
                 doc = load_json(raw)
@@ -296,10 +300,11 @@ class Checker:
             except (ValueError, UnicodeError) as exc:
                 self.fail(f"{where} line {number}", f"entry bytes rejected: {exc}")
                 continue
-            if type(seq) is not int or seq <= max(raws, default=-1):
+            if type(seq) is not int or seq <= last_seq:
                 self.fail(f"{where} line {number}", "seq missing, repeated or out of order")
                 continue
             raws[seq] = raw
+            last_seq = seq
             try:
                 if canonical(doc) != raw:
                     raise ValueError("not in canonical form")

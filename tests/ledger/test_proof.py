@@ -170,8 +170,12 @@ def test_pinned_keys_verify_and_a_wrong_pin_fails(
 ) -> None:
     pub = tmp_path / "filler.pub"
     pub.write_text(scenario.filler + "\n")
-    result = _verify(auditor, bundle, "--trust", str(pub), "--trust", scenario.packer)
+    third = NodeKey.generate().feed  # a gateway that recorded nothing of the lot (or was left out)
+    result = _verify(
+        auditor, bundle, "--trust", str(pub), "--trust", scenario.packer, "--trust", third
+    )
     assert result.returncode == 0, result.stdout
+    assert f"trusted key {third}: no feed in this bundle" in result.stdout
     assert "NOT PINNED" not in result.stdout
     assert "WARNING keys not pinned" not in result.stdout
     result = _verify(auditor, bundle, "--trust", str(pub))
