@@ -28,7 +28,6 @@ from rich.text import Text
 from edge.errors import ConfigError, EdgeError
 from edge.ledger.epcis import epcis_document, valid_gtin
 from edge.ledger.export_csv import write_lot_csv
-from edge.ledger.proof import export_proof
 from edge.ledger.query import (
     EntryFilter,
     Stations,
@@ -419,6 +418,8 @@ def export_command(
         raise _BadOption(f"--gtin: {gtin!r} is not a GTIN-14 (14 digits ending in a check digit)")
     trace = _load_trace(db, lot)
     if fmt == "proof":  # a zip: to FILE or a pipe, never to a terminal
+        from edge.ledger.proof import export_proof
+
         if output is None and sys.stdout.isatty():
             raise _BadOption("--format proof writes a zip: give -o FILE or redirect stdout")
         with _one_line_errors():
