@@ -278,7 +278,8 @@ def build_proof(
     lot = trace.lot
     about: dict[str, dict[int, str]] = {}
     for entry in [e.entry for e in trace.events] + [r.entry for r in trace.rule_sets]:
-        role = "lot" if lot in entry.lots else "related"
+        names = lot in entry.lots or entry.body.get("lot") == lot  # as the verifier decides
+        role = "lot" if names else "related"
         roles = about.setdefault(entry.feed, {})
         if roles.get(entry.seq) != "lot":
             roles[entry.seq] = role
@@ -290,7 +291,9 @@ def build_proof(
     parts: list[dict[str, Any]] = []
     files: dict[str, bytes] = {}
     count = 0
-    conn.execute("BEGIN")  # one snapshot: a node may be appending meanwhile
+    began = not conn.in_transaction
+    if began:
+        conn.execute("BEGIN")  # one snapshot: a node may be appending meanwhile
     try:
         for feed in sorted(about):
             part, raws = _feed_part(conn, lot, feed, about[feed], through_head)
@@ -301,7 +304,8 @@ def build_proof(
     except (sqlite3.Error, ValueError, KeyError, TypeError) as exc:
         raise StorageError(f"proof of lot {lot!r}: cannot read the ledger: {exc}") from exc
     finally:
-        conn.execute("ROLLBACK")
+        if began:
+            conn.execute("ROLLBACK")
     manifest = {
         "format": FORMAT,
         "version": VERSION,
