@@ -523,6 +523,10 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
     args = parser.parse_args(argv)
     try:
         trusted = load_trusted(args.trust) if args.trust else None
+    except (OSError, ValueError, UnicodeError) as exc:
+        out(f"--trust: {_show(exc)}")
+        return 2
+    try:
         checker = Checker(read_bundle(args.bundle), trusted)
         checker.run()
     except (OSError, ValueError, LookupError, TypeError, AttributeError, zipfile.BadZipFile) as exc:

@@ -572,3 +572,41 @@ def test_forged_manifests_fail_in_one_line_each(auditor: Path, bundle: bytes, ho
     assert result.stderr == ""  # no traceback
     assert "\x1b" not in result.stdout  # nothing from the bundle reaches the terminal raw
     assert "OK" not in result.stdout.splitlines()
+
+
+def test_the_bundle_ships_the_repositorys_verifier_and_says_its_hash(bundle: bytes) -> None:
+    import hashlib
+
+    files = _unzip(bundle)
+    source = (Path(__file__).resolve().parents[2] / "ledger" / "proof_verifier.py").read_bytes()
+    assert files["verify_proof.py"] == source
+    digest = hashlib.sha256(source).hexdigest()
+    assert json.loads(files["proof.json"])["verifier"]["sha256"] == digest
+    assert digest in files["README.txt"].decode()
+
+
+def test_an_entry_listed_as_the_lots_that_does_not_name_it_fails(
+    auditor: Path, bundle: bytes, scenario: sc.Scenario
+) -> None:
+    rules = scenario.entries["a_rules2"]  # related to the lot (a rule change during it)
+
+    def change(files: Files, manifest: dict[str, Any]) -> None:
+        item = next(e for e in _feed(manifest, scenario.filler)["entries"] if e["seq"] == rules.seq)
+        item["roles"] = ["lot"]
+
+    result = _verify(auditor, _tampered(bundle, change))
+    assert result.returncode == 1
+    assert f"seq {rules.seq}: listed as the lot's but does not name lot" in result.stdout
+
+
+def test_a_trust_file_that_is_not_a_key_is_one_line(
+    auditor: Path, bundle: bytes, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.pub"
+    bad.write_text("not a key\n")
+    for value in (str(bad), str(tmp_path / "missing.pub")):
+        result = _verify(auditor, bundle, "--trust", value)
+        assert result.returncode == 2
+        assert result.stdout.startswith("--trust: ")
+        assert len(result.stdout.splitlines()) == 1
+        assert result.stderr == ""
