@@ -382,8 +382,9 @@ Check it without edge-qc (Python 3.11+ with the `cryptography` package):
 {chr(10).join(keys)}
   3. Run:  python verify_proof.py THIS.zip --trust filler.pub --trust packer.pub ...
      It prints what it checked and OK, or names each failure and exits non-zero.
-  4. Note each feed's head checkpoint (size and root) it prints: a later bundle must be
-     consistent with it, which shows history was not rewritten in between.
+  4. Keep each feed's head checkpoint it prints (size and root, signed by the node): it is the
+     node's word on its whole history at that moment. A signed checkpoint of the same size
+     with another root, in any later bundle, would prove that history was rewritten.
 
 proof.json lists, per feed, the signed checkpoints, each proven entry with its RFC 6962
 inclusion proof, and the covered ranges; entries/<feed>.jsonl hold the entries' canonical
