@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from edge.ledger.readings_store import ReadingsBlock, make_block
     from edge.ledger.schema import MIGRATIONS, migrate
     from edge.ledger.store import DB_FILE, Batch, Ledger, connect
+    from edge.ledger.trust import TRUST_FILE, Trusted, TrustList, load_trust, parse_key
     from edge.ledger.verify import FeedReport, Kind, Problem, Report, verify_db, verify_feed
     from edge.ledger.writer import LedgerWriter
 
@@ -47,6 +48,11 @@ _HOMES = {
     "Batch": "store",
     "Ledger": "store",
     "connect": "store",
+    "TRUST_FILE": "trust",
+    "TrustList": "trust",
+    "Trusted": "trust",
+    "load_trust": "trust",
+    "parse_key": "trust",
     "FeedReport": "verify",
     "Kind": "verify",
     "Problem": "verify",
@@ -72,6 +78,7 @@ __all__ = [
     "ENTRY_TYPES",
     "KEY_FILE",
     "MIGRATIONS",
+    "TRUST_FILE",
     "Batch",
     "Entry",
     "FeedReport",
@@ -83,6 +90,8 @@ __all__ = [
     "ProofSummary",
     "ReadingsBlock",
     "Report",
+    "TrustList",
+    "Trusted",
     "build_proof",
     "canonical",
     "connect",
@@ -91,10 +100,12 @@ __all__ = [
     "export_proof",
     "format_ts",
     "load_key",
+    "load_trust",
     "make_block",
     "make_entry",
     "migrate",
     "parse_entry",
+    "parse_key",
     "parse_ts",
     "verify_db",
     "verify_feed",

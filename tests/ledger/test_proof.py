@@ -529,6 +529,12 @@ def test_cli_export_writes_a_bundle_that_verifies(
     unknown = CliRunner().invoke(main, [*args[:-3], "NO-SUCH-LOT", "--format", "proof"])
     assert unknown.exit_code == 1
     assert "no entries" in unknown.output
+    # like the other exports, the bundle holds the trusted feeds only
+    pinned = CliRunner().invoke(main, [*args, "--trust", scenario.filler, "-o", str(out)])
+    assert pinned.exit_code == 0, pinned.output
+    assert "proof bundle of lot 'L-2611-A': 1 feed(s)" in pinned.output
+    feeds = [f["feed"] for f in json.loads(_unzip(out.read_bytes())["proof.json"])["feeds"]]
+    assert feeds == [scenario.filler]
 
 
 @settings(max_examples=60, deadline=None)
