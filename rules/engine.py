@@ -28,7 +28,7 @@ from edge.rules.evaluators import (
     Key,
     LotEval,
     Out,
-    _as_float,
+    as_float,
     make_evaluator,
 )
 from edge.rules.lots import Aggregate, LotCheckResult, LotEvent, aggregate_of, check_lot
@@ -162,7 +162,7 @@ class Engine:
             v = r.value
             fv: float | None = None
             if q == _GOOD:
-                fv = (v if v == v else None) if type(v) is float else _as_float(v)  # NaN: none
+                fv = (v if v == v else None) if type(v) is float else as_float(v)  # NaN: none
             if point == lot_point:
                 st.seq = seq
                 self._lot_reading(st, t, seq, v if q == _GOOD else None, out)

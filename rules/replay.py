@@ -41,7 +41,7 @@ from edge.rules.evaluators import (
     RateEval,
     SpcEval,
     StaleEval,
-    _as_float,
+    as_float,
 )
 from edge.rules.lots import Aggregate, LotEvent, aggregate_of
 from edge.rules.model import RuleSet
@@ -99,7 +99,7 @@ def to_columns(
     for i, r in enumerate(readings):
         ts[i] = r.ts
         pid[i] = names.setdefault(r.point, len(names))
-        f = _as_float(r.value)
+        f = as_float(r.value)
         vals[i] = np.nan if f is None else f
         qual[i] = QUALITY_CODE[Quality(r.quality)]
         if r.unit and r.point not in units:
@@ -155,7 +155,7 @@ def _first_units_per_lot(
                     cur = new
                     k += 1
             continue
-        if cur is not None and r.quality == Quality.GOOD and _as_float(r.value) is not None:
+        if cur is not None and r.quality == Quality.GOOD and as_float(r.value) is not None:
             out.setdefault((k, r.point), r.unit)
     return out
 
