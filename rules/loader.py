@@ -78,17 +78,36 @@ class _Files:
 
 def _read(path: Path, ctx: Ctx) -> YNode | None:
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        ctx.error((0, 0), f"not UTF-8 text ({exc.reason} at byte {exc.start})")
-        return None
+        data = path.read_bytes()
     except OSError as exc:
-        ctx.error((0, 0), f"cannot read: {exc.strerror or exc}")
+        ctx.error((1, 1), f"cannot read: {exc.strerror or exc}")
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # placed at the offending character, so an editor can jump to it
+        before = data[: exc.start]
+        line = before.count(b"\n") + 1
+        col = len(before[before.rfind(b"\n") + 1 :].decode("utf-8", errors="replace")) + 1
+        what = "binary data" if b"\0" in data else "text"
+        ctx.error(
+            (line, col),
+            f"not UTF-8 {what} (byte 0x{data[exc.start]:02x} at offset {exc.start}: "
+            f"{exc.reason}); a rule file is UTF-8 text",
+        )
+        return None
+    if text.startswith("\ufeff"):
+        text = text[1:]  # a byte-order mark some Windows editors write
+    if "\0" in text:
+        index = text.index("\0")
+        line = text.count("\n", 0, index) + 1
+        col = index - (text.rfind("\n", 0, index) + 1) + 1
+        ctx.error((line, col), "binary data (a NUL character); a rule file is UTF-8 text")
         return None
     root, problems = parse_yaml(text, ctx.file)
     ctx.problems.extend(problems)
     if root is None and not problems:
-        ctx.error((0, 0), "the file is empty (expected a 'rules:' list)")
+        ctx.error((1, 1), "the file is empty (expected a 'rules:' list)")
     return root
 
 

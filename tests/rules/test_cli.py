@@ -85,7 +85,7 @@ def test_check_json_is_a_list_of_positions() -> None:
 def test_check_of_a_missing_file_is_one_line() -> None:
     code, out, _ = run("check", "/nonexistent/rules.yaml")
     assert code == 1
-    assert out == "/nonexistent/rules.yaml: cannot read: No such file or directory\n"
+    assert out == "/nonexistent/rules.yaml:1:1: cannot read: No such file or directory\n"
 
 
 # -- test ---------------------------------------------------------------------------------------
