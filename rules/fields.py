@@ -62,6 +62,8 @@ class UnitSlot:
 
     unit: str = ""
     source: str = ""
+    from_config: bool = False  #: the unit is the node config's (not written in the rule file)
+    written: bool = False  #: a value of the rule carried the unit
 
 
 @dataclass(slots=True)
@@ -164,6 +166,8 @@ class Ctx:
     ) -> float | None:
         if not unit:
             return number
+        if slot is not None:
+            slot.written = True
         if slot is None:
             self.error(node, f"{key}: {unit!r} has no unit here (a plain number is expected)")
             return None
@@ -240,9 +244,9 @@ class Ctx:
         match = _CHECK.fullmatch(text)
         comma = re.fullmatch(r"(.*?(?:>=|<=|==|!=|>|<|=)\s*)([-+]?\d+,\d+.*)", text)
         if comma and _COMMA_NUMBER.fullmatch(comma.group(2)):
-            number = _COMMA_NUMBER.fullmatch(comma.group(2))
-            assert number is not None
-            self.error(node, _comma_message("checks", number))
+            written = _COMMA_NUMBER.fullmatch(comma.group(2))
+            assert written is not None
+            self.error(node, _comma_message("checks", written))
             return None
         if not match:
             self.error(

@@ -399,11 +399,22 @@ class RuleSet:
 
     @classmethod
     def build(
-        cls, rules: Iterable[Rule], lot: str | None = None, sources: Iterable[str] = ()
+        cls,
+        rules: Iterable[Rule],
+        lot: str | None = None,
+        sources: Iterable[str] = (),
+        hashed: Iterable[Rule] | None = None,
     ) -> RuleSet:
-        """Make a set from rules already in dependency order, computing the hash."""
+        """Make a set from rules already in dependency order, computing the hash.
+
+        Args:
+            hashed: the rules the hash is taken of, when they differ from ``rules`` (the
+                loader passes them without units that came from the node config alone).
+        """
         rules = tuple(rules)
-        digest = hashlib.sha256(cls.canonical_bytes(rules, lot)).hexdigest()
+        digest = hashlib.sha256(
+            cls.canonical_bytes(rules if hashed is None else tuple(hashed), lot)
+        ).hexdigest()
         return cls(rules=rules, lot=lot, hash=digest, sources=tuple(sources))
 
     @staticmethod

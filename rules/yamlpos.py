@@ -119,9 +119,11 @@ class YMap(YNode):
 
     Attributes:
         items: key text -> (key node, value node), in file order.
+        merge: the first ``<<`` merge key in it, if any (refused: the mapping is incomplete).
     """
 
     items: dict[str, tuple[YScalar, YNode]] = field(default_factory=dict)
+    merge: YScalar | None = None
 
 
 def _resolve(text: str) -> str | int | float | bool | None:
@@ -212,7 +214,7 @@ class _Builder:
         if isinstance(target, YSeq):
             return YSeq(line, col, items=target.items)
         assert isinstance(target, YMap)
-        return YMap(line, col, items=target.items)
+        return YMap(line, col, items=target.items, merge=target.merge)
 
     def build(self, events: Any) -> YNode | None:
         """The single document's root (None when empty)."""
@@ -276,7 +278,9 @@ class _Builder:
             return
         name = key.text
         if name == "<<" and not key.quoted:
-            self.problem(key.line, key.col, MERGE_KEY_HELP)
+            if mapping.merge is None:
+                mapping.merge = key
+                self.problem(key.line, key.col, MERGE_KEY_HELP)
             return
         first = mapping.items.get(name)
         if first is not None:

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "rules"))
-from _bigfile import RULES, write_big_rule_file  # noqa: E402
+from _bigfile import RULES, write_big_rule_file
 
 LIMIT_S = 5.0
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from edge.rules.loader import check_rules
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _bigfile import RULES, big_points, write_big_rule_file  # noqa: E402
+from _bigfile import RULES, big_points, write_big_rule_file
 
 #: generous: 4x the benchmark's target, for a loaded 2-core CI machine
 BOUND_S = 20.0
