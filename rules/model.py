@@ -408,6 +408,9 @@ class RuleSet:
         """Make a set from rules already in dependency order, computing the hash.
 
         Args:
+            rules: every rule, in dependency order.
+            lot: the lot point, or None.
+            sources: the files the rules came from.
             hashed: the rules the hash is taken of, when they differ from ``rules`` (the
                 loader passes them without units that came from the node config alone).
         """
