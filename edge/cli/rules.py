@@ -1,13 +1,21 @@
 """``edge rules check|test|explain``: the integrator's tools for rule files.
 
 Every failure is reported as one line per problem (``file:line:col: message``) and exit code 1;
-usage mistakes exit 2 (click). No command prints a traceback for bad input.
+usage mistakes exit 2 (click). With ``--json`` the failure is one JSON object on stdout instead
+(``{"error": ..., "problems": [{"file", "line", "col", "message"}]}``). No command prints a
+traceback for bad input.
+
+Point names and units are checked against the node config given with ``--config``, or else
+against a ``node.toml`` found beside the rule files (in a rule file's folder or the one above,
+as in ``examples/node.toml`` + ``examples/rules/*.yaml``); ``check`` warns when neither exists.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -45,34 +53,98 @@ _data = click.option(
 )
 
 
-def _fail(lines: Sequence[str]) -> NoReturn:
-    for line in lines:
-        click.echo(line, err=True)
+_POSITION = re.compile(r"(?P<file>.+?):(?P<line>\d+)(?::(?P<col>\d+))?: (?P<message>.*)")
+
+
+def _problem_dict(line: str) -> dict[str, Any]:
+    """A ``file:line[:col]: message`` line as JSON fields (``message`` alone when unplaced)."""
+    match = _POSITION.fullmatch(line)
+    if match is None:
+        return {"message": line}
+    return {
+        "file": match["file"],
+        "line": int(match["line"]),
+        "col": int(match["col"] or 1),
+        "message": match["message"],
+    }
+
+
+def _fail(lines: Sequence[str], as_json: bool = False, error: str = "") -> NoReturn:
+    """Report a failed command: one line each on stderr, or one JSON object on stdout."""
+    if as_json:
+        body = {
+            "error": error or (lines[0] if len(lines) == 1 else f"{len(lines)} problems"),
+            "problems": [_problem_dict(line) for line in lines],
+        }
+        click.echo(orjson.dumps(body))
+    else:
+        for line in lines:
+            click.echo(line, err=True)
     sys.exit(1)
 
 
-def _known_points(config_path: Path | None) -> dict[str, str] | None:
+@dataclass(frozen=True, slots=True)
+class _Points:
+    """The points rule files are checked against, and where they came from."""
+
+    known: dict[str, str] | None  #: name -> unit; None = point names not checked
+    config: Path | None  #: the node config they came from
+    found: bool = False  #: the config was found beside the rule files (not given)
+    warning: str = ""  #: why point names are not checked
+
+
+def _beside(files: Sequence[Path]) -> Path | None:
+    """A ``node.toml`` in a rule file's folder or the folder above it (first found)."""
+    for file in files:
+        for folder in (file.parent, file.parent.parent):
+            candidate = folder / "node.toml"
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _known_points(
+    config_path: Path | None, files: Sequence[Path] = (), as_json: bool = False
+) -> _Points:
+    found = False
     if config_path is None:
-        return None
+        config_path = _beside(files)
+        found = config_path is not None
+    if config_path is None:
+        return _Points(
+            None,
+            None,
+            warning="point names not checked: give --config node.toml "
+            "(no node.toml beside the rule files)",
+        )
     try:
         cfg = load_config(config_path)
     except ConfigError as exc:
-        _fail(exc.problems)
-    return {name: point.unit for name, point in cfg.points.items()}
+        if found:  # not asked for: its problems are its own command's business
+            return _Points(
+                None,
+                config_path,
+                found,
+                warning=f"point names not checked: {config_path} (found beside the rule files) "
+                f"has {len(exc.problems)} problem(s); see edge config check",
+            )
+        _fail(exc.problems, as_json, f"cannot read the node config {config_path}")
+    return _Points({name: point.unit for name, point in cfg.points.items()}, config_path, found)
 
 
-def _load(files: Sequence[Path], config_path: Path | None) -> RuleSet:
-    try:
-        return load_rules(files, _known_points(config_path))
-    except ConfigError as exc:
-        _fail(exc.problems)
+def _load(files: Sequence[Path], config_path: Path | None, as_json: bool = False) -> RuleSet:
+    points = _known_points(config_path, files, as_json)
+    ruleset, problems = check_rules(files, points.known)
+    if ruleset is None:
+        _fail([str(p) for p in problems] or ["no rule files given"], as_json, "bad rule files")
+    return ruleset
 
 
-def _readings(data_path: Path, ruleset: RuleSet) -> list[Reading]:
+def _readings(data_path: Path, ruleset: RuleSet, as_json: bool = False) -> list[Reading]:
     try:
         return read_csv(data_path, text_points={ruleset.lot} if ruleset.lot else ())
     except ConfigError as exc:
-        _fail(exc.problems)
+        _fail(exc.problems, as_json, f"bad data file {data_path}")
 
 
 def run_replay(
@@ -112,36 +184,63 @@ def rules() -> None:
 @rules.command("check")
 @_files
 @click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="One JSON object: ok, rules, hash, config, points_checked, problems "
+    "[{file,line,col,message}], warnings.",
+)
+@click.option(
     "--format",
     "fmt",
     type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="text: one 'file:line:col: message' per line; json: a list of {file,line,col,message}.",
+    default=None,
+    hidden=True,
+    help="Deprecated: --format json is --json.",
 )
 @_config
-def check(files: tuple[Path, ...], fmt: str, config_path: Path | None) -> None:
+def check(
+    files: tuple[Path, ...], as_json: bool, fmt: str | None, config_path: Path | None
+) -> None:
     """Validate rule FILES together; print every problem, exit 1 if there is any.
+
+    Point names and units are checked against --config, or a node.toml beside the rule
+    files (their folder or the one above); without either, a warning says they are not.
 
     \b
     Example:
       edge rules check examples/rules/bottling.yaml --config node.toml
     """  # noqa: D301
-    ruleset, problems = check_rules(files, _known_points(config_path))
-    if fmt == "json":
-        click.echo(orjson.dumps([p.as_dict() for p in problems], option=orjson.OPT_INDENT_2))
-    else:
-        for p in problems:
-            click.echo(str(p))
+    as_json = as_json or fmt == "json"
+    points = _known_points(config_path, files, as_json)
+    ruleset, problems = check_rules(files, points.known)
+    warnings = [points.warning] if points.warning else []
+    if as_json:
+        body = {
+            "ok": not problems,
+            "files": [str(f) for f in files],
+            "rules": None if ruleset is None else len(ruleset.rules),
+            "hash": None if ruleset is None else ruleset.hash,
+            "config": None if points.config is None else str(points.config),
+            "points_checked": points.known is not None,
+            "problems": [p.as_dict() for p in problems],
+            "warnings": warnings,
+        }
+        click.echo(orjson.dumps(body, option=orjson.OPT_INDENT_2))
+        sys.exit(1 if problems else 0)
+    for p in problems:
+        click.echo(str(p))
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+    if points.found and points.known is not None:
+        click.echo(f"points checked against {points.config} (found beside the rules)", err=True)
     if problems:
-        if fmt == "text":
-            click.echo(f"{len(problems)} problem(s) in {len(files)} file(s)", err=True)
+        click.echo(f"{len(problems)} problem(s) in {len(files)} file(s)", err=True)
         sys.exit(1)
     assert ruleset is not None
-    if fmt == "text":
-        click.echo(
-            f"ok: {len(ruleset.rules)} rules in {len(files)} file(s), set hash {ruleset.hash[:16]}"
-        )
+    click.echo(
+        f"ok: {len(ruleset.rules)} rules in {len(files)} file(s), set hash {ruleset.hash[:16]}"
+    )
 
 
 def _events_table(events: Sequence[Any]) -> Table:
@@ -226,8 +325,8 @@ def test(
 
     if update and expect_path is None:
         raise click.UsageError("--update needs --expect FILE (the timeline to rewrite)")
-    ruleset = _load(files, config_path)
-    readings = _readings(data_path, ruleset)
+    ruleset = _load(files, config_path, as_json)
+    readings = _readings(data_path, ruleset, as_json)
     until = None
     if until_text is not None:
         try:
@@ -237,7 +336,7 @@ def test(
     try:
         events = run_replay(ruleset, readings, until)
     except EdgeError as exc:
-        _fail([f"{data_path}: {exc}"])
+        _fail([f"{data_path}: {exc}"], as_json)
     actual = timeline.entries(events)
     if expect_path is not None:
         if update:
