@@ -28,7 +28,7 @@ from edge.config import load_config
 from edge.errors import ConfigError, EdgeError
 from edge.readings import Reading
 from edge.rules.expressions import did_you_mean
-from edge.rules.loader import check_rules, load_rules
+from edge.rules.loader import check_rules
 from edge.rules.model import RuleSet
 from edge.rules.recorded import format_time, parse_time, read_csv
 
