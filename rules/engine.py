@@ -303,6 +303,7 @@ class Engine:
             lim = first.limit if first is not None else None
             rt.aux["lim"] = lim
             rt.aux["stat"] = first.stat if first is not None else None
+            rt.aux["check"] = first.text if first is not None and failed else None
             if bool(failed) != (rt.active):
                 lkey = (t, key[1], key[2], -2, 1 + ev.idx)
                 ev.transit(st, rt, bool(failed), t, lkey, value, out, lot)

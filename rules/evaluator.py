@@ -31,7 +31,17 @@ from edge.rules.model import PLACEHOLDERS, Rule
 if TYPE_CHECKING:
     from edge.rules.state import EngineState
 
-__all__ = ["INF", "QUALITIES", "QUALITY_CODE", "Evaluator", "Key", "Out"]
+__all__ = [
+    "DEFAULT_CLEAR_MESSAGES",
+    "INF",
+    "QUALITIES",
+    "QUALITY_CODE",
+    "Evaluator",
+    "Key",
+    "Out",
+    "Template",
+    "number_text",
+]
 
 INF = math.inf
 Key = tuple[float, int, int, int, int]
@@ -48,21 +58,102 @@ _GOOD = Quality.GOOD
 _NORMAL = AlarmState.NORMAL
 
 
+#: what a cleared event says when the rule has no ``clear_message``: that the value is back
+DEFAULT_CLEAR_MESSAGES: dict[str, str] = {
+    "limit": "{point} = {value} {unit} back within limit {limit} {unit}",
+    "rate": "{point} changes by {value} {unit}, back within {limit} {unit}",
+    "stale": "data from {point} again (after {value} s without)",
+    "quality": "{point} quality is good again",
+    "derived": "{point} can be computed again",
+    "spc": "{point} = {value} {unit}: back in statistical control",
+    "lot": "lot {lot}: {point} passes its checks again ({stat} = {value})",
+}
+
+
+def number_text(x: float, decimals: int | None = None) -> str:
+    """A number for a message: ``decimals`` places, or as written up to 6 significant digits.
+
+    ``8.0`` stays ``8.0``; a computed ``2.016133818589026`` becomes ``2.01613``.
+    """
+    if decimals is not None:
+        return f"{x:.{decimals}f}"
+    text = str(x)
+    if len(text) > 9 and "e" not in text and "n" not in text:  # not inf/nan/exponent
+        text = f"{x:.6g}"
+    return text
+
+
+class Template:
+    """A message template, pre-filled with the rule's own fields when it has no format specs."""
+
+    __slots__ = ("fill", "plain", "source", "tmpl")
+
+    def __init__(self, source: str, fill: dict[str, object]) -> None:
+        self.source = source
+        self.fill = fill
+        if not fill.get("unit"):
+            source = source.replace(" {unit}", "")  # "4.6 :" reads badly: no unit, no gap
+        try:
+            parts = list(string.Formatter().parse(source))
+        except ValueError:
+            parts = []
+        # a template without format specs or conversions is filled with ready-made text
+        self.plain = all(not spec and not conv for _, _, spec, conv in parts)
+        self.tmpl = ""
+        if self.plain:
+            pieces = []
+            for literal, name, _, _ in parts:
+                pieces.append(literal.replace("{", "{{").replace("}", "}}"))
+                if name is None:
+                    continue
+                if name in _PER_EVENT:
+                    pieces.append("{" + name + "}")
+                else:
+                    pieces.append(str(fill.get(name, "")).replace("{", "{{").replace("}", "}}"))
+            self.tmpl = "".join(pieces)
+
+    def fill_in(
+        self,
+        value: float | None,
+        limit: float | None,
+        vtext: str,
+        ltext: str,
+        lot: str,
+        stat: str,
+    ) -> str:
+        """The text for one event (raw numbers for templates with format specs)."""
+        if self.plain:
+            return self.tmpl.format(value=vtext, limit=ltext, lot=lot, stat=stat)
+        fill = self.fill.copy()
+        fill["value"] = "" if value is None else value
+        fill["limit"] = "" if limit is None else limit
+        fill["lot"] = lot
+        fill["stat"] = stat
+        try:
+            return self.source.format_map(fill)
+        except (ValueError, TypeError):  # a format spec such as {value:.1f} on an empty value
+            return self.source.format_map({k: str(v) for k, v in fill.items()})
+
+
+#: placeholders filled per event (the others are the rule's own, filled once)
+_PER_EVENT = frozenset({"value", "limit", "lot", "stat"})
+
+
 class Evaluator:
     """Base: the delay/alarm state machine every alarming rule kind shares."""
 
     __slots__ = (
+        "clear",
         "fill",
         "idx",
         "kind",
+        "message",
         "off_delay",
         "on_delay",
         "plain",
         "point",
         "rule",
         "severity",
-        "texts",
-        "tmpl",
         "unit",
     )
 
@@ -73,29 +164,8 @@ class Evaluator:
         self.fill.update(
             rule=rule.id, point=rule.point, unit=rule.unit, severity=rule.severity.value
         )
-        # a template without format specs or conversions can be filled with ready-made text
-        # (float formatting is the dearest part of a transition); limits repeat, so cache them
-        try:
-            parts = list(string.Formatter().parse(rule.message))
-        except ValueError:
-            parts = []
-        self.plain = all(not spec and not conv for _, _, spec, conv in parts)
-        self.texts: dict[float, str] = {}
-        # with a plain template, the rule's own fields are filled in once, here
-        self.tmpl = ""
-        if self.plain:
-            pieces = []
-            for literal, name, _, _ in parts:
-                pieces.append(literal.replace("{", "{{").replace("}", "}}"))
-                if name is None:
-                    continue
-                if name in ("value", "limit", "lot"):
-                    pieces.append("{" + name + "}")
-                else:
-                    pieces.append(
-                        str(self.fill.get(name, "")).replace("{", "{{").replace("}", "}}")
-                    )
-            self.tmpl = "".join(pieces)
+        self.message = Template(rule.message, self.fill)
+        self.clear = Template(rule.clear_message or DEFAULT_CLEAR_MESSAGES[rule.kind], self.fill)
         self.idx = idx
         self.kind = rule.kind
         self.point = rule.point
@@ -166,26 +236,40 @@ class Evaluator:
         del rt
         return ""
 
+    def value_text(self, value: float | None, rt: AlarmRuntime) -> str:
+        """The value as a message shows it."""
+        del rt
+        return "" if value is None else number_text(value)
+
+    def limit_text(self, limit: float | None, rt: AlarmRuntime) -> str:
+        """The limit as a message shows it."""
+        del rt
+        return "" if limit is None else number_text(limit)
+
+    def stat_text(self, rt: AlarmRuntime) -> str:
+        """The statistic a message names (``{stat}``: lot ``Cpk``, SPC ``Nelson 5``)."""
+        del rt
+        return ""
+
     def render(
-        self, value: float | None, limit: float | None, lot: str | None, rt: AlarmRuntime
+        self,
+        value: float | None,
+        limit: float | None,
+        lot: str | None,
+        rt: AlarmRuntime,
+        cleared: bool = False,
     ) -> str:
-        """The rule's message for a transition."""
-        if self.plain:  # str(x) is what format(x, "") gives
-            ltext: str | None = "" if limit is None else self.texts.get(limit)
-            if ltext is None:
-                assert limit is not None
-                ltext = self.texts[limit] = str(limit)
-            vtext = "" if value is None else str(value)
-            return self.tmpl.format(value=vtext, limit=ltext, lot=lot or "") + self.detail(rt)
-        fill = self.fill.copy()
-        fill["value"] = "" if value is None else value
-        fill["limit"] = "" if limit is None else limit
-        fill["lot"] = lot or ""
-        try:
-            text = self.rule.message.format_map(fill)
-        except (ValueError, TypeError):  # a format spec such as {value:.1f} on an empty value
-            text = self.rule.message.format_map({k: str(v) for k, v in fill.items()})
-        return text + self.detail(rt)
+        """The rule's message for an activation, or its clear message (which says it is back)."""
+        template = self.clear if cleared else self.message
+        text = template.fill_in(
+            value,
+            limit,
+            self.value_text(value, rt),
+            self.limit_text(limit, rt),
+            lot or "",
+            self.stat_text(rt),
+        )
+        return text if cleared else text + self.detail(rt)
 
     def transit(
         self,
@@ -223,7 +307,7 @@ class Evaluator:
             limit,
             lot,
             ts,
-            self.render(value, limit, lot, rt),
+            self.render(value, limit, lot, rt, cleared=not activate),
             "",
             rt.shelved_until is not None,
             rt.suppressed,

@@ -59,7 +59,9 @@ __all__ = ["COMMON_KEYS", "FILE_KEYS", "Problem", "check_rules", "load_rules"]
 #: The keys of a rule file's top level and of every rule (each kind adds its own: KIND_KEYS);
 #: docs/reference/rules.md documents exactly these (tests/docs checks it).
 FILE_KEYS = ("version", "lot", "units", "defaults", "rules")
-COMMON_KEYS = ("id", "kind", "point", "points", "expr", "severity", "tags", "message")
+COMMON_KEYS = (
+    "id", "kind", "point", "points", "expr", "severity", "tags", "message", "clear_message"
+)  # fmt: skip
 _COMMON = tuple(k for k in COMMON_KEYS if k != "points")  # expanded before a rule is read
 _KINDS = tuple(KIND_KEYS)
 #: an id as written, or as expanded from ``points:`` (``tunnel-temp-high[t1]``)
@@ -364,6 +366,9 @@ def _rule(
     message = DEFAULT_MESSAGES.get(kind or "", "")
     if "message" in items:
         message = ctx.message(items["message"], "message") or message
+    clear_message = ""
+    if "clear_message" in items:
+        clear_message = ctx.message(items["clear_message"], "clear_message") or ""
 
     draft.kind, draft.id, draft.point, draft.point_node, draft.expr = (
         kind,
@@ -387,6 +392,7 @@ def _rule(
         "severity": severity,
         "tags": tags,
         "message": message,
+        "clear_message": clear_message,
         "expression": expr,
         "location": ctx.loc(node),
     }

@@ -474,12 +474,8 @@ def _drive_undelayed(
     unit = ev.value_unit(rt)
     unack, rtn = AlarmState.ACTIVE_UNACK, AlarmState.RTN_UNACK
     lots_c = [lot_of(seq) for seq in rows_c]
-    # a plain template is filled here directly (Evaluator.render's fast branch, unrolled)
-    tmpl = ev.tmpl if ev.plain else None
-    texts = ev.texts
     recent = rt.recent
     frm = rt.state
-    detail = ""
     activate = True  # the state starts NORMAL: the first flip activates, then they alternate
     for j, tc in enumerate(t_c):
         seq = rows_c[j]
@@ -492,20 +488,11 @@ def _drive_undelayed(
             limit = rt.limit = limit_for(v, rt)
             recent.append(tc)
             to, event = unack, "activated"
-            if tmpl is not None:
-                detail = ev.detail(rt)
         else:
             limit = rt.limit
             to, event = rtn, "cleared"
         rt.state = to
-        if tmpl is not None:
-            ltext = "" if limit is None else texts.get(limit)
-            if ltext is None:
-                ltext = texts[limit] = str(limit)  # type: ignore[index]
-            vtext = "" if v is None else str(v)
-            msg = tmpl.format(value=vtext, limit=ltext, lot=lot or "") + detail
-        else:
-            msg = render(v, limit, lot, rt)
+        msg = render(v, limit, lot, rt, not activate)
         tr = make_transition(
             rid,
             kind,
