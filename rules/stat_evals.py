@@ -34,8 +34,9 @@ class SpcEval(Evaluator):
         self.on_delay = rule.on_delay
         self.off_delay = rule.off_delay
         #: when a list, every reading at which a selected rule signals is appended to it as
-        #: ``(t, value, mask)``, active alarm or not (``edge rules test`` lists them)
-        self.signals: list[tuple[float, float, int]] | None = None
+        #: ``(t, value, mask, already active)``, so ``edge rules test`` can list the signals an
+        #: active alarm hides (the streaming engine only; the columnar replay does not fill it)
+        self.signals: list[tuple[float, float, int, bool]] | None = None
         self.baseline = rule.baseline
         self.zones: Zones | None = None
         if rule.center is not None and rule.sigma is not None and rule.baseline <= 0:
@@ -129,9 +130,9 @@ class SpcEval(Evaluator):
             return
         aux = rt.aux
         m = aux["nelson"].push(fv, z, self.mask)
-        if m and self.signals is not None:
-            self.signals.append((t, fv, m))
         state = rt.state
+        if m and self.signals is not None:
+            self.signals.append((t, fv, m, state is _A_UNACK or state is _A_ACK))
         active = state is _A_UNACK or state is _A_ACK
         if (m != 0) == active and rt.due is None:
             rt.value = fv  # fast path: nothing changes

@@ -148,17 +148,26 @@ def _readings(data_path: Path, ruleset: RuleSet, as_json: bool = False) -> list[
 
 
 def run_replay(
-    ruleset: RuleSet, readings: Sequence[Reading], until: float | None = None
+    ruleset: RuleSet,
+    readings: Sequence[Reading],
+    until: float | None = None,
+    signals: list[tuple[float, dict[str, Any]]] | None = None,
 ) -> list[Any]:
     """Stream ``readings`` (sorted) through the engine on a clock driven by their timestamps.
 
     The engine is stepped once per distinct timestamp with ``now`` = that timestamp, then once
     more to ``until`` (if later), so delays and stale timers that come due after the last
-    reading still fire.
+    reading still fire. ``signals``, when given, gets every SPC rule signal (each reading at
+    which a selected Nelson rule signals, an alarm already active or not), in time order.
     """
     from edge.rules.engine import Engine  # the engine is heavier than check needs
+    from edge.rules.stat_evals import SpcEval
 
     engine = Engine(ruleset)
+    spc = [ev for ev in engine.evaluators if isinstance(ev, SpcEval)]
+    if signals is not None:
+        for ev in spc:
+            ev.signals = []
     state = engine.initial_state()
     events: list[Any] = []
     i, n = 0, len(readings)
@@ -173,7 +182,31 @@ def run_replay(
     if until is not None and (not readings or until > readings[-1].ts):
         state, out = engine.step(state, [], until)
         events.extend(out)
+    if signals is not None:
+        signals.extend(_signal_entries(spc))
     return events
+
+
+def _signal_entries(spc: Sequence[Any]) -> list[tuple[float, dict[str, Any]]]:
+    from edge.rules.nelson import RULE_NAMES, rules_in
+
+    out: list[tuple[float, int, dict[str, Any]]] = []
+    for ev in spc:
+        for t, value, mask, active in ev.signals or ():
+            rules = rules_in(mask)
+            entry = {
+                "type": "signal",
+                "at": format_time(t),
+                "rule": ev.rule.id,
+                "point": ev.point,
+                "value": value,
+                "nelson": list(rules),
+                "names": [RULE_NAMES[k] for k in rules],
+                "alarm_active": active,  # True: the alarm was already on; no transition shows it
+            }
+            out.append((t, ev.idx, entry))
+    out.sort(key=lambda item: (item[0], item[1]))
+    return [(t, entry) for t, _, entry in out]
 
 
 @click.group("rules")
@@ -250,7 +283,14 @@ def _events_table(events: Sequence[Any]) -> Table:
     for name in ("time", "rule", "point", "event", "state", "value", "limit", "lot", "message"):
         table.add_column(name, overflow="fold")
     for ev in events:
-        if isinstance(ev, Transition):
+        if isinstance(ev, dict):  # an SPC signal
+            table.add_row(
+                ev["at"], ev["rule"], ev["point"], "signal",
+                "(alarm already active)" if ev["alarm_active"] else "",
+                f"{ev['value']:.6g}", "", "",
+                "; ".join(f"Nelson {k}: {n}" for k, n in zip(ev["nelson"], ev["names"], strict=True)),
+            )  # fmt: skip
+        elif isinstance(ev, Transition):
             table.add_row(
                 format_time(ev.ts), ev.rule, ev.point, ev.event,
                 f"{ev.from_state} -> {ev.to_state}",
@@ -285,8 +325,26 @@ def _json_line(ev: Any) -> bytes:
 
 @rules.command("test")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-@_data
-@click.option("--json", "as_json", is_flag=True, help="Print events as JSON lines.")
+@click.option(
+    "--data",
+    "data_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Recorded readings, CSV: ts,point,value[,quality]. Without it, FILES are test files "
+    "(input series and expected alarms, promtool-style).",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print events as JSON lines, with every SPC rule signal (type 'signal').",
+)
+@click.option(
+    "--signals",
+    "show_signals",
+    is_flag=True,
+    help="Also list every SPC rule signal in the table, those during an active alarm too.",
+)
 @click.option(
     "--expect",
     "expect_path",
@@ -304,14 +362,18 @@ def _json_line(ev: Any) -> bytes:
 @_config
 def test(
     files: tuple[Path, ...],
-    data_path: Path,
+    data_path: Path | None,
     as_json: bool,
+    show_signals: bool,
     expect_path: Path | None,
     update: bool,
     until_text: str | None,
     config_path: Path | None,
 ) -> None:
-    """Replay recorded CSV data through rule FILES and print every alarm and lot event.
+    """Replay --data through rule FILES and print every alarm, or run test FILES (no --data).
+
+    Test files hold input series and expected alarms (promtool-style); a missing or an
+    unexpected alarm fails the test, printed as a diff, and the command exits 1.
 
     The CSV has rows ts,point,value[,quality]; ts is ISO-8601 (UTC if no offset) or epoch
     seconds. The engine's clock follows the CSV's timestamps.
@@ -320,9 +382,15 @@ def test(
     Examples:
       edge rules test examples/rules/tunnel.yaml --data recorded.csv
       edge rules test tunnel.yaml --data recorded.csv --expect expected.yaml [--update]
+      edge rules test examples/rules/tunnel_test.yaml
     """  # noqa: D301
     from edge.rules import timeline
 
+    if data_path is None:
+        if expect_path is not None or until_text is not None:
+            raise click.UsageError("--expect and --until go with --data (test files set their own)")
+        _run_test_files(files, config_path, as_json)
+        return
     if update and expect_path is None:
         raise click.UsageError("--update needs --expect FILE (the timeline to rewrite)")
     ruleset = _load(files, config_path, as_json)
@@ -333,8 +401,9 @@ def test(
             until = parse_time(until_text)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--until") from None
+    signals: list[tuple[float, dict[str, Any]]] = []
     try:
-        events = run_replay(ruleset, readings, until)
+        events = run_replay(ruleset, readings, until, signals)
     except EdgeError as exc:
         _fail([f"{data_path}: {exc}"], as_json)
     actual = timeline.entries(events)
@@ -364,14 +433,76 @@ def test(
         click.echo(f"ok: {len(actual)} events match {expect_path}")
         return
     if as_json:
-        for ev in events:
-            click.echo(_json_line(ev))
+        for item in _merged(events, signals):
+            click.echo(item if isinstance(item, bytes) else orjson.dumps(item))
         return
-    if not events:
+    if not events and not (show_signals and signals):
         click.echo(f"no events ({len(readings)} readings replayed)")
         return
-    Console(width=160).print(_events_table(events))
-    click.echo(f"{len(events)} events from {len(readings)} readings")
+    shown = _merged(events, signals if show_signals else [], raw=True)
+    Console(width=160).print(_events_table(shown))
+    extra = f" and {len(signals)} SPC signals" if show_signals else ""
+    click.echo(f"{len(events)} events{extra} from {len(readings)} readings")
+
+
+def _merged(
+    events: Sequence[Any], signals: Sequence[tuple[float, dict[str, Any]]], raw: bool = False
+) -> list[Any]:
+    """Events and signals in time order; a signal before the transition it caused."""
+    keyed: list[tuple[float, int, int, Any]] = [
+        (t, 0, i, entry) for i, (t, entry) in enumerate(signals)
+    ]
+    keyed += [(ev.ts, 1, i, ev if raw else _json_line(ev)) for i, ev in enumerate(events)]
+    keyed.sort(key=lambda k: (k[0], k[1], k[2]))
+    return [item for *_, item in keyed]
+
+
+def _run_test_files(files: Sequence[Path], config_path: Path | None, as_json: bool) -> None:
+    """``edge rules test TESTFILE...``: run every inline test, print results, exit 1 on failure."""
+    from edge.rules.inline_tests import load_suite, load_tests, run_test
+
+    failed = total = 0
+    problems: list[str] = []
+    for path in files:
+        rule_files = load_tests(path)[0]
+        points = _known_points(config_path, [*rule_files, path], as_json)
+        if points.warning and not as_json:
+            click.echo(f"warning: {points.warning}", err=True)
+        ruleset, tests, found = load_suite(path, points.known)
+        if found or ruleset is None:
+            problems += [str(p) for p in found]
+            continue
+        for case in tests:
+            result = run_test(ruleset, case, run_replay)
+            total += 1
+            failed += not result.passed
+            where = f"{case.file}:{case.line}"
+            if as_json:
+                click.echo(
+                    orjson.dumps(
+                        {
+                            "type": "test",
+                            "file": case.file,
+                            "line": case.line,
+                            "name": case.name,
+                            "passed": result.passed,
+                            "diff": list(result.diff),
+                            "actual": list(result.actual),
+                        }
+                    )
+                )
+            elif result.passed:
+                click.echo(f"ok      {where}: {case.name}")
+            else:
+                click.echo(f"FAILED  {where}: {case.name}")
+                click.echo("        expected alarms (-) missing, actual (+) not expected:")
+                for line in result.diff:
+                    click.echo(f"          {line}")
+    if problems:
+        _fail(problems, as_json, "bad test files")
+    if not as_json:
+        click.echo(f"{total} test(s), {failed} failed", err=bool(failed))
+    sys.exit(1 if failed else 0)
 
 
 @rules.command("explain")
