@@ -44,7 +44,7 @@ from edge.rules.loader import check_rules
 from edge.rules.model import RuleSet
 from edge.rules.yamlpos import Problem, YMap, YNode, YScalar, YSeq, parse_yaml
 
-__all__ = ["InlineTest", "TestResult", "is_test_file", "load_tests", "run_test"]
+__all__ = ["InlineTest", "TestResult", "load_suite", "load_tests", "run_test"]
 
 _TOP = ("rule_files", "tests")
 _TEST = ("name", "interval", "input_series", "run_until", "rules", "expected_alarms")
@@ -107,15 +107,6 @@ class TestResult:
 class _Suite:
     rule_files: list[Path] = field(default_factory=list)
     tests: list[InlineTest] = field(default_factory=list)
-
-
-def is_test_file(path: Path) -> bool:
-    """True when the file looks like a test file (a top-level ``tests:`` key)."""
-    try:
-        head = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False
-    return re.search(r"(?m)^tests\s*:", head) is not None
 
 
 def _number(text: str) -> float | None:
@@ -264,8 +255,15 @@ def load_tests(path: Path) -> tuple[list[Path], list[InlineTest], list[Problem]]
     suite = _Suite()
     if top is None:
         return [], [], ctx.problems
-    ctx.keys(top, _TOP, "a test file")
     items = {k: v for k, (_, v) in top.items.items()}
+    if "rules" in items and "tests" not in items:
+        ctx.error(
+            top.items["rules"][0],
+            "this is a rule file, not a test file: give --data recorded.csv to replay data "
+            "through it, or a test file with 'rule_files:' and 'tests:'",
+        )
+        return [], [], ctx.problems
+    ctx.keys(top, _TOP, "a test file")
     if "rule_files" not in items:
         ctx.error(top, "missing key 'rule_files' (the rule files under test)")
     else:

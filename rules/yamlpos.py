@@ -159,6 +159,14 @@ def _position(text: str, index: int) -> tuple[int, int]:
     return line, index - (text.rfind("\n", 0, index) + 1) + 1
 
 
+class _UnknownAlias(Exception):
+    """An alias to no anchor: the document cannot be built (one problem, nothing else)."""
+
+    def __init__(self, line: int, col: int, message: str) -> None:
+        super().__init__(message)
+        self.line, self.col, self.message = line, col, message
+
+
 class _Builder:
     """Turns the event stream into located nodes, collecting problems."""
 
@@ -190,7 +198,9 @@ class _Builder:
             value = _resolve(text)
             wanted = _EXPLICIT[tag.removeprefix(_CORE)]
             if not isinstance(value, wanted) or (tag.endswith("int") and isinstance(value, bool)):
-                self.problem(line, col, f"{text!r} is not a {tag.removeprefix(_CORE)}")
+                self.problem(
+                    line, col, f"{text!r} does not fit its tag !!{tag.removeprefix(_CORE)}"
+                )
                 value = text
             elif tag.endswith("float") and isinstance(value, int):
                 value = float(value)
@@ -206,9 +216,8 @@ class _Builder:
         """The anchored node, placed at the alias (children shared, never copied)."""
         line, col = _at(ev.start_mark)
         target = self.anchors.get(ev.anchor)
-        if target is None:  # libyaml reports this as an error first; kept for the pure parser
-            self.problem(line, col, f"invalid YAML: unknown alias *{ev.anchor}")
-            return YScalar(line, col, value=None, text="")
+        if target is None:  # the parser does not check this; the composer we skip would have
+            raise _UnknownAlias(line, col, f"invalid YAML: unknown alias *{ev.anchor}")
         if isinstance(target, YScalar):
             return YScalar(line, col, value=target.value, text=target.text, quoted=target.quoted)
         if isinstance(target, YSeq):
@@ -302,6 +311,8 @@ def parse_yaml(text: str, file: str) -> tuple[YNode | None, list[Problem]]:
     builder = _Builder(file)
     try:
         root = builder.build(yaml.parse(text, Loader=_Loader))
+    except _UnknownAlias as exc:
+        return None, [Problem(file, exc.line, exc.col, exc.message)]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         message = exc.problem or exc.context or "cannot parse"

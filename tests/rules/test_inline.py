@@ -184,3 +184,12 @@ def test_signals_during_an_active_alarm_are_listed(tmp_path: Path) -> None:
     assert code == 0
     assert "(alarm already active)" in table
     assert "1 events and 3 SPC signals from 11 readings" in table
+
+
+def test_a_rule_file_given_without_data_says_what_to_do() -> None:
+    code, _, err = run(str(TUNNEL))
+    assert code == 1
+    assert (
+        f"{TUNNEL}:5:1: this is a rule file, not a test file: give --data recorded.csv"
+        in err.splitlines()[-1]
+    )
