@@ -30,7 +30,7 @@ def test_rejects_with_a_message_that_quotes_the_input(text: str) -> None:
 
 @pytest.mark.parametrize("text", ["-1s", "-2s", " -1m30s"])
 def test_a_negative_duration_is_named_as_such(text: str) -> None:
-    with pytest.raises(ValueError, match="^negative duration ") as info:
+    with pytest.raises(ValueError, match=r"^negative duration ") as info:
         parse_duration(text)
     assert repr(text) in str(info.value)
 
