@@ -5,7 +5,7 @@ An evaluator holds a rule's static, precomputed configuration; its mutable part 
 (:mod:`edge.rules.replay`) computes conditions with numpy and then drives these same methods
 only at the readings where a condition changes, so both paths share the state machine below.
 
-Time conventions (the README (rules engine)):
+Time conventions (docs/reference/rules.md, "Evaluation"):
 
 * a delay timer started at ``since`` is due at ``due = since + delay`` and is met when the
   engine's clock reaches it (``clock >= due``, so exactly at the delay fires); a delayed

@@ -382,7 +382,7 @@ def test(
     Examples:
       edge rules test examples/rules/tunnel.yaml --data recorded.csv
       edge rules test tunnel.yaml --data recorded.csv --expect expected.yaml [--update]
-      edge rules test examples/rules/tunnel_test.yaml
+      edge rules test tests/rules/inline/tunnel_test.yaml
     """  # noqa: D301
     from edge.rules import timeline
 
