@@ -137,6 +137,8 @@ def _load(files: Sequence[Path], config_path: Path | None, as_json: bool = False
     ruleset, problems = check_rules(files, points.known)
     if ruleset is None:
         _fail([str(p) for p in problems] or ["no rule files given"], as_json, "bad rule files")
+    if points.warning and not as_json:
+        click.echo(f"warning: {points.warning}", err=True)
     return ruleset
 
 

@@ -351,3 +351,15 @@ def test_explain_unknown_rule_and_bad_time(tmp_path: Path) -> None:
     )
     assert code == 2
     assert "bad time 'noon'" in err
+
+
+def test_rules_test_warns_when_points_are_not_checked(tmp_path: Path) -> None:
+    rules = tmp_path / "r.yaml"
+    rules.write_text("rules:\n  - {id: a, kind: limit, point: tunnel_tmp, high: 8}\n")
+    data = write_csv(tmp_path / "rec.csv", TUNNEL_ROWS)
+    code, _, err = run("test", str(rules), "--data", str(data))
+    assert code == 0
+    assert "warning: point names not checked: give --config node.toml" in err
+    code, _, err = run("test", str(rules), "--data", str(data), "--config", str(NODE))
+    assert code == 1
+    assert "unknown point 'tunnel_tmp' (did you mean 'tunnel_temp'?)" in err
