@@ -2,7 +2,8 @@
 
 Every failure is reported as one line per problem (``file:line:col: message``) and exit code 1;
 usage mistakes exit 2 (click). With ``--json`` the failure is one JSON object on stdout instead
-(``{"error": ..., "problems": [{"file", "line", "col", "message"}]}``). No command prints a
+(``{"ok": false, "error": ..., "problems": [{"file", "line", "col", "message"}]}``, the shape
+of :func:`edge.cli.output.fail` plus the problems). No command prints a
 traceback for bad input.
 
 Point names and units are checked against the node config given with ``--config``, or else
@@ -73,6 +74,7 @@ def _fail(lines: Sequence[str], as_json: bool = False, error: str = "") -> NoRet
     """Report a failed command: one line each on stderr, or one JSON object on stdout."""
     if as_json:
         body = {
+            "ok": False,
             "error": error or (lines[0] if len(lines) == 1 else f"{len(lines)} problems"),
             "problems": [_problem_dict(line) for line in lines],
         }

@@ -140,7 +140,7 @@ def test_errors_are_json_in_json_mode(tmp_path: Path) -> None:
     code, out, err = run("test", str(BROKEN / "duplicate_key.yaml"), "--data", str(data), "--json")
     assert (code, err) == (1, "")
     body = json.loads(out)
-    assert body["error"] == "bad rule files"
+    assert (body["ok"], body["error"]) == (False, "bad rule files")
     assert body["problems"] == [
         {
             "file": str(BROKEN / "duplicate_key.yaml"),
