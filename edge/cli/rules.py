@@ -18,20 +18,17 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-import orjson
-from rich.console import Console
-from rich.table import Table
 
-from edge.config import load_config
-from edge.errors import ConfigError, EdgeError
-from edge.readings import Reading
-from edge.rules.expressions import did_you_mean
-from edge.rules.loader import check_rules
-from edge.rules.model import RuleSet
-from edge.rules.recorded import format_time, parse_time, read_csv
+# heavy imports (rich, orjson, the rules package) happen inside the commands, so that
+# `edge rules --help` starts as fast as the rest of the CLI (edge/cli/__init__.py)
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from edge.readings import Reading
+    from edge.rules.model import RuleSet
 
 COMMANDS: list[click.Command] = []
 
@@ -72,6 +69,8 @@ def _problem_dict(line: str) -> dict[str, Any]:
 
 def _fail(lines: Sequence[str], as_json: bool = False, error: str = "") -> NoReturn:
     """Report a failed command: one line each on stderr, or one JSON object on stdout."""
+    import orjson
+
     if as_json:
         body = {
             "ok": False,
@@ -108,6 +107,9 @@ def _beside(files: Sequence[Path]) -> Path | None:
 def _known_points(
     config_path: Path | None, files: Sequence[Path] = (), as_json: bool = False
 ) -> _Points:
+    from edge.config import load_config
+    from edge.errors import ConfigError
+
     found = False
     if config_path is None:
         config_path = _beside(files)
@@ -135,6 +137,8 @@ def _known_points(
 
 
 def _load(files: Sequence[Path], config_path: Path | None, as_json: bool = False) -> RuleSet:
+    from edge.rules.loader import check_rules
+
     points = _known_points(config_path, files, as_json)
     ruleset, problems = check_rules(files, points.known)
     if ruleset is None:
@@ -145,6 +149,9 @@ def _load(files: Sequence[Path], config_path: Path | None, as_json: bool = False
 
 
 def _readings(data_path: Path, ruleset: RuleSet, as_json: bool = False) -> list[Reading]:
+    from edge.errors import ConfigError
+    from edge.rules.recorded import read_csv
+
     try:
         return read_csv(data_path, text_points={ruleset.lot} if ruleset.lot else ())
     except ConfigError as exc:
@@ -193,6 +200,7 @@ def run_replay(
 
 def _signal_entries(spc: Sequence[Any]) -> list[tuple[float, dict[str, Any]]]:
     from edge.rules.nelson import RULE_NAMES, rules_in
+    from edge.rules.recorded import format_time
 
     out: list[tuple[float, int, dict[str, Any]]] = []
     for ev in spc:
@@ -248,6 +256,10 @@ def check(
     Example:
       edge rules check examples/rules/bottling.yaml --config node.toml
     """  # noqa: D301
+    import orjson
+
+    from edge.rules.loader import check_rules
+
     as_json = as_json or fmt == "json"
     points = _known_points(config_path, files, as_json)
     ruleset, problems = check_rules(files, points.known)
@@ -281,7 +293,10 @@ def check(
 
 
 def _events_table(events: Sequence[Any]) -> Table:
+    from rich.table import Table
+
     from edge.rules.alarms import Transition
+    from edge.rules.recorded import format_time
 
     table = Table(show_lines=False, header_style="bold")
     for name in ("time", "rule", "point", "event", "state", "value", "limit", "lot", "message"):
@@ -320,7 +335,10 @@ def _json_default(value: object) -> object:
 
 
 def _json_line(ev: Any) -> bytes:
+    import orjson
+
     from edge.rules.alarms import Transition
+    from edge.rules.recorded import format_time
 
     body = orjson.loads(orjson.dumps(ev, default=_json_default))
     kind = "transition" if isinstance(ev, Transition) else "lot"
@@ -388,7 +406,12 @@ def test(
       edge rules test tunnel.yaml --data recorded.csv --expect expected.yaml [--update]
       edge rules test tests/rules/inline/tunnel_test.yaml
     """  # noqa: D301
+    import orjson
+    from rich.console import Console
+
+    from edge.errors import ConfigError, EdgeError
     from edge.rules import timeline
+    from edge.rules.recorded import parse_time
 
     if data_path is None:
         if expect_path is not None or until_text is not None:
@@ -463,6 +486,8 @@ def _merged(
 
 def _run_test_files(files: Sequence[Path], config_path: Path | None, as_json: bool) -> None:
     """``edge rules test TESTFILE...``: run every inline test, print results, exit 1 on failure."""
+    import orjson
+
     from edge.rules.inline_tests import load_suite, load_tests, run_test
 
     failed = total = 0
@@ -525,7 +550,10 @@ def explain_cmd(
       edge rules explain tunnel.yaml --data recorded.csv --rule tunnel-temp-high
         --at 2026-11-23T10:00:03Z
     """  # noqa: D301
+    from edge.errors import EdgeError
     from edge.rules.explain import explain
+    from edge.rules.expressions import did_you_mean
+    from edge.rules.recorded import parse_time
 
     ruleset = _load(files, config_path)
     ids = ruleset.by_id()
