@@ -1,7 +1,8 @@
 """A generated 5 MB rule file (18,000 rules) is checked within a generous bound.
 
-The bound here only catches a return to the old cost (21.6 s, 374 MB); the figure against the
-real target (5 s) is printed by ``make bench`` (tests/bench/test_bench_rules_check.py).
+The bound here only catches a return to the old cost (14-21 s); the figure against the real
+target (5 s) is printed by ``make bench`` (tests/bench/test_bench_rules_check.py). CPU time of
+this process, not wall time: on a shared 2-core machine the wall time measures the neighbours.
 """
 
 from __future__ import annotations
@@ -15,20 +16,20 @@ from edge.rules.loader import check_rules
 sys.path.insert(0, str(Path(__file__).parent))
 from _bigfile import RULES, big_points, write_big_rule_file
 
-#: generous: 4x the benchmark's target, for a loaded 2-core CI machine
-BOUND_S = 20.0
+#: generous: about 5x today's 2.3 s of CPU, below the 14 s the ruamel.yaml reader needed
+BOUND_S = 12.0
 
 
 def test_a_5_mb_rule_file_is_checked_within_the_bound(tmp_path: Path) -> None:
     path = write_big_rule_file(tmp_path / "big.yaml")
     assert path.stat().st_size > 4_000_000
-    start = time.perf_counter()
+    start = time.process_time()
     ruleset, problems = check_rules([path], big_points())
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     assert problems == []
     assert ruleset is not None
     assert len(ruleset.rules) == RULES
-    assert elapsed < BOUND_S, f"{elapsed:.1f} s to check {RULES} rules"
+    assert elapsed < BOUND_S, f"{elapsed:.1f} s of CPU to check {RULES} rules"
 
 
 def test_a_mistake_deep_in_the_big_file_is_found_at_its_line(tmp_path: Path) -> None:
