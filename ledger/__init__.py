@@ -22,6 +22,7 @@ from edge.ledger.entry import (
 
 if TYPE_CHECKING:
     from edge.ledger.keys import KEY_FILE, NodeKey, create_key_file, load_key, verify_signature
+    from edge.ledger.proof import ProofSummary, build_proof, export_proof
     from edge.ledger.readings_store import ReadingsBlock, make_block
     from edge.ledger.schema import MIGRATIONS, migrate
     from edge.ledger.store import DB_FILE, Batch, Ledger, connect
@@ -36,6 +37,9 @@ _HOMES = {
     "create_key_file": "keys",
     "load_key": "keys",
     "verify_signature": "keys",
+    "ProofSummary": "proof",
+    "build_proof": "proof",
+    "export_proof": "proof",
     "ReadingsBlock": "readings_store",
     "make_block": "readings_store",
     "MIGRATIONS": "schema",
@@ -83,14 +87,17 @@ __all__ = [
     "LedgerWriter",
     "NodeKey",
     "Problem",
+    "ProofSummary",
     "ReadingsBlock",
     "Report",
     "TrustList",
     "Trusted",
+    "build_proof",
     "canonical",
     "connect",
     "create_key_file",
     "decimal",
+    "export_proof",
     "format_ts",
     "load_key",
     "load_trust",

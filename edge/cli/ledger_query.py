@@ -474,9 +474,10 @@ def _output(path: Path | None) -> Iterator[IO[str]]:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(("csv", "epcis")),
+    type=click.Choice(("csv", "epcis", "proof")),
     required=True,
-    help="csv: sortable spreadsheet (FSMA 204 style); epcis: GS1 EPCIS 2.0.",
+    help="csv: sortable spreadsheet (FSMA 204 style); epcis: GS1 EPCIS 2.0; "
+    "proof: zip an auditor checks with the verify_proof.py inside it.",
 )
 @DB_OPTION
 @_all_feeds_option
@@ -492,6 +493,11 @@ def _output(path: Path | None) -> Iterator[IO[str]]:
     metavar="GTIN",
     help="The product's GTIN-14 (EPCIS lot id becomes a GS1 Digital Link).",
 )
+@click.option(
+    "--through-head",
+    is_flag=True,
+    help="proof: cover each feed up to its latest checkpoint (no later correction left out).",
+)
 def export_command(
     lot: str,
     fmt: str,
@@ -501,11 +507,22 @@ def export_command(
     all_feeds: bool,
     output: Path | None,
     gtin: str | None,
+    through_head: bool,
 ) -> None:
     """Export a lot's records from trusted feeds for customers and auditors."""
     if gtin is not None and not valid_gtin(gtin):
         raise _BadOption(f"--gtin: {gtin!r} is not a GTIN-14 (14 digits ending in a check digit)")
     trace, _ = _load_trace(db, lot, trust_keys, config_path, all_feeds)
+    if fmt == "proof":  # a zip: to FILE or a pipe, never to a terminal
+        from edge.ledger.proof import export_proof
+
+        if output is None and sys.stdout.isatty():
+            raise _BadOption("--format proof writes a zip: give -o FILE or redirect stdout")
+        with _one_line_errors():
+            out = output or sys.stdout.buffer
+            summary = export_proof(db_for(db, config_path), trace, out, through_head=through_head)
+            click.echo(summary, err=True)
+        return
     with _output(output) as out:
         if fmt == "csv":
             write_lot_csv(trace, out)
