@@ -21,6 +21,14 @@ the next request (our processing, and a USB adapter's latency timer, typically 1
 that needs more silence gets it from ``inter_frame`` (e.g. ``"2ms"`` at 19200 baud). The
 firmware simulator delivers a reply only after the silence that ends it, so with it the default
 reaches the line limit without breaking the protocol.
+
+Guard after a timeout: a device that answers just after the timeout would otherwise put its
+reply on the line as the next request goes out, and that reply would be read as the next
+device's (on a real wire the two would collide). So after a timeout the line must be quiet for
+the bus's ``guard`` (:func:`~edge.drivers.transport.guard_window`) before anything is sent; any
+input restarts the quiet time (bounded by two guards plus one longest frame), is drained unread
+and is reported as the timed-out device's late reply (:meth:`take_late_reply`), never as the
+next device's.
 """
 
 from __future__ import annotations
@@ -45,7 +53,12 @@ from edge.drivers.rtu_frame import (
     parse_reply,
     reply_length,
 )
-from edge.drivers.transport import ModbusTransport, where
+from edge.drivers.transport import (
+    ModbusTransport,
+    frame_time,
+    guard_window,
+    where,
+)
 from edge.drivers.worker import BusThread
 from edge.errors import (
     DeviceException,
@@ -103,6 +116,8 @@ class RtuTransport(ModbusTransport):
         self._instruments: dict[int, minimalmodbus.Instrument] = {}
         self._last_end = 0.0
         self._gap = bus.inter_frame
+        self._guard = guard_window(bus)
+        self._late: float | None = None
         self.discarded_bytes = 0
 
     @property
@@ -139,10 +154,15 @@ class RtuTransport(ModbusTransport):
         wait = self._gap - (time.monotonic() - self._last_end)
         if wait > 0:
             await asyncio.sleep(wait)
+        self._late = None
         try:
             async with asyncio.timeout(self.bus.timeout):
                 return await self._transact_async(port.fileno(), device, request, label)
         except TimeoutError:
+            try:
+                self._late = await self._quiet(port.fileno())
+            except OSError as exc:
+                raise PortUnavailable(f"{label}: {exc.strerror or exc}") from exc
             raise DeviceTimeout(f"{label}: no answer within {self.bus.timeout}s") from None
         except OSError as exc:  # EIO/ENXIO: the device node went away (unplugged)
             raise PortUnavailable(f"{label}: {exc.strerror or exc}") from exc
@@ -172,16 +192,48 @@ class RtuTransport(ModbusTransport):
         except BadFrameError as exc:
             raise FrameError(f"{label}: reply discarded: {exc}") from None
 
-    def _drain(self, fd: int) -> None:
+    def take_late_reply(self) -> float | None:
+        """Seconds past the timeout a late reply arrived in the guard window (None: none)."""
+        late, self._late = self._late, None
+        return late
+
+    async def _quiet(self, fd: int) -> float | None:
+        """Wait for ``guard`` of silence after a timeout, draining what arrives.
+
+        Returns how late (seconds after the timeout) the first drained byte came, or None.
+        """
+        expired = time.monotonic()
+        if self._guard <= 0:
+            return None
+        limit = expired + 2 * self._guard + frame_time(self.bus, 256)
+        quiet_until = expired + self._guard
+        first: float | None = None
+        while True:
+            if self._drain(fd):
+                now = time.monotonic()
+                first = now if first is None else first
+                quiet_until = now + self._guard  # more input: the quiet time starts again
+            remaining = min(quiet_until, limit) - time.monotonic()
+            if remaining <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
+                    await _readable(fd)
+        return None if first is None else first - expired
+
+    def _drain(self, fd: int) -> int:
         """Drop bytes left on the line (a late reply, noise): they are never decoded."""
+        dropped = 0
         while True:
             try:
                 stale = os.read(fd, 4096)
             except BlockingIOError:
-                return
+                break
             if not stale:
-                return
-            self.discarded_bytes += len(stale)
+                break
+            dropped += len(stale)
+        self.discarded_bytes += dropped
+        return dropped
 
     async def _recv(self, fd: int, n: int) -> bytes:
         """Exactly ``n`` bytes (the caller bounds the wait with the bus timeout)."""
