@@ -88,6 +88,7 @@ class DeviceRuntime:
     deferred: int = 0
     late_replies: int = 0
     last_lateness: float = 0.0
+    frame_errors: int = 0
     stretches: int = 0
     cost: float | None = None  #: measured seconds of one answered cycle (moving average)
     by_name: dict[str, PointState] = field(default_factory=dict)
@@ -182,6 +183,7 @@ class BusScheduler(BusPoller):
             deferred=d.deferred,
             late_replies=d.late_replies,
             last_lateness=d.last_lateness,
+            frame_errors=d.frame_errors,
             interval=d.device.poll * d.stretch,
             stretch=d.stretch,
             stretches=d.stretches,
@@ -293,6 +295,19 @@ class BusScheduler(BusPoller):
             if not ok:
                 dev.breaker.reclamp(self._probe_ceiling(dev, dead))
 
+    @staticmethod
+    def _measured(dev: DeviceRuntime, cost: float) -> None:
+        """Fold one answered cycle's line time into the device's cost (moving average).
+
+        A stretched cycle stands for ``stretch`` configured ones, so it weighs as much as they
+        would have together: a device whose answers got fast again is back in a cycle or two.
+        """
+        if dev.cost is None:
+            dev.cost = cost
+            return
+        weight = 1.0 - (1.0 - COST_WEIGHT) ** dev.stretch
+        dev.cost += weight * (cost - dev.cost)
+
     def _probe_ceiling(self, dev: DeviceRuntime, dead: int) -> float:
         return probe_ceiling(
             self._spare, self._probe_cost, dead, dev.device.poll, dev.breaker.cap
@@ -387,6 +402,7 @@ class BusScheduler(BusPoller):
     def _frame_discarded(self, dev: DeviceRuntime, exc: FrameError) -> None:
         """Count and log a reply that was discarded unread (CRC, unit id, function, format)."""
         self._counters.frame_errors += 1
+        dev.frame_errors += 1
         event(
             "device.frame_discarded",
             logging.INFO,
@@ -412,8 +428,7 @@ class BusScheduler(BusPoller):
             t0 = self._clock()
             failed = await self._run_plan(dev, got, rejected)
             if not failed and dev.breaker.state is BreakerState.OK:
-                cost = self._clock() - t0
-                dev.cost = cost if dev.cost is None else dev.cost + COST_WEIGHT * (cost - dev.cost)
+                self._measured(dev, self._clock() - t0)
         else:
             failed = True
         if failed:

@@ -34,6 +34,7 @@ class DeviceStats:
     deferred: int = 0  #: cycles given up while the interval was stretched (line over-committed)
     late_replies: int = 0  #: replies that came after the timeout, drained in the guard window
     last_lateness: float = 0.0  #: seconds past the timeout of the latest late reply
+    frame_errors: int = 0  #: replies to this device discarded unread (CRC, unit, format)
     interval: float = 0.0  #: effective poll interval now, seconds (configured x stretch)
     stretch: int = 1  #: how many configured intervals one cycle takes now (1: not stretched)
     stretches: int = 0  #: times the line budget stretched this device

@@ -21,7 +21,7 @@ __all__ = [
 #: timer (1-16 ms, often 1 ms on FTDI set up for Modbus) before the host sees them
 GUARD_FLOOR = 0.01
 #: default guard in character times at the bus's framing
-GUARD_CHARS = 32
+GUARD_CHARS = 16
 
 
 def where(bus: BusConfig, device: DeviceConfig, request: ReadRequest | None = None) -> str:
@@ -51,9 +51,9 @@ def frame_time(bus: BusConfig, nbytes: int) -> float:
 
 
 def default_guard(bus: BusConfig) -> float:
-    """The guard after a timeout when the bus does not set one: 32 character times, >= 10 ms.
+    """The guard after a timeout when the bus does not set one: 16 character times, >= 10 ms.
 
-    32 characters is 18 ms at 19200 8N1, 37 ms at 9600, 10 ms (the floor) at 115200.
+    16 characters is 18 ms at 9600 8N1; 10 ms (the floor) at 19200 and above.
     """
     return max(GUARD_FLOOR, frame_time(bus, GUARD_CHARS))
 

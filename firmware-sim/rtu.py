@@ -216,6 +216,9 @@ class RtuSlave:
         if self.line_timing:
             line = exchange_time(len(frame), len(data), self.baudrate, self.turnaround)
             wait = max(0.0, line - self.pty_latency) + reply.delay
+        if reply.at is not None:  # the reply ends at a chosen time, not before the line allows
+            floor = wait if self.line_timing else 0.0
+            wait = max(floor, reply.at - self.pty_latency)
         generation = self.port.generation
         await _write_at(self.port, data, received + wait, generation)
         self.stats.replies += 1
