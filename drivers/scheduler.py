@@ -156,7 +156,8 @@ class BusScheduler(BusPoller):
         # what probing a dead device costs the line: its timeout, then the guard
         self._probe_cost = bus.timeout + (guard_window(bus) if bus.kind == "rtu" else 0.0)
         self._gaps: list[Gap] = []
-        self._open_gap: dict[tuple[str, str], int] = {}
+        #: (device, reason) -> (index in _gaps, last deadline µs, stretch) of its open record
+        self._open_gap: dict[tuple[str, str], tuple[int, int, int]] = {}
 
     def stats(self) -> BusStats:
         """Snapshot of the counters."""
@@ -233,40 +234,48 @@ class BusScheduler(BusPoller):
         if late < step:
             return
         missed = late // step
-        first = dev.deadline
+        first = dev.deadline_us
         dev.slot += missed * dev.stretch
         cycles = missed * dev.stretch
         dev.skipped += cycles
         self._counters.overruns += cycles
-        self._gap(dev, "skipped", first, dev.deadline - step / _US, cycles)
+        self._gap(dev, "skipped", first, dev.deadline_us - dev.interval_us, cycles, 1)
 
     def _advance(self, dev: DeviceRuntime) -> None:
         """Move the device to its next deadline; a stretched device defers the cycles between."""
-        if dev.stretch > 1:
-            interval = dev.interval_us / _US
-            first = dev.deadline + interval
-            dev.deferred += dev.stretch - 1
-            self._gap(
-                dev, "deferred", first, first + (dev.stretch - 2) * interval, dev.stretch - 1
-            )
-        dev.slot += dev.stretch
+        m = dev.stretch
+        if m > 1:
+            first = dev.deadline_us + dev.interval_us
+            dev.deferred += m - 1
+            self._gap(dev, "deferred", first, first + (m - 2) * dev.interval_us, m - 1, m)
+        dev.slot += m
 
-    def _gap(self, dev: DeviceRuntime, reason: str, first: float, last: float, n: int) -> None:
-        """Record cycles not polled, merged into the device's previous record when adjacent."""
-        offset = self._wall() - self._clock()
-        first, last = first + offset, last + offset
+    def _gap(
+        self, dev: DeviceRuntime, reason: str, first: int, last: int, n: int, stretch: int
+    ) -> None:
+        """Record deadlines not polled (``first``..``last``, µs on the clock).
+
+        A record continues the device's previous one of the same kind when nothing but what
+        the record says lies between: a skipped run right after another (no poll between), a
+        deferred run one polled deadline after another at the same stretch.
+        """
         key = (dev.device.name, reason)
-        at = self._open_gap.get(key)
-        if at is not None:
-            prev = self._gaps[at]
-            if first - prev.last <= 2.5 * dev.device.poll * dev.stretch:
-                self._gaps[at] = dataclasses.replace(prev, last=last, cycles=prev.cycles + n)
+        step = dev.interval_us * (1 if reason == "skipped" else 2)
+        open_ = self._open_gap.get(key)
+        offset = self._wall() - self._clock()
+        wall_last = last / _US + offset
+        if open_ is not None:
+            at, prev_last, prev_stretch = open_
+            if first - prev_last == step and stretch == prev_stretch:
+                prev = self._gaps[at]
+                self._gaps[at] = dataclasses.replace(prev, last=wall_last, cycles=prev.cycles + n)
+                self._open_gap[key] = (at, last, stretch)
                 return
         if len(self._gaps) >= MAX_GAPS:
             self._counters.gaps_dropped += 1
             return
-        self._open_gap[key] = len(self._gaps)
-        self._gaps.append(Gap(dev.device.name, reason, first, last, n))
+        self._open_gap[key] = (len(self._gaps), last, stretch)
+        self._gaps.append(Gap(dev.device.name, reason, first / _US + offset, wall_last, n, stretch))
 
     def _rebudget(self) -> None:
         """Work the line budget out again (at most every REBUDGET_EVERY seconds)."""

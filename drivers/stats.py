@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 from edge.drivers.health import BreakerState
 
-__all__ = ["BusStats", "Counters", "DeviceStats", "Gap"]
+__all__ = ["BusStats", "Counters", "DeviceStats", "Gap", "gaps_body"]
 
 #: DeviceStats.status when the device is polled at a stretched interval
 STRETCHED = "polled late: line over-committed"
@@ -59,6 +61,9 @@ class Gap:
         first: wall-clock time (Unix seconds) of the first deadline not polled.
         last: wall-clock time of the last one.
         cycles: configured cycles not polled between them.
+        stretch: ``skipped``: 1, no deadline from ``first`` to ``last`` was polled; ``deferred``:
+            the interval was stretched to ``stretch`` configured intervals, so from ``first`` to
+            ``last`` one deadline in ``stretch`` was polled and the others were not.
     """
 
     device: str
@@ -66,6 +71,36 @@ class Gap:
     first: float
     last: float
     cycles: int
+    stretch: int = 1
+
+
+def _rfc3339(epoch: float) -> str:
+    """Fixed-width RFC 3339 UTC with microseconds, as the ledger writes times."""
+    seconds, micros = divmod(round(epoch * 1_000_000), 1_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(seconds)) + f"{micros:06d}Z"
+
+
+def gaps_body(bus: str, gaps: Sequence[Gap], dropped: int = 0) -> dict[str, Any]:
+    """The ``bus.gaps`` ledger entry body: the cycles of the bus's devices that were not polled.
+
+    A reading missing from the store inside a recorded gap was *not polled*; a cycle that was
+    polled and not answered is stored as a reading of quality stale or comm_fail.
+    """
+    return {
+        "bus": bus,
+        "gaps": [
+            {
+                "device": g.device,
+                "reason": g.reason,
+                "first": _rfc3339(g.first),
+                "last": _rfc3339(g.last),
+                "cycles": g.cycles,
+                "stretch": g.stretch,
+            }
+            for g in gaps
+        ],
+        "dropped": dropped,
+    }
 
 
 @dataclass(frozen=True, slots=True)

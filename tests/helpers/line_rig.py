@@ -130,3 +130,18 @@ async def run_for(poller: ModbusPoller, rec: Recorder, seconds: float) -> None:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert not poller.transport.is_open
+
+
+def node_toml(sim: SimulatorThread, data_dir: Path) -> str:
+    """A node config polling the line (for ``edge run`` / ``edge read`` as processes)."""
+    lines = [
+        "[node]", 'id = "fairness"', f'data_dir = "{data_dir}"', "",
+        "[buses.line]", 'kind = "rtu"', f'port = "{sim.serial_paths["line"]}"',
+        f"baudrate = {BAUD}", f'timeout = "{int(TIMEOUT * 1000)}ms"',
+    ]  # fmt: skip
+    for name, (unit, poll, point, _) in DEVICES.items():
+        lines += ["", f"[devices.{name}]", 'bus = "line"', f"unit = {unit}"]
+        lines += [f'poll = "{int(poll * 1000)}ms"']
+        lines += ["", f"[points.{point}]", f'device = "{name}"', "register = 0"]
+        lines += ['type = "float32"']
+    return "\n".join(lines) + "\n"

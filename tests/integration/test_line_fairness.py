@@ -164,3 +164,69 @@ async def test_device_back_after_a_dead_spell_reads_good_within_3s(tmp_path: Pat
     assert first_good - back < 3.0, first_good - back
     assert poller.stats().devices["dosing"].status == "ok"
     rec.check_values()
+
+
+def test_the_store_tells_not_polled_from_not_answered(tmp_path: Path) -> None:
+    """``edge run`` with dosing slow (stretched) then dead: the ledger's ``bus.gaps`` entries
+    cover the cycles that were not polled; the cycles polled and not answered are readings of
+    quality stale/comm_fail; the ledger verifies."""
+    import json
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    from datetime import datetime
+
+    def epoch(text: str) -> float:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+    with rig.line_sim(tmp_path) as sim:
+        config = tmp_path / "node.toml"
+        config.write_text(rig.node_toml(sim, tmp_path / "data"))
+        sim.inject("dosing", "slow_response", at=0.187)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "edge", "run", "-c", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            time.sleep(7.0)
+            sim.clear("dosing")
+            sim.inject("dosing", "no_response")
+            time.sleep(3.0)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err.decode()
+    db = tmp_path / "data" / "ledger.db"
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        entries = [json.loads(r) for (r,) in conn.execute("SELECT raw FROM entries ORDER BY seq")]
+        readings = conn.execute("SELECT point, ts, quality FROM readings ORDER BY rowid").fetchall()
+    finally:
+        conn.close()
+    gaps = [g for e in entries if e["type"] == "bus.gaps" for g in e["body"]["gaps"]]
+    deferred = [g for g in gaps if g["device"] == "dosing" and g["reason"] == "deferred"]
+    assert deferred and sum(g["cycles"] for g in deferred) >= 10, gaps
+    dose = [(epoch(ts), q) for p, ts, q in readings if p == "dose"]
+    # not polled: inside a deferred record (stretch m) dosing was polled once per m intervals,
+    # so its readings there are m intervals apart and the deadlines between have none (a
+    # reading is stamped when its answer came, up to 0.2 s after its deadline)
+    for g in deferred:
+        inside = sorted(
+            {t for t, _ in dose if epoch(g["first"]) - 0.25 < t < epoch(g["last"]) + 0.45}
+        )
+        spacing = [b - a for a, b in zip(inside, inside[1:], strict=False)]
+        assert g["stretch"] > 1 and all(s > 0.8 * g["stretch"] * 0.25 for s in spacing), (
+            g,
+            spacing,
+        )
+        assert len(inside) <= g["cycles"] / (g["stretch"] - 1) + 2
+    # not answered: polled while dead, stored with a bad quality
+    assert {"stale", "comm_fail"} & {q for _, q in dose}
+    assert {q for p, _, q in readings if p == "pressure"} == {"good"}
+    verify = subprocess.run(
+        [sys.executable, "-m", "edge", "ledger", "verify", "--db", str(db)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert verify.returncode == 0, verify.stdout + verify.stderr
