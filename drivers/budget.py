@@ -104,9 +104,7 @@ def stretch_factors(loads: Sequence[Load]) -> list[int]:
     return factors
 
 
-def probe_ceiling(
-    spare: float, probe_cost: float, dead: int, base: float, cap: float
-) -> float:
+def probe_ceiling(spare: float, probe_cost: float, dead: int, base: float, cap: float) -> float:
     """The longest a dead device waits between probes, given the line's spare capacity.
 
     Each probe costs ``probe_cost`` (a timeout plus the guard); the ``dead`` devices' probes

@@ -80,8 +80,10 @@ class Breaker:
         return delay
 
     def reclamp(self, ceiling: float) -> None:
-        """The line has more room now: an open breaker probes no later than ``ceiling`` after
-        its last failure (a long backoff begun on a busy line is cut short)."""
+        """The line has more room now: probe no later than ``ceiling`` after the last failure.
+
+        A long backoff begun on a busy line is cut short (only while the breaker is open).
+        """
         if self.failures >= self.trip:
             self.open_until = min(self.open_until, self.failed_at + max(self.base, ceiling))
 

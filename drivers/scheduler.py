@@ -318,9 +318,7 @@ class BusScheduler(BusPoller):
         dev.cost += weight * (cost - dev.cost)
 
     def _probe_ceiling(self, dev: DeviceRuntime, dead: int) -> float:
-        return probe_ceiling(
-            self._spare, self._probe_cost, dead, dev.device.poll, dev.breaker.cap
-        )
+        return probe_ceiling(self._spare, self._probe_cost, dead, dev.device.poll, dev.breaker.cap)
 
     def _set_stretch(self, dev: DeviceRuntime, factor: int) -> None:
         if factor == dev.stretch:
@@ -377,8 +375,11 @@ class BusScheduler(BusPoller):
         return True
 
     def _timed_out(self, dev: DeviceRuntime, exc: DeviceTimeout) -> None:
-        """Count a timeout (and a late reply drained in the guard window, which is this
-        device's, never the next one's); open the breaker (logged once per backoff) on a trip."""
+        """Count a timeout; open the breaker (logged once per backoff) when it trips.
+
+        A late reply drained in the guard window is counted here: it is this device's, never
+        the next one's.
+        """
         self._counters.timeouts += 1
         late = self.transport.take_late_reply()
         if late is not None:

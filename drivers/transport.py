@@ -87,9 +87,11 @@ class Link(abc.ABC):
         """Release worker threads, if any (after close)."""
 
     def take_late_reply(self) -> float | None:
-        """After a DeviceTimeout: how late (seconds past the timeout) the timed-out device's
-        reply arrived in the guard window, or None when nothing arrived. Links without a guard
-        (TCP matches replies by transaction id) always answer None."""
+        """After a DeviceTimeout: seconds past the timeout its late reply came (None: none).
+
+        The reply was drained in the guard window. Links without a guard (TCP matches replies
+        by transaction id) always answer None.
+        """
         return None
 
 

@@ -300,8 +300,11 @@ class Node:
             await self._record_gaps()
 
     async def _record_gaps(self) -> None:
-        """Cycles not polled go on the ledger (``bus.gaps``), so the store tells a reading that
-        was not polled (inside a recorded gap) from one not answered (stale/comm_fail)."""
+        """Record the cycles not polled since the last call as ``bus.gaps`` ledger entries.
+
+        So the store tells a reading not polled (inside a recorded gap) from one not answered
+        (stored with quality stale or comm_fail).
+        """
         for p in self._pollers:
             gaps = p.take_gaps()
             if gaps:

@@ -36,14 +36,14 @@ async def _scenario(tmp_path: Path) -> tuple[dict[str, float], float, dict[str, 
         await rig.run_for(poller, rec, SECONDS)
     stats = poller.stats()
     kept = {n: rec.good(n) / (SECONDS / rig.DEVICES[n][1]) for n in rig.DEVICES}
-    busy = sum(
-        len(rec.cycles[n]) * (stats.devices[n].cost or rig.TRANSACTION) for n in rig.DEVICES
-    )
+    busy = sum(len(rec.cycles[n]) * (stats.devices[n].cost or rig.TRANSACTION) for n in rig.DEVICES)
     stretch = {n: stats.devices[n].stretch for n in rig.DEVICES}
     return kept, busy / SECONDS, stretch
 
 
-def _report(title: str, kept: dict[str, float], utilisation: float, stretch: dict[str, int]) -> None:
+def _report(
+    title: str, kept: dict[str, float], utilisation: float, stretch: dict[str, int]
+) -> None:
     print(f"\n{title}")
     for name in rig.DEVICES:
         limit = "limit >= 0.90" if name in HEALTHY else "(the slow device)"
@@ -66,12 +66,8 @@ def test_line_budget_keeps_healthy_devices_cycles(tmp_path: Path) -> None:
     assert utilisation <= 1.0
 
 
-def test_without_the_budget_for_comparison(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_without_the_budget_for_comparison(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The same line with nothing ever stretched: what issue 19 measured (press loses ~1/4)."""
-    monkeypatch.setattr(
-        "edge.drivers.scheduler.stretch_factors", lambda loads: [1] * len(loads)
-    )
+    monkeypatch.setattr("edge.drivers.scheduler.stretch_factors", lambda loads: [1] * len(loads))
     kept, utilisation, stretch = asyncio.run(_scenario(tmp_path / "nobudget"))
     _report("line budget off (comparison only, no limit)", kept, utilisation, stretch)

@@ -155,14 +155,16 @@ async def test_late_deadline_is_skipped_and_counted_not_served_twice() -> None:
     served = await run_recording(p, 0.75)
     slots = [off // 100_000 for off, name in served if name == "p"]
     assert slots[:2] == [0, 2]  # deadline 0.1 was missed by a whole interval: skipped
-    assert len(slots) == len(set(slots)) and slots == sorted(slots)  # never one slot twice
+    assert len(slots) == len(set(slots))  # never one slot twice
+    assert slots == sorted(slots)
     d = p.stats().devices["p"]
-    assert d.skipped >= 1 and p.stats().overruns == d.skipped + p.stats().devices["s"].skipped
+    assert d.skipped >= 1
+    assert p.stats().overruns == d.skipped + p.stats().devices["s"].skipped
     # every configured cycle up to the last one served is polled or skipped, none vanishes
     assert d.polls + d.skipped == slots[-1] + 1
     gaps = p.take_gaps()
-    assert gaps and gaps[0].device == "p" and gaps[0].reason == "skipped"
-    assert gaps[0].cycles == 1 and abs(gaps[0].last - gaps[0].first) < 1e-6
+    assert (gaps[0].device, gaps[0].reason, gaps[0].cycles) == ("p", "skipped", 1)
+    assert abs(gaps[0].last - gaps[0].first) < 1e-6
     assert p.take_gaps() == []  # collected once
 
 
@@ -175,7 +177,8 @@ async def test_ties_go_by_priority_then_config_order() -> None:
     for off, name in served:
         groups.setdefault(off, []).append(name)
     full = [g for off, g in groups.items() if off % 100_000 == 0 and len(g) == 4]
-    assert full and all(g == ["b", "a", "c", "d"] for g in full), groups
+    assert full, groups
+    assert all(g == ["b", "a", "c", "d"] for g in full), groups
     assert all(g[:3] == ["b", "a", "c"] for g in groups.values() if len(g) >= 3)
 
 

@@ -39,7 +39,7 @@ EXPECTED = {point: value for _, (_, _, point, value) in DEVICES.items()}
 #: one transaction on this line: FC03 of 2 registers (8-byte request, 9-byte reply)
 TRANSACTION = exchange_time(8, 9, BAUD)
 
-SCENARIO = "name: fairness\nbuses:\n  line: {kind: rtu, baudrate: %d}\ndevices:\n" % BAUD + "".join(
+SCENARIO = f"name: fairness\nbuses:\n  line: {{kind: rtu, baudrate: {BAUD}}}\ndevices:\n" + "".join(
     f"  {dev}: {{bus: line, unit: {unit}, points: "
     f"{{{point}: {{register: 0, type: float32, value: {value}}}}}}}\n"
     for dev, (unit, _, point, value) in DEVICES.items()
