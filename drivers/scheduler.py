@@ -91,6 +91,7 @@ class DeviceRuntime:
     frame_errors: int = 0
     stretches: int = 0
     cost: float | None = None  #: measured seconds of one answered cycle (moving average)
+    probe_at: int | None = None  #: when its due probe goes (µs), set when it falls due
     by_name: dict[str, PointState] = field(default_factory=dict)
 
     @classmethod
@@ -119,9 +120,15 @@ class DeviceRuntime:
         """The next deadline, seconds on the scheduler's clock."""
         return self.deadline_us / _US
 
-    def key(self) -> tuple[int, int, int]:
-        """Earliest deadline first; at equal deadlines higher priority, then config order."""
-        return (self.deadline_us, -self.device.priority, self.order)
+    def key(self) -> tuple[int, int, int, int]:
+        """Earliest deadline first; at equal deadlines higher priority, then config order.
+
+        A dead device's probe is spare-capacity work: it goes after the live devices due at
+        the same instant, at ``probe_at`` (see :meth:`BusScheduler._probe_slot`).
+        """
+        if self.probe_at is not None:
+            return (self.probe_at, 1, -self.device.priority, self.order)
+        return (self.deadline_us, 0, -self.device.priority, self.order)
 
 
 class BusScheduler(BusPoller):
@@ -205,14 +212,17 @@ class BusScheduler(BusPoller):
             dev.anchor, dev.slot = start, 0
         try:
             while self.devices:
+                self._plan_probes()
                 dev = min(self.devices, key=DeviceRuntime.key)
                 delay = (dev.deadline_us - self._now_us()) / _US
                 # The loop's timers are only millisecond-accurate: sleeping less would cost a
                 # whole tick, so a deadline closer than that is served now (the I/O yields).
                 if delay > _TIMER_RESOLUTION:
                     await asyncio.sleep(delay)
+                    continue  # choose again: a dead device's probe may have fallen due
                 self._catch_up(dev)
                 readings = await self.poll_device(dev)
+                dev.probe_at = None
                 await emit(readings)
                 self._advance(dev)
                 self._rebudget()
@@ -220,6 +230,33 @@ class BusScheduler(BusPoller):
         finally:
             await self.transport.close()
             self.transport.shutdown()
+
+    def _plan_probes(self) -> None:
+        """Place each dead device's probe that has fallen due (see :meth:`_probe_slot`)."""
+        now = self._clock()
+        for dev in self.devices:
+            if (
+                dev.probe_at is None
+                and dev.breaker.state is BreakerState.BACKOFF
+                and dev.breaker.allows(max(dev.deadline, now))
+            ):
+                dev.probe_at = self._probe_slot(dev)
+
+    def _probe_slot(self, dev: DeviceRuntime) -> int:
+        """When a probe due at the device's deadline goes (µs).
+
+        A probe holds the line for a whole timeout. When the live device with the shortest
+        interval falls due within that time, the probe goes right after it is served: then it
+        costs that device one cycle at most (started just before its deadline, two).
+        """
+        due = dev.deadline_us
+        live = [d for d in self.devices if d is not dev and d.breaker.state is BreakerState.OK]
+        if not live:
+            return due
+        fastest = min(live, key=lambda d: (d.interval_us * d.stretch, d.order))
+        step = fastest.interval_us * fastest.stretch
+        after = fastest.deadline_us + max(0, -(-(due - fastest.deadline_us) // step)) * step
+        return after if after < due + round(self._probe_cost * _US) else due
 
     def _now_us(self) -> int:
         return round(self._clock() * _US)
@@ -381,19 +418,7 @@ class BusScheduler(BusPoller):
         the next one's.
         """
         self._counters.timeouts += 1
-        late = self.transport.take_late_reply()
-        if late is not None:
-            self._counters.late_replies += 1
-            dev.late_replies += 1
-            dev.last_lateness = late
-            event(
-                "device.late_reply",
-                logging.INFO,
-                bus=self.name,
-                device=dev.device.name,
-                unit=dev.device.unit,
-                late_ms=round(late * 1000, 1),
-            )
+        self._late_reply()
         dead = sum(1 for d in self.devices if d.breaker.state is BreakerState.BACKOFF)
         if dev.breaker.state is BreakerState.OK:
             dead += 1  # this one, if it trips now
@@ -408,6 +433,27 @@ class BusScheduler(BusPoller):
                 error=str(exc),
                 retry_in=round(delay, 3),
             )
+
+    def _late_reply(self) -> None:
+        """Count a late reply the link drained, for the device that timed out (by unit id)."""
+        late = self.transport.take_late_reply()
+        if late is None:
+            return
+        unit, seconds = late
+        dev = next((d for d in self.devices if d.device.unit == unit), None)
+        self._counters.late_replies += 1
+        if dev is None:  # pragma: no cover - the link only reports units it asked
+            return
+        dev.late_replies += 1
+        dev.last_lateness = seconds
+        event(
+            "device.late_reply",
+            logging.INFO,
+            bus=self.name,
+            device=dev.device.name,
+            unit=unit,
+            late_ms=round(seconds * 1000, 1),
+        )
 
     def _frame_discarded(self, dev: DeviceRuntime, exc: FrameError) -> None:
         """Count and log a reply that was discarded unread (CRC, unit id, function, format)."""
@@ -488,6 +534,7 @@ class ModbusPoller(BusScheduler):
             t0 = self._clock()
             try:
                 values = await self.modbus.read(dev.device, request)
+                self._late_reply()  # the previous device's, recognised ahead of this reply
             except DeviceTimeout as exc:
                 self._timed_out(dev, exc)
                 return True  # a dead device costs one timeout per cycle, not one per request
@@ -495,10 +542,12 @@ class ModbusPoller(BusScheduler):
                 await self._port_lost(exc)
                 return True
             except FrameError as exc:
+                self._late_reply()
                 self._frame_discarded(dev, exc)
                 answered = True  # something answered: the device is alive, keep going
                 continue
             except DeviceException as exc:
+                self._late_reply()
                 self._counters.responses += 1
                 self._counters.exceptions += 1
                 answered = True

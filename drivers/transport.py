@@ -21,7 +21,7 @@ __all__ = [
 #: timer (1-16 ms, often 1 ms on FTDI set up for Modbus) before the host sees them
 GUARD_FLOOR = 0.01
 #: default guard in character times at the bus's framing
-GUARD_CHARS = 16
+GUARD_CHARS = 32
 
 
 def where(bus: BusConfig, device: DeviceConfig, request: ReadRequest | None = None) -> str:
@@ -51,9 +51,9 @@ def frame_time(bus: BusConfig, nbytes: int) -> float:
 
 
 def default_guard(bus: BusConfig) -> float:
-    """The guard after a timeout when the bus does not set one: 16 character times, >= 10 ms.
+    """The guard after a timeout when the bus does not set one: 32 character times, >= 10 ms.
 
-    16 characters is 18 ms at 9600 8N1; 10 ms (the floor) at 19200 and above.
+    32 characters is 16.7 ms at 19200 8N1, 33.3 ms at 9600, 10 ms (the floor) at 115200.
     """
     return max(GUARD_FLOOR, frame_time(bus, GUARD_CHARS))
 
@@ -86,11 +86,12 @@ class Link(abc.ABC):
     def shutdown(self) -> None:  # noqa: B027 - optional hook, most links have nothing to release
         """Release worker threads, if any (after close)."""
 
-    def take_late_reply(self) -> float | None:
-        """After a DeviceTimeout: seconds past the timeout its late reply came (None: none).
+    def take_late_reply(self) -> tuple[int, float] | None:
+        """(unit id, seconds past its timeout) of a late reply drained since the last call.
 
-        The reply was drained in the guard window. Links without a guard (TCP matches replies
-        by transaction id) always answer None.
+        Drained in the guard window after the timeout, or recognised ahead of the next
+        device's reply; None when there was none. Links that match replies to requests
+        otherwise (TCP transaction ids) always answer None.
         """
         return None
 

@@ -34,9 +34,9 @@ def load(bus: str = "", device: str = "") -> tuple[BusConfig, object]:
 def test_defaults() -> None:
     bus, dev = load()
     assert bus.guard is None
-    assert guard_window(bus) == default_guard(bus) == 0.01  # 16 chars at 19200 = 9.2 ms: floor
-    assert default_guard(BusConfig("b", "rtu", baudrate=9600)) == pytest.approx(16 * 10 / 9600)
-    assert default_guard(BusConfig("b", "rtu", baudrate=1200)) == pytest.approx(16 * 10 / 1200)
+    assert guard_window(bus) == default_guard(bus) == pytest.approx(32 * 10 / 19200)  # 16.7 ms
+    assert default_guard(BusConfig("b", "rtu", baudrate=9600)) == pytest.approx(32 * 10 / 9600)
+    assert default_guard(BusConfig("b", "rtu", baudrate=115200)) == 0.01  # the floor
     assert (dev.priority, dev.backoff_cap) == (0, 30.0)  # type: ignore[attr-defined]
 
 

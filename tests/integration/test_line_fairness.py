@@ -25,12 +25,14 @@ pytestmark = pytest.mark.slow
 
 
 async def test_late_replies_land_on_the_late_device_only(tmp_path: Path) -> None:
-    """dosing answers 7 ms after the timeout: drained in the guard, counted as its late reply."""
+    """dosing answers 7 ms after the timeout: drained in the guard, counted as its late reply;
+    the next request waits for it (on a real wire they would have collided)."""
     with rig.line_sim(tmp_path) as sim:
         poller = rig.make_poller(sim)
         rec = rig.Recorder(poller)
         sim.inject("dosing", "slow_response", at=rig.TIMEOUT + 0.007)
         await rig.run_for(poller, rec, 8.0)
+        collisions = sim.rtu["line"].stats.collisions
     stats = poller.stats()
     dosing = stats.devices["dosing"]
     assert dosing.late_replies >= 3, dosing  # the two that trip the breaker, then probes
@@ -40,21 +42,28 @@ async def test_late_replies_land_on_the_late_device_only(tmp_path: Path) -> None
         assert stats.devices[name].frame_errors == 0, stats.devices[name]
         assert rec.qualities(name) == {Quality.GOOD}, name
     assert stats.frame_errors == 0  # no frame discarded anywhere: the late ones were drained
+    assert collisions == 0  # no request went out while the late reply was still to come
     rec.check_values()
 
 
-async def test_without_the_guard_a_late_reply_hits_the_next_device(tmp_path: Path) -> None:
-    """The same fault with ``guard = 0``: the late reply is read as a healthy device's (the bug
-    the guard fixes; shows the test above can fail)."""
+async def test_without_the_guard_requests_collide_with_late_replies(tmp_path: Path) -> None:
+    """The same fault with ``guard = "0ms"``: the next request goes out while dosing's late reply
+    is still to come (a collision on a real wire: what the guard prevents; shows the test above
+    can fail). On the PTY the reply still arrives whole, ahead of the next device's: it is
+    recognised by unit id, length and CRC and counted for dosing, never decoded for another."""
     with rig.line_sim(tmp_path) as sim:
         poller = rig.make_poller(sim, guard=0.0)
         rec = rig.Recorder(poller)
         sim.inject("dosing", "slow_response", at=rig.TIMEOUT + 0.007)
         await rig.run_for(poller, rec, 8.0)
+        collisions = sim.rtu["line"].stats.collisions
     stats = poller.stats()
-    assert sum(stats.devices[n].frame_errors for n in HEALTHY) >= 1, stats
-    assert stats.devices["dosing"].late_replies == 0
-    rec.check_values()  # discarded, never decoded as the wrong device's value
+    assert collisions >= 1, stats
+    assert stats.devices["dosing"].late_replies >= 1, stats
+    for name in HEALTHY:
+        assert stats.devices[name].frame_errors == 0, stats.devices[name]
+        assert rec.qualities(name) == {Quality.GOOD}, name
+    rec.check_values()
 
 
 async def test_slow_device_in_time_is_stretched_not_its_neighbours(
