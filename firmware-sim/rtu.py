@@ -233,7 +233,6 @@ class RtuSlave:
             self._replying = False
         self.stats.replies += 1
 
-
     def _replied(self) -> None:
         # called in the writer thread just before the reply goes out: a request that comes
         # after it (the master answering at once) is no collision
