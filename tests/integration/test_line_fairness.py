@@ -238,3 +238,31 @@ def test_the_store_tells_not_polled_from_not_answered(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_edge_read_shows_the_lost_cycles_when_it_exits(tmp_path: Path) -> None:
+    """``edge read`` (Ctrl-C after a few seconds) prints the stretched device's counters."""
+    import signal
+    import subprocess
+    import sys
+
+    with rig.line_sim(tmp_path) as sim:
+        config = tmp_path / "node.toml"
+        config.write_text(rig.node_toml(sim, tmp_path / "data"))
+        sim.inject("dosing", "slow_response", at=0.187)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "edge", "read", "-c", str(config)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            time.sleep(5.0)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    lines = [ln for ln in err.splitlines() if ln.startswith("device ")]
+    assert any(ln.startswith(f"device dosing: {STRETCHED}, polled ") for ln in lines), err
+    assert "dose" in out and "pressure" in out
