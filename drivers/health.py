@@ -67,7 +67,9 @@ class Breaker:
     def failure(self, now: float, ceiling: float | None = None) -> float:
         """The device did not answer at ``now``; returns the backoff started (0 if none).
 
-        ``ceiling``: the longest backoff the line's spare capacity allows now (None: ``cap``).
+        ``ceiling``: the longest time between probes the line's spare capacity allows now
+        (None: ``cap``). The probe goes at the device's first poll deadline after the backoff,
+        up to one interval later, so the backoff is at most ``ceiling - base``.
         """
         self.failures += 1
         self.failed_at = now
@@ -75,7 +77,7 @@ class Breaker:
             return 0.0
         delay = min(self.cap, self.base * 2.0 ** (self.failures - self.trip))
         if ceiling is not None:
-            delay = max(self.base, min(delay, ceiling))
+            delay = max(self.base, min(delay, ceiling - self.base))
         self.open_until = now + delay
         return delay
 
@@ -85,7 +87,8 @@ class Breaker:
         A long backoff begun on a busy line is cut short (only while the breaker is open).
         """
         if self.failures >= self.trip:
-            self.open_until = min(self.open_until, self.failed_at + max(self.base, ceiling))
+            delay = max(self.base, ceiling - self.base)
+            self.open_until = min(self.open_until, self.failed_at + delay)
 
 
 @dataclass(slots=True)

@@ -120,19 +120,20 @@ def test_probe_ceiling_follows_spare_capacity() -> None:
 def _comeback(dead_for: float, poll: float, timeout: float, spare: float, cap: float) -> float:
     """Seconds from a device answering again to its first answered probe.
 
-    The scheduler asks the breaker at every cycle (``poll``); each probe while dead costs a
-    timeout; the ceiling comes from the spare capacity, as the scheduler computes it.
+    As the scheduler does it: at each of the device's deadlines (``k * poll``) the breaker is
+    asked; a probe while dead costs a timeout and the guard; the ceiling comes from the spare
+    capacity.
     """
     b = Breaker(base=poll, cap=cap)
-    cost = timeout + 0.01
-    now = 0.0
+    cost = timeout + 0.017
+    k = 0
     while True:
-        if b.allows(now):
-            if now >= dead_for:
-                return now - dead_for
-            b.failure(now, probe_ceiling(spare, cost, 1, poll, cap))
-            now += cost
-        now += poll
+        t = k * poll
+        if b.allows(t):
+            if t >= dead_for:
+                return t - dead_for
+            b.failure(t + cost, probe_ceiling(spare, cost, 1, poll, cap))
+        k += 1
 
 
 @given(
@@ -150,7 +151,14 @@ def test_a_device_back_on_an_idle_line_is_probed_within_3s(
 def test_after_30s_dead_on_a_busy_line_it_waits_up_to_the_cap() -> None:
     waits = [_comeback(30.0 + k * 0.37, 0.25, 0.2, 0.02, 30.0) for k in range(40)]
     assert max(waits) > 10.0  # the busy line is spared: probes back off towards the cap
-    assert max(waits) <= 30.0 + 0.25 + 0.21
+    assert max(waits) <= 30.0 + 0.25 + 0.22
+
+
+def test_exactly_30s_dead_on_the_issues_line() -> None:
+    """The acceptance case: 30 s dead, 200 ms timeout, the issue's line (79 % spare) or idle."""
+    for poll in (0.1, 0.25, 1.0):
+        for spare in (0.79, 1.0):
+            assert _comeback(30.0, poll, 0.2, spare, 30.0) < 3.0, (poll, spare)
 
 
 def test_reclamp_cuts_a_long_backoff_short_when_the_line_frees_up() -> None:
@@ -159,7 +167,8 @@ def test_reclamp_cuts_a_long_backoff_short_when_the_line_frees_up() -> None:
     for t in (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0):
         b.failure(t)  # no ceiling: exponential up to 16 s
     assert not b.allows(20.0)
-    b.reclamp(2.0)  # the line is idle now
+    b.reclamp(2.25)  # the line is idle now: probe within 2.25 s, at most 2 s + one interval
+    assert not b.allows(8.9)
     assert b.allows(9.0)
     b.success()
     b.reclamp(2.0)  # closed: nothing to do
