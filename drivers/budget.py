@@ -15,7 +15,7 @@ at a time runs on the line, so two things go wrong when a device asks too much:
 2. **Utilisation.** The demands together must leave headroom for jitter, retries and probes of
    dead devices: at most :data:`LINE_BUDGET` of the line. Over it, the largest demands are cut
    to a common level (water-filling: max-min fairness), so the devices asking for the least keep
-   all of theirs.
+   all of theirs. A device alone on its bus is never stretched: it takes nothing from anyone.
 
 Either way only the device whose transactions are out of proportion is stretched, by a whole
 factor ``m`` of its configured interval (its deadlines stay on the same grid, so it returns to
@@ -94,9 +94,11 @@ def stretch_factors(loads: Sequence[Load]) -> list[int]:
         for j in blockers:
             period = t_i * _lost(loads[j], t_i) * len(blockers) / LOSS_BUDGET
             factors[j] = max(factors[j], _factor(period, loads[j].interval))
-    # 2. utilisation: water-fill the demands down to the line budget
+    # 2. utilisation: water-fill the demands down to the line budget. A device alone on the
+    # line takes nothing from anyone: stretching it would only cost throughput (its deadlines
+    # missed are skipped all the same).
     demand = {j: _cost(loads[j]) / (loads[j].interval * factors[j]) for j in live}
-    if sum(demand.values()) > LINE_BUDGET:
+    if len(live) > 1 and sum(demand.values()) > LINE_BUDGET:
         level = _water_level(sorted(demand.values()), LINE_BUDGET)
         for j, d in demand.items():
             if d > level:

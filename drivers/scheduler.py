@@ -65,7 +65,7 @@ REBUDGET_EVERY = 0.2
 COST_WEIGHT = 0.3
 #: a stretched device comes back only when its interval would fit with this much more cost
 #: (hysteresis: a cost hovering at a threshold does not flap the interval)
-RELAX_MARGIN = 1.2
+RELAX_MARGIN = 1.1
 #: gap records kept until collected (:meth:`BusScheduler.take_gaps`); more are counted, dropped
 MAX_GAPS = 1000
 
