@@ -16,6 +16,7 @@ from edge.errors import ConfigError, DeviceError
 from edge.log import configure
 
 if TYPE_CHECKING:
+    from edge.drivers import BusPoller
     from edge.drivers.transport import ModbusTransport
     from edge.readings import Reading
 
@@ -88,12 +89,27 @@ async def _read(config_path: Path, once: bool, as_json: bool, points: tuple[str,
 
     if not pollers:
         return
-    async with asyncio.TaskGroup() as tg:
-        tasks = [tg.create_task(p.run(emit), name=f"bus:{p.name}") for p in pollers]
-        if once:
-            await done.wait()
-            for t in tasks:
-                t.cancel()
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(p.run(emit), name=f"bus:{p.name}") for p in pollers]
+            if once:
+                await done.wait()
+                for t in tasks:
+                    t.cancel()
+    finally:
+        _lost_cycles(pollers)
+
+
+def _lost_cycles(pollers: list[BusPoller]) -> None:
+    """On exit, to stderr: each device that lost cycles (not polled) or answered late."""
+    for p in pollers:
+        for d in p.stats().devices.values():
+            if d.skipped or d.deferred or d.late_replies or d.status != "ok":
+                click.echo(
+                    f"device {d.name}: {d.status}, polled {d.polls}, skipped {d.skipped},"
+                    f" deferred {d.deferred} (kept {d.kept:.1%}), late replies {d.late_replies}",
+                    err=True,
+                )
 
 
 @click.command("read")
