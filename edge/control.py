@@ -63,7 +63,7 @@ def unix_identity(uid: int, gid: int) -> Identity:
 
 def peer_identity(sock: socket.socket) -> Identity:
     """Who is at the other end of a connected Unix socket, as the kernel knows them."""
-    pid, uid, gid = _UCRED.unpack(
+    _pid, uid, gid = _UCRED.unpack(
         sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
     )
     return unix_identity(uid, gid)

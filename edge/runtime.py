@@ -107,7 +107,10 @@ class Node:
         self._ledger = LedgerBridge(config)
         self._alerts = (
             AlertPublisher(
-                config.mqtt, config.node_id, on_command=self.apply_command, operators=config.operators
+                config.mqtt,
+                config.node_id,
+                on_command=self.apply_command,
+                operators=config.operators,
             )
             if config.mqtt is not None
             else None

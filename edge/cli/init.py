@@ -89,9 +89,7 @@ def render(
 @click.option("--user", default="edge", show_default=True,
               help="The unprivileged user the systemd unit runs the node as.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the files written as JSON.")
-def init(
-    node_id: str, directory: Path, data_dir: Path | None, user: str, as_json: bool
-) -> None:
+def init(node_id: str, directory: Path, data_dir: Path | None, user: str, as_json: bool) -> None:
     """Scaffold a node: node.toml, rules/first-rule.yaml, its signing key and a systemd unit.
 
     Never overwrites: when any of the files exists, nothing is written (exit 1). The output

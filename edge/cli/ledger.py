@@ -264,12 +264,11 @@ def _correct_offline(cfg: NodeConfig, ref: str, reason: str, actor: str) -> dict
     import os
     import time
 
+    from edge.commands import OperatorCommand, authenticate
+    from edge.control import unix_identity
     from edge.ledger.correction import plan_correction
     from edge.ledger.keys import load_key
     from edge.ledger.store import Ledger
-
-    from edge.commands import OperatorCommand, authenticate
-    from edge.control import unix_identity
 
     # no node to ask: the actor is who runs this process (they can open the key and the ledger)
     cmd = authenticate(

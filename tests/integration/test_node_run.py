@@ -292,7 +292,9 @@ def test_operator_actions_via_cli_and_mqtt_are_recorded_with_who(node_dir: Path,
         (me, alarm_id, [alarm_id]),
         (me, alarm_id, [alarm_id]),
     ]
-    assert corrections[0]["body"]["reason"] == "probe was in the door draught [claimed actor: qa.jane]"
+    assert (
+        corrections[0]["body"]["reason"] == "probe was in the door draught [claimed actor: qa.jane]"
+    )
     _assert_verifies(db)
     log = sub_out.read_text()
     assert "edge/demo-gw1/alarms/tunnel-temp-high" in log

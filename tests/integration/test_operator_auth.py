@@ -70,8 +70,7 @@ def node_dir(tmp_path: Path, secured_broker) -> Iterator[Path]:  # type: ignore[
             shutil.copyfile(src, tmp_path / name)
     toml = tmp_path / "node.toml"
     toml.write_text(
-        toml.read_text()
-        + f'\n[mqtt]\nhost = "127.0.0.1"\nport = {secured_broker.port}\n'
+        toml.read_text() + f'\n[mqtt]\nhost = "127.0.0.1"\nport = {secured_broker.port}\n'
         'username = "gw"\npassword = "gw-secret"\n'
         '[operators]\nact = ["mqtt:alice"]\n'
     )
@@ -92,8 +91,8 @@ def _entries(db: Path, type_: str) -> list[dict[str, Any]]:
     return [json.loads(r[0]) for r in rows]
 
 
-async def _wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
+async def _wait_for(predicate, within: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if predicate():
             return
@@ -112,7 +111,7 @@ async def test_commands_act_as_the_broker_user_and_strangers_are_refused(
 ) -> None:  # type: ignore[no-untyped-def]
     port = secured_broker.port
     db = node_dir / "data" / "ledger.db"
-    proc = subprocess.Popen(
+    proc = subprocess.Popen(  # noqa: ASYNC220 - Popen returns at once; the node runs apart
         [*EDGE, "run", "-c", str(node_dir / "node.toml")],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
