@@ -155,7 +155,7 @@ class OperatorsConfig:
 
     read: tuple[str, ...] = ("*", "mqtt:*")  #: status (``edge alarm list``)
     act: tuple[str, ...] = ()  #: ack, shelve, unshelve, suppress, out_of_service, ...
-    correct: tuple[str, ...] = ()  #: ledger corrections
+    correct: tuple[str, ...] = ()  #: ledger corrections and operator prunes of raw readings
 
     def allowed(self, klass: str) -> tuple[str, ...]:
         """The list for an action class (read, act, correct)."""

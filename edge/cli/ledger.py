@@ -218,11 +218,20 @@ def prune_readings_command(
 
 def _prune_offline(cfg: NodeConfig, before: float, reason: str, actor: str) -> dict[str, Any]:
     """Record and do an operator's prune with the node's key while the node is stopped."""
+    import os
+
+    from edge.commands import OperatorCommand, authenticate
+    from edge.control import unix_identity
     from edge.ledger.keys import load_key
     from edge.ledger.store import Ledger
 
+    # no node to ask: the actor is who runs this process (they can open the key and the ledger)
+    cmd = authenticate(
+        OperatorCommand("prune_readings", actor=actor, comment=reason),
+        unix_identity(os.geteuid(), os.getegid()),
+    )
     with Ledger.open(cfg.ledger_path, load_key(cfg.key_path)) as store:
-        deleted = store.prune_readings(before, actor=actor, comment=reason)
+        deleted = store.prune_readings(before, actor=cmd.actor, comment=cmd.comment)
     return {"readings": deleted, "offline": f"directly into {cfg.ledger_path} (no node running)"}
 
 
