@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import pwd
 import shutil
@@ -95,8 +96,9 @@ async def default_node() -> AsyncIterator[tuple[Path, _Node, ControlServer]]:
         yield x
 
 
-async def test_another_user_may_read_but_not_act_by_default(default_node) -> None:  # type: ignore[no-untyped-def]
+async def test_another_user_may_read_but_not_act_by_default(default_node, caplog) -> None:  # type: ignore[no-untyped-def]
     sock, node, server = default_node
+    caplog.set_level(logging.WARNING, logger="edge")
     status = await asyncio.to_thread(_as_nobody, sock, {"action": "status"})
     assert status == {"ok": True, "actor": "unix:nobody"}
     ack = {"action": "ack", "rule": "temp-high", "actor": "root", "comment": "mine"}
@@ -105,6 +107,13 @@ async def test_another_user_may_read_but_not_act_by_default(default_node) -> Non
     # the refused command never reached the node: nothing to record
     assert [c.action for c in node.done] == ["status"]
     assert server.refused == 1
+    (refusal,) = [r for r in caplog.records if r.getMessage() == "control.refused"]
+    fields = refusal.fields  # type: ignore[attr-defined]
+    assert (fields["actor"], fields["action"], fields["rule"]) == (
+        "unix:nobody",
+        "ack",
+        "temp-high",
+    )
 
 
 async def test_the_nodes_own_user_acts_under_its_name_and_the_claim_is_kept(default_node) -> None:  # type: ignore[no-untyped-def]
