@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import configparser
 import json
+import os
+import pwd
 import re
 import shutil
 import signal
@@ -193,3 +195,16 @@ def test_the_scaffolded_node_runs_and_stops_cleanly_on_sigterm(tmp_path: Path) -
         conn.close()
     assert types[0] == "node.start"
     assert [t for t in types if t != "checkpoint"][-1] == "node.stop"  # nothing after it
+
+
+def test_run_as_root_init_hands_the_data_dir_to_the_units_user(tmp_path: Path) -> None:
+    if os.geteuid() != 0:  # pragma: no cover - the test machine runs as root
+        pytest.fail("handing files to another user needs root")
+    out = _edge("init", "--node-id", "gw1", "--dir", str(tmp_path), "--user", "nobody", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["data_dir_owner"] == "nobody"
+    nobody = pwd.getpwnam("nobody").pw_uid
+    data = tmp_path / "data"
+    assert {p.stat().st_uid for p in [data, *data.iterdir()]} == {nobody}
+    assert (tmp_path / "node.toml").stat().st_uid == 0  # the config stays root's: read-only to it
+    assert "User=nobody" in (tmp_path / "edge-qc.service").read_text().splitlines()
