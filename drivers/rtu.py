@@ -30,6 +30,7 @@ import contextlib
 import os
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import minimalmodbus
@@ -104,6 +105,10 @@ class RtuTransport(ModbusTransport):
         self._last_end = 0.0
         self._gap = bus.inter_frame
         self.discarded_bytes = 0
+        #: called with (sending, bytes) for every frame on the wire (``edge read --trace``);
+        #: a reply is passed whole, or as far as it came when the wait timed out
+        self.trace: Callable[[bool, bytes], None] | None = None
+        self._rx = bytearray()
 
     @property
     def is_open(self) -> bool:
@@ -139,6 +144,7 @@ class RtuTransport(ModbusTransport):
         wait = self._gap - (time.monotonic() - self._last_end)
         if wait > 0:
             await asyncio.sleep(wait)
+        self._rx.clear()
         try:
             async with asyncio.timeout(self.bus.timeout):
                 return await self._transact_async(port.fileno(), device, request, label)
@@ -148,6 +154,8 @@ class RtuTransport(ModbusTransport):
             raise PortUnavailable(f"{label}: {exc.strerror or exc}") from exc
         finally:
             self._last_end = time.monotonic()
+            if self.trace is not None and self._rx:
+                self.trace(False, bytes(self._rx))
 
     async def _transact_async(
         self, fd: int, device: DeviceConfig, request: ReadRequest, label: str
@@ -156,6 +164,8 @@ class RtuTransport(ModbusTransport):
         frame = build_read(unit, function, request.start, request.count)
         self._drain(fd)
         os.write(fd, frame)
+        if self.trace is not None:
+            self.trace(True, frame)
         if self.bus.echo:
             echo = await self._recv(fd, len(frame))
             if echo != frame:
@@ -193,6 +203,8 @@ class RtuTransport(ModbusTransport):
                 chunk = b""
             if chunk:
                 buf += chunk
+                if self.trace is not None:
+                    self._rx += chunk
                 continue
             await _readable(fd)
         return buf
