@@ -20,7 +20,10 @@ from click.testing import CliRunner, Result
 from edge.cli import main
 from edge.firmware_sim.simulator import SimulatorThread
 
+from .cli_fixtures import sim_rtu
 from .conftest import Catalog, free_port, oracle_registers, write_node
+
+__all__ = ["sim_rtu"]  # a fixture used here
 
 EDGE = [sys.executable, "-m", "edge"]
 
@@ -129,20 +132,6 @@ def test_table_has_a_header_and_exact_values(
 
 
 # --- exit codes and diagnosis ------------------------------------------------------------------
-
-
-@pytest.fixture
-def sim_rtu(tmp_path: Path) -> Iterator[str]:
-    """firmware-sim: units 3 and 7 on one RS-485 bus at 115200 8N1 (others stay silent, as on
-    a real multi-drop line; pymodbus's simulator answers unknown ids with exception 04)."""
-    scenario = tmp_path / "bus.yaml"
-    scenario.write_text(
-        "name: bus\nbuses:\n  rs485: {kind: rtu, baudrate: 115200}\ndevices:\n"
-        "  a: {bus: rs485, unit: 3, points: {t: {register: 0, type: uint16, value: 215}}}\n"
-        "  b: {bus: rs485, unit: 7, points: {t: {register: 0, type: uint16, value: 7}}}\n"
-    )
-    with SimulatorThread(scenario, tmp_path / "run", seed=0) as sim:
-        yield str(sim.serial_paths["rs485"])
 
 
 def test_wrong_unit_id_is_diagnosed_on_one_line(tmp_path: Path, sim_rtu: str) -> None:
