@@ -8,7 +8,6 @@ inputs are shown as bits.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -117,6 +116,8 @@ async def _poll(
     as_json: bool,
     trace: Any,
 ) -> bool:
+    import asyncio
+
     from edge.errors import DeviceError, PortUnavailable
 
     out = Stdout()
@@ -199,6 +200,8 @@ def probe(
       edge probe -c node.toml --device tunnel --register 40001 --address-base 1
       edge probe --port 192.168.1.20:502 --register 0 --interval 1s
     """  # noqa: D301
+    import asyncio
+
     target = resolve_target(opts, unit)
     wire = target.wire(register)
     limit = 2000 if table in ("coil", "discrete") else 125

@@ -8,7 +8,6 @@ on stderr with the reason and what to check, printed again only when the reason 
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import sys
 import time
@@ -169,6 +168,8 @@ class _Reader:
     def __init__(
         self, config: NodeConfig, points: Sequence[str], count: int | None, as_json: bool
     ) -> None:
+        import asyncio
+
         self.config = config
         self.points = list(points)
         self.count = count
@@ -235,6 +236,8 @@ class _Reader:
 
 
 async def _run(reader: _Reader, watch: Watch, trace: bool) -> None:
+    import asyncio
+
     from edge.drivers import build_pollers
 
     pollers = build_pollers(reader.config, set(reader.points), links=watch.link)
@@ -323,6 +326,8 @@ def read(
       edge read -c node.toml --point temp --interval 500ms --trace
       edge read -c node.toml --json | head -1
     """  # noqa: D301
+    import asyncio
+
     from edge.cli.watch import Watch
     from edge.config import load_config
     from edge.errors import ConfigError

@@ -9,7 +9,6 @@ each device's poll cycle, so a recording cut short by Ctrl-C keeps what was read
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import datetime as dt
 import sys
@@ -80,6 +79,8 @@ class _Recorder:
 
 
 async def _record(config: NodeConfig, points: list[str], seconds: float, out: IO[str]) -> Any:
+    import asyncio
+
     from edge.cli.watch import Watch
     from edge.drivers import build_pollers
 
@@ -131,6 +132,8 @@ def record(
       edge record -c node.toml --seconds 60 --out rec.csv
       edge rules test rules.yaml --data rec.csv
     """  # noqa: D301
+    import asyncio
+
     from edge.config import load_config
     from edge.errors import ConfigError
     from edge.log import configure

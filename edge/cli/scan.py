@@ -9,7 +9,6 @@ or a wrong baud rate).
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from typing import Any
 
@@ -113,6 +112,8 @@ def scan(
       edge scan --port /dev/ttyUSB0 --units 1-20 --timeout 0.05
       edge scan --port 192.168.1.20:502 --units 1-10
     """  # noqa: D301
+    import asyncio
+
     try:
         ids = parse_units(units)
     except ValueError as exc:

@@ -13,7 +13,6 @@ errors mapped into edge's error tree here, at the boundary.
 
 from __future__ import annotations
 
-import asyncio
 import fcntl
 import os
 import sys
@@ -162,6 +161,8 @@ def _write_rtu(bus: BusConfig, unit: int, plan: Plan) -> None:
 
 
 async def _write_tcp(bus: BusConfig, unit: int, plan: Plan) -> None:
+    import asyncio
+
     from pymodbus.client import AsyncModbusTcpClient
     from pymodbus.exceptions import ModbusException
     from pymodbus.pdu import ExceptionResponse
@@ -279,6 +280,8 @@ def write(
       edge write --port 10.0.0.5:502 --table coil --register 0 1 0 1 --yes
       edge write -c node.toml --device tunnel --register 40001 --address-base 1 7
     """  # noqa: D301
+    import asyncio
+
     from edge.errors import ConfigError, DeviceError
 
     target = resolve_target(opts, unit)
