@@ -14,6 +14,7 @@ running as a service user and a technician's shell see the same locks).
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import re
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from edge.errors import PortUnavailable
 
-__all__ = ["lock_dir", "lock_path", "take_endpoint_lock"]
+__all__ = ["lock_dir", "lock_path", "port_reason", "take_endpoint_lock"]
 
 
 def lock_dir() -> Path:
@@ -64,3 +65,19 @@ def take_endpoint_lock(address: str, *, exclusive: bool) -> int:
             f"address {address}: in use by {holder} (lock {lock_path(address)})"
         ) from exc
     return fd
+
+
+def port_reason(exc: BaseException) -> str:
+    """Why a serial port could not be opened, said once.
+
+    pyserial's own text repeats itself (``[Errno 2] could not open port /dev/x: [Errno 2] No
+    such file or directory: '/dev/x'``); the caller's message already names the port, so this
+    is just the reason: the OS's words for the errno, or "in use by another program" for the
+    exclusive lock another edge program holds.
+    """
+    code = exc.errno if isinstance(exc, OSError) else None
+    if code in (errno.EAGAIN, errno.EWOULDBLOCK) and "lock" in str(exc).lower():
+        return "in use by another program (it holds the port's exclusive lock)"
+    if code:
+        return os.strerror(code)
+    return str(exc) or type(exc).__name__

@@ -38,6 +38,7 @@ import serial
 
 from edge.config import BusConfig, DeviceConfig
 from edge.drivers.planner import BIT_TABLES, ReadRequest
+from edge.drivers.portlock import port_reason
 from edge.drivers.rtu_frame import (
     EXCEPTION_LENGTH,
     BadFrameError,
@@ -214,10 +215,7 @@ class RtuTransport(ModbusTransport):
     def _open_sync(self) -> None:
         if self._serial is not None:
             return
-        with map_exceptions(
-            {serial.SerialException: PortUnavailable, OSError: PortUnavailable},
-            f"bus {self.bus.name} port {self.bus.port}",
-        ):
+        try:
             port = serial.Serial(
                 port=self.bus.port,
                 baudrate=self.bus.baudrate,
@@ -228,6 +226,10 @@ class RtuTransport(ModbusTransport):
                 write_timeout=max(1.0, self.bus.timeout),
                 exclusive=True,
             )
+        except (serial.SerialException, OSError) as exc:
+            raise PortUnavailable(
+                f"bus {self.bus.name} port {self.bus.port}: {port_reason(exc)}"
+            ) from exc
         self._serial = port
         for inst in self._instruments.values():
             inst.serial = port

@@ -125,9 +125,7 @@ def _store(path: Path, key: NodeKey, readings: list[Reading], *, prune_before: f
 
 def test_export_writes_exact_values_in_a_window(tmp_path: Path) -> None:
     t0 = 1_795_428_000.0  # 2026-11-23T10:00:00Z
-    readings = [
-        Reading("temp", t0 + i, i * 0.1, Quality.GOOD, "degC") for i in range(10)
-    ] + [
+    readings = [Reading("temp", t0 + i, i * 0.1, Quality.GOOD, "degC") for i in range(10)] + [
         Reading("lot", t0 + 0.5, "0042", Quality.GOOD),
         Reading("run", t0 + 1.5, True, Quality.GOOD),
         Reading("temp", t0 + 20, None, Quality.COMM_FAIL, "degC"),
@@ -170,7 +168,9 @@ def test_export_reports_pruned_blocks_and_bad_files(tmp_path: Path) -> None:
     sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.close()
     result = invoke("readings", "export", "--db", str(other))
     assert result.exit_code == 1
-    assert result.stderr.strip() == f"error: {other}: not an edge ledger database (no readings table)"
+    assert (
+        result.stderr.strip() == f"error: {other}: not an edge ledger database (no readings table)"
+    )
     result = invoke("readings", "export", "--db", str(tmp_path / "missing.db"))
     assert result.exit_code == 1
     assert "no such file" in result.stderr
@@ -210,9 +210,7 @@ def test_running_node_refuses_writes_and_its_store_replays(tmp_path: Path) -> No
     result = invoke("readings", "export", "-c", str(config), "--point", "tunnel_temp",
                     "--out", str(out))  # fmt: skip
     assert result.exit_code == 0, result.output
-    replayed = [
-        e for e in events(tmp_path / "tunnel.yaml", out) if e["rule"] == "tunnel-temp-high"
-    ]
+    replayed = [e for e in events(tmp_path / "tunnel.yaml", out) if e["rule"] == "tunnel-temp-high"]
     assert replayed[0]["event"] == "activated"
     assert replayed[0]["ts"] == pytest.approx(alarm["ts"], abs=0.3)
 
