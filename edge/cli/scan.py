@@ -3,8 +3,8 @@
 Each id in the range is asked for one register (``--register``, ``--table``) with a short
 timeout (``--timeout``, 0.1 s by default: a whole 1..247 scan takes about 25 s when nothing
 answers). A device answers even when it refuses the register (an exception reply), so both
-count as found; silence is not found; a garbled reply is reported (two devices sharing an id,
-or a wrong baud rate).
+count as found; silence is not found, nor a gateway's exception 10/11 (it answers for a unit
+that did not); a garbled reply is reported (two devices sharing an id, or a wrong baud rate).
 """
 
 from __future__ import annotations
@@ -58,6 +58,8 @@ async def _scan(
                 except DeviceTimeout:
                     continue
                 except DeviceException as exc:
+                    if exc.code in (10, 11):  # a gateway saying nobody answered behind it
+                        continue
                     d = diagnose(exc, target.bus, unit)
                     status, detail = "exception", {"code": exc.code, "reason": d.reason}
                     text = f"unit {unit:>3}: answers ({d.reason})"

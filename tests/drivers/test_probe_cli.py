@@ -229,3 +229,56 @@ def test_scan_nothing_found_and_bad_ranges(sim_rtu: str) -> None:
         result = invoke("scan", "--port", sim_rtu, "--units", bad)
         assert result.exit_code == 2, bad
         assert "--units" in result.stderr
+
+
+@pytest.fixture
+def gateway() -> Iterator[str]:
+    """A Modbus TCP gateway written out from the spec: unit 5 answers register 0 = 55; for any
+    other unit the gateway itself answers exception 0B (target device failed to respond)."""
+    import asyncio
+    import struct
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                tid, _, length, unit = struct.unpack(">HHHB", await reader.readexactly(7))
+                pdu = await reader.readexactly(length - 1)
+                if unit == 5:
+                    reply = bytes([pdu[0], 2]) + struct.pack(">H", 55)
+                else:
+                    reply = bytes([pdu[0] | 0x80, 0x0B])
+                writer.write(struct.pack(">HHHB", tid, 0, len(reply) + 1, unit) + reply)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    port = free_port()
+    with ServerThread(lambda: _Gateway(serve, port)):
+        yield f"127.0.0.1:{port}"
+
+
+class _Gateway:
+    """Enough of a pymodbus server's interface for ServerThread."""
+
+    def __init__(self, handler: object, port: int) -> None:
+        self.handler, self.port = handler, port
+        self._server: object = None
+
+    async def serve_forever(self) -> None:
+        import asyncio
+
+        self._server = await asyncio.start_server(self.handler, "127.0.0.1", self.port)  # type: ignore[arg-type]
+        async with self._server:  # type: ignore[attr-defined]
+            await self._server.serve_forever()  # type: ignore[attr-defined]
+
+    async def shutdown(self) -> None:
+        self._server.close()  # type: ignore[attr-defined]
+
+
+def test_scan_through_a_gateway_ignores_its_own_exceptions(gateway: str) -> None:
+    result = invoke("scan", "--port", gateway, "--units", "1-8")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        "unit   5: answers (holding 0 = 55)",
+        "1 of 8 unit ids answer: 5",
+    ]
