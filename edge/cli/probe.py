@@ -66,8 +66,14 @@ def _text(target: Target, table: str, register: int, values: list[int]) -> list[
     )
     last = register + len(values) - 1
     wire = target.wire(register)
-    numbering = f" (wire {wire}..{wire + len(values) - 1})" if target.address_base else ""
-    head = f"{table} {register}..{last}{numbering} of unit {target.unit} at {where}:"
+    many = len(values) > 1
+    numbering = (
+        f" (wire {wire}" + (f"..{wire + len(values) - 1})" if many else ")")
+        if target.address_base
+        else ""
+    )
+    span = f"{register}..{last}" if many else f"{register}"
+    head = f"{table} {span}{numbering} of unit {target.unit} at {where}:"
     if table in ("coil", "discrete"):
         return [head, "  " + " ".join(str(v) for v in values)] + [
             f"  {register + i:>6} {v}" for i, v in enumerate(values)
@@ -75,10 +81,10 @@ def _text(target: Target, table: str, register: int, values: list[int]) -> list[
     lines = [head, "  raw " + " ".join(f"{r:04X}" for r in values)]
     lines.append(f"{'type':<11}" + "".join(f"{o:>24}" for o in ORDERS))
     for dtype, cells in probe_table(values):
-        lines.append(
-            f"{dtype:<11}"
-            + "".join(f"{_cell(dtype, cells[o]) if o in cells else '':>24}" for o in ORDERS)
+        row = f"{dtype:<11}" + "".join(
+            f"{_cell(dtype, cells[o]) if o in cells else '':>24}" for o in ORDERS
         )
+        lines.append(row.rstrip())
     return lines
 
 
