@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import click
 
-from edge.cli import probe, read, readings, record, scan, write
+from edge.cli.probe import probe
+from edge.cli.read import read
+from edge.cli.readings import readings
+from edge.cli.record import record
+from edge.cli.scan import scan
+from edge.cli.write import write
 
-__all__ = ["COMMANDS"]
+__all__ = ["COMMANDS", "probe", "read", "readings", "record", "scan", "write"]
 
-COMMANDS: list[click.Command] = [
-    *read.COMMANDS,
-    *probe.COMMANDS,
-    *scan.COMMANDS,
-    *write.COMMANDS,
-    *record.COMMANDS,
-    *readings.COMMANDS,
-]
+#: every command of this area, for the CLI's registration (``edge.cli.acquire:read`` also names
+#: the read command itself, as a lazy registry of "module:function" expects)
+COMMANDS: list[click.Command] = [read, probe, scan, write, record, readings]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from edge.cli.link import TABLES, Session, Target, bus_options, resolve_target
-from edge.cli.output import PipeClosed, Stdout, quiet_exit_on_closed_pipe, report
+from edge.cli.problems import PipeClosed, Stdout, quiet_exit_on_closed_pipe, report
 from edge.cli.read import duration_option, format_value
 
 if TYPE_CHECKING:
@@ -104,12 +104,14 @@ def _json(target: Target, table: str, register: int, values: list[int]) -> str:
     return orjson.dumps(body).decode()
 
 
-def device_failure(target: Target, exc: DeviceError, as_json: bool) -> None:
-    """One line: the reason and the hint."""
+def device_failure(target: Target, exc: DeviceError, as_json: bool, *, final: bool) -> None:
+    """One line: the reason and the hint (``final``: the command ends with it)."""
     from edge.cli.diagnose import diagnose
 
     d = diagnose(exc, target.bus, target.unit)
-    report(d.text(), as_json, kind=d.kind, reason=d.reason, hint=d.hint, unit=target.unit)
+    report(
+        d.text(), as_json, final=final, kind=d.kind, reason=d.reason, hint=d.hint, unit=target.unit
+    )
 
 
 async def _poll(
@@ -135,11 +137,11 @@ async def _poll(
                 try:
                     values = await link.read(target.unit, table, target.wire(register), count)
                 except PortUnavailable as exc:
-                    device_failure(target, exc, as_json)
+                    device_failure(target, exc, as_json, final=True)
                     return False
                 except DeviceError as exc:
                     ok = False
-                    device_failure(target, exc, as_json)
+                    device_failure(target, exc, as_json, final=every is None)
                 else:
                     if as_json:
                         out.line(_json(target, table, register, values))
@@ -151,7 +153,7 @@ async def _poll(
                     return ok
                 await asyncio.sleep(every)
     except PortUnavailable as exc:  # the port or connection could not be opened
-        device_failure(target, exc, as_json)
+        device_failure(target, exc, as_json, final=True)
         return False
 
 

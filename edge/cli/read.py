@@ -1,9 +1,10 @@
 """``edge read``: poll a node's points and show each value with its register, raw words and quality.
 
 Exit status: 0 when every reading printed was good; 1 when any requested point was not
-(comm_fail, stale, config_error) or nothing could be read; 2 for a bad config or usage; 130 on
-Ctrl-C; 141 when the reader of stdout went away (``| head``). Each failing device gets one line
-on stderr with the reason and what to check, printed again only when the reason changes.
+(comm_fail, stale, config_error) or nothing could be read, or the reader of stdout went away
+(``| head``: the command ends quietly); 2 for a bad config or usage; 130 on Ctrl-C. Each failing
+device gets one line on stderr with the reason and what to check, printed again only when the
+reason changes.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from edge.cli.output import PipeClosed, Stdout, fail, quiet_exit_on_closed_pipe, report
+from edge.cli.problems import PipeClosed, Stdout, fail, quiet_exit_on_closed_pipe, report
 from edge.durations import parse_duration
 
 if TYPE_CHECKING:

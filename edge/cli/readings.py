@@ -23,7 +23,7 @@ from typing import IO, Any
 
 import click
 
-from edge.cli.output import fail, quiet_exit_on_closed_pipe
+from edge.cli.problems import fail, quiet_exit_on_closed_pipe
 
 __all__ = ["COMMANDS", "export_rows", "readings"]
 

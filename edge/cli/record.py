@@ -18,7 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from edge.cli.output import fail, report
+from edge.cli.problems import fail, report
 from edge.cli.read import LISTEN, duration_option, prepare
 
 if TYPE_CHECKING:

@@ -15,8 +15,8 @@ from typing import Any
 import click
 
 from edge.cli.link import TABLES, Session, bus_options, resolve_target
-from edge.cli.output import PipeClosed, Stdout, quiet_exit_on_closed_pipe
 from edge.cli.probe import device_failure, trace_printer
+from edge.cli.problems import PipeClosed, Stdout, quiet_exit_on_closed_pipe
 
 __all__ = ["COMMANDS", "parse_units", "scan"]
 
@@ -68,7 +68,7 @@ async def _scan(
                     status, detail = "garbled", {"reason": d.reason}
                     text = f"unit {unit:>3}: garbled reply ({d.text()})"
                 except PortUnavailable as exc:
-                    device_failure(target, exc, as_json)
+                    device_failure(target, exc, as_json, final=True)
                     return found
                 else:
                     status, detail = "answers", {"value": values[0]}
@@ -81,7 +81,7 @@ async def _scan(
                 else:
                     out.line(text)
     except PortUnavailable as exc:
-        device_failure(target, exc, as_json)
+        device_failure(target, exc, as_json, final=True)
         return found
     if not as_json:
         listed = ", ".join(map(str, found)) if found else "none"

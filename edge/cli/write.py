@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from edge.cli.link import Target, bus_options, resolve_target
-from edge.cli.output import fail
 from edge.cli.probe import device_failure
+from edge.cli.problems import fail
 
 if TYPE_CHECKING:
     from edge.config import BusConfig
@@ -308,7 +308,7 @@ def write(
         else:
             _write_rtu(target.bus, target.unit, plan)
     except DeviceError as exc:
-        device_failure(target, exc, as_json)
+        device_failure(target, exc, as_json, final=True)
         sys.exit(1)
     if as_json:
         import orjson

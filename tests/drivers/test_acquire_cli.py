@@ -146,7 +146,7 @@ def test_wrong_unit_id_is_diagnosed_on_one_line(tmp_path: Path, sim_rtu: str) ->
     assert result.exit_code == 1
     (line,) = result.stderr.splitlines()
     assert line.startswith(
-        "error: device plc (bus line1, unit 9): no answer from unit 9 within 0.2s"
+        "edge: device plc (bus line1, unit 9): no answer from unit 9 within 0.2s"
     )
     for hint in ("unit id", "baud rate", "parity", "A/B wiring", "115200 baud 8N1"):
         assert hint in line
@@ -267,7 +267,8 @@ def test_unknown_point_and_nothing_to_read(tmp_path: Path) -> None:
     empty = write_node(tmp_path, {"kind": "tcp", "address": "127.0.0.1:1"}, {"plc": {}}, {})
     result = invoke("read", "-c", str(empty), "--once", "--json")
     assert result.exit_code == 1, "--once with nothing read must not exit 0"
-    assert json.loads(result.stderr)["error"].endswith(
+    assert json.loads(result.stdout)["ok"] is False  # a failure: JSON on stdout, as everywhere
+    assert json.loads(result.stdout)["error"].endswith(
         "no points to read (add [points.NAME] sections)"
     )
 
@@ -370,7 +371,8 @@ def test_line_device_silence_is_diagnosed(tmp_path: Path, slow_scale: str) -> No
 
 
 def test_closed_pipe_ends_quietly(tmp_path: Path, tcp_slave: str, catalog: Catalog) -> None:
-    """``edge read --json | head -1``: no traceback, exit 141, head gets its line."""
+    """``edge read --json | head -1``: no traceback, exit 1 (as click and rich end), head gets
+    its line."""
     config = write_node(
         tmp_path,
         {"kind": "tcp", "address": tcp_slave},
@@ -388,4 +390,4 @@ def test_closed_pipe_ends_quietly(tmp_path: Path, tcp_slave: str, catalog: Catal
     _, err = edge.communicate(timeout=30)
     assert json.loads(head.stdout)["point"] == "temp"
     assert err == b""
-    assert edge.returncode == 141
+    assert edge.returncode == 1

@@ -196,13 +196,18 @@ def test_probe_missing_port_is_one_line(tmp_path: Path) -> None:
     assert line.count(str(port)) == 1
     assert "Errno" not in line
     assert "does not exist" in line
+    as_json = invoke("probe", "--port", str(port), "--register", "0", "--json")
+    assert as_json.exit_code == 1
+    failure = json.loads(as_json.stdout)  # the command's failure: on stdout, as everywhere
+    assert (failure["ok"], failure["kind"]) == (False, "port_missing")
+    assert as_json.stderr == ""
 
 
 def test_probe_exception_is_explained(tcp_slave: str) -> None:
     result = invoke("probe", "--port", tcp_slave, "--register", "300")
     assert result.exit_code == 1
     assert result.stderr.startswith(
-        "error: unit 1 answered exception 02 (illegal data address) -- the register does not"
+        "edge: unit 1 answered exception 02 (illegal data address) -- the register does not"
     )
 
 

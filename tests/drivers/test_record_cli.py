@@ -169,7 +169,7 @@ def test_export_reports_pruned_blocks_and_bad_files(tmp_path: Path) -> None:
     result = invoke("readings", "export", "--db", str(other))
     assert result.exit_code == 1
     assert (
-        result.stderr.strip() == f"error: {other}: not an edge ledger database (no readings table)"
+        result.stderr.strip() == f"edge: {other}: not an edge ledger database (no readings table)"
     )
     result = invoke("readings", "export", "--db", str(tmp_path / "missing.db"))
     assert result.exit_code == 1
@@ -197,7 +197,7 @@ def test_running_node_refuses_writes_and_its_store_replays(tmp_path: Path) -> No
             by_config = invoke("write", "-c", str(config), "--device", "tunnel",
                                "--register", "3", "--yes", "0")  # fmt: skip
             assert by_config.exit_code == 1
-            assert by_config.stderr.startswith("error: refused: node demo-gw1 is running with")
+            assert by_config.stderr.startswith("edge: refused: node demo-gw1 is running with")
             tty = str(tmp_path / "tunnel-bus.tty")
             by_port = invoke("write", "--port", tty, "--register", "3", "--yes", "0")
             assert by_port.exit_code == 1
