@@ -285,6 +285,10 @@ def write(
     from edge.errors import ConfigError, DeviceError
 
     target = resolve_target(opts, unit)
+    if target.unit == 0 and target.bus.kind == "tcp":
+        raise click.BadParameter(
+            "broadcast (unit 0) exists on serial lines only", param_hint="--unit"
+        )
     wire = target.wire(register)
     if wire < 0:
         raise click.BadParameter("below the address base", param_hint="--register")
