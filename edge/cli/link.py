@@ -84,6 +84,8 @@ def resolve_target(opts: dict[str, Any], unit: int | None, default_timeout: floa
     from edge.errors import ConfigError
 
     port, config_path, device_name = opts["port"], opts["config_path"], opts["device"]
+    if port is not None and not port.strip():
+        raise click.BadParameter("empty", param_hint="--port")
     base = int(opts["address_base"]) if opts["address_base"] is not None else None
     if config_path is not None or device_name is not None:
         if config_path is None or device_name is None:
