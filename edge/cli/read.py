@@ -104,7 +104,7 @@ class _Table:
 
     def header(self) -> str:
         return (
-            f"{'point':<{self.w}} {'value':>16} {'unit':<6} {'quality':<12} {'device':<10} "
+            f"{'point':<{self.w}} {'value':>20} {'unit':<6} {'quality':<12} {'device':<10} "
             f"{'register':<14} {'type':<14} {'raw':<19} latency"
         )
 
@@ -121,7 +121,7 @@ class _Table:
             raw_text = " ".join(f"{w:04X}" for w in raw)
         latency = f"{r.latency * 1000:.1f}ms" if r.latency else "-"
         return (
-            f"{r.point:<{self.w}} {format_value(r.value):>16} {r.unit or '-':<6} "
+            f"{r.point:<{self.w}} {format_value(r.value):>20} {r.unit or '-':<6} "
             f"{r.quality!s:<12} {p.device:<10} {register:<14} {kind:<14} {raw_text:<19} {latency}"
         )
 
