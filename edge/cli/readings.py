@@ -16,6 +16,7 @@ export is never silent.
 from __future__ import annotations
 
 import csv
+import sqlite3
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,6 +110,9 @@ def readings() -> None:
     default=Path("-"),
     help="The CSV to write ('-': stdout) [-].",
 )
+@click.option(
+    "--json", "as_json", is_flag=True, help="Summary and errors as JSON (needs --out FILE)."
+)
 def export(
     db: Path | None,
     config_path: Path | None,
@@ -116,10 +120,12 @@ def export(
     since: str | None,
     until: str | None,
     out_path: Path,
+    as_json: bool,
 ) -> None:
     """Export stored readings as a CSV that `edge rules test --data` replays.
 
     Exit 0 when readings were exported, 1 when none matched or the file is not a ledger.
+    With --json the summary is one JSON object on stdout (the CSV goes to --out).
 
     \b
     Examples:
@@ -134,6 +140,8 @@ def export(
     from edge.ledger.database import connect
     from edge.ledger.query import parse_time
 
+    if as_json and str(out_path) == "-":
+        raise click.BadParameter("--json needs --out FILE: stdout carries the summary")
     try:
         if db is None and config_path is not None:
             from edge.config import load_config
@@ -145,20 +153,20 @@ def export(
         hi = parse_time(until, now, "--until") if until else None
         conn = connect(path, readonly=True)
     except ConfigError as exc:
-        fail(exc.problems, 2)
+        fail(exc.problems, 2, as_json)
     except EdgeError as exc:
-        fail(str(exc), 1)
+        fail(str(exc), 1, as_json)
     conn.execute("PRAGMA busy_timeout=5000")  # a running node may be committing a block
     database = sqlite_utils.Database(conn)
     if not {"readings", "reading_blocks"} <= set(database.table_names()):
-        fail(f"{path}: not an edge ledger database (no readings table)", 1)
+        fail(f"{path}: not an edge ledger database (no readings table)", 1, as_json)
     pruned = _pruned_blocks(database, lo, hi)
     try:
         out: IO[str] = (
             sys.stdout if str(out_path) == "-" else out_path.open("w", newline="", encoding="utf-8")
         )
     except OSError as exc:
-        fail(f"{out_path}: cannot write: {exc.strerror}", 1)
+        fail(f"{out_path}: cannot write: {exc.strerror}", 1, as_json)
     count = 0
     try:
         writer = csv.writer(out, lineterminator="\n")
@@ -169,11 +177,20 @@ def export(
         out.flush()
     except BrokenPipeError:
         quiet_exit_on_closed_pipe()
+    except sqlite3.Error as exc:  # a damaged file, found while reading it
+        fail(f"{path}: cannot read readings: {exc}", 1, as_json)
     finally:
         if out is not sys.stdout:
             out.close()
         conn.close()
     where = "stdout" if out is sys.stdout else str(out_path)
+    if as_json:
+        import json
+
+        click.echo(
+            json.dumps({"ok": count > 0, "readings": count, "pruned_blocks": pruned, "out": where})
+        )
+        sys.exit(0 if count else 1)
     click.echo(f"exported {count} readings to {where}", err=True)
     if pruned:
         click.echo(

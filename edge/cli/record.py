@@ -18,7 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from edge.cli.problems import fail, report
+from edge.cli.problems import PipeClosed, fail, quiet_exit_on_closed_pipe, report
 from edge.cli.read import LISTEN, duration_option, prepare
 
 if TYPE_CHECKING:
@@ -49,12 +49,19 @@ def csv_value(value: object) -> str:
 
 
 class _Recorder:
-    def __init__(self, config: NodeConfig, points: list[str], out: IO[str], watch: Watch) -> None:
+    def __init__(
+        self, config: NodeConfig, points: list[str], out: IO[str], watch: Watch, as_json: bool
+    ) -> None:
+        self.as_json = as_json
         self.config = config
         self.wanted = set(points)
         self.file = out
         self.writer = csv.writer(out, lineterminator="\n")
-        self.writer.writerow(HEADER)
+        try:
+            self.writer.writerow(HEADER)
+            out.flush()
+        except BrokenPipeError as exc:
+            raise PipeClosed from exc
         self.watch = watch
         self.rows = 0
         self.good = 0
@@ -70,22 +77,36 @@ class _Recorder:
             problem = problems[-1] if problems else self.watch.bus_down.get(bus)
             if problem is not None and self.said.get(device) != problem.diagnosis.text():
                 self.said[device] = problem.diagnosis.text()
-                report(f"device {device} (bus {bus}): {problem.diagnosis.text()}", False)
-        for r in readings:
-            self.writer.writerow((csv_time(r.ts), r.point, csv_value(r.value), str(r.quality)))
-            self.rows += 1
-            self.good += r.quality == "good"
-        self.file.flush()
+                d = problem.diagnosis
+                report(
+                    f"device {device} (bus {bus}): {d.text()}",
+                    self.as_json,
+                    device=device,
+                    bus=bus,
+                    kind=d.kind,
+                    reason=d.reason,
+                    hint=d.hint,
+                )
+        try:
+            for r in readings:
+                self.writer.writerow((csv_time(r.ts), r.point, csv_value(r.value), str(r.quality)))
+                self.rows += 1
+                self.good += r.quality == "good"
+            self.file.flush()
+        except BrokenPipeError as exc:  # `edge record ... | head`: end quietly
+            raise PipeClosed from exc
 
 
-async def _record(config: NodeConfig, points: list[str], seconds: float, out: IO[str]) -> Any:
+async def _record(
+    config: NodeConfig, points: list[str], seconds: float, out: IO[str], as_json: bool
+) -> Any:
     import asyncio
 
     from edge.cli.watch import Watch
     from edge.drivers import build_pollers
 
     watch = Watch()
-    recorder = _Recorder(config, points, out, watch)
+    recorder = _Recorder(config, points, out, watch, as_json)
     pollers = build_pollers(config, set(points), links=watch.link)
 
     async def emit(readings: list[Reading]) -> None:
@@ -120,12 +141,21 @@ async def _record(config: NodeConfig, points: list[str], seconds: float, out: IO
     "--point", "points", multiple=True, metavar="NAME", help="Only this point (repeatable)."
 )
 @click.option("--interval", metavar="DURATION", default=None, help="Poll every device this often.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Summary and errors as JSON (needs --out FILE)."
+)
 def record(
-    config_path: Path, seconds: float, out_path: Path, points: tuple[str, ...], interval: str | None
+    config_path: Path,
+    seconds: float,
+    out_path: Path,
+    points: tuple[str, ...],
+    interval: str | None,
+    as_json: bool,
 ) -> None:
     """Record live readings for SECONDS into a CSV that `edge rules test --data` replays.
 
     Exit 0 when at least one good reading was recorded, 1 otherwise, 2 for a bad config.
+    With --json the summary is one JSON object on stdout (the CSV goes to --out).
 
     \b
     Examples:
@@ -140,6 +170,8 @@ def record(
 
     if seconds <= 0:
         raise click.BadParameter("must be positive", param_hint="--seconds")
+    if as_json and str(out_path) == "-":
+        raise click.BadParameter("--json needs --out FILE: stdout carries the summary")
     every = duration_option(interval, "--interval")
     configure("critical")
     try:
@@ -148,33 +180,45 @@ def record(
         if unknown:
             raise ConfigError([f"{config_path}: --point {p}: no such point" for p in unknown])
     except ConfigError as exc:
-        fail(exc.problems, 2)
+        fail(exc.problems, 2, as_json)
     wanted = list(dict.fromkeys(points)) if points else list(config.points)
     if not wanted:
-        fail(f"{config_path}: no points to record", 1)
+        fail(f"{config_path}: no points to record", 1, as_json)
     started = time.monotonic()
     try:
         out: IO[str] = (
             sys.stdout if str(out_path) == "-" else out_path.open("w", newline="", encoding="utf-8")
         )
     except OSError as exc:
-        fail(f"{out_path}: cannot write: {exc.strerror}", 1)
+        fail(f"{out_path}: cannot write: {exc.strerror}", 1, as_json)
     try:
-        recorder = asyncio.run(_record(config, wanted, seconds, out))
+        recorder = asyncio.run(_record(config, wanted, seconds, out, as_json))
     except KeyboardInterrupt:
         sys.exit(130)
     except ConfigError as exc:
-        fail(exc.problems, 2)
+        fail(exc.problems, 2, as_json)
+    except PipeClosed:
+        quiet_exit_on_closed_pipe()
+    except BaseExceptionGroup as group:
+        if group.subgroup(PipeClosed) is not None:
+            quiet_exit_on_closed_pipe()
+        raise
     finally:
         if out is not sys.stdout:
             out.close()
-    took = time.monotonic() - started
+    took = round(time.monotonic() - started, 3)
     where = "stdout" if out is sys.stdout else str(out_path)
-    click.echo(
-        f"recorded {recorder.rows} readings ({recorder.good} good) of {len(wanted)} points"
-        f" in {took:.1f} s to {where}",
-        err=True,
-    )
+    if as_json:
+        import json
+
+        summary = {"ok": recorder.good > 0, "readings": recorder.rows, "good": recorder.good}
+        click.echo(json.dumps({**summary, "points": len(wanted), "seconds": took, "out": where}))
+    else:
+        click.echo(
+            f"recorded {recorder.rows} readings ({recorder.good} good) of {len(wanted)} points"
+            f" in {took:.1f} s to {where}",
+            err=True,
+        )
     sys.exit(0 if recorder.good else 1)
 
 

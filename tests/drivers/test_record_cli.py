@@ -73,6 +73,12 @@ def test_record_round_trips_through_rules_test(
                     "--out", str(out))  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "recorded" in result.stderr
+    summary = invoke("record", "-c", str(config), "--seconds", "0.2", "--out",
+                     str(tmp_path / "again.csv"), "--json", "--point", "temp")  # fmt: skip
+    assert summary.exit_code == 0, summary.output
+    body = json.loads(summary.stdout)
+    assert body["ok"] is True
+    assert body["good"] == body["readings"] >= 1
     assert out.read_text().splitlines()[0] == "ts,point,value,quality"
     readings = read_csv(out, text_points={"lot"})
     by_point: dict[str, list[Reading]] = {}
@@ -177,6 +183,18 @@ def test_export_reports_pruned_blocks_and_bad_files(tmp_path: Path) -> None:
     result = invoke("readings", "export", "--db", str(db), "--since", "yesterday-ish")
     assert result.exit_code == 2
     assert "--since" in result.stderr
+    as_json = invoke(
+        "readings", "export", "--db", str(db), "--json", "--out", str(tmp_path / "o.csv")
+    )
+    assert as_json.exit_code == 0, as_json.output
+    summary = json.loads(as_json.stdout)
+    assert (summary["ok"], summary["readings"], summary["pruned_blocks"]) == (True, 4, 1)
+    failed = invoke(
+        "readings", "export", "--db", str(other), "--json", "--out", str(tmp_path / "p.csv")
+    )
+    assert failed.exit_code == 1
+    assert json.loads(failed.stdout)["ok"] is False
+    assert invoke("readings", "export", "--db", str(db), "--json").exit_code == 2  # stdout: CSV
 
 
 @pytest.mark.integration
@@ -239,3 +257,25 @@ def _epoch(text: str) -> float:
     import datetime as dt
 
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def test_record_to_a_closed_pipe_ends_quietly(
+    tmp_path: Path, tcp_slave: str, catalog: Catalog
+) -> None:
+    config = write_node(
+        tmp_path,
+        {"kind": "tcp", "address": tcp_slave},
+        {"plc": {"unit": 1, "poll": "20ms"}},
+        {"temp": {"device": "plc", **catalog.points["temp"]}},
+    )
+    t0 = time.monotonic()
+    edge = subprocess.Popen([*EDGE, "record", "-c", str(config), "--seconds", "20"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    head = subprocess.run(["head", "-2"], stdin=edge.stdout, capture_output=True, timeout=30)
+    assert edge.stdout is not None
+    edge.stdout.close()
+    _, err = edge.communicate(timeout=30)
+    assert time.monotonic() - t0 < 15  # it ended at the closed pipe, not after 20 s
+    assert head.stdout.decode().splitlines()[0] == "ts,point,value,quality"
+    assert err == b""
+    assert edge.returncode == 1
