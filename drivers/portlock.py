@@ -14,6 +14,7 @@ running as a service user and a technician's shell see the same locks).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -23,7 +24,13 @@ from pathlib import Path
 
 from edge.errors import PortUnavailable
 
-__all__ = ["lock_dir", "lock_path", "port_reason", "take_endpoint_lock"]
+__all__ = [
+    "lock_dir",
+    "lock_path",
+    "port_reason",
+    "release_endpoint_lock",
+    "take_endpoint_lock",
+]
 
 
 def lock_dir() -> Path:
@@ -40,31 +47,51 @@ def lock_path(address: str) -> Path:
 
 
 def take_endpoint_lock(address: str, *, exclusive: bool) -> int:
-    """Lock endpoint ``address``; returns the fd to close to release it.
+    """Lock endpoint ``address``; returns the fd to pass to :func:`release_endpoint_lock`.
 
     Raises:
         PortUnavailable: ``exclusive`` and another program holds the lock (a running node), or
-            the lock file cannot be created.
+            not ``exclusive`` and ``edge write`` holds it, or the lock file cannot be created.
     """
     folder = lock_dir()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        if folder.stat().st_uid == os.getuid():
-            os.chmod(folder, 0o1777)
-        fd = os.open(lock_path(address), os.O_RDWR | os.O_CREAT, 0o666)
-    except OSError as exc:
-        raise PortUnavailable(
-            f"address {address}: cannot create lock file in {folder}: {exc.strerror}"
-        ) from exc
-    try:
-        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
-    except BlockingIOError as exc:
+    path = lock_path(address)
+    while True:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            if folder.stat().st_uid == os.getuid():
+                os.chmod(folder, 0o1777)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise PortUnavailable(
+                f"address {address}: cannot create lock file in {folder}: {exc.strerror}"
+            ) from exc
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            os.close(fd)
+            holder = "a running edge node or edge read" if exclusive else "edge write"
+            raise PortUnavailable(f"address {address}: in use by {holder} (lock {path})") from exc
+        # the last holder may have removed the file between our open and our lock: then this
+        # lock guards nothing, try again on the file now at the path
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
         os.close(fd)
-        holder = "a running edge node or edge read" if exclusive else "edge write"
-        raise PortUnavailable(
-            f"address {address}: in use by {holder} (lock {lock_path(address)})"
-        ) from exc
-    return fd
+
+
+def release_endpoint_lock(fd: int, address: str) -> None:
+    """Release the lock; the last holder removes the file, so no lock files pile up."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        pass  # others hold it still: they remove it
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock_path(address))
+    finally:
+        os.close(fd)
 
 
 def port_reason(exc: BaseException) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Callable
 
 from pymodbus.client import AsyncModbusTcpClient
@@ -13,7 +12,7 @@ from pymodbus.pdu import ExceptionResponse
 
 from edge.config import BusConfig, DeviceConfig
 from edge.drivers.planner import ReadRequest
-from edge.drivers.portlock import take_endpoint_lock
+from edge.drivers.portlock import release_endpoint_lock, take_endpoint_lock
 from edge.drivers.transport import ModbusTransport, where
 from edge.errors import DeviceException, DeviceTimeout, FrameError, PortUnavailable
 
@@ -83,7 +82,7 @@ class TcpTransport(ModbusTransport):
         """Release the endpoint lock (after close)."""
         fd, self._lock_fd = self._lock_fd, None
         if fd is not None:
-            os.close(fd)
+            release_endpoint_lock(fd, self.bus.address)
 
     async def read(self, device: DeviceConfig, request: ReadRequest) -> list[int]:
         """One request/response, bounded by the bus timeout."""

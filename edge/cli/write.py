@@ -167,7 +167,7 @@ async def _write_tcp(bus: BusConfig, unit: int, plan: Plan) -> None:
     from pymodbus.exceptions import ModbusException
     from pymodbus.pdu import ExceptionResponse
 
-    from edge.drivers.portlock import take_endpoint_lock
+    from edge.drivers.portlock import release_endpoint_lock, take_endpoint_lock
     from edge.errors import DeviceException, DeviceTimeout, FrameError, PortUnavailable
 
     where = f"bus {bus.name} unit {unit}"
@@ -207,7 +207,7 @@ async def _write_tcp(bus: BusConfig, unit: int, plan: Plan) -> None:
             raise DeviceException(f"{where}: exception {code:02d}", code)
     finally:
         client.close()
-        os.close(lock)
+        release_endpoint_lock(lock, bus.address)
 
 
 def _describe(target: Target, plan: Plan, register: int, dtype: str, order: str) -> str:

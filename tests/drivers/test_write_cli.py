@@ -118,8 +118,12 @@ def test_bad_values_are_usage_errors(tcp_slave: str, args: list[str], message: s
 
 
 @pytest.fixture
-def reader_running(tmp_path: Path, tcp_slave: str, rtu_slave: str) -> Iterator[None]:
-    """Two `edge read` processes polling both slaves, as a running node would."""
+def reader_running(
+    tmp_path: Path, tcp_slave: str, rtu_slave: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """Two `edge read` processes polling both slaves, as a running node would (killed at the
+    end, so their endpoint lock file stays behind: in this test's own lock folder)."""
+    monkeypatch.setenv("EDGE_LOCK_DIR", str(tmp_path / "locks"))  # theirs and ours
     procs = []
     for name, bus in (
         ("tcp", {"kind": "tcp", "address": tcp_slave}),
