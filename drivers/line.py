@@ -78,6 +78,7 @@ class LineTransport(Link):
             self._serial = serial.Serial(
                 b.port, b.baudrate, bytesize=b.bytesize, parity=_PARITY[b.parity],
                 stopbits=b.stopbits, timeout=b.timeout, write_timeout=max(1.0, b.timeout),
+                exclusive=True,  # one reader per line: a second one would steal its bytes
             )  # fmt: skip
         except (serial.SerialException, OSError) as exc:
             raise PortUnavailable(f"bus {b.name} port {b.port}: {port_reason(exc)}") from exc
