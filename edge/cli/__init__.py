@@ -4,7 +4,7 @@
 |------------|---------------------------------------|
 | node.py    | run, demo, config check               |
 | sim.py     | sim run, sim list                     |
-| acquire.py | read, probe, scan, write, record, readings|
+| acquire.py | read, probe                           |
 | rules.py   | rules check, rules test, rules explain|
 | ledger.py  | ledger verify/query/trace/export, keys|
 | alarm.py   | alarm list/ack/shelve/... (running node)|

@@ -16,7 +16,6 @@ export is never silent.
 from __future__ import annotations
 
 import csv
-import sqlite3
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -133,6 +132,7 @@ def export(
       edge readings export --db var/ledger.db --since 2026-11-23T10:00Z --until 2026-11-23T11:00Z
     """  # noqa: D301
     import datetime as dt
+    import sqlite3
 
     import sqlite_utils
 
