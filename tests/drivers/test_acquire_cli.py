@@ -391,3 +391,35 @@ def test_closed_pipe_ends_quietly(tmp_path: Path, tcp_slave: str, catalog: Catal
     assert json.loads(head.stdout)["point"] == "temp"
     assert err == b""
     assert edge.returncode == 1
+
+
+def _into_closed_pipe(*args: str) -> subprocess.CompletedProcess[bytes]:
+    """Run edge with stdout a pipe nobody will ever read (closed before the command starts)."""
+    import os
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run([*EDGE, *args], stdout=write_end, stderr=subprocess.PIPE, timeout=60)
+    finally:
+        os.close(write_end)
+
+
+@pytest.mark.parametrize("mode", [[], ["--json"], ["--trace"]], ids=["table", "json", "trace"])
+def test_pipe_closed_before_the_first_line(
+    tmp_path: Path, tcp_slave: str, catalog: Catalog, mode: list[str]
+) -> None:
+    config = write_node(
+        tmp_path,
+        {"kind": "tcp", "address": tcp_slave},
+        {"plc": {"unit": 1}},
+        {"temp": {"device": "plc", **catalog.points["temp"]}},
+    )
+    result = _into_closed_pipe("read", "-c", str(config), "--once", *mode)
+    assert result.returncode == 1
+    assert b"Traceback" not in result.stderr
+    assert b"BrokenPipe" not in result.stderr
+    if mode != ["--trace"]:
+        assert result.stderr == b""
+    probe = _into_closed_pipe("probe", "--port", tcp_slave, "--register", "0", *mode)
+    assert (probe.returncode, b"Traceback" in probe.stderr) == (1, False)

@@ -279,3 +279,18 @@ def test_record_to_a_closed_pipe_ends_quietly(
     assert head.stdout.decode().splitlines()[0] == "ts,point,value,quality"
     assert err == b""
     assert edge.returncode == 1
+
+
+def test_export_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    import os
+
+    db = tmp_path / "ledger.db"
+    _store(db, NodeKey.generate(), [Reading("x", 1_795_428_000.0 + i, float(i)) for i in range(8)])
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run([*EDGE, "readings", "export", "--db", str(db)],
+                                stdout=write_end, stderr=subprocess.PIPE, timeout=60)  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert (result.returncode, result.stderr) == (1, b"")
