@@ -17,12 +17,21 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, NoReturn
 
-__all__ = ["EXIT_PIPE", "PipeClosed", "Stdout", "fail", "quiet_exit_on_closed_pipe", "report"]
+__all__ = [
+    "EXIT_PIPE",
+    "PipeClosed",
+    "Stdout",
+    "fail",
+    "quiet_exit_on_closed_pipe",
+    "quiet_logs",
+    "report",
+]
 
 #: exit status after the reader closed our stdout (as click and rich end then)
 EXIT_PIPE = 1
@@ -99,3 +108,19 @@ def fail(
     except BrokenPipeError:
         quiet_exit_on_closed_pipe()
     sys.exit(code)
+
+
+@contextlib.contextmanager
+def quiet_logs() -> Iterator[None]:
+    """Silence edge's own log lines for the block (the command diagnoses each device itself).
+
+    The logger's previous level is restored afterwards, so running a command in-process (click's
+    test runner, a notebook) leaves logging as it found it.
+    """
+    logger = logging.getLogger("edge")
+    previous = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)

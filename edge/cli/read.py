@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from edge.cli.problems import PipeClosed, Stdout, fail, quiet_exit_on_closed_pipe, report
+from edge.cli.problems import (
+    PipeClosed,
+    Stdout,
+    fail,
+    quiet_exit_on_closed_pipe,
+    quiet_logs,
+    report,
+)
 from edge.durations import parse_duration
 
 if TYPE_CHECKING:
@@ -332,11 +339,9 @@ def read(
     from edge.cli.watch import Watch
     from edge.config import load_config
     from edge.errors import ConfigError
-    from edge.log import configure
 
     every = duration_option(interval, "--interval")
     listen_s = duration_option(listen, "--listen") or LISTEN
-    configure("critical")  # failures are diagnosed per device below, not as log lines
     try:
         config = prepare(load_config(config_path), every, listen_s)
         unknown = [p for p in points if p not in config.points]
@@ -352,7 +357,8 @@ def read(
     try:
         if not as_json:
             reader.out.line(reader.table.header())
-        asyncio.run(_run(reader, watch, trace))
+        with quiet_logs():  # failures are diagnosed per device, not as log lines
+            asyncio.run(_run(reader, watch, trace))
     except PipeClosed:
         quiet_exit_on_closed_pipe()
     except KeyboardInterrupt:

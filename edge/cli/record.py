@@ -18,7 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from edge.cli.problems import PipeClosed, fail, quiet_exit_on_closed_pipe, report
+from edge.cli.problems import PipeClosed, fail, quiet_exit_on_closed_pipe, quiet_logs, report
 from edge.cli.read import LISTEN, duration_option, prepare
 
 if TYPE_CHECKING:
@@ -166,14 +166,12 @@ def record(
 
     from edge.config import load_config
     from edge.errors import ConfigError
-    from edge.log import configure
 
     if seconds <= 0:
         raise click.BadParameter("must be positive", param_hint="--seconds")
     if as_json and str(out_path) == "-":
         raise click.BadParameter("--json needs --out FILE: stdout carries the summary")
     every = duration_option(interval, "--interval")
-    configure("critical")
     try:
         config = prepare(load_config(config_path), every, LISTEN)
         unknown = [p for p in points if p not in config.points]
@@ -192,7 +190,8 @@ def record(
     except OSError as exc:
         fail(f"{out_path}: cannot write: {exc.strerror}", 1, as_json)
     try:
-        recorder = asyncio.run(_record(config, wanted, seconds, out, as_json))
+        with quiet_logs():  # failures are diagnosed per device, not as log lines
+            recorder = asyncio.run(_record(config, wanted, seconds, out, as_json))
     except KeyboardInterrupt:
         sys.exit(130)
     except ConfigError as exc:
