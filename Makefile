@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml .venv/bin/python
 
 venv: $(STAMP)
 
+# `make demo SECONDS=10` for a shorter run (the story is compressed to fit; 10 s or more).
 demo: $(STAMP)
-	$(BIN)/edge demo
+	$(BIN)/edge demo $(if $(SECONDS),--seconds $(SECONDS))
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 || test $$? -eq 5

@@ -1,7 +1,10 @@
 """The node configuration: a TOML file loaded into frozen dataclasses.
 
-Every problem is reported as ``<file>: <key path>: <message>`` and all of them are collected
-before :class:`~edge.errors.ConfigError` is raised, so a technician fixes a file in one pass.
+Every problem is reported as ``<file>:<line>: <key path>: <message>`` (the line of the key, or of
+its table when the key is missing; no line when not even the table is written) and all of them
+are collected before :class:`~edge.errors.ConfigError` is raised, so a technician fixes a file in
+one pass and an editor's problem matcher jumps to each line. TOML syntax errors are
+``<file>:<line>:<column>: TOML syntax: <message>``.
 Relative paths (data directory, rule files, serial ports that are files) are resolved against
 the directory of the config file, so a node can be started from anywhere.
 """
@@ -9,6 +12,7 @@ the directory of the config file, so a node can be started from anywhere.
 from __future__ import annotations
 
 import difflib
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -183,15 +187,86 @@ KEYS: Mapping[str, tuple[str, ...]] = {
 T = TypeVar("T")
 
 
-class _Reader:
-    """Walks the parsed TOML, collecting every problem with its key path."""
+_KEY_PART = re.compile(r"""\s*(?:"((?:[^"\\]|\\.)*)"|'([^']*)'|([A-Za-z0-9_-]+))\s*""")
 
-    def __init__(self, filename: str) -> None:
+
+def _key_parts(text: str) -> list[str] | None:
+    """``a."b.c".d`` -> ``["a", "b.c", "d"]``; None when ``text`` is not a TOML key."""
+    parts: list[str] = []
+    pos = 0
+    while True:
+        match = _KEY_PART.match(text, pos)
+        if match is None:
+            return None
+        parts.append(next(g for g in match.groups() if g is not None))
+        pos = match.end()
+        if pos == len(text):
+            return parts
+        if text[pos] != ".":
+            return None
+        pos += 1
+
+
+def key_lines(text: str) -> dict[str, int]:
+    """Where each table header and key of a TOML text is: dotted key path -> 1-based line.
+
+    tomllib gives values, not positions; this light scan of the text gives the positions back
+    for messages (``node.toml:12: devices.d.poll: ...``). It knows table headers, dotted and
+    quoted keys, and skips multi-line strings; what it cannot place is reported without a line.
+    """
+    lines: dict[str, int] = {}
+    table: list[str] = []
+    in_string: str | None = None
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if in_string is not None:  # inside a multi-line string: only look for its end
+            if line.count(in_string) % 2 == 1:
+                in_string = None
+            continue
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("["):
+            header = line.lstrip("[").split("]", 1)[0]
+            parts = _key_parts(header)
+            if parts is not None:
+                table = parts
+                lines.setdefault(".".join(table), number)
+            continue
+        key, eq, value = line.partition("=")
+        parts = _key_parts(key) if eq else None
+        if parts is None:
+            continue
+        lines.setdefault(".".join([*table, *parts]), number)
+        for quote in ('"""', "'''"):
+            if value.count(quote) % 2 == 1:
+                in_string = quote
+    return lines
+
+
+class _Reader:
+    """Walks the parsed TOML, collecting every problem with its key path and line."""
+
+    def __init__(self, filename: str, text: str = "") -> None:
         self.filename = filename
         self.problems: list[str] = []
+        self._text = text
+        self._lines: dict[str, int] | None = None
+
+    def line_of(self, path: str) -> int | None:
+        """The line of ``path``, else of its nearest enclosing key or table that is written."""
+        if self._lines is None:
+            self._lines = key_lines(self._text)
+        path = re.sub(r"\[\d+\]", "", path)
+        while path:
+            if path in self._lines:
+                return self._lines[path]
+            path = path.rpartition(".")[0]
+        return None
 
     def problem(self, path: str, message: str) -> None:
-        self.problems.append(f"{self.filename}: {path}: {message}")
+        line = self.line_of(path)
+        where = self.filename if line is None else f"{self.filename}:{line}"
+        self.problems.append(f"{where}: {path}: {message}")
 
     def table(self, data: Mapping[str, Any], path: str, known: tuple[str, ...]) -> None:
         """Report keys that no schema knows, with a suggestion for typos."""
@@ -233,6 +308,14 @@ class _Reader:
         return value
 
     def duration(self, data: Mapping[str, Any], path: str, key: str, default: float) -> float:
+        value = data.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            # the hint rule files give: a bare number could be seconds or milliseconds
+            self.problem(
+                f"{path}.{key}",
+                f'bad duration {value!r}: add a unit (ms, s, m, h, d), e.g. "{value}s"',
+            )
+            return default
         raw = self.get(data, path, key, str, None)
         if raw is None:
             return default
@@ -298,8 +381,13 @@ def parse_config(text: str, source: Path) -> NodeConfig:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: TOML syntax: {exc}") from None
-    r = _Reader(str(source))
+        # tomllib ends its message with "(at line L, column C)": put them where tools look
+        at = re.search(r"\s*\(at line (\d+), column (\d+)\)$", str(exc))
+        if at is None:
+            raise ConfigError(f"{source}: TOML syntax: {exc}") from None
+        message = str(exc)[: at.start()]
+        raise ConfigError(f"{source}:{at[1]}:{at[2]}: TOML syntax: {message}") from None
+    r = _Reader(str(source), text)
     base = source.resolve().parent
     r.table(data, "", KEYS[""])
 

@@ -31,13 +31,23 @@ from edge import __version__
 from edge.alerts import Alert, AlertPublisher
 from edge.commands import OperatorCommand
 from edge.config import NodeConfig
+from edge.config_alarm import CONFIG_RULE, ConfigAlarm
 from edge.control import ControlServer
 from edge.drivers import BusPoller, build_pollers
 from edge.errors import ConfigError, LedgerError, StorageError
 from edge.ledger_bridge import LedgerBridge
 from edge.log import event
 from edge.readings import Reading
-from edge.rules import AlarmStats, Engine, EngineState, LotEvent, RuleSet, Transition, load_rules
+from edge.rules import (
+    AlarmState,
+    AlarmStats,
+    Engine,
+    EngineState,
+    LotEvent,
+    RuleSet,
+    Transition,
+    load_rules,
+)
 from edge.statefile import load_state, save_state
 
 __all__ = ["Node", "NodeSummary", "Observer"]
@@ -102,6 +112,10 @@ class Node:
         )
         self._last_state_save = 0.0
         self._control = ControlServer(config.control_socket, self.apply_command)
+        #: per rule, the last transition that changed its state this run (``edge alarm list``:
+        #: since when, the value, the message)
+        self._last_change: dict[str, Transition] = {}
+        self._config_alarm = ConfigAlarm()
 
     def request_reload(self) -> None:
         """Ask for the rule files to be re-read (SIGHUP)."""
@@ -208,6 +222,8 @@ class Node:
     async def _record(self, ev: RuleEvent, comment: str = "") -> None:
         self.summary.events += 1
         if isinstance(ev, Transition):
+            if ev.from_state != ev.to_state:
+                self._last_change[ev.rule] = ev
             if ev.event == "activated":
                 self.summary.activated += 1
             elif ev.event == "cleared":
@@ -271,10 +287,9 @@ class Node:
         now = time.time()
         eng, st = self._engine, self._state
         if cmd.action == "status":
-            return {
-                "ok": True,
-                "alarms": {rid: _stats_json(s) for rid, s in eng.alarm_stats(st, now).items()},
-            }
+            return {"ok": True, "node": self.config.node_id, "alarms": self._alarm_list(now)}
+        if cmd.rule == CONFIG_RULE:
+            return await self._config_alarm_command(cmd, now)
         if cmd.action == "correct":
             try:
                 return {"ok": True, **await self._ledger.correct(cmd.entry, cmd.comment, cmd.actor)}
@@ -334,44 +349,91 @@ class Node:
                 self._reload_requested.set()
 
     async def _reload(self, now: float) -> None:
-        """Validate the rule files; swap them in only when valid, keeping unchanged rules' states."""
+        """Validate the rule files; swap them in only when valid, keeping unchanged rules' states.
+
+        A rejected set raises the ``config:rules`` alarm; the next valid one clears it. An alarm
+        that the new set resets (its rule changed or is gone while the alarm was not normal) gets
+        a ``reset`` transition on the ledger: it does not return to normal unrecorded.
+        """
         try:
             ruleset = self._load_rules()
         except ConfigError as exc:
             self.summary.reload_failures += 1
             first = exc.problems[0] if exc.problems else str(exc)
             event("rules.reload_rejected", logging.ERROR, problems=len(exc.problems), first=first)
-            await self._ledger.append(
-                "alarm",
-                {"rule": "config:rules", "kind": "config", "point": "", "event": "activated",
-                 "from": "normal", "to": "active_unack", "value": None, "limit": None, "unit": "",
-                 "severity": "high", "message": f"rule files rejected, previous set stays in force: {first}"},
-            )  # fmt: skip
-            if self._alerts is not None:
-                self._alerts.offer(
-                    Alert("alarms/config:rules", {"problems": exc.problems, "ts": now})
-                )
+            self._config_alarm, change = self._config_alarm.rejected(first, now)
+            if change is not None:
+                await self._record(change)
             if self.observer.on_message:
                 self.observer.on_message(f"rule reload rejected: {first}")
             return
+        self._config_alarm, change = self._config_alarm.accepted(now)
+        if change is not None:
+            await self._record(change)
         if ruleset.hash == self._ruleset.hash:
             return
+        before = self._engine.alarm_states(self._state)
+        old_rules = {r.id: r for r in self._ruleset.rules}
         self._engine, self._state = self._engine.reload(self._state, ruleset)
         self._ruleset = ruleset
         self.summary.reloads += 1
         await self._record_ruleset(ruleset)
+        after = self._engine.alarm_states(self._state)
+        for rid, was in before.items():
+            now_state = after.get(rid)
+            if was is AlarmState.NORMAL or (
+                now_state is not None and now_state is not AlarmState.NORMAL
+            ):
+                continue
+            rule = old_rules[rid]
+            why = "its rule was removed" if now_state is None else "its rule was changed"
+            await self._record(
+                Transition(
+                    rule=rid, kind=rule.kind, point=rule.point, severity=rule.severity.value,
+                    from_state=was, to_state=AlarmState.NORMAL, event="reset", value=None,
+                    limit=None, lot=self._state.lot, ts=now,
+                    message=f"reset to normal by a rule reload: {why} (rule set {ruleset.hash[:12]})",
+                )
+            )  # fmt: skip
         event("rules.reloaded", hash=ruleset.hash[:16], rules=len(ruleset.rules))
         if self.observer.on_message:
             self.observer.on_message(
                 f"rules reloaded: {len(ruleset.rules)} rules, hash {ruleset.hash[:12]}"
             )
 
+    # -- alarm list -----------------------------------------------------------------------------
 
-def _stats_json(s: AlarmStats) -> dict[str, Any]:
+    def _alarm_list(self, now: float) -> dict[str, dict[str, Any]]:
+        """``edge alarm list``'s data: every alarm's state and figures, raw (epoch seconds)."""
+        out = {}
+        for rid, s in self._engine.alarm_stats(self._state, now).items():
+            out[rid] = _stats_json(s, self._last_change.get(rid))
+        c = self._config_alarm
+        out[CONFIG_RULE] = {
+            "state": str(c.state), "activations_10min": 0, "total": 0, "flood": False,
+            "chattering": False, "shelved_until": None, "suppressed": False,
+            "out_of_service": False, "since": c.since, "value": None, "limit": None,
+            "unit": "", "message": c.message,
+        }  # fmt: skip
+        return out
+
+    async def _config_alarm_command(self, cmd: OperatorCommand, now: float) -> dict[str, Any]:
+        if cmd.action != "ack":
+            return {"ok": False, "error": f"{CONFIG_RULE} can only be acknowledged"}
+        self._config_alarm, change = self._config_alarm.acknowledge(cmd.actor, now)
+        if change is not None:
+            await self._record(change, comment=cmd.comment)
+        return {"ok": True, "events": [change.event] if change is not None else []}
+
+
+def _stats_json(s: AlarmStats, last: Transition | None) -> dict[str, Any]:
     return {
         "state": str(s.state), "activations_10min": s.activations_10min, "total": s.total,
         "flood": s.flood, "chattering": s.chattering, "shelved_until": s.shelved_until,
         "suppressed": s.suppressed, "out_of_service": s.out_of_service,
+        "since": last.ts if last else None, "value": last.value if last else None,
+        "limit": last.limit if last else None, "unit": last.unit if last else "",
+        "message": last.message if last else "",
     }  # fmt: skip
 
 

@@ -164,8 +164,8 @@ class EntryFilter:
     (see :func:`parse_time`).
     """
 
-    type: str | None = None
-    lot: str | None = None
+    type: str | tuple[str, ...] | None = None  #: one type, or any of several
+    lot: str | tuple[str, ...] | None = None  #: one lot, or any of several
     feeds: frozenset[str] | None = None
     since: str | None = None
     until: str | None = None
@@ -233,12 +233,20 @@ def query_entries(conn: sqlite3.Connection, flt: EntryFilter) -> list[StoredEntr
     sql = [f"SELECT {_COLUMNS} FROM entries e"]
     where: list[str] = []
     args: list[Any] = []
-    if flt.lot is not None:
+    lots = (flt.lot,) if isinstance(flt.lot, str) else flt.lot
+    types = (flt.type,) if isinstance(flt.type, str) else flt.type
+    if lots is not None and len(lots) == 1:
         sql.append("JOIN entry_lots l ON l.feed = e.feed AND l.seq = e.seq AND l.lot = ?")
-        args.append(flt.lot)
-    if flt.type is not None:
-        where.append("e.type = ?")
-        args.append(flt.type)
+        args.append(lots[0])
+    elif lots is not None:  # any of several: EXISTS, so an entry naming two of them shows once
+        where.append(
+            "EXISTS (SELECT 1 FROM entry_lots l WHERE l.feed = e.feed AND l.seq = e.seq "
+            f"AND l.lot IN ({', '.join('?' * len(lots))}))"
+        )
+        args.extend(lots)
+    if types is not None:
+        where.append(f"e.type IN ({', '.join('?' * len(types))})")
+        args.extend(types)
     if flt.feeds is not None:
         if not flt.feeds:
             return []

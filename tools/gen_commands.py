@@ -73,8 +73,12 @@ def _cell(text: str) -> str:
 def _walk(cmd: click.Command, path: tuple[str, ...]) -> list[tuple[tuple[str, ...], click.Command]]:
     out = [(path, cmd)]
     if isinstance(cmd, click.Group):
-        for name in sorted(cmd.commands):
-            out.extend(_walk(cmd.commands[name], (*path, name)))
+        # list_commands/get_command, not .commands: the top-level group loads commands lazily
+        ctx = click.Context(cmd)
+        for name in sorted(cmd.list_commands(ctx)):
+            sub = cmd.get_command(ctx, name)
+            assert sub is not None
+            out.extend(_walk(sub, (*path, name)))
     return out
 
 
@@ -136,7 +140,9 @@ def render() -> str:
             )
             parts.extend(_param_row(p) + "\n" for p in params)
         if isinstance(cmd, click.Group):
-            subs = ", ".join(f"`{name} {sub}`" for sub in sorted(cmd.commands))
+            subs = ", ".join(
+                f"`{name} {sub}`" for sub in sorted(cmd.list_commands(click.Context(cmd)))
+            )
             parts.append(f"\nSubcommands: {subs}.\n")
     return "".join(parts)
 

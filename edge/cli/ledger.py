@@ -13,7 +13,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from edge.cli.alarm import actor_option, send_to_node
-from edge.cli.ledger_query import QUERY_COMMANDS
+from edge.cli.ledger_query import DB_OPTION, QUERY_COMMANDS
+from edge.cli.output import fail
 from edge.config import NodeConfig
 from edge.errors import EdgeError
 
@@ -31,15 +32,8 @@ for _command in QUERY_COMMANDS:
 
 
 @ledger.command("verify")
-@click.option(
-    "--db",
-    "db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_DATA_DIR / "ledger.db",
-    show_default=True,
-    help="Ledger database file.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@DB_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print the report (or the error) as JSON.")
 @click.option(
     "--merkle/--no-merkle",
     default=True,
@@ -78,11 +72,9 @@ def verify_command(db: Path, as_json: bool, merkle: bool) -> None:
         finally:
             conn.close()
     except EdgeError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
-        sys.exit(2)
+        fail(str(exc), as_json=as_json, code=2)
     except Exception as exc:  # sqlite3 errors on a damaged schema: one line, no traceback
-        err.print(f"[red]error:[/red] {db}: cannot verify: {exc}", highlight=False)
-        sys.exit(2)
+        fail(f"{db}: cannot verify: {exc}", as_json=as_json, code=2)
     if as_json:
         payload: dict[str, Any] = {
             "ok": report.ok,
@@ -153,7 +145,10 @@ def correct_command(entry: str, config_path: Path, reason: str, actor: str, as_j
     """
     command = {"action": "correct", "entry": entry, "actor": actor, "comment": reason}
     result = send_to_node(
-        config_path, command, offline=lambda cfg: _correct_offline(cfg, entry, reason, actor)
+        config_path,
+        command,
+        offline=lambda cfg: _correct_offline(cfg, entry, reason, actor),
+        as_json=as_json,
     )
     if as_json:
         click.echo(orjson.dumps(result).decode())
@@ -198,7 +193,8 @@ def keys() -> None:
     show_default=True,
     help="The node's data directory (node.data_dir).",
 )
-def keys_init(data_dir: Path) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the key's files and feed as JSON.")
+def keys_init(data_dir: Path, as_json: bool) -> None:
     """Create the node's Ed25519 key pair (private key mode 0600; never overwrites)."""
     from edge.ledger.keys import KEY_FILE, create_key_file
 
@@ -206,8 +202,11 @@ def keys_init(data_dir: Path) -> None:
     try:
         key = create_key_file(path)
     except EdgeError as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False)
-        sys.exit(1)
+        fail(str(exc), as_json=as_json)
+    if as_json:
+        click.echo(orjson.dumps({"ok": True, "key": str(path), "public_key": f"{path}.pub",
+                                 "feed": key.feed}).decode())  # fmt: skip
+        return
     click.echo(f"created {path} (mode 0600) and {path}.pub")
     click.echo(f"feed {key.feed}")
 

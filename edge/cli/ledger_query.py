@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import difflib
 import io
 import os
+import sqlite3
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -38,7 +40,7 @@ from edge.ledger.query import (
 )
 from edge.ledger.trace import LotTrace, trace_lot
 
-_DB_OPTION = click.option(
+DB_OPTION = click.option(
     "--db",
     "db",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -99,14 +101,25 @@ def _row(entry: StoredEntry, stations: Stations) -> dict[str, Any]:
 
 
 @click.command("query")
-@_DB_OPTION
+@DB_OPTION
 @click.option(
-    "--type", "type_", metavar="T", help="Only entries of this type (alarm, lot.end, ...)."
+    "--type",
+    "types",
+    metavar="T",
+    multiple=True,
+    help="Only entries of this type (alarm, lot.end, ...); repeat for any of several.",
 )
-@click.option("--lot", metavar="L", help="Only entries naming this lot.")
 @click.option(
-    "--node", metavar="N", help="Only entries of this node (node id, site, or feed key prefix)."
+    "--lot",
+    "lots",
+    metavar="L",
+    multiple=True,
+    help="Only entries naming this lot; repeat for any of several.",
 )
+@click.option(
+    "--node", "nodes", metavar="N", multiple=True,
+    help="Only entries of this node (node id, site, or feed key prefix); repeatable.",
+)  # fmt: skip
 @click.option(
     "--since", metavar="TIME", help="From this time on (ISO 8601, or a duration ago: 2h)."
 )
@@ -127,9 +140,9 @@ def _row(entry: StoredEntry, stations: Stations) -> dict[str, Any]:
 @click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row.")
 def query_command(
     db: Path,
-    type_: str | None,
-    lot: str | None,
-    node: str | None,
+    types: tuple[str, ...],
+    lots: tuple[str, ...],
+    nodes: tuple[str, ...],
     since: str | None,
     until: str | None,
     limit: int | None,
@@ -138,7 +151,11 @@ def query_command(
     as_json: bool,
     as_csv: bool,
 ) -> None:
-    """List ledger entries matching every given filter, oldest first."""
+    """List ledger entries matching every given filter, oldest first.
+
+    A repeated filter accumulates: --type alarm --type alarm.ack lists both types. A lot that
+    no entry names is an error with the nearest lot names (a typo would otherwise show nothing).
+    """
     if as_json and as_csv:
         raise _BadOption("--json and --csv exclude each other")
     now = datetime.now(UTC)
@@ -147,11 +164,24 @@ def query_command(
         flt_until = parse_time(until, now, "--until") if until else None
         conn = open_ledger_db(db)
         try:
-            stations = load_stations(conn, every_feed=node is not None)
-            feeds = frozenset(stations.feeds_matching(node)) if node is not None else None
-            if feeds is not None and not feeds:
-                raise click.ClickException(f"--node {node!r}: no node, site or feed key matches")
-            flt = EntryFilter(type_, lot, feeds, flt_since, flt_until, limit, newest_first)
+            stations = load_stations(conn, every_feed=bool(nodes))
+            feeds: frozenset[str] | None = None
+            if nodes:
+                feeds = frozenset()
+                for node in nodes:
+                    matching = frozenset(stations.feeds_matching(node))
+                    if not matching:
+                        raise click.ClickException(
+                            f"--node {node!r}: no node, site or feed key matches"
+                        )
+                    feeds |= matching
+            for lot in lots:
+                _check_lot(conn, db, lot)
+            for type_ in types:
+                _check_type(conn, type_)
+            flt = EntryFilter(
+                types or None, lots or None, feeds, flt_since, flt_until, limit, newest_first
+            )
             entries = query_entries(conn, flt)
         finally:
             conn.close()
@@ -195,11 +225,56 @@ def _load_trace(db: Path, lot: str) -> LotTrace:
         conn = open_ledger_db(db)
         try:
             trace = trace_lot(conn, lot)
+            if not trace.events:
+                _check_lot(conn, db, lot)
+                raise click.ClickException(f"lot {lot!r}: no entries in {db}")
         finally:
             conn.close()
-    if not trace.events:
-        raise click.ClickException(f"lot {lot!r}: no entries in {db}")
     return trace
+
+
+def _check_type(conn: sqlite3.Connection, type_: str) -> None:
+    """Fail when no entry has ``type_`` but a stored type is close to it (``alarms``)."""
+    if conn.execute("SELECT 1 FROM entries WHERE type = ? LIMIT 1", (type_,)).fetchone():
+        return
+    known = [
+        name
+        for (name,) in conn.execute(
+            "WITH RECURSIVE t(type) AS (SELECT min(type) FROM entries UNION ALL "
+            "SELECT (SELECT min(type) FROM entries WHERE type > t.type) FROM t "
+            "WHERE t.type IS NOT NULL) SELECT type FROM t WHERE type IS NOT NULL"
+        )
+    ]
+    near = difflib.get_close_matches(type_, known, n=3, cutoff=0.75)
+    if near:  # a type that is merely absent (no correction yet) is an empty answer, not an error
+        raise _BadOption(
+            f"--type {type_!r}: no entries of this type "
+            f"(did you mean {' or '.join(repr(n) for n in near)}?)"
+        )
+
+
+def _check_lot(conn: sqlite3.Connection, db: Path, lot: str) -> None:
+    """Fail with the nearest lot names when no entry names ``lot`` (a typo, a wrong case)."""
+    if conn.execute("SELECT 1 FROM entry_lots WHERE lot = ? LIMIT 1", (lot,)).fetchone():
+        return
+    # every distinct lot by a skip scan over the lot index: one seek per lot
+    known = [
+        name
+        for (name,) in conn.execute(
+            "WITH RECURSIVE l(lot) AS (SELECT min(lot) FROM entry_lots UNION ALL "
+            "SELECT (SELECT min(lot) FROM entry_lots WHERE lot > l.lot) FROM l "
+            "WHERE l.lot IS NOT NULL) SELECT lot FROM l WHERE lot IS NOT NULL"
+        )
+    ]
+    # compared case-insensitively: lot codes are typed from labels in either case
+    folded: dict[str, list[str]] = {}
+    for k in known:
+        folded.setdefault(k.casefold(), []).append(k)
+    near = list(folded.get(lot.casefold(), []))
+    for match in difflib.get_close_matches(lot.casefold(), folded, n=3, cutoff=0.75):
+        near += [k for k in folded[match] if k not in near]
+    hint = f" (did you mean {' or '.join(repr(n) for n in near[:3])}?)" if near else ""
+    raise click.ClickException(f"lot {lot!r}: no entries in {db}{hint}")
 
 
 def _print_trace(trace: LotTrace) -> None:
@@ -279,7 +354,7 @@ def _print_trace(trace: LotTrace) -> None:
 
 @click.command("trace")
 @click.argument("lot")
-@_DB_OPTION
+@DB_OPTION
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of tables.")
 def trace_command(lot: str, db: Path, as_json: bool) -> None:
     """Show LOT's timeline across every feed: stations, aggregates, alarms, acks, rule sets."""
@@ -316,7 +391,7 @@ def _output(path: Path | None) -> Iterator[IO[str]]:
     required=True,
     help="csv: sortable spreadsheet (FSMA 204 style); epcis: GS1 EPCIS 2.0.",
 )
-@_DB_OPTION
+@DB_OPTION
 @click.option(
     "-o",
     "--output",

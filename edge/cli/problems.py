@@ -1,6 +1,8 @@
 """How the commissioning commands report problems and survive a closed pipe.
 
-They follow the conventions every ``edge`` command shares:
+They follow the conventions every ``edge`` command shares (:mod:`edge.cli.output`,
+:mod:`edge.cli.pipes`), with what commissioning adds: several problems at once (one line each),
+details beside the message in JSON, and diagnostics that do not end the command:
 
 - A failure that ends the command is one line per problem: ``edge: <message>`` on stderr in
   text mode; with ``--json`` one JSON object per problem, ``{"ok": false, "error": "..."}`` plus
@@ -16,12 +18,13 @@ They follow the conventions every ``edge`` command shares:
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import os
 import sys
 from collections.abc import Iterable, Iterator
 from typing import Any, NoReturn
+
+from edge.cli.output import dump_json
+from edge.cli.pipes import EXIT_CLOSED_PIPE, closed_pipe_exit
 
 __all__ = [
     "EXIT_PIPE",
@@ -34,7 +37,7 @@ __all__ = [
 ]
 
 #: exit status after the reader closed our stdout (as click and rich end then)
-EXIT_PIPE = 1
+EXIT_PIPE = EXIT_CLOSED_PIPE
 
 
 class PipeClosed(Exception):
@@ -58,17 +61,11 @@ class Stdout:
 
 def quiet_exit_on_closed_pipe() -> NoReturn:
     """Exit without Python's 'Exception ignored ... BrokenPipeError' at shutdown."""
-    with contextlib.suppress(OSError, ValueError):  # no real fd (click's test runner)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(devnull, sys.stdout.fileno())
-        finally:
-            os.close(devnull)
-    sys.exit(EXIT_PIPE)
+    raise closed_pipe_exit()
 
 
 def _json(body: dict[str, Any]) -> str:
-    return json.dumps(body, ensure_ascii=False)
+    return dump_json(body)
 
 
 def report(message: str, as_json: bool, *, final: bool = False, **fields: Any) -> None:

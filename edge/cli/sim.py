@@ -117,11 +117,17 @@ def run(
 
 
 @sim.command("list")
-def list_() -> None:
+@click.option("--json", "as_json", is_flag=True, help="A JSON object: name -> description.")
+def list_(as_json: bool) -> None:
     """List the shipped scenarios."""
+    from edge.cli.output import dump_json
     from edge.firmware_sim import list_scenarios
 
-    for name, description in list_scenarios().items():
+    scenarios = list_scenarios()
+    if as_json:
+        click.echo(dump_json(scenarios, indent=True))
+        return
+    for name, description in scenarios.items():
         click.echo(f"{name:<12} {description}")
 
 

@@ -1,9 +1,19 @@
 """``edge demo``: the walking skeleton, real bytes end to end, no hardware and no broker.
 
 firmware-sim serves a Modbus RTU slave (scenario ``demo``: a cooling tunnel whose cooling fails
-from 4 s to 12 s) on a pseudo-terminal; the node polls it through the Modbus RTU driver
-(our own RTU framing over pyserial), evaluates ``tunnel.yaml``, prints alarm transitions live, appends
-everything to a SQLite ledger and finally verifies the chain.
+for a while) on a pseudo-terminal; the node polls it through the Modbus RTU driver (our own RTU
+framing over pyserial), evaluates ``tunnel.yaml``, appends everything to a SQLite ledger and
+finally verifies the chain.
+
+It is also a short lesson in ISA-18.2 alarm handling: the limit alarm is raised, a demo
+operator acknowledges it (through the same command path as ``edge alarm ack``), and it clears;
+every transition is printed with what its new state means in plain words, and the four states
+are explained at the end.
+
+The run is shortened by compressing the scenario's clock: a run of ``seconds`` plays the
+30-second story (fault from 4 s to 12 s, thermal time constant 5 s) at ``seconds / 30`` scale,
+so even a 10 s run shows raise, acknowledge and clear. The run directory is a fresh temporary
+directory removed at the end unless ``keep`` (or an explicit ``run_dir``) says otherwise.
 """
 
 from __future__ import annotations
@@ -15,31 +25,71 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
 from rich.console import Console
+from rich.padding import Padding
 from rich.table import Table
+from rich.text import Text
 
+from edge.alarm_words import STATE_LABEL, STATE_MEANING
+from edge.commands import OperatorCommand
 from edge.config import NodeConfig, load_config
-from edge.firmware_sim import Simulator, load_scenario
+from edge.firmware_sim import Scenario, Simulator, load_scenario
 from edge.ledger import connect, verify_db
 from edge.readings import Reading
 from edge.rules import LotEvent, Transition
 from edge.runtime import Node, NodeSummary, Observer
 
-__all__ = ["run_demo"]
+__all__ = ["DEMO_OPERATOR", "MIN_SECONDS", "STORY_SECONDS", "run_demo", "scaled_scenario"]
+
+#: the length of the demo story as the scenario tells it
+STORY_SECONDS = 30.0
+#: the shortest run that still shows raise, acknowledge and clear (the rule's 1 s delays)
+MIN_SECONDS = 10.0
+#: who acknowledges the alarm in the demo (recorded on the ledger as the actor)
+DEMO_OPERATOR = "demo-operator"
+_RULE = "tunnel-temp-high"
 
 _STYLE = {"activated": "bold red", "cleared": "green", "acknowledged": "cyan"}
 
 
+def scaled_scenario(scenario: Scenario, factor: float) -> Scenario:
+    """The scenario with its clock compressed by ``factor``: schedule times and time constants."""
+    devices = {
+        name: replace(
+            dev,
+            points={
+                pname: replace(
+                    p,
+                    params={
+                        k: v * factor if k in ("tau", "period", "step") else v
+                        for k, v in p.params.items()
+                    },
+                )
+                for pname, p in dev.points.items()
+            },
+        )
+        for name, dev in scenario.devices.items()
+    }
+    schedule = tuple(
+        replace(e, at=e.at * factor, until=None if e.until is None else e.until * factor)
+        for e in scenario.schedule
+    )
+    return replace(scenario, devices=devices, schedule=schedule)
+
+
 class _Console:
-    """Live lines: the temperature once a second and every alarm transition as it happens."""
+    """Live lines: the temperature once a second and every alarm transition, explained."""
 
     def __init__(self, console: Console, start: float) -> None:
         self.console = console
         self.start = start
         self._last_print = 0.0
+        self.activated = asyncio.Event()
+        self.transitions: list[Transition] = []
 
     def readings(self, batch: Sequence[Reading]) -> None:
         now = time.time()
@@ -57,37 +107,79 @@ class _Console:
 
     def event(self, ev: Transition | LotEvent) -> None:
         t = time.time() - self.start
-        if isinstance(ev, Transition):
-            value = "-" if ev.value is None else f"{ev.value:.2f}"
-            limit = "-" if ev.limit is None else f"{ev.limit:g}"
-            style = _STYLE.get(ev.event, "yellow")
-            self.console.print(
-                f"{t:5.1f}s  [{style}]{ev.event.upper():<9}[/{style}] {ev.rule} "
-                f"{value} (limit {limit})  {ev.from_state} -> {ev.to_state}",
-                soft_wrap=True,
-            )
-        else:
+        if not isinstance(ev, Transition):
             self.console.print(f"{t:5.1f}s  LOT {ev.kind} {ev.lot}")
+            return
+        self.transitions.append(ev)
+        value = "" if ev.value is None else f" {ev.value:.2f}"
+        limit = "" if ev.limit is None else f" (limit {ev.limit:g})"
+        who = f" by {ev.actor}" if ev.actor else ""
+        style = _STYLE.get(ev.event, "yellow")
+        self.console.print(
+            f"{t:5.1f}s  [{style}]{ev.event.upper()}[/{style}]{who} {ev.rule}{value}{limit}  "
+            f"{ev.from_state} -> {ev.to_state}",
+            soft_wrap=True,
+            highlight=False,
+        )
+        if ev.from_state != ev.to_state:
+            state = str(ev.to_state)
+            self.console.print(
+                Padding(Text.from_markup(
+                    f"now [bold]{STATE_LABEL[state]}[/bold]: {STATE_MEANING[state]}"
+                ), (0, 0, 0, 8))
+            )  # fmt: skip
+        if ev.event == "activated" and ev.rule == _RULE:
+            self.activated.set()
 
     def message(self, text: str) -> None:
         self.console.print(f"[yellow]{text}[/yellow]")
 
 
-def run_demo(*, seconds: float = 30.0, seed: int = 1, run_dir: Path | None = None) -> bool:
-    """Run the demo; return True when the ledger verified at the end."""
+def run_demo(
+    *,
+    seconds: float = STORY_SECONDS,
+    seed: int = 1,
+    run_dir: Path | None = None,
+    keep: bool = False,
+) -> bool:
+    """Run the demo; return True when the ledger verified at the end.
+
+    Args:
+        seconds: how long the line runs (at least :data:`MIN_SECONDS`); the story is compressed
+            to fit.
+        seed: seed of the simulated process.
+        run_dir: where to keep the config, PTY links and ledger (kept afterwards); None: a fresh
+            temporary directory, removed at the end unless ``keep``.
+        keep: keep the temporary directory.
+    """
+    if seconds < MIN_SECONDS:
+        raise ValueError(f"the demo needs at least {MIN_SECONDS:g} s, got {seconds:g}")
     console = Console()
+    temporary = run_dir is None
     if run_dir is None:
         run_dir = Path(tempfile.mkdtemp(prefix="edge-demo-"))
+    try:
+        return _demo(console, seconds, seed, run_dir, keep=keep or not temporary)
+    finally:
+        if temporary and not keep:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _demo(console: Console, seconds: float, seed: int, run_dir: Path, *, keep: bool) -> bool:
     run_dir.mkdir(parents=True, exist_ok=True)
     for name in ("node.toml", "tunnel.yaml"):
         with resources.as_file(resources.files(__name__) / name) as src:
             shutil.copyfile(src, run_dir / name)
     config = load_config(run_dir / "node.toml")
+    factor = seconds / STORY_SECONDS
     console.print(
         f"[bold]edge demo[/bold]: cooling tunnel, Modbus RTU over a PTY, {seconds:g} s, seed {seed}\n"
-        f"run directory: {run_dir}"
+        f"the cooling fails from {4 * factor:.1f} s to {12 * factor:.1f} s; "
+        f"{DEMO_OPERATOR} acknowledges the alarm a moment after it is raised\n"
+        f"run directory: {run_dir}" + ("" if keep else " (removed at the end)"),
+        highlight=False,
     )
-    summary = asyncio.run(_run(config, run_dir, seconds, seed, console))
+    summary, live = asyncio.run(_run(config, run_dir, seconds, seed, console))
     db = config.ledger_path
     conn = connect(db, readonly=True)
     try:
@@ -98,17 +190,36 @@ def run_demo(*, seconds: float = 30.0, seed: int = 1, run_dir: Path | None = Non
     table = Table(title="demo summary", show_header=False)
     table.add_row("readings taken", str(summary.readings))
     table.add_row("alarms raised", str(summary.activated))
+    table.add_row("acknowledged", str(sum(t.event == "acknowledged" for t in live.transitions)))
     table.add_row("alarms cleared", str(summary.cleared))
     table.add_row("ledger entries", str(report.entries))
     table.add_row(
         "ledger verify",
         "[green]OK[/green]" if report.ok else f"[red]FAILED[/red] {report.problems[:3]}",
     )
-    table.add_row("ledger file", str(db))
+    if keep:
+        table.add_row("ledger file", str(db))
     console.print(table)
+    console.print("[bold]The four ISA-18.2 alarm states[/bold]", highlight=False)
+    for state in ("active_unack", "active_ack", "rtn_unack", "normal"):
+        console.print(Padding(Text(f"{STATE_LABEL[state]}: {STATE_MEANING[state]}"), (0, 0, 0, 2)))
+    console.print(
+        Padding(Text(
+            "An alarm that clears before anyone acknowledges it is 'returned unacked' until "
+            "someone does; one acknowledged while active returns straight to normal."
+        ), (0, 0, 0, 2))
+    )  # fmt: skip
     edge = _edge_command()
-    console.print(f"next: {edge} ledger verify --db {db}", soft_wrap=True)
-    console.print(f"      {edge} ledger query --db {db}", soft_wrap=True)
+    if keep:
+        console.print(f"next: {edge} ledger verify --db {db}", soft_wrap=True)
+        console.print(f"      {edge} ledger query --db {db} --type alarm --type alarm.ack",
+                      soft_wrap=True)  # fmt: skip
+    else:
+        console.print(
+            f"the run directory is removed now; to keep the ledger: {edge} demo --keep "
+            "(or --dir DIR)",
+            soft_wrap=True,
+        )
     return report.ok
 
 
@@ -123,10 +234,11 @@ def _edge_command() -> str:
 
 async def _run(
     config: NodeConfig, run_dir: Path, seconds: float, seed: int, console: Console
-) -> NodeSummary:
+) -> tuple[NodeSummary, _Console]:
     start = time.time()
     live = _Console(console, start)
-    async with Simulator(load_scenario("demo"), run_dir, seed=seed, line_timing=True):
+    scenario = scaled_scenario(load_scenario("demo"), seconds / STORY_SECONDS)
+    async with Simulator(scenario, run_dir, seed=seed, line_timing=True):
         node = Node(
             config,
             observer=Observer(
@@ -135,4 +247,27 @@ async def _run(
         )
         stop = asyncio.Event()
         asyncio.get_running_loop().call_later(seconds, stop.set)
-        return await node.run(stop)
+        async with asyncio.TaskGroup() as tg:
+            running = tg.create_task(node.run(stop), name="node")
+            tg.create_task(_operator(node, live, stop, delay=seconds / 20), name="operator")
+        return running.result(), live
+
+
+async def _operator(node: Node, live: _Console, stop: asyncio.Event, delay: float) -> None:
+    """The demo operator: acknowledges the limit alarm ``delay`` seconds after it is raised."""
+    raised = asyncio.create_task(live.activated.wait())
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait((raised, stopping), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        raised.cancel()
+        stopping.cancel()
+    if stop.is_set():
+        return
+    await asyncio.sleep(delay)
+    if stop.is_set():
+        return
+    command = OperatorCommand(
+        "ack", rule=_RULE, actor=DEMO_OPERATOR, comment="seen; cooling technician called"
+    )
+    await node.apply_command(command)

@@ -191,8 +191,8 @@ def _constants(node: ast.AST) -> set[str]:
 
 def appended_types() -> dict[str, str]:
     """Entry types the code writes: first arguments of ``x.append(type, body, ...)`` calls (a
-    ledger append takes at least two arguments, a list's one) and the values of
-    ``_OPERATOR_TYPES``; type -> where."""
+    ledger append takes at least two arguments, a list's one), the values of
+    ``_OPERATOR_TYPES`` and the default of ``_OPERATOR_TYPES.get``; type -> where."""
     found: dict[str, str] = {}
     for folder in SOURCES:
         for path in folder.rglob("*.py"):
@@ -206,6 +206,16 @@ def appended_types() -> dict[str, str]:
                     and len(node.args) >= 2
                 ):
                     for value in _constants(node.args[0]):
+                        found.setdefault(value, where)
+                if (  # _OPERATOR_TYPES.get(event, "alarm"): the type of every other transition
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "get"
+                    and isinstance(node.func.value, ast.Name)
+                    and node.func.value.id == "_OPERATOR_TYPES"
+                    and len(node.args) == 2
+                ):
+                    for value in _constants(node.args[1]):
                         found.setdefault(value, where)
                 if isinstance(node, ast.Assign) and any(
                     isinstance(t, ast.Name) and t.id == "_OPERATOR_TYPES" for t in node.targets

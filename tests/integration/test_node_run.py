@@ -199,7 +199,7 @@ def test_bad_config_is_one_line_and_exit_1(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    assert f"{bad}: devices.d.poll: bad duration 'fast'" in result.stderr
+    assert f"{bad}:5: devices.d.poll: bad duration 'fast'" in result.stderr
 
 
 def test_operator_actions_via_cli_and_mqtt_are_recorded_with_who(node_dir: Path, broker) -> None:  # type: ignore[no-untyped-def]

@@ -332,7 +332,7 @@ def test_cli_export_rejects_bad_gtin(scenario: Any) -> None:
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2
     assert result.output.strip() == (
-        "Error: --gtin: '123' is not a GTIN-14 (14 digits ending in a check digit)"
+        "edge: --gtin: '123' is not a GTIN-14 (14 digits ending in a check digit)"
     )
 
 

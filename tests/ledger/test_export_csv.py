@@ -163,4 +163,4 @@ def test_cli_export_unwritable_output(scenario: Any, tmp_path: Path) -> None:
     args = ["ledger", "export", "--lot", sc.LOT, "--format", "csv", "--db", str(scenario.db)]
     result = CliRunner().invoke(main, [*args, "-o", str(out)])
     assert result.exit_code == 1
-    assert result.output.strip() == f"Error: {out}: cannot write: No such file or directory"
+    assert result.output.strip() == f"edge: {out}: cannot write: No such file or directory"

@@ -237,7 +237,7 @@ def test_cli_errors_are_one_line(scenario: Any, args: list[str], code: int, mess
 def test_cli_missing_database(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["ledger", "query", "--db", str(tmp_path / "nope.db")])
     assert result.exit_code == 1
-    assert result.output.strip() == f"Error: {tmp_path / 'nope.db'}: no such ledger database"
+    assert result.output.strip() == f"edge: {tmp_path / 'nope.db'}: no such ledger database"
 
 
 def test_node_matches_a_feed_without_node_start(tmp_path: Path) -> None:

@@ -245,7 +245,7 @@ def test_cli_trace_table(scenario: Any) -> None:
 def test_cli_trace_unknown_lot(scenario: Any) -> None:
     result = CliRunner().invoke(main, ["ledger", "trace", "L-NOPE", "--db", str(scenario.db)])
     assert result.exit_code == 1
-    assert result.output.strip() == f"Error: lot 'L-NOPE': no entries in {scenario.db}"
+    assert result.output.strip() == f"edge: lot 'L-NOPE': no entries in {scenario.db}"
 
 
 def test_trace_while_a_node_writes(tmp_path: Path) -> None:
@@ -302,5 +302,5 @@ def test_trace_command_in_a_real_process(scenario: Any) -> None:
     )
     assert bad.returncode == 1
     assert bad.stderr.splitlines() == [
-        f"Error: {junk}: cannot read ledger database: file is not a database"
+        f"edge: {junk}: cannot read ledger database: file is not a database"
     ]
