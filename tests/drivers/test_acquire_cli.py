@@ -319,8 +319,8 @@ def test_interval_keeps_polling(tmp_path: Path, tcp_slave: str, catalog: Catalog
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["quality"] for r in rows] == ["good"] * 3
     gaps = [b["ts"] - a["ts"] for a, b in itertools.pairwise(rows)]
-    assert all(0.1 < g < 0.5 for g in gaps), gaps  # the 10 s configured poll was replaced
-    assert took < 5
+    assert all(0.1 < g < 1.0 for g in gaps), gaps  # the 10 s configured poll was replaced
+    assert took < 8
 
 
 # --- a scale that prints every 500 ms ------------------------------------------------------------

