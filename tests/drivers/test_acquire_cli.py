@@ -326,15 +326,27 @@ def test_interval_keeps_polling(tmp_path: Path, tcp_slave: str, catalog: Catalog
 # --- a scale that prints every 500 ms ------------------------------------------------------------
 
 
-@pytest.fixture
-def slow_scale(tmp_path: Path) -> Iterator[str]:
+def _scale(tmp_path: Path, interval: str) -> SimulatorThread:
+    """firmware-sim: a scale that prints a line by itself every ``interval``."""
     scenario = tmp_path / "scale.yaml"
     scenario.write_text(
         "name: scale\nbuses:\n  scale-line: {kind: line, baudrate: 9600}\n"
-        "devices:\n  scale:\n    bus: scale-line\n    kind: scale\n    interval: 500ms\n"
+        f"devices:\n  scale:\n    bus: scale-line\n    kind: scale\n    interval: {interval}\n"
         "    points:\n      weight: {unit: g, value: 502.5}\n"
     )
-    with SimulatorThread(scenario, tmp_path / "run", seed=0) as sim:
+    return SimulatorThread(scenario, tmp_path / "run", seed=0)
+
+
+@pytest.fixture
+def slow_scale(tmp_path: Path) -> Iterator[str]:
+    with _scale(tmp_path, "500ms") as sim:
+        yield str(sim.serial_paths["scale-line"])
+
+
+@pytest.fixture
+def silent_scale(tmp_path: Path) -> Iterator[str]:
+    """Prints every 60 s: silent for as long as a test listens."""
+    with _scale(tmp_path, "60s") as sim:
         yield str(sim.serial_paths["scale-line"])
 
 
@@ -353,10 +365,10 @@ def test_slow_scale_reads_with_once(tmp_path: Path, slow_scale: str) -> None:
     assert row["raw"].endswith("502.50 g")
 
 
-def test_line_device_silence_is_diagnosed(tmp_path: Path, slow_scale: str) -> None:
+def test_line_device_silence_is_diagnosed(tmp_path: Path, silent_scale: str) -> None:
     config = write_node(
         tmp_path,
-        {"kind": "line", "port": slow_scale, "baudrate": 9600, "parser": "scale"},
+        {"kind": "line", "port": silent_scale, "baudrate": 9600, "parser": "scale"},
         {"scale": {}},
         {"weight": {"device": "scale", "field": "weight"}},
     )
