@@ -9,6 +9,8 @@ Payload::
     {"action": "ack", "rule": "tunnel-temp-high", "actor": "j.doe", "comment": "door left open"}
     {"action": "shelve", "rule": "fill-weight-rate", "actor": "j.doe", "duration": "30m"}
     {"action": "correct", "entry": "7155f822", "actor": "qa.jane", "comment": "scale was off"}
+    {"action": "prune_readings", "before": "2026-11-01T00:00:00Z", "actor": "qa.jane",
+     "comment": "disk full"}
     {"action": "status"}
 """
 
@@ -20,6 +22,7 @@ from typing import Any
 import orjson
 
 from edge.durations import parse_duration
+from edge.ledger.entry import parse_ts
 
 __all__ = ["ACTIONS", "CommandError", "OperatorCommand", "parse_command"]
 
@@ -33,9 +36,10 @@ ACTIONS: dict[str, tuple[bool, bool]] = {
     "out_of_service": (True, True),
     "in_service": (True, True),
     "correct": (False, True),
+    "prune_readings": (False, True),
     "status": (False, False),
 }
-_KEYS = ("action", "rule", "actor", "comment", "duration", "entry")
+_KEYS = ("action", "rule", "actor", "comment", "duration", "entry", "before")
 
 
 class CommandError(ValueError):
@@ -52,6 +56,7 @@ class OperatorCommand:
     comment: str = ""
     duration: float = 0.0  #: shelve: seconds
     entry: str = ""  #: correct: the corrected entry's id or id prefix (the reason is ``comment``)
+    before: float = 0.0  #: prune_readings: epoch s; blocks that ended before it (why: ``comment``)
 
 
 def parse_command(payload: bytes | str) -> OperatorCommand:
@@ -85,6 +90,16 @@ def parse_command(payload: bytes | str) -> OperatorCommand:
             raise CommandError("command: entry: missing (the id of the entry to correct)")
         if not data.get("comment", "").strip():
             raise CommandError("command: comment: missing (why the entry is wrong is recorded)")
+    before = 0.0
+    if action == "prune_readings":
+        if not data.get("comment", "").strip():
+            raise CommandError("command: comment: missing (why readings are pruned is recorded)")
+        try:
+            before = parse_ts(data.get("before", ""))
+        except ValueError:
+            raise CommandError(
+                f"command: before: {data.get('before', '')!r} is not an RFC 3339 time"
+            ) from None
     duration = 0.0
     if action == "shelve":
         if "duration" not in data:
@@ -100,4 +115,5 @@ def parse_command(payload: bytes | str) -> OperatorCommand:
         comment=data.get("comment", ""),
         duration=duration,
         entry=data.get("entry", ""),
+        before=before,
     )

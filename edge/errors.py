@@ -17,7 +17,8 @@ rest of the code and the CLI deal with one vocabulary. Each name has one meaning
     │   ├── LedgerClosed            use of a ledger after close() (our bug, not the disk's)
     │   ├── KeyFileError            the node key is missing, unreadable, or would be overwritten
     │   ├── RollbackRefused         our own head is behind what we once had or peers hold: no append
-    │   └── UnknownEntry            an entry id (or prefix) given by a user matches no entry, or several
+    │   ├── UnknownEntry            an entry id (or prefix) given by a user matches no entry, or several
+    │   └── TrustError              a trust list or a key given to trust is malformed, or already/not there
     ├── BrokerError                 the MQTT broker is unreachable or refused us
     └── NodeNotRunning              no node runs with this config (its control socket is absent or refuses)
 
@@ -46,6 +47,7 @@ __all__ = [
     "PortUnavailable",
     "RollbackRefused",
     "StorageError",
+    "TrustError",
     "UnknownEntry",
     "map_exceptions",
 ]
@@ -123,6 +125,10 @@ class RollbackRefused(LedgerError):
 
 class UnknownEntry(LedgerError):
     """An entry id or id prefix given by a user matches no stored entry, or more than one."""
+
+
+class TrustError(LedgerError):
+    """A trust list or a key given to trust is malformed, or a name/key is already (or not) on it."""
 
 
 class BrokerError(EdgeError):

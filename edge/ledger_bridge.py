@@ -17,8 +17,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from edge.config import NodeConfig
-from edge.errors import NotCanonical
-from edge.ledger import LedgerWriter, NodeKey, create_key_file, decimal, load_key
+from edge.errors import NotCanonical, StorageError
+from edge.ledger import LedgerWriter, NodeKey, create_key_file, decimal, format_ts, load_key
 from edge.ledger.correction import plan_correction
 from edge.log import event
 from edge.readings import Reading
@@ -228,7 +228,15 @@ class LedgerBridge:
         """Drop raw readings older than the retention; their digests stay on the ledger."""
         if self._writer is None:
             return 0
-        return await self._writer.prune_readings(now - self.config.ledger.readings_retention)
+        retention = self.config.ledger.readings_retention
+        return await self._writer.prune_readings(now - retention, retention=retention, now=now)
+
+    async def prune_on_request(self, before: float, actor: str, comment: str) -> dict[str, Any]:
+        """An operator's prune of raw readings before ``before``: recorded (who, why), then done."""
+        if self._writer is None:
+            raise StorageError("the ledger is not open")
+        deleted = await self._writer.prune_readings(before, actor=actor, comment=comment)
+        return {"readings": deleted, "before": format_ts(before)}
 
     async def close(self) -> None:
         """Flush buffered readings, drain the writer, commit, checkpoint and close."""

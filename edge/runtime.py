@@ -295,6 +295,14 @@ class Node:
                 return {"ok": True, **await self._ledger.correct(cmd.entry, cmd.comment, cmd.actor)}
             except LedgerError as exc:  # an unknown id: one line back, and the node runs on
                 return {"ok": False, "error": str(exc)}
+        if cmd.action == "prune_readings":
+            try:
+                return {
+                    "ok": True,
+                    **await self._ledger.prune_on_request(cmd.before, cmd.actor, cmd.comment),
+                }
+            except LedgerError as exc:
+                return {"ok": False, "error": str(exc)}
         try:
             match cmd.action:
                 case "ack":

@@ -22,9 +22,11 @@ from edge.ledger.entry import (
 
 if TYPE_CHECKING:
     from edge.ledger.keys import KEY_FILE, NodeKey, create_key_file, load_key, verify_signature
+    from edge.ledger.proof import ProofSummary, build_proof, export_proof
     from edge.ledger.readings_store import ReadingsBlock, make_block
     from edge.ledger.schema import MIGRATIONS, migrate
     from edge.ledger.store import DB_FILE, Batch, Ledger, connect
+    from edge.ledger.trust import TRUST_FILE, Trusted, TrustList, load_trust, parse_key
     from edge.ledger.verify import FeedReport, Kind, Problem, Report, verify_db, verify_feed
     from edge.ledger.writer import LedgerWriter
 
@@ -35,6 +37,9 @@ _HOMES = {
     "create_key_file": "keys",
     "load_key": "keys",
     "verify_signature": "keys",
+    "ProofSummary": "proof",
+    "build_proof": "proof",
+    "export_proof": "proof",
     "ReadingsBlock": "readings_store",
     "make_block": "readings_store",
     "MIGRATIONS": "schema",
@@ -43,6 +48,11 @@ _HOMES = {
     "Batch": "store",
     "Ledger": "store",
     "connect": "store",
+    "TRUST_FILE": "trust",
+    "TrustList": "trust",
+    "Trusted": "trust",
+    "load_trust": "trust",
+    "parse_key": "trust",
     "FeedReport": "verify",
     "Kind": "verify",
     "Problem": "verify",
@@ -68,6 +78,7 @@ __all__ = [
     "ENTRY_TYPES",
     "KEY_FILE",
     "MIGRATIONS",
+    "TRUST_FILE",
     "Batch",
     "Entry",
     "FeedReport",
@@ -76,18 +87,25 @@ __all__ = [
     "LedgerWriter",
     "NodeKey",
     "Problem",
+    "ProofSummary",
     "ReadingsBlock",
     "Report",
+    "TrustList",
+    "Trusted",
+    "build_proof",
     "canonical",
     "connect",
     "create_key_file",
     "decimal",
+    "export_proof",
     "format_ts",
     "load_key",
+    "load_trust",
     "make_block",
     "make_entry",
     "migrate",
     "parse_entry",
+    "parse_key",
     "parse_ts",
     "verify_db",
     "verify_feed",

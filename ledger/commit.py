@@ -146,19 +146,18 @@ def write_batch(
         raise
 
 
-def prune_readings(conn: sqlite3.Connection, cutoff: str) -> int:
-    """Delete raw readings of blocks whose last reading is before ``cutoff`` (RFC 3339).
+def prune_readings(conn: sqlite3.Connection, blocks: Sequence[int]) -> int:
+    """Delete the raw readings of ``blocks`` and mark them pruned, in one transaction.
+
+    The caller records the prune on the ledger (a durable ``readings.prune`` entry naming these
+    blocks) before calling this; see :class:`edge.ledger.readings_store.PrunePlan`.
 
     Returns:
         The number of readings deleted.
     """
+    if not blocks:
+        return 0
     with _transaction(conn):
-        blocks = [
-            b
-            for (b,) in conn.execute(
-                "SELECT block FROM reading_blocks WHERE last_ts < ? AND pruned = 0", (cutoff,)
-            )
-        ]
         deleted = 0
         for block in blocks:
             deleted += conn.execute("DELETE FROM readings WHERE block = ?", (block,)).rowcount

@@ -42,6 +42,7 @@ ENTRY_TYPES = (
     "lot.start",
     "lot.end",
     "readings.digest",
+    "readings.prune",
     "correction",
     CHECKPOINT,
 )

@@ -15,6 +15,7 @@ The contract other modules (query, trace, export, the runtime, sync) code agains
     readings(block, point, ts, value, quality, unit)  -- raw readings, pruned by retention
     reading_blocks(block, first_ts, last_ts, count, sha256, entry)  -- one per committed block
     frontiers(feed, size, stack)  -- the writer's Merkle frontier at its last checkpoint (a cache)
+    owner(one, feed)              -- the feed whose node writes this file (one row, set once)
 
 Entry ids are not indexed (migration 3 dropped the id-prefix index that 1 created). Ids are
 random, so each batch of appends landed all over such an index: at a million entries a batch of
@@ -140,12 +141,27 @@ CREATE TABLE frontiers (
 );
 """
 
+# The feed that owns the file: claimed by the first writer, refused to any other key (a node
+# given the wrong key or another node's database stops instead of starting a second feed in it),
+# and the feed whose digests must have their blocks in the readings store here.
+_OWNER = """
+CREATE TABLE owner (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    feed TEXT NOT NULL
+);
+CREATE TRIGGER owner_no_update BEFORE UPDATE ON owner
+BEGIN SELECT RAISE(ABORT, 'the ledger owner is set once: UPDATE refused'); END;
+CREATE TRIGGER owner_no_delete BEFORE DELETE ON owner
+BEGIN SELECT RAISE(ABORT, 'the ledger owner is set once: DELETE refused'); END;
+"""
+
 #: Every migration, in order. Append only: never edit one that has shipped.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "entries, entry_lots, checkpoints, append-only triggers", _ENTRIES),
     Migration(2, "readings store", _READINGS),
     Migration(3, "drop the entry id prefix index", "DROP INDEX IF EXISTS entries_id;"),
     Migration(4, "Merkle frontier of each written feed", _FRONTIERS),
+    Migration(5, "the feed that owns the file", _OWNER),
 )
 
 

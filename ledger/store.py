@@ -30,12 +30,12 @@ from edge.ledger.entry import (
     Entry,
     build_entry,
     checkpoint_message,
-    format_ts,
     parse_entry,
 )
 from edge.ledger.keys import NodeKey, verify_signature
 from edge.ledger.merkle import Frontier, ProofError, leaf_hash, leaf_hashes
-from edge.ledger.readings_store import ReadingsBlock, make_block
+from edge.ledger.owner import claim_owner
+from edge.ledger.readings_store import ReadingsBlock, make_block, plan_prune
 from edge.readings import Reading
 
 __all__ = ["DB_FILE", "Batch", "Ledger", "connect"]
@@ -100,6 +100,7 @@ class Ledger:
         self._next_block = 1
         if key is not None:
             with map_exceptions(SQL_ERRORS, f"ledger {path}"):
+                claim_owner(conn, f"ledger {path}", key.feed)  # never write into another's file
                 # Connection-local (TEMP): only the writer's connection writes batches.
                 prepare(conn)
             self._load_own_feed(key.feed)
@@ -121,10 +122,13 @@ class Ledger:
         lock_fd: int | None = None
         if key is not None:
             lock_fd = _lock(path)
+        conn: sqlite3.Connection | None = None
         try:
             conn = connect(path)
             return cls(conn, path, key, lock_fd)
         except BaseException:
+            if conn is not None:
+                conn.close()
             if lock_fd is not None:
                 os.close(lock_fd)
             raise
@@ -416,14 +420,46 @@ class Ledger:
             done += len(batch.entries)
         return done
 
-    def prune_readings(self, before: float) -> int:
-        """Delete raw readings of blocks that ended before ``before`` (epoch s); digests stay.
+    def prune_readings(
+        self,
+        before: float,
+        *,
+        retention: float | None = None,
+        actor: str = "",
+        comment: str = "",
+        now: float | None = None,
+    ) -> int:
+        """Prune raw readings of blocks that ended before ``before`` (epoch s); digests stay.
+
+        The prune is recorded first: a ``readings.prune`` entry naming the blocks and why is
+        committed (with whatever else is pending), then their readings are deleted.
+
+        Args:
+            before: the cutoff.
+            retention: the retention that made them due (reason ``retention``). Without it and
+                without ``actor``: ``now - before``, the node's own retention prune.
+            actor: who asked (an operator's request, reason ``operator``).
+            comment: why (an operator's reason).
+            now: the entry's time (default: the wall clock).
 
         Returns:
             The number of readings deleted.
         """
+        now = time.time() if now is None else now
+        if retention is None and not actor:
+            retention = now - before
         with map_exceptions(SQL_ERRORS, f"ledger {self.path}: prune readings"):
-            return prune_readings(self.conn, format_ts(before))
+            plan = plan_prune(self.conn, before, retention=retention, comment=comment)
+        if plan is None:
+            return 0
+        self.append("readings.prune", plan.body, ts=now, actor=actor)
+        self.commit(now=now)
+        return self.delete_blocks(plan.blocks)
+
+    def delete_blocks(self, blocks: Sequence[int]) -> int:
+        """Delete the raw readings of ``blocks`` (whose prune is already recorded and durable)."""
+        with map_exceptions(SQL_ERRORS, f"ledger {self.path}: prune readings"):
+            return prune_readings(self.conn, blocks)
 
     def close(self) -> None:
         """Close the database; pending (uncommitted) entries are dropped. Idempotent."""

@@ -22,7 +22,7 @@ so a trace costs milliseconds in a ledger of millions of entries.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -164,8 +164,13 @@ def _later(ts: str, delta: timedelta) -> str:
     return format_ts(datetime.fromisoformat(ts) + delta)
 
 
-def trace_lot(conn: sqlite3.Connection, lot: str) -> LotTrace:
+def trace_lot(conn: sqlite3.Connection, lot: str, feeds: Collection[str] | None = None) -> LotTrace:
     """Build the lot's timeline from every feed in the database behind ``conn``.
+
+    Args:
+        conn: the ledger database.
+        lot: the lot code.
+        feeds: only these feeds (the trusted ones, :mod:`edge.ledger.trust`); None: every feed.
 
     Returns:
         The trace; ``events`` is empty when no entry names the lot.
@@ -179,6 +184,8 @@ def trace_lot(conn: sqlite3.Connection, lot: str) -> LotTrace:
         "JOIN entries e ON e.feed = l.feed AND e.seq = l.seq WHERE l.lot = ?",
         (lot,),
     )
+    if feeds is not None:
+        own = [e for e in own if e.feed in feeds]
     if not own:
         return LotTrace(lot, (), (), ())
     stations = load_stations(conn)
@@ -208,7 +215,7 @@ def trace_lot(conn: sqlite3.Connection, lot: str) -> LotTrace:
                 found.setdefault(change.id, change)
         _add_acks(conn, feed, entries, last, found)
 
-    _add_corrections(conn, found)
+    _add_corrections(conn, found, feeds)
     corrected: dict[str, list[str]] = {}
     for entry in found.values():
         if entry.type == "correction":
@@ -325,13 +332,17 @@ def _targets(correction: StoredEntry) -> set[str]:
     return targets
 
 
-def _add_corrections(conn: sqlite3.Connection, found: dict[str, StoredEntry]) -> None:
+def _add_corrections(
+    conn: sqlite3.Connection, found: dict[str, StoredEntry], feeds: Collection[str] | None
+) -> None:
     """Add corrections referring to any found entry (repeatedly: corrections of corrections)."""
     corrections = _rows(
         conn,
         "SELECT e.feed, e.seq, e.id, e.raw FROM entries e WHERE e.type = 'correction'",
         (),
     )
+    if feeds is not None:
+        corrections = [c for c in corrections if c.feed in feeds]
     added = True
     while added:
         added = False

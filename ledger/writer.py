@@ -19,15 +19,18 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from edge.errors import LedgerClosed, StorageError
+from edge.errors import LedgerClosed, StorageError, map_exceptions
 from edge.ledger.commit import batch_params, block_rows
 from edge.ledger.commit_process import CommitProcess
-from edge.ledger.entry import Entry, format_ts
+from edge.ledger.database import SQL_ERRORS
+from edge.ledger.entry import Entry
 from edge.ledger.keys import NodeKey
+from edge.ledger.readings_store import plan_prune
 from edge.ledger.store import Batch, Ledger
 from edge.readings import Reading
 
@@ -301,19 +304,41 @@ class LedgerWriter:
         await asyncio.sleep(self._retry_delay)
         self._retry_delay = min(self._retry_delay * 2, self.retry_max)
 
-    async def prune_readings(self, before: float) -> int:
-        """Delete raw readings of blocks that ended before ``before`` (epoch s); digests stay.
+    async def prune_readings(
+        self,
+        before: float,
+        *,
+        retention: float | None = None,
+        actor: str = "",
+        comment: str = "",
+        now: float | None = None,
+    ) -> int:
+        """Prune raw readings of blocks that ended before ``before`` (epoch s); digests stay.
 
-        Runs in the commit process, between commits, so it never races a batch.
+        Recorded first: the ``readings.prune`` entry naming the blocks and why is made durable,
+        then the commit process deletes them between commits, so it never races a batch.
+        Arguments as :meth:`Ledger.prune_readings`.
 
         Returns:
             The number of readings deleted.
         """
         self._check_open()
+        now = time.time() if now is None else now
+        if retention is None and not actor:
+            retention = now - before
+        with map_exceptions(SQL_ERRORS, f"ledger {self.ledger.path}: prune readings"):
+            plan = plan_prune(self.ledger.conn, before, retention=retention, comment=comment)
+        if plan is None:
+            return 0
+        entry = await self.append("readings.prune", plan.body, ts=now, actor=actor)
         if not self._running:
-            return self.ledger.prune_readings(before)
+            self._drain_sync()
+            if self.ledger.size <= entry.seq:
+                raise StorageError(f"ledger {self.ledger.path}: the prune was not recorded")
+            return self.ledger.delete_blocks(plan.blocks)
+        await self.durable(entry.seq)
         commits = await self._commit_process()
-        deleted: int = await commits.request("prune", format_ts(before))
+        deleted: int = await commits.request("prune", list(plan.blocks))
         return deleted
 
     async def _wait_for_batch(self) -> bool:

@@ -43,6 +43,11 @@ DETAILS = {
     "ledger query": "[ledger.md](ledger.md#edge-ledger-query)",
     "ledger trace": "[ledger.md](ledger.md#edge-ledger-trace)",
     "ledger export": "[ledger.md](ledger.md#edge-ledger-export)",
+    "ledger prune-readings": "[ledger.md](ledger.md#edge-ledger-prune-readings)",
+    "trust": "[ledger.md](ledger.md#trust-which-feeds-to-believe)",
+    "trust add": "[ledger.md](ledger.md#edge-trust-add)",
+    "trust list": "[ledger.md](ledger.md#edge-trust-list)",
+    "trust remove": "[ledger.md](ledger.md#edge-trust-remove)",
     "alarm": "[mqtt.md](mqtt.md#operator-actions-on-a-running-node)",
 }
 

@@ -46,6 +46,7 @@ REGISTRY: dict[str, str] = {
     "ledger": "edge.cli.ledger:ledger",
     "keys": "edge.cli.ledger:keys",
     "alarm": "edge.cli.alarm:alarm",
+    "trust": "edge.cli.trust:trust",
 }
 
 

@@ -13,8 +13,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from edge.cli.alarm import actor_option, send_to_node
-from edge.cli.ledger_query import DB_OPTION, QUERY_COMMANDS
+from edge.cli.ledger_query import DB_OPTION, QUERY_COMMANDS, db_for
 from edge.cli.output import fail
+from edge.cli.trust import resolve_trust, trust_options
 from edge.config import NodeConfig
 from edge.errors import EdgeError
 
@@ -33,6 +34,7 @@ for _command in QUERY_COMMANDS:
 
 @ledger.command("verify")
 @DB_OPTION
+@trust_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report (or the error) as JSON.")
 @click.option(
     "--merkle/--no-merkle",
@@ -41,17 +43,27 @@ for _command in QUERY_COMMANDS:
     help="Recompute every checkpoint's Merkle root. Without, the hash chain and the "
     "checkpoint signatures still cover every entry (faster).",
 )
-def verify_command(db: Path, as_json: bool, merkle: bool) -> None:
-    """Check every feed: hashes, links, checkpoints, signatures, truncation.
+def verify_command(
+    db: Path,
+    trust_keys: tuple[str, ...],
+    config_path: Path | None,
+    as_json: bool,
+    merkle: bool,
+) -> None:
+    """Check every feed: hashes, links, checkpoints, signatures, truncation, readings, trust.
 
-    Exit status 0 when every feed verifies, 1 when any problem is found (each one is named
-    with its feed, seq and kind), 2 when the database cannot be read.
+    Trust comes from --trust and -c, else from the trust list and node key in the database's
+    directory; feeds signed by other keys are reported untrusted. Exit status 0 when every feed
+    verifies, 1 when any problem is found (each one is named with its feed, seq and kind), 2
+    when the database cannot be read or a trust key is malformed.
     """
     from edge.ledger.store import connect
     from edge.ledger.verify import Report, verify_db
 
     err = Console(stderr=True)
     try:
+        db = db_for(db, config_path)  # with -c and no --db: that node's ledger
+        trust = resolve_trust(db, trust_keys, config_path)
         conn = connect(db, readonly=True)
         try:
             total = conn.execute("SELECT count(*) FROM entries").fetchone()[0]
@@ -67,24 +79,32 @@ def verify_command(db: Path, as_json: bool, merkle: bool) -> None:
             ) as progress:
                 task = progress.add_task("verify", total=total)
                 report: Report = verify_db(
-                    conn, progress=lambda n: progress.advance(task, n), merkle=merkle
+                    conn,
+                    progress=lambda n: progress.advance(task, n),
+                    merkle=merkle,
+                    trusted=trust.names,
+                    node_feed=trust.node_feed,
                 )
         finally:
             conn.close()
     except EdgeError as exc:
-        fail(str(exc), as_json=as_json, code=2)
+        fail("; ".join(getattr(exc, "problems", None) or [str(exc)]), as_json=as_json, code=2)
     except Exception as exc:  # sqlite3 errors on a damaged schema: one line, no traceback
         fail(f"{db}: cannot verify: {exc}", as_json=as_json, code=2)
     if as_json:
         payload: dict[str, Any] = {
             "ok": report.ok,
             "db": str(db),
+            "owner": report.owner,
+            "trust": {"checked": report.trust_checked, "source": trust.source},
             "feeds": [
                 {
                     "feed": f.feed,
+                    "trusted_as": f.trusted_as,
                     "entries": f.entries,
                     "checkpoints": f.checkpoints,
                     "signed": f.signed,
+                    "pruned_blocks": f.pruned,
                     "ok": f.ok,
                 }
                 for f in report.feeds
@@ -93,26 +113,44 @@ def verify_command(db: Path, as_json: bool, merkle: bool) -> None:
         }
         click.echo(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode())
     else:
-        _print_report(report, db)
+        _print_report(report, db, trust.source)
     sys.exit(0 if report.ok else 1)
 
 
-def _print_report(report: Any, db: Path) -> None:
+def _print_report(report: Any, db: Path, trust_source: str) -> None:
     out = Console()
     feeds = Table(title=f"ledger {db}", title_justify="left")
-    for column in ("feed", "entries", "checkpoints", "signed", "status"):
+    for column in ("feed", "trusted as", "entries", "checkpoints", "signed", "status"):
         feeds.add_column(
-            column, justify="right" if column in ("entries", "checkpoints", "signed") else "left"
+            column,
+            justify="right" if column in ("entries", "checkpoints", "signed") else "left",
+            no_wrap=column == "feed",
         )
     for f in report.feeds:
         feeds.add_row(
-            f.feed[:16],
+            f.feed,  # in full: a feed is its key, and a key is only as good as all its digits
+            (f.trusted_as or "[red]UNTRUSTED[/red]") if report.trust_checked else "-",
             str(f.entries),
             str(f.checkpoints),
             str(f.signed),
             "[green]ok[/green]" if f.ok else f"[red]{len(f.problems)} problem(s)[/red]",
         )
-    out.print(feeds)
+    out.print(feeds, soft_wrap=True)
+    for f in report.feeds:
+        if f.pruned:
+            pruned = ", ".join(f"{n} by {why}" for why, n in sorted(f.pruned.items()))
+            out.print(
+                f"readings blocks pruned on record ({f.feed[:16]}): {pruned}", highlight=False
+            )
+    if not report.trust_checked:
+        out.print(
+            "trust: not checked (no --trust, -c, or trust list beside the database): "
+            "a feed's key is only its own word",
+            highlight=False,
+            soft_wrap=True,
+        )
+    else:
+        out.print(f"trust: {trust_source}", highlight=False, soft_wrap=True)
     if report.ok:
         out.print(
             f"[green]ok[/green]: {len(report.feeds)} feed(s), {report.entries} entries verified"
@@ -126,6 +164,66 @@ def _print_report(report: Any, db: Path) -> None:
             soft_wrap=True,
         )
     out.print(f"[red]FAILED[/red]: {len(report.problems)} problem(s)", highlight=False)
+
+
+@ledger.command("prune-readings")
+@click.option(
+    "-c", "--config", "config_path", required=True, type=click.Path(path_type=Path),
+    help="The node's config file (its ledger, key and control socket).",
+)  # fmt: skip
+@click.option(
+    "--before", required=True, metavar="TIME",
+    help="Prune blocks whose last reading is before TIME (ISO 8601, or a duration ago: 90d).",
+)  # fmt: skip
+@click.option("--reason", required=True, help="Why; recorded on the ledger.")
+@actor_option
+@click.option("--json", "as_json", is_flag=True, help="Print what was done as JSON.")
+def prune_readings_command(
+    config_path: Path, before: str, reason: str, actor: str, as_json: bool
+) -> None:
+    """Prune raw readings before a time, on an operator's request; the digests stay.
+
+    The prune is recorded first (a readings.prune entry naming the blocks, who and why), then
+    done: through the running node when there is one, else directly in the node's ledger.
+    Exit status 1 when the time is malformed or in the future, or the node refuses.
+    """
+    import time
+    from datetime import UTC, datetime
+
+    from edge.errors import ConfigError
+    from edge.ledger.entry import parse_ts
+    from edge.ledger.query import parse_time
+
+    if not reason.strip():
+        fail("--reason: empty (why readings are pruned is recorded)", as_json=as_json)
+    try:
+        cutoff = parse_time(before, datetime.now(UTC), "--before")
+    except ConfigError as exc:
+        fail(exc.problems[0], as_json=as_json)
+    if parse_ts(cutoff) > time.time():
+        fail(f"--before: {cutoff} is in the future", as_json=as_json)
+    command = {"action": "prune_readings", "before": cutoff, "actor": actor, "comment": reason}
+    result = send_to_node(
+        config_path,
+        command,
+        offline=lambda cfg: _prune_offline(cfg, parse_ts(cutoff), reason, actor),
+        as_json=as_json,
+    )
+    if as_json:
+        click.echo(orjson.dumps(result).decode())
+        return
+    how = result.get("offline") or "through the running node"
+    click.echo(f"pruned {result['readings']} readings before {cutoff}, recorded {how}")
+
+
+def _prune_offline(cfg: NodeConfig, before: float, reason: str, actor: str) -> dict[str, Any]:
+    """Record and do an operator's prune with the node's key while the node is stopped."""
+    from edge.ledger.keys import load_key
+    from edge.ledger.store import Ledger
+
+    with Ledger.open(cfg.ledger_path, load_key(cfg.key_path)) as store:
+        deleted = store.prune_readings(before, actor=actor, comment=reason)
+    return {"readings": deleted, "offline": f"directly into {cfg.ledger_path} (no node running)"}
 
 
 @ledger.command("correct")

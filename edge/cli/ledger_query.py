@@ -14,7 +14,8 @@ import io
 import os
 import sqlite3
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -25,9 +26,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from edge.cli.trust import resolve_trust, trust_options
 from edge.errors import ConfigError, EdgeError
 from edge.ledger.epcis import epcis_document, valid_gtin
 from edge.ledger.export_csv import write_lot_csv
+from edge.ledger.owner import read_owner
 from edge.ledger.query import (
     EntryFilter,
     Stations,
@@ -220,17 +223,89 @@ def query_command(
         _console().print(table)
 
 
-def _load_trace(db: Path, lot: str) -> LotTrace:
+@dataclass(frozen=True, slots=True)
+class _Shown:
+    """Which feeds trace and export show: ``feeds`` (None: all) and their names."""
+
+    feeds: frozenset[str] | None
+    names: dict[str, str]
+    hidden: int = 0  #: feeds naming the lot that were left out
+
+
+def _all_feeds_option(func: Any) -> Any:
+    func = click.option(
+        "--all-feeds", is_flag=True,
+        help="Show every feed in the file, trusted or not (each marked).",
+    )(func)  # fmt: skip
+    return trust_options(func)
+
+
+def db_for(db: Path, config_path: Path | None) -> Path:
+    """``--db``, or the ledger of ``-c`` when --db was not given."""
+    ctx = click.get_current_context()
+    if config_path is not None and ctx.get_parameter_source("db") in (
+        click.core.ParameterSource.DEFAULT,
+        None,
+    ):
+        from edge.config import load_config
+
+        return load_config(config_path).ledger_path
+    return db
+
+
+def _load_trace(
+    db: Path,
+    lot: str,
+    trust_keys: Sequence[str] = (),
+    config_path: Path | None = None,
+    all_feeds: bool = False,
+) -> tuple[LotTrace, _Shown]:
     with _one_line_errors():
+        db = db_for(db, config_path)
+        trust = resolve_trust(db, trust_keys, config_path)
         conn = open_ledger_db(db)
         try:
-            trace = trace_lot(conn, lot)
-            if not trace.events:
-                _check_lot(conn, db, lot)
-                raise click.ClickException(f"lot {lot!r}: no entries in {db}")
+            names = dict(trust.names or {})
+            if all_feeds:
+                feeds = None
+            elif trust.names is not None:
+                feeds = frozenset(trust.names)
+            else:  # no trust list anywhere: the file's own feed, by the file's word
+                owner = read_owner(conn)
+                feeds = frozenset({owner}) if owner is not None else None
+            trace = trace_lot(conn, lot, feeds)
+            hidden = 0
+            if feeds is not None:
+                naming = {
+                    f
+                    for (f,) in conn.execute(
+                        "SELECT DISTINCT feed FROM entry_lots WHERE lot = ?", (lot,)
+                    )
+                }
+                hidden = len(naming - feeds)
+            if not trace.events and not hidden:
+                _check_lot(conn, db, lot)  # a typo gets "did you mean"
         finally:
             conn.close()
-    return trace
+    shown = _Shown(feeds, names, hidden)
+    if hidden:
+        click.echo(
+            f"note: {hidden} untrusted feed(s) also name lot {lot!r} and are not shown "
+            "(--all-feeds shows them; edge trust add trusts a key)",
+            err=True,
+        )
+    if not trace.events:
+        which = "of a trusted feed " if hidden else ""
+        raise click.ClickException(f"lot {lot!r}: no entries {which}in {db}")
+    return trace, shown
+
+
+def _feed_label(feed: str, shown: _Shown) -> str:
+    """A feed's trust-list name, else its full id (marked when trust was not applied)."""
+    name = shown.names.get(feed)
+    if name is not None:
+        return name
+    return feed if shown.feeds is not None or not shown.names else f"{feed} (untrusted)"
 
 
 def _check_type(conn: sqlite3.Connection, type_: str) -> None:
@@ -277,7 +352,7 @@ def _check_lot(conn: sqlite3.Connection, db: Path, lot: str) -> None:
     raise click.ClickException(f"lot {lot!r}: no entries in {db}{hint}")
 
 
-def _print_trace(trace: LotTrace) -> None:
+def _print_trace(trace: LotTrace, shown: _Shown) -> None:
     console = _console()
     first, last = trace.events[0].entry.ts, trace.events[-1].entry.ts
     feeds = {e.entry.feed for e in trace.events}
@@ -288,7 +363,7 @@ def _print_trace(trace: LotTrace) -> None:
         )
     )
     stations = Table(title="Stations")
-    for column in ("station", "node/site", "start", "end", "checks"):
+    for column in ("station", "node/site", "feed", "start", "end", "checks"):
         stations.add_column(column, overflow="fold")
     for visit in trace.visits:
         passed = sum(1 for c in visit.checks if c.get("passed") is True)
@@ -299,6 +374,7 @@ def _print_trace(trace: LotTrace) -> None:
                 (
                     visit.name or "-",
                     visit.station.name,
+                    _feed_label(visit.station.feed, shown),
                     visit.start.ts if visit.start else "-",
                     visit.end.ts if visit.end else "-",
                     checks,
@@ -355,14 +431,25 @@ def _print_trace(trace: LotTrace) -> None:
 @click.command("trace")
 @click.argument("lot")
 @DB_OPTION
+@_all_feeds_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of tables.")
-def trace_command(lot: str, db: Path, as_json: bool) -> None:
-    """Show LOT's timeline across every feed: stations, aggregates, alarms, acks, rule sets."""
-    trace = _load_trace(db, lot)
+def trace_command(
+    lot: str,
+    db: Path,
+    trust_keys: tuple[str, ...],
+    config_path: Path | None,
+    all_feeds: bool,
+    as_json: bool,
+) -> None:
+    """Show LOT's timeline across trusted feeds: stations, aggregates, alarms, acks, rule sets."""
+    trace, shown = _load_trace(db, lot, trust_keys, config_path, all_feeds)
     if as_json:
-        click.echo(orjson.dumps(trace.to_json(), option=orjson.OPT_INDENT_2).decode())
+        document = trace.to_json()
+        for station in document["stations"]:
+            station["feed_name"] = shown.names.get(station["feed"])
+        click.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
     else:
-        _print_trace(trace)
+        _print_trace(trace, shown)
 
 
 @contextlib.contextmanager
@@ -387,11 +474,13 @@ def _output(path: Path | None) -> Iterator[IO[str]]:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(("csv", "epcis")),
+    type=click.Choice(("csv", "epcis", "proof")),
     required=True,
-    help="csv: sortable spreadsheet (FSMA 204 style); epcis: GS1 EPCIS 2.0.",
+    help="csv: sortable spreadsheet (FSMA 204 style); epcis: GS1 EPCIS 2.0; "
+    "proof: zip an auditor checks with the verify_proof.py inside it.",
 )
 @DB_OPTION
+@_all_feeds_option
 @click.option(
     "-o",
     "--output",
@@ -404,11 +493,36 @@ def _output(path: Path | None) -> Iterator[IO[str]]:
     metavar="GTIN",
     help="The product's GTIN-14 (EPCIS lot id becomes a GS1 Digital Link).",
 )
-def export_command(lot: str, fmt: str, db: Path, output: Path | None, gtin: str | None) -> None:
-    """Export a lot's records for customers and auditors."""
+@click.option(
+    "--through-head",
+    is_flag=True,
+    help="proof: cover each feed up to its latest checkpoint (no later correction left out).",
+)
+def export_command(
+    lot: str,
+    fmt: str,
+    db: Path,
+    trust_keys: tuple[str, ...],
+    config_path: Path | None,
+    all_feeds: bool,
+    output: Path | None,
+    gtin: str | None,
+    through_head: bool,
+) -> None:
+    """Export a lot's records from trusted feeds for customers and auditors."""
     if gtin is not None and not valid_gtin(gtin):
         raise _BadOption(f"--gtin: {gtin!r} is not a GTIN-14 (14 digits ending in a check digit)")
-    trace = _load_trace(db, lot)
+    trace, _ = _load_trace(db, lot, trust_keys, config_path, all_feeds)
+    if fmt == "proof":  # a zip: to FILE or a pipe, never to a terminal
+        from edge.ledger.proof import export_proof
+
+        if output is None and sys.stdout.isatty():
+            raise _BadOption("--format proof writes a zip: give -o FILE or redirect stdout")
+        with _one_line_errors():
+            out = output or sys.stdout.buffer
+            summary = export_proof(db_for(db, config_path), trace, out, through_head=through_head)
+            click.echo(summary, err=True)
+        return
     with _output(output) as out:
         if fmt == "csv":
             write_lot_csv(trace, out)

@@ -15,6 +15,7 @@ Story (times are seconds after T0 = 2026-11-23T08:00:00Z):
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ from pathlib import Path
 from edge.ledger.entry import Entry
 from edge.ledger.keys import NodeKey
 from edge.ledger.store import Ledger
+from edge.ledger.trust import TRUST_FILE, add_trusted
 
 T0 = datetime(2026, 11, 23, 8, 0, 0, tzinfo=UTC).timestamp()
 LOT = "L-2611-A"
@@ -152,7 +154,10 @@ def build(db: Path) -> Scenario:
             actor="carol",
         )
         led.commit(now=T0 + 200 + 2 * 86400 + 1)
-    with Ledger.open(db, packer) as led:
+    # A node writes only its own file (the owner check), so the packer's feed is written in a
+    # file of its own and copied in, entries and checkpoint rows as they are, as sync delivers.
+    packer_db = db.with_name(db.stem + "-packer.db")
+    with Ledger.open(packer_db, packer) as led:
         got["b_start"] = led.append(
             "node.start",
             {
@@ -199,4 +204,24 @@ def build(db: Path) -> Scenario:
             actor="dave",
         )
         led.commit(now=T0 + 411)
+    copy_feed(packer_db, db)
+    for leftover in (packer_db, *(Path(f"{packer_db}{s}") for s in ("-wal", "-shm", ".lock"))):
+        leftover.unlink(missing_ok=True)
+    # The filler owns the file; the packer is a trusted peer (trace and the exports show trusted
+    # feeds only). As in a node's data directory: its public key beside the database, trust.toml.
+    (db.parent / "node.key.pub").write_text(filler.feed + "\n")
+    add_trusted(db.parent / TRUST_FILE, packer.feed, "packer-gw")
     return Scenario(db, filler.feed, packer.feed, got)
+
+
+def copy_feed(source: Path, target: Path) -> None:
+    """Copy every feed of ``source`` (entries, their lots, checkpoint rows) into ``target``."""
+    conn = sqlite3.connect(target)
+    try:
+        conn.execute("ATTACH DATABASE ? AS src", (str(source),))
+        with conn:
+            for table in ("entries", "entry_lots", "checkpoints"):
+                conn.execute(f"INSERT INTO main.{table} SELECT * FROM src.{table}")
+        conn.execute("DETACH DATABASE src")
+    finally:
+        conn.close()

@@ -8,6 +8,7 @@ import sqlite3
 from importlib import resources
 from pathlib import Path
 
+import orjson
 import pytest
 
 from edge.config import load_config
@@ -44,7 +45,15 @@ def test_old_readings_are_pruned_digests_stay_and_verify(tmp_path: Path) -> None
     pruned = conn.execute("SELECT count(*) FROM reading_blocks WHERE pruned = 1").fetchone()[0]
     kept = conn.execute("SELECT count(*) FROM reading_blocks WHERE pruned = 0").fetchone()[0]
     oldest_kept = conn.execute("SELECT min(ts) FROM readings").fetchone()[0]
+    prunes = [
+        orjson.loads(raw)["body"]
+        for (raw,) in conn.execute("SELECT raw FROM entries WHERE type = 'readings.prune'")
+    ]
     conn.close()
+    # each prune was recorded on the ledger, with the retention that made it due
+    assert prunes
+    assert {(p["reason"], p["retention"]) for p in prunes} == {("retention", "2")}
+    assert sum(p["count"] for p in prunes) >= pruned
     assert digests == pruned + kept
     assert pruned >= 1, "retention of 2 s over a 7 s run pruned nothing"
     assert kept >= 1, "the newest readings must still be there"

@@ -29,7 +29,8 @@ from edge.ledger.epcis import (
 from edge.ledger.query import open_ledger_db
 from edge.ledger.trace import trace_lot
 
-VECTORS = Path("/work/shared/vectors/epcis")
+# CI runs from a clean clone with ``shared`` beside it, as in the workspace.
+VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors" / "epcis"
 SCHEMA = json.loads((VECTORS / "EPCIS-JSON-Schema.json").read_text())
 # Format checks on (date-time, uri) need rfc3339-validator and rfc3986-validator (dev deps);
 # without them "eventTime": "yesterday" would pass.

@@ -246,10 +246,13 @@ def test_node_matches_a_feed_without_node_start(tmp_path: Path) -> None:
 
     db = tmp_path / "ledger.db"
     keys = [NodeKey.generate() for _ in range(3)]
-    for key in keys:
-        with Ledger.open(db, key) as led:
+    for n, key in enumerate(keys):  # one file per node (a node writes only its own), then merged
+        own = db if n == 0 else tmp_path / f"node{n}.db"
+        with Ledger.open(own, key) as led:
             led.append("lot.start", {"lot": "Z", "station": "s"}, ts=sc.T0, lots=["Z"])
             led.commit(now=sc.T0 + 1)
+        if own != db:
+            sc.copy_feed(own, db)
     conn = open_ledger_db(db)
     stations = load_stations(conn, every_feed=True)
     assert set(stations.starts) == {k.feed for k in keys}

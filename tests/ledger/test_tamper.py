@@ -157,8 +157,9 @@ def test_tail_truncated_below_a_checkpoint(db: Path, key: NodeKey, cut: int) -> 
     assert (cut, Kind.ROLLBACK) in kinds
     rollback = next(p for p in report.problems if p.kind is Kind.ROLLBACK)
     assert "a signed checkpoint covered 17 entries" in rollback.detail
-    if cut == 11:  # a clean prefix ending at a checkpoint: only the rollback gives it away
-        assert kinds == {(11, Kind.ROLLBACK)}
+    if cut == 11:  # a clean prefix ending at a checkpoint: the rollback gives it away, and
+        # the readings block whose digest (seq 11) went with the tail
+        assert kinds == {(11, Kind.ROLLBACK), (-1, Kind.UNCOVERED_READINGS)}
     else:
         assert (11, Kind.UNSIGNED) in kinds
     with pytest.raises(RollbackRefused, match="restore the feed"):
@@ -262,3 +263,187 @@ def test_no_merkle_still_names_every_tampering(db: Path) -> None:
         (10, Kind.BAD_SIGNATURE),
         (14, Kind.ROLLBACK),
     } <= kinds
+
+
+# -- the checkpoints table against the checkpoint entries -------------------------------------
+
+
+def test_signature_changed_only_in_the_checkpoints_table(db: Path) -> None:
+    with attacker(db) as conn:
+        sig = conn.execute("SELECT sig FROM checkpoints WHERE size = 10").fetchone()[0]
+        bad = sig[:-2] + ("00" if sig[-2:] != "00" else "01")
+        conn.execute("UPDATE checkpoints SET sig = ? WHERE size = 10", (bad,))
+    report = verify(db)
+    assert found(report) == {(10, Kind.CHECKPOINT_TABLE)}
+    assert report.problems[0].detail.endswith("differs from checkpoint entry 10 in sig")
+
+
+def test_checkpoints_table_row_deleted_or_invented(db: Path) -> None:
+    with attacker(db) as conn:
+        conn.execute("DELETE FROM checkpoints WHERE size = 5")
+        feed = conn.execute("SELECT feed FROM entries LIMIT 1").fetchone()[0]
+        conn.execute("INSERT INTO checkpoints VALUES (?, 7, 'x', 'y', 'z')", (feed,))
+    report = verify(db)
+    assert found(report) == {(5, Kind.CHECKPOINT_TABLE), (7, Kind.CHECKPOINT_TABLE)}
+    details = sorted(p.detail for p in report.problems)
+    assert "checkpoint entry 5 has no row in the checkpoints table" in details
+    assert any("size 7" in d and "no such checkpoint" in d for d in details)
+
+
+# -- the readings store against the chain ----------------------------------------------------
+# The fixture's one readings block is block 1, committed by the digest entry at seq 11; its
+# readings were taken at T0 + 11 .. T0 + 11.9.
+
+DAY = 86400.0
+T0 = 1_795_000_000.0  # the fixture's first entry (tests/ledger/conftest.py)
+
+
+def _change_a_reading(conn: sqlite3.Connection) -> None:
+    rowid = conn.execute("SELECT min(rowid) FROM readings WHERE point = 'temp'").fetchone()[0]
+    assert conn.execute("UPDATE readings SET value = '\"4.5\"' WHERE rowid = ?", (rowid,)).rowcount
+
+
+def details(report: Report) -> str:
+    return "\n".join(p.detail for p in report.problems)
+
+
+def test_changed_reading_whose_block_is_then_marked_pruned(db: Path) -> None:
+    with attacker(db) as conn:
+        _change_a_reading(conn)
+        conn.execute("UPDATE reading_blocks SET pruned = 1 WHERE block = 1")
+    report = verify(db)
+    assert found(report) == {(11, Kind.CHANGED_READINGS), (11, Kind.BLOCK_ROW)}
+    assert "marked pruned but its readings are stored" in details(report)
+
+
+def test_changed_reading_then_deleted_and_marked_pruned(db: Path) -> None:
+    with attacker(db) as conn:
+        _change_a_reading(conn)
+        conn.execute("DELETE FROM readings WHERE block = 1")
+        conn.execute("UPDATE reading_blocks SET pruned = 1 WHERE block = 1")
+    report = verify(db)
+    assert found(report) == {(11, Kind.MISSING_READINGS)}
+    assert "no readings.prune entry records it" in details(report)
+
+
+@pytest.mark.parametrize("change", [False, True])
+def test_block_row_digest_link_set_to_null(db: Path, change: bool) -> None:
+    with attacker(db) as conn:
+        if change:
+            _change_a_reading(conn)
+        conn.execute("UPDATE reading_blocks SET entry = NULL WHERE block = 1")
+    report = verify(db)
+    expected = {(11, Kind.BLOCK_ROW)} | ({(11, Kind.CHANGED_READINGS)} if change else set())
+    assert found(report) == expected
+    assert "links to NULL, not to its digest entry" in details(report)
+
+
+@pytest.mark.parametrize("change", [False, True])
+def test_block_row_deleted(db: Path, change: bool) -> None:
+    with attacker(db) as conn:
+        if change:
+            _change_a_reading(conn)
+        conn.execute("DELETE FROM reading_blocks WHERE block = 1")
+    report = verify(db)
+    expected = {(11, Kind.BLOCK_ROW)} | ({(11, Kind.CHANGED_READINGS)} if change else set())
+    assert found(report) == expected
+    assert "its reading_blocks row is gone" in details(report)
+
+
+def test_block_and_its_row_deleted(db: Path) -> None:
+    with attacker(db) as conn:
+        conn.execute("DELETE FROM readings WHERE block = 1")
+        conn.execute("DELETE FROM reading_blocks WHERE block = 1")
+    report = verify(db)
+    assert found(report) == {(11, Kind.MISSING_READINGS)}
+    assert "row is deleted too); no readings.prune entry records it" in details(report)
+
+
+def test_block_deleted_and_marked_pruned_seconds_after_it_was_written(db: Path) -> None:
+    """What the node's own prune does (delete, mark pruned), seconds in, with no record."""
+    from edge.ledger.commit import prune_readings
+
+    conn = sqlite3.connect(db)
+    assert prune_readings(conn, [1]) == 9
+    conn.close()
+    report = verify(db)
+    assert found(report) == {(11, Kind.MISSING_READINGS)}
+    assert "(marked pruned); no readings.prune entry records it" in details(report)
+
+
+def test_prune_recorded_before_its_retention_is_named(db: Path, key: NodeKey) -> None:
+    """A prune that is on the chain but came too early (a writer misconfigured or misused)."""
+    with Ledger.open(db, key) as ledger:
+        # 30 days of retention claimed, but the block is pruned 10 minutes after it was written
+        assert ledger.prune_readings(T0 + 500, retention=30 * DAY, now=T0 + 600) == 9
+    report = verify(db)
+    assert found(report) == {(11, Kind.MISSING_READINGS)}
+    assert "before its retention of 2592000 s ran out" in details(report)
+
+
+def test_prune_at_its_retention_verifies(db: Path, key: NodeKey) -> None:
+    with Ledger.open(db, key) as ledger:
+        now = T0 + 12 + 30 * DAY
+        assert ledger.prune_readings(now - 30 * DAY, retention=30 * DAY, now=now) == 9
+        entry = ledger.latest("readings.prune")
+    assert entry is not None
+    assert entry.body["blocks"] == [[1, 1]]
+    assert entry.body["reason"] == "retention"
+    assert entry.body["retention"] == "2592000"
+    report = verify(db)
+    assert report.ok, report.problems
+    assert report.feeds[0].pruned == {"retention": 1}
+
+
+def test_operator_prune_names_who_and_verifies(db: Path, key: NodeKey) -> None:
+    with Ledger.open(db, key) as ledger:
+        ledger.prune_readings(T0 + 100, actor="qa.jane", comment="disk full", now=T0 + 200)
+        entry = ledger.latest("readings.prune")
+    assert entry is not None
+    assert (entry.actor, entry.body["reason"], entry.body["comment"]) == (
+        "qa.jane",
+        "operator",
+        "disk full",
+    )
+    report = verify(db)
+    assert report.ok, report.problems
+    assert report.feeds[0].pruned == {"operator:qa.jane": 1}
+
+
+def test_prune_recorded_but_not_yet_deleted_verifies(db: Path, key: NodeKey) -> None:
+    """A crash between the durable prune entry and the DELETE: readings still match."""
+    from edge.ledger.readings_store import PRUNE, plan_prune
+
+    with Ledger.open(db, key) as ledger:
+        plan = plan_prune(ledger.conn, T0 + 100, retention=1.0)
+        assert plan is not None
+        ledger.append(PRUNE, plan.body, ts=T0 + 200)
+        ledger.commit(now=T0 + 200)
+    assert verify(db).ok
+
+
+def test_readings_no_digest_commits_to(db: Path) -> None:
+    with attacker(db) as conn:
+        conn.execute(
+            "INSERT INTO readings(block, point, ts, value, quality, unit) "
+            "VALUES (7, 'temp', '2026-11-19T00:00:00.000000Z', '\"1\"', 'good', 'degC')"
+        )
+        conn.execute(
+            "INSERT INTO reading_blocks(block, first_ts, last_ts, count, sha256, entry) "
+            "VALUES (8, 'a', 'b', 1, 'c', NULL)"
+        )
+    report = verify(db)
+    assert {p.kind for p in report.problems} == {Kind.UNCOVERED_READINGS}
+    assert "readings block 7 is stored but no digest entry commits to it" in details(report)
+    assert "reading_blocks row of block 8 has no digest entry on the chain" in details(report)
+
+
+def test_cli_names_each_readings_problem(db: Path) -> None:
+    with attacker(db) as conn:
+        conn.execute("UPDATE reading_blocks SET entry = NULL WHERE block = 1")
+        sig = conn.execute("SELECT sig FROM checkpoints WHERE size = 5").fetchone()[0]
+        conn.execute("UPDATE checkpoints SET sig = ? WHERE size = 5", ("00" + sig[2:],))
+    result = CliRunner().invoke(main, ["ledger", "verify", "--db", str(db)])
+    assert result.exit_code == 1, result.output
+    assert "readings block row mismatch" in result.output
+    assert "checkpoints table mismatch" in result.output

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.ledger import verify
+from edge.ledger import verify, verify_parallel
 from edge.ledger.entry import checkpoint_message
 from edge.ledger.keys import NodeKey
 from edge.ledger.store import connect
@@ -46,7 +46,7 @@ def slow(
     feed: str, rows: list[Row], recorded: list[tuple[int, str, str, str]]
 ) -> set[tuple[int, Kind]]:
     """Second implementation: the per-row path only (no byte-level fast path)."""
-    v = FeedVerifier(feed)
+    v = FeedVerifier(feed, table=sorted(recorded))
     for row in rows:
         v.add(row)
     return {(p.seq, p.kind) for p in v.finish(recorded).problems}
@@ -127,7 +127,7 @@ def test_parallel_verify_matches_sequential(
     path = tmp_path / "l.db"
     build_ledger(path, KEY, batches=(7, 1, 9, 5, 12, 20, 3)).close()
     monkeypatch.setattr(verify, "PARALLEL_MIN", 10)
-    monkeypatch.setattr(verify, "CHUNK", 8)
+    monkeypatch.setattr(verify_parallel, "CHUNK", 8)
     conn = connect(path, readonly=True)
     good = verify.verify_db(conn, workers=2)
     assert good.ok
@@ -139,6 +139,8 @@ def test_parallel_verify_matches_sequential(
     attack.execute("DROP TRIGGER entries_no_update")
     attack.execute("DELETE FROM entries WHERE seq IN (20, 40, 41)")
     attack.execute("UPDATE entries SET raw = raw || ' ' WHERE seq = 33")
+    attack.execute("DROP TRIGGER checkpoints_no_update")
+    attack.execute("UPDATE checkpoints SET sig = '00' WHERE size = 25")  # in the 4th chunk
     attack.commit()
     attack.close()
     conn = connect(path, readonly=True)
@@ -146,6 +148,7 @@ def test_parallel_verify_matches_sequential(
     seq = {(p.seq, p.kind) for p in verify.verify_db(conn, workers=1).problems}
     conn.close()
     assert {(20, Kind.MISSING), (33, Kind.CHANGED), (40, Kind.MISSING)} <= par
+    assert (25, Kind.CHECKPOINT_TABLE) in par
     assert par == seq
 
 
