@@ -9,8 +9,8 @@ booleans ``true``/``false``, no value as an empty cell.
 Database access goes through sqlite-utils: its ``rows_where`` / ``count_where`` build the
 filtered, ordered queries (point list, time window) from parameters, with no SQL assembled by
 string formatting here, and ``Database.table_names`` tells a ledger file from any other SQLite
-file. Blocks pruned by retention inside the window are counted and reported, so a gap in an
-export is never silent.
+file. Blocks pruned inside the window (by retention or by an operator) are counted and
+reported, so a gap in an export is never silent.
 """
 
 from __future__ import annotations
@@ -194,8 +194,9 @@ def export(
     click.echo(f"exported {count} readings to {where}", err=True)
     if pruned:
         click.echo(
-            f"warning: {pruned} block(s) in the window were pruned by retention:"
-            " their readings are no longer stored (their digests stay on the ledger)",
+            f"warning: {pruned} block(s) in the window were pruned (retention or"
+            " edge ledger prune-readings): their readings are no longer stored (their digests"
+            " and the readings.prune entries saying why stay on the ledger)",
             err=True,
         )
     sys.exit(0 if count else 1)
