@@ -28,6 +28,18 @@ def parse_duration(text: str) -> float:
     Raises:
         ValueError: with a message fit to follow a key path (``bad duration '5 parsecs' ...``).
     """
+    if isinstance(text, str) and not _WHOLE.fullmatch(text):
+        stripped = text.strip()
+        if stripped.startswith("-") and _WHOLE.fullmatch(stripped[1:]):
+            raise ValueError(
+                f"negative duration {text!r} (a duration is 0 or more, e.g. '2s'; "
+                "a delay cannot run backwards)"
+            )
+        if "," in text and _WHOLE.fullmatch(text.replace(",", ".")):
+            raise ValueError(
+                f"{text!r} has a decimal comma: write {text.replace(',', '.')!r} "
+                "(a point separates decimals)"
+            )
     if not isinstance(text, str) or not _WHOLE.fullmatch(text):
         raise ValueError(
             f"bad duration {text!r} (expected a number with a unit: ms, s, m, h, d, e.g. '500ms')"

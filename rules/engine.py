@@ -28,7 +28,7 @@ from edge.rules.evaluators import (
     Key,
     LotEval,
     Out,
-    _as_float,
+    as_float,
     make_evaluator,
 )
 from edge.rules.lots import Aggregate, LotCheckResult, LotEvent, aggregate_of, check_lot
@@ -162,7 +162,7 @@ class Engine:
             v = r.value
             fv: float | None = None
             if q == _GOOD:
-                fv = (v if v == v else None) if type(v) is float else _as_float(v)  # NaN: none
+                fv = (v if v == v else None) if type(v) is float else as_float(v)  # NaN: none
             if point == lot_point:
                 st.seq = seq
                 self._lot_reading(st, t, seq, v if q == _GOOD else None, out)
@@ -303,6 +303,7 @@ class Engine:
             lim = first.limit if first is not None else None
             rt.aux["lim"] = lim
             rt.aux["stat"] = first.stat if first is not None else None
+            rt.aux["check"] = first.text if first is not None and failed else None
             if bool(failed) != (rt.active):
                 lkey = (t, key[1], key[2], -2, 1 + ev.idx)
                 ev.transit(st, rt, bool(failed), t, lkey, value, out, lot)

@@ -22,6 +22,17 @@ _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _VALUE = re.compile(rf"\s*({_NUMBER})\s*(\S.*?)?\s*")
 _CHECK = re.compile(rf"\s*([A-Za-z_]\w*)\s*(>=|<=|==|!=|>|<|=)\s*({_NUMBER})\s*(\S.*?)?\s*")
 _DIMENSIONLESS = {"count", "cp", "cpk"}
+#: a number written with a decimal comma (``1,33``, ``8,5 degC``): said so, not taken as a unit
+_COMMA_NUMBER = re.compile(r"\s*([-+]?\d+),(\d+)(?:\s*(\S.*?))?\s*")
+
+
+def _comma_message(key: str, match: re.Match[str]) -> str:
+    whole, frac, unit = match.groups()
+    fixed = f"{whole}.{frac}" + (f" {unit}" if unit else "")
+    return (
+        f"{key}: {match.group(0).strip()!r} is a number with a decimal comma: "
+        f"write {fixed!r} (a point separates decimals)"
+    )
 
 
 def describe(node: YNode) -> str:
@@ -51,6 +62,8 @@ class UnitSlot:
 
     unit: str = ""
     source: str = ""
+    from_config: bool = False  #: the unit is the node config's (not written in the rule file)
+    written: bool = False  #: a value of the rule carried the unit
 
 
 @dataclass(slots=True)
@@ -134,6 +147,10 @@ class Ctx:
         if isinstance(node, YScalar) and type(node.value) in (int, float):
             return float(node.value)  # type: ignore[arg-type]
         if isinstance(node, YScalar) and isinstance(node.value, str):
+            comma = _COMMA_NUMBER.fullmatch(node.value)
+            if comma:
+                self.error(node, _comma_message(key, comma))
+                return None
             match = _VALUE.fullmatch(node.value)
             if match:
                 return self._unit(node, key, float(match.group(1)), match.group(2) or "", slot)
@@ -149,6 +166,8 @@ class Ctx:
     ) -> float | None:
         if not unit:
             return number
+        if slot is not None:
+            slot.written = True
         if slot is None:
             self.error(node, f"{key}: {unit!r} has no unit here (a plain number is expected)")
             return None
@@ -223,6 +242,12 @@ class Ctx:
         if text is None:
             return None
         match = _CHECK.fullmatch(text)
+        comma = re.fullmatch(r"(.*?(?:>=|<=|==|!=|>|<|=)\s*)([-+]?\d+,\d+.*)", text)
+        if comma and _COMMA_NUMBER.fullmatch(comma.group(2)):
+            written = _COMMA_NUMBER.fullmatch(comma.group(2))
+            assert written is not None
+            self.error(node, _comma_message("checks", written))
+            return None
         if not match:
             self.error(
                 node,

@@ -32,7 +32,7 @@ KIND_KEYS: dict[str, tuple[str, ...]] = {
     "stale": ("max_age",),
     "quality": ("duration",),
     "derived": ("unit",),
-    "spc": ("center", "sigma", "ucl", "lcl", "baseline", "nelson"),
+    "spc": ("center", "sigma", "ucl", "lcl", "baseline", "nelson", "on_delay", "off_delay"),
     "lot": ("low", "high", "checks"),
 }
 
@@ -42,8 +42,8 @@ DEFAULT_MESSAGES = {
     "stale": "no data from {point} for {value} s (max {limit} s)",
     "quality": "{point} quality is {value}",
     "derived": "{point} cannot be computed",
-    "spc": "{point} = {value} {unit}: out of statistical control ({limit})",
-    "lot": "lot {lot}: {point} fails {limit} ({value})",
+    "spc": "{point} = {value} {unit}: out of statistical control",
+    "lot": "lot {lot}: {point} {stat} = {value}, limit {limit}",
 }
 
 
@@ -193,8 +193,31 @@ def _spc(ctx: Ctx, node: YMap, items: Items, slot: UnitSlot, common: dict[str, A
     if not matching:
         return None
     return SpcRule(
-        **common, unit=slot.unit, center=center, sigma=sigma, baseline=baseline, nelson=nelson
+        **common,
+        unit=slot.unit,
+        center=center,
+        sigma=sigma,
+        baseline=baseline,
+        nelson=nelson,
+        on_delay=_opt_duration(ctx, items, "on_delay", 0.0),
+        off_delay=_opt_duration(ctx, items, "off_delay", 0.0),
+        decimals=_decimals(items, ("center", "sigma", "ucl", "lcl")),
     )
+
+
+def _decimals(items: Items, keys: tuple[str, ...]) -> int | None:
+    """Most decimals among the numbers written at ``keys`` (``0.25 degC`` -> 2); None if none."""
+    found = None
+    for key in keys:
+        node = items.get(key)
+        if isinstance(node, YScalar):
+            number = node.text.split()[0] if node.text.split() else ""
+            mantissa = number.lower().split("e")[0]
+            if "e" in number.lower():
+                continue  # exponent form: no fixed decimals to follow
+            places = len(mantissa.split(".")[1]) if "." in mantissa else 0
+            found = places if found is None else max(found, places)
+    return found
 
 
 def _nelson(ctx: Ctx, node: YNode) -> tuple[int, ...] | None:

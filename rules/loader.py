@@ -16,6 +16,17 @@ A rule file (YAML 1.2)::
         off_delay: 2s
         severity: high
 
+Shared settings and one rule for many points::
+
+    defaults:                 # optional: keys every rule of this file gets unless it sets them
+      severity: high          # (a key goes only to the kinds it applies to)
+      on_delay: 2s
+    rules:
+      - id: tunnel-temp-high  # expands to tunnel-temp-high[t1] and tunnel-temp-high[t2]
+        kind: limit
+        points: [t1, t2]
+        high: 8.0 degC
+
 docs/reference/rules.md describes every kind and key. All files of a set are read and
 checked before anything is returned; the problems of every file come out together, sorted by
 file (in the order given), line and column.
@@ -23,6 +34,7 @@ file (in the order given), line and column.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -46,10 +58,17 @@ __all__ = ["COMMON_KEYS", "FILE_KEYS", "Problem", "check_rules", "load_rules"]
 
 #: The keys of a rule file's top level and of every rule (each kind adds its own: KIND_KEYS);
 #: docs/reference/rules.md documents exactly these (tests/docs checks it).
-FILE_KEYS = ("version", "lot", "units", "rules")
-COMMON_KEYS = ("id", "kind", "point", "expr", "severity", "tags", "message")
+FILE_KEYS = ("version", "lot", "units", "defaults", "rules")
+COMMON_KEYS = (
+    "id", "kind", "point", "points", "expr", "severity", "tags", "message", "clear_message"
+)  # fmt: skip
+_COMMON = tuple(k for k in COMMON_KEYS if k != "points")  # expanded before a rule is read
 _KINDS = tuple(KIND_KEYS)
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
+#: an id as written, or as expanded from ``points:`` (``tunnel-temp-high[t1]``)
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*(?:\[[A-Za-z0-9_.\-]+\])?")
+#: keys a rule has for itself, never from ``defaults:``
+_OWN = ("id", "point", "points", "expr")
+_EVERY_KEY = frozenset(_COMMON).union(*KIND_KEYS.values())
 
 
 @dataclass(slots=True)
@@ -65,6 +84,7 @@ class _Draft:
     expr: Expression | None = None
     expr_node: YNode | None = None
     rule: Rule | None = None  #: None when the rule itself has problems
+    unit_from_config: bool = False  #: its unit came from the node config alone (not hashed)
 
 
 @dataclass(slots=True)
@@ -74,21 +94,42 @@ class _Files:
     units: dict[str, tuple[str, Ctx, YNode]] = field(default_factory=dict)
     lot: tuple[str, Ctx, YNode] | None = None
     rule_nodes: list[tuple[Ctx, YMap]] = field(default_factory=list)
+    #: per file: the ``defaults:`` keys (key text -> key node, value node)
+    defaults: dict[str, dict[str, tuple[YScalar, YNode]]] = field(default_factory=dict)
 
 
 def _read(path: Path, ctx: Ctx) -> YNode | None:
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        ctx.error((0, 0), f"not UTF-8 text ({exc.reason} at byte {exc.start})")
-        return None
+        data = path.read_bytes()
     except OSError as exc:
-        ctx.error((0, 0), f"cannot read: {exc.strerror or exc}")
+        ctx.error((1, 1), f"cannot read: {exc.strerror or exc}")
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # placed at the offending character, so an editor can jump to it
+        before = data[: exc.start]
+        line = before.count(b"\n") + 1
+        col = len(before[before.rfind(b"\n") + 1 :].decode("utf-8", errors="replace")) + 1
+        what = "binary data" if b"\0" in data else "text"
+        ctx.error(
+            (line, col),
+            f"not UTF-8 {what} (byte 0x{data[exc.start]:02x} at offset {exc.start}: "
+            f"{exc.reason}); a rule file is UTF-8 text",
+        )
+        return None
+    if text.startswith("\ufeff"):
+        text = text[1:]  # a byte-order mark some Windows editors write
+    if "\0" in text:
+        index = text.index("\0")
+        line = text.count("\n", 0, index) + 1
+        col = index - (text.rfind("\n", 0, index) + 1) + 1
+        ctx.error((line, col), "binary data (a NUL character); a rule file is UTF-8 text")
         return None
     root, problems = parse_yaml(text, ctx.file)
     ctx.problems.extend(problems)
     if root is None and not problems:
-        ctx.error((0, 0), "the file is empty (expected a 'rules:' list)")
+        ctx.error((1, 1), "the file is empty (expected a 'rules:' list)")
     return root
 
 
@@ -130,6 +171,8 @@ def _top(root: YNode, ctx: Ctx, files: _Files, known: Mapping[str, str] | None) 
                 )
             else:
                 files.units.setdefault(point, (unit, ctx, value))
+    if "defaults" in top.items:
+        _defaults(ctx, top.items["defaults"][1], files)
     if "rules" not in top.items:
         ctx.error(top, "missing key 'rules' (the list of rules)")
         return
@@ -137,10 +180,90 @@ def _top(root: YNode, ctx: Ctx, files: _Files, known: Mapping[str, str] | None) 
     if not isinstance(rules, YSeq):
         ctx.error(rules, f"rules: expected a list of rules, got {describe(rules)}")
         return
+    defaults = files.defaults.get(ctx.file, {})
     for item in rules.items:
         rule_node = ctx.mapping(item, "a rule")
-        if rule_node is not None:
-            files.rule_nodes.append((ctx, rule_node))
+        if rule_node is not None and rule_node.merge is None:  # a merge key: said once, enough
+            files.rule_nodes.extend((ctx, n) for n in _expand(ctx, rule_node, defaults))
+
+
+def _defaults(ctx: Ctx, node: YNode, files: _Files) -> None:
+    """Read a file's ``defaults:`` mapping (checked here; applied rule by rule)."""
+    mapping = ctx.mapping(node, "defaults")
+    if mapping is None or mapping.merge is not None:
+        return
+    kept: dict[str, tuple[YScalar, YNode]] = {}
+    for name, (key, value) in mapping.items.items():
+        if name in _OWN:
+            ctx.error(key, f"defaults: {name!r} cannot be shared (each rule sets its own)")
+        elif name not in _EVERY_KEY:
+            ctx.error(key, f"unknown key {name!r} in defaults{did_you_mean(name, _EVERY_KEY)}")
+        else:
+            kept[name] = (key, value)
+    files.defaults[ctx.file] = kept
+
+
+def _expand(ctx: Ctx, node: YMap, defaults: Mapping[str, tuple[YScalar, YNode]]) -> list[YMap]:
+    """A rule with its file's defaults applied, one per point of a ``points:`` list.
+
+    A default goes only to rules whose kind has that key, so ``on_delay`` in defaults reaches
+    limit and spc rules and leaves stale rules alone. Expanded rules are ordinary rules with ids
+    ``<id>[<point>]``, so the set's hash is that of the same rules written out one by one.
+    """
+    items = dict(node.items)
+    if defaults:
+        kind_node = items.get("kind", defaults.get("kind", (None, None)))[1]
+        kind = kind_node.value if isinstance(kind_node, YScalar) else None
+        applies = (
+            set(_COMMON) | set(KIND_KEYS[kind])
+            if isinstance(kind, str) and kind in KIND_KEYS
+            else _EVERY_KEY
+        )
+        for name, pair in defaults.items():
+            if name not in items and name in applies:
+                items[name] = pair
+    if "points" not in items:
+        return [YMap(node.line, node.col, items=items)] if defaults else [node]
+    key, points_node = items.pop("points")
+    others = [k for k in ("point", "expr") if k in items]
+    kind_node = items.get("kind", (None, None))[1]
+    if others:
+        ctx.error(key, f"give either 'points' or {others[0]!r}, not both")
+        return []
+    if isinstance(kind_node, YScalar) and kind_node.value == "derived":
+        ctx.error(key, "points: a derived rule defines one point ('point: name')")
+        return []
+    names = ctx.string_list(points_node, "points")
+    if names is None:
+        return []
+    if not names:
+        ctx.error(points_node, "points: the list is empty (name at least one point)")
+        return []
+    id_pair = items.get("id")
+    id_node = id_pair[1] if id_pair else None
+    base = (
+        id_node.value if isinstance(id_node, YScalar) and isinstance(id_node.value, str) else None
+    )
+    out: list[YMap] = []
+    seen: set[str] = set()
+    assert isinstance(points_node, YSeq)
+    for name, point_node in zip(names, points_node.items, strict=True):
+        if name in seen:
+            ctx.error(point_node, f"points: {name!r} is listed twice")
+            continue
+        seen.add(name)
+        one = dict(items)
+        one["point"] = (key, point_node)
+        if id_pair is not None and base is not None and id_node is not None:
+            expanded = f"{base.strip()}[{name}]"
+            one["id"] = (
+                id_pair[0],
+                YScalar(id_node.line, id_node.col, value=expanded, text=expanded),
+            )
+        out.append(YMap(node.line, node.col, items=one))
+        if base is None:
+            break  # no usable id: its problem once, not once per point
+    return out
 
 
 def _point_unit(
@@ -149,7 +272,7 @@ def _point_unit(
     if point in files.units:
         return UnitSlot(files.units[point][0], f"point {point!r}")
     if known is not None and known.get(point):
-        return UnitSlot(known[point], f"point {point!r}")
+        return UnitSlot(known[point], f"point {point!r}", from_config=True)
     if derived_units.get(point):
         return UnitSlot(derived_units[point], f"point {point!r}")
     return UnitSlot()
@@ -243,6 +366,9 @@ def _rule(
     message = DEFAULT_MESSAGES.get(kind or "", "")
     if "message" in items:
         message = ctx.message(items["message"], "message") or message
+    clear_message = ""
+    if "clear_message" in items:
+        clear_message = ctx.message(items["clear_message"], "clear_message") or ""
 
     draft.kind, draft.id, draft.point, draft.point_node, draft.expr = (
         kind,
@@ -266,12 +392,14 @@ def _rule(
         "severity": severity,
         "tags": tags,
         "message": message,
+        "clear_message": clear_message,
         "expression": expr,
         "location": ctx.loc(node),
     }
     rule = KIND_READERS[kind](ctx, node, items, slot, common)
     if rule is not None and len(ctx.problems) == before:
         draft.rule = rule
+        draft.unit_from_config = slot.from_config and not slot.written
     return draft
 
 
@@ -364,6 +492,17 @@ def _cross_check(drafts: list[_Draft], files: _Files, known: Collection[str] | N
     return ordered + implicit + rest
 
 
+def _as_written(rules: list[Rule], drafts: list[_Draft]) -> list[Rule]:
+    """The rules as the files alone define them: a unit taken from the node config is left out.
+
+    The set's hash is taken of these, so it is the same with and without ``--config``; the
+    config's unit only fills ``{unit}`` in messages.
+    """
+    ids = {d.rule.id for d in drafts if d.rule is not None and d.unit_from_config}
+    ids |= {d.rule.point for d in drafts if d.rule is not None and d.unit_from_config}
+    return [dataclasses.replace(r, unit="") if r.id in ids else r for r in rules]
+
+
 def _find_name(node: YNode, name: str) -> int:
     """Column offset of ``name`` in the expression as written (0 when not found)."""
     text = node.text if isinstance(node, YScalar) else ""
@@ -431,13 +570,15 @@ def check_rules(
     rules = _cross_check(drafts, files, known)
     order = {c.file: i for i, c in enumerate(ctxs)}
     problems = sorted(
-        (p for c in ctxs for p in c.problems),
+        {p for c in ctxs for p in c.problems},  # a bad default is said once, not once per rule
         key=lambda p: (order[p.file], p.line, p.col, p.message),
     )
     if problems:
         return None, problems
     lot = files.lot[0] if files.lot else None
-    return RuleSet.build(rules, lot=lot, sources=[str(p) for p in files_in]), []
+    return RuleSet.build(
+        rules, lot=lot, sources=[str(p) for p in files_in], hashed=_as_written(rules, drafts)
+    ), []
 
 
 def load_rules(

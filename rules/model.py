@@ -52,7 +52,16 @@ __all__ = [
 ]
 
 #: Placeholders a message template may use (``"{point} = {value} {unit} above {limit} {unit}"``).
-PLACEHOLDERS: tuple[str, ...] = ("rule", "point", "value", "limit", "unit", "lot", "severity")
+PLACEHOLDERS: tuple[str, ...] = (
+    "rule",
+    "point",
+    "value",
+    "limit",
+    "unit",
+    "lot",
+    "severity",
+    "stat",
+)
 
 #: Nelson / Western Electric run-rule numbers an SPC rule may select.
 NELSON_RULES: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8)
@@ -144,6 +153,11 @@ class RuleBase:
             inline ``expr:`` the rule was written over (then ``point`` is ``"expr:<id>"``),
             else None.
         location: where the rule's entry starts in its file.
+        clear_message: template of the text a cleared event carries (same placeholders);
+            ``""`` = the kind's default, which says the value is back.
+        decimals: decimals its computed limits are shown with in messages (an SPC rule's
+            zone lines: those of its centre and sigma as written); None = 6 significant
+            digits. Presentation only: not part of the hash.
     """
 
     kind: ClassVar[str] = ""
@@ -156,6 +170,8 @@ class RuleBase:
     unit: str = ""
     expression: Expression | None = None
     location: Location = field(default_factory=Location, compare=False)
+    clear_message: str = ""
+    decimals: int | None = field(default=None, compare=False)
 
     def render(self, **values: object) -> str:
         """Fill the message template.
@@ -277,6 +293,9 @@ class SpcRule(RuleBase):
         sigma: process sigma (> 0), or None when learned.
         baseline: number of readings to learn limits from (>= 2), or 0 when limits are given.
         nelson: selected Nelson rules, sorted unique subset of :data:`NELSON_RULES`.
+        on_delay: a selected rule must keep signalling this long (at every reading) before
+            the alarm fires.
+        off_delay: no selected rule may signal for this long before the alarm clears.
     """
 
     kind: ClassVar[str] = "spc"
@@ -285,6 +304,8 @@ class SpcRule(RuleBase):
     sigma: float | None = None
     baseline: int = 0
     nelson: tuple[int, ...] = (1,)
+    on_delay: float = 0.0
+    off_delay: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,13 +388,24 @@ def _canon_value(value: object) -> Any:
     raise TypeError(f"cannot canonicalise {type(value).__name__}")
 
 
+#: fields that only say where a rule is or how its numbers are shown: not hashed
+_UNHASHED = frozenset({"location", "decimals"})
+#: fields added after sets were hashed: hashed only when set, so older sets keep their hash
+_HASHED_WHEN_SET: dict[str, object] = {"clear_message": "", "on_delay": 0.0, "off_delay": 0.0}
+
+
 def canonical_rule(rule: Rule) -> dict[str, Any]:
-    """A rule as canonical data: every field except locations, plus its kind."""
+    """A rule as canonical data: every field except locations and display hints, plus its kind."""
     data: dict[str, Any] = {"kind": rule.kind}
     for f in fields(rule):
-        if f.name == "location":
+        if f.name in _UNHASHED:
             continue
-        data[f.name] = _canon_value(getattr(rule, f.name))
+        value = getattr(rule, f.name)
+        # limit rules always had delays (hashed as ever); spc delays and clear messages are new
+        new_field = f.name == "clear_message" or (rule.kind == "spc" and f.name in _HASHED_WHEN_SET)
+        if new_field and value == _HASHED_WHEN_SET[f.name]:
+            continue
+        data[f.name] = _canon_value(value)
     return data
 
 
@@ -399,11 +431,25 @@ class RuleSet:
 
     @classmethod
     def build(
-        cls, rules: Iterable[Rule], lot: str | None = None, sources: Iterable[str] = ()
+        cls,
+        rules: Iterable[Rule],
+        lot: str | None = None,
+        sources: Iterable[str] = (),
+        hashed: Iterable[Rule] | None = None,
     ) -> RuleSet:
-        """Make a set from rules already in dependency order, computing the hash."""
+        """Make a set from rules already in dependency order, computing the hash.
+
+        Args:
+            rules: every rule, in dependency order.
+            lot: the lot point, or None.
+            sources: the files the rules came from.
+            hashed: the rules the hash is taken of, when they differ from ``rules`` (the
+                loader passes them without units that came from the node config alone).
+        """
         rules = tuple(rules)
-        digest = hashlib.sha256(cls.canonical_bytes(rules, lot)).hexdigest()
+        digest = hashlib.sha256(
+            cls.canonical_bytes(rules if hashed is None else tuple(hashed), lot)
+        ).hexdigest()
         return cls(rules=rules, lot=lot, hash=digest, sources=tuple(sources))
 
     @staticmethod

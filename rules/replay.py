@@ -41,7 +41,7 @@ from edge.rules.evaluators import (
     RateEval,
     SpcEval,
     StaleEval,
-    _as_float,
+    as_float,
 )
 from edge.rules.lots import Aggregate, LotEvent, aggregate_of
 from edge.rules.model import RuleSet
@@ -99,7 +99,7 @@ def to_columns(
     for i, r in enumerate(readings):
         ts[i] = r.ts
         pid[i] = names.setdefault(r.point, len(names))
-        f = _as_float(r.value)
+        f = as_float(r.value)
         vals[i] = np.nan if f is None else f
         qual[i] = QUALITY_CODE[Quality(r.quality)]
         if r.unit and r.point not in units:
@@ -155,7 +155,7 @@ def _first_units_per_lot(
                     cur = new
                     k += 1
             continue
-        if cur is not None and r.quality == Quality.GOOD and _as_float(r.value) is not None:
+        if cur is not None and r.quality == Quality.GOOD and as_float(r.value) is not None:
             out.setdefault((k, r.point), r.unit)
     return out
 
@@ -474,12 +474,8 @@ def _drive_undelayed(
     unit = ev.value_unit(rt)
     unack, rtn = AlarmState.ACTIVE_UNACK, AlarmState.RTN_UNACK
     lots_c = [lot_of(seq) for seq in rows_c]
-    # a plain template is filled here directly (Evaluator.render's fast branch, unrolled)
-    tmpl = ev.tmpl if ev.plain else None
-    texts = ev.texts
     recent = rt.recent
     frm = rt.state
-    detail = ""
     activate = True  # the state starts NORMAL: the first flip activates, then they alternate
     for j, tc in enumerate(t_c):
         seq = rows_c[j]
@@ -492,20 +488,11 @@ def _drive_undelayed(
             limit = rt.limit = limit_for(v, rt)
             recent.append(tc)
             to, event = unack, "activated"
-            if tmpl is not None:
-                detail = ev.detail(rt)
         else:
             limit = rt.limit
             to, event = rtn, "cleared"
         rt.state = to
-        if tmpl is not None:
-            ltext = "" if limit is None else texts.get(limit)
-            if ltext is None:
-                ltext = texts[limit] = str(limit)  # type: ignore[index]
-            vtext = "" if v is None else str(v)
-            msg = tmpl.format(value=vtext, limit=ltext, lot=lot or "") + detail
-        else:
-            msg = render(v, limit, lot, rt)
+        msg = render(v, limit, lot, rt, not activate)
         tr = make_transition(
             rid,
             kind,

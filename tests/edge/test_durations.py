@@ -21,11 +21,25 @@ def test_parses_units(text: str, seconds: float) -> None:
     assert parse_duration(text) == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("text", ["5 parsecs", "5", "", "s", "-1s", "1.s", "5sec", "ms5"])
+@pytest.mark.parametrize("text", ["5 parsecs", "5", "", "s", "1.s", "5sec", "ms5"])
 def test_rejects_with_a_message_that_quotes_the_input(text: str) -> None:
     with pytest.raises(ValueError, match="bad duration") as info:
         parse_duration(text)
     assert repr(text) in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["-1s", "-2s", " -1m30s"])
+def test_a_negative_duration_is_named_as_such(text: str) -> None:
+    with pytest.raises(ValueError, match=r"^negative duration ") as info:
+        parse_duration(text)
+    assert repr(text) in str(info.value)
+
+
+@pytest.mark.parametrize(("text", "fixed"), [("1,5s", "'1.5s'"), ("0,25 s", "'0.25 s'")])
+def test_a_decimal_comma_is_named_as_such(text: str, fixed: str) -> None:
+    with pytest.raises(ValueError, match="has a decimal comma") as info:
+        parse_duration(text)
+    assert fixed in str(info.value)
 
 
 @given(st.integers(min_value=1, max_value=10**7))

@@ -88,11 +88,19 @@ def rulesets(draw: st.DrawFn) -> RuleSet:
                     center=5.0,
                     sigma=draw(st.sampled_from([1.0, 2.0])),
                     nelson=tuple(sorted(draw(st.sets(st.integers(1, 8), min_size=1)))),
+                    on_delay=draw(durations),
+                    off_delay=draw(durations),
                 )
             )
         elif kind == "spc_learn":
             rules.append(
-                SpcRule(id=rid, point=p, baseline=draw(st.integers(2, 5)), nelson=(1, 2, 3, 5, 6))
+                SpcRule(
+                    id=rid,
+                    point=p,
+                    baseline=draw(st.integers(2, 5)),
+                    nelson=(1, 2, 3, 5, 6),
+                    on_delay=draw(durations),
+                )
             )
         else:
             rules.append(

@@ -66,11 +66,14 @@ def test_check_against_a_node_config_checks_points_and_units(tmp_path: Path) -> 
     ]
 
 
-def test_check_json_is_a_list_of_positions() -> None:
+def test_check_json_is_one_object_with_positions() -> None:
     path = BROKEN / "duplicate_key.yaml"
-    code, out, _ = run("check", "--format", "json", str(path))
+    code, out, _ = run("check", "--json", str(path))
     assert code == 1
-    assert json.loads(out) == [
+    body = json.loads(out)
+    assert body["ok"] is False
+    assert body["rules"] is None
+    assert body["problems"] == [
         {
             "file": str(path),
             "line": 6,
@@ -78,14 +81,86 @@ def test_check_json_is_a_list_of_positions() -> None:
             "message": "duplicate key 'high' (first at line 5, column 5)",
         },
     ]
-    code, out, _ = run("check", "--format", "json", str(EXAMPLES / "tunnel.yaml"))
-    assert (code, json.loads(out)) == (0, [])
+    assert body["points_checked"] is False
+    assert body["warnings"] == [
+        "point names not checked: give --config node.toml (no node.toml beside the rule files)"
+    ]
+    code, out, _ = run("check", "--json", str(EXAMPLES / "tunnel.yaml"))
+    body = json.loads(out)
+    assert (code, body["ok"], body["problems"], body["rules"]) == (0, True, [], 3)
+    assert len(body["hash"]) == 64
+
+
+def test_format_json_is_a_hidden_alias_of_json() -> None:
+    path = BROKEN / "duplicate_key.yaml"
+    assert run("check", "--format", "json", str(path)) == run("check", "--json", str(path))
+    _, help_text, _ = run("check", "--help")
+    assert "--json" in help_text
+    assert "--format" not in help_text
+
+
+def test_a_node_toml_beside_the_rules_is_used_and_said(tmp_path: Path) -> None:
+    (tmp_path / "node.toml").write_text(NODE.read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "rules").mkdir()
+    rules = tmp_path / "rules" / "r.yaml"
+    rules.write_text("rules:\n  - {id: a, kind: limit, point: tunnel_tmp, high: 8}\n")
+    code, out, err = run("check", str(rules))
+    assert code == 1
+    assert out == f"{rules}:2:33: unknown point 'tunnel_tmp' (did you mean 'tunnel_temp'?)\n"
+    assert f"points checked against {tmp_path / 'node.toml'} (found beside the rules)" in err
+    # the hash is the same whether the points were checked or not
+    rules.write_text("rules:\n  - {id: a, kind: limit, point: tunnel_temp, high: 8}\n")
+    checked = json.loads(run("check", "--json", str(rules))[1])
+    (tmp_path / "node.toml").unlink()
+    unchecked = json.loads(run("check", "--json", str(rules))[1])
+    assert (checked["points_checked"], unchecked["points_checked"]) == (True, False)
+    assert checked["hash"] == unchecked["hash"]
+
+
+def test_without_any_config_a_misspelt_point_passes_with_a_warning(tmp_path: Path) -> None:
+    rules = tmp_path / "r.yaml"
+    rules.write_text("rules:\n  - {id: a, kind: limit, point: tunnel_tmp, high: 8}\n")
+    code, out, err = run("check", str(rules))
+    assert code == 0
+    assert out.startswith("ok: 1 rules")
+    assert "warning: point names not checked: give --config node.toml" in err
+
+
+def test_a_broken_node_toml_beside_the_rules_is_a_warning_not_a_failure(tmp_path: Path) -> None:
+    (tmp_path / "node.toml").write_text("[node\n", encoding="utf-8")
+    rules = tmp_path / "r.yaml"
+    rules.write_text("rules:\n  - {id: a, kind: limit, point: p, high: 8}\n")
+    code, _, err = run("check", str(rules))
+    assert code == 0
+    assert "(found beside the rule files) has 1 problem(s); see edge config check" in err
+
+
+def test_errors_are_json_in_json_mode(tmp_path: Path) -> None:
+    data = write_csv(tmp_path / "d.csv", ["0,tunnel_temp,4.0"])
+    code, out, err = run("test", str(BROKEN / "duplicate_key.yaml"), "--data", str(data), "--json")
+    assert (code, err) == (1, "")
+    body = json.loads(out)
+    assert (body["ok"], body["error"]) == (False, "bad rule files")
+    assert body["problems"] == [
+        {
+            "file": str(BROKEN / "duplicate_key.yaml"),
+            "line": 6,
+            "col": 5,
+            "message": "duplicate key 'high' (first at line 5, column 5)",
+        }
+    ]
+    bad = write_csv(tmp_path / "bad.csv", ["0,tunnel_temp,4.0,great"])
+    code, out, _ = run("test", str(EXAMPLES / "tunnel.yaml"), "--data", str(bad), "--json")
+    body = json.loads(out)
+    assert code == 1
+    assert body["problems"][0]["line"] == 2
+    assert "unknown quality 'great'" in body["problems"][0]["message"]
 
 
 def test_check_of_a_missing_file_is_one_line() -> None:
     code, out, _ = run("check", "/nonexistent/rules.yaml")
     assert code == 1
-    assert out == "/nonexistent/rules.yaml: cannot read: No such file or directory\n"
+    assert out == "/nonexistent/rules.yaml:1:1: cannot read: No such file or directory\n"
 
 
 # -- test ---------------------------------------------------------------------------------------
@@ -276,3 +351,15 @@ def test_explain_unknown_rule_and_bad_time(tmp_path: Path) -> None:
     )
     assert code == 2
     assert "bad time 'noon'" in err
+
+
+def test_rules_test_warns_when_points_are_not_checked(tmp_path: Path) -> None:
+    rules = tmp_path / "r.yaml"
+    rules.write_text("rules:\n  - {id: a, kind: limit, point: tunnel_tmp, high: 8}\n")
+    data = write_csv(tmp_path / "rec.csv", TUNNEL_ROWS)
+    code, _, err = run("test", str(rules), "--data", str(data))
+    assert code == 0
+    assert "warning: point names not checked: give --config node.toml" in err
+    code, _, err = run("test", str(rules), "--data", str(data), "--config", str(NODE))
+    assert code == 1
+    assert "unknown point 'tunnel_tmp' (did you mean 'tunnel_temp'?)" in err

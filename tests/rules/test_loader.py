@@ -254,17 +254,69 @@ def test_ids_are_unique_across_files_and_lot_must_agree(tmp_path: Path) -> None:
     ]
 
 
-def test_unreadable_and_empty_files(tmp_path: Path) -> None:
+def test_unreadable_and_empty_files_are_placed_at_1_1(tmp_path: Path) -> None:
     empty = write(tmp_path, "", "empty.yaml")
+    blank = write(tmp_path, "# only a comment\n\n", "blank.yaml")
     missing = tmp_path / "missing.yaml"
     binary = tmp_path / "bin.yaml"
     binary.write_bytes(b"\xff\xfe\x00rules")
-    _, problems = check_rules([empty, missing, binary])
+    _, problems = check_rules([empty, blank, missing, binary])
     assert [str(p) for p in problems] == [
-        f"{empty}: the file is empty (expected a 'rules:' list)",
-        f"{missing}: cannot read: No such file or directory",
-        f"{binary}: not UTF-8 text (invalid start byte at byte 0)",
+        f"{empty}:1:1: the file is empty (expected a 'rules:' list)",
+        f"{blank}:1:1: the file is empty (expected a 'rules:' list)",
+        f"{missing}:1:1: cannot read: No such file or directory",
+        f"{binary}:1:1: not UTF-8 binary data (byte 0xff at offset 0: invalid start byte); "
+        "a rule file is UTF-8 text",
     ]
+
+
+def test_a_bad_byte_is_placed_at_its_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    # "Kühlung" in Latin-1 on line 3: the ü (0xfc) is the 14th character of that line
+    path.write_bytes(b"rules:\n  - id: a\n    message: K\xfchlung\n")
+    _, problems = check_rules([path])
+    assert [str(p) for p in problems] == [
+        f"{path}:3:15: not UTF-8 text (byte 0xfc at offset 31: invalid start byte); "
+        "a rule file is UTF-8 text"
+    ]
+
+
+def test_a_bad_byte_after_multibyte_characters_counts_characters(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.yaml"
+    path.write_bytes("rules: []\n# é°C ".encode() + b"\xff\n")
+    _, problems = check_rules([path])
+    assert [(p.line, p.col) for p in problems] == [(2, 7)]
+
+
+def test_binary_garbage_and_control_characters_have_a_position(tmp_path: Path) -> None:
+    nul = tmp_path / "nul.yaml"
+    nul.write_bytes(b"rules:\n  - id: a\x00\x00\x01\n")
+    ctl = tmp_path / "ctl.yaml"
+    ctl.write_bytes(b"rules:\n  - id: a\x07b\n")
+    _, problems = check_rules([nul, ctl])
+    assert [str(p) for p in problems] == [
+        f"{nul}:2:10: binary data (a NUL character); a rule file is UTF-8 text",
+        f"{ctl}:2:10: invalid YAML: control characters are not allowed",
+    ]
+
+
+def test_every_problem_has_file_line_col(tmp_path: Path) -> None:
+    """The form editors' and CI's problem matchers read: ``^(.+):(\\d+):(\\d+): (.+)$``."""
+    import re
+
+    paths = sorted((Path(__file__).parent / "broken").glob("*.yaml"))
+    paths += [tmp_path / "missing.yaml", write(tmp_path, "", "empty.yaml")]
+    junk = tmp_path / "junk.yaml"
+    junk.write_bytes(bytes(range(256)) * 4)
+    known = {"tunnel_temp": "degC", "fill_weight": "g", "cap_torque": "N·m", "lot_code": ""}
+    paths.append(junk)
+    for path in paths:
+        _, problems = check_rules([path], known)
+        assert problems, path
+        for p in problems:
+            assert re.fullmatch(r"(.+):(\d+):(\d+): (.+)", str(p)), str(p)
+            assert p.line >= 1
+            assert p.col >= 1
 
 
 def test_hash_ignores_formatting_order_comments_and_spelling(tmp_path: Path) -> None:
