@@ -7,6 +7,7 @@ The runtime's contract::
         for p in pollers:
             tg.create_task(p.run(emit), name=f"bus:{p.name}")
     p.stats()                                # frozen BusStats snapshot
+    p.take_gaps()                            # cycles not polled since the last call (Gap)
 
 ``emit(readings)`` receives one :class:`~edge.readings.Reading` per point per device poll cycle.
 """
@@ -22,7 +23,7 @@ from edge.drivers.codec import (
 )
 from edge.drivers.health import BreakerState
 from edge.drivers.planner import ReadRequest, minimum_requests, plan_reads
-from edge.drivers.stats import BusStats, DeviceStats
+from edge.drivers.stats import BusStats, DeviceStats, Gap, gaps_body
 
 __all__ = [
     "BreakerState",
@@ -30,6 +31,7 @@ __all__ = [
     "BusStats",
     "DeviceStats",
     "Emit",
+    "Gap",
     "ReadRequest",
     "build_pollers",
     "check_config",
@@ -37,6 +39,7 @@ __all__ = [
     "decode_registers",
     "encode_point",
     "encode_registers",
+    "gaps_body",
     "minimum_requests",
     "plan_reads",
     "register_count",

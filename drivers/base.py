@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Awaitable, Callable
 
-from edge.drivers.stats import BusStats
+from edge.drivers.stats import BusStats, Gap
 from edge.readings import Reading
 
 __all__ = ["BusPoller", "Emit"]
@@ -39,3 +39,7 @@ class BusPoller(abc.ABC):
     @abc.abstractmethod
     def stats(self) -> BusStats:
         """A frozen snapshot of the counters and per-device state."""
+
+    def take_gaps(self) -> list[Gap]:
+        """Cycles not polled (skipped or deferred) since the last call, oldest first."""
+        return []

@@ -33,11 +33,14 @@ class Breaker:
     """Circuit breaker with exponential backoff for one device.
 
     After ``trip`` consecutive failures (timeouts: the device did not answer) the device is not
-    asked again for ``base * 2**k`` seconds (capped at ``cap``), so a dead device costs at most
-    one timeout per backoff period. One answer closes it again.
+    asked again for ``base * 2**k`` seconds, capped by a *ceiling* the scheduler derives from
+    the line's spare capacity (:func:`edge.drivers.budget.probe_ceiling`: a few seconds on an
+    idle line, so a re-plugged sensor is back quickly) and never above ``cap`` (the device's
+    ``backoff_cap``, reached only on a busy line). A dead device costs at most one timeout per
+    backoff period. One answer closes it again.
     """
 
-    __slots__ = ("base", "cap", "failures", "open_until", "trip")
+    __slots__ = ("base", "cap", "failed_at", "failures", "open_until", "trip")
 
     def __init__(self, base: float, cap: float, trip: int = 2) -> None:
         self.base = base
@@ -45,6 +48,7 @@ class Breaker:
         self.trip = trip
         self.failures = 0
         self.open_until = 0.0
+        self.failed_at = 0.0
 
     @property
     def state(self) -> BreakerState:
@@ -60,14 +64,31 @@ class Breaker:
         self.failures = 0
         self.open_until = 0.0
 
-    def failure(self, now: float) -> float:
-        """The device did not answer at ``now``; returns the backoff started (0 if none)."""
+    def failure(self, now: float, ceiling: float | None = None) -> float:
+        """The device did not answer at ``now``; returns the backoff started (0 if none).
+
+        ``ceiling``: the longest time between probes the line's spare capacity allows now
+        (None: ``cap``). The probe goes at the device's first poll deadline after the backoff,
+        up to one interval later, so the backoff is at most ``ceiling - base``.
+        """
         self.failures += 1
+        self.failed_at = now
         if self.failures < self.trip:
             return 0.0
         delay = min(self.cap, self.base * 2.0 ** (self.failures - self.trip))
+        if ceiling is not None:
+            delay = max(self.base, min(delay, ceiling - self.base))
         self.open_until = now + delay
         return delay
+
+    def reclamp(self, ceiling: float) -> None:
+        """The line has more room now: probe no later than ``ceiling`` after the last failure.
+
+        A long backoff begun on a busy line is cut short (only while the breaker is open).
+        """
+        if self.failures >= self.trip:
+            delay = max(self.base, ceiling - self.base)
+            self.open_until = min(self.open_until, self.failed_at + delay)
 
 
 @dataclass(slots=True)

@@ -21,6 +21,15 @@ the next request (our processing, and a USB adapter's latency timer, typically 1
 that needs more silence gets it from ``inter_frame`` (e.g. ``"2ms"`` at 19200 baud). The
 firmware simulator delivers a reply only after the silence that ends it, so with it the default
 reaches the line limit without breaking the protocol.
+
+Guard after a timeout: a device that answers just after the timeout would otherwise put its
+reply on the line as the next request goes out, and that reply would be read as the next
+device's (on a real wire the two would collide). So after a timeout the line must be quiet for
+the bus's ``guard`` (:func:`~edge.drivers.transport.guard_window`) before anything is sent; any
+input restarts the quiet time (bounded by two guards plus one longest frame), is drained unread
+and is reported as the timed-out device's late reply (:meth:`take_late_reply`), never as the
+next device's. A reply later still, arriving ahead of the next device's reply, is recognised by
+the timed-out request's unit id, length and CRC, and is drained and reported the same way.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ import os
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import minimalmodbus
@@ -44,10 +54,16 @@ from edge.drivers.rtu_frame import (
     BadFrameError,
     ExceptionReplyError,
     build_read,
+    crc16,
     parse_reply,
     reply_length,
 )
-from edge.drivers.transport import ModbusTransport, where
+from edge.drivers.transport import (
+    ModbusTransport,
+    frame_time,
+    guard_window,
+    where,
+)
 from edge.drivers.worker import BusThread
 from edge.errors import (
     DeviceException,
@@ -95,6 +111,16 @@ def exception_code(exc: BaseException) -> int:
     return int(match.group(1)) if match else 0
 
 
+@dataclass(frozen=True, slots=True)
+class _Missed:
+    """The last request that timed out with nothing arriving in its guard window."""
+
+    unit: int
+    function: int
+    count: int
+    expired: float  #: monotonic time of the timeout
+
+
 class RtuTransport(ModbusTransport):
     """One serial port shared by every device on the bus."""
 
@@ -105,6 +131,9 @@ class RtuTransport(ModbusTransport):
         self._instruments: dict[int, minimalmodbus.Instrument] = {}
         self._last_end = 0.0
         self._gap = bus.inter_frame
+        self._guard = guard_window(bus)
+        self._late: tuple[int, float] | None = None
+        self._missed: _Missed | None = None
         self.discarded_bytes = 0
         #: called with (sending, bytes) for every frame on the wire (``edge read --trace``);
         #: a reply is passed whole, or as far as it came when the wait timed out
@@ -150,6 +179,15 @@ class RtuTransport(ModbusTransport):
             async with asyncio.timeout(self.bus.timeout):
                 return await self._transact_async(port.fileno(), device, request, label)
         except TimeoutError:
+            expired = time.monotonic()
+            try:
+                late = await self._quiet(port.fileno(), expired)
+            except OSError as exc:
+                raise PortUnavailable(f"{label}: {exc.strerror or exc}") from exc
+            if late is not None:
+                self._late = (device.unit, late)
+            else:
+                self._missed = _Missed(device.unit, request.function, request.count, expired)
             raise DeviceTimeout(f"{label}: no answer within {self.bus.timeout}s") from None
         except OSError as exc:  # EIO/ENXIO: the device node went away (unplugged)
             raise PortUnavailable(f"{label}: {exc.strerror or exc}") from exc
@@ -174,6 +212,9 @@ class RtuTransport(ModbusTransport):
                     f"{label}: local echo {echo.hex()} differs from request {frame.hex()}"
                 )
         data = await self._recv(fd, EXCEPTION_LENGTH)
+        missed, self._missed = self._missed, None
+        if missed is not None and data[0] == missed.unit != unit:
+            data = await self._drop_late_reply(fd, data, missed, label)
         if data[1] != function | 0x80:
             data += await self._recv(fd, reply_length(function, request.count) - EXCEPTION_LENGTH)
         try:
@@ -183,16 +224,63 @@ class RtuTransport(ModbusTransport):
         except BadFrameError as exc:
             raise FrameError(f"{label}: reply discarded: {exc}") from None
 
-    def _drain(self, fd: int) -> None:
+    def take_late_reply(self) -> tuple[int, float] | None:
+        """(unit id, seconds past its timeout) of the late reply drained last (None: none)."""
+        late, self._late = self._late, None
+        return late
+
+    async def _drop_late_reply(self, fd: int, head: bytes, missed: _Missed, label: str) -> bytes:
+        """The reply starting with ``head`` is the timed-out device's: drain it and report it.
+
+        Returns the first bytes of the reply that follows (the one this transaction awaits).
+        """
+        if head[1] == missed.function | 0x80:
+            length = EXCEPTION_LENGTH
+        else:
+            length = reply_length(missed.function, missed.count)
+        frame = head + await self._recv(fd, length - len(head))
+        if crc16(frame[:-2]) != int.from_bytes(frame[-2:], "little"):
+            raise FrameError(f"{label}: reply discarded: reply from unit {head[0]}, CRC mismatch")
+        self.discarded_bytes += length
+        self._late = (missed.unit, time.monotonic() - missed.expired)
+        return await self._recv(fd, EXCEPTION_LENGTH)
+
+    async def _quiet(self, fd: int, expired: float) -> float | None:
+        """Wait for ``guard`` of silence after a timeout at ``expired``, draining what arrives.
+
+        Returns how late (seconds after the timeout) the first drained byte came, or None.
+        """
+        if self._guard <= 0:
+            return None
+        limit = expired + 2 * self._guard + frame_time(self.bus, 256)
+        quiet_until = expired + self._guard
+        first: float | None = None
+        while True:
+            if self._drain(fd):
+                now = time.monotonic()
+                first = now if first is None else first
+                quiet_until = now + self._guard  # more input: the quiet time starts again
+            remaining = min(quiet_until, limit) - time.monotonic()
+            if remaining <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
+                    await _readable(fd)
+        return None if first is None else first - expired
+
+    def _drain(self, fd: int) -> int:
         """Drop bytes left on the line (a late reply, noise): they are never decoded."""
+        dropped = 0
         while True:
             try:
                 stale = os.read(fd, 4096)
             except BlockingIOError:
-                return
+                break
             if not stale:
-                return
-            self.discarded_bytes += len(stale)
+                break
+            dropped += len(stale)
+        self.discarded_bytes += dropped
+        return dropped
 
     async def _recv(self, fd: int, n: int) -> bytes:
         """Exactly ``n`` bytes (the caller bounds the wait with the bus timeout)."""

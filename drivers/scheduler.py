@@ -1,21 +1,36 @@
-"""The Modbus bus scheduler: deadline polling of every device on one bus, one transaction at a time.
+"""The bus scheduler: earliest-deadline-first polling of every device on one bus, one at a time.
 
-Each device has a deadline; the scheduler sleeps until the earliest one, polls that device (all
-its planned requests, back to back), emits its readings and moves its deadline on by exactly one
-poll interval, so intervals do not drift. A deadline missed by a whole interval or more is an
-*overrun*: the missed cycles are counted and skipped rather than run in a burst.
+Deadlines sit on a grid computed from the start time: device ``d``'s k-th deadline is
+``start + k * poll`` in integer microseconds (never advanced by repeated float addition, so
+deadlines that coincide -- 0.1 s x 15 and 0.25 s x 6 -- coincide exactly and do not drift).
+The scheduler sleeps until the earliest deadline and polls that device (all its planned
+requests, back to back); at coinciding deadlines the device with the higher ``priority`` goes
+first, then config order, so the order is the same in every run.
+
+Every configured cycle is polled, *skipped* or *deferred*, and every lost one is counted per
+device (:class:`~edge.drivers.stats.DeviceStats`) and recorded as a :class:`Gap`:
+
+- a deadline missed by a whole interval or more is skipped: the device is polled once for its
+  latest passed deadline, never twice in a burst;
+- the line budget (:mod:`edge.drivers.budget`) stretches the interval of a device whose cycles
+  are out of proportion (slow answers, huge reads) by a whole factor of its interval when the
+  line is over-committed; the cycles in between are deferred, the device's status says
+  "polled late: line over-committed" (logged once, ``device.stretched``), and it returns to its
+  interval when the line has room (``device.unstretched``).
 
 Failures are contained per device: a timeout ends that device's cycle at once (a dead device
-costs one timeout, not one per request) and feeds its :class:`~edge.drivers.health.Breaker`; while
-the breaker is open the device's cycles still emit (stale/comm_fail) but send nothing, so the
-other devices keep their deadlines. A lost port closes the link; every cycle then emits without
-I/O while the port is re-opened with its own exponential backoff.
+costs one timeout, not one per request) and feeds its :class:`~edge.drivers.health.Breaker`,
+whose probes use a share of the line's spare capacity; while the breaker is open the device's
+cycles still emit (stale/comm_fail) but send nothing. A reply drained in the guard window after
+a timeout is counted as that device's late reply. A lost port closes the link; every cycle then
+emits without I/O while the port is re-opened with its own exponential backoff.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
+import dataclasses
 import logging
 import math
 import time
@@ -24,11 +39,12 @@ from dataclasses import dataclass, field
 
 from edge.config import BusConfig, DeviceConfig, PointConfig
 from edge.drivers.base import BusPoller, Emit
+from edge.drivers.budget import Load, probe_ceiling, spare_capacity, stretch_factors
 from edge.drivers.codec import decode_point
-from edge.drivers.health import Breaker, PointState
+from edge.drivers.health import Breaker, BreakerState, PointState
 from edge.drivers.planner import BIT_TABLES, ReadRequest, plan_reads, split_request
-from edge.drivers.stats import BusStats, Counters, DeviceStats
-from edge.drivers.transport import Link, ModbusTransport, where
+from edge.drivers.stats import STRETCHED, BusStats, Counters, DeviceStats, Gap
+from edge.drivers.transport import Link, ModbusTransport, guard_window, where
 from edge.errors import DeviceException, DeviceTimeout, FrameError, PortUnavailable
 from edge.log import event
 from edge.readings import Reading, Value
@@ -36,25 +52,47 @@ from edge.readings import Reading, Value
 __all__ = ["BACKOFF_CAP", "PORT_BACKOFF", "BusScheduler", "DeviceRuntime", "ModbusPoller"]
 
 
-#: longest a dead device waits between probes, seconds (at least its poll interval)
+#: default longest a dead device waits between probes on a busy line, seconds (backoff_cap)
 BACKOFF_CAP = 30.0
 #: below this a sleep costs more than it waits (epoll timers have millisecond resolution)
 _TIMER_RESOLUTION = 0.001
 #: port re-open backoff: first delay, cap (seconds)
 PORT_BACKOFF = (0.25, 2.0)
+#: deadlines are integer microseconds
+_US = 1_000_000
+#: how often the line budget is worked out again, seconds
+REBUDGET_EVERY = 0.2
+#: weight of the newest measured cycle in a device's cost (exponential moving average)
+COST_WEIGHT = 0.3
+#: a stretched device comes back only when its interval would fit with this much more cost
+#: (hysteresis: a cost hovering at a threshold does not flap the interval)
+RELAX_MARGIN = 1.1
+#: gap records kept until collected (:meth:`BusScheduler.take_gaps`); more are counted, dropped
+MAX_GAPS = 1000
 
 
 @dataclass(slots=True)
 class DeviceRuntime:
-    """A device's plan, deadline, breaker and point states."""
+    """A device's plan, deadline grid, breaker, budget and point states."""
 
     device: DeviceConfig
     points: list[PointState]
     plan: list[ReadRequest]
     breaker: Breaker
-    deadline: float = 0.0
+    order: int = 0  #: position in the config (the tie order after priority)
+    anchor: int = 0  #: start of the deadline grid, microseconds
+    slot: int = 0  #: index of the next deadline on the grid
+    stretch: int = 1  #: configured intervals per cycle (line budget)
     polls: int = 0
     failed_polls: int = 0
+    skipped: int = 0
+    deferred: int = 0
+    late_replies: int = 0
+    last_lateness: float = 0.0
+    frame_errors: int = 0
+    stretches: int = 0
+    cost: float | None = None  #: measured seconds of one answered cycle (moving average)
+    probe_at: int | None = None  #: when its due probe goes (µs), set when it falls due
     by_name: dict[str, PointState] = field(default_factory=dict)
 
     @classmethod
@@ -63,14 +101,42 @@ class DeviceRuntime:
     ) -> DeviceRuntime:
         """Plan the device's reads (``plan=False``: a line device, which has no registers)."""
         states = [PointState(p, device.stale_after) for p in points]
-        breaker = Breaker(base=device.poll, cap=max(BACKOFF_CAP, device.poll))
+        breaker = Breaker(base=device.poll, cap=max(device.backoff_cap, device.poll))
         rt = cls(device, states, plan_reads(device, points) if plan else [], breaker)
         rt.by_name = {s.point.name: s for s in states}
         return rt
 
+    @property
+    def interval_us(self) -> int:
+        """The configured interval in microseconds."""
+        return max(1, round(self.device.poll * _US))
+
+    @property
+    def deadline_us(self) -> int:
+        """The next deadline, microseconds on the scheduler's clock."""
+        return self.anchor + self.slot * self.interval_us
+
+    @property
+    def deadline(self) -> float:
+        """The next deadline, seconds on the scheduler's clock."""
+        return self.deadline_us / _US
+
+    def key(self) -> tuple[int, int, int, int]:
+        """Earliest deadline first; at equal deadlines higher priority, then config order.
+
+        A dead device's probe is spare-capacity work: it goes after the live devices due at
+        the same instant, at ``probe_at`` (see :meth:`BusScheduler._probe_slot`).
+        """
+        if self.probe_at is not None:
+            return (self.probe_at, 1, -self.device.priority, self.order)
+        return (self.deadline_us, 0, -self.device.priority, self.order)
+
 
 class BusScheduler(BusPoller):
-    """Deadline scheduling, port re-opening and quality for one bus; subclasses do the I/O."""
+    """Deadline scheduling, line budget, port re-opening and quality for one bus.
+
+    Subclasses do the I/O (:meth:`_run_plan`).
+    """
 
     def __init__(
         self,
@@ -84,57 +150,239 @@ class BusScheduler(BusPoller):
         self.name = bus.name
         self.bus = bus
         self.devices = list(devices)
+        for i, dev in enumerate(self.devices):
+            dev.order = i
         self.transport = transport
         self._clock, self._wall = clock, wall
         self._counters = Counters()
         self._port_retry_at = 0.0
         self._port_delay = 0.0
         self._was_open = False
+        self._budget_at = float("-inf")
+        self._spare = 1.0
+        self._utilisation = 0.0
+        # what probing a dead device costs the line: its timeout, then the guard
+        self._probe_cost = bus.timeout + (guard_window(bus) if bus.kind == "rtu" else 0.0)
+        self._gaps: list[Gap] = []
+        #: (device, reason) -> (index in _gaps, last deadline µs, stretch) of its open record
+        self._open_gap: dict[tuple[str, str], tuple[int, int, int]] = {}
 
     def stats(self) -> BusStats:
         """Snapshot of the counters."""
-        devices = {
-            d.device.name: DeviceStats(
-                d.device.name,
-                d.device.unit,
-                d.breaker.state,
-                d.breaker.failures,
-                d.polls,
-                d.failed_polls,
-                sum(1 for s in d.points if s.config_error),
-            )
-            for d in self.devices
-        }
-        return self._counters.snapshot(self.name, self.transport.is_open, devices)
+        devices = {d.device.name: self._device_stats(d) for d in self.devices}
+        return self._counters.snapshot(
+            self.name, self.transport.is_open, devices, round(self._utilisation, 6)
+        )
+
+    def _device_stats(self, d: DeviceRuntime) -> DeviceStats:
+        state = d.breaker.state
+        if state is BreakerState.BACKOFF:
+            status = str(state)
+        else:
+            status = STRETCHED if d.stretch > 1 else "ok"
+        return DeviceStats(
+            d.device.name,
+            d.device.unit,
+            state,
+            d.breaker.failures,
+            d.polls,
+            d.failed_polls,
+            sum(1 for s in d.points if s.config_error),
+            skipped=d.skipped,
+            deferred=d.deferred,
+            late_replies=d.late_replies,
+            last_lateness=d.last_lateness,
+            frame_errors=d.frame_errors,
+            interval=d.device.poll * d.stretch,
+            stretch=d.stretch,
+            stretches=d.stretches,
+            cost=d.cost or 0.0,
+            status=status,
+        )
+
+    def take_gaps(self) -> list[Gap]:
+        """The gap records (cycles not polled) since the last call, oldest first."""
+        gaps, self._gaps = self._gaps, []
+        self._open_gap.clear()
+        return gaps
 
     async def run(self, emit: Emit) -> None:
         """Poll until cancelled; see :class:`BusPoller`."""
-        start = self._clock()
+        start = self._now_us()
         for dev in self.devices:
-            dev.deadline = start
+            dev.anchor, dev.slot = start, 0
         try:
             while self.devices:
-                dev = min(self.devices, key=lambda d: d.deadline)
-                delay = dev.deadline - self._clock()
+                self._plan_probes()
+                dev = min(self.devices, key=DeviceRuntime.key)
+                delay = (dev.deadline_us - self._now_us()) / _US
                 # The loop's timers are only millisecond-accurate: sleeping less would cost a
                 # whole tick, so a deadline closer than that is served now (the I/O yields).
                 if delay > _TIMER_RESOLUTION:
                     await asyncio.sleep(delay)
+                    continue  # choose again: a dead device's probe may have fallen due
+                self._catch_up(dev)
                 readings = await self.poll_device(dev)
+                dev.probe_at = None
                 await emit(readings)
                 self._advance(dev)
+                self._rebudget()
             await asyncio.Event().wait()  # a bus without devices idles until cancelled
         finally:
             await self.transport.close()
             self.transport.shutdown()
 
+    def _plan_probes(self) -> None:
+        """Place each dead device's probe that has fallen due (see :meth:`_probe_slot`)."""
+        now = self._clock()
+        for dev in self.devices:
+            if (
+                dev.probe_at is None
+                and dev.breaker.state is BreakerState.BACKOFF
+                and dev.breaker.allows(max(dev.deadline, now))
+            ):
+                dev.probe_at = self._probe_slot(dev)
+
+    def _probe_slot(self, dev: DeviceRuntime) -> int:
+        """When a probe due at the device's deadline goes (µs).
+
+        A probe holds the line for a whole timeout. When the live device with the shortest
+        interval falls due within that time, the probe goes right after it is served: then it
+        costs that device one cycle at most (started just before its deadline, two).
+        """
+        due = dev.deadline_us
+        live = [d for d in self.devices if d is not dev and d.breaker.state is BreakerState.OK]
+        if not live:
+            return due
+        fastest = min(live, key=lambda d: (d.interval_us * d.stretch, d.order))
+        step = fastest.interval_us * fastest.stretch
+        after = fastest.deadline_us + max(0, -(-(due - fastest.deadline_us) // step)) * step
+        return after if after < due + round(self._probe_cost * _US) else due
+
+    def _now_us(self) -> int:
+        return round(self._clock() * _US)
+
+    def _catch_up(self, dev: DeviceRuntime) -> None:
+        """Skip (and count) the device's deadlines missed by a whole interval or more.
+
+        The device is then polled for its latest passed deadline: late, once, not in a burst.
+        """
+        step = dev.interval_us * dev.stretch
+        late = self._now_us() - dev.deadline_us
+        if late < step:
+            return
+        missed = late // step
+        first = dev.deadline_us
+        dev.slot += missed * dev.stretch
+        cycles = missed * dev.stretch
+        dev.skipped += cycles
+        self._counters.overruns += cycles
+        self._gap(dev, "skipped", first, dev.deadline_us - dev.interval_us, cycles, 1)
+
     def _advance(self, dev: DeviceRuntime) -> None:
-        dev.deadline += dev.device.poll
-        late = self._clock() - dev.deadline
-        if late >= dev.device.poll:
-            skipped = int(late // dev.device.poll)
-            self._counters.overruns += skipped
-            dev.deadline += skipped * dev.device.poll
+        """Move the device to its next deadline; a stretched device defers the cycles between."""
+        m = dev.stretch
+        if m > 1:
+            first = dev.deadline_us + dev.interval_us
+            dev.deferred += m - 1
+            self._gap(dev, "deferred", first, first + (m - 2) * dev.interval_us, m - 1, m)
+        dev.slot += m
+
+    def _gap(
+        self, dev: DeviceRuntime, reason: str, first: int, last: int, n: int, stretch: int
+    ) -> None:
+        """Record deadlines not polled (``first``..``last``, µs on the clock).
+
+        A record continues the device's previous one of the same kind when nothing but what
+        the record says lies between: a skipped run right after another (no poll between), a
+        deferred run one polled deadline after another at the same stretch.
+        """
+        key = (dev.device.name, reason)
+        step = dev.interval_us * (1 if reason == "skipped" else 2)
+        open_ = self._open_gap.get(key)
+        offset = self._wall() - self._clock()
+        wall_last = last / _US + offset
+        if open_ is not None:
+            at, prev_last, prev_stretch = open_
+            if first - prev_last == step and stretch == prev_stretch:
+                prev = self._gaps[at]
+                self._gaps[at] = dataclasses.replace(prev, last=wall_last, cycles=prev.cycles + n)
+                self._open_gap[key] = (at, last, stretch)
+                return
+        if len(self._gaps) >= MAX_GAPS:
+            self._counters.gaps_dropped += 1
+            return
+        self._open_gap[key] = (len(self._gaps), last, stretch)
+        self._gaps.append(Gap(dev.device.name, reason, first / _US + offset, wall_last, n, stretch))
+
+    def _rebudget(self) -> None:
+        """Work the line budget out again (at most every REBUDGET_EVERY seconds)."""
+        now = self._clock()
+        if now - self._budget_at < REBUDGET_EVERY:
+            return
+        self._budget_at = now
+        alive = [d.breaker.state is BreakerState.OK for d in self.devices]
+        loads = [
+            Load(d.device.poll, d.cost if ok else None)
+            for d, ok in zip(self.devices, alive, strict=True)
+        ]
+        need = stretch_factors(loads)
+        relaxed = stretch_factors(
+            [Load(ld.interval, None if ld.cost is None else ld.cost * RELAX_MARGIN) for ld in loads]
+        )
+        for dev, low, high in zip(self.devices, need, relaxed, strict=True):
+            self._set_stretch(dev, min(max(dev.stretch, low), high))
+        factors = [d.stretch for d in self.devices]
+        self._utilisation = sum(
+            ld.cost / (ld.interval * m) for ld, m in zip(loads, factors, strict=True) if ld.cost
+        )
+        self._spare = spare_capacity(loads, factors)
+        dead = alive.count(False)
+        for dev, ok in zip(self.devices, alive, strict=True):
+            if not ok:
+                dev.breaker.reclamp(self._probe_ceiling(dev, dead))
+
+    @staticmethod
+    def _measured(dev: DeviceRuntime, cost: float) -> None:
+        """Fold one answered cycle's line time into the device's cost (moving average).
+
+        A stretched cycle stands for ``stretch`` configured ones, so it weighs as much as they
+        would have together: a device whose answers got fast again is back in a cycle or two.
+        """
+        if dev.cost is None:
+            dev.cost = cost
+            return
+        weight = 1.0 - (1.0 - COST_WEIGHT) ** dev.stretch
+        dev.cost += weight * (cost - dev.cost)
+
+    def _probe_ceiling(self, dev: DeviceRuntime, dead: int) -> float:
+        return probe_ceiling(self._spare, self._probe_cost, dead, dev.device.poll, dev.breaker.cap)
+
+    def _set_stretch(self, dev: DeviceRuntime, factor: int) -> None:
+        if factor == dev.stretch:
+            return
+        was, dev.stretch = dev.stretch, factor
+        if was == 1:
+            dev.stretches += 1
+            event(
+                "device.stretched",
+                logging.WARNING,
+                bus=self.name,
+                device=dev.device.name,
+                status=STRETCHED,
+                interval=round(dev.device.poll * factor, 6),
+                configured=dev.device.poll,
+                cycle_ms=round((dev.cost or 0.0) * 1000, 1),
+            )
+        elif factor == 1:
+            event(
+                "device.unstretched",
+                logging.INFO,
+                bus=self.name,
+                device=dev.device.name,
+                interval=dev.device.poll,
+                deferred=dev.deferred,
+            )
 
     async def _ensure_port(self, current: DeviceRuntime | None = None) -> bool:
         if self.transport.is_open:
@@ -177,7 +425,7 @@ class BusScheduler(BusPoller):
         due = self._port_retry_at - _TIMER_RESOLUTION
         best = math.inf
         for d in self.devices:
-            period = d.device.poll
+            period = d.interval_us * d.stretch / _US  # a stretched device polls less often
             t = d.deadline + (period if d is current else 0.0)  # current: polled just now
             if t < due:
                 t += math.ceil((due - t) / period) * period
@@ -185,9 +433,17 @@ class BusScheduler(BusPoller):
         return best if best < math.inf else self._port_retry_at
 
     def _timed_out(self, dev: DeviceRuntime, exc: DeviceTimeout) -> None:
-        """Count a timeout; open the device's breaker (logged once per backoff) when it trips."""
+        """Count a timeout; open the breaker (logged once per backoff) when it trips.
+
+        A late reply drained in the guard window is counted here: it is this device's, never
+        the next one's.
+        """
         self._counters.timeouts += 1
-        delay = dev.breaker.failure(self._clock())
+        self._late_reply()
+        dead = sum(1 for d in self.devices if d.breaker.state is BreakerState.BACKOFF)
+        if dev.breaker.state is BreakerState.OK:
+            dead += 1  # this one, if it trips now
+        delay = dev.breaker.failure(self._clock(), self._probe_ceiling(dev, dead))
         if delay:
             event(
                 "device.backoff",
@@ -199,9 +455,31 @@ class BusScheduler(BusPoller):
                 retry_in=round(delay, 3),
             )
 
+    def _late_reply(self) -> None:
+        """Count a late reply the link drained, for the device that timed out (by unit id)."""
+        late = self.transport.take_late_reply()
+        if late is None:
+            return
+        unit, seconds = late
+        dev = next((d for d in self.devices if d.device.unit == unit), None)
+        self._counters.late_replies += 1
+        if dev is None:  # pragma: no cover - the link only reports units it asked
+            return
+        dev.late_replies += 1
+        dev.last_lateness = seconds
+        event(
+            "device.late_reply",
+            logging.INFO,
+            bus=self.name,
+            device=dev.device.name,
+            unit=unit,
+            late_ms=round(seconds * 1000, 1),
+        )
+
     def _frame_discarded(self, dev: DeviceRuntime, exc: FrameError) -> None:
         """Count and log a reply that was discarded unread (CRC, unit id, function, format)."""
         self._counters.frame_errors += 1
+        dev.frame_errors += 1
         event(
             "device.frame_discarded",
             logging.INFO,
@@ -224,7 +502,10 @@ class BusScheduler(BusPoller):
         rejected: set[str] = set()
         failed = False
         if dev.breaker.allows(self._clock()) and await self._ensure_port(dev):
+            t0 = self._clock()
             failed = await self._run_plan(dev, got, rejected)
+            if not failed and dev.breaker.state is BreakerState.OK:
+                self._measured(dev, self._clock() - t0)
         else:
             failed = True
         if failed:
@@ -274,6 +555,7 @@ class ModbusPoller(BusScheduler):
             t0 = self._clock()
             try:
                 values = await self.modbus.read(dev.device, request)
+                self._late_reply()  # the previous device's, recognised ahead of this reply
             except DeviceTimeout as exc:
                 self._timed_out(dev, exc)
                 return True  # a dead device costs one timeout per cycle, not one per request
@@ -281,10 +563,12 @@ class ModbusPoller(BusScheduler):
                 await self._port_lost(exc)
                 return True
             except FrameError as exc:
+                self._late_reply()
                 self._frame_discarded(dev, exc)
                 answered = True  # something answered: the device is alive, keep going
                 continue
             except DeviceException as exc:
+                self._late_reply()
                 self._counters.responses += 1
                 self._counters.exceptions += 1
                 answered = True

@@ -7,7 +7,21 @@ import abc
 from edge.config import BusConfig, DeviceConfig
 from edge.drivers.planner import ReadRequest
 
-__all__ = ["Link", "ModbusTransport", "frame_time", "silent_interval", "where"]
+__all__ = [
+    "Link",
+    "ModbusTransport",
+    "default_guard",
+    "frame_time",
+    "guard_window",
+    "silent_interval",
+    "where",
+]
+
+#: the shortest default guard: USB-RS485 adapters hold received bytes up to their latency
+#: timer (1-16 ms, often 1 ms on FTDI set up for Modbus) before the host sees them
+GUARD_FLOOR = 0.01
+#: default guard in character times at the bus's framing
+GUARD_CHARS = 32
 
 
 def where(bus: BusConfig, device: DeviceConfig, request: ReadRequest | None = None) -> str:
@@ -36,6 +50,19 @@ def frame_time(bus: BusConfig, nbytes: int) -> float:
     return nbytes * _bits_per_char(bus) / bus.baudrate
 
 
+def default_guard(bus: BusConfig) -> float:
+    """The guard after a timeout when the bus does not set one: 32 character times, >= 10 ms.
+
+    32 characters is 16.7 ms at 19200 8N1, 33.3 ms at 9600, 10 ms (the floor) at 115200.
+    """
+    return max(GUARD_FLOOR, frame_time(bus, GUARD_CHARS))
+
+
+def guard_window(bus: BusConfig) -> float:
+    """The bus's guard: ``guard`` when set (0 = none), else :func:`default_guard`."""
+    return default_guard(bus) if bus.guard is None else bus.guard
+
+
 class Link(abc.ABC):
     """A port or connection owned by exactly one scheduler.
 
@@ -58,6 +85,15 @@ class Link(abc.ABC):
 
     def shutdown(self) -> None:  # noqa: B027 - optional hook, most links have nothing to release
         """Release worker threads, if any (after close)."""
+
+    def take_late_reply(self) -> tuple[int, float] | None:
+        """(unit id, seconds past its timeout) of a late reply drained since the last call.
+
+        Drained in the guard window after the timeout, or recognised ahead of the next
+        device's reply; None when there was none. Links that match replies to requests
+        otherwise (TCP transaction ids) always answer None.
+        """
+        return None
 
 
 class ModbusTransport(Link):

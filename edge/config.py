@@ -66,6 +66,10 @@ class BusConfig:
     columns: tuple[str, ...] = ()  #: line buses: names of CSV columns (parser = csv)
     query: str = ""  #: line buses: command sent to ask for a line ("" = device talks by itself)
     line_ending: str = "\r\n"
+    #: rtu buses: quiet time after a timeout before the next request; input arriving in it is
+    #: drained and counted as the timed-out device's late reply. None: derived from the baud
+    #: rate (:func:`edge.drivers.transport.default_guard`); 0 disables it.
+    guard: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +88,9 @@ class DeviceConfig:
     max_gap: int = 16  #: unused registers a merged request may read to save a round trip
     forbidden: tuple[tuple[int, int], ...] = ()  #: inclusive register ranges never to read
     stale_after: int = 3  #: missed polls in a row after which a stale value becomes comm_fail
+    #: at coinciding deadlines the higher priority is served first, then config order
+    priority: int = 0
+    backoff_cap: float = 30.0  #: longest a dead device waits between probes on a busy line, s
 
 
 @dataclass(frozen=True, slots=True)
@@ -510,7 +517,24 @@ def _bus(r: _Reader, name: str, s: Mapping[str, Any], base: Path) -> BusConfig:
         columns=tuple(columns),
         query=r.get(s, p, "query", str, ""),
         line_ending=r.get(s, p, "line_ending", str, "\r\n"),
+        guard=_guard(r, s, p),
     )
+
+
+def _guard(r: _Reader, s: Mapping[str, Any], p: str) -> float | None:
+    """``guard``: a duration, "0" (no guard) allowed; absent: None (derived from the baud rate)."""
+    raw = r.get(s, p, "guard", str, None)
+    if raw is None:
+        return None
+    try:
+        seconds = parse_duration(raw)
+    except ValueError as exc:
+        r.problem(f"{p}.guard", str(exc))
+        return None
+    if seconds < 0 or seconds > 10:
+        r.problem(f"{p}.guard", f"must be within 0..10s, got {raw!r}")
+        return None
+    return seconds
 
 
 def _host_port_ok(address: str) -> bool:
@@ -552,6 +576,8 @@ def _device(
         max_gap=r.get(s, p, "max_gap", int, 16, check=_in_range(0, 125)),
         forbidden=tuple(forbidden),
         stale_after=r.get(s, p, "stale_after", int, 3, check=_positive),
+        priority=r.get(s, p, "priority", int, 0, check=_in_range(-1000, 1000)),
+        backoff_cap=r.duration(s, p, "backoff_cap", 30.0),
     )
 
 

@@ -33,7 +33,7 @@ from edge.commands import OperatorCommand
 from edge.config import NodeConfig
 from edge.config_alarm import CONFIG_RULE, ConfigAlarm
 from edge.control import ControlServer
-from edge.drivers import BusPoller, build_pollers
+from edge.drivers import BusPoller, build_pollers, gaps_body
 from edge.errors import ConfigError, LedgerError, StorageError
 from edge.ledger_bridge import LedgerBridge
 from edge.log import event
@@ -170,6 +170,7 @@ class Node:
                 if self._alerts is not None and alerts_task is not None:
                     await self._alerts.drain(grace=1.0)
                     alerts_task.cancel()
+                await self._record_gaps()
                 # The last readings' digest goes before node.stop: nothing of a run comes after it.
                 await self._ledger.flush_readings()
                 await self._ledger.append("node.stop", {"reason": "stop requested"})
@@ -276,9 +277,39 @@ class Node:
                     frame_errors=b.frame_errors,
                     exceptions=b.exceptions,
                     overruns=b.overruns,
+                    deferred=b.deferred,
+                    late_replies=b.late_replies,
+                    utilisation=round(b.utilisation, 3),
                     reopens=b.reopens,
                     port_open=b.port_open,
                 )
+                for d in b.devices.values():
+                    if d.skipped or d.deferred or d.late_replies or d.status != "ok":
+                        event(
+                            "device.stats",
+                            bus=b.bus,
+                            device=d.name,
+                            status=d.status,
+                            polls=d.polls,
+                            skipped=d.skipped,
+                            deferred=d.deferred,
+                            kept=round(d.kept, 4),
+                            interval=d.interval,
+                            late_replies=d.late_replies,
+                        )
+            await self._record_gaps()
+
+    async def _record_gaps(self) -> None:
+        """Record the cycles not polled since the last call as ``bus.gaps`` ledger entries.
+
+        So the store tells a reading not polled (inside a recorded gap) from one not answered
+        (stored with quality stale or comm_fail).
+        """
+        for p in self._pollers:
+            gaps = p.take_gaps()
+            if gaps:
+                body = gaps_body(p.name, gaps, p.stats().gaps_dropped)
+                await self._ledger.append("bus.gaps", body)
 
     # -- operator commands ------------------------------------------------------------------
 

@@ -25,12 +25,15 @@ class Reply:
         unit: the unit id to put in the reply (another one under the ``wrong_unit`` fault).
         corrupt: spoil the frame's check (CRC on RTU, transaction id on TCP).
         delay: extra seconds before replying (``slow_response``).
+        at: reply complete this many seconds after the request arrived (``slow_response``
+            with ``at``; None: line time plus ``delay``).
     """
 
     pdu: bytes | None
     unit: int
     corrupt: bool = False
     delay: float = 0.0
+    at: float | None = None
 
 
 @dataclass(slots=True)
@@ -95,9 +98,12 @@ class ModbusDevice:
             unit = int(other) if other is not None else self.unit % 247 + 1
         corrupt = faults.active("corrupt_crc", now)
         slow = faults.active("slow_response", now)
+        at = slow.params.get("at") if slow is not None else None
+        at = float(at) if at is not None else None
         return Reply(
             reply_pdu,
             unit,
             corrupt=corrupt is not None and self._hit(corrupt),
-            delay=float(slow.params["delay"]) if slow is not None else 0.0,
+            delay=float(slow.params["delay"]) if slow is not None and at is None else 0.0,
+            at=at,
         )

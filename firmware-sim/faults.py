@@ -12,7 +12,9 @@ faults change how it answers; ``port_gone`` unplugs the whole port its bus hangs
 - no_response (probability=1.0): requests go unanswered (the master times out).
 - corrupt_crc (probability=1.0): replies carry a wrong CRC (RTU), a wrong transaction id
   (TCP), a garbled character (serial line).
-- slow_response (delay=0.5 s): replies come ``delay`` late.
+- slow_response (delay=0.5 s, at=none): replies come ``delay`` late; with ``at`` the reply
+  instead ends ``at`` after the request arrived (never sooner than the line allows), so a test
+  puts a reply exactly at 187 ms of a 200 ms timeout, or 7 ms past it, whatever the baud rate.
 - wrong_unit (unit=own unit + 1): replies carry another unit id.
 - exception (code=4, function=all): requests are answered with Modbus exception ``code``.
 - port_gone: the PTY is closed and its symlink removed (TCP: listener and connections
@@ -62,7 +64,7 @@ FAULT_PARAMS: Mapping[str, Mapping[str, float | int | str | None]] = {
     "spikes": {"magnitude": 10.0, "probability": 0.05, "point": None},
     "no_response": {"probability": 1.0},
     "corrupt_crc": {"probability": 1.0},
-    "slow_response": {"delay": 0.5},
+    "slow_response": {"delay": 0.5, "at": None},
     "wrong_unit": {"unit": None},
     "exception": {"code": 4, "function": None},
     "port_gone": {},
@@ -97,7 +99,7 @@ def check_fault(kind: str, params: Mapping[str, Any]) -> list[str]:
         elif key == "point":
             if not isinstance(value, str):
                 problems.append(f"{key}: expected a point name, got {value!r}")
-        elif key == "delay" and isinstance(value, str):
+        elif key in ("delay", "at") and isinstance(value, str):
             try:
                 parse_duration(value)
             except ValueError as exc:
@@ -148,8 +150,9 @@ class Fault:
             raise ValueError("; ".join(problems))
         filled = dict(FAULT_PARAMS[kind])
         filled.update({k: v for k, v in params.items() if k != "duration"})
-        if "delay" in filled and filled["delay"] is not None:
-            filled["delay"] = _seconds(filled["delay"])
+        for key in ("delay", "at"):
+            if filled.get(key) is not None:
+                filled[key] = _seconds(filled[key])
         duration = params.get("duration")
         end = start + _seconds(duration) if duration is not None else None
         return cls(kind, start, end, filled)

@@ -58,6 +58,9 @@ class RtuStats:
     crc_errors: int = 0  #: requests discarded for a bad CRC
     dropped_bytes: int = 0  #: bytes discarded as incomplete or unframeable
     replies: int = 0  #: replies written
+    #: requests that arrived while a reply to an earlier one was still to come: on a real
+    #: half-duplex line the request and that reply would have collided
+    collisions: int = 0
 
 
 class RequestFramer:
@@ -157,6 +160,7 @@ class RtuSlave:
         self.framer = RequestFramer(frame_gap)
         self.clock = clock
         self._queue: asyncio.Queue[tuple[bytes, float]] = asyncio.Queue(maxsize=64)
+        self._replying = False  # a reply is being held for its line time (or a fault's delay)
 
     @property
     def stats(self) -> RtuStats:
@@ -176,6 +180,8 @@ class RtuSlave:
             return
         now = time.monotonic()
         for frame in self.framer.feed(data, now):
+            if self._replying:
+                self.stats.collisions += 1
             try:
                 self._queue.put_nowait((frame, now))
             except asyncio.QueueFull:  # a master flooding us: drop, as a slave's buffer would
@@ -216,12 +222,30 @@ class RtuSlave:
         if self.line_timing:
             line = exchange_time(len(frame), len(data), self.baudrate, self.turnaround)
             wait = max(0.0, line - self.pty_latency) + reply.delay
+        if reply.at is not None:  # the reply ends at a chosen time, not before the line allows
+            floor = wait if self.line_timing else 0.0
+            wait = max(floor, reply.at - self.pty_latency)
         generation = self.port.generation
-        await _write_at(self.port, data, received + wait, generation)
+        self._replying = True
+        try:
+            await _write_at(self.port, data, received + wait, generation, self._replied)
+        finally:
+            self._replying = False
         self.stats.replies += 1
 
+    def _replied(self) -> None:
+        # called in the writer thread just before the reply goes out: a request that comes
+        # after it (the master answering at once) is no collision
+        self._replying = False
 
-async def _write_at(port: PtyPort, data: bytes, deadline: float, generation: int) -> None:
+
+async def _write_at(
+    port: PtyPort,
+    data: bytes,
+    deadline: float,
+    generation: int,
+    before_write: Callable[[], None] | None = None,
+) -> None:
     """Write ``data`` at ``deadline`` (monotonic), precisely: the last stretch in a thread.
 
     The event loop's timers are only millisecond-accurate (epoll), a tenth of a short reply's
@@ -235,6 +259,8 @@ async def _write_at(port: PtyPort, data: bytes, deadline: float, generation: int
         remaining = deadline - time.monotonic()
         if remaining > 0:
             time.sleep(remaining)
+        if before_write is not None:
+            before_write()
         if port.generation == generation:  # not a reply meant for a port since re-plugged
             port.write(data)
 

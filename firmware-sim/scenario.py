@@ -565,7 +565,7 @@ def _schedule(
         if fault:
             pm = r.mapping(item, "params", f"{p}.params")
             params = dict(pm)
-            for key in (*_DURATION_PARAMS, "delay"):
+            for key in (*_DURATION_PARAMS, "delay", "at"):
                 if key in params:
                     params[key] = r.duration(pm, f"{p}.params", key, None) or 0.0
             if point is not None:

@@ -136,4 +136,4 @@ class TcpServer:
         if reply.pdu is None:
             return None
         out_unit = reply.unit if reply.unit != device.unit else unit
-        return out_unit, reply.pdu, reply.corrupt, reply.delay
+        return out_unit, reply.pdu, reply.corrupt, reply.delay if reply.at is None else reply.at

@@ -44,6 +44,7 @@ ENTRY_TYPES = (
     "readings.digest",
     "readings.prune",
     "correction",
+    "bus.gaps",
     CHECKPOINT,
 )
 

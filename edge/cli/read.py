@@ -31,6 +31,7 @@ from edge.durations import parse_duration
 if TYPE_CHECKING:
     from edge.cli.watch import Problem, Watch
     from edge.config import NodeConfig, PointConfig
+    from edge.drivers import BusPoller
     from edge.readings import Reading
 
 __all__ = ["COMMANDS", "LISTEN", "format_value", "read"]
@@ -260,6 +261,7 @@ async def _run(reader: _Reader, watch: Watch, trace: bool) -> None:
             for t in tasks:
                 t.cancel()
     finally:
+        _lost_cycles(pollers, reader.as_json)
         if trace:
             for p in pollers:
                 s = p.stats()
@@ -270,6 +272,34 @@ async def _run(reader: _Reader, watch: Watch, trace: bool) -> None:
                     file=sys.stderr,
                     flush=True,
                 )
+
+
+def _lost_cycles(pollers: Sequence[BusPoller], as_json: bool) -> None:
+    """On exit, on stderr: each device that lost cycles (not polled) or answered late."""
+    for p in pollers:
+        for d in p.stats().devices.values():
+            if not (d.skipped or d.deferred or d.late_replies or d.status != "ok"):
+                continue
+            if as_json:
+                import orjson
+
+                line = orjson.dumps(
+                    {
+                        "device": d.name,
+                        "status": d.status,
+                        "polled": d.polls,
+                        "skipped": d.skipped,
+                        "deferred": d.deferred,
+                        "kept": round(d.kept, 4),
+                        "late_replies": d.late_replies,
+                    }
+                ).decode()
+            else:
+                line = (
+                    f"device {d.name}: {d.status}, polled {d.polls}, skipped {d.skipped},"
+                    f" deferred {d.deferred} (kept {d.kept:.1%}), late replies {d.late_replies}"
+                )
+            print(line, file=sys.stderr, flush=True)
 
 
 def _unwrap(group: BaseException) -> BaseException:

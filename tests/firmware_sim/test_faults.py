@@ -155,6 +155,22 @@ async def test_slow_response(sim, tmp_path):
         patient.close()
 
 
+async def test_slow_response_at_a_chosen_time(sim, client):
+    """``at``: the reply ends at a set time after the request (187 ms of a 200 ms timeout, or
+    just past it), as pymodbus measures it."""
+    sim.inject("probe", "slow_response", at="250ms")
+    times = []
+    for _ in range(3):
+        start = time.monotonic()
+        assert await level(client) == 10.0  # timeout 0.4 s: in time
+        times.append(time.monotonic() - start)
+    assert min(times) >= 0.25, times
+    assert max(times) < 0.25 + 0.1, times
+    sim.inject("probe", "slow_response", at=0.5)  # a number of seconds works too
+    with pytest.raises(ModbusIOException):
+        await level(client)  # past the 0.4 s timeout
+
+
 async def test_slow_response_times_out_an_impatient_master(sim, client):
     sim.inject("probe", "slow_response", delay=1.0)
     with pytest.raises(ModbusIOException):
