@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check bench integration venv clean
+.PHONY: demo test test-tools check bench integration venv clean install
 
 .venv/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,30 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/edge demo $(if $(SECONDS),--seconds $(SECONDS))
 
-test: $(STAMP)
+test: $(STAMP) test-tools
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 || test $$? -eq 5
+
+# Tools the tests run besides Python: systemd-analyze checks the unit `edge init` writes.
+test-tools:
+	@command -v systemd-analyze >/dev/null 2>&1 || { \
+	  echo "installing systemd-analyze (Debian package systemd)"; \
+	  $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq --no-install-recommends systemd \
+	  || { $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
+	       $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq --no-install-recommends systemd; }; }
+
+# A production install on a gateway: a venv of its own with the runtime dependencies only (no
+# test or lint tools), `edge` linked onto PATH. Run it again to upgrade to this checkout.
+# `make install PREFIX=/opt/edge-qc BINDIR=/usr/local/bin` (the defaults; needs root for them).
+PREFIX ?= /opt/edge-qc
+BINDIR ?= /usr/local/bin
+install:
+	test -x $(PREFIX)/bin/python || $(PYTHON) -m venv $(PREFIX)
+	$(PREFIX)/bin/python -m pip install --quiet --upgrade pip
+	$(PREFIX)/bin/python -m pip install --quiet --upgrade --force-reinstall --no-deps .
+	$(PREFIX)/bin/python -m pip install --quiet .
+	mkdir -p $(BINDIR)
+	ln -sf $(PREFIX)/bin/edge $(BINDIR)/edge
+	$(BINDIR)/edge --version
 
 check: $(STAMP)
 	$(BIN)/python tools/linktree.py build/typecheck

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 __all__ = [
     "LINE_BUDGET",
     "LOSS_BUDGET",
+    "MAX_STRETCH",
     "PROBE_SHARE",
     "Load",
     "probe_ceiling",

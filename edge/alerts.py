@@ -1,8 +1,17 @@
 """Alarm alerts over MQTT (aiomqtt), one JSON message per alarm transition; operator commands in.
 
-Operator commands (``edge.commands``) arrive on ``<topic_prefix>/<node_id>/cmd`` and their
-results go to ``<topic_prefix>/<node_id>/cmd/result``; a malformed payload is answered with a
-one-line error there and logged, and the node keeps running.
+Operator commands (``edge.commands``) arrive on ``<topic_prefix>/<node_id>/cmd/<user>`` and
+their results go to ``<topic_prefix>/<node_id>/cmd/<user>/result``; a malformed payload is
+answered with a one-line error there and logged, and the node keeps running.
+
+Who sent a command: Mosquitto does not tell subscribers which client published a message, so
+the identity travels in the topic and the broker vouches for it. The topic's last level is the
+sender's broker username, enforced by the broker's ACL (``pattern write
+<prefix>/+/cmd/%u``: a client may publish commands only under its own name). The node records
+``mqtt:<user>`` as the actor, checks it against ``[operators]`` (a refusal is answered on the
+result topic, logged as ``mqtt.refused`` and recorded nowhere as an action) and ignores a
+payload's ``actor`` except as a claim. The identity is only as good as the broker's ACL: a broker
+that lets anyone publish anywhere makes every name claimable (docs/reference/mqtt.md).
 
 Topic: ``<topic_prefix>/<node_id>/alarms/<rule id>``, QoS 1, payload the transition as JSON.
 The publisher never blocks the rules: it drains its own bounded queue; when the queue is full the
@@ -21,8 +30,15 @@ from dataclasses import dataclass
 import aiomqtt
 import orjson
 
-from edge.commands import CommandError, parse_command
-from edge.config import MqttConfig
+from edge.commands import (
+    CommandError,
+    Identity,
+    action_class,
+    authenticate,
+    authorize,
+    parse_command,
+)
+from edge.config import MqttConfig, OperatorsConfig
 from edge.control import Handler
 from edge.errors import BrokerError, EdgeError
 from edge.log import event
@@ -48,9 +64,12 @@ class AlertPublisher:
         *,
         queue_size: int = 1000,
         on_command: Handler | None = None,
+        operators: OperatorsConfig | None = None,
     ) -> None:
         self._config = config
         self._on_command = on_command
+        self._operators = operators or OperatorsConfig()
+        self.refused = 0  #: commands refused as unauthorised
         self._node_id = node_id
         self._queue: asyncio.Queue[Alert] = asyncio.Queue(queue_size)
         self.published = 0
@@ -114,7 +133,8 @@ class AlertPublisher:
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(self._publish_loop(client, prefix), name="alerts-publish")
                     if self._on_command is not None:
-                        await client.subscribe(f"{prefix}/cmd", qos=1)
+                        # one level: cmd/<user>; results go to cmd/<user>/result, not matched
+                        await client.subscribe(f"{prefix}/cmd/+", qos=1)
                         tg.create_task(self._command_loop(client, prefix), name="alerts-commands")
         except* aiomqtt.MqttError as group:
             raise BrokerError(f"{where}: {group.exceptions[0]}") from None
@@ -141,14 +161,29 @@ class AlertPublisher:
     async def _command_loop(self, client: aiomqtt.Client, prefix: str) -> None:
         assert self._on_command is not None
         async for message in client.messages:
+            topic = str(message.topic)
+            user = topic.rpartition("/")[2]
+            if not topic.startswith(f"{prefix}/cmd/") or not user:
+                continue  # not a command topic (the subscription is cmd/+ only)
             payload = message.payload if isinstance(message.payload, bytes | str) else b""
             try:
-                result = await self._on_command(parse_command(payload))
+                cmd = parse_command(payload)
+                who = Identity("mqtt", user)
+                reason = authorize(
+                    who, cmd.action, self._operators.allowed(action_class(cmd.action)), node_uid=-1
+                )
+                if reason is None:
+                    result = await self._on_command(authenticate(cmd, who))
+                else:
+                    self.refused += 1
+                    event("mqtt.refused", logging.WARNING, actor=str(who), action=cmd.action,
+                          rule=cmd.rule, entry=cmd.entry, reason=reason)  # fmt: skip
+                    result = {"ok": False, "error": reason}
             except (CommandError, EdgeError) as exc:  # a bad command never stops the node
-                event("mqtt.bad_command", logging.WARNING, topic=str(message.topic), error=str(exc))
+                event("mqtt.bad_command", logging.WARNING, topic=topic, error=str(exc))
                 result = {"ok": False, "error": str(exc)}
             async with asyncio.timeout(10.0):
-                await client.publish(f"{prefix}/cmd/result", orjson.dumps(result), qos=1)
+                await client.publish(f"{topic}/result", orjson.dumps(result), qos=1)
 
     def _requeue(self, alert: Alert) -> None:
         items = [alert]

@@ -1,22 +1,29 @@
 """Operator commands (acknowledge, shelve, suppress, ...) as values, parsed from JSON.
 
 They reach a running node through its local control socket (``edge alarm ...``) or its MQTT
-command topic ``<prefix>/<node id>/cmd``. Parsing is strict and pure: a malformed payload gives
-one line naming the field, and the node keeps running.
+command topic ``<prefix>/<node id>/cmd/<broker user>``. Parsing is strict and pure: a malformed
+payload gives one line naming the field, and the node keeps running.
 
 Payload::
 
     {"action": "ack", "rule": "tunnel-temp-high", "actor": "j.doe", "comment": "door left open"}
-    {"action": "shelve", "rule": "fill-weight-rate", "actor": "j.doe", "duration": "30m"}
-    {"action": "correct", "entry": "7155f822", "actor": "qa.jane", "comment": "scale was off"}
-    {"action": "prune_readings", "before": "2026-11-01T00:00:00Z", "actor": "qa.jane",
-     "comment": "disk full"}
+    {"action": "shelve", "rule": "fill-weight-rate", "duration": "30m"}
+    {"action": "correct", "entry": "7155f822", "comment": "scale was off"}
+    {"action": "prune_readings", "before": "2026-11-01T00:00:00Z", "comment": "disk full"}
     {"action": "status"}
+
+Who acts is not what the payload says: the transport authenticates the sender (the Unix user
+behind the control socket, from SO_PEERCRED; the broker user whose topic the command came on)
+and :func:`authenticate` makes that identity the command's actor (``unix:alice``,
+``mqtt:bob``). A payload ``actor`` is only a claim: kept, and recorded in the comment when it
+differs from the authenticated name (a shared account signed by a person). :func:`authorize`
+decides from the ``[operators]`` table whether the identity may do the action at all.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -24,21 +31,33 @@ import orjson
 from edge.durations import parse_duration
 from edge.ledger.entry import parse_ts
 
-__all__ = ["ACTIONS", "CommandError", "OperatorCommand", "parse_command"]
+__all__ = [
+    "ACTIONS",
+    "ACTION_CLASSES",
+    "CommandError",
+    "Identity",
+    "OperatorCommand",
+    "action_class",
+    "authenticate",
+    "authorize",
+    "parse_command",
+]
 
-#: action -> does it need a rule id, does it need an actor
-ACTIONS: dict[str, tuple[bool, bool]] = {
-    "ack": (True, True),
-    "shelve": (True, True),
-    "unshelve": (True, True),
-    "suppress": (True, False),
-    "unsuppress": (True, False),
-    "out_of_service": (True, True),
-    "in_service": (True, True),
-    "correct": (False, True),
-    "prune_readings": (False, True),
-    "status": (False, False),
+#: action -> (does it need a rule id, its class in ``[operators]``: read | act | correct)
+ACTIONS: dict[str, tuple[bool, str]] = {
+    "ack": (True, "act"),
+    "shelve": (True, "act"),
+    "unshelve": (True, "act"),
+    "suppress": (True, "act"),
+    "unsuppress": (True, "act"),
+    "out_of_service": (True, "act"),
+    "in_service": (True, "act"),
+    "correct": (False, "correct"),
+    "prune_readings": (False, "correct"),  # it changes what the record holds, as a correction
+    "status": (False, "read"),
 }
+#: the classes of action an ``[operators]`` table grants, least to most
+ACTION_CLASSES = ("read", "act", "correct")
 _KEYS = ("action", "rule", "actor", "comment", "duration", "entry", "before")
 
 
@@ -52,11 +71,79 @@ class OperatorCommand:
 
     action: str
     rule: str = ""
-    actor: str = ""
+    actor: str = ""  #: after :func:`authenticate`: the authenticated identity (``unix:alice``)
     comment: str = ""
     duration: float = 0.0  #: shelve: seconds
     entry: str = ""  #: correct: the corrected entry's id or id prefix (the reason is ``comment``)
     before: float = 0.0  #: prune_readings: epoch s; blocks that ended before it (why: ``comment``)
+    claimed_actor: str = ""  #: after :func:`authenticate`: the payload's ``actor``, if any
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who sent a command, as its transport authenticated them.
+
+    ``kind`` is ``unix`` (control socket: the peer's uid, from the kernel) or ``mqtt`` (the broker
+    user, which the broker's ACL binds to the command topic). ``groups`` are the Unix user's
+    group names (primary and supplementary); ``uid`` is -1 for MQTT.
+    """
+
+    kind: str
+    name: str
+    uid: int = -1
+    groups: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+
+def action_class(action: str) -> str:
+    """``read``, ``act`` or ``correct``: which ``[operators]`` list governs ``action``."""
+    return ACTIONS[action][1]
+
+
+def authenticate(cmd: OperatorCommand, who: Identity) -> OperatorCommand:
+    """The command with the authenticated identity as its actor; the payload's actor a claim.
+
+    The ledger keeps the claim in the comment (``... [claimed actor: j.doe]``) when it names
+    someone else than the authenticated user: a person signing on a shared account.
+    """
+    claimed = cmd.actor.strip()
+    comment = cmd.comment
+    if claimed and claimed not in (who.name, str(who)):
+        note = f"[claimed actor: {claimed}]"
+        comment = f"{comment} {note}" if comment else note
+    return replace(cmd, actor=str(who), claimed_actor=claimed, comment=comment)
+
+
+def authorize(
+    who: Identity,
+    action: str,
+    allowed: Iterable[str],
+    *,
+    node_uid: int,
+) -> str | None:
+    """None when ``who`` may do ``action``; else the one-line reason for the refusal.
+
+    Args:
+        who: the authenticated sender.
+        action: the command's action.
+        allowed: the ``[operators]`` list for the action's class: ``"alice"`` a local user,
+            ``"@qa"`` members of a local group, ``"*"`` every local user, ``"mqtt:bob"`` a broker
+            user, ``"mqtt:*"`` every broker user.
+        node_uid: the node's own uid. Root and the node's own user may always act locally:
+            they can write the ledger and its key directly, so refusing them protects nothing.
+    """
+    klass = action_class(action)
+    entries = set(allowed)
+    if who.kind == "unix":
+        if who.uid in (0, node_uid) or "*" in entries or who.name in entries:
+            return None
+        if any(f"@{g}" in entries for g in who.groups):
+            return None
+    elif "mqtt:*" in entries or f"mqtt:{who.name}" in entries:
+        return None
+    return f"{who} may not {action}: not in [operators] {klass}"
 
 
 def parse_command(payload: bytes | str) -> OperatorCommand:
@@ -80,11 +167,9 @@ def parse_command(payload: bytes | str) -> OperatorCommand:
     action = data.get("action", "")
     if action not in ACTIONS:
         raise CommandError(f"command: action: {action!r} is not one of {', '.join(ACTIONS)}")
-    needs_rule, needs_actor = ACTIONS[action]
+    needs_rule = ACTIONS[action][0]
     if needs_rule and not data.get("rule"):
         raise CommandError(f"command: rule: missing (required for {action})")
-    if needs_actor and not data.get("actor"):
-        raise CommandError("command: actor: missing (who does it is recorded on the ledger)")
     if action == "correct":
         if not data.get("entry"):
             raise CommandError("command: entry: missing (the id of the entry to correct)")

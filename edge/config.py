@@ -29,6 +29,7 @@ __all__ = [
     "LedgerConfig",
     "MqttConfig",
     "NodeConfig",
+    "OperatorsConfig",
     "PointConfig",
     "RulesConfig",
     "load_config",
@@ -144,6 +145,27 @@ class MqttConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class OperatorsConfig:
+    """Who may send which class of operator command (edge.commands.authorize reads the lists).
+
+    Entries: ``"alice"`` a local user, ``"@qa"`` a local group, ``"*"`` every local user,
+    ``"mqtt:bob"`` a broker user, ``"mqtt:*"`` every broker user. Root and the node's own user
+    may always act on the local socket (they can write the ledger directly anyway).
+    """
+
+    read: tuple[str, ...] = ("*", "mqtt:*")  #: status (``edge alarm list``)
+    act: tuple[str, ...] = ()  #: ack, shelve, unshelve, suppress, out_of_service, ...
+    correct: tuple[str, ...] = ()  #: ledger corrections and operator prunes of raw readings
+
+    def allowed(self, klass: str) -> tuple[str, ...]:
+        """The list for an action class (read, act, correct)."""
+        lists: dict[str, tuple[str, ...]] = {
+            "read": self.read, "act": self.act, "correct": self.correct
+        }  # fmt: skip
+        return lists[klass]
+
+
+@dataclass(frozen=True, slots=True)
 class NodeConfig:
     """A whole node, as read from ``node.toml``."""
 
@@ -158,6 +180,7 @@ class NodeConfig:
     rules: RulesConfig = field(default_factory=RulesConfig)
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
     mqtt: MqttConfig | None = None
+    operators: OperatorsConfig = field(default_factory=OperatorsConfig)
 
     # Where the node keeps its files: the one spelling of these paths (the names are
     # edge.ledger's DB_FILE and KEY_FILE, not imported here so that reading a config does not
@@ -181,7 +204,7 @@ class NodeConfig:
 #: Every key node.toml accepts, by table (``<name>`` stands for any bus, device or point name):
 #: the one list the reader checks files against and docs/reference/node-config.md documents.
 KEYS: Mapping[str, tuple[str, ...]] = {
-    "": ("node", "buses", "devices", "points", "rules", "ledger", "mqtt"),
+    "": ("node", "buses", "devices", "points", "rules", "ledger", "mqtt", "operators"),
     "node": ("id", "site", "data_dir", "queue_size"),
     "buses.<name>": tuple(BusConfig.__slots__)[1:],  # every field but the name
     "devices.<name>": tuple(DeviceConfig.__slots__)[1:],
@@ -189,6 +212,7 @@ KEYS: Mapping[str, tuple[str, ...]] = {
     "rules": ("files", "reload"),
     "ledger": ("flush_interval", "batch_max", "readings_retention", "readings_block", "key_file"),
     "mqtt": ("host", "port", "topic_prefix", "client_id", "username", "password", "keepalive"),
+    "operators": ("read", "act", "correct"),
 }
 
 T = TypeVar("T")
@@ -447,6 +471,8 @@ def parse_config(text: str, source: Path) -> NodeConfig:
             keepalive=r.duration(m, "mqtt", "keepalive", 30.0),
         )
 
+    operators = _operators(r, _section(r, data, "operators"))
+
     if r.problems:
         raise ConfigError(r.problems)
     return NodeConfig(
@@ -461,7 +487,33 @@ def parse_config(text: str, source: Path) -> NodeConfig:
         rules=rules,
         ledger=ledger,
         mqtt=mqtt,
+        operators=operators,
     )
+
+
+_OPERATOR = re.compile(r"^(?:\*|@?[A-Za-z0-9_.][A-Za-z0-9_.-]*\$?|mqtt:(?:\*|[^\s/+#]+))$")
+
+
+def _operators(r: _Reader, t: Mapping[str, Any]) -> OperatorsConfig:
+    r.table(t, "operators", KEYS["operators"])
+    default = OperatorsConfig()
+    lists: dict[str, tuple[str, ...]] = {}
+    for klass in KEYS["operators"]:
+        raw = r.get(t, "operators", klass, list, None)
+        if raw is None:
+            lists[klass] = default.allowed(klass)
+            continue
+        good: list[str] = []
+        for i, entry in enumerate(raw):
+            if not isinstance(entry, str) or not _OPERATOR.match(entry):
+                r.problem(
+                    f"operators.{klass}[{i}]",
+                    f"{entry!r} is not a user, @group, *, mqtt:user or mqtt:*",
+                )
+                continue
+            good.append(entry)
+        lists[klass] = tuple(good)
+    return OperatorsConfig(**lists)
 
 
 def _section(

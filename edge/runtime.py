@@ -106,12 +106,17 @@ class Node:
         self._pollers: list[BusPoller] = build_pollers(config)
         self._ledger = LedgerBridge(config)
         self._alerts = (
-            AlertPublisher(config.mqtt, config.node_id, on_command=self.apply_command)
+            AlertPublisher(
+                config.mqtt,
+                config.node_id,
+                on_command=self.apply_command,
+                operators=config.operators,
+            )
             if config.mqtt is not None
             else None
         )
         self._last_state_save = 0.0
-        self._control = ControlServer(config.control_socket, self.apply_command)
+        self._control = ControlServer(config.control_socket, self.apply_command, config.operators)
         #: per rule, the last transition that changed its state this run (``edge alarm list``:
         #: since when, the value, the message)
         self._last_change: dict[str, Transition] = {}

@@ -47,6 +47,7 @@ REGISTRY: dict[str, str] = {
     "keys": "edge.cli.ledger:keys",
     "alarm": "edge.cli.alarm:alarm",
     "trust": "edge.cli.trust:trust",
+    "init": "edge.cli.init:init",
 }
 
 

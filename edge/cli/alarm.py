@@ -26,7 +26,8 @@ _config_option = click.option(
 )  # fmt: skip
 actor_option = click.option(
     "--actor", default=getpass.getuser, show_default="your login name",
-    help="Who does it; recorded on the ledger.",
+    help="Your name, when it is not your login; the node records your login (unix:USER) as the "
+    "actor and this name beside it as a claim.",
 )  # fmt: skip
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print the result as JSON (errors too)."

@@ -218,11 +218,20 @@ def prune_readings_command(
 
 def _prune_offline(cfg: NodeConfig, before: float, reason: str, actor: str) -> dict[str, Any]:
     """Record and do an operator's prune with the node's key while the node is stopped."""
+    import os
+
+    from edge.commands import OperatorCommand, authenticate
+    from edge.control import unix_identity
     from edge.ledger.keys import load_key
     from edge.ledger.store import Ledger
 
+    # no node to ask: the actor is who runs this process (they can open the key and the ledger)
+    cmd = authenticate(
+        OperatorCommand("prune_readings", actor=actor, comment=reason),
+        unix_identity(os.geteuid(), os.getegid()),
+    )
     with Ledger.open(cfg.ledger_path, load_key(cfg.key_path)) as store:
-        deleted = store.prune_readings(before, actor=actor, comment=reason)
+        deleted = store.prune_readings(before, actor=cmd.actor, comment=cmd.comment)
     return {"readings": deleted, "offline": f"directly into {cfg.ledger_path} (no node running)"}
 
 
@@ -261,17 +270,26 @@ def correct_command(entry: str, config_path: Path, reason: str, actor: str, as_j
 
 def _correct_offline(cfg: NodeConfig, ref: str, reason: str, actor: str) -> dict[str, Any]:
     """Append and commit a correction with the node's key while the node is stopped."""
+    import os
     import time
 
+    from edge.commands import OperatorCommand, authenticate
+    from edge.control import unix_identity
     from edge.ledger.correction import plan_correction
     from edge.ledger.keys import load_key
     from edge.ledger.store import Ledger
 
+    # no node to ask: the actor is who runs this process (they can open the key and the ledger)
+    cmd = authenticate(
+        OperatorCommand("correct", actor=actor, comment=reason, entry=ref),
+        unix_identity(os.geteuid(), os.getegid()),
+    )
     with Ledger.open(cfg.ledger_path, load_key(cfg.key_path)) as store:
-        plan = plan_correction(store.conn, ref, reason)
+        plan = plan_correction(store.conn, ref, cmd.comment)
         entry = store.append(
-            "correction", plan.body, ts=time.time(), lots=plan.lots, actor=actor, refs=plan.refs
-        )
+            "correction", plan.body, ts=time.time(), lots=plan.lots, actor=cmd.actor,
+            refs=plan.refs,
+        )  # fmt: skip
         store.commit()
     return {"entry": entry.id, "seq": entry.seq, "corrects": plan.target.id,
             "type": plan.target.type, "durable": True,

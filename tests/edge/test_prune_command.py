@@ -17,10 +17,15 @@ def test_prune_readings_command_parses() -> None:
     assert cmd.before == parse_ts("2026-11-01T00:00:00Z")
 
 
+def test_prune_readings_needs_no_actor_in_the_payload() -> None:
+    """Who prunes is the authenticated sender (edge.commands.authenticate), not a payload key."""
+    cmd = parse_command('{"action": "prune_readings", "before": "2026-11-01", "comment": "x"}')
+    assert (cmd.action, cmd.actor) == ("prune_readings", "")
+
+
 @pytest.mark.parametrize(
     ("payload", "message"),
     [
-        ('{"action": "prune_readings", "before": "2026-11-01", "comment": "x"}', "actor: missing"),
         ('{"action": "prune_readings", "before": "2026-11-01", "actor": "a"}', "comment: missing"),
         ('{"action": "prune_readings", "actor": "a", "comment": "x"}', "before: ''"),
         ('{"action": "prune_readings", "before": "soon", "actor": "a", "comment": "x"}', "before"),

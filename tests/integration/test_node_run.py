@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import signal
 import sqlite3
@@ -205,7 +206,11 @@ def test_bad_config_is_one_line_and_exit_1(tmp_path: Path) -> None:
 def test_operator_actions_via_cli_and_mqtt_are_recorded_with_who(node_dir: Path, broker) -> None:  # type: ignore[no-untyped-def]
     db = node_dir / "data" / "ledger.db"
     toml = node_dir / "node.toml"
-    toml.write_text(toml.read_text() + f'\n[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\n')
+    toml.write_text(
+        toml.read_text() + f'\n[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\n'
+        '[operators]\nact = ["mqtt:op.max"]\ncorrect = ["mqtt:op.max"]\n'
+    )
+    me = f"unix:{pwd.getpwuid(os.geteuid()).pw_name}"  # who the node sees on its socket
     sub_out = node_dir / "mqtt.log"
     with sub_out.open("wb") as out:
         sub = subprocess.Popen(
@@ -242,7 +247,7 @@ def test_operator_actions_via_cli_and_mqtt_are_recorded_with_who(node_dir: Path,
             "-p",
             str(broker.port),
             "-t",
-            "edge/demo-gw1/cmd",
+            "edge/demo-gw1/cmd/op.max",  # the broker user (an ACL binds it: test_operator_auth)
             "-q",
             "1",
             "-m",
@@ -272,10 +277,11 @@ def test_operator_actions_via_cli_and_mqtt_are_recorded_with_who(node_dir: Path,
         sub.wait(timeout=10)
     assert code == 0, err
     acks = _entries(db, "alarm.ack")
+    # the authenticated Unix user acts; the name given with --actor is kept as a claim
     assert [(a["actor"], a["body"]["rule"], a["body"]["comment"]) for a in acks] == [
-        ("qa.jane", "tunnel-temp-high", "checked")
+        (me, "tunnel-temp-high", "checked [claimed actor: qa.jane]")
     ]
-    assert _entries(db, "alarm.shelve")[0]["actor"] == "op.max"
+    assert _entries(db, "alarm.shelve")[0]["actor"] == "mqtt:op.max"
     # with the node stopped, a correction goes straight into its ledger
     offline = _edge("ledger", "correct", alarm_id, "-c", str(toml), "--actor", "qa.jane",
                     "--reason", "second look", "--json")  # fmt: skip
@@ -283,10 +289,12 @@ def test_operator_actions_via_cli_and_mqtt_are_recorded_with_who(node_dir: Path,
     assert json.loads(offline.stdout)["corrects"] == alarm_id
     corrections = _entries(db, "correction")
     assert [(c["actor"], c["body"]["corrects"], c["refs"]) for c in corrections] == [
-        ("qa.jane", alarm_id, [alarm_id]),
-        ("qa.jane", alarm_id, [alarm_id]),
+        (me, alarm_id, [alarm_id]),
+        (me, alarm_id, [alarm_id]),
     ]
-    assert corrections[0]["body"]["reason"] == "probe was in the door draught"
+    assert (
+        corrections[0]["body"]["reason"] == "probe was in the door draught [claimed actor: qa.jane]"
+    )
     _assert_verifies(db)
     log = sub_out.read_text()
     assert "edge/demo-gw1/alarms/tunnel-temp-high" in log

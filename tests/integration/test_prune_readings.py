@@ -8,6 +8,8 @@ names the prune's author.
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import shutil
 import signal
 import sqlite3
@@ -97,10 +99,12 @@ def test_operator_prune_through_the_node_and_offline(node_dir: Path) -> None:
         _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err.decode()
     (first,) = _prunes(db)
-    assert first["actor"] == "qa.jane"
+    # the actor is the authenticated Unix user; --actor is kept as a claim in the comment
+    me = f"unix:{pwd.getpwuid(os.geteuid()).pw_name}"
+    assert first["actor"] == me
     body = first["body"]
     assert isinstance(body, dict)
-    assert (body["reason"], body["comment"]) == ("operator", "disk full")
+    assert (body["reason"], body["comment"]) == ("operator", "disk full [claimed actor: qa.jane]")
     assert body["readings"] == result["readings"]
     pruned_blocks = {b for (b,) in _rows(db, "SELECT block FROM reading_blocks WHERE pruned = 1")}
     assert pruned_blocks == {
@@ -110,11 +114,14 @@ def test_operator_prune_through_the_node_and_offline(node_dir: Path) -> None:
                     "--reason", "archive", "--actor", "qa.max")  # fmt: skip
     assert offline.returncode == 0, offline.stderr
     assert "directly into" in offline.stdout
-    assert [p["actor"] for p in _prunes(db)] == ["qa.jane", "qa.max"]
+    assert [(p["actor"], p["body"]["comment"]) for p in _prunes(db)] == [  # type: ignore[index]
+        (me, "disk full [claimed actor: qa.jane]"),
+        (me, "archive [claimed actor: qa.max]"),
+    ]
     assert _rows(db, "SELECT count(*) FROM readings") == [(0,)]
     verify = _edge("ledger", "verify", "--db", str(db), "--json")
     assert verify.returncode == 0, verify.stdout + verify.stderr
     report = json.loads(verify.stdout)
     assert report["trust"]["checked"] is True  # the node's key is beside its database
     pruned = report["feeds"][0]["pruned_blocks"]
-    assert set(pruned) == {"operator:qa.jane", "operator:qa.max"}
+    assert set(pruned) == {f"operator:{me}"}
