@@ -46,7 +46,7 @@ class Downtime:
         how = (
             f"stopped: {self.stop.body.get('reason', '-')}"
             if self.stop is not None
-            else "no node.stop: killed or lost power; last durable entry then"
+            else "no node.stop: killed or lost power after its last durable entry"
         )
         return f"node down from {self.since} to {self.until} ({how})"
 
