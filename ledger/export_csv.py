@@ -131,8 +131,11 @@ def _rule_set_at(trace: LotTrace, event: TraceEvent) -> str:
 
 
 def _notes(trace: LotTrace) -> dict[str, str]:
-    """Per entry id, what the trace says beyond the entry: why a visit's other end is missing
-    (on the ``lot.start`` or ``lot.end`` that is there), how long the node was down."""
+    """Per entry id, what the trace says beyond the entry itself.
+
+    Why a visit's other end is missing (on the ``lot.start`` or ``lot.end`` that is there), how
+    long the node was down (on a ``node.start``).
+    """
     notes = {e.entry.id: e.note for e in trace.events if e.note}
     for visit in trace.visits:
         if visit.start is not None and visit.end_note:

@@ -5,10 +5,11 @@ is missing instead of leaving a blank: the node stopped, was down (killed or pow
 ``node.start`` with no ``node.stop`` before it), the feed begins after the lot began, or the lot
 is still running.
 
-A run that ended without a ``node.stop`` ended, as far as the ledger knows, at the last entry
-durable before the next ``node.start``: the entry at that start's ``seq - 1`` (usually the
-checkpoint of the run's last commit). It is read by primary key, so explaining a gap costs one
-lookup however long the feed.
+A run that ended without a ``node.stop`` ended, as far as the ledger knows, at its last durable
+entry: the ``previous_run.last_entry`` the next ``node.start`` records (with
+``previous_run.last_reading``, its last durable raw reading), or, in a ledger written before
+node starts recorded it, the entry at that start's ``seq - 1`` (usually the checkpoint of the
+run's last commit), read by primary key: explaining a gap costs one lookup however long the feed.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class Downtime:
     clean: bool
     start: StoredEntry
     stop: StoredEntry | None
+    last_reading: str | None = None
 
     def describe(self) -> str:
         """``node down from .. to ..`` with how the run before ended."""
@@ -48,6 +50,8 @@ class Downtime:
             if self.stop is not None
             else "no node.stop: killed or lost power after its last durable entry"
         )
+        if self.last_reading:
+            how += f"; last durable reading {self.last_reading}"
         return f"node down from {self.since} to {self.until} ({how})"
 
 
@@ -163,8 +167,19 @@ def load_runs(conn: sqlite3.Connection, feed: str) -> FeedRuns:
     previous: StoredEntry | None = None
     for entry in lifecycle:
         if entry.type == "node.start" and entry.seq > 0:
+            run = entry.body.get("previous_run")
+            run = run if isinstance(run, dict) else {}
+            last_reading = (
+                run.get("last_reading") if isinstance(run.get("last_reading"), str) else None
+            )
             if previous is not None and previous.type == "node.stop":
-                downtimes.append(Downtime(previous.ts, entry.ts, True, entry, previous))
+                downtimes.append(
+                    Downtime(previous.ts, entry.ts, True, entry, previous, last_reading)
+                )
+            elif isinstance(run.get("last_entry"), str):
+                downtimes.append(
+                    Downtime(run["last_entry"], entry.ts, False, entry, None, last_reading)
+                )
             else:
                 before = _times(
                     conn,

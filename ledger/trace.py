@@ -299,8 +299,11 @@ def _extent(entries: list[StoredEntry]) -> tuple[str, str]:
 def _activation_of(
     ack: StoredEntry, activations: dict[str, list[StoredEntry]], alarm_ids: set[str]
 ) -> str | None:
-    """The lot's activation ``ack`` refers to: one its ``refs`` name, else the latest activation
-    of its rule at or before it (ISA-18.2: an operator acts on the alarm as it stands)."""
+    """The lot's activation ``ack`` refers to (None: not one of the lot's).
+
+    One its ``refs`` name, else the latest activation of its rule at or before it (ISA-18.2: an
+    operator acts on the alarm as it stands).
+    """
     named = [r for r in ack.refs if r in alarm_ids]
     if named:
         return named[0]
@@ -322,8 +325,10 @@ def _first_alarms(entries: list[StoredEntry]) -> dict[str, StoredEntry]:
 def _activation_before(
     conn: sqlite3.Connection, feed: str, rule: str, ts: str
 ) -> StoredEntry | None:
-    """The latest activation of ``rule`` on ``feed`` before ``ts``, at most :data:`ACK_WINDOW`
-    earlier (the walk back on the ``(feed, ts)`` index stops at it)."""
+    """The latest activation of ``rule`` on ``feed`` before ``ts``.
+
+    At most :data:`ACK_WINDOW` earlier: the walk back on the ``(feed, ts)`` index stops there.
+    """
     try:
         row = conn.execute(
             "SELECT e.feed, e.seq, e.id, e.raw FROM entries e "

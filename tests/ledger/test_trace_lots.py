@@ -344,3 +344,22 @@ def test_a_lot_seen_only_through_alarms_gets_a_visit_with_both_reasons(tmp_path:
     assert (visit.start, visit.end) == (None, None)
     assert visit.start_note.startswith("no lot.start: the feed begins with the node's start")
     assert visit.end_note.startswith(f"no lot.end: the node stopped at {_ts(T0 + 9)}")
+
+
+def test_downtime_uses_what_the_next_start_records_of_the_run_before(tmp_path: Path) -> None:
+    """A ``node.start`` that records ``previous_run`` (its last durable entry and reading)
+    dates the downtime from there, not from the checkpoint before it."""
+    db = tmp_path / "ledger.db"
+    with Ledger.open(db, NodeKey.generate()) as led:
+        led.append("node.start", START, ts=T0)
+        led.append("lot.start", {"lot": "P", "station": "filler-1"}, ts=T0 + 10, lots=["P"])
+        led.commit(now=T0 + 30)  # the checkpoint at T0 + 30; the lot's entry at T0 + 10
+        previous = {"clean": False, "last_entry": _ts(T0 + 10), "last_reading": _ts(T0 + 29)}
+        restart = led.append("node.start", {**START, "previous_run": previous}, ts=T0 + 90)
+        led.append("lot.end", _end("P"), ts=T0 + 120, lots=["P"])
+        led.commit(now=T0 + 121)
+    event = next(e for e in _trace(db, "P").events if e.entry.id == restart.id)
+    assert event.note == (
+        f"node down from {_ts(T0 + 10)} to {_ts(T0 + 90)} (no node.stop: killed or lost power "
+        f"after its last durable entry; last durable reading {_ts(T0 + 29)})"
+    )
