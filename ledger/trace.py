@@ -1,22 +1,33 @@
 """A lot's history across every feed in a database: what ``edge ledger trace LOT`` shows.
 
 The lot's own entries come from the ``entry_lots`` index (a handful of rows per lot, however
-large the ledger). Around them trace gathers, per feed that handled the lot:
+large the ledger). The lot's time on a feed (its *extent*) runs from its ``lot.start`` to its
+``lot.end`` there; where one is missing, the lot's first (last) own entry bounds it. Corrections
+and operator actions never extend it: a correction carries the lot it corrects, an hour later,
+and a rule change in that hour is not the lot's. Around the extent trace gathers, per feed:
 
 * the station that wrote the feed (its ``node.start`` entries);
-* the rule set in force: the feed's latest ``rules.change`` at or before the lot's first entry
-  on that feed, plus any rule change while the lot was there;
-* acknowledgements and shelving of the lot's alarms. Operators acknowledge an alarm by rule,
-  possibly after the lot has moved on, so an ``alarm.ack``/``alarm.shelve``/``alarm.unshelve`` of
-  the same feed belongs to the lot when it names one of the lot's alarm rules (or refers to one of
-  its alarm entries) and falls between the rule's first alarm in the lot and the lot's last entry
-  on that feed; for a rule not acknowledged by then, the first such entry after the lot, within
-  :data:`ACK_WINDOW` and before the rule is activated again, is the lot's too;
-* corrections that refer to any of the lot's entries (nothing is edited; a correction is a new
+* the rule set in force: the feed's latest ``rules.change`` at or before the lot's start on
+  that feed, plus any rule change within the extent;
+* the node's own starts and stops within the extent (a restart inside the lot), a start noting
+  how long the node was down and whether it had stopped or was killed
+  (:mod:`edge.ledger.node_runs`);
+* operator actions on the lot's alarms. ``alarm.ack``/``alarm.shelve``/``alarm.unshelve`` act on
+  an activation: the one their ``refs`` name, else the latest activation of their rule on their
+  feed (ISA-18.2: the operator acts on the alarm as it stands). One belongs to the lot when that
+  activation is the lot's, whatever lot the action itself carries (an ack typed during lot B
+  for an alarm raised in lot A is A's). After the lot ends, the first action on a rule still
+  unacknowledged counts while it comes within :data:`ACK_WINDOW` and before the rule is
+  activated again;
+* corrections that refer to any entry of the trace (nothing is edited; a correction is a new
   entry pointing at the old one, and trace shows both).
 
-All lookups go through indexes (``entry_lots(lot)``, ``entries(type)``, ``entries(feed, ts)``),
-so a trace costs milliseconds in a ledger of millions of entries.
+A station visit missing its ``lot.start`` or ``lot.end`` says why (``no lot.end: node down from
+.. to ..``, ``no lot.end: the node stopped at ..``, ``no lot.end yet: the lot is still
+running``, ...).
+
+All lookups go through indexes (``entry_lots(lot)``, ``entries(type)``, ``entries(feed, ts)``,
+the ``(feed, seq)`` key), so a trace costs milliseconds in a ledger of millions of entries.
 """
 
 from __future__ import annotations

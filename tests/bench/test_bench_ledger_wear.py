@@ -78,11 +78,16 @@ def _write_bytes(pid: int) -> int:
     raise AssertionError(f"/proc/{pid}/io has no write_bytes")
 
 
-def _children() -> list[int]:
+def _commit_processes(path: Path) -> list[int]:
+    """This process's children running the commit process on ``path``."""
     pids: list[int] = []
     for task in os.listdir("/proc/self/task"):
         with open(f"/proc/self/task/{task}/children") as f:
-            pids.extend(int(p) for p in f.read().split())
+            for pid in f.read().split():
+                with open(f"/proc/{pid}/cmdline", "rb") as cmd:
+                    args = cmd.read().split(b"\0")
+                if b"edge.ledger.commit_process" in args and os.fsencode(path) in args:
+                    pids.append(int(pid))
     return pids
 
 
@@ -118,7 +123,7 @@ async def _line(path: Path, key: NodeKey) -> tuple[int, int, int, int, float]:
         while writer.committed < 1:
             await asyncio.sleep(0.01)
         os.sync()  # nothing of the history left dirty to be counted against the run
-        pids = [os.getpid(), *_children()]
+        pids = [os.getpid(), *_commit_processes(path)]
         assert len(pids) == 2, f"expected the node and its commit process, found {pids}"
         before = sum(_write_bytes(p) for p in pids)
         size_before = _files(path)
