@@ -57,8 +57,8 @@ def test_a_restart_inside_a_lot_shows_in_its_trace(tmp_path: Path) -> None:
     finally:
         conn.close()
     types = [e.entry.type for e in trace.events]
-    assert types[0] == "lot.start" and types[-1] == "lot.end", types
-    assert "node.stop" in types and "node.start" in types, types
+    assert (types[0], types[-1]) == ("lot.start", "lot.end"), types
+    assert {"node.stop", "node.start"} <= set(types), types
     assert types.index("node.stop") < types.index("node.start")
     start = next(e for e in trace.events if e.entry.type == "node.start")
     stop = next(e for e in trace.events if e.entry.type == "node.stop")
