@@ -550,13 +550,12 @@ def _explain(
         out.append(
             StationVisit(visit.station, visit.name, visit.start, visit.end, start_note, end_note)
         )
-    out.sort(
-        key=lambda v: (
-            min(e.ts for e in (v.start, v.end) if e is not None)
-            if (v.start or v.end)
-            else min(x.ts for x in by_feed[v.station.feed])
-        )
-    )
+
+    def begins(visit: StationVisit) -> str:
+        ends = [e.ts for e in (visit.start, visit.end) if e is not None]
+        return min(ends or [e.ts for e in by_feed[visit.station.feed]])
+
+    out.sort(key=begins)
     return tuple(out)
 
 
