@@ -45,6 +45,9 @@ POINTS: dict[str, str] = {
     "commit.readings": "commit process: readings inserted, engine state not yet",
     "commit.before_commit": "commit process: every statement done, COMMIT not yet issued",
     "commit.after_commit": "commit process: COMMIT returned (durable), the reply not yet sent",
+    "journal.appended": "commit journal: a record written to the file, fdatasync not yet done",
+    "journal.synced": "commit journal: a record durable (fdatasync returned), not yet acknowledged",
+    "journal.moved": "commit journal: its records moved into SQLite (COMMIT), not yet truncated",
     "node.started": "runtime: node.start and the rule set are queued, polling not yet started",
     "node.stopping": "runtime: a stop was requested, the shutdown sequence not yet run",
 }

@@ -323,6 +323,7 @@ class LedgerBridge:
             LedgerError: no reason, or the entry is a checkpoint.
         """
         assert self._writer is not None
+        self._writer.ledger.move_journal()  # the entry may still be in the commit journal
         plan = plan_correction(self._writer.ledger.conn, ref, reason)
         entry = await self._writer.append(
             "correction", plan.body, ts=time.time(), lots=plan.lots, actor=actor, refs=plan.refs

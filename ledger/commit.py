@@ -32,11 +32,13 @@ __all__ = [
     "BlockRows",
     "StagedRow",
     "StateRow",
+    "apply_batch",
     "batch_params",
     "block_rows",
     "prepare",
     "prune_readings",
     "reading_rowid",
+    "transaction",
     "write_batch",
 ]
 
@@ -164,30 +166,9 @@ def write_batch(
                 conn.execute(_INSERT, params)
                 hit("commit.after_commit")
             return
-        with _transaction(conn):
+        with transaction(conn):
             hit("commit.begin")
-            if params is not None:
-                conn.execute(_INSERT, params)
-                hit("commit.entries")
-            if readings:
-                conn.executemany(
-                    "INSERT OR IGNORE INTO readings(rowid, block, point, ts, value, quality, unit)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    readings,
-                )
-            if blocks:
-                conn.executemany(
-                    "INSERT INTO reading_blocks(block, first_ts, last_ts, count, sha256, entry) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    blocks,
-                )
-            hit("commit.readings")
-            if state is not None:
-                conn.execute(
-                    "INSERT OR REPLACE INTO engine_state(name, feed, size, state) "
-                    "VALUES (?, ?, ?, ?)",
-                    state,
-                )
+            _statements(conn, params, blocks, readings, state, failpoints=True)
             hit("commit.before_commit")
         hit("commit.after_commit")
     except sqlite3.IntegrityError as exc:
@@ -195,6 +176,76 @@ def write_batch(
             assert params is not None
             raise StorageError(f"batch at seq {params[1]} is not next in its feed") from exc
         raise
+
+
+def _statements(
+    conn: sqlite3.Connection,
+    params: BatchParams | None,
+    blocks: Sequence[BlockRows],
+    readings: Sequence[StagedRow],
+    state: StateRow | None,
+    *,
+    failpoints: bool = False,
+) -> None:
+    """A batch's statements, inside the caller's transaction."""
+    if params is not None:
+        conn.execute(_INSERT, params)
+        if failpoints:
+            hit("commit.entries")
+    if readings:
+        conn.executemany(
+            "INSERT OR IGNORE INTO readings(rowid, block, point, ts, value, quality, unit)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            readings,
+        )
+    if blocks:
+        conn.executemany(
+            "INSERT INTO reading_blocks(block, first_ts, last_ts, count, sha256, entry) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            blocks,
+        )
+    if failpoints:
+        hit("commit.readings")
+    if state is not None:
+        conn.execute(
+            "INSERT OR REPLACE INTO engine_state(name, feed, size, state) VALUES (?, ?, ?, ?)",
+            state,
+        )
+
+
+def apply_batch(
+    conn: sqlite3.Connection,
+    params: BatchParams | None,
+    blocks: Sequence[BlockRows] = (),
+    readings: Sequence[StagedRow] = (),
+    state: StateRow | None = None,
+) -> bool:
+    """Apply a batch moved from the commit journal, inside the caller's transaction.
+
+    A batch whose entries the database already holds is skipped (it was moved before and the
+    journal not truncated after): False. A batch without entries is applied again (its readings
+    and state are keyed, and the records after it, applied in order, restore the same state).
+
+    Raises:
+        StorageError: the batch is not next in its feed, or is not a batch.
+        sqlite3.Error: SQLite failed.
+    """
+    try:
+        if params is not None:
+            row = conn.execute(
+                "SELECT max(seq) FROM entries WHERE feed = ?", (params[0],)
+            ).fetchone()
+            end = 0 if row[0] is None else int(row[0]) + 1
+            if params[1] < end:
+                return False
+        _statements(conn, params, blocks, readings, state, failpoints=True)
+    except sqlite3.IntegrityError as exc:
+        if "not next" in str(exc) and params is not None:
+            raise StorageError(f"journal batch at seq {params[1]} is not next in its feed") from exc
+        raise
+    except (TypeError, ValueError, IndexError, sqlite3.ProgrammingError) as exc:
+        raise StorageError(f"a journal record is not a batch: {exc}") from exc
+    return True
 
 
 def prune_readings(conn: sqlite3.Connection, blocks: Sequence[int]) -> int:
@@ -208,7 +259,7 @@ def prune_readings(conn: sqlite3.Connection, blocks: Sequence[int]) -> int:
     """
     if not blocks:
         return 0
-    with _transaction(conn):
+    with transaction(conn):
         deleted = 0
         for block in blocks:
             deleted += conn.execute("DELETE FROM readings WHERE block = ?", (block,)).rowcount
@@ -217,7 +268,7 @@ def prune_readings(conn: sqlite3.Connection, blocks: Sequence[int]) -> int:
 
 
 @contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+def transaction(conn: sqlite3.Connection) -> Iterator[None]:
     """``BEGIN IMMEDIATE`` .. ``COMMIT``; ROLLBACK when anything in it fails."""
     conn.execute("BEGIN IMMEDIATE")
     try:

@@ -28,9 +28,11 @@ import contextlib
 import fcntl
 import os
 import pickle
+import select
 import signal
 import sqlite3
 import sys
+import time
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -39,13 +41,22 @@ from edge import failpoints
 from edge.errors import StorageError
 from edge.ledger.commit import prepare, prune_readings, write_batch
 from edge.ledger.database import connect
+from edge.ledger.journal import Journal, move
 
-__all__ = ["CommitProcess", "main"]
+__all__ = ["JOURNAL_FRAME_MAX", "JOURNAL_MOVE_AGE", "JOURNAL_MOVE_BYTES", "CommitProcess", "main"]
 
 _HEADER = 4
 _PR_SET_PDEATHSIG = 1
 _F_SETPIPE_SZ = 1031
 _PIPE_SIZE = 1 << 20  # a batch of 2,000 entries is ~1 MB: one write instead of sixteen
+
+#: A batch whose frame is at most this many bytes goes to the commit journal (an alarm's batch
+#: is ~1.5 KB; a bulk batch of readings digests, tens to hundreds of KB, goes to SQLite).
+JOURNAL_FRAME_MAX = 16 * 1024
+#: The journal is moved into SQLite once it holds this many bytes ...
+JOURNAL_MOVE_BYTES = 256 * 1024
+#: ... or once its oldest record has waited this many seconds (the lag of read-only readers).
+JOURNAL_MOVE_AGE = 10.0
 
 
 class CommitProcess(asyncio.SubprocessProtocol):
@@ -74,8 +85,12 @@ class CommitProcess(asyncio.SubprocessProtocol):
         lock_fd: int | None,
         where: str,
         timeout: float,  # noqa: ASYNC109
+        journal_max: int = JOURNAL_FRAME_MAX,
     ) -> CommitProcess:
         """Start the child on the ledger at ``path`` and wait until it is ready.
+
+        ``journal_max``: batches whose frame is at most this many bytes go to the commit
+        journal (:data:`JOURNAL_FRAME_MAX` is the node's choice; 0: every batch to SQLite).
 
         Raises:
             StorageError: it could not start, or could not open the database.
@@ -92,6 +107,7 @@ class CommitProcess(asyncio.SubprocessProtocol):
                 "edge.ledger.commit_process",
                 os.fspath(path),
                 str(os.getpid()),
+                str(journal_max),
                 stderr=None,
                 pass_fds=() if lock_fd is None else (lock_fd,),
             )
@@ -210,8 +226,9 @@ class CommitProcess(asyncio.SubprocessProtocol):
 
 
 def main(argv: list[str]) -> int:
-    """The child: ``python -m edge.ledger.commit_process DB PARENT_PID``."""
+    """The child: ``python -m edge.ledger.commit_process DB PARENT_PID [JOURNAL_MAX]``."""
     path, parent = argv[0], int(argv[1])
+    journal_max = int(argv[2]) if len(argv) > 2 else JOURNAL_FRAME_MAX
     _die_with_parent(parent)
     # A file-size limit must surface as "disk full" (an error the writer retries), not kill us.
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -221,40 +238,158 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     failpoints.kill_parent_too(parent)
-    stdin = sys.stdin.buffer
     stdout = sys.stdout.buffer
     try:
         conn = connect(path)
         prepare(conn)
+        committer = _Committer(conn, Journal(path), journal_max)
     except (StorageError, sqlite3.Error) as exc:
         _send(stdout, ("error", str(exc)))
         return 1
     _send(stdout, ("ready", None))
+    requests = _Requests(sys.stdin.fileno())
     while True:
-        header = stdin.read(_HEADER)
-        if len(header) < _HEADER:
-            break  # end of input: the parent is closing (or gone)
-        size = int.from_bytes(header, "big")
-        body = stdin.read(size)
-        if len(body) < size:
-            break  # the parent died in the middle of a request: it was never acknowledged
-        request = pickle.loads(body)
         try:
-            if request[0] == "write":
-                write_batch(conn, *request[1:5])
-                reply: tuple[str, Any] = ("ok", None)
-            elif request[0] == "prune":
-                reply = ("ok", prune_readings(conn, request[1]))
-            else:
-                reply = ("error", f"unknown request {request[0]!r}")
-        except (StorageError, sqlite3.Error, OSError) as exc:
-            reply = ("error", str(exc))
+            body = requests.next(committer.move_due())
+        except _Timeout:
+            committer.move_quietly()
+            continue
+        if body is None:
+            break  # end of input (the parent is closing or gone), or a request cut short
+        reply = committer.handle(body)
         try:
             _send(stdout, reply)
         except BrokenPipeError:
-            break  # the parent is gone; what was committed stays committed
+            break  # the parent is gone; what was committed (or journaled) stays
+    committer.move_quietly()
+    committer.journal.close()
     conn.close()
     return 0
+
+
+class _Timeout(Exception):
+    pass
+
+
+class _Requests:
+    """Frames from the parent on ``fd``, with a timeout (the journal's age trigger)."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._buffer = bytearray()
+        self._eof = False
+
+    def next(self, timeout: float | None) -> bytes | None:
+        """The next request's frame; None at end of input.
+
+        Raises:
+            _Timeout: none arrived within ``timeout`` seconds (None: wait for ever).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        buffer = self._buffer
+        while True:
+            if len(buffer) >= _HEADER:
+                size = int.from_bytes(buffer[:_HEADER], "big")
+                if len(buffer) >= _HEADER + size:
+                    body = bytes(buffer[_HEADER : _HEADER + size])
+                    del buffer[: _HEADER + size]
+                    return body
+            if self._eof:
+                return None  # a request cut short: the parent died mid-send, never acknowledged
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([self._fd], [], [], left)[0]:
+                    raise _Timeout
+            chunk = os.read(self._fd, _PIPE_SIZE)
+            if not chunk:
+                self._eof = True
+            buffer += chunk
+
+
+class _Committer:
+    """Writes requests: small batches to the commit journal, the rest to SQLite.
+
+    Every step holds the journal's lock (see :mod:`edge.ledger.journal`): the node may move the
+    journal itself (before reading its own ledger) while we run.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, journal: Journal, frame_max: int) -> None:
+        self.conn = conn
+        self.journal = journal
+        self._frame_max = frame_max
+        self._ends: dict[str, int] = {}  # feed -> its end, SQLite and the journal together
+        self._oldest: float | None = None  # monotonic time of our oldest unmoved record
+        with journal.locked():
+            move(journal, conn)  # what a crash left: applied before anything new
+
+    def move_due(self) -> float | None:
+        """Seconds until the oldest journal record is due to move (None: nothing waits)."""
+        if self._oldest is None:
+            return None
+        return max(0.0, self._oldest + JOURNAL_MOVE_AGE - time.monotonic())
+
+    def move_quietly(self) -> None:
+        """Move the journal now; a failure is logged and retried after the age trigger."""
+        try:
+            with self.journal.locked():
+                self._move()
+        except (StorageError, sqlite3.Error, OSError) as exc:
+            print(f"{self.journal.path}: cannot move into the database: {exc}", file=sys.stderr)
+            self._oldest = time.monotonic()
+
+    def _move(self) -> None:
+        move(self.journal, self.conn)
+        self._oldest = None
+
+    def handle(self, body: bytes) -> tuple[str, Any]:
+        request = pickle.loads(body)
+        try:
+            with self.journal.locked():
+                if request[0] == "write":
+                    self._write(body, request)
+                    return ("ok", None)
+                if request[0] == "prune":
+                    self._move()
+                    return ("ok", prune_readings(self.conn, request[1]))
+                if request[0] == "sync":
+                    self._move()
+                    return ("ok", None)
+                return ("error", f"unknown request {request[0]!r}")
+        except (StorageError, sqlite3.Error, OSError) as exc:
+            self._ends.clear()  # read again from the database and the journal
+            return ("error", str(exc))
+
+    def _write(self, body: bytes, request: tuple[Any, ...]) -> None:
+        params = request[1]
+        if len(body) > self._frame_max:
+            self._move()  # order: every journaled batch lands before this one
+            write_batch(self.conn, *request[1:5])
+            if params is not None:
+                self._ends[params[0]] = params[5] + 1
+            return
+        if params is not None:
+            feed, first = params[0], params[1]
+            end = self._ends.get(feed)
+            if end is None:
+                self._move()
+                row = self.conn.execute(
+                    "SELECT max(seq) FROM entries WHERE feed = ?", (feed,)
+                ).fetchone()
+                end = 0 if row[0] is None else int(row[0]) + 1
+            if first != end:
+                raise StorageError(f"batch at seq {first} is not next in its feed")
+        self.journal.append(body)
+        if params is not None:
+            self._ends[params[0]] = params[5] + 1  # the checkpoint's seq is the size it covers
+        if self._oldest is None:
+            self._oldest = time.monotonic()
+        if self.journal.size >= JOURNAL_MOVE_BYTES:
+            try:
+                self._move()
+            except (StorageError, sqlite3.Error, OSError) as exc:
+                # The batch is durable in the journal: its reply stays "ok"; moving is retried.
+                print(f"{self.journal.path}: cannot move into the database: {exc}", file=sys.stderr)
+                self._oldest = time.monotonic()
 
 
 def _send(out: Any, message: tuple[str, Any]) -> None:

@@ -13,6 +13,7 @@ writer fails at once instead of forking the feed.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import sqlite3
 import time
@@ -41,6 +42,7 @@ from edge.ledger.entry import (
     parse_entry,
     parse_ts,
 )
+from edge.ledger.journal import Journal, move
 from edge.ledger.keys import NodeKey, verify_signature
 from edge.ledger.merkle import Frontier, ProofError, leaf_hash, leaf_hashes
 from edge.ledger.open_block import OpenBlock
@@ -55,6 +57,7 @@ DB_FILE = "ledger.db"
 
 
 _fromhex = bytes.fromhex
+log = logging.getLogger("edge.ledger")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,12 +100,18 @@ class Ledger:
     """
 
     def __init__(
-        self, conn: sqlite3.Connection, path: Path, key: NodeKey | None, lock_fd: int | None
+        self,
+        conn: sqlite3.Connection,
+        path: Path,
+        key: NodeKey | None,
+        lock_fd: int | None,
+        journal: Journal | None = None,
     ) -> None:
         self._conn: sqlite3.Connection | None = conn
         self.path = path
         self.key = key
         self._lock_fd = lock_fd
+        self._journal = journal  # the commit journal (writers only): see move_journal
         self._pending: list[Entry] = []  # appended, not yet cut into a batch
         self._pending_blocks: list[tuple[int, ReadingsBlock, str]] = []
         self._pending_rows: list[StagedRow] = []  # of blocks closed since the last cut
@@ -124,6 +133,7 @@ class Ledger:
                 claim_owner(conn, f"ledger {path}", key.feed)  # never write into another's file
                 # Connection-local (TEMP): only the writer's connection writes batches.
                 prepare(conn)
+            self.move_journal()  # what the last run journaled is part of the feed
             self._load_own_feed(key.feed)
 
     @classmethod
@@ -141,15 +151,20 @@ class Ledger:
         """
         path = Path(path)
         lock_fd: int | None = None
+        journal: Journal | None = None
         if key is not None:
             lock_fd = _lock(path)
         conn: sqlite3.Connection | None = None
         try:
             conn = connect(path)
-            return cls(conn, path, key, lock_fd)
+            if key is not None:
+                journal = Journal(path)
+            return cls(conn, path, key, lock_fd, journal)
         except BaseException:
             if conn is not None:
                 conn.close()
+            if journal is not None:
+                journal.close()
             if lock_fd is not None:
                 os.close(lock_fd)
             raise
@@ -163,6 +178,26 @@ class Ledger:
             raise LedgerClosed(f"ledger {self.path} is closed")
         return self._conn
 
+    def move_journal(self) -> int:
+        """Move the commit journal's records into the database now (writers; readers: 0).
+
+        The commit process journals small batches (:mod:`edge.ledger.journal`) and moves them
+        in bulk; the node's own reads of its ledger call this first, so they see every durable
+        entry. Safe while the commit process runs (the journal's lock orders the two).
+
+        Returns:
+            The number of journal records applied.
+
+        Raises:
+            StorageError: the journal is damaged or SQLite failed (the journal is kept).
+        """
+        journal = self._journal
+        if journal is None:
+            return 0
+        where = f"ledger {self.path}: move the commit journal"
+        with map_exceptions(SQL_ERRORS, where), journal.locked():
+            return move(journal, self.conn)
+
     @property
     def lock_fd(self) -> int | None:
         """The file descriptor holding the single-writer lock (None for a reader)."""
@@ -171,6 +206,7 @@ class Ledger:
     def stored_end(self) -> int:
         """Where our feed ends in the database (its largest seq + 1), read from the file."""
         key = self._writer_key()
+        self.move_journal()
         with map_exceptions(SQL_ERRORS, f"ledger {self.path}"):
             row = self.conn.execute(
                 "SELECT seq FROM entries WHERE feed = ? ORDER BY seq DESC LIMIT 1", (key.feed,)
@@ -184,6 +220,7 @@ class Ledger:
             NotCanonical: the stored entry is damaged (``verify`` says where).
         """
         key = self._writer_key()
+        self.move_journal()
         with map_exceptions(SQL_ERRORS, f"ledger {self.path}"):
             row = self.conn.execute(
                 "SELECT raw FROM entries WHERE type = ? AND feed = ? ORDER BY seq DESC LIMIT 1",
@@ -199,6 +236,7 @@ class Ledger:
         """
         key = self._writer_key()
         marks = ", ".join("?" * len(skip))
+        self.move_journal()
         where = f" AND type NOT IN ({marks})" if skip else ""
         with map_exceptions(SQL_ERRORS, f"ledger {self.path}"):
             row = self.conn.execute(
@@ -242,6 +280,7 @@ class Ledger:
     def stored_state(self, name: str) -> tuple[int, bytes] | None:
         """The stored ``engine_state`` row ``name`` of our feed: (feed size it reflects, state)."""
         key = self._writer_key()
+        self.move_journal()
         with map_exceptions(SQL_ERRORS, f"ledger {self.path}"):
             row = self.conn.execute(
                 "SELECT size, state FROM engine_state WHERE name = ? AND feed = ?",
@@ -251,6 +290,7 @@ class Ledger:
 
     def last_reading_ts(self) -> str | None:
         """The newest durable reading's time (RFC 3339), closed blocks and the open one."""
+        self.move_journal()
         with map_exceptions(SQL_ERRORS, f"ledger {self.path}"):
             (closed,) = self.conn.execute("SELECT max(last_ts) FROM reading_blocks").fetchone()
         stamps = [t for t in (closed, self._open_block.last_ts) if t is not None]
@@ -511,7 +551,12 @@ class Ledger:
         """
         conn = self.conn
         with map_exceptions(SQL_ERRORS, f"ledger {self.path}: commit"):
-            write_batch(conn, batch_params(batch), block_rows(batch), batch.readings, batch.state)
+            if self._journal is None:
+                write_batch(conn, *_request(batch))
+                return
+            with self._journal.locked():
+                move(self._journal, conn)  # journaled batches land first, in order
+                write_batch(conn, *_request(batch))
 
     def written(self, batch: Batch) -> None:
         """Record that ``batch`` (the oldest unwritten one) is durable."""
@@ -576,6 +621,7 @@ class Ledger:
         now = time.time() if now is None else now
         if retention is None and not actor:
             retention = now - before
+        self.move_journal()
         with map_exceptions(SQL_ERRORS, f"ledger {self.path}: prune readings"):
             plan = plan_prune(self.conn, before, retention=retention, comment=comment)
         if plan is None:
@@ -586,12 +632,24 @@ class Ledger:
 
     def delete_blocks(self, blocks: Sequence[int]) -> int:
         """Delete the raw readings of ``blocks`` (whose prune is already recorded and durable)."""
+        self.move_journal()
         with map_exceptions(SQL_ERRORS, f"ledger {self.path}: prune readings"):
             return prune_readings(self.conn, blocks)
 
     def close(self) -> None:
-        """Close the database; pending (uncommitted) entries are dropped. Idempotent."""
+        """Close the database; pending (uncommitted) entries are dropped. Idempotent.
+
+        A writer moves the commit journal into the database first: a ledger closed cleanly
+        leaves no journal behind (a failure to move keeps it for the next opener).
+        """
         if self._conn is not None:
+            if self._journal is not None:
+                try:
+                    self.move_journal()
+                except StorageError as exc:
+                    log.error("%s; the next opening of the ledger moves it", exc)
+                self._journal.close()
+                self._journal = None
             self._conn.close()
             self._conn = None
         if self._lock_fd is not None:
@@ -610,6 +668,10 @@ class Ledger:
         if self.key is None:
             raise StorageError(f"ledger {self.path} was opened without a key: read-only")
         return self.key
+
+
+def _request(batch: Batch) -> tuple[Any, ...]:
+    return (batch_params(batch), block_rows(batch), batch.readings, batch.state)
 
 
 def _lock(path: Path) -> int:

@@ -36,7 +36,7 @@ from typing import Any
 from edge.errors import LedgerClosed, StorageError, map_exceptions
 from edge.failpoints import hit
 from edge.ledger.commit import batch_params, block_rows
-from edge.ledger.commit_process import CommitProcess
+from edge.ledger.commit_process import JOURNAL_FRAME_MAX, CommitProcess
 from edge.ledger.database import SQL_ERRORS
 from edge.ledger.entry import Entry
 from edge.ledger.keys import NodeKey
@@ -83,6 +83,7 @@ class LedgerWriter:
         queue_size: int = 10_000,
         retry_max: float = 5.0,
         stall_warning: float = 30.0,
+        journal_max: int = JOURNAL_FRAME_MAX,
     ) -> None:
         if ledger.key is None:
             raise StorageError(f"ledger {ledger.path} was opened without a key: cannot write")
@@ -92,6 +93,9 @@ class LedgerWriter:
         self.queue_size = queue_size
         self.retry_max = retry_max
         self.stall_warning = stall_warning
+        #: Batches of at most this many bytes go to the commit journal (0: none do); see
+        #: :mod:`edge.ledger.journal`.
+        self.journal_max = journal_max
         self.committed = 0
         self._waiting_entries = 0  # appended, not yet durable (checkpoints not counted)
         self._work = asyncio.Event()  # set when run() may have something to do
@@ -343,6 +347,7 @@ class LedgerWriter:
                 lock_fd=self.ledger.lock_fd,
                 where=f"ledger {self.ledger.path}: commit",
                 timeout=_START_TIMEOUT,
+                journal_max=self.journal_max,
             )
         return self._commits
 
@@ -447,6 +452,7 @@ class LedgerWriter:
         now = time.time() if now is None else now
         if retention is None and not actor:
             retention = now - before
+        self.ledger.move_journal()  # blocks closed by journaled batches are candidates too
         with map_exceptions(SQL_ERRORS, f"ledger {self.ledger.path}: prune readings"):
             plan = plan_prune(self.ledger.conn, before, retention=retention, comment=comment)
         if plan is None:

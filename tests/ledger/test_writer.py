@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from edge.errors import LedgerClosed, NotCanonical
+from edge.ledger.journal import journal_path, read_journal
 from edge.ledger.keys import NodeKey
 from edge.ledger.store import connect
 from edge.ledger.verify import verify_db
@@ -56,8 +57,13 @@ async def test_single_entry_waits_for_flush_interval_then_is_durable(tmp_path: P
         waited = loop.time() - start
         assert 0.15 <= waited < 2.0
         assert writer.committed == 1
-        # durable means on disk: another connection sees it now
+        # durable means on disk: a small batch in the commit journal (moved into the
+        # database in bulk), the database itself once it is moved
+        assert len(read_journal(journal_path(path)).frames) == 1
+        assert checkpoints(path) == []
+        assert writer.ledger.move_journal() == 1
         assert checkpoints(path) == [1]
+        assert read_journal(journal_path(path)).frames == ()
         await writer.aclose()
 
 
@@ -139,10 +145,13 @@ async def test_failed_commit_is_retried_and_nothing_is_lost(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A commit that keeps failing (a conflicting row planted behind the writer's back) is
-    logged and retried; producers keep going; once the obstacle is gone everything commits."""
+    logged and retried; producers keep going; once the obstacle is gone everything commits.
+
+    Batches written to SQLite (journal_max=0: as bulk batches are); the journal's own failure
+    path is in test_journal.py."""
     path = tmp_path / "l.db"
     key = NodeKey.generate()
-    writer = LedgerWriter.open(path, key, flush_interval=0.01, retry_max=0.05)
+    writer = LedgerWriter.open(path, key, flush_interval=0.01, retry_max=0.05, journal_max=0)
     other = sqlite3.connect(path)
     other.execute(
         "INSERT INTO checkpoints VALUES (?, 5, 'x', 'y', 'z')", (key.feed,)
@@ -174,7 +183,9 @@ async def test_batches_queued_behind_a_failed_one_wait_for_it(
     ones behind it must not land (they would leave a gap in the feed): all are retried in order."""
     path = tmp_path / "l.db"
     key = NodeKey.generate()
-    writer = LedgerWriter.open(path, key, flush_interval=10.0, batch_max=5, retry_max=0.05)
+    writer = LedgerWriter.open(
+        path, key, flush_interval=10.0, batch_max=5, retry_max=0.05, journal_max=0
+    )
     other = sqlite3.connect(path)
     other.execute("INSERT INTO checkpoints VALUES (?, 5, 'x', 'y', 'z')", (key.feed,))
     other.commit()
