@@ -148,7 +148,7 @@ def _parse(path: Path, data: bytes) -> JournalContents:
             return JournalContents(tuple(frames), end - offset)
         frame = data[start : start + length]
         if zlib.crc32(frame) != crc:
-            if start + length == end:
+            if _aligned(start + length) >= end:  # the last record (its padding after it)
                 return JournalContents(tuple(frames), end - offset)
             raise StorageError(
                 f"commit journal {path}: damaged record at byte {offset} (CRC mismatch) "

@@ -87,10 +87,12 @@ def verify_command(
                 )
         finally:
             conn.close()
+        journal_note, journal_ok = _journal_note(db)
     except EdgeError as exc:
         fail("; ".join(getattr(exc, "problems", None) or [str(exc)]), as_json=as_json, code=2)
     except Exception as exc:  # sqlite3 errors on a damaged schema: one line, no traceback
         fail(f"{db}: cannot verify: {exc}", as_json=as_json, code=2)
+    ok = report.ok and journal_ok
     if as_json:
         payload: dict[str, Any] = {
             "ok": report.ok,
@@ -110,11 +112,45 @@ def verify_command(
                 for f in report.feeds
             ],
             "problems": [p.as_dict() for p in report.problems],
+            "journal": journal_note,
         }
+        payload["ok"] = ok
         click.echo(orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode())
     else:
         _print_report(report, db, trust.source)
-    sys.exit(0 if report.ok else 1)
+        if journal_note is not None:
+            Console().print(journal_note, highlight=False, soft_wrap=True)
+    sys.exit(0 if ok else 1)
+
+
+def _journal_note(db: Path) -> tuple[str | None, bool]:
+    """What the commit journal beside ``db`` holds that the database does not (yet).
+
+    A running node moves it into the database every few seconds; a journal left by a killed
+    node is moved by its next start. Verify reads, never moves: it may not be the writer.
+    Returns (a note or None, False when the journal is damaged).
+    """
+    from edge.ledger.journal import journal_entries, journal_path, read_journal
+
+    path = journal_path(db)
+    try:
+        entries = len(journal_entries(path))
+        torn = read_journal(path).torn
+    except EdgeError as exc:
+        return f"{exc}", False
+    notes = []
+    if entries:
+        notes.append(
+            f"{entries} entries in the commit journal {path.name}, not yet moved into the "
+            "database and not verified here: the node moves them within seconds while it "
+            "runs, and first thing when it starts"
+        )
+    if torn:
+        notes.append(
+            f"the commit journal {path.name} ends in a torn record ({torn} bytes, a crash in "
+            "the middle of an append: never acknowledged; dropped when the node starts)"
+        )
+    return ("; ".join(notes) or None), True
 
 
 def _print_report(report: Any, db: Path, trust_source: str) -> None:
