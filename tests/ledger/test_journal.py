@@ -171,7 +171,8 @@ async def test_node_reads_see_journaled_entries(tmp_path: Path) -> None:
         await writer.durable(entry.seq)
         assert len(read_journal(journal_path(path)).frames) == 1
         latest = writer.ledger.latest("lot.start")  # moves the journal first
-        assert latest is not None and latest.id == entry.id
+        assert latest is not None
+        assert latest.id == entry.id
         assert read_journal(journal_path(path)).frames == ()
         await writer.aclose()
 
