@@ -14,8 +14,7 @@ Protocol, over the child's stdin and stdout: frames of a 4-byte big-endian lengt
 * ``("write", BatchParams | None, [BlockRows], [StagedRow], StateRow | None)`` -> ``("ok", None)``
   once durable, or ``("error", message)`` (the transaction was rolled back; a batch that is not
   next in its feed is refused);
-* ``("prune", blocks)`` -> ``("ok", readings deleted)`` or ``("error", message)``;
-* ``("sync",)`` -> ``("ok", None)`` once the commit journal is moved into the database.
+* ``("prune", blocks)`` -> ``("ok", readings deleted)`` or ``("error", message)``.
 
 "Durable" means on disk in one of two places: a batch whose frame is at most
 :data:`JOURNAL_FRAME_MAX` bytes is appended to the commit journal (:mod:`edge.ledger.journal`)
@@ -94,11 +93,13 @@ class CommitProcess(asyncio.SubprocessProtocol):
         where: str,
         timeout: float,  # noqa: ASYNC109
         journal_max: int = JOURNAL_FRAME_MAX,
+        journal_age: float = JOURNAL_MOVE_AGE,
     ) -> CommitProcess:
         """Start the child on the ledger at ``path`` and wait until it is ready.
 
         ``journal_max``: batches whose frame is at most this many bytes go to the commit
-        journal (:data:`JOURNAL_FRAME_MAX` is the node's choice; 0: every batch to SQLite).
+        journal (:data:`JOURNAL_FRAME_MAX` is the node's choice; 0: every batch to SQLite);
+        ``journal_age``: seconds a journal record waits at most before it is moved.
 
         Raises:
             StorageError: it could not start, or could not open the database.
@@ -116,6 +117,7 @@ class CommitProcess(asyncio.SubprocessProtocol):
                 os.fspath(path),
                 str(os.getpid()),
                 str(journal_max),
+                str(journal_age),
                 stderr=None,
                 pass_fds=() if lock_fd is None else (lock_fd,),
             )
@@ -234,9 +236,10 @@ class CommitProcess(asyncio.SubprocessProtocol):
 
 
 def main(argv: list[str]) -> int:
-    """The child: ``python -m edge.ledger.commit_process DB PARENT_PID [JOURNAL_MAX]``."""
+    """The child: ``python -m edge.ledger.commit_process DB PARENT_PID [JOURNAL_MAX [AGE]]``."""
     path, parent = argv[0], int(argv[1])
     journal_max = int(argv[2]) if len(argv) > 2 else JOURNAL_FRAME_MAX
+    journal_age = float(argv[3]) if len(argv) > 3 else JOURNAL_MOVE_AGE
     _die_with_parent(parent)
     # A file-size limit must surface as "disk full" (an error the writer retries), not kill us.
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -250,7 +253,7 @@ def main(argv: list[str]) -> int:
     try:
         conn = connect(path)
         prepare(conn)
-        committer = _Committer(conn, Journal(path), journal_max)
+        committer = _Committer(conn, Journal(path), journal_max, journal_age)
     except (StorageError, sqlite3.Error) as exc:
         _send(stdout, ("error", str(exc)))
         return 1
@@ -321,10 +324,13 @@ class _Committer:
     journal itself (before reading its own ledger) while we run.
     """
 
-    def __init__(self, conn: sqlite3.Connection, journal: Journal, frame_max: int) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, journal: Journal, frame_max: int, age: float
+    ) -> None:
         self.conn = conn
         self.journal = journal
         self._frame_max = frame_max
+        self._age = age
         self._ends: dict[str, int] = {}  # feed -> its end, SQLite and the journal together
         self._oldest: float | None = None  # monotonic time of our oldest unmoved record
         with journal.locked():
@@ -334,7 +340,7 @@ class _Committer:
         """Seconds until the oldest journal record is due to move (None: nothing waits)."""
         if self._oldest is None:
             return None
-        return max(0.0, self._oldest + JOURNAL_MOVE_AGE - time.monotonic())
+        return max(0.0, self._oldest + self._age - time.monotonic())
 
     def move_quietly(self) -> None:
         """Move the journal now; a failure is logged and retried after the age trigger."""
@@ -359,9 +365,6 @@ class _Committer:
                 if request[0] == "prune":
                     self._move()
                     return ("ok", prune_readings(self.conn, request[1]))
-                if request[0] == "sync":
-                    self._move()
-                    return ("ok", None)
                 return ("error", f"unknown request {request[0]!r}")
         except (StorageError, sqlite3.Error, OSError) as exc:
             self._ends.clear()  # read again from the database and the journal

@@ -36,7 +36,7 @@ from typing import Any
 from edge.errors import LedgerClosed, StorageError, map_exceptions
 from edge.failpoints import hit
 from edge.ledger.commit import batch_params, block_rows
-from edge.ledger.commit_process import JOURNAL_FRAME_MAX, CommitProcess
+from edge.ledger.commit_process import JOURNAL_FRAME_MAX, JOURNAL_MOVE_AGE, CommitProcess
 from edge.ledger.database import SQL_ERRORS
 from edge.ledger.entry import Entry
 from edge.ledger.keys import NodeKey
@@ -84,6 +84,7 @@ class LedgerWriter:
         retry_max: float = 5.0,
         stall_warning: float = 30.0,
         journal_max: int = JOURNAL_FRAME_MAX,
+        journal_age: float = JOURNAL_MOVE_AGE,
     ) -> None:
         if ledger.key is None:
             raise StorageError(f"ledger {ledger.path} was opened without a key: cannot write")
@@ -96,6 +97,8 @@ class LedgerWriter:
         #: Batches of at most this many bytes go to the commit journal (0: none do); see
         #: :mod:`edge.ledger.journal`.
         self.journal_max = journal_max
+        #: A journal record waits at most this many seconds before it is moved into SQLite.
+        self.journal_age = journal_age
         self.committed = 0
         self._waiting_entries = 0  # appended, not yet durable (checkpoints not counted)
         self._work = asyncio.Event()  # set when run() may have something to do
@@ -348,6 +351,7 @@ class LedgerWriter:
                 where=f"ledger {self.ledger.path}: commit",
                 timeout=_START_TIMEOUT,
                 journal_max=self.journal_max,
+                journal_age=self.journal_age,
             )
         return self._commits
 

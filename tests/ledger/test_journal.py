@@ -278,3 +278,19 @@ def test_verify_names_what_the_journal_holds_and_fails_on_a_damaged_one(tmp_path
     payload = orjson.loads(result.output)
     assert payload["ok"] is False
     assert "damaged record at byte 0" in payload["journal"]
+
+
+async def test_a_record_is_moved_once_it_has_waited_its_age(tmp_path: Path) -> None:
+    """The age trigger: the commit process moves a lone record without any other request."""
+    path = tmp_path / "l.db"
+    writer = LedgerWriter.open(path, NodeKey.generate(), flush_interval=0.01, journal_age=0.3)
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(writer.run(), name="ledger-writer")
+        entry = await writer.append("alarm", {"n": 1}, ts=T0)
+        await writer.durable(entry.seq)
+        assert _stored(path) == []  # journaled, not yet moved
+        async with asyncio.timeout(10.0):
+            while _stored(path) != [0, 1]:
+                await asyncio.sleep(0.05)
+        assert journal_path(path).stat().st_size == 0
+        await writer.aclose()
