@@ -222,9 +222,13 @@ def apply_batch(
 ) -> bool:
     """Apply a batch moved from the commit journal, inside the caller's transaction.
 
-    A batch whose entries the database already holds is skipped (it was moved before and the
-    journal not truncated after): False. A batch without entries is applied again (its readings
-    and state are keyed, and the records after it, applied in order, restore the same state).
+    A batch whose entries the database already holds was moved before (the journal was not
+    truncated after): its entries and block rows are skipped (False), but its readings and
+    state are written again, like those of a batch without entries. Both are keyed (readings by
+    rowid, ignored when present; the state by name, replaced), so the records replayed in order
+    end in the state of the last one, as the first move did. (Skipping the state of a batch
+    with entries would leave the state of an earlier batch without entries: a stored state
+    behind its ledger.)
 
     Raises:
         StorageError: the batch is not next in its feed, or is not a batch.
@@ -237,6 +241,7 @@ def apply_batch(
             ).fetchone()
             end = 0 if row[0] is None else int(row[0]) + 1
             if params[1] < end:
+                _statements(conn, None, (), readings, state)
                 return False
         _statements(conn, params, blocks, readings, state, failpoints=True)
     except sqlite3.IntegrityError as exc:

@@ -25,8 +25,9 @@ in the middle of an append: it was never acknowledged, and it is dropped (with a
 A damaged record with good ones after it is not a torn append: the journal is refused.
 
 Moving (:func:`move`) applies every record with the code that writes a live batch, in one
-transaction, skipping a record whose entries the database already holds (a crash between the
-COMMIT and the truncate), then truncates the file. Every writer of the ledger (the node and
+transaction, skipping the entries of a record the database already holds (a crash between the
+COMMIT and the truncate; its keyed readings and state are written again, so the replay ends in
+the last record's state), then truncates the file. Every writer of the ledger (the node and
 its commit process) holds the journal's ``flock`` while appending, moving, or writing to SQLite
 directly, so records and direct writes land in the order they were made.
 """

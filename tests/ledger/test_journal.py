@@ -294,3 +294,42 @@ async def test_a_record_is_moved_once_it_has_waited_its_age(tmp_path: Path) -> N
                 await asyncio.sleep(0.05)
         assert journal_path(path).stat().st_size == 0
         await writer.aclose()
+
+
+def test_replay_ends_in_the_last_records_engine_state(tmp_path: Path) -> None:
+    """Records with entries and state-only records, moved, then moved again (no truncate):
+    the stored state is the last record's, not that of the last record without entries.
+    (The crash suite found this: a state behind its ledger after a kill at commit.after_commit.)"""
+    path = tmp_path / "l.db"
+    key = NodeKey.generate()
+    led = Ledger.open(path, key)
+    state = [b"s0"]
+    led.track_state("rules", lambda: state[0])
+    frames = []
+    for i, with_entry in enumerate([True, False, True, True, False, True]):
+        state[0] = f"s{i}".encode()
+        led.state_changed()
+        if with_entry:
+            led.append("lot.start", {"lot": f"L{i}"}, ts=T0 + i, lots=[f"L{i}"])
+        batch = led.cut(now=T0 + i)
+        assert batch is not None
+        assert batch.state is not None
+        frames.append(pickle.dumps(("write", *_request(batch)), protocol=5))
+        led.written(batch)
+    led._journal = None  # type: ignore[assignment]
+    led.close()
+    conn = connect(path)
+    prepare(conn)
+    journal = Journal(path)
+    with journal.locked():
+        for frame in frames:
+            journal.append(frame)
+        move(journal, conn)
+        for frame in frames:  # the crash between COMMIT and truncate
+            journal.append(frame)
+        assert move(journal, conn) == 2  # the two state-only records; four skipped
+    journal.close()
+    row = conn.execute("SELECT state FROM engine_state WHERE name = 'rules'").fetchone()
+    conn.close()
+    assert bytes(row[0]) == b"s5"
+    assert_verifies(path)
