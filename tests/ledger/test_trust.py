@@ -462,7 +462,6 @@ def test_an_owner_row_naming_a_feed_not_in_the_file_is_named_and_readings_still_
 ) -> None:
     """The owner row switched to a made-up feed and every reading deleted: with only --trust
     (an auditor with the file alone, no node key beside it) this verified."""
-    from edge.ledger.readings_store import PRUNE  # noqa: F401  (the store the check covers)
     from edge.readings import Reading
 
     key = NodeKey.generate()
@@ -484,7 +483,8 @@ def test_an_owner_row_naming_a_feed_not_in_the_file_is_named_and_readings_still_
     assert {p.kind for p in _verify(db).problems} == {Kind.WRONG_OWNER, Kind.MISSING_READINGS}
     result = run("ledger", "verify", "--db", str(db), "--trust", key.feed)
     assert result.exit_code == 1
-    assert "wrong owner" in result.output and "missing readings" in result.output
+    assert "wrong owner" in result.output
+    assert "missing readings" in result.output
 
 
 def test_a_trust_entry_taking_the_nodes_own_name_is_refused(node: tuple[Path, NodeKey]) -> None:
@@ -498,11 +498,13 @@ def test_a_trust_entry_taking_the_nodes_own_name_is_refused(node: tuple[Path, No
         load_trust(data / TRUST_FILE, own=own.feed, own_name="self")
     result = run("ledger", "verify", "--db", str(data / "ledger.db"))
     assert result.exit_code == 2
-    assert result.output.count("\n") == 1 and "own name" in result.output
+    assert result.output.count("\n") == 1
+    assert "own name" in result.output
     (data / TRUST_FILE).unlink()
     added = run("trust", "add", rogue.feed, "--name", "self", "--data-dir", str(data))
     assert added.exit_code == 1
-    assert "this node's own" in added.output and "Traceback" not in added.output
+    assert "this node's own" in added.output
+    assert "Traceback" not in added.output
     assert not (data / TRUST_FILE).exists()
 
 
