@@ -515,3 +515,17 @@ def test_a_shared_list_naming_the_nodes_own_key_keeps_the_nodes_name(
     (data / TRUST_FILE).write_text(f'[[trusted]]\nname = "packer-gw"\nkey = "{own.feed}"\n')
     listed = trust_for(data)
     assert listed.names == {own.feed: "self"}
+
+
+def test_verify_table_shows_every_column_when_piped(node: tuple[Path, NodeKey]) -> None:
+    """Piped (80 columns), the 64-digit feed id squeezed the other columns to nothing: the
+    table showed no 'UNTRUSTED' beside a forged feed."""
+    data, own = node
+    rogue = _forge_second_feed(data / "ledger.db")
+    result = run("ledger", "verify", "--db", str(data / "ledger.db"))
+    assert result.exit_code == 1
+    rows = {line.split()[1]: line for line in result.output.splitlines() if line.startswith("│")}
+    assert "UNTRUSTED" in rows[rogue.feed]
+    assert " self " in rows[own.feed]
+    assert "trusted as" in result.output
+    assert "checkpoints" in result.output
