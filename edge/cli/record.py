@@ -19,7 +19,7 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 
 from edge.cli.problems import PipeClosed, fail, quiet_exit_on_closed_pipe, quiet_logs, report
-from edge.cli.read import LISTEN, duration_option, prepare
+from edge.cli.read import LISTEN, duration_option, polled_points
 
 if TYPE_CHECKING:
     from edge.cli.watch import Watch
@@ -164,7 +164,6 @@ def record(
     """  # noqa: D301
     import asyncio
 
-    from edge.config import load_config
     from edge.errors import ConfigError
 
     if seconds <= 0:
@@ -172,14 +171,7 @@ def record(
     if as_json and str(out_path) == "-":
         raise click.BadParameter("--json needs --out FILE: stdout carries the summary")
     every = duration_option(interval, "--interval")
-    try:
-        config = prepare(load_config(config_path), every, LISTEN)
-        unknown = [p for p in points if p not in config.points]
-        if unknown:
-            raise ConfigError([f"{config_path}: --point {p}: no such point" for p in unknown])
-    except ConfigError as exc:
-        fail(exc.problems, 2, as_json)
-    wanted = list(dict.fromkeys(points)) if points else list(config.points)
+    config, wanted = polled_points(config_path, points, every, LISTEN, as_json)
     if not wanted:
         fail(f"{config_path}: no points to record", 1, as_json)
     started = time.monotonic()
