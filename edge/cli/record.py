@@ -26,9 +26,41 @@ if TYPE_CHECKING:
     from edge.config import NodeConfig
     from edge.readings import Reading
 
-__all__ = ["COMMANDS", "HEADER", "csv_time", "csv_value", "record"]
+__all__ = [
+    "COMMANDS",
+    "HEADER",
+    "JSON_SUMMARY_OPTION",
+    "OUT_OPTION",
+    "csv_time",
+    "csv_value",
+    "open_csv_out",
+    "record",
+]
 
 HEADER = ("ts", "point", "value", "quality")
+
+#: ``--out FILE|-``, the CSV ``edge record`` and ``edge readings export`` write
+OUT_OPTION = click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    default=Path("-"),
+    help="The CSV to write ('-': stdout) [-].",
+)
+#: ``--json`` for those two: the summary takes stdout, so the CSV needs a file
+JSON_SUMMARY_OPTION = click.option(
+    "--json", "as_json", is_flag=True, help="Summary and errors as JSON (needs --out FILE)."
+)
+
+
+def open_csv_out(out_path: Path, as_json: bool) -> IO[str]:
+    """The CSV's stream: stdout for ``-``, else the file, created (or exit 1 naming it)."""
+    if str(out_path) == "-":
+        return sys.stdout
+    try:
+        return out_path.open("w", newline="", encoding="utf-8")
+    except OSError as exc:
+        fail(f"{out_path}: cannot write: {exc.strerror}", 1, as_json)
 
 
 def csv_time(ts: float) -> str:
@@ -130,20 +162,12 @@ async def _record(
     help="node.toml",
 )
 @click.option("--seconds", type=float, required=True, help="How long to record.")
-@click.option(
-    "--out",
-    "out_path",
-    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
-    default=Path("-"),
-    help="The CSV to write ('-': stdout) [-].",
-)
+@OUT_OPTION
 @click.option(
     "--point", "points", multiple=True, metavar="NAME", help="Only this point (repeatable)."
 )
 @click.option("--interval", metavar="DURATION", default=None, help="Poll every device this often.")
-@click.option(
-    "--json", "as_json", is_flag=True, help="Summary and errors as JSON (needs --out FILE)."
-)
+@JSON_SUMMARY_OPTION
 def record(
     config_path: Path,
     seconds: float,
@@ -175,12 +199,7 @@ def record(
     if not wanted:
         fail(f"{config_path}: no points to record", 1, as_json)
     started = time.monotonic()
-    try:
-        out: IO[str] = (
-            sys.stdout if str(out_path) == "-" else out_path.open("w", newline="", encoding="utf-8")
-        )
-    except OSError as exc:
-        fail(f"{out_path}: cannot write: {exc.strerror}", 1, as_json)
+    out = open_csv_out(out_path, as_json)
     try:
         with quiet_logs():  # failures are diagnosed per device, not as log lines
             recorder = asyncio.run(_record(config, wanted, seconds, out, as_json))
