@@ -34,10 +34,32 @@ if TYPE_CHECKING:
     from edge.drivers import BusPoller
     from edge.readings import Reading
 
-__all__ = ["COMMANDS", "LISTEN", "format_value", "polled_points", "read"]
+__all__ = [
+    "COMMANDS",
+    "CONFIG_OPTION",
+    "LISTEN",
+    "POINT_OPTION",
+    "format_value",
+    "polled_points",
+    "read",
+]
 
 #: how long ``edge read`` listens for a line from a device that talks by itself (at least)
 LISTEN = 2.0
+
+#: ``-c node.toml`` of the commands that poll a node's points (``edge read``, ``edge record``)
+CONFIG_OPTION = click.option(
+    "-c",
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="node.toml",
+)
+#: ``--point NAME`` (repeatable) of the commands that read points (read, record, readings export)
+POINT_OPTION = click.option(
+    "--point", "points", multiple=True, metavar="NAME", help="Only this point (repeatable)."
+)
 
 
 def format_value(value: object) -> str:
@@ -335,14 +357,7 @@ def _unwrap(group: BaseException) -> BaseException:
 
 
 @click.command("read")
-@click.option(
-    "-c",
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="node.toml",
-)
+@CONFIG_OPTION
 @click.option("--once", is_flag=True, help="One poll cycle per device, then exit.")
 @click.option(
     "--cycles",
@@ -365,9 +380,7 @@ def _unwrap(group: BaseException) -> BaseException:
 )
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
 @click.option("--trace", is_flag=True, help="Frames in hex and request counts on stderr.")
-@click.option(
-    "--point", "points", multiple=True, metavar="NAME", help="Only this point (repeatable)."
-)
+@POINT_OPTION
 def read(
     config_path: Path,
     once: bool,

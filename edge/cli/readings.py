@@ -24,6 +24,7 @@ from typing import Any
 import click
 
 from edge.cli.problems import fail, quiet_exit_on_closed_pipe
+from edge.cli.read import POINT_OPTION
 from edge.cli.record import HEADER, JSON_SUMMARY_OPTION, OUT_OPTION, open_csv_out
 
 __all__ = ["COMMANDS", "export_rows", "readings"]
@@ -107,9 +108,7 @@ def readings() -> None:
     default=None,
     help="node.toml: export from its ledger database.",
 )
-@click.option(
-    "--point", "points", multiple=True, metavar="NAME", help="Only this point (repeatable)."
-)
+@POINT_OPTION
 @click.option(
     "--since", metavar="TIME", help="From this time on (ISO 8601, or a duration ago: 2h)."
 )

@@ -19,7 +19,7 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 
 from edge.cli.problems import PipeClosed, fail, quiet_exit_on_closed_pipe, quiet_logs, report
-from edge.cli.read import LISTEN, duration_option, polled_points
+from edge.cli.read import CONFIG_OPTION, LISTEN, POINT_OPTION, duration_option, polled_points
 
 if TYPE_CHECKING:
     from edge.cli.watch import Watch
@@ -153,19 +153,10 @@ async def _record(
 
 
 @click.command("record")
-@click.option(
-    "-c",
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="node.toml",
-)
+@CONFIG_OPTION
 @click.option("--seconds", type=float, required=True, help="How long to record.")
 @OUT_OPTION
-@click.option(
-    "--point", "points", multiple=True, metavar="NAME", help="Only this point (repeatable)."
-)
+@POINT_OPTION
 @click.option("--interval", metavar="DURATION", default=None, help="Poll every device this often.")
 @JSON_SUMMARY_OPTION
 def record(
