@@ -19,7 +19,14 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 
 from edge.cli.problems import PipeClosed, fail, quiet_exit_on_closed_pipe, quiet_logs, report
-from edge.cli.read import CONFIG_OPTION, LISTEN, POINT_OPTION, duration_option, polled_points
+from edge.cli.read import (
+    CONFIG_OPTION,
+    LISTEN,
+    POINT_OPTION,
+    duration_option,
+    format_value,
+    polled_points,
+)
 
 if TYPE_CHECKING:
     from edge.cli.watch import Watch
@@ -70,14 +77,11 @@ def csv_time(ts: float) -> str:
 
 
 def csv_value(value: object) -> str:
-    """A value as the rules tools read it back: exact numbers, true/false, empty for none."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
+    """A value as the rules tools read it back: exact numbers, true/false, empty for none.
+
+    The text ``edge read`` shows (:func:`~edge.cli.read.format_value`) but for no value.
+    """
+    return "" if value is None else format_value(value)
 
 
 class _Recorder:
