@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 
-from edge.config import NodeConfig, PointConfig
+from edge.config import BusConfig, NodeConfig, PointConfig
 from edge.drivers.base import BusPoller
 from edge.drivers.line import LinePoller, LineTransport
 from edge.drivers.parsers import fields_of, make_parser
@@ -12,9 +13,10 @@ from edge.drivers.planner import point_problems
 from edge.drivers.rtu import RtuTransport
 from edge.drivers.scheduler import DeviceRuntime, ModbusPoller
 from edge.drivers.tcp import TcpTransport
+from edge.drivers.transport import Link, ModbusTransport
 from edge.errors import ConfigError
 
-__all__ = ["build_pollers", "check_config"]
+__all__ = ["build_pollers", "check_config", "default_link"]
 
 
 def check_config(config: NodeConfig, points: list[PointConfig] | None = None) -> list[str]:
@@ -53,12 +55,26 @@ def check_config(config: NodeConfig, points: list[PointConfig] | None = None) ->
     return problems
 
 
-def build_pollers(config: NodeConfig, only: set[str] | None = None) -> list[BusPoller]:
+def default_link(bus: BusConfig) -> Link:
+    """The link a bus is polled through: RTU, TCP or a serial line, by ``bus.kind``."""
+    if bus.kind == "line":
+        return LineTransport(bus)
+    return RtuTransport(bus) if bus.kind == "rtu" else TcpTransport(bus)
+
+
+def build_pollers(
+    config: NodeConfig,
+    only: set[str] | None = None,
+    *,
+    links: Callable[[BusConfig], Link] = default_link,
+) -> list[BusPoller]:
     """One poller per bus that has devices (all buses when ``only`` is None).
 
     Args:
         config: a loaded node config.
         only: restrict to these point names (``edge read --point``).
+        links: makes each bus's link; the commissioning tools pass one that watches every
+            transaction (a LineTransport for line buses, a ModbusTransport otherwise).
 
     Raises:
         ConfigError: a point cannot be read as configured (too wide, forbidden, out of range),
@@ -80,9 +96,12 @@ def build_pollers(config: NodeConfig, only: set[str] | None = None) -> list[BusP
             continue
         if bus.kind == "line":
             runtimes = [DeviceRuntime.build(d, by_device[d.name], plan=False) for d in devices]
-            pollers.append(LinePoller(bus, runtimes, LineTransport(bus)))
+            line = links(bus)
+            assert isinstance(line, LineTransport), "a line bus needs a LineTransport"
+            pollers.append(LinePoller(bus, runtimes, line))
             continue
         runtimes = [DeviceRuntime.build(d, by_device[d.name]) for d in devices]
-        transport = RtuTransport(bus) if bus.kind == "rtu" else TcpTransport(bus)
+        transport = links(bus)
+        assert isinstance(transport, ModbusTransport), "a Modbus bus needs a ModbusTransport"
         pollers.append(ModbusPoller(bus, runtimes, transport))
     return pollers

@@ -18,6 +18,7 @@ import serial
 from edge.config import BusConfig
 from edge.drivers.codec import scale_value
 from edge.drivers.parsers import LineParseError, Parser, make_parser
+from edge.drivers.portlock import port_reason
 from edge.drivers.rtu import _PARITY
 from edge.drivers.scheduler import BusScheduler, DeviceRuntime
 from edge.drivers.transport import Link
@@ -73,14 +74,14 @@ class LineTransport(Link):
         if self._serial is not None:
             return
         b = self.bus
-        with map_exceptions(
-            {serial.SerialException: PortUnavailable, OSError: PortUnavailable},
-            f"bus {b.name} port {b.port}",
-        ):
+        try:
             self._serial = serial.Serial(
                 b.port, b.baudrate, bytesize=b.bytesize, parity=_PARITY[b.parity],
                 stopbits=b.stopbits, timeout=b.timeout, write_timeout=max(1.0, b.timeout),
+                exclusive=True,  # one reader per line: a second one would steal its bytes
             )  # fmt: skip
+        except (serial.SerialException, OSError) as exc:
+            raise PortUnavailable(f"bus {b.name} port {b.port}: {port_reason(exc)}") from exc
         self._buffer = b""
 
     def _close_sync(self) -> None:

@@ -39,6 +39,7 @@ import contextlib
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,7 @@ import serial
 
 from edge.config import BusConfig, DeviceConfig
 from edge.drivers.planner import BIT_TABLES, ReadRequest
+from edge.drivers.portlock import port_reason
 from edge.drivers.rtu_frame import (
     EXCEPTION_LENGTH,
     BadFrameError,
@@ -133,6 +135,10 @@ class RtuTransport(ModbusTransport):
         self._late: tuple[int, float] | None = None
         self._missed: _Missed | None = None
         self.discarded_bytes = 0
+        #: called with (sending, bytes) for every frame on the wire (``edge read --trace``);
+        #: a reply is passed whole, or as far as it came when the wait timed out
+        self.trace: Callable[[bool, bytes], None] | None = None
+        self._rx = bytearray()
 
     @property
     def is_open(self) -> bool:
@@ -168,6 +174,7 @@ class RtuTransport(ModbusTransport):
         wait = self._gap - (time.monotonic() - self._last_end)
         if wait > 0:
             await asyncio.sleep(wait)
+        self._rx.clear()
         try:
             async with asyncio.timeout(self.bus.timeout):
                 return await self._transact_async(port.fileno(), device, request, label)
@@ -186,6 +193,8 @@ class RtuTransport(ModbusTransport):
             raise PortUnavailable(f"{label}: {exc.strerror or exc}") from exc
         finally:
             self._last_end = time.monotonic()
+            if self.trace is not None and self._rx:
+                self.trace(False, bytes(self._rx))
 
     async def _transact_async(
         self, fd: int, device: DeviceConfig, request: ReadRequest, label: str
@@ -194,6 +203,8 @@ class RtuTransport(ModbusTransport):
         frame = build_read(unit, function, request.start, request.count)
         self._drain(fd)
         os.write(fd, frame)
+        if self.trace is not None:
+            self.trace(True, frame)
         if self.bus.echo:
             echo = await self._recv(fd, len(frame))
             if echo != frame:
@@ -281,6 +292,8 @@ class RtuTransport(ModbusTransport):
                 chunk = b""
             if chunk:
                 buf += chunk
+                if self.trace is not None:
+                    self._rx += chunk
                 continue
             await _readable(fd)
         return buf
@@ -290,10 +303,7 @@ class RtuTransport(ModbusTransport):
     def _open_sync(self) -> None:
         if self._serial is not None:
             return
-        with map_exceptions(
-            {serial.SerialException: PortUnavailable, OSError: PortUnavailable},
-            f"bus {self.bus.name} port {self.bus.port}",
-        ):
+        try:
             port = serial.Serial(
                 port=self.bus.port,
                 baudrate=self.bus.baudrate,
@@ -304,6 +314,10 @@ class RtuTransport(ModbusTransport):
                 write_timeout=max(1.0, self.bus.timeout),
                 exclusive=True,
             )
+        except (serial.SerialException, OSError) as exc:
+            raise PortUnavailable(
+                f"bus {self.bus.name} port {self.bus.port}: {port_reason(exc)}"
+            ) from exc
         self._serial = port
         for inst in self._instruments.values():
             inst.serial = port

@@ -32,6 +32,7 @@ import abc
 import asyncio
 import dataclasses
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -383,11 +384,12 @@ class BusScheduler(BusPoller):
                 deferred=dev.deferred,
             )
 
-    async def _ensure_port(self) -> bool:
+    async def _ensure_port(self, current: DeviceRuntime | None = None) -> bool:
         if self.transport.is_open:
             return True
         now = self._clock()
-        if now < self._port_retry_at:
+        # a deadline within the timer resolution is served early (see run): count it as due
+        if now < self._port_retry_at - _TIMER_RESOLUTION:
             return False
         try:
             await self.transport.open()
@@ -396,12 +398,14 @@ class BusScheduler(BusPoller):
             first, cap = PORT_BACKOFF
             self._port_delay = min(cap, self._port_delay * 2) if self._port_delay else first
             self._port_retry_at = self._clock() + self._port_delay
+            # the retry happens at a poll: snap to it, so what is logged is what happens
+            self._port_retry_at = self._next_attempt(current)
             event(
                 "bus.port_unavailable",
                 logging.WARNING,
                 bus=self.name,
                 error=str(exc),
-                retry_in=round(self._port_delay, 3),
+                retry_in=round(self._port_retry_at - self._clock(), 3),
             )
             return False
         if self._was_open:
@@ -410,6 +414,23 @@ class BusScheduler(BusPoller):
         self._was_open = True
         self._port_delay = 0.0
         return True
+
+    def _next_attempt(self, current: DeviceRuntime | None) -> float:
+        """When the port will really be tried again: the first poll at or after the backoff.
+
+        The port is only re-opened by a device's poll, so the backoff delay alone is not when
+        the next attempt happens (a device polled every 1 s retries a 0.25 s backoff after 1 s):
+        the logged ``retry_in`` says the real time.
+        """
+        due = self._port_retry_at - _TIMER_RESOLUTION
+        best = math.inf
+        for d in self.devices:
+            period = d.interval_us * d.stretch / _US  # a stretched device polls less often
+            t = d.deadline + (period if d is current else 0.0)  # current: polled just now
+            if t < due:
+                t += math.ceil((due - t) / period) * period
+            best = min(best, t)
+        return best if best < math.inf else self._port_retry_at
 
     def _timed_out(self, dev: DeviceRuntime, exc: DeviceTimeout) -> None:
         """Count a timeout; open the breaker (logged once per backoff) when it trips.
@@ -480,7 +501,7 @@ class BusScheduler(BusPoller):
         got: dict[str, tuple[Value, float, float]] = {}
         rejected: set[str] = set()
         failed = False
-        if dev.breaker.allows(self._clock()) and await self._ensure_port():
+        if dev.breaker.allows(self._clock()) and await self._ensure_port(dev):
             t0 = self._clock()
             failed = await self._run_plan(dev, got, rejected)
             if not failed and dev.breaker.state is BreakerState.OK:

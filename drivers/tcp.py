@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
@@ -11,6 +12,7 @@ from pymodbus.pdu import ExceptionResponse
 
 from edge.config import BusConfig, DeviceConfig
 from edge.drivers.planner import ReadRequest
+from edge.drivers.portlock import release_endpoint_lock, take_endpoint_lock
 from edge.drivers.transport import ModbusTransport, where
 from edge.errors import DeviceException, DeviceTimeout, FrameError, PortUnavailable
 
@@ -28,6 +30,14 @@ class TcpTransport(ModbusTransport):
         host, _, port = bus.address.rpartition(":")
         self.host, self.port = host.strip("[]"), int(port)
         self._client: AsyncModbusTcpClient | None = None
+        #: called with (sending, bytes) for every frame on the wire (``edge read --trace``)
+        self.trace: Callable[[bool, bytes], None] | None = None
+        self._lock_fd: int | None = None
+
+    def _trace_packet(self, sending: bool, data: bytes) -> bytes:
+        if self.trace is not None:
+            self.trace(sending, data)
+        return data
 
     @property
     def is_open(self) -> bool:
@@ -35,14 +45,17 @@ class TcpTransport(ModbusTransport):
         return self._client is not None and self._client.connected
 
     async def open(self) -> None:
-        """Connect; raises PortUnavailable."""
+        """Connect; raises PortUnavailable (also while ``edge write`` holds the endpoint)."""
         await self.close()
+        if self._lock_fd is None:  # shared: readers coexist, edge write waits for them to end
+            self._lock_fd = take_endpoint_lock(self.bus.address, exclusive=False)
         client = AsyncModbusTcpClient(
             self.host,
             port=self.port,
             timeout=self.bus.timeout,
             retries=0,
             reconnect_delay=0,  # we reconnect ourselves, with our own backoff and counters
+            trace_packet=self._trace_packet if self.trace is not None else None,
         )
         try:
             async with asyncio.timeout(max(1.0, 5 * self.bus.timeout)):
@@ -64,6 +77,12 @@ class TcpTransport(ModbusTransport):
         client, self._client = self._client, None
         if client is not None:
             client.close()
+
+    def shutdown(self) -> None:
+        """Release the endpoint lock (after close)."""
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            release_endpoint_lock(fd, self.bus.address)
 
     async def read(self, device: DeviceConfig, request: ReadRequest) -> list[int]:
         """One request/response, bounded by the bus timeout."""

@@ -22,8 +22,26 @@ SQL_ERRORS: dict[type[BaseException], type[StorageError]] = {
     OSError: StorageError,
 }
 
-_PAGE_SIZE = 16384
+#: Page size of a new ledger file (an existing file keeps its own). Chosen for SD-card wear
+#: (issue 12): a commit of one alarm writes some twenty B-tree pages (each index's right edge,
+#: the checkpoint row, the frontier, page 1) whatever their size, so the page size sets the
+#: bytes per small commit. Measured by tests/bench/test_bench_ledger_wear.py, bytes written per
+#: entry committed alone: 16 KiB 241,500; 4 KiB 83,100; 2 KiB 56,500; 1 KiB 38,500. Bulk append
+#: per CPU-second (tests/bench/test_bench_ledger_append.py, runs interleaved on a loaded
+#: machine): 16 KiB 48,200 and 45,900; 4 KiB 49,400 and 46,100; 2 KiB 42,400, 38,000, 37,400;
+#: 1 KiB 36,500. 2 KiB: a quarter of the wear of 16 KiB, a third less than 4 KiB, for 15-20 %
+#: more CPU per bulk entry (63,600-70,000 entries/s at 16 KiB on the reference machine: some
+#: 51,000-56,000 expected, target 40,000). 1 KiB would save another third of the wear at a cost
+#: too close to that target. (4 KiB, if bulk speed matters more than wear: no CPU cost.)
+_PAGE_SIZE = 2048
+#: The WAL is copied into the database (a checkpoint) once it holds this much. A page rewritten
+#: by many commits in between (an index's right edge) is copied once: the copy costs ~4,700
+#: bytes per entry at the bottling line's pace (measured over 150 commits), less with more.
 _WAL_CHECKPOINT_BYTES = 40 * 1024 * 1024
+#: After a checkpoint the WAL is reused from its start, not truncated (reallocating its blocks
+#: would wear the card again); only a WAL that overshot (a long reader held the checkpoint back)
+#: is cut back to this size.
+_WAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 
 def connect(path: str | os.PathLike[str], *, readonly: bool = False) -> sqlite3.Connection:
@@ -51,10 +69,7 @@ def connect(path: str | os.PathLike[str], *, readonly: bool = False) -> sqlite3.
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(os.fspath(path), isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout=5000")
-        # 16 KiB pages on a new file (an existing file keeps its own): a batch of 2,000 entries
-        # (~2 MB) is then written and checksummed as a quarter as many WAL frames, and each
-        # B-tree holds more cells per page. Measured here: durable batch writes ~25 % faster.
-        conn.execute(f"PRAGMA page_size={_PAGE_SIZE}")
+        conn.execute(f"PRAGMA page_size={_PAGE_SIZE}")  # see _PAGE_SIZE: wear against speed
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if mode != "wal":
             raise StorageError(f"{where}: cannot switch to WAL journal (got {mode})")
@@ -64,6 +79,7 @@ def connect(path: str | os.PathLike[str], *, readonly: bool = False) -> sqlite3.
         # then copied into the database once per many batches instead of once per few.
         page_size = conn.execute("PRAGMA page_size").fetchone()[0]
         conn.execute(f"PRAGMA wal_autocheckpoint={_WAL_CHECKPOINT_BYTES // page_size}")
+        conn.execute(f"PRAGMA journal_size_limit={_WAL_SIZE_LIMIT}")
         conn.execute("PRAGMA cache_size=-32768")
         migrate(conn)
         return conn

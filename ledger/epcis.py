@@ -17,9 +17,17 @@ ledger entry       action     bizStep                  carries
 ``alarm``          OBSERVE    sensor_reporting         ``sensorReport`` with the value, and
                                                        ``exception: ALARM_CONDITION`` on activation
                                                        (ERROR_CONDITION for stale/no-data kinds)
-``alarm.ack`` ...  OBSERVE    inspecting               ``eqc:acknowledgement`` (who, rule, comment)
+``alarm.ack`` ...  OBSERVE    inspecting               ``eqc:acknowledgement`` (who, rule, comment,
+                                                       the activation it acts on)
+``node.start``     OBSERVE    (none)                   ``eqc:node``: the station's recording
+``node.stop``                                          resumed/stopped inside the lot; a start
+                                                       says how long the node was down
 ``correction``     (repeats the corrected entry's event with an ``errorDeclaration``)
 =================  =========  =======================  =============================================
+
+A station's missing ``lot.start`` (``lot.end``) is explained in ``eqc:missingStart``
+(``eqc:missingEnd``) on the lot's event that is there, and in the document's
+``eqc:stationVisits`` (one per station visit, with its start and end times).
 
 Identifiers:
 
@@ -255,8 +263,13 @@ class _Builder:
         self.starts = {v.end.id: v.start for v in trace.visits if v.end and v.start}
         # Alarms and acks do not name their station; the lot's visit on that feed does.
         self.station_of = {v.station.feed: v.name for v in trace.visits if v.name}
+        # Why a visit's start (end) is missing travels on the end (start) that is there.
+        self.missing_end = {v.start.id: v.end_note for v in trace.visits if v.start and v.end_note}
+        self.missing_start = {
+            v.end.id: v.start_note for v in trace.visits if v.end and v.start_note
+        }
 
-    def base(self, event: TraceEvent, action: str, biz_step: str) -> dict[str, Any]:
+    def base(self, event: TraceEvent, action: str, biz_step: str | None) -> dict[str, Any]:
         entry, station = event.entry, event.station
         node = station.node_id or station.feed[:16]
         where = str(entry.body.get("station", "") or self.station_of.get(entry.feed, ""))
@@ -267,7 +280,7 @@ class _Builder:
             "eventTimeZoneOffset": "+00:00",
             "eventID": f"urn:uuid:{uuid.uuid5(_ID_NAMESPACE, entry.id)}",
             "action": action,
-            "bizStep": biz_step,
+            **({"bizStep": biz_step} if biz_step is not None else {}),
             "quantityList": [{"epcClass": self.epc_class}],
             "readPoint": {"id": read_point if where else f"{_EQC}node:{_uri_part(node)}"},
         }
@@ -373,9 +386,26 @@ class _Builder:
             case "alarm.ack" | "alarm.shelve" | "alarm.unshelve":
                 doc = self.base(event, "OBSERVE", "inspecting")
                 ack = {k: entry.body[k] for k in ("rule", "comment", "until") if k in entry.body}
+                if event.refers_to:
+                    ack["activationEntryId"] = event.refers_to
                 doc["eqc:acknowledgement"] = {"action": entry.type, "by": entry.actor, **ack}
+            case "node.start" | "node.stop":
+                # No CBV business step is a gateway restart: the event says only that the
+                # station's recording stopped or resumed while the lot was there.
+                doc = self.base(event, "OBSERVE", None)
+                node = {"event": "start" if entry.type == "node.start" else "stop"}
+                for key in ("reason", "version", "config_hash"):
+                    if isinstance(entry.body.get(key), str):
+                        node[key] = entry.body[key]
+                if event.note:
+                    node["note"] = event.note
+                doc["eqc:node"] = node
             case _:
                 return None
+        if entry.id in self.missing_end:
+            doc["eqc:missingEnd"] = self.missing_end[entry.id]
+        if entry.id in self.missing_start:
+            doc["eqc:missingStart"] = self.missing_start[entry.id]
         rule_set = self.rule_set(entry)
         if rule_set is not None:
             doc["eqc:ruleSet"] = rule_set
@@ -434,6 +464,18 @@ def epcis_document(trace: LotTrace, *, now: datetime, gtin: str | None = None) -
         "id": f"urn:uuid:{uuid.uuid5(_ID_NAMESPACE, trace.lot + ':' + ','.join(used))}",
         "eqc:lot": trace.lot,
         "eqc:ledgerEntries": used,
+        "eqc:stationVisits": [
+            {
+                "station": v.name,
+                "node": v.station.node_id,
+                "feed": v.station.feed,
+                "start": v.start.ts if v.start else None,
+                "end": v.end.ts if v.end else None,
+                **({"missingStart": v.start_note} if v.start_note else {}),
+                **({"missingEnd": v.end_note} if v.end_note else {}),
+            }
+            for v in trace.visits
+        ],
         "epcisBody": {"eventList": events},
     }
 

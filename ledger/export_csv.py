@@ -1,11 +1,15 @@
 """A lot's history as a sortable spreadsheet (FSMA 204 style).
 
 One row per critical tracking event (lot start/end, alarm transition, acknowledgement,
-shelving, correction, rule change, readings digest naming the lot), each with its key data
+shelving, correction, rule change, node start or stop inside the lot, readings digest naming the
+lot), each with its key data
 elements: what happened, when (ISO 8601 UTC, fixed width, so sorting the column as text sorts
 it in time), where (site, node, station), which traceability lot code, which product and
 quantity where the ledger records them, and the reference record: the ledger entry id, feed and
-seq an auditor checks with ``edge ledger verify``.
+seq an auditor checks with ``edge ledger verify``. ``refers_to`` names the alarm activation an
+operator action acts on; ``note`` says what the entry alone does not: why the lot's start or end
+at a station is missing (on the row of the one that is there), how long the node was down
+before a ``node start``.
 
 Cells that a spreadsheet would run as a formula (text starting with ``=``, ``+``, ``@``, a tab
 or carriage return, or ``-`` not followed by a number) are prefixed with ``'``: comments typed by
@@ -50,6 +54,8 @@ CSV_COLUMNS: tuple[str, ...] = (
     "feed",
     "seq",
     "corrected_by",
+    "refers_to",
+    "note",
 )
 
 _NUMBER = re.compile(r"-?\d+(\.\d+)?([eE][-+]?\d+)?")
@@ -75,6 +81,10 @@ def _event_name(entry_type: str, body: Mapping[str, Any]) -> str:
             return "configuration change"
         case "readings.digest":
             return "readings digest"
+        case "node.start":
+            return "node start"
+        case "node.stop":
+            return "node stop"
         case _:
             return entry_type
 
@@ -120,9 +130,25 @@ def _rule_set_at(trace: LotTrace, event: TraceEvent) -> str:
     return chosen
 
 
+def _notes(trace: LotTrace) -> dict[str, str]:
+    """Per entry id, what the trace says beyond the entry itself.
+
+    Why a visit's other end is missing (on the ``lot.start`` or ``lot.end`` that is there), how
+    long the node was down (on a ``node.start``).
+    """
+    notes = {e.entry.id: e.note for e in trace.events if e.note}
+    for visit in trace.visits:
+        if visit.start is not None and visit.end_note:
+            notes[visit.start.id] = visit.end_note
+        if visit.end is not None and visit.start_note:
+            notes[visit.end.id] = visit.start_note
+    return notes
+
+
 def csv_rows(trace: LotTrace) -> list[dict[str, str]]:
     """The spreadsheet rows of ``trace``, keyed by :data:`CSV_COLUMNS`, in time order."""
     facts = _lot_facts(trace)
+    notes = _notes(trace)
     product = facts.get("product", facts.get("gtin", ""))
     rows: list[dict[str, str]] = []
     for event in trace.events:
@@ -161,6 +187,8 @@ def csv_rows(trace: LotTrace) -> list[dict[str, str]]:
             "feed": entry.feed,
             "seq": str(entry.seq),
             "corrected_by": " ".join(event.corrected_by),
+            "refers_to": event.refers_to or "",
+            "note": notes.get(entry.id, ""),
         }
         rows.append({k: _safe(v) for k, v in row.items()})
     return rows

@@ -354,7 +354,8 @@ def _check_lot(conn: sqlite3.Connection, db: Path, lot: str) -> None:
 
 def _print_trace(trace: LotTrace, shown: _Shown) -> None:
     console = _console()
-    first, last = trace.events[0].entry.ts, trace.events[-1].entry.ts
+    # the lot's own time (lot.start .. lot.end), not stretched by a later correction or ack
+    first, last = trace.span or (trace.events[0].entry.ts, trace.events[-1].entry.ts)
     feeds = {e.entry.feed for e in trace.events}
     console.print(
         Text.assemble(
@@ -375,8 +376,8 @@ def _print_trace(trace: LotTrace, shown: _Shown) -> None:
                     visit.name or "-",
                     visit.station.name,
                     _feed_label(visit.station.feed, shown),
-                    visit.start.ts if visit.start else "-",
-                    visit.end.ts if visit.end else "-",
+                    visit.start.ts if visit.start else visit.start_note or "-",
+                    visit.end.ts if visit.end else visit.end_note or "-",
                     checks,
                 ),
             )
@@ -418,6 +419,10 @@ def _print_trace(trace: LotTrace, shown: _Shown) -> None:
         if event.corrected_by:
             by = ", ".join(c[:12] for c in event.corrected_by)
             summary.append(f" (corrected by {by})", style="red")
+        if event.refers_to:
+            summary.append(f" (on activation {event.refers_to[:12]})")
+        if event.note:
+            summary.append(f" ({event.note})", style="yellow")
         timeline.add_row(
             Text(event.entry.ts),
             Text(event.station.name),

@@ -128,16 +128,7 @@ def runtime_dependencies() -> list[str]:
 def _params() -> list[object]:
     out: list[object] = []
     for dist in runtime_dependencies():
-        marks = []
-        if dist == "sqlite-utils":
-            marks.append(
-                pytest.mark.xfail(
-                    strict=True,
-                    reason="sqlite-utils is kept for the readings export tool being built in "
-                    "parallel; when it lands this passes and the strict xfail fails: remove it",
-                )
-            )
-        out.append(pytest.param(dist, marks=marks, id=dist))
+        out.append(pytest.param(dist, id=dist))
     return out
 
 

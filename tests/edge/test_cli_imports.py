@@ -97,7 +97,7 @@ def test_every_registry_line_resolves_to_its_command_and_its_help_reads_from_sou
 
 
 def test_short_help_from_source_reads_multi_line_signatures_and_docstrings() -> None:
-    # edge.cli.acquire.probe has a multi-line signature; edge.cli.node.run a one-line one
+    # edge.cli.probe.probe has a multi-line signature; edge.cli.node.run a one-line one
     assert short_help_from_source("edge.cli.node:run") == (
         "Run a node until SIGINT/SIGTERM, then shut down cleanly (exit 0)."
     )

@@ -22,8 +22,8 @@ NO_JSON = {
     "sim run": "serves a simulator; its ports are in ports.json",
     "ledger export": "its output is a data format itself (--format csv|epcis)",
 }
-#: commands another branch of issue 16 gives --json (i16-acquire: probe; i16-rules: rules)
-PENDING = {"probe", "rules check", "rules explain"}
+#: commands another branch of issue 16 gives --json (i16-rules: rules)
+PENDING = {"rules check", "rules explain"}
 
 
 def _leaves(cmd: click.Command, path: list[str]) -> Iterator[tuple[str, click.Command]]:

@@ -126,8 +126,12 @@ def test_latest_node_start_names_the_station(tmp_path: Path) -> None:
         )
         led.commit(now=sc.T0 + 31)
     conn = open_ledger_db(db)
-    names = [e.station.name for e in trace_lot(conn, "X").events]
-    assert names == ["gw-old/hall-1", "gw-new/hall-2"]
+    got = [(e.entry.type, e.station.name) for e in trace_lot(conn, "X").events]
+    assert got == [
+        ("lot.start", "gw-old/hall-1"),
+        ("node.start", "gw-new/hall-2"),  # the restart inside the lot shows
+        ("lot.end", "gw-new/hall-2"),
+    ]
 
 
 def test_acks_after_the_lot(tmp_path: Path) -> None:

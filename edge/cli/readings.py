@@ -1,0 +1,217 @@
+"""``edge readings export``: stored raw readings as the CSV ``edge rules test --data`` reads.
+
+The node keeps raw readings in its ledger database (table ``readings``: point, ts, value as the
+JSON of its hashed form, quality, unit; see :mod:`edge.ledger.readings_store`). The export
+writes them in arrival order in :mod:`edge.rules.recorded`'s format, the same as
+``edge record``: numbers exactly as stored (the shortest decimal that names the float),
+booleans ``true``/``false``, no value as an empty cell.
+
+Database access goes through sqlite-utils: its ``rows_where`` / ``count_where`` build the
+filtered, ordered queries (point list, time window) from parameters, with no SQL assembled by
+string formatting here, and ``Database.table_names`` tells a ledger file from any other SQLite
+file. Blocks pruned inside the window (by retention or by an operator) are counted and
+reported, so a gap in an export is never silent.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import click
+
+from edge.cli.problems import fail, quiet_exit_on_closed_pipe
+
+__all__ = ["COMMANDS", "export_rows", "readings"]
+
+
+def _csv_value(stored: str | None) -> str:
+    """The ``value`` column (JSON of the hashed form) as a CSV cell."""
+    if stored is None:
+        return ""
+    import orjson
+
+    value = orjson.loads(stored)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)  # decimals are stored as their exact text; text points as themselves
+
+
+def _where(points: tuple[str, ...], since: str | None, until: str | None) -> tuple[str, list[str]]:
+    clauses: list[str] = []
+    args: list[str] = []
+    if points:
+        clauses.append(f"point IN ({', '.join('?' for _ in points)})")
+        args.extend(points)
+    if since is not None:
+        clauses.append("ts >= ?")
+        args.append(since)
+    if until is not None:
+        clauses.append("ts < ?")
+        args.append(until)
+    return " AND ".join(clauses) or "1", args
+
+
+def export_rows(
+    db: Any, points: tuple[str, ...], since: str | None, until: str | None
+) -> Iterator[tuple[str, str, str, str]]:
+    """``(ts, point, value, quality)`` per stored reading in the window, in arrival order.
+
+    Args:
+        db: a ``sqlite_utils.Database`` on a ledger file.
+        points: only these points (all when empty).
+        since: from this fixed-width UTC time on (``2026-11-23T10:00:00.000000Z``).
+        until: before this time (exclusive).
+    """
+    where, args = _where(points, since, until)
+    rows = db["readings"].rows_where(
+        where, args, order_by="block, rowid", select="ts, point, value, quality"
+    )
+    for row in rows:
+        yield row["ts"], row["point"], _csv_value(row["value"]), row["quality"]
+
+
+@click.group("readings")
+def readings() -> None:
+    """The raw readings a node stores in its ledger database."""
+
+
+@readings.command("export")
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    envvar="EDGE_LEDGER_DB",
+    help="Ledger database file (env EDGE_LEDGER_DB) [the config's, else var/ledger.db].",
+)
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="node.toml: export from its ledger database.",
+)
+@click.option(
+    "--point", "points", multiple=True, metavar="NAME", help="Only this point (repeatable)."
+)
+@click.option(
+    "--since", metavar="TIME", help="From this time on (ISO 8601, or a duration ago: 2h)."
+)
+@click.option("--until", metavar="TIME", help="Before this time (exclusive; same forms).")
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    default=Path("-"),
+    help="The CSV to write ('-': stdout) [-].",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Summary and errors as JSON (needs --out FILE)."
+)
+def export(
+    db: Path | None,
+    config_path: Path | None,
+    points: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    out_path: Path,
+    as_json: bool,
+) -> None:
+    """Export stored readings as a CSV that `edge rules test --data` replays.
+
+    Exit 0 when readings were exported, 1 when none matched or the file is not a ledger.
+    With --json the summary is one JSON object on stdout (the CSV goes to --out).
+
+    \b
+    Examples:
+      edge readings export -c node.toml --point temp --since 2h --out rec.csv
+      edge readings export --db var/ledger.db --since 2026-11-23T10:00Z --until 2026-11-23T11:00Z
+    """  # noqa: D301
+    import datetime as dt
+    import sqlite3
+
+    import sqlite_utils
+
+    from edge.errors import ConfigError, EdgeError
+    from edge.ledger.database import connect
+    from edge.ledger.query import parse_time
+
+    if as_json and str(out_path) == "-":
+        raise click.BadParameter("--json needs --out FILE: stdout carries the summary")
+    try:
+        if db is None and config_path is not None:
+            from edge.config import load_config
+
+            db = load_config(config_path).ledger_path
+        path = db if db is not None else Path("var") / "ledger.db"
+        now = dt.datetime.now(dt.UTC)
+        lo = parse_time(since, now, "--since") if since else None
+        hi = parse_time(until, now, "--until") if until else None
+        conn = connect(path, readonly=True)
+    except ConfigError as exc:
+        fail(exc.problems, 2, as_json)
+    except EdgeError as exc:
+        fail(str(exc), 1, as_json)
+    conn.execute("PRAGMA busy_timeout=5000")  # a running node may be committing a block
+    database = sqlite_utils.Database(conn)
+    if not {"readings", "reading_blocks"} <= set(database.table_names()):
+        fail(f"{path}: not an edge ledger database (no readings table)", 1, as_json)
+    pruned = _pruned_blocks(database, lo, hi)
+    try:
+        out: IO[str] = (
+            sys.stdout if str(out_path) == "-" else out_path.open("w", newline="", encoding="utf-8")
+        )
+    except OSError as exc:
+        fail(f"{out_path}: cannot write: {exc.strerror}", 1, as_json)
+    count = 0
+    try:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(("ts", "point", "value", "quality"))
+        for row in export_rows(database, points, lo, hi):
+            writer.writerow(row)
+            count += 1
+        out.flush()
+    except BrokenPipeError:
+        quiet_exit_on_closed_pipe()
+    except sqlite3.Error as exc:  # a damaged file, found while reading it
+        fail(f"{path}: cannot read readings: {exc}", 1, as_json)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+        conn.close()
+    where = "stdout" if out is sys.stdout else str(out_path)
+    if as_json:
+        import json
+
+        click.echo(
+            json.dumps({"ok": count > 0, "readings": count, "pruned_blocks": pruned, "out": where})
+        )
+        sys.exit(0 if count else 1)
+    click.echo(f"exported {count} readings to {where}", err=True)
+    if pruned:
+        click.echo(
+            f"warning: {pruned} block(s) in the window were pruned (retention or"
+            " edge ledger prune-readings): their readings are no longer stored (their digests"
+            " and the readings.prune entries saying why stay on the ledger)",
+            err=True,
+        )
+    sys.exit(0 if count else 1)
+
+
+def _pruned_blocks(db: Any, lo: str | None, hi: str | None) -> int:
+    """Blocks overlapping the window whose readings retention deleted."""
+    clauses, args = ["pruned = 1"], []
+    if lo is not None:
+        clauses.append("last_ts >= ?")
+        args.append(lo)
+    if hi is not None:
+        clauses.append("first_ts < ?")
+        args.append(hi)
+    return int(db["reading_blocks"].count_where(" AND ".join(clauses), args))
+
+
+COMMANDS: list[click.Command] = [readings]

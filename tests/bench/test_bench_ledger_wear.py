@@ -1,0 +1,194 @@
+"""Ledger benchmark: SD-card wear, bytes written to the storage device per committed entry.
+
+The bottling line at its real pace: a few entries a second (alarm transitions, acknowledgements,
+lot starts and ends), each in a commit of its own (an alarm is committed at once, not held for
+the group-commit timer), written the way the node writes them: :class:`LedgerWriter` building
+and signing batches in this process, the commit process writing them with WAL and
+``synchronous=FULL``, into a ledger that already holds history (a month-old gateway, not an
+empty file whose B-trees are one page deep).
+
+Two measures, printed beside the entries' own size and the limit:
+
+* ``write_bytes`` from ``/proc/<pid>/io`` of both processes that write (this one and the commit
+  process): what the kernel sent, or will send, to the block device on their behalf. The
+  kernel counts it when a page-cache page is dirtied, in 4 KiB pages, so a 1 KiB WAL frame
+  that dirties a page counts 4 KiB: the device writes whole pages too.
+* the growth of the database and its WAL over the run (the checkpoint threshold is above what
+  the run writes, so the WAL only grows): the bytes SQLite itself wrote, a cross-check.
+
+The limit (issue 12): at most 8 KiB per committed entry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+from edge.ledger.keys import NodeKey
+from edge.ledger.store import Ledger, connect
+from edge.ledger.verify import verify_db
+from edge.ledger.writer import LedgerWriter
+
+LIMIT = 8 * 1024  # bytes per committed entry
+HISTORY = 50_000  # entries already in the ledger
+ENTRIES = 150  # committed one by one at the line's pace
+PACE = 0.2  # seconds between entries: five a second, the busy end of the bottling line
+T0 = 1_795_000_000.0
+
+
+def _alarm(i: int, event: str) -> dict[str, object]:
+    return {
+        "rule": f"fill_weight_low_{i % 3}",
+        "kind": "limit",
+        "point": "fill_weight",
+        "event": event,
+        "from": "normal" if event == "activated" else "active_unack",
+        "to": "active_unack" if event == "activated" else "rtn_unack",
+        "value": f"{498 + (i % 50) / 100}",
+        "limit": "499.0",
+        "unit": "g",
+        "severity": "high",
+        "message": "fill weight below 499 g",
+    }
+
+
+def _entry(i: int) -> tuple[str, dict[str, object], list[str], str]:
+    """The line's mix: mostly alarm transitions, an acknowledgement, a lot change now and then."""
+    lot = f"L-{i // 30:04d}"
+    match i % 30:
+        case 0:
+            return "lot.start", {"lot": lot, "station": "filler-1"}, [lot], ""
+        case 29:
+            end = {"lot": lot, "station": "filler-1", "aggregates": {}, "checks": []}
+            return "lot.end", end, [lot], ""
+        case n if n % 5 == 4:
+            ack = {**_alarm(i, "acknowledged"), "comment": "nozzle cleaned"}
+            return "alarm.ack", ack, [lot], "alice"
+        case n:
+            return "alarm", _alarm(i, "activated" if n % 2 else "cleared"), [lot], ""
+
+
+def _write_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/io") as io:
+        for line in io:
+            if line.startswith("write_bytes:"):
+                return int(line.split()[1])
+    raise AssertionError(f"/proc/{pid}/io has no write_bytes")
+
+
+def _commit_processes(path: Path) -> list[int]:
+    """This process's children running the commit process on ``path``."""
+    pids: list[int] = []
+    for task in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{task}/children") as f:
+            for pid in f.read().split():
+                with open(f"/proc/{pid}/cmdline", "rb") as cmd:
+                    args = cmd.read().split(b"\0")
+                if b"edge.ledger.commit_process" in args and os.fsencode(path) in args:
+                    pids.append(int(pid))
+    return pids
+
+
+def _history(path: Path, key: NodeKey) -> None:
+    """A ledger with HISTORY entries, written in big batches (how it got there does not count)."""
+    with Ledger.open(path, key) as led:
+        for i in range(HISTORY):
+            type_, body, lots, actor = _entry(i)
+            led.append(type_, body, ts=T0 + i, lots=lots, actor=actor)
+            if i % 2000 == 1999:
+                led.commit(now=T0 + i)
+        led.commit(now=T0 + HISTORY)
+        led.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def _files(path: Path) -> int:
+    return sum(os.path.getsize(p) for p in (path, Path(f"{path}-wal")) if os.path.exists(p))
+
+
+async def _line(path: Path, key: NodeKey) -> tuple[int, int, int, int, float]:
+    """Run the line.
+
+    Returns:
+        (write_bytes with the WAL checkpoint, write_bytes of the commits alone, database + WAL
+        growth, the entries' own bytes, seconds).
+    """
+    writer = LedgerWriter.open(path, key)
+    entry_bytes = 0
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(writer.run(), name="ledger-writer")
+        # the commit process starts with the first batch: warm it up, then take the baseline
+        await writer.append("node.start", {"node_id": "bench"}, ts=T0 + HISTORY + 1)
+        while writer.committed < 1:
+            await asyncio.sleep(0.01)
+        os.sync()  # nothing of the history left dirty to be counted against the run
+        pids = [os.getpid(), *_commit_processes(path)]
+        assert len(pids) == 2, f"expected the node and its commit process, found {pids}"
+        before = sum(_write_bytes(p) for p in pids)
+        size_before = _files(path)
+        started = time.perf_counter()
+        base = writer.committed
+        for i in range(ENTRIES):
+            type_, body, lots, actor = _entry(HISTORY + i)
+            entry = await writer.append(
+                type_, body, ts=T0 + HISTORY + 2 + i, lots=lots, actor=actor
+            )
+            entry_bytes += len(entry.raw)
+            await asyncio.sleep(PACE)
+        while writer.committed < base + ENTRIES:
+            await asyncio.sleep(0.01)
+        seconds = time.perf_counter() - started
+        commits = sum(_write_bytes(p) for p in pids) - before
+        growth = _files(path) - size_before
+        # The pages the run changed are copied from the WAL into the database once per WAL
+        # checkpoint: count that copy too (here, in this process, so it is counted once).
+        conn = connect(path)
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        conn.close()
+        written = sum(_write_bytes(p) for p in pids) - before
+        await writer.aclose()
+    return written, commits, growth, entry_bytes, seconds
+
+
+def test_bench_ledger_wear(tmp_path: Path) -> None:
+    key = NodeKey.generate()
+    path = tmp_path / "ledger.db"
+    _history(path, key)
+    checkpoints_before = _count(path, "checkpoint")
+    written, commit_bytes, growth, entry_bytes, seconds = asyncio.run(_line(path, key))
+    entries = ENTRIES
+    commits = _count(path, "checkpoint") - checkpoints_before
+    conn = connect(path, readonly=True)
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    assert verify_db(conn).ok
+    conn.close()
+    per_entry = written / entries
+    print()
+    print(
+        f"ledger wear: {per_entry:,.0f} bytes written per committed entry "
+        f"(/proc/<pid>/io write_bytes of the node and its commit process), "
+        f"entry itself {entry_bytes / entries:,.0f} bytes; limit {LIMIT:,}: "
+        f"ratio {per_entry / LIMIT:.2f} ({'met' if per_entry <= LIMIT else 'NOT met'})"
+    )
+    print(
+        f"  of which commits (WAL appends) {commit_bytes / entries:,.0f}, the WAL checkpoint "
+        f"copying the run's pages into the database {(written - commit_bytes) / entries:,.0f}"
+    )
+    print(
+        f"  cross-check: database + WAL grew {growth / entries:,.0f} bytes per entry; "
+        f"{entries} entries in {commits - 1} commits over {seconds:.0f} s "
+        f"({entries / seconds:.1f} entries/s), {page_size}-byte pages, "
+        f"ledger holding {HISTORY:,} entries before"
+    )
+    assert commits - 1 >= entries * 0.9, "entries were batched: not one commit per entry"
+
+
+def _count(path: Path, type_: str) -> int:
+    conn = connect(path, readonly=True)
+    try:
+        return int(
+            conn.execute("SELECT count(*) FROM entries WHERE type = ?", (type_,)).fetchone()[0]
+        )
+    finally:
+        conn.close()
