@@ -5,26 +5,52 @@ lists them): ``node.start``, ``node.stop``, ``config.change``, ``rules.change``,
 ``alarm.ack``/``shelve``/``unshelve``, ``lot.start``, ``lot.end``, ``readings.digest`` and
 ``correction``. Measured values go in as decimal strings (no floats in
 hashed content), to :data:`SIGNIFICANT_DIGITS` significant digits.
+
+It also keeps what makes a node's records crash-atomic (docs/design.md, "Crash-atomic records"): the
+rule engine's state lives in the ledger database and is stored with the batch that carries the
+events it reflects (:meth:`LedgerBridge.track_state`); raw readings are staged with every batch
+(:meth:`LedgerBridge.add_readings`); at start, :meth:`LedgerBridge.previous_run` closes the block
+a killed run left open and says how and when the previous run ended.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from edge.config import NodeConfig
-from edge.errors import NotCanonical, StorageError
-from edge.ledger import LedgerWriter, NodeKey, create_key_file, decimal, format_ts, load_key
+from edge.errors import LedgerClosed, NotCanonical, StorageError
+from edge.failpoints import hit
+from edge.ledger import Entry, LedgerWriter, NodeKey, create_key_file, decimal, format_ts, load_key
 from edge.ledger.correction import plan_correction
+from edge.ledger.entry import CHECKPOINT
 from edge.log import event
 from edge.readings import Reading
-from edge.rules import LotEvent, Transition
+from edge.rules import Engine, EngineState, LotEvent, Transition
 
-__all__ = ["SIGNIFICANT_DIGITS", "LedgerBridge", "recorded_decimal"]
+__all__ = ["SIGNIFICANT_DIGITS", "EntryArgs", "LedgerBridge", "recorded_decimal"]
+
+#: The ``engine_state`` row the rule engine's state is kept under.
+STATE_NAME = "rules"
+#: Where the state was kept before it moved into the ledger database (read once, then removed).
+LEGACY_STATE_FILE = "engine-state.json"
+
+
+@dataclass(frozen=True, slots=True)
+class EntryArgs:
+    """One entry to append: what :meth:`LedgerWriter.append` takes."""
+
+    type: str
+    body: dict[str, Any]
+    ts: float
+    lots: list[str] = field(default_factory=list)
+    actor: str = ""
 
 
 #: transitions an operator causes are recorded under their own entry types (docs/reference/ledger.md)
@@ -56,8 +82,8 @@ class LedgerBridge:
         self.path = config.ledger_path
         self.config_hash = hashlib.sha256(config.source.read_bytes()).hexdigest()
         self._writer: LedgerWriter | None = None
-        self._readings: list[Reading] = []
         self._units = {name: p.unit for name, p in config.points.items()}
+        self._legacy_state = config.data_dir / LEGACY_STATE_FILE
 
     @property
     def committed(self) -> int:
@@ -78,6 +104,99 @@ class LedgerBridge:
         self._writer = LedgerWriter.open(
             self.path, key, flush_interval=lc.flush_interval, batch_max=lc.batch_max
         )
+
+    @property
+    def writer(self) -> LedgerWriter:
+        """The open writer (after :meth:`open`)."""
+        assert self._writer is not None, "LedgerBridge.open() first"
+        return self._writer
+
+    def load_state(self, engine: Engine) -> EngineState:
+        """The engine state the ledger database holds (else the legacy state file's, else new).
+
+        A state saved under other rules is adopted: unchanged rules keep their states. A state
+        that cannot be read is logged and replaced by a fresh one (the node must start).
+        """
+        stored = self.writer.ledger.stored_state(STATE_NAME)
+        source = "ledger"
+        raw: bytes | None = stored[1] if stored is not None else None
+        if raw is None:
+            try:
+                raw = self._legacy_state.read_bytes()
+                source = str(self._legacy_state)
+            except FileNotFoundError:
+                return engine.initial_state()
+            except OSError as exc:
+                event("rules.state_unreadable", logging.WARNING, file=source, error=str(exc))
+                return engine.initial_state()
+        try:
+            state = EngineState.from_json(raw)
+        except Exception as exc:  # a damaged state must not keep the node from starting
+            event("rules.state_unreadable", logging.WARNING, file=source, error=str(exc))
+            return engine.initial_state()
+        return engine.adopt(state)
+
+    def track_state(self, current: Callable[[], EngineState]) -> None:
+        """Store ``current()`` with every batch cut after :meth:`state_changed`.
+
+        The state goes into the ``engine_state`` table in the transaction of the batch that
+        carries every entry appended before it: the state and the events it reflects are
+        durable together. A legacy ``engine-state.json`` is removed once the first stored state
+        is durable (it would otherwise be read again if the database lost its state).
+        """
+        writer = self.writer
+
+        def source() -> bytes:
+            return current().to_json()
+
+        writer.ledger.track_state(STATE_NAME, source)
+        writer.state_changed()  # the state loaded (and rebased) is stored with the first batch
+
+    def drop_legacy_state(self, seq: int) -> None:
+        """Remove a legacy ``engine-state.json`` once the entry at ``seq`` is durable.
+
+        The state loaded from it is stored with that entry's batch or an earlier one.
+        """
+        path = self._legacy_state
+        if path.exists():
+            self.writer.on_durable(seq, lambda: path.unlink(missing_ok=True))
+
+    def state_changed(self) -> None:
+        """The engine state changed: store it with the next batch."""
+        self.writer.state_changed()
+        hit("state.queued")
+
+    def previous_run(self) -> dict[str, Any] | None:
+        """How the last run ended, for this run's ``node.start`` (None on the first start).
+
+        Closes the readings block a killed run left open first (its digest entry goes before
+        this run's ``node.start``: it belongs to the run whose readings it covers).
+
+        Returns:
+            ``{"clean": bool, "last_entry": ts, "last_reading": ts}``: ``clean`` when the run
+            recorded its ``node.stop``; the times (RFC 3339) of its last durable entry and raw
+            reading (None when it had none).
+        """
+        writer = self.writer
+        ledger = writer.ledger
+        last_reading = ledger.last_reading_ts()  # before the open block is closed (pending)
+        count = len(ledger.open_block)
+        if count:
+            recovered = writer.close_block()
+            assert recovered is not None
+            event("ledger.readings_recovered", readings=count, block=recovered.body["block"])
+        try:
+            last = ledger.last_entry(skip=(CHECKPOINT, "readings.digest"))
+        except NotCanonical as exc:  # a damaged entry: verify names it; the node must start
+            event("ledger.previous_run_unreadable", logging.WARNING, error=str(exc))
+            return {"clean": False, "last_entry": None, "last_reading": last_reading}
+        if last is None:
+            return None
+        return {
+            "clean": last.type == "node.stop",
+            "last_entry": last.ts,
+            "last_reading": last_reading,
+        }
 
     def config_change(self) -> dict[str, Any] | None:
         """The ``config.change`` body this run records, or None when the config is the last run's.
@@ -114,10 +233,10 @@ class LedgerBridge:
         lots: Sequence[str] = (),
         actor: str = "",
         ts: float | None = None,
-    ) -> None:
+    ) -> Entry:
         """Append one entry (waits for queue space: backpressure)."""
         assert self._writer is not None
-        await self._writer.append(
+        return await self._writer.append(
             type_, body, ts=time.time() if ts is None else ts, lots=lots, actor=actor
         )
 
@@ -137,22 +256,16 @@ class LedgerBridge:
             "message": t.message,
         }
 
-    async def append_transition(self, t: Transition, comment: str = "") -> None:
-        """Record an alarm transition; operator actions get their own types, with who and why."""
+    def transition_entry(self, t: Transition, comment: str = "") -> EntryArgs:
+        """The entry of an alarm transition (operator actions: their own types, who and why)."""
         type_ = _OPERATOR_TYPES.get(t.event, "alarm")
         body = self.transition_body(t)
         if type_ != "alarm":
             body["comment"] = comment
-        await self.append(
-            type_,
-            body,
-            lots=[t.lot] if t.lot else [],
-            actor=t.actor,
-            ts=t.ts,
-        )
+        return EntryArgs(type_, body, t.ts, [t.lot] if t.lot else [], t.actor)
 
-    async def append_lot_event(self, ev: LotEvent) -> None:
-        """Record a lot start or a lot end with its aggregates and checks."""
+    def lot_entry(self, ev: LotEvent) -> EntryArgs:
+        """The entry of a lot start or a lot end with its aggregates and checks."""
         station = self.config.site or self.config.node_id
         body: dict[str, Any] = {"lot": ev.lot, "station": station}
         if ev.kind == "lot_end":
@@ -179,9 +292,25 @@ class LedgerBridge:
                 }
                 for c in ev.checks
             ]
-        await self.append(
-            "lot.start" if ev.kind == "lot_start" else "lot.end", body, lots=[ev.lot], ts=ev.ts
+        return EntryArgs(
+            "lot.start" if ev.kind == "lot_start" else "lot.end", body, ev.ts, [ev.lot]
         )
+
+    def append_now(self, args: EntryArgs) -> Entry:
+        """Append without waiting (after :meth:`LedgerWriter.room`): see ``append_now`` there."""
+        return self.writer.append_now(
+            args.type, args.body, ts=args.ts, lots=args.lots, actor=args.actor
+        )
+
+    async def append_transition(self, t: Transition, comment: str = "") -> None:
+        """Record an alarm transition (waits for room; see :meth:`transition_entry`)."""
+        a = self.transition_entry(t, comment)
+        await self.append(a.type, a.body, lots=a.lots, actor=a.actor, ts=a.ts)
+
+    async def append_lot_event(self, ev: LotEvent) -> None:
+        """Record a lot start or end (waits for room; see :meth:`lot_entry`)."""
+        a = self.lot_entry(ev)
+        await self.append(a.type, a.body, lots=a.lots, actor=a.actor, ts=a.ts)
 
     async def correct(self, ref: str, reason: str, actor: str) -> dict[str, Any]:
         """Record a ``correction`` of the entry ``ref`` names (see :mod:`edge.ledger.correction`).
@@ -198,6 +327,7 @@ class LedgerBridge:
         entry = await self._writer.append(
             "correction", plan.body, ts=time.time(), lots=plan.lots, actor=actor, refs=plan.refs
         )
+        self._writer.commit_now()  # an operator waits for the answer: no flush timer
         durable = True
         try:
             async with asyncio.timeout(5.0):
@@ -212,17 +342,26 @@ class LedgerBridge:
             "durable": durable,
         }
 
-    async def add_readings(self, batch: Sequence[Reading]) -> None:
-        """Buffer raw readings; every ``readings_block`` of them becomes a stored block + digest."""
-        self._readings.extend(batch)
-        if len(self._readings) >= self.config.ledger.readings_block:
-            await self.flush_readings()
+    def add_readings(self, batch: Sequence[Reading]) -> Entry | None:
+        """Stage raw readings (durable with the next batch); close the block when full.
 
-    async def flush_readings(self) -> None:
-        """Make the buffered readings a block (with its digest entry) now, however few."""
-        if self._readings and self._writer is not None:
-            block, self._readings = self._readings, []
-            await self._writer.add_readings(block)
+        Returns:
+            The closed block's ``readings.digest`` entry; None when the block is not full yet.
+        """
+        writer = self.writer
+        writer.stage_readings(batch)
+        if len(writer.ledger.open_block) >= self.config.ledger.readings_block:
+            return self.flush_readings()
+        return None
+
+    def flush_readings(self) -> Entry | None:
+        """Close the open readings block now, however few it holds (None when empty)."""
+        if self._writer is None:
+            return None
+        entry = self._writer.close_block()
+        if entry is not None:
+            hit("readings.flush")
+        return entry
 
     async def prune_readings(self, now: float) -> int:
         """Drop raw readings older than the retention; their digests stay on the ledger."""
@@ -239,9 +378,10 @@ class LedgerBridge:
         return {"readings": deleted, "before": format_ts(before)}
 
     async def close(self) -> None:
-        """Flush buffered readings, drain the writer, commit, checkpoint and close."""
+        """Close the open readings block, drain the writer, commit, checkpoint and close."""
         if self._writer is not None:
-            await self.flush_readings()
+            with contextlib.suppress(LedgerClosed):  # closed already: nothing to flush
+                self.flush_readings()
             await self._writer.aclose()
 
     async def abort(self) -> None:

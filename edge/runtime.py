@@ -14,6 +14,15 @@ Tasks (each named, all inside the group; nothing runs outside it)::
 Readings travel from the buses to the rules through one bounded queue: a slow consumer blocks the
 pollers (backpressure) rather than losing readings silently. Shutdown runs in data-flow order:
 stop polling, drain the queue through the rules, record ``node.stop``, flush and close the ledger.
+
+Crash atomicity (docs/design.md, "Crash-atomic records"): the engine state lives in the ledger database
+and is stored by the batch that carries the entries of its events. The rules task keeps one
+rule: between changing the state and appending the entries of what changed, it never yields to
+the event loop (where the writer cuts batches); it waits for room in the writer *before* it
+touches the state. Alarm transitions, operator actions and lot records are committed at once
+(no flush timer); their MQTT alerts and console output leave once they are durable.
+At start the state is rebased to the new run's ``node.start`` (:func:`edge.rules.state.rebase`):
+time does not pass for rules while the node is down.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge import __version__
+from edge import __version__, failpoints
 from edge.alerts import Alert, AlertPublisher
 from edge.commands import OperatorCommand
 from edge.config import NodeConfig
@@ -35,7 +44,8 @@ from edge.config_alarm import CONFIG_RULE, ConfigAlarm
 from edge.control import ControlServer
 from edge.drivers import BusPoller, build_pollers, gaps_body
 from edge.errors import ConfigError, LedgerError, StorageError
-from edge.ledger_bridge import LedgerBridge
+from edge.failpoints import hit
+from edge.ledger_bridge import EntryArgs, LedgerBridge
 from edge.log import event
 from edge.readings import Reading
 from edge.rules import (
@@ -48,7 +58,7 @@ from edge.rules import (
     Transition,
     load_rules,
 )
-from edge.statefile import load_state, save_state
+from edge.rules.state import rebase
 
 __all__ = ["Node", "NodeSummary", "Observer"]
 
@@ -93,6 +103,7 @@ class Node:
     def __init__(
         self, config: NodeConfig, *, observer: Observer | None = None, tick: float = 0.25
     ) -> None:
+        failpoints.check()
         self.config = config
         self.observer = observer or Observer()
         self.summary = NodeSummary()
@@ -101,8 +112,8 @@ class Node:
         self._reload_requested = asyncio.Event()
         self._ruleset = self._load_rules()
         self._engine = Engine(self._ruleset)
-        self._state_path = config.data_dir / "engine-state.json"
-        self._state: EngineState = load_state(self._state_path, self._engine)
+        # loaded from the ledger database when it is open (run())
+        self._state: EngineState = self._engine.initial_state()
         self._pollers: list[BusPoller] = build_pollers(config)
         self._ledger = LedgerBridge(config)
         self._alerts = (
@@ -116,6 +127,7 @@ class Node:
             else None
         )
         self._last_state_save = 0.0
+        self._last_durable = -1  # seq of the newest urgent entry (what shutdown waits for)
         self._control = ControlServer(config.control_socket, self.apply_command, config.operators)
         #: per rule, the last transition that changed its state this run (``edge alarm list``:
         #: since when, the value, the message)
@@ -129,19 +141,32 @@ class Node:
     async def run(self, stop: asyncio.Event) -> NodeSummary:
         """Run until ``stop`` is set, then shut down in data-flow order; return the summary."""
         cfg = self.config
-        await self._ledger.open()
+        led = self._ledger
+        await led.open()
         try:
             async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._ledger.run(), name="ledger")
-                config_change = self._ledger.config_change()  # against the last node.start
-                await self._ledger.append(
-                    "node.start",
-                    {"node_id": cfg.node_id, "site": cfg.site, "version": __version__,
-                     "config_hash": self._ledger.config_hash},
-                )  # fmt: skip
+                tg.create_task(led.run(), name="ledger")
+                await led.writer.room()
+                # From here to the first yield: the state, node.start and the rule set are
+                # appended together (see the module docstring).
+                self._state = led.load_state(self._engine)
+                previous = led.previous_run()  # closes the block a killed run left open
+                config_change = led.config_change()  # against the last node.start
+                started = time.time()
+                body: dict[str, Any] = {"node_id": cfg.node_id, "site": cfg.site,
+                                        "version": __version__, "config_hash": led.config_hash}  # fmt: skip
+                if previous is not None:
+                    body["previous_run"] = previous
+                start = led.append_now(EntryArgs("node.start", body, started))
                 if config_change is not None:
-                    await self._ledger.append("config.change", config_change)
-                await self._record_ruleset(self._ruleset)
+                    led.append_now(EntryArgs("config.change", config_change, started))
+                self._record_ruleset(self._ruleset, started)
+                # time does not pass for rules while the node is down: resume at node.start
+                self._state = rebase(self._state, started)
+                led.track_state(lambda: self._state)
+                led.drop_legacy_state(start.seq)
+                led.writer.commit_now()
+                hit("node.started")
                 alerts_task = None
                 if self._alerts is not None:
                     alerts_task = tg.create_task(self._alerts.run(), name="alerts")
@@ -161,6 +186,7 @@ class Node:
                 )
 
                 await stop.wait()
+                hit("node.stopping")
                 event("node.stopping", node=cfg.node_id)
                 for task in polls:
                     task.cancel()
@@ -171,15 +197,21 @@ class Node:
                 retention_task.cancel()
                 await self._queue.put(None)  # end of data: the rules loop drains and returns
                 await rules_task
-                await save_state(self._state_path, self._state)
+                await self._record_gaps()
+                await led.writer.room()
+                # The last readings' digest goes before node.stop: nothing of a run comes after it.
+                led.flush_readings()
+                stop_entry = led.append_now(EntryArgs("node.stop", {"reason": "stop requested"},
+                                                      time.time()))  # fmt: skip
+                led.state_changed()
+                led.writer.commit_now()
+                with contextlib.suppress(TimeoutError, LedgerError):
+                    async with asyncio.timeout(10.0):  # the disk may be stuck: close() says so
+                        await led.writer.durable(stop_entry.seq)  # alerts are offered by then
                 if self._alerts is not None and alerts_task is not None:
                     await self._alerts.drain(grace=1.0)
                     alerts_task.cancel()
-                await self._record_gaps()
-                # The last readings' digest goes before node.stop: nothing of a run comes after it.
-                await self._ledger.flush_readings()
-                await self._ledger.append("node.stop", {"reason": "stop requested"})
-                await self._ledger.close()
+                await led.close()
         finally:
             await self._ledger.abort()
         s = self.summary
@@ -200,6 +232,7 @@ class Node:
         await self._queue.put(readings)
 
     async def _evaluate(self) -> None:
+        led = self._ledger
         while True:
             batch: list[Reading] | None = []
             with contextlib.suppress(TimeoutError):
@@ -207,26 +240,43 @@ class Node:
                     batch = await self._queue.get()
             if batch is None:
                 return
+            # Room first: from here to the end of the step nothing yields, so a batch is never
+            # cut between a state change and the entries that record it.
+            await led.writer.room()
             now = time.time()
             if batch:
                 self.summary.readings += len(batch)
-                await self._ledger.add_readings(batch)
+                led.add_readings(batch)
                 if self.observer.on_readings:
                     self.observer.on_readings(batch)
             if self._reload_requested.is_set():
                 self._reload_requested.clear()
                 await self._reload(now)
             self._state, events = self._engine.step(self._state, batch, now)
+            hit("engine.stepped")
+            urgent = False
             for ev in events:
-                await self._record(ev)
-            if events or now - self._last_state_save > 1.0:
-                # Alarm states and running delay timers survive a restart (or a SIGKILL, to
-                # within a second) because they are saved here, not only at shutdown.
-                await save_state(self._state_path, self._state)
+                urgent = self._record(ev) or urgent
+            if events:
+                hit("entry.queued")
+            if events or batch or now - self._last_state_save > 1.0:
+                # Readings move lot sums and SPC counters too; timer-only progress is stored
+                # once a second. Either way it rides with a batch (no write of its own).
+                led.state_changed()
                 self._last_state_save = now
+            if urgent:
+                led.writer.commit_now()
 
-    async def _record(self, ev: RuleEvent, comment: str = "") -> None:
+    def _record(self, ev: RuleEvent, comment: str = "") -> bool:
+        """Append the entry of ``ev`` now (no waiting: the caller made room).
+
+        Its alert and console output leave once the entry is durable. Returns True when it is
+        urgent (always, for now: transitions, operator actions and lot records are what someone
+        waits for).
+        """
         self.summary.events += 1
+        led = self._ledger
+        alert: Alert | None
         if isinstance(ev, Transition):
             if ev.from_state != ev.to_state:
                 self._last_change[ev.rule] = ev
@@ -234,13 +284,20 @@ class Node:
                 self.summary.activated += 1
             elif ev.event == "cleared":
                 self.summary.cleared += 1
-            await self._ledger.append_transition(ev, comment)
-            if self._alerts is not None:
-                self._alerts.offer(Alert(f"alarms/{ev.rule}", self._ledger.transition_body(ev)))
+            entry = led.append_now(led.transition_entry(ev, comment))
+            alert = Alert(f"alarms/{ev.rule}", led.transition_body(ev))
         else:
-            await self._ledger.append_lot_event(ev)
-            if self._alerts is not None:
-                self._alerts.offer(Alert(f"lots/{ev.kind}", {"lot": ev.lot, "ts": ev.ts}))
+            entry = led.append_now(led.lot_entry(ev))
+            alert = Alert(f"lots/{ev.kind}", {"lot": ev.lot, "ts": ev.ts})
+        self._last_durable = entry.seq
+        led.writer.on_durable(entry.seq, lambda: self._announce(ev, alert))
+        return True
+
+    def _announce(self, ev: RuleEvent, alert: Alert) -> None:
+        """The outputs of an event whose entry is durable: MQTT alert, console."""
+        if self._alerts is not None:
+            self._alerts.offer(alert)
+            hit("alert.published")
         if self.observer.on_event:
             self.observer.on_event(ev)
 
@@ -319,7 +376,13 @@ class Node:
     # -- operator commands ------------------------------------------------------------------
 
     async def apply_command(self, cmd: OperatorCommand) -> dict[str, Any]:
-        """Carry out an operator command (control socket or MQTT); record what it changed."""
+        """Carry out an operator command (control socket or MQTT); record what it changed.
+
+        Answers once what it changed is durable (with ``"durable": false`` when the disk did not
+        commit it within 5 s: it stays queued).
+        """
+        if cmd.action not in ("status", "correct", "prune_readings"):
+            await self._ledger.writer.room()  # before the state changes (see _evaluate)
         now = time.time()
         eng, st = self._engine, self._state
         if cmd.action == "status":
@@ -361,10 +424,28 @@ class Node:
         except ValueError as exc:
             return {"ok": False, "error": str(exc)}
         self._state = st
+        seqs = [-1]
         for ev in events:
-            await self._record(ev, comment=cmd.comment)
-        await save_state(self._state_path, self._state)
-        return {"ok": True, "events": [ev.event for ev in events if isinstance(ev, Transition)]}
+            self._record(ev, comment=cmd.comment)
+            seqs.append(self._last_durable)
+        hit("entry.queued")
+        writer = self._ledger.writer
+        self._ledger.state_changed()
+        writer.commit_now()
+        durable = True
+        if max(seqs) >= 0:
+            try:
+                async with asyncio.timeout(5.0):
+                    await writer.durable(max(seqs))
+            except (TimeoutError, LedgerError):
+                durable = False
+        answer: dict[str, Any] = {
+            "ok": True,
+            "events": [ev.event for ev in events if isinstance(ev, Transition)],
+        }
+        if not durable:  # recorded but not yet on disk (it stays queued): say so
+            answer["durable"] = False
+        return answer
 
     # -- rule sets ----------------------------------------------------------------------------
 
@@ -373,12 +454,13 @@ class Node:
             self.config.rules.files, known_points={n: p.unit for n, p in self.config.points.items()}
         )
 
-    async def _record_ruleset(self, ruleset: RuleSet) -> None:
-        await self._ledger.append(
+    def _record_ruleset(self, ruleset: RuleSet, now: float) -> None:
+        # appended now, without yielding: the state of the new rule set goes in its batch
+        self._ledger.append_now(EntryArgs(
             "rules.change",
             {"hash": ruleset.hash, "files": [str(f) for f in self.config.rules.files],
-             "rules": [r.id for r in ruleset.rules]},
-        )  # fmt: skip
+             "rules": [r.id for r in ruleset.rules]}, now,
+        ))  # fmt: skip
 
     async def _watch_rules(self) -> None:
         """Poll the rule files' modification times; a change (or SIGHUP) requests a reload."""
@@ -407,13 +489,15 @@ class Node:
             event("rules.reload_rejected", logging.ERROR, problems=len(exc.problems), first=first)
             self._config_alarm, change = self._config_alarm.rejected(first, now)
             if change is not None:
-                await self._record(change)
+                self._record(change)
+                self._ledger.writer.commit_now()
             if self.observer.on_message:
                 self.observer.on_message(f"rule reload rejected: {first}")
             return
         self._config_alarm, change = self._config_alarm.accepted(now)
         if change is not None:
-            await self._record(change)
+            self._record(change)
+            self._ledger.writer.commit_now()
         if ruleset.hash == self._ruleset.hash:
             return
         before = self._engine.alarm_states(self._state)
@@ -421,7 +505,7 @@ class Node:
         self._engine, self._state = self._engine.reload(self._state, ruleset)
         self._ruleset = ruleset
         self.summary.reloads += 1
-        await self._record_ruleset(ruleset)
+        self._record_ruleset(ruleset, now)
         after = self._engine.alarm_states(self._state)
         for rid, was in before.items():
             now_state = after.get(rid)
@@ -431,7 +515,7 @@ class Node:
                 continue
             rule = old_rules[rid]
             why = "its rule was removed" if now_state is None else "its rule was changed"
-            await self._record(
+            self._record(
                 Transition(
                     rule=rid, kind=rule.kind, point=rule.point, severity=rule.severity.value,
                     from_state=was, to_state=AlarmState.NORMAL, event="reset", value=None,
@@ -439,6 +523,9 @@ class Node:
                     message=f"reset to normal by a rule reload: {why} (rule set {ruleset.hash[:12]})",
                 )
             )  # fmt: skip
+        # the new rule set's state goes with its rules.change (and resets): no yield since
+        self._ledger.state_changed()
+        self._ledger.writer.commit_now()
         event("rules.reloaded", hash=ruleset.hash[:16], rules=len(ruleset.rules))
         if self.observer.on_message:
             self.observer.on_message(
@@ -466,7 +553,8 @@ class Node:
             return {"ok": False, "error": f"{CONFIG_RULE} can only be acknowledged"}
         self._config_alarm, change = self._config_alarm.acknowledge(cmd.actor, now)
         if change is not None:
-            await self._record(change, comment=cmd.comment)
+            self._record(change, comment=cmd.comment)
+            self._ledger.writer.commit_now()
         return {"ok": True, "events": [change.event] if change is not None else []}
 
 

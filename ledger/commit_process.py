@@ -11,8 +11,9 @@ Protocol, over the child's stdin and stdout: frames of a 4-byte big-endian lengt
 (our own values, between our own two processes). The child first answers ``("ready", None)`` or
 ``("error", message)``; then one reply per request, in order:
 
-* ``("write", BatchParams, [BlockRows])`` -> ``("ok", None)`` once durable, or ``("error", message)``
-  (the transaction was rolled back; a batch that is not next in its feed is refused);
+* ``("write", BatchParams | None, [BlockRows], [StagedRow], StateRow | None)`` -> ``("ok", None)``
+  once durable, or ``("error", message)`` (the transaction was rolled back; a batch that is not
+  next in its feed is refused);
 * ``("prune", cutoff)`` -> ``("ok", readings deleted)`` or ``("error", message)``.
 
 At end of input the child has answered everything before it, and exits. It holds the ledger's
@@ -34,6 +35,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from edge import failpoints
 from edge.errors import StorageError
 from edge.ledger.commit import prepare, prune_readings, write_batch
 from edge.ledger.database import connect
@@ -94,7 +96,13 @@ class CommitProcess(asyncio.SubprocessProtocol):
                 pass_fds=() if lock_fd is None else (lock_fd,),
             )
         except OSError as exc:
+            ready.cancel()
             raise StorageError(f"{where}: cannot start the commit process: {exc}") from exc
+        except BaseException:
+            # Cancelled while starting (the node is going down): nobody waits for its answer,
+            # and asyncio has killed the half-started child.
+            ready.cancel()
+            raise
         try:
             async with asyncio.timeout(timeout):
                 await ready
@@ -154,9 +162,9 @@ class CommitProcess(asyncio.SubprocessProtocol):
         assert isinstance(stdin, asyncio.WriteTransport)
         self._stdin = stdin
         self.alive = True
-        fd = stdin.get_extra_info("pipe").fileno()
-        with contextlib.suppress(OSError):  # a smaller pipe only means more write calls
-            fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_SIZE)
+        # A smaller pipe only means more write calls; a closed one (start was cancelled) none.
+        with contextlib.suppress(OSError, ValueError):
+            fcntl.fcntl(stdin.get_extra_info("pipe").fileno(), _F_SETPIPE_SZ, _PIPE_SIZE)
 
     def pipe_data_received(self, fd: int, data: bytes) -> None:
         """Replies arrive: resolve the oldest waiting request per complete frame."""
@@ -207,8 +215,12 @@ def main(argv: list[str]) -> int:
     _die_with_parent(parent)
     # A file-size limit must surface as "disk full" (an error the writer retries), not kill us.
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    # Ctrl-C reaches the whole process group; the parent decides when we stop (end of input).
+    # Ctrl-C, and a service manager's SIGTERM (systemd's default KillMode signals the whole
+    # control group), reach us as well as the parent: the parent decides when we stop (end of
+    # input, after the last batch), and if it dies we die with it (PDEATHSIG).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    failpoints.kill_parent_too(parent)
     stdin = sys.stdin.buffer
     stdout = sys.stdout.buffer
     try:
@@ -229,7 +241,7 @@ def main(argv: list[str]) -> int:
         request = pickle.loads(body)
         try:
             if request[0] == "write":
-                write_batch(conn, request[1], request[2])
+                write_batch(conn, *request[1:5])
                 reply: tuple[str, Any] = ("ok", None)
             elif request[0] == "prune":
                 reply = ("ok", prune_readings(conn, request[1]))

@@ -16,6 +16,7 @@ The contract other modules (query, trace, export, the runtime, sync) code agains
     reading_blocks(block, first_ts, last_ts, count, sha256, entry)  -- one per committed block
     frontiers(feed, size, stack)  -- the writer's Merkle frontier at its last checkpoint (a cache)
     owner(one, feed)              -- the feed whose node writes this file (one row, set once)
+    engine_state(name, feed, size, state)  -- the rule engine's state as of entry ``size`` of feed
 
 Entry ids are not indexed (migration 3 dropped the id-prefix index that 1 created). Ids are
 random, so each batch of appends landed all over such an index: at a million entries a batch of
@@ -30,6 +31,16 @@ and ``verify`` re-derives every id.
 the roots of the perfect subtrees (32 bytes each, largest first) of the Merkle tree over the
 first ``size`` entries, written with each batch. It is only a cache: the writer uses it only when
 it gives the root that the feed's last checkpoint signed, and rebuilds the tree otherwise.
+
+``engine_state`` holds the node's rule-engine state (alarm states, running timers, the current
+lot and its sums), written by the commit process in the same transaction as the batch that
+carries the events it reflects, so the state and the entries that record its transitions are
+durable together or not at all (``size``: the feed's length it reflects). It is node-local
+runtime state, not history: replaced in place, never hashed, never synced.
+
+Raw readings of the block still being filled (no ``reading_blocks`` row yet) are stored with
+each batch too, so a kill loses at most a flush interval of them; their ``rowid`` is
+``block * 2**32 + position`` so that writing a batch again after a lost reply stores them once.
 
 Only ``raw`` is hashed; every other column of ``entries`` and ``entry_lots`` is an index derived
 from it, which :mod:`edge.ledger.verify` re-derives and compares. Triggers refuse UPDATE and
@@ -155,6 +166,15 @@ CREATE TRIGGER owner_no_delete BEFORE DELETE ON owner
 BEGIN SELECT RAISE(ABORT, 'the ledger owner is set once: DELETE refused'); END;
 """
 
+_ENGINE_STATE = """
+CREATE TABLE engine_state (
+    name TEXT PRIMARY KEY,
+    feed TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    state BLOB NOT NULL
+);
+"""
+
 #: Every migration, in order. Append only: never edit one that has shipped.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "entries, entry_lots, checkpoints, append-only triggers", _ENTRIES),
@@ -162,6 +182,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "drop the entry id prefix index", "DROP INDEX IF EXISTS entries_id;"),
     Migration(4, "Merkle frontier of each written feed", _FRONTIERS),
     Migration(5, "the feed that owns the file", _OWNER),
+    Migration(6, "rule engine state, written with the batch of its events", _ENGINE_STATE),
 )
 
 

@@ -17,13 +17,21 @@ import os
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edge.errors import LedgerClosed, NotCanonical, RollbackRefused, StorageError, map_exceptions
-from edge.ledger.commit import batch_params, block_rows, prepare, prune_readings, write_batch
+from edge.ledger.commit import (
+    StagedRow,
+    StateRow,
+    batch_params,
+    block_rows,
+    prepare,
+    prune_readings,
+    write_batch,
+)
 from edge.ledger.database import SQL_ERRORS, connect
 from edge.ledger.entry import (
     CHECKPOINT,
@@ -31,11 +39,13 @@ from edge.ledger.entry import (
     build_entry,
     checkpoint_message,
     parse_entry,
+    parse_ts,
 )
 from edge.ledger.keys import NodeKey, verify_signature
 from edge.ledger.merkle import Frontier, ProofError, leaf_hash, leaf_hashes
+from edge.ledger.open_block import OpenBlock
 from edge.ledger.owner import claim_owner
-from edge.ledger.readings_store import ReadingsBlock, make_block, plan_prune
+from edge.ledger.readings_store import ReadingsBlock, plan_prune
 from edge.readings import Reading
 
 __all__ = ["DB_FILE", "Batch", "Ledger", "connect"]
@@ -49,20 +59,27 @@ _fromhex = bytes.fromhex
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """Entries cut for one transaction: appended entries, then the checkpoint covering them.
+    """What one transaction writes: entries, readings that arrived meanwhile, the engine state.
+
+    Entries come with the checkpoint covering them; the engine state reflects the entries. A batch may have no entries (readings or a state only, e.g. timer progress); it then has
+    no checkpoint either.
 
     Attributes:
-        entries: in seq order; the last one is the checkpoint entry.
-        blocks: readings blocks whose digest entries are among ``entries``.
-        checkpoint: the ``checkpoints`` row (feed, size, head, root, sig).
+        entries: in seq order; the last one is the checkpoint entry (empty: none).
+        blocks: readings blocks closed by this batch; their digest entries are in ``entries``.
+        checkpoint: the ``checkpoints`` row (feed, size, head, root, sig); None without entries.
         frontier: the Merkle frontier over the ``size`` entries the checkpoint covers
             (:meth:`Frontier.packed`), stored so that opening the feed need not rebuild it.
+        readings: raw readings received since the previous batch (see :mod:`.open_block`).
+        state: the engine state to store with it (:meth:`Ledger.track_state`), None: unchanged.
     """
 
     entries: tuple[Entry, ...]
     blocks: tuple[tuple[int, ReadingsBlock, str], ...]
-    checkpoint: tuple[str, int, str, str, str]
-    frontier: bytes
+    checkpoint: tuple[str, int, str, str, str] | None
+    frontier: bytes | None
+    readings: tuple[StagedRow, ...] = ()
+    state: StateRow | None = None
 
 
 class Ledger:
@@ -88,6 +105,11 @@ class Ledger:
         self._lock_fd = lock_fd
         self._pending: list[Entry] = []  # appended, not yet cut into a batch
         self._pending_blocks: list[tuple[int, ReadingsBlock, str]] = []
+        self._pending_rows: list[StagedRow] = []  # of blocks closed since the last cut
+        self._state_name = ""
+        self._state_source: Callable[[], bytes] | None = None
+        self._state_changed = False
+        self._open_block = OpenBlock(1)
         self._unwritten: deque[Batch] = deque()  # cut and chained, not yet durable
         self._frontier = Frontier()  # over every entry cut into a batch (pending: at the cut)
         #: True when opening had to rebuild the Merkle frontier from every id of the feed
@@ -97,7 +119,6 @@ class Ledger:
         self._tip: Entry | None = None  # the last entry built: the next one chains to it
         self._head: Entry | None = None  # the last durable entry
         self._size = 0  # durable entries
-        self._next_block = 1
         if key is not None:
             with map_exceptions(SQL_ERRORS, f"ledger {path}"):
                 claim_owner(conn, f"ledger {path}", key.feed)  # never write into another's file
@@ -170,6 +191,22 @@ class Ledger:
             ).fetchone()
         return None if row is None else parse_entry(bytes(row[0]))
 
+    def last_entry(self, *, skip: Sequence[str] = ()) -> Entry | None:
+        """Our feed's newest stored entry whose type is not in ``skip`` (None when none).
+
+        Raises:
+            NotCanonical: the stored entry is damaged (``verify`` says where).
+        """
+        key = self._writer_key()
+        marks = ", ".join("?" * len(skip))
+        where = f" AND type NOT IN ({marks})" if skip else ""
+        with map_exceptions(SQL_ERRORS, f"ledger {self.path}"):
+            row = self.conn.execute(
+                f"SELECT raw FROM entries WHERE feed = ?{where} ORDER BY seq DESC LIMIT 1",
+                (key.feed, *skip),
+            ).fetchone()
+        return None if row is None else parse_entry(bytes(row[0]))
+
     @property
     def head(self) -> Entry | None:
         """The last committed entry of our feed (None when empty or opened without a key)."""
@@ -191,6 +228,35 @@ class Ledger:
         return len(self._pending)
 
     @property
+    def dirty(self) -> bool:
+        """Whether anything (entries, readings, a state) waits for the next :meth:`cut`."""
+        return bool(
+            self._pending or self._pending_rows or self._open_block.unstaged or self._state_changed
+        )
+
+    @property
+    def open_block(self) -> OpenBlock:
+        """The readings block being filled (after opening: the one a killed run left open)."""
+        return self._open_block
+
+    def stored_state(self, name: str) -> tuple[int, bytes] | None:
+        """The stored ``engine_state`` row ``name`` of our feed: (feed size it reflects, state)."""
+        key = self._writer_key()
+        with map_exceptions(SQL_ERRORS, f"ledger {self.path}"):
+            row = self.conn.execute(
+                "SELECT size, state FROM engine_state WHERE name = ? AND feed = ?",
+                (name, key.feed),
+            ).fetchone()
+        return None if row is None else (int(row[0]), bytes(row[1]))
+
+    def last_reading_ts(self) -> str | None:
+        """The newest durable reading's time (RFC 3339), closed blocks and the open one."""
+        with map_exceptions(SQL_ERRORS, f"ledger {self.path}"):
+            (closed,) = self.conn.execute("SELECT max(last_ts) FROM reading_blocks").fetchone()
+        stamps = [t for t in (closed, self._open_block.last_ts) if t is not None]
+        return max(stamps) if stamps else None
+
+    @property
     def unwritten(self) -> list[Batch]:
         """Batches cut but not yet durable, oldest first (a snapshot)."""
         return list(self._unwritten)
@@ -205,7 +271,7 @@ class Ledger:
             recorded = conn.execute(
                 "SELECT max(size) FROM checkpoints WHERE feed = ?", (feed,)
             ).fetchone()[0]
-            block = conn.execute("SELECT max(block) FROM reading_blocks").fetchone()[0]
+            self._open_block = OpenBlock.recover(conn)
             frontier = self._stored_frontier(feed, end, last)
             if frontier is not None:
                 count = conn.execute(
@@ -223,7 +289,6 @@ class Ledger:
         if last is not None:
             self._head = self._tip = parse_entry(last)
         self._size = self._seq = self._frontier.size
-        self._next_block = int(block or 0) + 1
 
     def _stored_frontier(self, feed: str, end: int, last: bytes | None) -> Frontier | None:
         """The frontier stored with the last batch, when the feed's last checkpoint vouches for it.
@@ -306,22 +371,69 @@ class Ledger:
         self._tip = entry
         return entry
 
+    def add_readings(self, readings: Sequence[Reading]) -> None:
+        """Add raw readings to the open block; the next batch stores them (durable with it)."""
+        self._writer_key()
+        self._open_block.add(readings)
+
+    def close_block(self, *, ts: float | None = None) -> Entry | None:
+        """Close the open block: append its ``readings.digest`` entry (pending); None if empty.
+
+        Args:
+            ts: the digest entry's time; default the block's last reading's.
+        """
+        block = self._open_block
+        if not len(block):
+            return None
+        closed = block.close()
+        number = block.number
+        entry = self.append(
+            "readings.digest",
+            closed.digest_body(number),
+            ts=ts if ts is not None else parse_ts(closed.last_ts),
+        )
+        self._pending_rows.extend(block.take())
+        self._pending_blocks.append((number, closed, entry.id))
+        self._open_block = OpenBlock(number + 1)
+        return entry
+
     def append_readings(self, readings: Sequence[Reading], *, ts: float | None = None) -> Entry:
         """Store a block of raw readings and append its ``readings.digest`` entry (pending).
+
+        Readings already in the open block (:meth:`add_readings`) go in the same block.
 
         Args:
             readings: the block, in arrival order (at least one).
             ts: the digest entry's time; default the last reading's.
         """
-        block = make_block(readings)
-        number = self._next_block + len(self._pending_blocks)
-        entry = self.append(
-            "readings.digest",
-            block.digest_body(number),
-            ts=ts if ts is not None else max(r.ts for r in readings),
-        )
-        self._pending_blocks.append((number, block, entry.id))
+        if not readings:
+            raise ValueError("a readings block needs at least one reading")
+        self.add_readings(readings)
+        entry = self.close_block(ts=ts)
+        assert entry is not None
         return entry
+
+    def track_state(self, name: str, source: Callable[[], bytes]) -> None:
+        """Store ``source()`` as ``engine_state`` row ``name`` with batches (see below).
+
+        Stored with each batch cut after :meth:`state_changed`. ``source`` is called at the cut, so the state stored is the one of that moment, in the
+        same transaction as every entry appended before it. The caller's part of the bargain:
+        whenever it yields to the event loop (where the async writer cuts), every event its
+        state reflects is appended.
+        """
+        self._state_name = name
+        self._state_source = source
+
+    def state_changed(self) -> None:
+        """The tracked state changed: store it with the next batch."""
+        self._state_changed = True
+
+    def _take_state(self) -> StateRow | None:
+        if not self._state_changed or self._state_source is None:
+            return None
+        self._state_changed = False
+        key = self._writer_key()
+        return (self._state_name, key.feed, self._seq, self._state_source())
 
     def cut(self, *, now: float | None = None) -> Batch | None:
         """Close the pending entries into a batch, chained and covered by a signed checkpoint.
@@ -338,8 +450,21 @@ class Ledger:
         """
         key = self._writer_key()
         if not self._pending:
-            return None
+            if not self.dirty:
+                return None
+            batch = Batch(
+                entries=(),
+                blocks=(),
+                checkpoint=None,
+                frontier=None,
+                readings=(*self._pending_rows, *self._open_block.take()),
+                state=self._take_state(),
+            )
+            self._pending_rows = []
+            self._unwritten.append(batch)
+            return batch
         last = self._pending[-1]
+        state = self._take_state()  # of entries up to ``last``: before the checkpoint is built
         frontier = self._frontier
         frontier.extend(leaf_hashes([_fromhex(e.id) for e in self._pending]))
         size = frontier.size
@@ -365,10 +490,12 @@ class Ledger:
             blocks=tuple(self._pending_blocks),
             checkpoint=(key.feed, size, last.id, root, sig),
             frontier=packed,
+            readings=(*self._pending_rows, *self._open_block.take()),
+            state=state,
         )
-        self._next_block += len(self._pending_blocks)
         self._pending = []
         self._pending_blocks = []
+        self._pending_rows = []
         self._unwritten.append(batch)
         return batch
 
@@ -384,7 +511,7 @@ class Ledger:
         """
         conn = self.conn
         with map_exceptions(SQL_ERRORS, f"ledger {self.path}: commit"):
-            write_batch(conn, batch_params(batch), block_rows(batch))
+            write_batch(conn, batch_params(batch), block_rows(batch), batch.readings, batch.state)
 
     def written(self, batch: Batch) -> None:
         """Record that ``batch`` (the oldest unwritten one) is durable."""
@@ -393,8 +520,9 @@ class Ledger:
                 f"ledger {self.path}: batches must be written in the order they were cut"
             )
         self._unwritten.popleft()
-        self._head = batch.entries[-1]
-        self._size = self._head.seq + 1
+        if batch.entries:
+            self._head = batch.entries[-1]
+            self._size = self._head.seq + 1
 
     def commit(self, *, now: float | None = None) -> int:
         """Cut the pending entries into a batch and write every unwritten batch, oldest first.

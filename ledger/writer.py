@@ -11,6 +11,15 @@ producers down instead of eating memory.
 
 A failed write (disk full, I/O error, the commit process died) is logged and retried with
 backoff; the batch keeps its place, nothing appended is dropped while the process lives.
+
+Urgent entries (alarm transitions, operator actions, lot records: what a subscriber waits for)
+do not wait for the flush timer: :meth:`LedgerWriter.commit_now` cuts their batch at once.
+Bulk work (readings, their digests) keeps batching. :meth:`LedgerWriter.on_durable` runs a
+callback once an entry is durable: outputs of an event (MQTT alerts) leave from there, never
+before.
+
+Raw readings (:meth:`LedgerWriter.stage_readings`) and the tracked engine state
+(:meth:`Ledger.track_state`) ride with the batches: a batch may carry only them.
 """
 
 from __future__ import annotations
@@ -21,10 +30,11 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from edge.errors import LedgerClosed, StorageError, map_exceptions
+from edge.failpoints import hit
 from edge.ledger.commit import batch_params, block_rows
 from edge.ledger.commit_process import CommitProcess
 from edge.ledger.database import SQL_ERRORS
@@ -96,6 +106,8 @@ class LedgerWriter:
         self._inflight: deque[tuple[Batch, asyncio.Future[None], float]] = deque()
         self._stall_warned: asyncio.Future[None] | None = None  # the write last warned about
         self._retry_delay = _FIRST_RETRY
+        # (seq, callback) in seq order: run once our feed's size passes seq (on_durable).
+        self._watchers: deque[tuple[int, Callable[[], None]]] = deque()
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], key: NodeKey, **options: Any) -> LedgerWriter:
@@ -149,6 +161,81 @@ class LedgerWriter:
         self._entered()
         return entry
 
+    async def room(self) -> None:
+        """Wait until the writer has room (back-pressure); then the ``*_now`` calls may follow.
+
+        The ``*_now`` methods never wait, so a caller can change its state and append the entries
+        that record the change without yielding to the loop in between (where batches are cut).
+
+        Raises:
+            LedgerClosed: the writer was closed.
+        """
+        if self._waiting_entries >= self.queue_size or self._closing:
+            await self._wait_for_space()
+
+    def append_now(
+        self,
+        type: str,
+        body: Mapping[str, Any],
+        *,
+        ts: float,
+        lots: Sequence[str] = (),
+        actor: str = "",
+        refs: Sequence[str] = (),
+    ) -> Entry:
+        """Append an entry without waiting for room (call :meth:`room` first).
+
+        Unlike :meth:`append`, never cuts a batch here, even at ``batch_max``: the batch is cut
+        when the caller next yields to the loop, so entries appended together land together.
+
+        Raises:
+            NotCanonical: bad content.
+            LedgerClosed: the writer was closed.
+        """
+        self._check_open()
+        entry = self.ledger.append(type, body, ts=ts, lots=lots, actor=actor, refs=refs)
+        self._entered(cut=False)
+        return entry
+
+    def stage_readings(self, readings: Sequence[Reading]) -> None:
+        """Add raw readings to the open block; the next batch makes them durable."""
+        self._check_open()
+        self.ledger.add_readings(readings)
+        hit("readings.staged")
+        self._dirtied()
+
+    def close_block(self) -> Entry | None:
+        """Close the open readings block: its ``readings.digest`` entry is appended (None: empty)."""
+        self._check_open()
+        entry = self.ledger.close_block()
+        if entry is not None:
+            self._entered(cut=False)
+        return entry
+
+    def state_changed(self) -> None:
+        """The state tracked by the ledger changed (:meth:`Ledger.track_state`): store it."""
+        self.ledger.state_changed()
+        self._dirtied()
+
+    def commit_now(self) -> None:
+        """Cut what is pending into a batch now and send it to disk (no flush timer)."""
+        if self.ledger.dirty and not self._closed:
+            self.ledger.cut()
+            hit("batch.cut")
+            self._first_pending = None
+            self._work.set()
+
+    def on_durable(self, seq: int, callback: Callable[[], None]) -> None:
+        """Run ``callback`` (on the loop) once the entry at ``seq`` of our feed is durable.
+
+        Callbacks run in seq order; one whose entry is never committed (the writer closed
+        first) never runs: what was not recorded is not announced.
+        """
+        if self.ledger.size > seq:
+            callback()
+        else:
+            self._watchers.append((seq, callback))
+
     async def _wait_for_space(self) -> None:
         """Block while ``queue_size`` entries are not yet durable (back-pressure, not drops)."""
         while True:
@@ -161,15 +248,20 @@ class LedgerWriter:
         if self._closing:
             raise LedgerClosed(f"ledger writer for {self.ledger.path} is closed")
 
-    def _entered(self) -> None:
+    def _entered(self, cut: bool = True) -> None:
         self._waiting_entries += 1
         if self.ledger.uncut >= self.batch_max:
-            # Entries chain as they are appended, so a batch boundary can only be drawn now,
-            # not later: cut here (one signature) and let run() write it.
-            self.ledger.cut()
-            self._first_pending = None
-            self._work.set()
-        elif self._first_pending is None:
+            if cut:
+                # Entries chain as they are appended, so a batch boundary can only be drawn
+                # now, not later: cut here (one signature) and let run() write it.
+                self.ledger.cut()
+                self._first_pending = None
+            self._work.set()  # (not cut: run() cuts when the appender yields)
+        else:
+            self._dirtied()
+
+    def _dirtied(self) -> None:
+        if self._first_pending is None:
             self._first_pending = asyncio.get_running_loop().time()
             self._work.set()  # starts the flush clock; later entries ride on it
 
@@ -199,6 +291,7 @@ class LedgerWriter:
             while True:
                 if await self._wait_for_batch():
                     self.ledger.cut()
+                    hit("batch.cut")
                     self._first_pending = None
                 if self._inflight and self._inflight[0][1].done():
                     await self._harvest()
@@ -214,10 +307,16 @@ class LedgerWriter:
                         await self._pause(exc)
                         continue
                     for batch in unsent:
-                        done = commits.request("write", batch_params(batch), block_rows(batch))
+                        done = commits.request(
+                            "write",
+                            batch_params(batch),
+                            block_rows(batch),
+                            batch.readings,
+                            batch.state,
+                        )
                         done.add_done_callback(self._wake)
                         self._inflight.append((batch, done, asyncio.get_running_loop().time()))
-                if self._closing and not self.ledger.pending:
+                if self._closing and not self.ledger.unwritten and not self.ledger.dirty:
                     break
         finally:
             # Cancelled or closing: let the commit process finish what it was given, record
@@ -264,12 +363,27 @@ class LedgerWriter:
         for _, done, _ in self._inflight:
             done.add_done_callback(_retrieved)  # failed for the process's sake: nothing to report
         self._inflight.clear()
-        if self.ledger.unwritten:
-            end = self.ledger.stored_end()
-            for batch in self.ledger.unwritten:
+        self._reconcile()
+
+    def _reconcile(self) -> None:
+        """Record as written the unwritten batches the database holds (their replies were lost).
+
+        Batches are written one after another, each in its own transaction: every batch up to
+        the last one whose entries the feed holds landed. A batch without entries after it may
+        or may not have: it is written again (its readings and state are keyed: no doubles).
+        """
+        unwritten = self.ledger.unwritten
+        if not unwritten:
+            return
+        end = self.ledger.stored_end()
+        landed = 0
+        for i, batch in enumerate(unwritten):
+            if batch.entries:
                 if batch.entries[-1].seq >= end:
                     break
-                self._written(batch)
+                landed = i + 1
+        for batch in unwritten[:landed]:
+            self._written(batch)
 
     async def _harvest(self) -> None:
         """Record the finished writes, oldest first; after a failed one, pause before retrying."""
@@ -291,6 +405,13 @@ class LedgerWriter:
             for _, later, _ in inflight:
                 later.exception()  # retrieved: they failed for this one's sake
             inflight.clear()
+            if self._commits is not None and not self._commits.alive:
+                # It died: batches it committed before its replies were lost are not sent
+                # again (they would be refused as not next in the feed, for ever).
+                try:
+                    self._reconcile()
+                except StorageError as read_failed:
+                    exc = read_failed
             await self._pause(exc)
 
     async def _pause(self, exc: StorageError) -> None:
@@ -352,13 +473,15 @@ class LedgerWriter:
         inflight = self._inflight
         while True:
             self._work.clear()
-            if self._closing and (ledger.uncut or not ledger.pending):
+            if self._closing and (ledger.dirty or not ledger.unwritten):
                 return True
+            if ledger.uncut >= self.batch_max:
+                return True  # appended without a cut (append_now): cut now that we run
             if len(ledger.unwritten) > len(inflight) or (inflight and inflight[0][1].done()):
                 return False
             now = loop.time()
             deadlines = []
-            if self._first_pending is not None and ledger.uncut:
+            if self._first_pending is not None and ledger.dirty:
                 flush_at = self._first_pending + self.flush_interval
                 if flush_at <= now:
                     return True
@@ -383,10 +506,20 @@ class LedgerWriter:
 
     def _written(self, batch: Batch) -> None:
         self.ledger.written(batch)
-        appended = len(batch.entries) - 1  # the checkpoint took no queue space
+        appended = max(0, len(batch.entries) - 1)  # the checkpoint took no queue space
         self.committed += appended
         self._waiting_entries -= appended
+        if batch.entries:
+            hit("batch.durable")
         self._notify_progress()
+        watchers = self._watchers
+        size = self.ledger.size
+        while watchers and watchers[0][0] < size:
+            _, callback = watchers.popleft()
+            try:
+                callback()
+            except Exception:  # an output's failure must not stop the ledger
+                log.exception("ledger %s: a durable-entry callback failed", self.ledger.path)
 
     def _notify_progress(self) -> None:
         # Wake every durable() waiter; later waiters wait on a fresh event.

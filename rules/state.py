@@ -20,7 +20,7 @@ import orjson
 from edge.rules.alarms import AlarmRuntime, AlarmState
 from edge.rules.nelson import NelsonState
 
-__all__ = ["STATE_VERSION", "EngineState"]
+__all__ = ["STATE_VERSION", "EngineState", "rebase"]
 
 STATE_VERSION = 1
 
@@ -216,3 +216,37 @@ class EngineState:
     def copy(self) -> EngineState:
         """An independent snapshot (through the JSON form, so it is what a restart would see)."""
         return EngineState.from_json(self.to_json())
+
+
+def rebase(state: EngineState, now: float) -> EngineState:
+    """Resume a state saved by an earlier run at ``now``, the start of a new run (in place).
+
+    Time does not pass for rules while the node is down: nothing the engine did not observe
+    counts. So a delay timer that was running is dropped (the condition must hold again, for the
+    whole delay, on readings after the restart), a stale rule's age and a rate rule's window
+    start again at ``now``, a shelve that expired while down ends at ``now``, and the clock
+    moves to ``now``. What counts readings rather than time carries on: alarm states and
+    flags, SPC baselines and Nelson run counters, the current lot and its sums. Hence no event
+    after the restart is stamped before ``now`` (the new run's ``node.start``).
+
+    A state whose clock is at or past ``now`` (or that never stepped) is returned unchanged.
+    """
+    st = state
+    if st.clock is None or not now > st.clock:
+        return st
+    for rt in st.rt:
+        rt.due = None
+        rt.since = None
+        if rt.shelved_until is not None and rt.shelved_until < now:
+            rt.shelved_until = now
+        aux = rt.aux
+        if aux.get("last") is not None:  # stale rules: the age counts from the restart
+            aux["last"] = now
+        window = aux.get("window")
+        if isinstance(window, deque):  # rate rules: the window holds readings of this run only
+            window.clear()
+    st.clock = now
+    st.start = now
+    st.trim_lots()
+    st.next_due = float("-inf")  # every rule's timers are recomputed at the next step
+    return st

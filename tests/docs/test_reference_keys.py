@@ -191,8 +191,9 @@ def _constants(node: ast.AST) -> set[str]:
 
 def appended_types() -> dict[str, str]:
     """Entry types the code writes: first arguments of ``x.append(type, body, ...)`` calls (a
-    ledger append takes at least two arguments, a list's one), the values of
-    ``_OPERATOR_TYPES`` and the default of ``_OPERATOR_TYPES.get``; type -> where."""
+    ledger append takes at least two arguments, a list's one; likewise ``append_now`` and
+    ``EntryArgs``), the values of ``_OPERATOR_TYPES`` and the default of
+    ``_OPERATOR_TYPES.get``; type -> where."""
     found: dict[str, str] = {}
     for folder in SOURCES:
         for path in folder.rglob("*.py"):
@@ -201,8 +202,15 @@ def appended_types() -> dict[str, str]:
                 where = f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', 0)}"
                 if (
                     isinstance(node, ast.Call)
-                    and isinstance(node.func, ast.Attribute)
-                    and node.func.attr == "append"
+                    and (
+                        # x.append(type, body) / x.append_now(type, body), and the runtime's
+                        # EntryArgs(type, body, ts) handed to LedgerBridge.append_now
+                        (
+                            isinstance(node.func, ast.Attribute)
+                            and node.func.attr in ("append", "append_now")
+                        )
+                        or (isinstance(node.func, ast.Name) and node.func.id == "EntryArgs")
+                    )
                     and len(node.args) >= 2
                 ):
                     for value in _constants(node.args[0]):

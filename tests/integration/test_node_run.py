@@ -147,8 +147,15 @@ def test_restart_keeps_alarm_state_and_chain(node_dir: Path) -> None:
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=10)
-    state = json.loads((node_dir / "data" / "engine-state.json").read_bytes())
-    assert "tunnel-temp-high" in json.dumps(state)
+    # the engine state lives in the ledger database, stored with the batch of its events
+    assert not (node_dir / "data" / "engine-state.json").exists()
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        (raw,) = conn.execute("SELECT state FROM engine_state WHERE name = 'rules'").fetchone()
+    finally:
+        conn.close()
+    state = json.loads(raw)
+    assert state["alarms"]["tunnel-temp-high"]["state"] == "active_unack"
     activated_before = sum(e["body"]["event"] == "activated" for e in _entries(db, "alarm"))
     proc = _start(node_dir)
     try:

@@ -45,8 +45,15 @@ def run_and_kill(db: Path, keyfile: Path, after: float) -> list[tuple[int, str]]
         assert first.wait(30), f"child reported nothing: {errfile.read_text()[-2000:]}"
         time.sleep(after)
     finally:
+        commit_processes = _children(proc.pid)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
+        # The commit process dies with it (PDEATHSIG), but not in the same instant: one in the
+        # middle of a COMMIT finishes it first. Wait, or a read below races its last batch.
+        deadline = time.monotonic() + 10
+        while any(Path(f"/proc/{pid}").exists() for pid in commit_processes):
+            assert time.monotonic() < deadline, "the commit process outlived its node"
+            time.sleep(0.01)
         reader.join(10)
         assert proc.stdout is not None
         proc.stdout.close()
@@ -57,6 +64,16 @@ def run_and_kill(db: Path, keyfile: Path, after: float) -> list[tuple[int, str]]
         (int(seq), entry_id)
         for seq, entry_id in (line.split() for line in lines if line.endswith("\n"))
     ]
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            out.extend(int(t) for t in (task / "children").read_text().split())
+    except OSError:
+        pass
+    return out
 
 
 @pytest.mark.integration

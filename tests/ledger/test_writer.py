@@ -151,9 +151,10 @@ async def test_failed_commit_is_retried_and_nothing_is_lost(
     async with asyncio.TaskGroup() as tg:
         tg.create_task(writer.run(), name="ledger-writer")
         entries = [await writer.append("alarm", {"n": i}, ts=T0 + i) for i in range(5)]
-        await asyncio.sleep(0.3)
+        async with asyncio.timeout(20.0):  # the commit process may be slow to start under load
+            while not any("UNIQUE constraint failed" in r.getMessage() for r in caplog.records):
+                await asyncio.sleep(0.05)
         assert writer.committed == 0
-        assert any("UNIQUE constraint failed" in r.getMessage() for r in caplog.records)
         more = await writer.append("alarm", {"n": 5}, ts=T0 + 5)  # producers are not blocked
         other.execute("DROP TRIGGER checkpoints_no_delete")
         other.execute("DELETE FROM checkpoints WHERE head = 'x'")
@@ -181,10 +182,14 @@ async def test_batches_queued_behind_a_failed_one_wait_for_it(
         tg.create_task(writer.run(), name="ledger-writer")
         for i in range(15):  # three batches of five, cut as they fill
             await writer.append("alarm", {"n": i}, ts=T0 + i)
-        await asyncio.sleep(0.3)
+        # until the first write has failed (the commit process may take a while to start on a
+        # loaded machine: a fixed sleep made this flaky)
+        async with asyncio.timeout(20.0):
+            while not any("UNIQUE constraint failed" in r.getMessage() for r in caplog.records):
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)  # the batches behind it answered too
         assert writer.committed == 0
         assert other.execute("SELECT count(*) FROM entries").fetchone()[0] == 0
-        assert any("UNIQUE constraint failed" in r.getMessage() for r in caplog.records)
         other.execute("DROP TRIGGER checkpoints_no_delete")
         other.execute("DELETE FROM checkpoints WHERE head = 'x'")
         other.commit()
