@@ -329,7 +329,8 @@ class _Reader:
         # bool is an int in Python; a TOML `true` where a number is expected is a mistake.
         if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
             names = " or ".join(_TOML_NAMES.get(k, k.__name__) for k in kinds)
-            self.problem(where, f"expected {names}, got {_toml_type(value)} {value!r}")
+            shown = str(value).lower() if isinstance(value, bool) else repr(value)  # as TOML has it
+            self.problem(where, f"expected {names}, got {_toml_type(value)} {shown}")
             return default
         if check is not None:
             message = check(value)
@@ -362,7 +363,7 @@ class _Reader:
 
 
 _TOML_NAMES: dict[type, str] = {
-    str: "a string", int: "an integer", float: "a number", bool: "true/false",
+    str: "a string", int: "an integer", float: "a number", bool: "a boolean",
     list: "an array", dict: "a table",
 }  # fmt: skip
 

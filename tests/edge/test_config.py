@@ -146,7 +146,7 @@ def test_mqtt_is_optional(tmp_path: Path) -> None:
         ),
         (
             ("scale = 0.1", "scale = true"),
-            "n.toml: points.tunnel_temp.scale: expected an integer or a number, got true/false",
+            "n.toml: points.tunnel_temp.scale: expected an integer or a number, got a boolean true",
         ),
         (("port = 8883", "port = 88830"), "n.toml: mqtt.port: 88830 is outside 1..65535"),
         (
