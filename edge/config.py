@@ -402,9 +402,18 @@ def load_config(path: str | Path) -> NodeConfig:
     """
     source = Path(path)
     try:
-        text = source.read_text(encoding="utf-8")
+        raw = source.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:  # a binary file, or one saved as Latin-1
+        line = raw.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(
+            f"{source}:{line}:{col}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
+            f"{exc.start}: {exc.reason}); a node config is UTF-8 text"
+        ) from None
     return parse_config(text, source)
 
 
