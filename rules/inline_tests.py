@@ -138,8 +138,8 @@ def _expand(ctx: Ctx, node: YNode) -> list[Value | None] | None:
     out: list[Value | None] = []
     for where, token in tokens:
         gaps, step = _GAPS.fullmatch(token), _STEP.fullmatch(token)
-        count = int(gaps.group(1)) if gaps else int(step.group(4)) + 1 if step else 1
-        if len(out) + count > MAX_SERIES_VALUES:
+        size = int(gaps.group(1)) if gaps else int(step.group(4)) + 1 if step else 1
+        if len(out) + size > MAX_SERIES_VALUES:
             ctx.error(
                 where,
                 f"values: {token!r} expands the series beyond {MAX_SERIES_VALUES} values",

@@ -41,7 +41,9 @@ def parse_time(text: str) -> float:
     else:
         # nan and inf would hang the replay's clock; a time outside years 1..9999 cannot be shown
         if not _FIRST <= seconds <= _LAST:  # nan fails both comparisons
-            raise ValueError(f"bad time {text!r} (epoch seconds must be a finite time in years 1..9999)")
+            raise ValueError(
+                f"bad time {text!r} (epoch seconds must be a finite time in years 1..9999)"
+            )
         return seconds
     try:
         moment = dt.datetime.fromisoformat(text.replace("z", "Z"))

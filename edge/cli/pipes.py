@@ -37,7 +37,9 @@ def is_closed_pipe(exc: BaseException) -> bool:
 
 
 #: write errors that mean the output cannot go where it was sent (a full disk, a quota)
-_OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})  # not EIO: a serial port gives it too
+_OUTPUT_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+)  # not EIO: a serial port gives it too
 
 
 def is_output_error(exc: BaseException) -> bool:

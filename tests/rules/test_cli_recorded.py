@@ -145,9 +145,7 @@ def test_bad_timeline_files(tmp_path: Path, text: str, message: str) -> None:
 
 
 @pytest.mark.parametrize("ts", ["nan", "inf", "-inf", "1e300"])
-def test_a_time_that_is_not_a_finite_date_is_a_bad_row_not_a_hang(
-    tmp_path: Path, ts: str
-) -> None:
+def test_a_time_that_is_not_a_finite_date_is_a_bad_row_not_a_hang(tmp_path: Path, ts: str) -> None:
     # nan and inf used to hang `edge rules test --data` (the replay clock never reached them)
     path = tmp_path / "rec.csv"
     path.write_text(f"ts,point,value\n{ts},p,4\n", encoding="utf-8")
