@@ -329,7 +329,8 @@ class _Reader:
         # bool is an int in Python; a TOML `true` where a number is expected is a mistake.
         if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
             names = " or ".join(_TOML_NAMES.get(k, k.__name__) for k in kinds)
-            self.problem(where, f"expected {names}, got {_toml_type(value)} {value!r}")
+            shown = str(value).lower() if isinstance(value, bool) else repr(value)  # as TOML has it
+            self.problem(where, f"expected {names}, got {_toml_type(value)} {shown}")
             return default
         if check is not None:
             message = check(value)
@@ -362,7 +363,7 @@ class _Reader:
 
 
 _TOML_NAMES: dict[type, str] = {
-    str: "a string", int: "an integer", float: "a number", bool: "true/false",
+    str: "a string", int: "an integer", float: "a number", bool: "a boolean",
     list: "an array", dict: "a table",
 }  # fmt: skip
 
@@ -401,9 +402,18 @@ def load_config(path: str | Path) -> NodeConfig:
     """
     source = Path(path)
     try:
-        text = source.read_text(encoding="utf-8")
+        raw = source.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:  # a binary file, or one saved as Latin-1
+        line = raw.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(
+            f"{source}:{line}:{col}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
+            f"{exc.start}: {exc.reason}); a node config is UTF-8 text"
+        ) from None
     return parse_config(text, source)
 
 

@@ -378,8 +378,8 @@ class Node:
     async def apply_command(self, cmd: OperatorCommand) -> dict[str, Any]:
         """Carry out an operator command (control socket or MQTT); record what it changed.
 
-        Answers once what it changed is durable (``durable`` false when the disk did not commit
-        it within 5 s: it stays queued).
+        Answers once what it changed is durable (with ``"durable": false`` when the disk did not
+        commit it within 5 s: it stays queued).
         """
         if cmd.action not in ("status", "correct", "prune_readings"):
             await self._ledger.writer.room()  # before the state changes (see _evaluate)
@@ -439,11 +439,13 @@ class Node:
                     await writer.durable(max(seqs))
             except (TimeoutError, LedgerError):
                 durable = False
-        return {
+        answer: dict[str, Any] = {
             "ok": True,
             "events": [ev.event for ev in events if isinstance(ev, Transition)],
-            "durable": durable,
         }
+        if not durable:  # recorded but not yet on disk (it stays queued): say so
+            answer["durable"] = False
+        return answer
 
     # -- rule sets ----------------------------------------------------------------------------
 

@@ -1,8 +1,8 @@
 """Scenario files: a production line described in YAML (devices, register maps, models, faults).
 
 A scenario is loaded with :func:`load_scenario` from a shipped name (``bottling``, ``cold-room``,
-``demo``: the files in ``edge/firmware_sim/scenarios/``) or a path. YAML 1.2 (ruamel.yaml), so
-``no`` stays a string and ``0123`` is not octal. Every problem in the file is collected and
+``demo``: the files in ``firmware-sim/scenarios/``, installed as ``edge.firmware_sim.scenarios``)
+or a path. YAML 1.2 (ruamel.yaml), so ``no`` stays a string and ``0123`` is not octal. Every problem in the file is collected and
 raised together as one :class:`~edge.errors.ConfigError`, each line formatted as
 ``<file>:<line>:<col>: <key path>: <message>``. The file format is documented in
 docs/reference/simulator.md.

@@ -498,6 +498,8 @@ def load_trusted(values: Sequence[str]) -> set[str]:
     for value in values:
         text = value.strip().lower()
         if not _HEX64.fullmatch(text):
+            if not Path(value).is_file():
+                raise ValueError(f"{value!r}: not a key: give 64 hex digits or a key file")
             content = Path(value).read_bytes()
             if b"-----BEGIN PUBLIC KEY-----" in content:
                 pem = load_pem_public_key(content)
@@ -505,7 +507,8 @@ def load_trusted(values: Sequence[str]) -> set[str]:
                     raise ValueError(f"{value}: not an Ed25519 public key")
                 text = pem.public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
             else:
-                text = content.decode("ascii").split()[0].lower() if content.strip() else ""
+                words = content.decode("ascii", "replace").split()
+                text = words[0].lower() if words else ""
             if not _HEX64.fullmatch(text):
                 raise ValueError(f"{value}: not a public key (64 hex digits)")
         keys.add(text)

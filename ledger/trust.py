@@ -189,9 +189,21 @@ def load_trust(path: Path, *, own: str | None = None, own_name: str = OWN_NAME) 
         own_name: the name it goes by (the node id).
 
     Raises:
-        TrustError: the file is unreadable or malformed (one line naming the file and entry).
+        TrustError: the file is unreadable or malformed, or an entry takes ``own_name`` for
+            another key (one line naming the file and entry).
     """
     entries = _read(path)
+    if own:
+        # The node's own key is always trusted under the node's name: a list entry for the same
+        # key (a list shared between nodes) adds nothing, and a list entry taking the node's name
+        # for another key would show a foreign feed as this node's in every trace and export.
+        entries = tuple(e for e in entries if e.key != own)
+        for e in entries:
+            if e.name == own_name:
+                raise TrustError(
+                    f"{path}: trusted entry {e.name!r} (key {e.key[:16]}..) takes this node's "
+                    "own name for another key: rename it"
+                )
     return TrustList(entries, Trusted(own_name, own) if own else None)
 
 
@@ -234,11 +246,14 @@ def _read(path: Path) -> tuple[Trusted, ...]:
     return tuple(entries)
 
 
-def add_trusted(path: Path, key: str, name: str, *, own: str | None = None) -> Trusted:
+def add_trusted(
+    path: Path, key: str, name: str, *, own: str | None = None, own_name: str | None = None
+) -> Trusted:
     """Add ``key`` (``KEYFILE|HEX``, see :func:`parse_key`) as ``name`` to the list at ``path``.
 
     Raises:
-        TrustError: a malformed key or name, a name or key already on the list (or the node's own).
+        TrustError: a malformed key or name, a name or key already on the list, or the node's
+            own key or name (``own``, ``own_name``).
     """
     feed = parse_key(key)
     if not _NAME.fullmatch(name):
@@ -247,6 +262,8 @@ def add_trusted(path: Path, key: str, name: str, *, own: str | None = None) -> T
         )
     if own is not None and feed == own:
         raise TrustError(f"key {feed[:16]}.. is this node's own key: it is always trusted")
+    if own is not None and name == (own_name or OWN_NAME):
+        raise TrustError(f"name {name!r} is this node's own: give the key another name")
     with _locked(path):
         entries = _read(path)
         for e in entries:

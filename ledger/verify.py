@@ -107,8 +107,28 @@ def verify_db(
                 progress(len(rows))
         lots = stored_lots(conn, verifier, 0, NO_END)
         report.feeds.append(verifier.finish(_recorded(conn, feed), lots))
+    readings_owner = report.owner
+    if readings_owner is not None and feeds and readings_owner not in feeds:
+        # An owner row naming a feed the file does not hold would take the real feed's readings
+        # out of the check (deleted readings, no digest looked at): name it, and check every
+        # feed's digests instead.
+        report.feeds.append(
+            FeedReport(
+                readings_owner,
+                problems=[
+                    Problem(
+                        readings_owner,
+                        0,
+                        Kind.WRONG_OWNER,
+                        f"the owner table names feed {readings_owner}, which has no entry in "
+                        "this file: the owner row was changed",
+                    )
+                ],
+            )
+        )
+        readings_owner = None
     if check_readings:
-        _check_readings(conn, report, report.owner)
+        _check_readings(conn, report, readings_owner)
     if trusted is not None:
         _check_trust(report, trusted, node_feed)
     return report

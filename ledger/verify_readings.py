@@ -31,6 +31,7 @@ from typing import Any
 
 import orjson
 
+from edge.errors import NotCanonical
 from edge.ledger.entry import parse_ts
 from edge.ledger.readings_store import OPERATOR, PRUNE, RETENTION, block_digest, pruned_blocks
 from edge.ledger.verify_report import FeedReport, Kind, Problem, Report
@@ -41,6 +42,8 @@ _loads = orjson.loads
 #: Slack when comparing a prune's time with a block's last reading plus the retention: the node
 #: computes both from one clock reading, rounded to microseconds.
 _SLACK = 0.001
+#: The digest given to a stored block whose rows cannot be hashed: no digest entry holds it.
+_UNHASHABLE = "unhashable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +149,9 @@ def check_readings(conn: sqlite3.Connection, report: Report, owner: str | None) 
             problem(
                 block,
                 Kind.CHANGED_READINGS,
-                f"readings block {block} no longer hashes to its digest",
+                f"readings block {block} holds a value that cannot be hashed (not JSON)"
+                if present == _UNHASHABLE
+                else f"readings block {block} no longer hashes to its digest",
             )
         _check_row(block, digest, rows.get(block), problem)
     for block, digest in sorted(digests.items()):
@@ -179,12 +184,21 @@ def check_readings(conn: sqlite3.Connection, report: Report, owner: str | None) 
 
 
 def _stored_blocks(conn: sqlite3.Connection) -> Iterator[tuple[int, str]]:
-    """(block, digest of its stored readings) for every block with readings, in block order."""
+    """(block, digest of its stored readings) for every block with readings, in block order.
+
+    A block whose stored rows cannot be hashed (a value that is not JSON, or not in the hashed
+    subset) gets a digest no entry can hold, so it is named *changed readings* like any other
+    altered block instead of stopping the whole check.
+    """
     cursor = conn.execute(
         "SELECT block, point, ts, value, quality, unit FROM readings ORDER BY block, rowid"
     )
     for block, group in itertools.groupby(cursor, key=lambda r: r[0]):
-        yield block, block_digest([r[1:] for r in group])
+        rows = [r[1:] for r in group]
+        try:
+            yield block, block_digest(rows)
+        except (ValueError, TypeError, NotCanonical):  # orjson's JSONDecodeError is a ValueError
+            yield block, _UNHASHABLE
 
 
 def _check_row(block: int, digest: _Digest, row: tuple[Any, Any, Any] | None, problem: Any) -> None:

@@ -27,6 +27,7 @@ class Kind(enum.StrEnum):
     BLOCK_ROW = "readings block row mismatch"
     UNCOVERED_READINGS = "readings not on the chain"
     UNTRUSTED = "untrusted feed"
+    WRONG_OWNER = "wrong owner"
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,9 +78,13 @@ def number_text(x: float, decimals: int | None = None) -> str:
     if decimals is not None:
         return f"{x:.{decimals}f}"
     text = str(x)
-    if len(text) > 9 and "e" not in text and "n" not in text:  # not inf/nan/exponent
-        text = f"{x:.6g}"
-    return text
+    if "e" in text or "n" in text or x == int(x):  # exponent form, inf, nan; whole numbers
+        return text
+    if len(text.lstrip("-").replace(".", "").lstrip("0")) <= 6:
+        return text
+    # A float32 reading arrives with 7 significant digits (8.599809) and a computed figure with
+    # 16: both are cut to 6, in plain decimals (no exponent for 123456.78 -> 123457.0).
+    return str(round(x, max(0, 5 - math.floor(math.log10(abs(x))))))
 
 
 class Template:

@@ -54,6 +54,9 @@ _EVENTS = ("activated", "cleared")
 _NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _STEP = re.compile(rf"({_NUM})(?:([-+])({_NUM}))?x(\d+)")
 _GAPS = re.compile(r"_x(\d+)")
+#: the most values one series may expand to: a million readings replay in seconds, while a typo
+#: like ``4x99999999999`` would otherwise take minutes and gigabytes before any answer
+MAX_SERIES_VALUES = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +136,15 @@ def _expand(ctx: Ctx, node: YNode) -> list[Value | None] | None:
         ctx.error(node, f"values: expected a list or a string of values, got {describe(node)}")
         return None
     out: list[Value | None] = []
-    for _, token in tokens:
+    for where, token in tokens:
         gaps, step = _GAPS.fullmatch(token), _STEP.fullmatch(token)
+        size = int(gaps.group(1)) if gaps else int(step.group(4)) + 1 if step else 1
+        if len(out) + size > MAX_SERIES_VALUES:
+            ctx.error(
+                where,
+                f"values: {token!r} expands the series beyond {MAX_SERIES_VALUES} values",
+            )
+            return None
         if token == "_":
             out.append(None)
         elif gaps:

@@ -22,6 +22,9 @@ __all__ = ["format_time", "parse_rows", "parse_time", "read_csv"]
 
 _QUALITIES = {q.value: q for q in Quality}
 _MAX_PROBLEMS = 20
+#: the epoch seconds a datetime can show (0001-01-01 .. 9999-12-31 UTC)
+_FIRST = dt.datetime(1, 1, 1, tzinfo=dt.UTC).timestamp()
+_LAST = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC).timestamp()
 
 
 def parse_time(text: str) -> float:
@@ -32,9 +35,16 @@ def parse_time(text: str) -> float:
     """
     text = text.strip()
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        # nan and inf would hang the replay's clock; a time outside years 1..9999 cannot be shown
+        if not _FIRST <= seconds <= _LAST:  # nan fails both comparisons
+            raise ValueError(
+                f"bad time {text!r} (epoch seconds must be a finite time in years 1..9999)"
+            )
+        return seconds
     try:
         moment = dt.datetime.fromisoformat(text.replace("z", "Z"))
     except ValueError:
@@ -135,8 +145,17 @@ def read_csv(path: str | Path, text_points: Collection[str] = ()) -> list[Readin
         ConfigError: the file cannot be read, or rows are bad (``file:line: problem``).
     """
     try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise ConfigError(f"{path}: cannot read: {reason or exc}") from None
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:  # with its place, as rule files and node.toml say it
+        start = exc.start + (3 if raw.startswith(b"\xef\xbb\xbf") else 0)
+        line = raw.count(b"\n", 0, start) + 1
+        col = start - (raw.rfind(b"\n", 0, start) + 1) + 1
+        raise ConfigError(
+            f"{path}:{line}:{col}: not UTF-8 text (byte 0x{raw[start]:02x} at offset {start}: "
+            f"{exc.reason}); a recorded CSV is UTF-8 text"
+        ) from None
     return parse_rows(csv.reader(io.StringIO(text)), str(path), text_points)

@@ -26,7 +26,13 @@ from typing import Any
 import click
 
 from edge.cli.output import fail
-from edge.cli.pipes import closed_pipe_exit, is_closed_pipe, quiet_on_closed_pipe
+from edge.cli.pipes import (
+    closed_pipe_exit,
+    is_closed_pipe,
+    is_output_error,
+    output_error_exit,
+    quiet_on_closed_pipe,
+)
 
 __all__ = ["REGISTRY", "LazyGroup", "main", "short_help_from_source"]
 
@@ -102,6 +108,8 @@ class LazyGroup(click.Group):
         except Exception as exc:  # before click's own EPIPE handling, which exits 1
             if is_closed_pipe(exc):
                 raise closed_pipe_exit() from None
+            if is_output_error(exc):
+                raise output_error_exit(exc) from None
             raise
 
     def main(

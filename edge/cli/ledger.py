@@ -153,8 +153,16 @@ def _journal_note(db: Path) -> tuple[str | None, bool]:
     return ("; ".join(notes) or None), True
 
 
+#: Columns the verify table needs to show every column whole (a feed id is 64 hex digits).
+_TABLE_WIDTH = 136
+
+
 def _print_report(report: Any, db: Path, trust_source: str) -> None:
     out = Console()
+    if out.width < _TABLE_WIDTH:
+        # Piped, or a narrow terminal: rich would squeeze every column but the 64-digit feed id
+        # to nothing, and "UNTRUSTED" would not be shown at all. Long lines wrap; hidden ones lie.
+        out = Console(width=_TABLE_WIDTH)
     feeds = Table(title=f"ledger {db}", title_justify="left")
     for column in ("feed", "trusted as", "entries", "checkpoints", "signed", "status"):
         feeds.add_column(

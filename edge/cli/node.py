@@ -51,9 +51,17 @@ def run(config_path: Path, log_level: str) -> None:
         _fail_leaves(exc)
 
 
+def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    """Refuse nan, which passes click's range check (every comparison with nan is false)."""
+    if value != value:
+        raise click.BadParameter(f"{value} is not a number of seconds", ctx, param)
+    return value
+
+
 @click.command()
-@click.option("--seconds", default=30.0, show_default=True, type=click.FloatRange(min=10),
-              help="How long the demo line runs (the story is compressed to fit; 10 s or more).")  # fmt: skip
+@click.option("--seconds", default=30.0, show_default=True, type=click.FloatRange(min=10, max=3600),
+              callback=_finite,
+              help="How long the demo line runs (the story is compressed to fit; 10 s to 1 h).")  # fmt: skip
 @click.option("--seed", default=1, show_default=True, help="Seed of the simulated process.")
 @click.option("--dir", "run_dir", type=click.Path(path_type=Path), default=None,
               help="Keep the demo's config, ledger and PTY links in DIR (default: a temporary "

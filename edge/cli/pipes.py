@@ -19,7 +19,7 @@ import os
 import sys
 from collections.abc import Iterator
 
-__all__ = ["EXIT_CLOSED_PIPE", "is_closed_pipe", "quiet_on_closed_pipe"]
+__all__ = ["EXIT_CLOSED_PIPE", "is_closed_pipe", "is_output_error", "quiet_on_closed_pipe"]
 
 #: the exit status after a closed pipe (as click and rich end then)
 EXIT_CLOSED_PIPE = 1
@@ -34,6 +34,36 @@ def is_closed_pipe(exc: BaseException) -> bool:
     if isinstance(exc, BaseExceptionGroup):
         return all(is_closed_pipe(e) for e in exc.exceptions)
     return False
+
+
+#: write errors that mean the output cannot go where it was sent (a full disk, a quota)
+_OUTPUT_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+)  # not EIO: a serial port gives it too
+
+
+def is_output_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is (or only wraps) a write error other than a closed pipe: a full disk or quota."""
+    if isinstance(exc, OSError):
+        return exc.errno in _OUTPUT_ERRNOS
+    if isinstance(exc, BaseExceptionGroup):
+        return all(is_output_error(e) or is_closed_pipe(e) for e in exc.exceptions)
+    return False
+
+
+def _strerror(exc: BaseException) -> str:
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+
+
+def output_error_exit(exc: BaseException) -> SystemExit:
+    """Say in one line on stderr that the output could not be written; the exit to raise."""
+    _silence_stdout()  # what is still buffered cannot be written either
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write(f"edge: cannot write the output: {_strerror(exc)}\n")
+        sys.stderr.flush()
+    return SystemExit(1)
 
 
 def _silence_stdout() -> None:
@@ -56,6 +86,8 @@ def _flush_stdout() -> None:
     try:
         sys.stdout.flush()
     except (BrokenPipeError, OSError, ValueError) as exc:
+        if isinstance(exc, OSError) and is_output_error(exc):
+            raise output_error_exit(exc) from None
         if isinstance(exc, OSError) and not is_closed_pipe(exc):
             raise
         if isinstance(exc, ValueError):  # stdout already closed: nothing left to flush
@@ -72,6 +104,8 @@ def quiet_on_closed_pipe() -> Iterator[None]:
         _flush_stdout()
         raise
     except BaseException as exc:
+        if is_output_error(exc):
+            raise output_error_exit(exc) from None
         if not is_closed_pipe(exc):
             raise
         raise closed_pipe_exit() from None

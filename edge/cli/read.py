@@ -34,10 +34,32 @@ if TYPE_CHECKING:
     from edge.drivers import BusPoller
     from edge.readings import Reading
 
-__all__ = ["COMMANDS", "LISTEN", "format_value", "read"]
+__all__ = [
+    "COMMANDS",
+    "CONFIG_OPTION",
+    "LISTEN",
+    "POINT_OPTION",
+    "format_value",
+    "polled_points",
+    "read",
+]
 
 #: how long ``edge read`` listens for a line from a device that talks by itself (at least)
 LISTEN = 2.0
+
+#: ``-c node.toml`` of the commands that poll a node's points (``edge read``, ``edge record``)
+CONFIG_OPTION = click.option(
+    "-c",
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="node.toml",
+)
+#: ``--point NAME`` (repeatable) of the commands that read points (read, record, readings export)
+POINT_OPTION = click.option(
+    "--point", "points", multiple=True, metavar="NAME", help="Only this point (repeatable)."
+)
 
 
 def format_value(value: object) -> str:
@@ -79,6 +101,31 @@ def prepare(config: NodeConfig, interval: float | None, listen: float) -> NodeCo
     if interval is not None:
         devices = {n: dataclasses.replace(d, poll=interval) for n, d in devices.items()}
     return dataclasses.replace(config, buses=buses, devices=devices)
+
+
+def polled_points(
+    config_path: Path,
+    points: tuple[str, ...],
+    interval: float | None,
+    listen: float,
+    as_json: bool,
+) -> tuple[NodeConfig, list[str]]:
+    """The config as the tools poll it (:func:`prepare`) and the points asked for, in order.
+
+    No ``--point``: every configured point. A config that does not load, or a ``--point`` it
+    does not hold, ends the command with status 2 (``edge read`` and ``edge record`` alike).
+    """
+    from edge.config import load_config
+    from edge.errors import ConfigError
+
+    try:
+        config = prepare(load_config(config_path), interval, listen)
+        unknown = [p for p in points if p not in config.points]
+        if unknown:
+            raise ConfigError([f"{config_path}: --point {p}: no such point" for p in unknown])
+    except ConfigError as exc:
+        fail(exc.problems, 2, as_json)
+    return config, list(dict.fromkeys(points)) if points else list(config.points)
 
 
 def _where(p: PointConfig, config: NodeConfig) -> tuple[str, str]:
@@ -310,14 +357,7 @@ def _unwrap(group: BaseException) -> BaseException:
 
 
 @click.command("read")
-@click.option(
-    "-c",
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="node.toml",
-)
+@CONFIG_OPTION
 @click.option("--once", is_flag=True, help="One poll cycle per device, then exit.")
 @click.option(
     "--cycles",
@@ -340,9 +380,7 @@ def _unwrap(group: BaseException) -> BaseException:
 )
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of a table.")
 @click.option("--trace", is_flag=True, help="Frames in hex and request counts on stderr.")
-@click.option(
-    "--point", "points", multiple=True, metavar="NAME", help="Only this point (repeatable)."
-)
+@POINT_OPTION
 def read(
     config_path: Path,
     once: bool,
@@ -367,19 +405,11 @@ def read(
     import asyncio
 
     from edge.cli.watch import Watch
-    from edge.config import load_config
     from edge.errors import ConfigError
 
     every = duration_option(interval, "--interval")
     listen_s = duration_option(listen, "--listen") or LISTEN
-    try:
-        config = prepare(load_config(config_path), every, listen_s)
-        unknown = [p for p in points if p not in config.points]
-        if unknown:
-            raise ConfigError([f"{config_path}: --point {p}: no such point" for p in unknown])
-    except ConfigError as exc:
-        fail(exc.problems, 2, as_json)
-    wanted = list(dict.fromkeys(points)) if points else list(config.points)
+    config, wanted = polled_points(config_path, points, every, listen_s, as_json)
     if not wanted:
         fail(f"{config_path}: no points to read (add [points.NAME] sections)", 1, as_json)
     reader = _Reader(config, wanted, 1 if once else cycles, as_json)

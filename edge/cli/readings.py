@@ -19,11 +19,13 @@ import csv
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import click
 
 from edge.cli.problems import fail, quiet_exit_on_closed_pipe
+from edge.cli.read import POINT_OPTION
+from edge.cli.record import HEADER, JSON_SUMMARY_OPTION, OUT_OPTION, open_csv_out
 
 __all__ = ["COMMANDS", "export_rows", "readings"]
 
@@ -40,18 +42,29 @@ def _csv_value(stored: str | None) -> str:
     return str(value)  # decimals are stored as their exact text; text points as themselves
 
 
-def _where(points: tuple[str, ...], since: str | None, until: str | None) -> tuple[str, list[str]]:
+def _overlaps(
+    first: str, last: str, since: str | None, until: str | None
+) -> tuple[list[str], list[str]]:
+    """Clauses and arguments keeping rows whose times ``first``..``last`` touch [since, until).
+
+    A reading (``ts``, ``ts``) and a block (``first_ts``, ``last_ts``) are windowed alike.
+    """
     clauses: list[str] = []
     args: list[str] = []
-    if points:
-        clauses.append(f"point IN ({', '.join('?' for _ in points)})")
-        args.extend(points)
     if since is not None:
-        clauses.append("ts >= ?")
+        clauses.append(f"{last} >= ?")
         args.append(since)
     if until is not None:
-        clauses.append("ts < ?")
+        clauses.append(f"{first} < ?")
         args.append(until)
+    return clauses, args
+
+
+def _where(points: tuple[str, ...], since: str | None, until: str | None) -> tuple[str, list[str]]:
+    clauses, args = _overlaps("ts", "ts", since, until)
+    if points:
+        clauses.insert(0, f"point IN ({', '.join('?' for _ in points)})")
+        args[:0] = points
     return " AND ".join(clauses) or "1", args
 
 
@@ -95,23 +108,13 @@ def readings() -> None:
     default=None,
     help="node.toml: export from its ledger database.",
 )
-@click.option(
-    "--point", "points", multiple=True, metavar="NAME", help="Only this point (repeatable)."
-)
+@POINT_OPTION
 @click.option(
     "--since", metavar="TIME", help="From this time on (ISO 8601, or a duration ago: 2h)."
 )
 @click.option("--until", metavar="TIME", help="Before this time (exclusive; same forms).")
-@click.option(
-    "--out",
-    "out_path",
-    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
-    default=Path("-"),
-    help="The CSV to write ('-': stdout) [-].",
-)
-@click.option(
-    "--json", "as_json", is_flag=True, help="Summary and errors as JSON (needs --out FILE)."
-)
+@OUT_OPTION
+@JSON_SUMMARY_OPTION
 def export(
     db: Path | None,
     config_path: Path | None,
@@ -161,16 +164,11 @@ def export(
     if not {"readings", "reading_blocks"} <= set(database.table_names()):
         fail(f"{path}: not an edge ledger database (no readings table)", 1, as_json)
     pruned = _pruned_blocks(database, lo, hi)
-    try:
-        out: IO[str] = (
-            sys.stdout if str(out_path) == "-" else out_path.open("w", newline="", encoding="utf-8")
-        )
-    except OSError as exc:
-        fail(f"{out_path}: cannot write: {exc.strerror}", 1, as_json)
+    out = open_csv_out(out_path, as_json)
     count = 0
     try:
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(("ts", "point", "value", "quality"))
+        writer.writerow(HEADER)
         for row in export_rows(database, points, lo, hi):
             writer.writerow(row)
             count += 1
@@ -204,14 +202,8 @@ def export(
 
 def _pruned_blocks(db: Any, lo: str | None, hi: str | None) -> int:
     """Blocks overlapping the window whose readings retention deleted."""
-    clauses, args = ["pruned = 1"], []
-    if lo is not None:
-        clauses.append("last_ts >= ?")
-        args.append(lo)
-    if hi is not None:
-        clauses.append("first_ts < ?")
-        args.append(hi)
-    return int(db["reading_blocks"].count_where(" AND ".join(clauses), args))
+    clauses, args = _overlaps("first_ts", "last_ts", lo, hi)
+    return int(db["reading_blocks"].count_where(" AND ".join(["pruned = 1", *clauses]), args))
 
 
 COMMANDS: list[click.Command] = [readings]

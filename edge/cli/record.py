@@ -19,16 +19,55 @@ from typing import IO, TYPE_CHECKING, Any
 import click
 
 from edge.cli.problems import PipeClosed, fail, quiet_exit_on_closed_pipe, quiet_logs, report
-from edge.cli.read import LISTEN, duration_option, prepare
+from edge.cli.read import (
+    CONFIG_OPTION,
+    LISTEN,
+    POINT_OPTION,
+    duration_option,
+    format_value,
+    polled_points,
+)
 
 if TYPE_CHECKING:
     from edge.cli.watch import Watch
     from edge.config import NodeConfig
     from edge.readings import Reading
 
-__all__ = ["COMMANDS", "HEADER", "csv_time", "csv_value", "record"]
+__all__ = [
+    "COMMANDS",
+    "HEADER",
+    "JSON_SUMMARY_OPTION",
+    "OUT_OPTION",
+    "csv_time",
+    "csv_value",
+    "open_csv_out",
+    "record",
+]
 
 HEADER = ("ts", "point", "value", "quality")
+
+#: ``--out FILE|-``, the CSV ``edge record`` and ``edge readings export`` write
+OUT_OPTION = click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    default=Path("-"),
+    help="The CSV to write ('-': stdout) [-].",
+)
+#: ``--json`` for those two: the summary takes stdout, so the CSV needs a file
+JSON_SUMMARY_OPTION = click.option(
+    "--json", "as_json", is_flag=True, help="Summary and errors as JSON (needs --out FILE)."
+)
+
+
+def open_csv_out(out_path: Path, as_json: bool) -> IO[str]:
+    """The CSV's stream: stdout for ``-``, else the file, created (or exit 1 naming it)."""
+    if str(out_path) == "-":
+        return sys.stdout
+    try:
+        return out_path.open("w", newline="", encoding="utf-8")
+    except OSError as exc:
+        fail(f"{out_path}: cannot write: {exc.strerror}", 1, as_json)
 
 
 def csv_time(ts: float) -> str:
@@ -38,14 +77,11 @@ def csv_time(ts: float) -> str:
 
 
 def csv_value(value: object) -> str:
-    """A value as the rules tools read it back: exact numbers, true/false, empty for none."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
+    """A value as the rules tools read it back: exact numbers, true/false, empty for none.
+
+    The text ``edge read`` shows (:func:`~edge.cli.read.format_value`) but for no value.
+    """
+    return "" if value is None else format_value(value)
 
 
 class _Recorder:
@@ -121,29 +157,12 @@ async def _record(
 
 
 @click.command("record")
-@click.option(
-    "-c",
-    "--config",
-    "config_path",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="node.toml",
-)
+@CONFIG_OPTION
 @click.option("--seconds", type=float, required=True, help="How long to record.")
-@click.option(
-    "--out",
-    "out_path",
-    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
-    default=Path("-"),
-    help="The CSV to write ('-': stdout) [-].",
-)
-@click.option(
-    "--point", "points", multiple=True, metavar="NAME", help="Only this point (repeatable)."
-)
+@OUT_OPTION
+@POINT_OPTION
 @click.option("--interval", metavar="DURATION", default=None, help="Poll every device this often.")
-@click.option(
-    "--json", "as_json", is_flag=True, help="Summary and errors as JSON (needs --out FILE)."
-)
+@JSON_SUMMARY_OPTION
 def record(
     config_path: Path,
     seconds: float,
@@ -164,7 +183,6 @@ def record(
     """  # noqa: D301
     import asyncio
 
-    from edge.config import load_config
     from edge.errors import ConfigError
 
     if seconds <= 0:
@@ -172,23 +190,11 @@ def record(
     if as_json and str(out_path) == "-":
         raise click.BadParameter("--json needs --out FILE: stdout carries the summary")
     every = duration_option(interval, "--interval")
-    try:
-        config = prepare(load_config(config_path), every, LISTEN)
-        unknown = [p for p in points if p not in config.points]
-        if unknown:
-            raise ConfigError([f"{config_path}: --point {p}: no such point" for p in unknown])
-    except ConfigError as exc:
-        fail(exc.problems, 2, as_json)
-    wanted = list(dict.fromkeys(points)) if points else list(config.points)
+    config, wanted = polled_points(config_path, points, every, LISTEN, as_json)
     if not wanted:
         fail(f"{config_path}: no points to record", 1, as_json)
     started = time.monotonic()
-    try:
-        out: IO[str] = (
-            sys.stdout if str(out_path) == "-" else out_path.open("w", newline="", encoding="utf-8")
-        )
-    except OSError as exc:
-        fail(f"{out_path}: cannot write: {exc.strerror}", 1, as_json)
+    out = open_csv_out(out_path, as_json)
     try:
         with quiet_logs():  # failures are diagnosed per device, not as log lines
             recorder = asyncio.run(_record(config, wanted, seconds, out, as_json))

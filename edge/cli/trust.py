@@ -144,8 +144,8 @@ def add_command(
     from edge.ledger.trust import add_trusted, own_feed
 
     try:
-        path, key_path, _ = _where(config_path, data_dir)
-        added = add_trusted(path, key, name, own=own_feed(key_path))
+        path, key_path, own_name = _where(config_path, data_dir)
+        added = add_trusted(path, key, name, own=own_feed(key_path), own_name=own_name)
     except EdgeError as exc:
         _fail(exc, as_json)
     if as_json:

@@ -21,13 +21,16 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.padding import Padding
@@ -43,12 +46,21 @@ from edge.readings import Reading
 from edge.rules import LotEvent, Transition
 from edge.runtime import Node, NodeSummary, Observer
 
-__all__ = ["DEMO_OPERATOR", "MIN_SECONDS", "STORY_SECONDS", "run_demo", "scaled_scenario"]
+__all__ = [
+    "DEMO_OPERATOR",
+    "MAX_SECONDS",
+    "MIN_SECONDS",
+    "STORY_SECONDS",
+    "run_demo",
+    "scaled_scenario",
+]
 
 #: the length of the demo story as the scenario tells it
 STORY_SECONDS = 30.0
 #: the shortest run that still shows raise, acknowledge and clear (the rule's 1 s delays)
 MIN_SECONDS = 10.0
+#: the longest run (a longer one would stretch the story past anyone's patience)
+MAX_SECONDS = 3600.0
 #: who acknowledges the alarm in the demo (recorded on the ledger as the actor)
 DEMO_OPERATOR = "demo-operator"
 _RULE = "tunnel-temp-high"
@@ -152,17 +164,30 @@ def run_demo(
             temporary directory, removed at the end unless ``keep``.
         keep: keep the temporary directory.
     """
-    if seconds < MIN_SECONDS:
-        raise ValueError(f"the demo needs at least {MIN_SECONDS:g} s, got {seconds:g}")
+    if not MIN_SECONDS <= seconds <= MAX_SECONDS:  # nan fails both comparisons
+        raise ValueError(f"the demo runs {MIN_SECONDS:g} s to {MAX_SECONDS:g} s, got {seconds:g}")
     console = Console()
     temporary = run_dir is None
     if run_dir is None:
         run_dir = Path(tempfile.mkdtemp(prefix="edge-demo-"))
+    # SIGTERM (a service manager, `timeout`) ends the demo like Ctrl-C, through the cleanup below;
+    # its default action would kill the process and leave the temporary directory behind.
+    previous = _on_sigterm(signal.default_int_handler)
     try:
         return _demo(console, seconds, seed, run_dir, keep=keep or not temporary)
     finally:
+        _on_sigterm(previous)
         if temporary and not keep:
             shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _on_sigterm(handler: Any) -> Any:
+    """Install ``handler`` for SIGTERM and return the one it replaces (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    if handler is None:
+        return None
+    return signal.signal(signal.SIGTERM, handler)
 
 
 def _demo(console: Console, seconds: float, seed: int, run_dir: Path, *, keep: bool) -> bool:
@@ -238,6 +263,40 @@ async def _run(
     start = time.time()
     live = _Console(console, start)
     scenario = scaled_scenario(load_scenario("demo"), seconds / STORY_SECONDS)
+    # Inside the loop SIGTERM cancels this task (the node shuts down as on a stop) and is raised
+    # as Ctrl-C once it has; a Python-level handler raising there would break a task instead.
+    loop = asyncio.get_running_loop()
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    terminated: list[bool] = []
+
+    def on_term() -> None:
+        terminated.append(True)
+        main_task.cancel()
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if in_main_thread:
+        loop.add_signal_handler(signal.SIGTERM, on_term)
+    try:
+        return await _run_line(config, run_dir, seconds, seed, live, scenario)
+    except asyncio.CancelledError:
+        if terminated:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        if in_main_thread:
+            loop.remove_signal_handler(signal.SIGTERM)  # resets SIGTERM to its default action
+            signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
+async def _run_line(
+    config: NodeConfig,
+    run_dir: Path,
+    seconds: float,
+    seed: int,
+    live: _Console,
+    scenario: Scenario,
+) -> tuple[NodeSummary, _Console]:
     async with Simulator(scenario, run_dir, seed=seed, line_timing=True):
         node = Node(
             config,

@@ -147,7 +147,13 @@ def test_file_references_in_code_and_config_exist() -> None:
     """Comments and docstrings that send a reader to a file name one that exists."""
     files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
                            check=True).stdout.split()  # fmt: skip
-    pattern = re.compile(r"(?<![\w/.-])((?:docs|tools|examples)/[\w./-]+\.(?:md|py|toml|yaml))\b")
+    pattern = re.compile(
+        r"(?<![\w/.-])((?:docs|tools|examples|drivers|ledger|firmware-sim|tests)/[\w./-]+"
+        r"\.(?:md|py|toml|yaml))\b"
+        # a path of the installed layout (the firmware_sim folder under edge) is not where a reader
+        # of the repository finds it; MQTT topics are not files; quoted names are wheel members
+        r"|(?<![\w/.\"-])(edge/(?:cli|demo|templates|drivers|rules|ledger|firmware_sim)/[\w./-]*)"
+    )
     bad = []
     for name in files:
         path = ROOT / name
@@ -158,7 +164,34 @@ def test_file_references_in_code_and_config_exist() -> None:
         for n, line in enumerate(
             path.read_text(encoding="utf-8", errors="replace").splitlines(), 1
         ):
-            for ref in pattern.findall(line):
+            for groups in pattern.findall(line):
+                ref = next(g for g in groups if g)
                 if not (ROOT / ref).exists():
                     bad.append(f"{name}:{n}: {ref}")
     assert not bad, f"references to files that do not exist: {bad}"
+
+
+def test_gateway_paths_and_unit_name_are_those_edge_init_writes() -> None:
+    """The guides send a reader to one gateway layout: the unit and directories of ``edge init``
+    as the install guide uses them (a guide once said /var/lib/edge and 'systemctl reload edge',
+    paths and a unit no installed gateway has)."""
+    unit = "edge-qc"
+    assert (ROOT / "edge" / "templates" / f"{unit}.service").is_file()
+    bad = []
+    for doc in DOCS:
+        for n, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1):
+            names = re.findall(r"journalctl -u ([\w@.-]+)", line) + [
+                m.group(1)
+                for m in re.finditer(
+                    r"systemctl (?:--?[\w-]+ )*(?:start|stop|reload|restart|status|enable|disable)"
+                    r"(?: --?[\w-]+)* ([\w@.-]+)",
+                    line,
+                )
+            ]
+            for name in names:
+                if name.removesuffix(".service") not in (unit, "mosquitto"):
+                    bad.append(f"{doc.relative_to(ROOT)}:{n}: unit {name}")
+            for path in re.findall(r"(/(?:var/lib|etc)/edge[\w-]*)", line):
+                if path != f"/var/lib/{unit}" and path != f"/etc/{unit}":
+                    bad.append(f"{doc.relative_to(ROOT)}:{n}: {path}")
+    assert not bad, f"not the layout edge init and the install guide use: {bad}"

@@ -197,6 +197,52 @@ def test_export_reports_pruned_blocks_and_bad_files(tmp_path: Path) -> None:
     assert invoke("readings", "export", "--db", str(db), "--json").exit_code == 2  # stdout: CSV
 
 
+def test_export_counts_only_pruned_blocks_the_window_touches(tmp_path: Path) -> None:
+    """The pruned block holds 10:00:00-10:00:03; a window counts it only if it overlaps."""
+    t0 = 1_795_428_000.0
+    db = tmp_path / "ledger.db"
+    _store(db, NodeKey.generate(), [Reading("x", t0 + i, float(i)) for i in range(8)],
+           prune_before=t0 + 3.5)  # fmt: skip
+    out = tmp_path / "o.csv"
+
+    def pruned(*window: str) -> int:
+        result = invoke("readings", "export", "--db", str(db), "--json", "--out", str(out),
+                        *window)  # fmt: skip
+        return int(json.loads(result.stdout)["pruned_blocks"])
+
+    assert pruned("--since", "2026-11-23T10:00:03Z") == 1  # its last reading is in
+    assert pruned("--since", "2026-11-23T10:00:03.5Z") == 0  # all of it before the window
+    assert pruned("--until", "2026-11-23T10:00:00.5Z") == 1  # its first reading is in
+    assert pruned("--until", "2026-11-23T10:00:00Z") == 0  # the end is exclusive
+    assert pruned("--since", "2026-11-23T10:00:01Z", "--until", "2026-11-23T10:00:02Z") == 1
+
+
+def test_record_and_export_name_an_out_file_they_cannot_create(
+    tmp_path: Path, tcp_slave: str, catalog: Catalog
+) -> None:
+    """Both commands open --out alike: one line naming the file, exit 1, JSON with --json."""
+    db = tmp_path / "ledger.db"
+    _store(db, NodeKey.generate(), [Reading("x", 1_795_428_000.0, 1.0)])
+    config = write_node(
+        tmp_path,
+        {"kind": "tcp", "address": tcp_slave},
+        {"plc": {"unit": 1}},
+        {"temp": {"device": "plc", **catalog.points["temp"]}},
+    )
+    bad = tmp_path / "no-such-dir" / "rec.csv"
+    for command in (["readings", "export", "--db", str(db)],
+                    ["record", "-c", str(config), "--seconds", "0.1"]):  # fmt: skip
+        result = invoke(*command, "--out", str(bad))
+        assert result.exit_code == 1, result.output
+        assert result.stderr.strip() == f"edge: {bad}: cannot write: No such file or directory"
+        as_json = invoke(*command, "--out", str(bad), "--json")
+        assert as_json.exit_code == 1
+        assert json.loads(as_json.stdout) == {
+            "ok": False,
+            "error": f"{bad}: cannot write: No such file or directory",
+        }
+
+
 @pytest.mark.integration
 def test_running_node_refuses_writes_and_its_store_replays(tmp_path: Path) -> None:
     """The demo node (a real `edge run` process) on firmware-sim: while it runs, `edge write`

@@ -146,7 +146,7 @@ def test_mqtt_is_optional(tmp_path: Path) -> None:
         ),
         (
             ("scale = 0.1", "scale = true"),
-            "n.toml: points.tunnel_temp.scale: expected an integer or a number, got true/false",
+            "n.toml: points.tunnel_temp.scale: expected an integer or a number, got a boolean true",
         ),
         (("port = 8883", "port = 88830"), "n.toml: mqtt.port: 88830 is outside 1..65535"),
         (
@@ -305,3 +305,32 @@ def test_config_check_json(tmp_path: Path) -> None:
     ok = CliRunner().invoke(main, ["config", "check", "--json", str(good)])
     assert ok.exit_code == 0
     assert json.loads(ok.stdout)["ok"] is True
+
+
+@pytest.mark.parametrize(
+    ("data", "where", "byte"),
+    [
+        (b"\xff\xfe[node]\n", "1:1", "0xff at offset 0"),
+        (b'[node]\nid = "gw"\nsite = "Stra\xdfe"\n', "3:13", "0xdf at offset 29"),
+    ],
+)
+def test_a_node_config_that_is_not_utf8_is_one_line_with_its_place(
+    tmp_path: Path, data: bytes, where: str, byte: str
+) -> None:
+    # it was a UnicodeDecodeError traceback in every command taking -c/--config
+    import subprocess
+    import sys
+
+    path = tmp_path / "node.toml"
+    path.write_bytes(data)
+    rules = tmp_path / "r.yaml"
+    rules.write_text("rules: []\n", encoding="utf-8")
+    for args in (["config", "check", str(path)], ["rules", "check", "--config", str(path), str(rules)]):  # fmt: skip
+        result = subprocess.run(
+            [sys.executable, "-m", "edge", *args], capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 1, args
+        said = result.stdout + result.stderr  # config check reports on stdout
+        assert "Traceback" not in said
+        assert f"{path}:{where}: not UTF-8 text (byte {byte}: invalid " in said
+        assert said.count("\n") == 1, said

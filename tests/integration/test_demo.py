@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -114,6 +115,48 @@ def test_demo_refuses_a_run_too_short_for_the_story(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert "--seconds" in result.stderr
+
+
+@pytest.mark.parametrize("seconds", ["nan", "inf", "1e9"])
+def test_demo_refuses_a_length_that_is_not_a_number_of_seconds(seconds: str) -> None:
+    # nan used to run a demo of no readings and exit 0; inf and 1e9 ran for ever
+    result = subprocess.run(
+        [sys.executable, "-m", "edge", "demo", "--seconds", seconds],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stdout
+    assert result.stderr.count("\n") == 1
+    assert "--seconds" in result.stderr
+    assert "ACTIVATED" not in result.stdout
+
+
+def test_demo_stopped_by_sigterm_still_cleans_up(tmpdir_short: Path) -> None:
+    """A service manager's or `timeout`'s SIGTERM mid-run: the run directory is removed."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge", "demo", "--seconds", "30"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={"COLUMNS": "120", "PATH": "/usr/bin:/bin", "TMPDIR": str(tmpdir_short)},
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # the node is polling once the first reading is printed
+            if "tunnel_temp=" in line:
+                break
+        assert list(tmpdir_short.iterdir()) != []
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1
+    assert "Traceback" not in err
+    assert err.strip().splitlines() == ["edge: aborted"]
+    assert list(tmpdir_short.iterdir()) == []
 
 
 def test_make_demo_passes_seconds_through() -> None:

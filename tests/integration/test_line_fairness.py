@@ -144,8 +144,9 @@ async def test_coinciding_deadlines_are_served_in_the_same_order_every_run(
         for offset, device in rec.served:
             groups.setdefault(offset, []).append(device)
         runs.append({k: v for k, v in groups.items() if len(v) > 1 and k < 3_000_000})
-        # the issue measured press's p99 interval at 164 ms in 4 runs of 7 (served last)
-        assert rig.p99(rec.intervals("press")) < 0.2
+        # a sanity bound only (a loaded CI machine stretches wall intervals): the order checks
+        # below are what catches press served last at coinciding deadlines
+        assert rig.p99(rec.intervals("press")) < 0.3
     first, second = runs
     config = list(rig.DEVICES)
     full = [g for g in first.values() if len(g) == 4]

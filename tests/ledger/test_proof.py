@@ -610,9 +610,14 @@ def test_a_trust_file_that_is_not_a_key_is_one_line(
 ) -> None:
     bad = tmp_path / "bad.pub"
     bad.write_text("not a key\n")
-    for value in (str(bad), str(tmp_path / "missing.pub")):
+    binary = tmp_path / "photo.jpg"
+    binary.write_bytes(b"\xff\xd8\xff\xe0 not text")
+    for value in (str(bad), str(tmp_path / "missing.pub"), str(binary), "00", "ab" * 33):
         result = _verify(auditor, bundle, "--trust", value)
         assert result.returncode == 2
         assert result.stdout.startswith("--trust: ")
         assert len(result.stdout.splitlines()) == 1
         assert result.stderr == ""
+        assert "not a" in result.stdout
+        assert "Errno" not in result.stdout
+        assert "codec" not in result.stdout

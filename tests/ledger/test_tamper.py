@@ -447,3 +447,19 @@ def test_cli_names_each_readings_problem(db: Path) -> None:
     assert result.exit_code == 1, result.output
     assert "readings block row mismatch" in result.output
     assert "checkpoints table mismatch" in result.output
+
+
+@pytest.mark.parametrize("value", ["garbage", "1e999", "4.5", '[1, {"a": 1.5}]'])
+def test_a_reading_that_cannot_be_hashed_is_named_not_a_stop(db: Path, value: str) -> None:
+    """A stored value that is not JSON (or a float the hash cannot take) stopped verify with
+    'cannot verify' (exit 2), naming nothing else; it is a changed reading like any other."""
+    with attacker(db) as conn:
+        rowid = conn.execute("SELECT min(rowid) FROM readings WHERE point = 'temp'").fetchone()[0]
+        conn.execute("UPDATE readings SET value = ? WHERE rowid = ?", (value, rowid))
+        conn.execute("UPDATE checkpoints SET sig = 'forged' WHERE size = 5")
+    report = verify(db)
+    assert found(report) == {(11, Kind.CHANGED_READINGS), (5, Kind.CHECKPOINT_TABLE)}
+    result = CliRunner().invoke(main, ["ledger", "verify", "--db", str(db)])
+    assert result.exit_code == 1
+    assert "changed readings" in result.output
+    assert "Traceback" not in result.output

@@ -452,3 +452,80 @@ def test_edge_run_refuses_a_database_of_another_key(node: tuple[Path, NodeKey]) 
     assert "belongs to feed" in lines[0]
     assert "wrong node key, or another node's database" in lines[0]
     assert _entries(data / "ledger.db") == before
+
+
+# -- forgeries found by examination -------------------------------------------------------------
+
+
+def test_an_owner_row_naming_a_feed_not_in_the_file_is_named_and_readings_still_checked(
+    tmp_path: Path,
+) -> None:
+    """The owner row switched to a made-up feed and every reading deleted: with only --trust
+    (an auditor with the file alone, no node key beside it) this verified."""
+    from edge.readings import Reading
+
+    key = NodeKey.generate()
+    db = tmp_path / "ledger.db"
+    with Ledger.open(db, key) as led:
+        led.append("node.start", {"node_id": "filler-gw"}, ts=T0)
+        led.append_readings([Reading("temp", T0 + k / 10, 4.0 + k) for k in range(5)])
+        led.commit(now=T0 + 1)
+    conn = sqlite3.connect(db)
+    conn.execute("DROP TRIGGER owner_no_update")
+    conn.execute("UPDATE owner SET feed = ?", ("ab" * 32,))
+    conn.execute("DELETE FROM readings")
+    conn.execute("DELETE FROM reading_blocks")
+    conn.commit()
+    conn.close()
+    report = _verify(db, trusted={key.feed: "filler-gw"})
+    kinds = {p.kind for p in report.problems}
+    assert {Kind.WRONG_OWNER, Kind.MISSING_READINGS} <= kinds, report.problems
+    assert {p.kind for p in _verify(db).problems} == {Kind.WRONG_OWNER, Kind.MISSING_READINGS}
+    result = run("ledger", "verify", "--db", str(db), "--trust", key.feed)
+    assert result.exit_code == 1
+    assert "wrong owner" in result.output
+    assert "missing readings" in result.output
+
+
+def test_a_trust_entry_taking_the_nodes_own_name_is_refused(node: tuple[Path, NodeKey]) -> None:
+    """A forged feed listed as 'self' (or the node id) would show as this node in every trace."""
+    data, own = node
+    rogue = NodeKey.generate()
+    (data / TRUST_FILE).write_text(f'[[trusted]]\nname = "self"\nkey = "{rogue.feed}"\n')
+    with pytest.raises(TrustError, match="takes this node's own name"):
+        trust_for(data)
+    with pytest.raises(TrustError, match="takes this node's own name"):
+        load_trust(data / TRUST_FILE, own=own.feed, own_name="self")
+    result = run("ledger", "verify", "--db", str(data / "ledger.db"))
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1
+    assert "own name" in result.output
+    (data / TRUST_FILE).unlink()
+    added = run("trust", "add", rogue.feed, "--name", "self", "--data-dir", str(data))
+    assert added.exit_code == 1
+    assert "this node's own" in added.output
+    assert "Traceback" not in added.output
+    assert not (data / TRUST_FILE).exists()
+
+
+def test_a_shared_list_naming_the_nodes_own_key_keeps_the_nodes_name(
+    node: tuple[Path, NodeKey],
+) -> None:
+    data, own = node
+    (data / TRUST_FILE).write_text(f'[[trusted]]\nname = "packer-gw"\nkey = "{own.feed}"\n')
+    listed = trust_for(data)
+    assert listed.names == {own.feed: "self"}
+
+
+def test_verify_table_shows_every_column_when_piped(node: tuple[Path, NodeKey]) -> None:
+    """Piped (80 columns), the 64-digit feed id squeezed the other columns to nothing: the
+    table showed no 'UNTRUSTED' beside a forged feed."""
+    data, own = node
+    rogue = _forge_second_feed(data / "ledger.db")
+    result = run("ledger", "verify", "--db", str(data / "ledger.db"))
+    assert result.exit_code == 1
+    rows = {line.split()[1]: line for line in result.output.splitlines() if line.startswith("│")}
+    assert "UNTRUSTED" in rows[rogue.feed]
+    assert " self " in rows[own.feed]
+    assert "trusted as" in result.output
+    assert "checkpoints" in result.output

@@ -142,3 +142,26 @@ def test_bad_timeline_files(tmp_path: Path, text: str, message: str) -> None:
         load_timeline(path)
     assert str(info.value).startswith(str(path))
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("ts", ["nan", "inf", "-inf", "1e300"])
+def test_a_time_that_is_not_a_finite_date_is_a_bad_row_not_a_hang(tmp_path: Path, ts: str) -> None:
+    # nan and inf used to hang `edge rules test --data` (the replay clock never reached them)
+    path = tmp_path / "rec.csv"
+    path.write_text(f"ts,point,value\n{ts},p,4\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        read_csv(path)
+    assert str(err.value) == (
+        f"{path}:2: bad time '{ts}' (epoch seconds must be a finite time in years 1..9999)"
+    )
+
+
+def test_a_csv_that_is_not_utf8_names_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "rec.csv"
+    path.write_bytes(b"ts,point,value\n1,caf\xe9,4\n")
+    with pytest.raises(ConfigError) as err:
+        read_csv(path)
+    assert str(err.value) == (
+        f"{path}:2:6: not UTF-8 text (byte 0xe9 at offset 20: invalid continuation byte); "
+        "a recorded CSV is UTF-8 text"
+    )

@@ -193,3 +193,25 @@ def test_a_rule_file_given_without_data_says_what_to_do() -> None:
         f"{TUNNEL}:5:1: this is a rule file, not a test file: give --data recorded.csv"
         in err.splitlines()[-1]
     )
+
+
+@pytest.mark.parametrize("token", ["4x99999999999", "_x99999999999", "1+1x2000000"])
+def test_a_series_that_expands_beyond_the_bound_is_a_problem_not_a_hang(
+    tmp_path: Path, token: str
+) -> None:
+    # Before the bound, "4x99999999999" ran for minutes and took gigabytes before any answer.
+    path = write(
+        tmp_path,
+        f"""
+        rule_files: [TUNNEL]
+        tests:
+          - name: bomb
+            input_series: [{{point: tunnel_temp, values: "4 {token}"}}]
+            expected_alarms: []
+        """,
+    )
+    code, _, err = run(str(path))
+    assert code == 1
+    assert err.splitlines()[0] == (
+        f"{path}:5:49: values: '{token}' expands the series beyond 1000000 values"
+    )
