@@ -141,6 +141,16 @@ class CommitProcess(asyncio.SubprocessProtocol):
             raise StorageError(
                 f"{where}: the commit process did not start in {timeout:.0f}s"
             ) from None
+        except asyncio.CancelledError:
+            # The node is going down while the child starts: a child left to finish starting
+            # would open (and create) the ledger after its owner is gone, e.g. behind the
+            # demo's removal of its directory. Kill it and wait until it is gone.
+            ready.cancel()
+            protocol.kill()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                async with asyncio.timeout(5.0):
+                    await protocol.wait()
+            raise
         return protocol
 
     @property
