@@ -28,6 +28,7 @@ from edge.config import NodeConfig
 from edge.errors import LedgerClosed, NotCanonical, StorageError
 from edge.failpoints import hit
 from edge.ledger import Entry, LedgerWriter, NodeKey, create_key_file, decimal, format_ts, load_key
+from edge.ledger.commit_process import JOURNAL_FRAME_MAX
 from edge.ledger.correction import plan_correction
 from edge.ledger.entry import CHECKPOINT
 from edge.log import event
@@ -102,7 +103,12 @@ class LedgerBridge:
             event("ledger.key_created", file=str(key_path), feed=key.feed[:16])
         lc = self.config.ledger
         self._writer = LedgerWriter.open(
-            self.path, key, flush_interval=lc.flush_interval, batch_max=lc.batch_max
+            self.path,
+            key,
+            flush_interval=lc.flush_interval,
+            batch_max=lc.batch_max,
+            # 0: every batch straight to SQLite ([ledger] commit_journal is opt-in)
+            journal_max=JOURNAL_FRAME_MAX if lc.commit_journal else 0,
         )
 
     @property

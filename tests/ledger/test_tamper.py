@@ -442,7 +442,8 @@ def test_cli_names_each_readings_problem(db: Path) -> None:
     with attacker(db) as conn:
         conn.execute("UPDATE reading_blocks SET entry = NULL WHERE block = 1")
         sig = conn.execute("SELECT sig FROM checkpoints WHERE size = 5").fetchone()[0]
-        conn.execute("UPDATE checkpoints SET sig = ? WHERE size = 5", ("00" + sig[2:],))
+        changed = ("01" if sig[:2] == "00" else "00") + sig[2:]  # always a different signature
+        conn.execute("UPDATE checkpoints SET sig = ? WHERE size = 5", (changed,))
     result = CliRunner().invoke(main, ["ledger", "verify", "--db", str(db)])
     assert result.exit_code == 1, result.output
     assert "readings block row mismatch" in result.output
