@@ -295,9 +295,7 @@ class Engine:
             res = check_lot(rule, aggs.get(rule.point))
             checks.extend(res)
             failed = [c for c in res if not c.passed]
-            rt = st.rt[ev.idx]
-            if rt.next <= t:
-                ev.advance(st, rt, t, out)
+            rt = ev.runtime_at(st, t, out)
             first = failed[0] if failed else res[0] if res else None
             value = first.value if first is not None else None
             lim = first.limit if first is not None else None

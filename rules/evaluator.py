@@ -224,6 +224,13 @@ class Evaluator:
                 break
         self.refresh(st, rt)
 
+    def runtime_at(self, st: EngineState, t: float, out: Out) -> AlarmRuntime:
+        """The rule's runtime with every timer met by ``t`` fired (the start of a reading)."""
+        rt = st.rt[self.idx]
+        if rt.next <= t:
+            self.advance(st, rt, t, out)
+        return rt
+
     # -- events ---------------------------------------------------------------------------------
     def limit_for(self, value: float | None, rt: AlarmRuntime) -> float | None:
         """The limit an activation at ``value`` is reported against."""

@@ -47,9 +47,7 @@ class LimitEval(Evaluator):
         self, st: EngineState, t: float, seq: int, fv: float | None, q: Quality, out: Out
     ) -> None:
         """Entry ``v > high or v < low``; while active, hold ``v > high - db or v < low + db``."""
-        rt = st.rt[self.idx]
-        if rt.next <= t:
-            self.advance(st, rt, t, out)
+        rt = self.runtime_at(st, t, out)
         if fv is None:
             return
         state = rt.state
@@ -93,9 +91,7 @@ class RateEval(Evaluator):
         self, st: EngineState, t: float, seq: int, fv: float | None, q: Quality, out: Out
     ) -> None:
         """``rate = (v - v_first) / (t - t_first) * per`` over readings with ``t_first >= t - window``."""
-        rt = st.rt[self.idx]
-        if rt.next <= t:
-            self.advance(st, rt, t, out)
+        rt = self.runtime_at(st, t, out)
         if fv is None:
             return
         win: deque[tuple[float, float]] = rt.aux["window"]
@@ -170,9 +166,7 @@ class StaleEval(Evaluator):
         self, st: EngineState, t: float, seq: int, fv: float | None, q: Quality, out: Out
     ) -> None:
         """Any reading clears an active stale alarm and restarts the clock."""
-        rt = st.rt[self.idx]
-        if rt.next <= t:
-            self.advance(st, rt, t, out)
+        rt = self.runtime_at(st, t, out)
         state = rt.state
         if state is _A_UNACK or state is _A_ACK:
             key = (t, 1, seq, self.idx, 0)
@@ -198,9 +192,7 @@ class QualityEval(Evaluator):
         self, st: EngineState, t: float, seq: int, fv: float | None, q: Quality, out: Out
     ) -> None:
         """Condition: ``quality != good``."""
-        rt = st.rt[self.idx]
-        if rt.next <= t:
-            self.advance(st, rt, t, out)
+        rt = self.runtime_at(st, t, out)
         cond = q != _GOOD
         state = rt.state
         if cond == (state is _A_UNACK or state is _A_ACK) and rt.due is None:

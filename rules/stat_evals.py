@@ -119,9 +119,7 @@ class SpcEval(Evaluator):
         self, st: EngineState, t: float, seq: int, fv: float | None, q: Quality, out: Out
     ) -> None:
         """Learn, or push the point through the run rules; active while a selected rule signals."""
-        rt = st.rt[self.idx]
-        if rt.next <= t:
-            self.advance(st, rt, t, out)
+        rt = self.runtime_at(st, t, out)
         if fv is None:
             return
         z = self.zones if self.zones is not None else self.zones_of(rt)
@@ -218,6 +216,4 @@ class LotEval(Evaluator):
         self, st: EngineState, t: float, seq: int, fv: float | None, q: Quality, out: Out
     ) -> None:
         """Readings only feed the lot aggregates (the engine does that); timers still run."""
-        rt = st.rt[self.idx]
-        if rt.next <= t:
-            self.advance(st, rt, t, out)
+        self.runtime_at(st, t, out)
