@@ -7,6 +7,7 @@ the zip it is; the fresh-venv install and its size are measured by hand (docs/gu
 from __future__ import annotations
 
 import configparser
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -23,9 +24,14 @@ DEV_TOOLS = {"pytest", "pytest-asyncio", "pytest-timeout", "pytest-xdist", "hypo
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
     out = tmp_path_factory.mktemp("dist")
+    # Built from a copy: setuptools writes build/ and *.egg-info into the tree it builds, and
+    # two xdist workers (or a second checkout's run) building the same tree at once collide.
+    src = tmp_path_factory.mktemp("src") / "edge-qc"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "*.egg-info", "__pycache__", ".hypothesis", ".*_cache"))  # fmt: skip
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
-         "-w", str(out), str(ROOT)],
+         "-w", str(out), str(src)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert build.returncode == 0, build.stderr
