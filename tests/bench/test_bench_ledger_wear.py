@@ -26,6 +26,8 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 from edge.ledger.keys import NodeKey
 from edge.ledger.store import Ledger, connect
 from edge.ledger.verify import verify_db
@@ -107,14 +109,15 @@ def _files(path: Path) -> int:
     return sum(os.path.getsize(p) for p in (path, Path(f"{path}-wal")) if os.path.exists(p))
 
 
-async def _line(path: Path, key: NodeKey) -> tuple[int, int, int, int, float]:
+async def _line(path: Path, key: NodeKey, journal: bool) -> tuple[int, int, int, int, float]:
     """Run the line.
 
     Returns:
         (write_bytes with the WAL checkpoint, write_bytes of the commits alone, database + WAL
         growth, the entries' own bytes, seconds).
     """
-    writer = LedgerWriter.open(path, key)
+    # the node's default is [ledger] commit_journal = false: every batch an SQLite transaction
+    writer = LedgerWriter.open(path, key, **({} if journal else {"journal_max": 0}))
     entry_bytes = 0
     async with asyncio.TaskGroup() as tg:
         tg.create_task(writer.run(), name="ledger-writer")
@@ -154,12 +157,13 @@ async def _line(path: Path, key: NodeKey) -> tuple[int, int, int, int, float]:
     return written, commits, growth, entry_bytes, seconds
 
 
-def test_bench_ledger_wear(tmp_path: Path) -> None:
+@pytest.mark.parametrize("journal", [False, True], ids=["sqlite", "commit_journal"])
+def test_bench_ledger_wear(tmp_path: Path, journal: bool) -> None:
     key = NodeKey.generate()
     path = tmp_path / "ledger.db"
     _history(path, key)
     checkpoints_before = _count(path, "checkpoint")
-    written, commit_bytes, growth, entry_bytes, seconds = asyncio.run(_line(path, key))
+    written, commit_bytes, growth, entry_bytes, seconds = asyncio.run(_line(path, key, journal))
     entries = ENTRIES
     commits = _count(path, "checkpoint") - checkpoints_before
     conn = connect(path, readonly=True)
@@ -169,7 +173,8 @@ def test_bench_ledger_wear(tmp_path: Path) -> None:
     per_entry = written / entries
     print()
     print(
-        f"ledger wear: {per_entry:,.0f} bytes written per committed entry "
+        f"ledger wear ({'commit_journal = true' if journal else 'default: SQLite commits'}): "
+        f"{per_entry:,.0f} bytes written per committed entry "
         f"(/proc/<pid>/io write_bytes of the node and its commit process), "
         f"entry itself {entry_bytes / entries:,.0f} bytes; limit {LIMIT:,}: "
         f"ratio {per_entry / LIMIT:.2f} ({'met' if per_entry <= LIMIT else 'NOT met'})"
