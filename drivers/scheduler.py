@@ -24,6 +24,10 @@ whose probes use a share of the line's spare capacity; while the breaker is open
 cycles still emit (stale/comm_fail) but send nothing. A reply drained in the guard window after
 a timeout is counted as that device's late reply. A lost port closes the link; every cycle then
 emits without I/O while the port is re-opened with its own exponential backoff.
+
+This module holds :class:`BusScheduler` (the loop above) and :class:`ModbusPoller` (its Modbus
+I/O). The per-device state it schedules, :class:`DeviceRuntime` (plan, deadline grid, breaker,
+counters), lives in :mod:`edge.drivers.device_runtime` and is re-exported here.
 """
 
 from __future__ import annotations
@@ -35,14 +39,14 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
-from edge.config import BusConfig, DeviceConfig, PointConfig
+from edge.config import BusConfig
 from edge.drivers.base import BusPoller, Emit
 from edge.drivers.budget import Load, probe_ceiling, spare_capacity, stretch_factors
 from edge.drivers.codec import decode_point
-from edge.drivers.health import Breaker, BreakerState, PointState
-from edge.drivers.planner import BIT_TABLES, ReadRequest, plan_reads, split_request
+from edge.drivers.device_runtime import _US, DeviceRuntime
+from edge.drivers.health import BreakerState
+from edge.drivers.planner import BIT_TABLES, ReadRequest, split_request
 from edge.drivers.stats import STRETCHED, BusStats, Counters, DeviceStats, Gap
 from edge.drivers.transport import Link, ModbusTransport, guard_window, where
 from edge.errors import DeviceException, DeviceTimeout, FrameError, PortUnavailable
@@ -58,8 +62,6 @@ BACKOFF_CAP = 30.0
 _TIMER_RESOLUTION = 0.001
 #: port re-open backoff: first delay, cap (seconds)
 PORT_BACKOFF = (0.25, 2.0)
-#: deadlines are integer microseconds
-_US = 1_000_000
 #: how often the line budget is worked out again, seconds
 REBUDGET_EVERY = 0.2
 #: weight of the newest measured cycle in a device's cost (exponential moving average)
@@ -69,67 +71,6 @@ COST_WEIGHT = 0.3
 RELAX_MARGIN = 1.1
 #: gap records kept until collected (:meth:`BusScheduler.take_gaps`); more are counted, dropped
 MAX_GAPS = 1000
-
-
-@dataclass(slots=True)
-class DeviceRuntime:
-    """A device's plan, deadline grid, breaker, budget and point states."""
-
-    device: DeviceConfig
-    points: list[PointState]
-    plan: list[ReadRequest]
-    breaker: Breaker
-    order: int = 0  #: position in the config (the tie order after priority)
-    anchor: int = 0  #: start of the deadline grid, microseconds
-    slot: int = 0  #: index of the next deadline on the grid
-    stretch: int = 1  #: configured intervals per cycle (line budget)
-    polls: int = 0
-    failed_polls: int = 0
-    skipped: int = 0
-    deferred: int = 0
-    late_replies: int = 0
-    last_lateness: float = 0.0
-    frame_errors: int = 0
-    stretches: int = 0
-    cost: float | None = None  #: measured seconds of one answered cycle (moving average)
-    probe_at: int | None = None  #: when its due probe goes (µs), set when it falls due
-    by_name: dict[str, PointState] = field(default_factory=dict)
-
-    @classmethod
-    def build(
-        cls, device: DeviceConfig, points: Sequence[PointConfig], *, plan: bool = True
-    ) -> DeviceRuntime:
-        """Plan the device's reads (``plan=False``: a line device, which has no registers)."""
-        states = [PointState(p, device.stale_after) for p in points]
-        breaker = Breaker(base=device.poll, cap=max(device.backoff_cap, device.poll))
-        rt = cls(device, states, plan_reads(device, points) if plan else [], breaker)
-        rt.by_name = {s.point.name: s for s in states}
-        return rt
-
-    @property
-    def interval_us(self) -> int:
-        """The configured interval in microseconds."""
-        return max(1, round(self.device.poll * _US))
-
-    @property
-    def deadline_us(self) -> int:
-        """The next deadline, microseconds on the scheduler's clock."""
-        return self.anchor + self.slot * self.interval_us
-
-    @property
-    def deadline(self) -> float:
-        """The next deadline, seconds on the scheduler's clock."""
-        return self.deadline_us / _US
-
-    def key(self) -> tuple[int, int, int, int]:
-        """Earliest deadline first; at equal deadlines higher priority, then config order.
-
-        A dead device's probe is spare-capacity work: it goes after the live devices due at
-        the same instant, at ``probe_at`` (see :meth:`BusScheduler._probe_slot`).
-        """
-        if self.probe_at is not None:
-            return (self.probe_at, 1, -self.device.priority, self.order)
-        return (self.deadline_us, 0, -self.device.priority, self.order)
 
 
 class BusScheduler(BusPoller):
