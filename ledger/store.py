@@ -1,4 +1,7 @@
-"""The SQLite store and its single writer: :class:`Ledger`.
+"""The SQLite store and its single writer: :class:`Ledger` (and its single-writer lock).
+
+What a transaction writes, :class:`~edge.ledger.batch.Batch`, is in :mod:`edge.ledger.batch`
+(re-exported here); the Merkle frontier a writer opens with, in :mod:`edge.ledger.stored_frontier`.
 
 Durability: WAL journal with ``synchronous=FULL``, so a COMMIT returns only after the WAL is
 fsynced; an entry reported committed survives a power cut. Group commit: entries appended
@@ -19,20 +22,12 @@ import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge.errors import LedgerClosed, NotCanonical, RollbackRefused, StorageError, map_exceptions
-from edge.ledger.commit import (
-    StagedRow,
-    StateRow,
-    batch_params,
-    block_rows,
-    prepare,
-    prune_readings,
-    write_batch,
-)
+from edge.errors import LedgerClosed, RollbackRefused, StorageError, map_exceptions
+from edge.ledger.batch import Batch, _request
+from edge.ledger.commit import StagedRow, StateRow, prepare, prune_readings, write_batch
 from edge.ledger.database import SQL_ERRORS, connect
 from edge.ledger.entry import (
     CHECKPOINT,
@@ -43,14 +38,15 @@ from edge.ledger.entry import (
     parse_ts,
 )
 from edge.ledger.journal import Journal, move
-from edge.ledger.keys import NodeKey, verify_signature
-from edge.ledger.merkle import Frontier, ProofError, leaf_hash, leaf_hashes
+from edge.ledger.keys import NodeKey
+from edge.ledger.merkle import Frontier, leaf_hash, leaf_hashes
 from edge.ledger.open_block import OpenBlock
 from edge.ledger.owner import claim_owner
 from edge.ledger.readings_store import ReadingsBlock, plan_prune
+from edge.ledger.stored_frontier import rebuild_frontier, stored_frontier
 from edge.readings import Reading
 
-__all__ = ["DB_FILE", "Batch", "Ledger", "connect"]
+__all__ = ["DB_FILE", "Batch", "Ledger", "connect"]  # Batch: from edge.ledger.batch
 
 #: File name of the ledger database inside the node's data directory.
 DB_FILE = "ledger.db"
@@ -58,31 +54,6 @@ DB_FILE = "ledger.db"
 
 _fromhex = bytes.fromhex
 log = logging.getLogger("edge.ledger")
-
-
-@dataclass(frozen=True, slots=True)
-class Batch:
-    """What one transaction writes: entries, readings that arrived meanwhile, the engine state.
-
-    Entries come with the checkpoint covering them; the engine state reflects the entries. A batch may have no entries (readings or a state only, e.g. timer progress); it then has
-    no checkpoint either.
-
-    Attributes:
-        entries: in seq order; the last one is the checkpoint entry (empty: none).
-        blocks: readings blocks closed by this batch; their digest entries are in ``entries``.
-        checkpoint: the ``checkpoints`` row (feed, size, head, root, sig); None without entries.
-        frontier: the Merkle frontier over the ``size`` entries the checkpoint covers
-            (:meth:`Frontier.packed`), stored so that opening the feed need not rebuild it.
-        readings: raw readings received since the previous batch (see :mod:`.open_block`).
-        state: the engine state to store with it (:meth:`Ledger.track_state`), None: unchanged.
-    """
-
-    entries: tuple[Entry, ...]
-    blocks: tuple[tuple[int, ReadingsBlock, str], ...]
-    checkpoint: tuple[str, int, str, str, str] | None
-    frontier: bytes | None
-    readings: tuple[StagedRow, ...] = ()
-    state: StateRow | None = None
 
 
 class Ledger:
@@ -312,7 +283,7 @@ class Ledger:
                 "SELECT max(size) FROM checkpoints WHERE feed = ?", (feed,)
             ).fetchone()[0]
             self._open_block = OpenBlock.recover(conn)
-            frontier = self._stored_frontier(feed, end, last)
+            frontier = stored_frontier(conn, feed, end, last)
             if frontier is not None:
                 count = conn.execute(
                     "SELECT count(*) FROM entries WHERE feed = ?", (feed,)
@@ -320,7 +291,9 @@ class Ledger:
                 if count != end:
                     frontier = None  # a gap: the rebuild below names it
             self.frontier_rebuilt = frontier is None
-            self._frontier = frontier if frontier is not None else self._rebuild_frontier(feed)
+            self._frontier = (
+                frontier if frontier is not None else rebuild_frontier(conn, self.path, feed)
+            )
         if recorded is not None and recorded >= self._frontier.size:
             raise RollbackRefused(
                 f"ledger {self.path}: feed {feed[:16]} holds {self._frontier.size} entries but a checkpoint "
@@ -329,55 +302,6 @@ class Ledger:
         if last is not None:
             self._head = self._tip = parse_entry(last)
         self._size = self._seq = self._frontier.size
-
-    def _stored_frontier(self, feed: str, end: int, last: bytes | None) -> Frontier | None:
-        """The frontier stored with the last batch, when the feed's last checkpoint vouches for it.
-
-        It must be the tree over exactly the entries that checkpoint covers, give the root the
-        checkpoint signed, and the signature must be the feed's; otherwise None (rebuild).
-        """
-        row = self.conn.execute(
-            # As a blob whatever was stored: a cache must never keep the ledger from opening.
-            "SELECT size, CAST(stack AS BLOB) FROM frontiers WHERE feed = ?",
-            (feed,),
-        ).fetchone()
-        if row is None or last is None or type(row[0]) is not int or row[0] + 1 != end:
-            return None
-        size, stack = row
-        try:
-            head = parse_entry(last)
-            frontier = Frontier.restore(stack, size)
-        except (NotCanonical, ProofError, TypeError):
-            return None
-        body = head.body
-        if (
-            head.type != CHECKPOINT
-            or head.seq != size
-            or not isinstance(body, Mapping)
-            or body.get("size") != size
-            or body.get("head") != head.prev
-            or frontier.root().hex() != body.get("root")
-        ):
-            return None
-        sig = body.get("sig")
-        message = checkpoint_message(feed, size, str(head.prev), str(body.get("root")))
-        if not isinstance(sig, str) or not verify_signature(feed, message, sig):
-            return None
-        frontier.append(leaf_hash(bytes.fromhex(head.id)))
-        return frontier
-
-    def _rebuild_frontier(self, feed: str) -> Frontier:
-        """The Merkle frontier over every entry of the feed, from their ids (reads them all)."""
-        frontier = Frontier()
-        for seq, entry_id in self.conn.execute(
-            "SELECT seq, id FROM entries WHERE feed = ? ORDER BY seq", (feed,)
-        ):
-            if seq != frontier.size:
-                raise StorageError(
-                    f"ledger {self.path}: feed {feed[:16]} has a gap at seq {frontier.size}"
-                )
-            frontier.append(leaf_hash(bytes.fromhex(entry_id)))
-        return frontier
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -668,10 +592,6 @@ class Ledger:
         if self.key is None:
             raise StorageError(f"ledger {self.path} was opened without a key: read-only")
         return self.key
-
-
-def _request(batch: Batch) -> tuple[Any, ...]:
-    return (batch_params(batch), block_rows(batch), batch.readings, batch.state)
 
 
 def _lock(path: Path) -> int:
