@@ -266,6 +266,10 @@ def test_running_node_refuses_writes_and_its_store_replays(tmp_path: Path) -> No
             by_port = invoke("write", "--port", tty, "--register", "3", "--yes", "0")
             assert by_port.exit_code == 1
             assert f"port {tty} is in use by another program" in by_port.stderr
+            # The live node fires an on-delay on its clock tick; a replay only moves time with
+            # readings. Keep polling (once a second) until readings past the due time are stored,
+            # or a node stopped right after its activation leaves the replay short of it.
+            time.sleep(3.0)
         finally:
             node.send_signal(signal.SIGTERM)
             _, err = node.communicate(timeout=15)
