@@ -49,6 +49,7 @@ from typing import Any
 
 import pytest
 
+from edge.errors import StorageError
 from edge.firmware_sim import SimulatorThread, load_scenario
 from edge.ledger.entry import parse_ts
 from edge.ledger.journal import journal_entries, journal_path
@@ -169,8 +170,19 @@ def _entries(db: Path) -> list[dict[str, Any]]:
 def _move_journal(lane: Lane) -> None:
     """What the node's next start does first: move the commit journal into the database."""
     key_file = lane.db.with_name("node.key")
-    if lane.db.exists() and key_file.exists():
-        Ledger.open(lane.db, load_key(key_file)).close()
+    if not (lane.db.exists() and key_file.exists()):
+        return
+    # the killed node's commit process dies with it (PDEATHSIG) but may still hold the writer
+    # lock for a moment on a loaded machine: wait for it, as the next start would
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            Ledger.open(lane.db, load_key(key_file)).close()
+            return
+        except StorageError as exc:
+            if "another process is writing" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _count(db: Path, type_: str) -> int:
