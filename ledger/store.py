@@ -15,7 +15,6 @@ writer fails at once instead of forking the feed.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import sqlite3
@@ -44,6 +43,7 @@ from edge.ledger.open_block import OpenBlock
 from edge.ledger.owner import claim_owner
 from edge.ledger.readings_store import ReadingsBlock, plan_prune
 from edge.ledger.stored_frontier import rebuild_frontier, stored_frontier
+from edge.ledger.writer_lock import take_writer_lock as _lock
 from edge.readings import Reading
 
 __all__ = ["DB_FILE", "Batch", "Ledger", "connect"]  # Batch: from edge.ledger.batch
@@ -592,21 +592,3 @@ class Ledger:
         if self.key is None:
             raise StorageError(f"ledger {self.path} was opened without a key: read-only")
         return self.key
-
-
-def _lock(path: Path) -> int:
-    """Take the single-writer lock ``<db>.lock`` (released when the fd closes, even on SIGKILL)."""
-    lock_path = Path(f"{path}.lock")
-    try:
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise StorageError(f"ledger {path}: cannot create lock file: {exc.strerror}") from exc
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError as exc:
-        os.close(fd)
-        raise StorageError(
-            f"ledger {path}: another process is writing to it (lock {lock_path} held)"
-        ) from exc
-    return fd
