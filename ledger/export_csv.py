@@ -11,6 +11,12 @@ operator action acts on; ``note`` says what the entry alone does not: why the lo
 at a station is missing (on the row of the one that is there), how long the node was down
 before a ``node start``.
 
+The lot-end row's ``result`` is ``pass`` or ``fail`` (to filter on), and ``failed_checks`` names
+every check that failed with the statistic it failed on, as recorded (``case_weight: min >= 5.95
+(min = 5.91)``; several joined by ``; ``). The file starts with a UTF-8 byte-order mark: without
+it, a spreadsheet on Windows reads the file as its legacy code page and garbles ``N·m`` and
+``°C``.
+
 Cells that a spreadsheet would run as a formula (text starting with ``=``, ``+``, ``@``, a tab
 or carriage return, or ``-`` not followed by a number) are prefixed with ``'``: comments typed by
 operators end up here, and an export must not execute them.
@@ -20,12 +26,12 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import IO, Any
 
 from edge.ledger.trace import LotTrace, TraceEvent
 
-__all__ = ["CSV_COLUMNS", "csv_rows", "write_lot_csv"]
+__all__ = ["CSV_COLUMNS", "csv_rows", "failing_checks", "write_lot_csv"]
 
 #: Header row, in order.
 CSV_COLUMNS: tuple[str, ...] = (
@@ -44,6 +50,7 @@ CSV_COLUMNS: tuple[str, ...] = (
     "limit",
     "unit",
     "result",
+    "failed_checks",
     "actor",
     "comment",
     "description",
@@ -111,6 +118,23 @@ def _measurements(aggregates: Mapping[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def failing_checks(checks: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Each failed check of a ``lot.end`` as ``rule: check (statistic = value)``, as recorded.
+
+    ``case_weight: min >= 5.95 (min = 5.91)``; a check without a value (no readings) says
+    ``min: no value``.
+    """
+    out = []
+    for c in checks:
+        if c.get("passed") is True:
+            continue
+        stat = str(c.get("statistic", ""))
+        value = c.get("value")
+        measured = f"{stat} = {value}" if value is not None else f"{stat}: no value"
+        out.append(f"{c.get('rule', '')}: {c.get('check') or stat} ({measured})")
+    return out
+
+
 def _lot_facts(trace: LotTrace) -> dict[str, str]:
     """Product and quantity as any of the lot's entries records them (first one wins)."""
     facts: dict[str, str] = {}
@@ -154,10 +178,11 @@ def csv_rows(trace: LotTrace) -> list[dict[str, str]]:
     for event in trace.events:
         entry, body = event.entry, event.entry.body
         station = event.station
-        result = ""
+        result = failed = ""
         if entry.type == "lot.end":
             checks = [c for c in body.get("checks") or () if isinstance(c, dict)]
             result = "pass" if all(c.get("passed") is True for c in checks) else "fail"
+            failed = "; ".join(failing_checks(checks))
         elif entry.type == "alarm":
             result = str(body.get("severity", ""))
         aggregates = body.get("aggregates") if entry.type == "lot.end" else None
@@ -177,6 +202,7 @@ def csv_rows(trace: LotTrace) -> list[dict[str, str]]:
             "limit": "" if body.get("limit") is None else str(body["limit"]),
             "unit": str(body.get("unit", "")) if entry.type == "alarm" else "",
             "result": result,
+            "failed_checks": failed,
             "actor": entry.actor,
             "comment": str(body.get("comment", "")),
             "description": event.summary,
@@ -194,11 +220,14 @@ def csv_rows(trace: LotTrace) -> list[dict[str, str]]:
     return rows
 
 
-def write_lot_csv(trace: LotTrace, out: IO[str]) -> int:
+def write_lot_csv(trace: LotTrace, out: IO[str], *, bom: bool = True) -> int:
     r"""Write ``trace`` as CSV (header + one row per event) to ``out``; returns the row count.
 
-    ``out`` should be opened with ``newline=""`` (the csv module writes ``\\r\\n`` itself).
+    ``out`` should be opened with ``newline=""`` (the csv module writes ``\\r\\n`` itself) and
+    encoding UTF-8. ``bom``: start with the byte-order mark (U+FEFF) spreadsheets look for.
     """
+    if bom:
+        out.write("\ufeff")
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS)
     writer.writeheader()
     rows = csv_rows(trace)

@@ -171,6 +171,8 @@ class EntryFilter:
     until: str | None = None
     limit: int | None = None
     newest_first: bool = False
+    #: types left out (``edge ledger query`` hides ``checkpoint`` rows unless asked)
+    exclude_types: tuple[str, ...] = ()
 
 
 def open_ledger_db(path: str | Path) -> sqlite3.Connection:
@@ -247,6 +249,9 @@ def query_entries(conn: sqlite3.Connection, flt: EntryFilter) -> list[StoredEntr
     if types is not None:
         where.append(f"e.type IN ({', '.join('?' * len(types))})")
         args.extend(types)
+    if flt.exclude_types:
+        where.append(f"e.type NOT IN ({', '.join('?' * len(flt.exclude_types))})")
+        args.extend(flt.exclude_types)
     if flt.feeds is not None:
         if not flt.feeds:
             return []

@@ -17,6 +17,7 @@ MAPPED = {
     "rules": "rules",
     "ledger": "ledger",
     "firmware_sim": "firmware-sim",
+    "office": "office",
 }
 
 

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from edge.cli.alarm import actor_option, send_to_node
 from edge.cli.ledger_query import DB_OPTION, QUERY_COMMANDS, db_for
+from edge.cli.ledger_report import report_command
 from edge.cli.output import fail
 from edge.cli.trust import resolve_trust, trust_options
 from edge.config import NodeConfig
@@ -30,6 +31,7 @@ def ledger() -> None:
 
 for _command in QUERY_COMMANDS:
     ledger.add_command(_command)
+ledger.add_command(report_command)
 
 
 @ledger.command("verify")

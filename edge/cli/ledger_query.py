@@ -139,6 +139,11 @@ def _row(entry: StoredEntry, stations: Stations) -> dict[str, Any]:
     show_default=True,
     help="Column to sort the shown rows by.",
 )
+@click.option(
+    "--checkpoints",
+    is_flag=True,
+    help="Also list checkpoint entries (hidden by default; --type checkpoint lists only them).",
+)
 @click.option("--json", "as_json", is_flag=True, help="JSON lines: one entry per line.")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row.")
 def query_command(
@@ -151,6 +156,7 @@ def query_command(
     limit: int | None,
     newest_first: bool,
     sort_key: str,
+    checkpoints: bool,
     as_json: bool,
     as_csv: bool,
 ) -> None:
@@ -158,6 +164,8 @@ def query_command(
 
     A repeated filter accumulates: --type alarm --type alarm.ack lists both types. A lot that
     no entry names is an error with the nearest lot names (a typo would otherwise show nothing).
+    Checkpoint entries (signed Merkle roots, one per commit) are left out unless --checkpoints
+    or --type checkpoint asks for them: they would be half of every table.
     """
     if as_json and as_csv:
         raise _BadOption("--json and --csv exclude each other")
@@ -182,9 +190,11 @@ def query_command(
                 _check_lot(conn, db, lot)
             for type_ in types:
                 _check_type(conn, type_)
+            hidden: tuple[str, ...] = () if checkpoints or types else ("checkpoint",)
             flt = EntryFilter(
-                types or None, lots or None, feeds, flt_since, flt_until, limit, newest_first
-            )
+                types or None, lots or None, feeds, flt_since, flt_until, limit, newest_first,
+                exclude_types=hidden,
+            )  # fmt: skip
             entries = query_entries(conn, flt)
         finally:
             conn.close()
@@ -211,7 +221,8 @@ def query_command(
         writer.writerows(rows)
         click.echo(out.getvalue(), nl=False)
     else:
-        table = Table(title=f"{len(rows)} entries", show_lines=False)
+        note = " (checkpoints hidden: --checkpoints shows them)" if hidden else ""
+        table = Table(title=f"{len(rows)} entries{note}", show_lines=False)
         for column in ("ts", "node", "seq", "type", "lots"):
             table.add_column(column, no_wrap=True)
         table.add_column("summary", overflow="fold", ratio=1)

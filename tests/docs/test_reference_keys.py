@@ -177,7 +177,7 @@ def test_entry_types_match_reference() -> None:
     )
 
 
-SOURCES = [ROOT / d for d in ("edge", "drivers", "rules", "ledger", "firmware-sim")]
+SOURCES = [ROOT / d for d in ("edge", "drivers", "rules", "ledger", "firmware-sim", "office")]
 
 
 def _constants(node: ast.AST) -> set[str]:

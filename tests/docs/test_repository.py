@@ -13,9 +13,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
-PACKAGE = [ROOT / d for d in ("edge", "drivers", "rules", "ledger", "firmware-sim")]
+PACKAGE = [ROOT / d for d in ("edge", "drivers", "rules", "ledger", "firmware-sim", "office")]
 #: top-level entries a backticked path in the docs may start with
-REPO_DIRS = ("edge", "drivers", "rules", "ledger", "firmware-sim", "tests", "tools", "examples",
+REPO_DIRS = ("edge", "drivers", "rules", "ledger", "firmware-sim", "office", "tests", "tools", "examples",
              "docs")  # fmt: skip
 PATHLIKE = re.compile(rf"^(?:{'|'.join(map(re.escape, REPO_DIRS))})/[\w./-]*$")
 

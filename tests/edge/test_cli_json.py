@@ -21,6 +21,7 @@ NO_JSON = {
     "demo": "a show for people",
     "sim run": "serves a simulator; its ports are in ports.json",
     "ledger export": "its output is a data format itself (--format csv|epcis)",
+    "ledger report": "a document for people (--format html|pdf); trace --json has its data",
 }
 #: commands another branch of issue 16 gives --json (i16-rules: rules)
 PENDING = {"rules check", "rules explain"}

@@ -30,6 +30,8 @@ def exported(scenario: Any) -> tuple[str, list[dict[str, str]]]:
     out = io.StringIO(newline="")
     count = write_lot_csv(trace_lot(conn, sc.LOT), out)
     text = out.getvalue()
+    assert text.startswith("\ufeff")  # the byte-order mark spreadsheets look for
+    text = text[1:]
     rows = list(csv.DictReader(io.StringIO(text, newline="")))
     assert count == len(rows)
     return text, rows

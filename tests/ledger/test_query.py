@@ -261,7 +261,12 @@ def test_node_matches_a_feed_without_node_start(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     rows = [orjson.loads(line) for line in result.output.splitlines()]
     assert {r["feed"] for r in rows} == {keys[1].feed}
-    assert [r["type"] for r in rows] == ["lot.start", "checkpoint"]
+    assert [r["type"] for r in rows] == ["lot.start"]  # checkpoints hidden by default
+    result = run("query", "--db", str(db), "--node", keys[1].feed[:8], "--json", "--checkpoints")
+    assert [orjson.loads(line)["type"] for line in result.output.splitlines()] == [
+        "lot.start",
+        "checkpoint",
+    ]
     empty = tmp_path / "empty.db"
     with Ledger.open(empty):
         pass
