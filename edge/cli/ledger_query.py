@@ -14,7 +14,7 @@ import io
 import os
 import sqlite3
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -363,7 +363,9 @@ def _check_lot(conn: sqlite3.Connection, db: Path, lot: str) -> None:
     raise click.ClickException(f"lot {lot!r}: no entries in {db}{hint}")
 
 
-def _print_trace(trace: LotTrace, shown: _Shown) -> None:
+def _print_trace(
+    trace: LotTrace, shown: _Shown, resolutions: Mapping[str, float] | None = None
+) -> None:
     console = _console()
     # the lot's own time (lot.start .. lot.end), not stretched by a later correction or ack
     first, last = trace.span or (trace.events[0].entry.ts, trace.events[-1].entry.ts)
@@ -397,9 +399,18 @@ def _print_trace(trace: LotTrace, shown: _Shown) -> None:
     aggregates = Table(title="Aggregates at lot end")
     for column in ("station", "point", "count", "mean", "min", "max", "std", "unit"):
         aggregates.add_column(column, overflow="fold")
+    from edge.office.numbers import fmt_number  # numbers for people (--json keeps them whole)
+
     for visit in trace.visits:
         for point, agg in sorted(visit.aggregates.items()):
-            cells = [str(agg.get(k, "")) for k in ("count", "mean", "min", "max", "std", "unit")]
+            res = (resolutions or {}).get(point)
+            cells = [
+                fmt_number(agg.get("count")),
+                fmt_number(agg.get("mean"), res, stat=True),
+                *(fmt_number(agg.get(k), res) for k in ("min", "max")),
+                fmt_number(agg.get("std"), res, stat=True),
+                str(agg.get("unit", "")),
+            ]
             aggregates.add_row(*map(Text, (visit.name or visit.station.name, point, *cells)))
     if aggregates.row_count:
         console.print(aggregates)
@@ -457,7 +468,11 @@ def trace_command(
     all_feeds: bool,
     as_json: bool,
 ) -> None:
-    """Show LOT's timeline across trusted feeds: stations, aggregates, alarms, acks, rule sets."""
+    """Show LOT's timeline across trusted feeds: stations, aggregates, alarms, acks, rule sets.
+
+    Aggregates are rounded for reading: to each point's resolution with -c (an integer
+    register's scale), else to 4 significant digits; --json keeps them as recorded.
+    """
     trace, shown = _load_trace(db, lot, trust_keys, config_path, all_feeds)
     if as_json:
         document = trace.to_json()
@@ -465,7 +480,14 @@ def trace_command(
             station["feed_name"] = shown.names.get(station["feed"])
         click.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
     else:
-        _print_trace(trace, shown)
+        resolutions: dict[str, float] = {}
+        if config_path is not None:  # the points' resolutions round the aggregates
+            from edge.config import load_config
+            from edge.office.numbers import point_resolutions
+
+            with _one_line_errors():
+                resolutions = point_resolutions(load_config(config_path))
+        _print_trace(trace, shown, resolutions)
 
 
 @contextlib.contextmanager

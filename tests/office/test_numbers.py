@@ -1,0 +1,95 @@
+"""Numbers shown to people: the point's resolution, else four significant digits."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from office_lot import LotLedger
+
+from edge.config import load_config
+from edge.office import decimals_for, fmt_against, fmt_number, point_resolutions
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (33.7737570706, "33.77"),  # the issue's std
+        ("33.7737570706", "33.77"),  # as recorded in a lot.end
+        (123456.78, "123457"),  # whole digits are never cut
+        (-0.0001234567, "-0.0001235"),
+        (2.5, "2.5"),  # no invented trailing zeros
+        (0, "0"),
+        (-0.00001, "-0.00001"),
+        (1e-12, "0.000000000001"),
+        (math.inf, "inf"),
+        (-math.inf, "-inf"),
+        (math.nan, "nan"),
+        (None, ""),
+        ("OK", "OK"),  # a text point's value as it is
+        (True, "true"),
+    ],
+)
+def test_significant_digits_without_a_resolution(value: object, expected: str) -> None:
+    assert fmt_number(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "resolution", "stat", "expected"),
+    [
+        (33.7737570706, 0.1, False, "33.8"),
+        (33.7737570706, 0.1, True, "33.77"),  # a statistic: one decimal more
+        (2.5, 0.01, False, "2.50"),  # the resolution's decimals, zeros included
+        (502.0, 0.5, False, "502.0"),
+        (502.26, 0.5, False, "502.5"),  # rounded to a multiple of the step
+        (1234.0, 5, False, "1235"),
+        (-0.04, 0.1, False, "0.0"),  # no "-0.0"
+    ],
+)
+def test_rounded_to_the_resolution(
+    value: float, resolution: float, stat: bool, expected: str
+) -> None:
+    assert fmt_number(value, resolution, stat=stat) == expected
+
+
+def test_decimals_of_a_resolution() -> None:
+    assert [decimals_for(r) for r in (1, 0.1, 0.05, 0.001, 5, 0.25)] == [0, 1, 2, 3, 0, 2]
+    with pytest.raises(ValueError, match="positive"):
+        decimals_for(0)
+
+
+def test_a_failed_value_never_reads_as_its_limit() -> None:
+    # 499.46 fails "mean >= 499.5"; rounded to four digits it would print as the limit
+    assert fmt_number(499.46) == "499.5"
+    assert fmt_against(499.46, "499.5") == "499.46"
+    assert fmt_against(1.3299, 1.33, 0.01) == "1.3299"
+    assert fmt_against("500.12", "499.5") == "500.1"  # far apart: rounded as usual
+    assert fmt_against(2.0, 2.0) == "2"
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False, min_value=-1e12, max_value=1e12))
+def test_rounding_stays_close_and_parses_back(x: float) -> None:
+    text = fmt_number(x)
+    back = float(text)
+    # four significant digits: within half a unit of the fourth digit (or whole-number rounding)
+    tolerance = max(abs(x) * 5e-4, 0.5 if abs(x) >= 1000 else 0.0) + 1e-300
+    assert abs(back - x) <= tolerance * 1.0000001
+
+
+@given(
+    st.floats(min_value=-1e6, max_value=1e6, allow_nan=False),
+    st.sampled_from([0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 10.0]),
+)
+def test_resolution_rounding_is_a_multiple_of_the_step(x: float, step: float) -> None:
+    back = float(fmt_number(x, step))
+    assert abs(back - x) <= step / 2 + 1e-9
+    assert abs(back / step - round(back / step)) < 1e-6
+
+
+def test_point_resolutions_from_a_node_config(lot_ledger: LotLedger) -> None:
+    config = load_config(Path(lot_ledger.config))
+    # fill_weight: uint16 scaled by 0.1; cap_torque a float32 (no resolution); lot_code text
+    assert point_resolutions(config) == {"fill_weight": 0.1}
