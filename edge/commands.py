@@ -11,6 +11,7 @@ Payload::
     {"action": "correct", "entry": "7155f822", "comment": "scale was off"}
     {"action": "prune_readings", "before": "2026-11-01T00:00:00Z", "comment": "disk full"}
     {"action": "status"}
+    {"action": "health"}
 
 Who acts is not what the payload says: the transport authenticates the sender (the Unix user
 behind the control socket, from SO_PEERCRED; the broker user whose topic the command came on)
@@ -55,6 +56,7 @@ ACTIONS: dict[str, tuple[bool, str]] = {
     "correct": (False, "correct"),
     "prune_readings": (False, "correct"),  # it changes what the record holds, as a correction
     "status": (False, "read"),
+    "health": (False, "read"),  # edge status: the node's metrics (edge.health)
 }
 #: the classes of action an ``[operators]`` table grants, least to most
 ACTION_CLASSES = ("read", "act", "correct")

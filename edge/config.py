@@ -43,6 +43,7 @@ __all__ = [
     "BusConfig",
     "DeviceConfig",
     "LedgerConfig",
+    "MetricsConfig",
     "MqttConfig",
     "NodeConfig",
     "OperatorsConfig",
@@ -165,6 +166,24 @@ class MqttConfig:
     keepalive: float = 30.0
 
 
+#: where ``[metrics]`` listens when the table gives no ``listen`` (loopback: scraped on the gateway
+#: or through an SSH tunnel; 9108 lies in the range Prometheus exporters use)
+METRICS_LISTEN = "127.0.0.1:9108"
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """Where the Prometheus endpoint (``/metrics``) listens. Absent: no endpoint."""
+
+    listen: str = METRICS_LISTEN  #: host:port; keep it on loopback unless a firewall guards it
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """(host, port) to listen on."""
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
 @dataclass(frozen=True, slots=True)
 class OperatorsConfig:
     """Who may send which class of operator command (edge.commands.authorize reads the lists).
@@ -202,6 +221,7 @@ class NodeConfig:
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
     mqtt: MqttConfig | None = None
     operators: OperatorsConfig = field(default_factory=OperatorsConfig)
+    metrics: MetricsConfig | None = None
 
     # Where the node keeps its files: the one spelling of these paths (the names are
     # edge.ledger's DB_FILE and KEY_FILE, not imported here so that reading a config does not
@@ -225,7 +245,7 @@ class NodeConfig:
 #: Every key node.toml accepts, by table (``<name>`` stands for any bus, device or point name):
 #: the one list the reader checks files against and docs/reference/node-config.md documents.
 KEYS: Mapping[str, tuple[str, ...]] = {
-    "": ("node", "buses", "devices", "points", "rules", "ledger", "mqtt", "operators"),
+    "": ("node", "buses", "devices", "points", "rules", "ledger", "mqtt", "operators", "metrics"),
     "node": ("id", "site", "data_dir", "queue_size"),
     "buses.<name>": tuple(BusConfig.__slots__)[1:],  # every field but the name
     "devices.<name>": tuple(DeviceConfig.__slots__)[1:],
@@ -241,6 +261,7 @@ KEYS: Mapping[str, tuple[str, ...]] = {
     ),
     "mqtt": ("host", "port", "topic_prefix", "client_id", "username", "password", "keepalive"),
     "operators": ("read", "act", "correct"),
+    "metrics": ("listen",),
 }
 
 
@@ -334,6 +355,15 @@ def parse_config(text: str, source: Path) -> NodeConfig:
 
     operators = _operators(r, _section(r, data, "operators"))
 
+    metrics: MetricsConfig | None = None
+    if "metrics" in data:
+        mt = _section(r, data, "metrics")
+        r.table(mt, "metrics", KEYS["metrics"])
+        listen = r.get(mt, "metrics", "listen", str, METRICS_LISTEN)
+        if listen is not None and not _host_port_ok(listen):
+            r.problem("metrics.listen", f"expected host:port, got {listen!r}")
+        metrics = MetricsConfig(listen or METRICS_LISTEN)
+
     if r.problems:
         raise ConfigError(r.problems)
     return NodeConfig(
@@ -349,6 +379,7 @@ def parse_config(text: str, source: Path) -> NodeConfig:
         ledger=ledger,
         mqtt=mqtt,
         operators=operators,
+        metrics=metrics,
     )
 
 

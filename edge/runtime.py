@@ -8,6 +8,7 @@ Tasks (each named, all inside the group; nothing runs outside it)::
     alerts          MQTT alert publisher (only when [mqtt] is configured)
     rules-reload    watches the rule files (and SIGHUP) and swaps in a validated new rule set
     control         the local control socket for operator commands (``edge alarm ...``)
+    metrics         the Prometheus endpoint (only with [metrics]; edge.metrics, edge.health)
     stats           one ``node.stats`` log line a minute: queue depth, bus counters, drops
     retention       prunes raw readings past ``readings_retention`` (digests stay on the ledger)
 
@@ -45,8 +46,10 @@ from edge.control import ControlServer
 from edge.drivers import BusPoller, build_pollers, gaps_body
 from edge.errors import ConfigError, LedgerError, StorageError
 from edge.failpoints import hit
+from edge.health import HealthRegistry, NodeHealth
 from edge.ledger_bridge import EntryArgs, LedgerBridge
 from edge.log import event
+from edge.node_metrics import NodeParts, node_source
 from edge.readings import Reading
 from edge.rules import (
     AlarmState,
@@ -133,6 +136,9 @@ class Node:
         #: since when, the value, the message)
         self._last_change: dict[str, Transition] = {}
         self._config_alarm = ConfigAlarm()
+        #: what /metrics and ``edge status`` read; other subsystems add their sources here
+        self.health = HealthRegistry()
+        self._health = NodeHealth(config.node_id, {n: p.device for n, p in config.points.items()})
 
     def request_reload(self) -> None:
         """Ask for the rule files to be re-read (SIGHUP)."""
@@ -143,6 +149,10 @@ class Node:
         cfg = self.config
         led = self._ledger
         await led.open()
+        self.health.add("node", node_source(NodeParts(
+            self._health, __version__, self.summary, self._queue, self._pollers, led.writer,
+            self._alerts, self._control, lambda: self._engine.alarm_states(self._state),
+        )))  # fmt: skip
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(led.run(), name="ledger")
@@ -175,6 +185,12 @@ class Node:
                 control_task = tg.create_task(self._control.run(), name="control")
                 stats_task = tg.create_task(self._log_stats(), name="stats")
                 retention_task = tg.create_task(self._prune_readings(), name="retention")
+                metrics_task = None
+                if cfg.metrics is not None:
+                    from edge.metrics import MetricsServer  # prometheus-client only when asked
+
+                    server = MetricsServer(*cfg.metrics.address, self.health)
+                    metrics_task = tg.create_task(server.run(), name="metrics")
                 polls = [
                     tg.create_task(p.run(self._emit), name=f"bus:{p.name}") for p in self._pollers
                 ]
@@ -195,6 +211,8 @@ class Node:
                 control_task.cancel()
                 stats_task.cancel()
                 retention_task.cancel()
+                if metrics_task is not None:
+                    metrics_task.cancel()
                 await self._queue.put(None)  # end of data: the rules loop drains and returns
                 await rules_task
                 await self._record_gaps()
@@ -229,6 +247,7 @@ class Node:
         """Called by pollers: hand a batch to the rules, waiting when the queue is full."""
         if self._queue.full():
             self.summary.batches_blocked += 1
+        self._health.observe(readings)
         await self._queue.put(readings)
 
     async def _evaluate(self) -> None:
@@ -381,6 +400,9 @@ class Node:
         Answers once what it changed is durable (with ``"durable": false`` when the disk did not
         commit it within 5 s: it stays queued).
         """
+        if cmd.action == "health":
+            return {"ok": True, "node": self.config.node_id,
+                    "metrics": [m.json() for m in self.health.collect(time.time())]}  # fmt: skip
         if cmd.action not in ("status", "correct", "prune_readings"):
             await self._ledger.writer.room()  # before the state changes (see _evaluate)
         now = time.time()

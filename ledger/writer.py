@@ -100,6 +100,10 @@ class LedgerWriter:
         #: A journal record waits at most this many seconds before it is moved into SQLite.
         self.journal_age = journal_age
         self.committed = 0
+        #: batch writes answered ok, their total and longest time from sent to durable (s)
+        self.commits = 0
+        self.commit_seconds = 0.0
+        self.commit_seconds_max = 0.0
         self._waiting_entries = 0  # appended, not yet durable (checkpoints not counted)
         self._work = asyncio.Event()  # set when run() may have something to do
         self._progress = asyncio.Event()  # set (and replaced) after every durable batch
@@ -398,10 +402,14 @@ class LedgerWriter:
         """Record the finished writes, oldest first; after a failed one, pause before retrying."""
         inflight = self._inflight
         while inflight and inflight[0][1].done():
-            batch, done, _ = inflight[0]
+            batch, done, sent = inflight[0]
             exc = done.exception()
             if exc is None:
                 inflight.popleft()
+                took = asyncio.get_running_loop().time() - sent
+                self.commits += 1
+                self.commit_seconds += took
+                self.commit_seconds_max = max(self.commit_seconds_max, took)
                 self._written(batch)
                 self._retry_delay = _FIRST_RETRY
                 continue

@@ -54,6 +54,7 @@ REGISTRY: dict[str, str] = {
     "alarm": "edge.cli.alarm:alarm",
     "trust": "edge.cli.trust:trust",
     "init": "edge.cli.init:init",
+    "status": "edge.cli.status:status",
 }
 
 

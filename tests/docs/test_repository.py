@@ -134,8 +134,11 @@ def _params() -> list[object]:
 
 @pytest.mark.parametrize("dist", _params())
 def test_runtime_dependency_is_imported(dist: str) -> None:
+    def norm(name: str) -> str:  # PEP 503: prometheus-client is the dist prometheus_client
+        return re.sub(r"[-_.]+", "-", name).lower()
+
     modules = {m for m, dists in packages_distributions().items()
-               if dist.lower() in (d.lower() for d in dists)}  # fmt: skip
+               if norm(dist) in (norm(d) for d in dists)}  # fmt: skip
     assert modules, f"{dist} is not installed: run make venv"
     assert modules & imported_modules(), (
         f"pyproject.toml declares {dist} (import {', '.join(sorted(modules))}) but no module of "
