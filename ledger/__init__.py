@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from edge.ledger.keys import KEY_FILE, NodeKey, create_key_file, load_key, verify_signature
     from edge.ledger.proof import ProofSummary, build_proof, export_proof
     from edge.ledger.readings_store import ReadingsBlock, make_block
+    from edge.ledger.replica import Replica
+    from edge.ledger.replica_types import AcceptResult, Checkpoint, Cosignature, Outcome, Reason
     from edge.ledger.schema import MIGRATIONS, migrate
     from edge.ledger.store import DB_FILE, Batch, Ledger, connect
     from edge.ledger.trust import TRUST_FILE, Trusted, TrustList, load_trust, parse_key
@@ -42,6 +44,12 @@ _HOMES = {
     "export_proof": "proof",
     "ReadingsBlock": "readings_store",
     "make_block": "readings_store",
+    "Replica": "replica",
+    "AcceptResult": "replica_types",
+    "Checkpoint": "replica_types",
+    "Cosignature": "replica_types",
+    "Outcome": "replica_types",
+    "Reason": "replica_types",
     "MIGRATIONS": "schema",
     "migrate": "schema",
     "DB_FILE": "store",
@@ -79,16 +87,22 @@ __all__ = [
     "KEY_FILE",
     "MIGRATIONS",
     "TRUST_FILE",
+    "AcceptResult",
     "Batch",
+    "Checkpoint",
+    "Cosignature",
     "Entry",
     "FeedReport",
     "Kind",
     "Ledger",
     "LedgerWriter",
     "NodeKey",
+    "Outcome",
     "Problem",
     "ProofSummary",
     "ReadingsBlock",
+    "Reason",
+    "Replica",
     "Report",
     "TrustList",
     "Trusted",

@@ -45,6 +45,8 @@ ENTRY_TYPES = (
     "readings.prune",
     "correction",
     "bus.gaps",
+    "ledger.fork",
+    "ledger.rollback",
     CHECKPOINT,
 )
 

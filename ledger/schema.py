@@ -17,6 +17,10 @@ The contract other modules (query, trace, export, the runtime, sync) code agains
     frontiers(feed, size, stack)  -- the writer's Merkle frontier at its last checkpoint (a cache)
     owner(one, feed)              -- the feed whose node writes this file (one row, set once)
     engine_state(name, feed, size, state)  -- the rule engine's state as of entry ``size`` of feed
+    peer_heads(peer, feed, size, head, checkpoint, seen, announced)  -- peers' verified heads (sync)
+    cosignatures(feed, size, head, root, witness, ts, sig)  -- witnesses' cosignatures (append-only)
+    forks(feed, seq, id, held, branch, source, seen)  -- a second valid history, kept as proof
+    sync_events(key, type, body, seen, recorded)  -- sync events owed an entry on our own feed
 
 Entry ids are not indexed (migration 3 dropped the id-prefix index that 1 created). Ids are
 random, so each batch of appends landed all over such an index: at a million entries a batch of
@@ -175,6 +179,59 @@ CREATE TABLE engine_state (
 );
 """
 
+# Sync (issue 13, edge.ledger.replica). peer_heads: the highest checkpoint entry each peer
+# announced of each feed, verified against the feed's key (size = entries it holds), and the size
+# it announced last (announced); rollback evidence for our own feed. cosignatures and forks are
+# evidence: append-only. sync_events: forks and rollbacks seen, until an entry on our own feed
+# records them (recorded = that entry's id).
+_SYNC = """
+CREATE TABLE peer_heads (
+    peer TEXT NOT NULL,
+    feed TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    head TEXT NOT NULL,
+    checkpoint BLOB NOT NULL,
+    seen TEXT NOT NULL,
+    announced INTEGER NOT NULL,
+    PRIMARY KEY (peer, feed)
+);
+CREATE TABLE cosignatures (
+    feed TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    head TEXT NOT NULL,
+    root TEXT NOT NULL,
+    witness TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    sig TEXT NOT NULL,
+    PRIMARY KEY (feed, size, witness, head, root)
+);
+CREATE TABLE forks (
+    feed TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    held TEXT NOT NULL,
+    branch BLOB NOT NULL,
+    source TEXT NOT NULL,
+    seen TEXT NOT NULL,
+    PRIMARY KEY (feed, seq, id)
+);
+CREATE TABLE sync_events (
+    key TEXT PRIMARY KEY,
+    type TEXT NOT NULL,
+    body BLOB NOT NULL,
+    seen TEXT NOT NULL,
+    recorded TEXT
+);
+CREATE TRIGGER cosignatures_no_update BEFORE UPDATE ON cosignatures
+BEGIN SELECT RAISE(ABORT, 'cosignatures are append-only: UPDATE refused'); END;
+CREATE TRIGGER cosignatures_no_delete BEFORE DELETE ON cosignatures
+BEGIN SELECT RAISE(ABORT, 'cosignatures are append-only: DELETE refused'); END;
+CREATE TRIGGER forks_no_update BEFORE UPDATE ON forks
+BEGIN SELECT RAISE(ABORT, 'fork proofs are append-only: UPDATE refused'); END;
+CREATE TRIGGER forks_no_delete BEFORE DELETE ON forks
+BEGIN SELECT RAISE(ABORT, 'fork proofs are append-only: DELETE refused'); END;
+"""
+
 #: Every migration, in order. Append only: never edit one that has shipped.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "entries, entry_lots, checkpoints, append-only triggers", _ENTRIES),
@@ -183,6 +240,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "Merkle frontier of each written feed", _FRONTIERS),
     Migration(5, "the feed that owns the file", _OWNER),
     Migration(6, "rule engine state, written with the batch of its events", _ENGINE_STATE),
+    Migration(10, "sync: peer heads, cosignatures, fork proofs, sync events", _SYNC),
 )
 
 

@@ -299,6 +299,9 @@ class Ledger:
                 f"ledger {self.path}: feed {feed[:16]} holds {self._frontier.size} entries but a checkpoint "
                 f"of size {recorded} was recorded; restore the feed before appending"
             )
+        from edge.ledger.replica_witness import refuse_if_behind  # peers hold more: rollback
+
+        refuse_if_behind(conn, f"ledger {self.path}", feed, self._frontier.size)
         if last is not None:
             self._head = self._tip = parse_entry(last)
         self._size = self._seq = self._frontier.size

@@ -28,6 +28,7 @@ class Kind(enum.StrEnum):
     UNCOVERED_READINGS = "readings not on the chain"
     UNTRUSTED = "untrusted feed"
     WRONG_OWNER = "wrong owner"
+    UNWITNESSED = "too few witnesses"
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from rich.table import Table
 from edge.cli.alarm import actor_option, send_to_node
 from edge.cli.ledger_query import DB_OPTION, QUERY_COMMANDS, db_for
 from edge.cli.ledger_report import report_command
+from edge.cli.ledger_status import status_command
 from edge.cli.output import fail
 from edge.cli.trust import resolve_trust, trust_options
 from edge.config import NodeConfig
@@ -32,6 +33,7 @@ def ledger() -> None:
 for _command in QUERY_COMMANDS:
     ledger.add_command(_command)
 ledger.add_command(report_command)
+ledger.add_command(status_command)
 
 
 @ledger.command("verify")
@@ -45,17 +47,24 @@ ledger.add_command(report_command)
     help="Recompute every checkpoint's Merkle root. Without, the hash chain and the "
     "checkpoint signatures still cover every entry (faster).",
 )
+@click.option(
+    "--witnesses", type=click.IntRange(min=0), default=0, metavar="K",
+    help="Also require each feed's last checkpoint to be cosigned by K distinct trusted "
+    "other nodes (sync's witnesses).",
+)  # fmt: skip
 def verify_command(
     db: Path,
     trust_keys: tuple[str, ...],
     config_path: Path | None,
     as_json: bool,
     merkle: bool,
+    witnesses: int,
 ) -> None:
     """Check every feed: hashes, links, checkpoints, signatures, truncation, readings, trust.
 
     Trust comes from --trust and -c, else from the trust list and node key in the database's
-    directory; feeds signed by other keys are reported untrusted. Exit status 0 when every feed
+    directory; feeds signed by other keys are reported untrusted. --witnesses K also requires
+    each feed's last checkpoint to be cosigned by K trusted other nodes. Exit status 0 when every feed
     verifies, 1 when any problem is found (each one is named with its feed, seq and kind), 2
     when the database cannot be read or a trust key is malformed.
     """
@@ -87,6 +96,8 @@ def verify_command(
                     trusted=trust.names,
                     node_feed=trust.node_feed,
                 )
+            if witnesses:
+                _add_witness_problems(report, conn, witnesses, trust.names)
         finally:
             conn.close()
         journal_note, journal_ok = _journal_note(db)
@@ -123,6 +134,20 @@ def verify_command(
         if journal_note is not None:
             Console().print(journal_note, highlight=False, soft_wrap=True)
     sys.exit(0 if ok else 1)
+
+
+def _add_witness_problems(report: Any, conn: Any, k: int, names: dict[str, str] | None) -> None:
+    """``--witnesses K``: a problem for each feed whose last checkpoint has fewer than K."""
+    from edge.ledger.verify_report import FeedReport
+    from edge.ledger.verify_witnesses import check_witnesses
+
+    by_feed = {f.feed: f for f in report.feeds}
+    for problem in check_witnesses(conn, k, names):
+        feed = by_feed.get(problem.feed)
+        if feed is None:
+            feed = by_feed[problem.feed] = FeedReport(problem.feed)
+            report.feeds.append(feed)
+        feed.problems.append(problem)
 
 
 def _journal_note(db: Path) -> tuple[str | None, bool]:
