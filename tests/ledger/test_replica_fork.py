@@ -1,0 +1,201 @@
+"""Forks kept as proof; a node rolled back (old backup, lost database) detected and restored.
+
+A second history of a feed is made for real: the gateway's database file is copied (a backup),
+and the copy and the original are both appended to with the same key.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import orjson
+import pytest
+
+from edge.errors import RollbackRefused
+from edge.ledger.keys import NodeKey
+from edge.ledger.replica import Replica
+from edge.ledger.replica_types import Checkpoint, Outcome, OwnStatus
+from edge.ledger.store import Ledger, connect
+
+from .replica_helpers import T0, assert_verifies, feed_ids, feed_raws, grow, replicate, trust
+
+
+def _copy_db(src: Path, dst: Path) -> None:
+    """A backup of a closed ledger file (with its WAL, if any)."""
+    for suffix in ("", "-wal", "-shm"):
+        if Path(f"{src}{suffix}").exists():
+            shutil.copy(f"{src}{suffix}", f"{dst}{suffix}")
+
+
+@pytest.fixture
+def nodes(tmp_path: Path):  # type: ignore[no-untyped-def]
+    a, b = NodeKey.generate(), NodeKey.generate()
+    with Ledger.open(tmp_path / "a.db", a) as ledger:
+        grow(ledger, 12, batch=4)
+    _copy_db(tmp_path / "a.db", tmp_path / "backup.db")  # the backup: 12 entries in
+    with Ledger.open(tmp_path / "a.db", a) as ledger:
+        grow(ledger, 10, batch=4, t0=T0 + 1000)
+    with Ledger.open(tmp_path / "b.db", b) as ledger:
+        grow(ledger, 2, t0=T0 + 5000)
+    return tmp_path, a, b
+
+
+def test_a_second_valid_history_is_kept_as_proof_and_never_stored(nodes) -> None:  # type: ignore[no-untyped-def]
+    tmp_path, a, b = nodes
+    # The backup is restored on another box that runs with the same key: a second history.
+    with Ledger.open(tmp_path / "backup.db", a) as ledger:
+        grow(ledger, 6, batch=3, t0=T0 + 9000)
+    ra = Replica.open(tmp_path / "a.db", a, trust(b, own=a), take_lock=True)
+    rb = Replica.open(tmp_path / "b.db", b, trust(a, own=b), take_lock=True)
+    replicate(ra, rb, a.feed)
+    before = feed_ids(tmp_path / "b.db", a.feed)
+    fork_at = len(feed_raws(tmp_path / "backup.db", a.feed)) - 6 - 2  # first entry after copy
+    branch = feed_raws(tmp_path / "backup.db", a.feed)
+    result = rb.accept(a.feed, fork_at, branch[fork_at:], now=T0, source="gw-x")
+    assert result.outcome is Outcome.FORK and result.alarm
+    assert f"from seq {fork_at}" in result.detail
+    assert feed_ids(tmp_path / "b.db", a.feed) == before  # nothing of the branch stored
+    head = rb.head(a.feed)
+    assert head is not None and head.forked_at == fork_at
+    # the proof: the conflicting entries up to the checkpoint whose signature covers them
+    conn = connect(tmp_path / "b.db", readonly=True)
+    seq, held, other, proof, source = conn.execute(
+        "SELECT seq, held, id, branch, source FROM forks"
+    ).fetchone()
+    conn.close()
+    assert (seq, held, source) == (fork_at, before[fork_at], "gw-x")
+    proof_raws = bytes(proof).split(b"\n")
+    assert proof_raws == branch[fork_at : fork_at + len(proof_raws)]
+    assert orjson.loads(proof_raws[-1])["type"] == "checkpoint"
+    assert Checkpoint.from_raw(proof_raws[-1]).signed()
+    # the same proof again: still a fork, no new alarm, still one record owed
+    again = rb.accept(a.feed, fork_at, branch[fork_at:], now=T0, source="gw-x")
+    assert again.outcome is Outcome.FORK and not again.alarm
+    records = rb.pending_records()
+    assert [(r.type, r.body["seq"], r.body["held"]) for r in records] == [
+        ("ledger.fork", fork_at, before[fork_at])
+    ]
+    rb.mark_recorded(records[0].key, "e" * 64)
+    assert rb.pending_records() == []
+    # nothing beyond the fork is cosigned; the branch we hold still grows and still verifies
+    assert rb.cosign(feed_raws(tmp_path / "b.db", a.feed)[-1], now=T0) is None
+    assert [s.forked_at for s in rb.status() if s.feed == a.feed] == [fork_at]
+    assert_verifies(tmp_path / "b.db", {a.feed: "a", b.feed: "b"})
+    ra.close()
+    rb.close()
+
+
+def test_a_conflicting_checkpoint_announced_by_a_peer_is_a_fork(nodes) -> None:  # type: ignore[no-untyped-def]
+    tmp_path, a, b = nodes
+    with Ledger.open(tmp_path / "backup.db", a) as ledger:
+        grow(ledger, 10, batch=4, t0=T0 + 7000)  # same length as the original, other entries
+    ra = Replica.open(tmp_path / "a.db", a, trust(b, own=a), take_lock=True)
+    rb = Replica.open(tmp_path / "b.db", b, trust(a, own=b), take_lock=True)
+    replicate(ra, rb, a.feed)
+    other_head = feed_raws(tmp_path / "backup.db", a.feed)[-1]
+    result = rb.record_peer_head("gw-x", other_head, now=T0)
+    assert result.accepted and result.fork and not result.ahead
+    assert rb.head(a.feed).forked_at == Checkpoint.from_raw(other_head).seq  # type: ignore[union-attr]
+    ra.close()
+    rb.close()
+
+
+def test_a_database_restored_from_an_old_backup_is_detected_and_restored(nodes) -> None:  # type: ignore[no-untyped-def]
+    tmp_path, a, b = nodes
+    ra = Replica.open(tmp_path / "a.db", a, trust(b, own=a), take_lock=True)
+    rb = Replica.open(tmp_path / "b.db", b, trust(a, own=b), take_lock=True)
+    replicate(ra, rb, a.feed)
+    ra.close()
+    # Gateway A's SD card is replaced by the old backup. The file alone cannot tell ...
+    shutil.move(tmp_path / "backup.db", tmp_path / "a.db")
+    for suffix in ("-wal", "-shm"):
+        Path(f"{tmp_path}/a.db{suffix}").unlink(missing_ok=True)
+    old_end = len(feed_raws(tmp_path / "a.db", a.feed))
+    ra = Replica.open(tmp_path / "a.db", a, trust(b, own=a), take_lock=True)
+    assert ra.own_check().status is OwnStatus.OK
+    # ... but B's announcement of A's feed can: it is signed by A's own key, beyond A's end.
+    peer_head = rb.head(a.feed)
+    assert peer_head is not None and peer_head.checkpoint is not None
+    seen = ra.record_peer_head(b.feed, peer_head.checkpoint.raw, now=T0)
+    assert seen.accepted and seen.own_behind and seen.ahead and seen.need_from == old_end
+    check = ra.own_check()
+    assert (check.status, check.end, check.highest_end) == (
+        OwnStatus.BEHIND,
+        old_end,
+        peer_head.end,
+    )
+    with pytest.raises(RollbackRefused, match="restore it from peers"):
+        ra.require_current()
+    ra.close()
+    with pytest.raises(RollbackRefused, match="a peer announced"):
+        Ledger.open(tmp_path / "a.db", a)  # the writer refuses too, on every start
+    # Restore from B, then A may append again: the continuation is no fork for B.
+    ra = Replica.open(tmp_path / "a.db", a, trust(b, own=a), take_lock=True)
+    result = ra.accept(a.feed, old_end, rb.read_range(a.feed, old_end), now=T0)
+    assert result.outcome is Outcome.STORED and result.own_feed and result.alarm
+    replicate(rb, ra, a.feed)
+    assert ra.own_check().status is OwnStatus.OK
+    records = ra.pending_records()
+    assert [(r.type, r.body["held"], r.body["peers"]) for r in records] == [
+        ("ledger.rollback", old_end, peer_head.end)
+    ]
+    ra.close()
+    with Ledger.open(tmp_path / "a.db", a) as ledger:
+        assert ledger.size == peer_head.end
+        ledger.append(records[0].type, records[0].body, ts=T0 + 20_000)
+        ledger.commit(now=T0 + 20_000)
+    ra = Replica.open(tmp_path / "a.db", a, trust(b, own=a), take_lock=True)
+    assert replicate(ra, rb, a.feed) == 2
+    assert rb.head(a.feed).forked_at is None  # type: ignore[union-attr]
+    assert_verifies(tmp_path / "a.db", {a.feed: "a", b.feed: "b"})
+    assert_verifies(tmp_path / "b.db", {a.feed: "a", b.feed: "b"})
+    ra.close()
+    rb.close()
+
+
+def test_a_lost_database_is_recovered_from_peers_before_appending(nodes) -> None:  # type: ignore[no-untyped-def]
+    tmp_path, a, b = nodes
+    ra = Replica.open(tmp_path / "a.db", a, trust(b, own=a), take_lock=True)
+    rb = Replica.open(tmp_path / "b.db", b, trust(a, own=b), take_lock=True)
+    replicate(ra, rb, a.feed)
+    replicate(rb, ra, b.feed)
+    ra.close()
+    original = feed_ids(tmp_path / "a.db", a.feed)
+    lost = tmp_path / "new" / "a.db"  # a new SD card, the same key
+    ra = Replica.open(lost, a, trust(b, own=a), take_lock=True)
+    head = rb.head(a.feed)
+    assert head is not None and head.checkpoint is not None
+    assert ra.record_peer_head(b.feed, head.checkpoint.raw, now=T0).own_behind
+    assert ra.own_check().status is OwnStatus.BEHIND
+    replicate(rb, ra, a.feed)
+    replicate(rb, ra, b.feed)
+    assert ra.own_check().status is OwnStatus.OK
+    ra.close()
+    assert feed_ids(lost, a.feed) == original
+    with Ledger.open(lost, a) as ledger:
+        grow(ledger, 3, t0=T0 + 30_000)
+    assert_verifies(lost, {a.feed: "a", b.feed: "b"})
+    rb.close()
+
+
+def test_a_witness_cosignature_alone_is_rollback_evidence(nodes) -> None:  # type: ignore[no-untyped-def]
+    tmp_path, a, b = nodes
+    ra = Replica.open(tmp_path / "a.db", a, trust(b, own=a), take_lock=True)
+    rb = Replica.open(tmp_path / "b.db", b, trust(a, own=b), take_lock=True)
+    replicate(ra, rb, a.feed)
+    head = rb.head(a.feed)
+    assert head is not None and head.checkpoint is not None
+    cos = rb.cosign(head.checkpoint.raw, now=T0)
+    assert cos is not None
+    ra.close()
+    shutil.move(tmp_path / "backup.db", tmp_path / "a.db")
+    Path(f"{tmp_path}/a.db-wal").unlink(missing_ok=True)
+    Path(f"{tmp_path}/a.db-shm").unlink(missing_ok=True)
+    ra = Replica.open(tmp_path / "a.db", a, trust(b, own=a), take_lock=True)
+    assert ra.add_cosignature(cos, now=T0) == "stored"
+    check = ra.own_check()
+    assert check.status is OwnStatus.BEHIND and check.highest_end == head.end
+    assert "witness" in check.evidence
+    ra.close()
+    rb.close()
