@@ -11,7 +11,7 @@ from edge.ledger.merkle import Frontier, leaf_hash
 from edge.ledger.replica import Replica
 from edge.ledger.replica_types import Outcome
 from edge.ledger.store import Ledger, connect
-from edge.ledger.trust import TrustList, Trusted
+from edge.ledger.trust import Trusted, TrustList
 from edge.ledger.verify import verify_db
 
 T0 = 1_795_000_000.0

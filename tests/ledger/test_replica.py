@@ -67,8 +67,10 @@ def test_replicates_a_feed_identically_and_the_copy_verifies(pair, keys) -> None
     assert feed_ids(rb.path, a.feed) == feed_ids(ra.path, a.feed)
     assert_verifies(rb.path, {a.feed: "a", b.feed: "b"})
     head = rb.head(a.feed)
-    assert head is not None and head.checkpoint is not None
-    assert head.checkpoint.seq == head.end - 1 and head.checkpoint.signed()
+    assert head is not None
+    assert head.checkpoint is not None
+    assert head.checkpoint.seq == head.end - 1
+    assert head.checkpoint.signed()
     assert rb.stats()["accepted_entries"] == stored
 
 
@@ -79,7 +81,8 @@ def test_read_range_ends_on_a_checkpoint_and_never_serves_unsigned_entries(pair,
     for start in range(len(raws)):
         got = ra.read_range(a.feed, start, max_entries=3)
         assert got == raws[start : start + len(got)]
-        assert got and orjson.loads(got[-1])["type"] == "checkpoint"
+        assert got
+        assert orjson.loads(got[-1])["type"] == "checkpoint"
     assert ra.read_range(a.feed, len(raws)) == []
     assert ra.read_range("0" * 64, 0) == []
 
@@ -152,7 +155,8 @@ def test_a_bad_batch_is_rejected_whole(pair, keys, make: str, reason: Reason) ->
         batch = [b'{"feed": 1}', *good]
     result = rb.accept(a.feed, len(held), batch, now=T0)
     assert (result.outcome, result.reason, result.end) == (Outcome.REJECTED, reason, len(held))
-    assert result.stored == 0 and result.detail
+    assert result.stored == 0
+    assert result.detail
     # tampering with a trusted feed's history is an alarm; malformed input is only counted
     assert result.alarm == (
         reason in (Reason.BAD_SIGNATURE, Reason.BAD_CHECKPOINT, Reason.BROKEN_CHAIN)

@@ -6,6 +6,7 @@ and the copy and the original are both appended to with the same key.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from pathlib import Path
 
@@ -15,8 +16,11 @@ import pytest
 from edge.errors import RollbackRefused
 from edge.ledger.keys import NodeKey
 from edge.ledger.replica import Replica
+from edge.ledger.replica_record import record_pending
 from edge.ledger.replica_types import Checkpoint, Outcome, OwnStatus
 from edge.ledger.store import Ledger, connect
+from edge.ledger.trust import TrustList
+from edge.ledger.writer import LedgerWriter
 
 from .replica_helpers import T0, assert_verifies, feed_ids, feed_raws, grow, replicate, trust
 
@@ -53,14 +57,16 @@ def test_a_second_valid_history_is_kept_as_proof_and_never_stored(nodes) -> None
     fork_at = len(feed_raws(tmp_path / "backup.db", a.feed)) - 6 - 2  # first entry after copy
     branch = feed_raws(tmp_path / "backup.db", a.feed)
     result = rb.accept(a.feed, fork_at, branch[fork_at:], now=T0, source="gw-x")
-    assert result.outcome is Outcome.FORK and result.alarm
+    assert result.outcome is Outcome.FORK
+    assert result.alarm
     assert f"from seq {fork_at}" in result.detail
     assert feed_ids(tmp_path / "b.db", a.feed) == before  # nothing of the branch stored
     head = rb.head(a.feed)
-    assert head is not None and head.forked_at == fork_at
+    assert head is not None
+    assert head.forked_at == fork_at
     # the proof: the conflicting entries up to the checkpoint whose signature covers them
     conn = connect(tmp_path / "b.db", readonly=True)
-    seq, held, other, proof, source = conn.execute(
+    seq, held, _other, proof, source = conn.execute(
         "SELECT seq, held, id, branch, source FROM forks"
     ).fetchone()
     conn.close()
@@ -71,7 +77,8 @@ def test_a_second_valid_history_is_kept_as_proof_and_never_stored(nodes) -> None
     assert Checkpoint.from_raw(proof_raws[-1]).signed()
     # the same proof again: still a fork, no new alarm, still one record owed
     again = rb.accept(a.feed, fork_at, branch[fork_at:], now=T0, source="gw-x")
-    assert again.outcome is Outcome.FORK and not again.alarm
+    assert again.outcome is Outcome.FORK
+    assert not again.alarm
     records = rb.pending_records()
     assert [(r.type, r.body["seq"], r.body["held"]) for r in records] == [
         ("ledger.fork", fork_at, before[fork_at])
@@ -95,7 +102,9 @@ def test_a_conflicting_checkpoint_announced_by_a_peer_is_a_fork(nodes) -> None: 
     replicate(ra, rb, a.feed)
     other_head = feed_raws(tmp_path / "backup.db", a.feed)[-1]
     result = rb.record_peer_head("gw-x", other_head, now=T0)
-    assert result.accepted and result.fork and not result.ahead
+    assert result.accepted
+    assert result.fork
+    assert not result.ahead
     assert rb.head(a.feed).forked_at == Checkpoint.from_raw(other_head).seq  # type: ignore[union-attr]
     ra.close()
     rb.close()
@@ -116,9 +125,13 @@ def test_a_database_restored_from_an_old_backup_is_detected_and_restored(nodes) 
     assert ra.own_check().status is OwnStatus.OK
     # ... but B's announcement of A's feed can: it is signed by A's own key, beyond A's end.
     peer_head = rb.head(a.feed)
-    assert peer_head is not None and peer_head.checkpoint is not None
+    assert peer_head is not None
+    assert peer_head.checkpoint is not None
     seen = ra.record_peer_head(b.feed, peer_head.checkpoint.raw, now=T0)
-    assert seen.accepted and seen.own_behind and seen.ahead and seen.need_from == old_end
+    assert seen.accepted
+    assert seen.own_behind
+    assert seen.ahead
+    assert seen.need_from == old_end
     check = ra.own_check()
     assert (check.status, check.end, check.highest_end) == (
         OwnStatus.BEHIND,
@@ -133,7 +146,9 @@ def test_a_database_restored_from_an_old_backup_is_detected_and_restored(nodes) 
     # Restore from B, then A may append again: the continuation is no fork for B.
     ra = Replica.open(tmp_path / "a.db", a, trust(b, own=a), take_lock=True)
     result = ra.accept(a.feed, old_end, rb.read_range(a.feed, old_end), now=T0)
-    assert result.outcome is Outcome.STORED and result.own_feed and result.alarm
+    assert result.outcome is Outcome.STORED
+    assert result.own_feed
+    assert result.alarm
     replicate(rb, ra, a.feed)
     assert ra.own_check().status is OwnStatus.OK
     records = ra.pending_records()
@@ -141,11 +156,13 @@ def test_a_database_restored_from_an_old_backup_is_detected_and_restored(nodes) 
         ("ledger.rollback", old_end, peer_head.end)
     ]
     ra.close()
-    with Ledger.open(tmp_path / "a.db", a) as ledger:
-        assert ledger.size == peer_head.end
-        ledger.append(records[0].type, records[0].body, ts=T0 + 20_000)
-        ledger.commit(now=T0 + 20_000)
+    # The node starts: its writer (and commit process) appends the rollback record.
+    asyncio.run(_record(tmp_path / "a.db", a, trust(b, own=a), peer_head.end))
     ra = Replica.open(tmp_path / "a.db", a, trust(b, own=a), take_lock=True)
+    assert ra.pending_records() == []
+    tail = ra.read_range(a.feed, peer_head.end)
+    assert [orjson.loads(x)["type"] for x in tail] == ["ledger.rollback", "checkpoint"]
+    assert orjson.loads(tail[0])["body"] == records[0].body
     assert replicate(ra, rb, a.feed) == 2
     assert rb.head(a.feed).forked_at is None  # type: ignore[union-attr]
     assert_verifies(tmp_path / "a.db", {a.feed: "a", b.feed: "b"})
@@ -165,7 +182,8 @@ def test_a_lost_database_is_recovered_from_peers_before_appending(nodes) -> None
     lost = tmp_path / "new" / "a.db"  # a new SD card, the same key
     ra = Replica.open(lost, a, trust(b, own=a), take_lock=True)
     head = rb.head(a.feed)
-    assert head is not None and head.checkpoint is not None
+    assert head is not None
+    assert head.checkpoint is not None
     assert ra.record_peer_head(b.feed, head.checkpoint.raw, now=T0).own_behind
     assert ra.own_check().status is OwnStatus.BEHIND
     replicate(rb, ra, a.feed)
@@ -185,7 +203,8 @@ def test_a_witness_cosignature_alone_is_rollback_evidence(nodes) -> None:  # typ
     rb = Replica.open(tmp_path / "b.db", b, trust(a, own=b), take_lock=True)
     replicate(ra, rb, a.feed)
     head = rb.head(a.feed)
-    assert head is not None and head.checkpoint is not None
+    assert head is not None
+    assert head.checkpoint is not None
     cos = rb.cosign(head.checkpoint.raw, now=T0)
     assert cos is not None
     ra.close()
@@ -195,7 +214,20 @@ def test_a_witness_cosignature_alone_is_rollback_evidence(nodes) -> None:  # typ
     ra = Replica.open(tmp_path / "a.db", a, trust(b, own=a), take_lock=True)
     assert ra.add_cosignature(cos, now=T0) == "stored"
     check = ra.own_check()
-    assert check.status is OwnStatus.BEHIND and check.highest_end == head.end
+    assert check.status is OwnStatus.BEHIND
+    assert check.highest_end == head.end
     assert "witness" in check.evidence
     ra.close()
     rb.close()
+
+
+async def _record(path: Path, key: NodeKey, trusted: TrustList, end: int) -> None:
+    writer = LedgerWriter.open(path, key)
+    assert writer.size == end
+    replica = Replica.open(path, key, trusted)  # beside the writer, which holds the lock
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(writer.run())
+        assert await record_pending(replica, writer, now=T0 + 20_000) == 1
+        assert await record_pending(replica, writer, now=T0 + 20_001) == 0
+        task.cancel()
+    replica.close()

@@ -65,19 +65,23 @@ def test_witnesses_cosign_what_they_hold_and_others_keep_it(site) -> None:  # ty
     _, keys, r = site
     a = keys["a"].feed
     head = r["a"].head(a)
-    assert head is not None and head.checkpoint is not None
+    assert head is not None
+    assert head.checkpoint is not None
     cp = head.checkpoint
     assert r["a"].cosign(cp.raw, now=T0) is None  # a feed's own key is no witness
     cos_b = r["b"].cosign(cp.raw, now=T0 + 5)
     cos_c = r["c"].cosign(cp.raw, now=T0 + 6)
-    assert cos_b is not None and cos_c is not None
+    assert cos_b is not None
+    assert cos_c is not None
     assert (cos_b.size, cos_b.head, cos_b.root, cos_b.witness) == (
         cp.size,
         cp.head,
         cp.root,
         keys["b"].feed,
     )
-    assert verify_signature(cos_b.witness, cosignature_message(a, cp.size, cp.head, cp.root, cos_b.ts), cos_b.sig)
+    assert verify_signature(
+        cos_b.witness, cosignature_message(a, cp.size, cp.head, cp.root, cos_b.ts), cos_b.sig
+    )
     wire = Cosignature.from_json(json.loads(json.dumps(cos_b.to_json())))
     assert wire == cos_b
     for cos in (wire, cos_c):
@@ -172,7 +176,8 @@ def test_status_per_feed(site) -> None:  # type: ignore[no-untyped-def]
     tmp_path, keys, r = site
     a = keys["a"].feed
     head = r["a"].head(a)
-    assert head is not None and head.checkpoint is not None
+    assert head is not None
+    assert head.checkpoint is not None
     r["h"].record_peer_head(keys["a"].feed, head.checkpoint.raw, now=T0)
     r["h"].add_cosignature(r["b"].cosign(head.checkpoint.raw, now=T0), now=T0)  # type: ignore[arg-type]
     r["a"].close()
@@ -180,7 +185,8 @@ def test_status_per_feed(site) -> None:  # type: ignore[no-untyped-def]
         grow(ledger, 3, t0=T0 + 90_000)
     r["a"] = Replica.open(tmp_path / "a.db", keys["a"], trust(*keys.values(), own=keys["a"]))
     newer = r["a"].head(a)
-    assert newer is not None and newer.checkpoint is not None
+    assert newer is not None
+    assert newer.checkpoint is not None
     r["h"].record_peer_head(keys["a"].feed, newer.checkpoint.raw, now=T0)
     done = _edge("ledger", "status", "--db", str(tmp_path / "h.db"), *_trust_args(keys), "--json")
     assert done.returncode == 0, done.stderr
@@ -188,13 +194,18 @@ def test_status_per_feed(site) -> None:  # type: ignore[no-untyped-def]
     feeds = {f["feed"]: f for f in status["feeds"]}
     assert set(feeds) == {a, keys["h"].feed}
     fa = feeds[a]
-    assert fa["end"] == head.end and fa["lag"] == newer.end - head.end > 0
+    assert fa["end"] == head.end
+    assert fa["lag"] == newer.end - head.end > 0
     assert [(p["end"]) for p in fa["peers"]] == [newer.end]
-    assert fa["cosigners"] == [keys["b"].feed[:16]] and fa["forked"] is False  # --trust names
+    assert fa["cosigners"] == [keys["b"].feed[:16]]
+    assert fa["forked"] is False
     text = _edge("ledger", "status", "--db", str(tmp_path / "h.db"), *_trust_args(keys))
-    assert text.returncode == 0 and a[:16] in text.stdout and "(this node)" in text.stdout  # the owner
+    assert text.returncode == 0
+    assert a[:16] in text.stdout
+    assert "(this node)" in text.stdout
     missing = _edge("ledger", "status", "--db", str(tmp_path / "none.db"))
-    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert missing.returncode == 2
+    assert "Traceback" not in missing.stderr
 
 
 def test_a_lot_across_two_gateways_is_one_timeline_on_the_hub(tmp_path: Path) -> None:
@@ -202,13 +213,27 @@ def test_a_lot_across_two_gateways_is_one_timeline_on_the_hub(tmp_path: Path) ->
     start = {"node_id": "", "site": "plant-1", "version": "1", "config_hash": "0" * 64}
     with Ledger.open(tmp_path / "filler.db", filler) as ledger:
         ledger.append("node.start", {**start, "node_id": "filler-gw"}, ts=T0)
-        ledger.append("lot.start", {"lot": "LOT-9", "station": "filler"}, ts=T0 + 10, lots=["LOT-9"])
-        ledger.append("lot.end", {"lot": "LOT-9", "station": "filler", "aggregates": {}, "checks": []}, ts=T0 + 20, lots=["LOT-9"])
+        ledger.append(
+            "lot.start", {"lot": "LOT-9", "station": "filler"}, ts=T0 + 10, lots=["LOT-9"]
+        )
+        ledger.append(
+            "lot.end",
+            {"lot": "LOT-9", "station": "filler", "aggregates": {}, "checks": []},
+            ts=T0 + 20,
+            lots=["LOT-9"],
+        )
         ledger.commit(now=T0 + 21)
     with Ledger.open(tmp_path / "weigher.db", weigher) as ledger:
         ledger.append("node.start", {**start, "node_id": "weigher-gw"}, ts=T0 + 1)
-        ledger.append("lot.start", {"lot": "LOT-9", "station": "checkweigher"}, ts=T0 + 30, lots=["LOT-9"])
-        ledger.append("lot.end", {"lot": "LOT-9", "station": "checkweigher", "aggregates": {}, "checks": []}, ts=T0 + 40, lots=["LOT-9"])
+        ledger.append(
+            "lot.start", {"lot": "LOT-9", "station": "checkweigher"}, ts=T0 + 30, lots=["LOT-9"]
+        )
+        ledger.append(
+            "lot.end",
+            {"lot": "LOT-9", "station": "checkweigher", "aggregates": {}, "checks": []},
+            ts=T0 + 40,
+            lots=["LOT-9"],
+        )
         ledger.commit(now=T0 + 41)
     with Ledger.open(tmp_path / "hub.db", hub) as ledger:
         ledger.append("node.start", {**start, "node_id": "hub"}, ts=T0 + 2)
@@ -216,15 +241,20 @@ def test_a_lot_across_two_gateways_is_one_timeline_on_the_hub(tmp_path: Path) ->
     every = trust(filler, weigher, hub, own=hub)
     with Replica.open(tmp_path / "hub.db", hub, every, take_lock=True) as rh:
         for key, name in ((filler, "filler"), (weigher, "weigher")):
-            with Replica.open(tmp_path / f"{name}.db", key, trust(hub, own=key), take_lock=True) as src:
+            with Replica.open(
+                tmp_path / f"{name}.db", key, trust(hub, own=key), take_lock=True
+            ) as src:
                 replicate(src, rh, key.feed)
     args = [x for k in (filler, weigher, hub) for x in ("--trust", k.feed)]
     done = _edge("ledger", "trace", "LOT-9", "--db", str(tmp_path / "hub.db"), *args, "--json")
     assert done.returncode == 0, done.stderr
     trace = json.loads(done.stdout)
     text = json.dumps(trace)
-    assert filler.feed in text and weigher.feed in text
-    stations = [e for e in _walk(trace) if isinstance(e, dict) and e.get("type") in ("lot.start", "lot.end")]
+    assert filler.feed in text
+    assert weigher.feed in text
+    stations = [
+        e for e in _walk(trace) if isinstance(e, dict) and e.get("type") in ("lot.start", "lot.end")
+    ]
     # one timeline, in time order, both gateways' records interleaved by time
     assert [(e["type"], e["feed"]) for e in stations] == [
         ("lot.start", filler.feed),

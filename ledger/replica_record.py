@@ -1,0 +1,42 @@
+"""Recording sync events on the node's own feed: ``ledger.fork`` and ``ledger.rollback`` entries.
+
+The replica notes each fork it keeps and each rollback of our own feed it detects in
+``sync_events``; the node owes its own feed an entry for each, appended through its writer once
+it may append (after a rollback: once the feed is restored). The note is marked recorded only
+when the entry is durable, so a crash in between records it again on the next run, never zero
+times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from edge.ledger.replica_witness import FORK_ENTRY
+
+if TYPE_CHECKING:
+    from edge.ledger.replica import Replica
+    from edge.ledger.writer import LedgerWriter
+
+__all__ = ["record_pending"]
+
+
+async def record_pending(replica: Replica, writer: LedgerWriter, *, now: float) -> int:
+    """Append every sync event not yet on our feed; returns how many were recorded.
+
+    Call it after :meth:`~edge.ledger.replica.Replica.own_check` says the feed may be appended
+    to (``RollbackRefused`` from the writer otherwise), e.g. whenever ``accept`` reported a fork.
+
+    Raises:
+        LedgerClosed: the writer closed first (the rest is recorded on the next run).
+    """
+    records = await asyncio.to_thread(replica.pending_records)
+    for record in records:
+        fork = record.type == FORK_ENTRY
+        entry = await writer.append(
+            "ledger.fork" if fork else "ledger.rollback", record.body, ts=now
+        )
+        writer.commit_now()  # an alarm-worthy event: not left waiting for the flush timer
+        await writer.durable(entry.seq)
+        await asyncio.to_thread(replica.mark_recorded, record.key, entry.id)
+    return len(records)
