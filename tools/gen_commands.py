@@ -44,6 +44,7 @@ DETAILS = {
     "ledger trace": "[ledger.md](ledger.md#edge-ledger-trace)",
     "ledger export": "[ledger.md](ledger.md#edge-ledger-export)",
     "ledger prune-readings": "[ledger.md](ledger.md#edge-ledger-prune-readings)",
+    "ledger status": "[ledger.md](ledger.md#edge-ledger-status)",
     "trust": "[ledger.md](ledger.md#trust-which-feeds-to-believe)",
     "trust add": "[ledger.md](ledger.md#edge-trust-add)",
     "trust list": "[ledger.md](ledger.md#edge-trust-list)",
