@@ -18,6 +18,7 @@ MAPPED = {
     "ledger": "ledger",
     "firmware_sim": "firmware-sim",
     "office": "office",
+    "web": "web",
 }
 
 

@@ -55,6 +55,7 @@ REGISTRY: dict[str, str] = {
     "trust": "edge.cli.trust:trust",
     "init": "edge.cli.init:init",
     "status": "edge.cli.status:status",
+    "serve": "edge.cli.serve:serve",
 }
 
 

@@ -1,0 +1,219 @@
+"""The web view's application: routing, access, read-only connections, the shared state.
+
+Every request gets a read-only connection of its worker thread (``mode=ro`` URI and
+``query_only``: :func:`edge.ledger.database.connect` with ``readonly=True``), so no route can
+change the ledger even through a bug. Routes are GET (and HEAD); the login form alone is POSTed,
+and it sets a cookie, nothing else. The lot catalog (:mod:`edge.web.catalog`) is refreshed at
+the start of each page that shows lots or alarms; the verification report is renewed in the
+background (:meth:`WebApp.verify`), never on a request.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import tzinfo
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edge.errors import EdgeError
+from edge.log import event
+from edge.web.auth import COOKIE, Access
+from edge.web.catalog import Catalog
+from edge.web.html import SiteTime, esc, page
+from edge.web.http import Request, Response
+
+if TYPE_CHECKING:
+    from edge.ledger.verify_report import Report
+    from edge.rules.model import RuleSet
+
+__all__ = ["Settings", "Verification", "WebApp"]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What ``edge serve`` was started with.
+
+    Attributes:
+        feeds: the feeds shown (trusted), None for every feed in the file.
+        names: feed id -> name from the trust list.
+        node_feed: the serving node's own feed, when known.
+        ruleset: the node's rules (spec limits for Cp/Cpk and the charts), when a config was given.
+        resolutions: point -> display resolution, from the node config.
+    """
+
+    db: Path
+    token: str | None
+    zone: tzinfo | None = None
+    feeds: frozenset[str] | None = None
+    names: Mapping[str, str] = field(default_factory=dict)
+    node_feed: str | None = None
+    ruleset: RuleSet | None = None
+    resolutions: Mapping[str, float] = field(default_factory=dict)
+    trust_source: str = ""
+
+
+@dataclass(slots=True)
+class Verification:
+    """The latest verification of the database, and when it ran."""
+
+    report: Report | None = None
+    finished: str = ""  #: RFC 3339 UTC
+    seconds: float = 0.0
+    running: bool = False
+    error: str = ""
+
+
+class WebApp:
+    """Handles requests (called from worker threads; see :func:`edge.web.http.serve_http`)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.site = SiteTime(settings.zone)
+        self.access = Access(settings.token)
+        self.catalog = Catalog(settings.feeds)
+        self.verification = Verification()
+        self._local = threading.local()
+        self._routes: list[tuple[str, Callable[[WebApp, Request, list[str]], Response]]] = []
+        from edge.web import routes
+
+        self._routes = routes.ROUTES
+
+    def conn(self) -> sqlite3.Connection:
+        """This thread's read-only connection to the ledger."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            from edge.ledger.database import connect
+
+            conn = connect(self.settings.db, readonly=True)
+            self._local.conn = conn
+        return conn
+
+    def feed_name(self, feed: str) -> str:
+        """A feed's trust-list name, else its node name, else its short key."""
+        name = self.settings.names.get(feed)
+        if name:
+            return name
+        return self.catalog.stations.at(feed).name
+
+    def __call__(self, request: Request) -> Response:
+        """Answer one request (never raises: failures are a 500 page and a log line)."""
+        try:
+            return self._answer(request)
+        except EdgeError as exc:
+            event("web.error", logging.WARNING, path=request.path, error=str(exc))
+            return self.html(500, "Cannot show this", f'<p class="error">{esc(exc)}</p>')
+        except Exception as exc:  # a bug: the server keeps serving, the log says where
+            logging.getLogger("edge.web").exception("request %s failed", request.path)
+            return self.html(500, "Internal error", f'<p class="error">{esc(type(exc).__name__)}</p>')
+
+    def _answer(self, request: Request) -> Response:
+        if request.path == "/login":
+            return self._login(request)
+        refused = self.access.check(request)
+        if refused is not None:
+            return self._refuse(request, refused)
+        if request.method not in ("GET", "HEAD"):
+            return Response(405, b"read-only: GET only\n", "text/plain; charset=utf-8", {"Allow": "GET, HEAD"})
+        parts = [p for p in request.path.split("/") if p]
+        for prefix, route in self._routes:
+            words = prefix.split("/") if prefix else []
+            if parts[: len(words)] == words and (words or not parts):
+                return route(self, request, parts[len(words) :])
+        return self.html(404, "Not found", f"<p>No page at {esc(request.path)}.</p>")
+
+    def _refuse(self, request: Request, status: int) -> Response:
+        if "text/html" in request.headers.get("accept", ""):
+            body = (
+                "<p>This view needs the access token. "
+                '<a href="/login">Log in</a>, or send <code>Authorization: Bearer TOKEN</code>.</p>'
+            )
+            return self.html(status, "Access refused", body, {"WWW-Authenticate": "Bearer"})
+        text = b"access token required\n" if status == 401 else b"wrong access token\n"
+        return Response(status, text, "text/plain; charset=utf-8", {"WWW-Authenticate": "Bearer"})
+
+    def _login(self, request: Request) -> Response:
+        message = ""
+        if request.method == "POST":
+            token = request.form().get("token", "")
+            if self.access.accepts(token):
+                cookie = f"{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/"
+                return Response(303, b"", headers={"Location": "/lots", "Set-Cookie": cookie})
+            self.access.check(Request("POST", "/login", {}, {"authorization": "Bearer -"}, request.client))
+            message = '<p class="error">Wrong token.</p>'
+            status = 403
+        elif self.settings.token is None:
+            return Response(303, b"", headers={"Location": "/lots"})
+        else:
+            status = 200
+        form = (
+            f'{message}<form method="post" action="/login" class="search">'
+            '<label>Access token <input type="password" name="token" id="token" autofocus></label>'
+            '<button type="submit" id="login">Log in</button></form>'
+        )
+        return self.html(status, "Log in", form)
+
+    def html(
+        self, status: int, title: str, body: str, headers: Mapping[str, str] | None = None
+    ) -> Response:
+        """A page in the common frame."""
+        text = page(title, body, zone=self.site.zone_name())
+        return Response(status, text.encode(), headers=dict(headers or {}))
+
+    def verify(self) -> None:
+        """Verify the whole database now (blocking; the server runs it in a thread)."""
+        from edge.ledger.database import connect
+        from edge.ledger.query import format_ts
+        from edge.ledger.verify import verify_db
+
+        self.verification.running = True
+        began = time.monotonic()
+        try:
+            conn = connect(self.settings.db, readonly=True)
+            try:
+                trusted = dict(self.settings.names) if self.settings.feeds is not None else None
+                report = verify_db(
+                    conn, workers=1, trusted=trusted, node_feed=self.settings.node_feed
+                )
+            finally:
+                conn.close()
+        except EdgeError as exc:
+            self.verification.error = str(exc)
+            event("web.verify_failed", logging.WARNING, error=str(exc))
+        else:
+            from datetime import UTC, datetime
+
+            self.verification.report = report
+            self.verification.error = ""
+            self.verification.finished = format_ts(datetime.now(UTC))
+            self.verification.seconds = time.monotonic() - began
+            event(
+                "web.verified",
+                ok=report.ok,
+                entries=report.entries,
+                problems=len(report.problems),
+                seconds=round(self.verification.seconds, 2),
+            )
+        finally:
+            self.verification.running = False
+
+    def feed_status(self, feed: str) -> tuple[str, str]:
+        """(css class, text) of a feed's verification result, for people."""
+        v = self.verification
+        if v.report is None:
+            return ("open", "verification running" if v.running else v.error or "not verified yet")
+        for fr in v.report.feeds:
+            if fr.feed == feed:
+                if fr.ok:
+                    return ("ok", f"verified: {fr.entries} entries, {fr.signed} signed")
+                first = fr.problems[0]
+                return ("bad", f"FAILED: {len(fr.problems)} problem(s), first: {first}")
+        return ("open", "not in the last verification (newer than it)")
+
+    def context(self) -> dict[str, Any]:
+        """Figures shown in page footers and the feeds page."""
+        return {"verified": self.verification.finished}
