@@ -24,13 +24,20 @@ demo: $(STAMP)
 test: $(STAMP) test-tools
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 || test $$? -eq 5
 
-# Tools the tests run besides Python: systemd-analyze checks the unit `edge init` writes.
+# Tools the tests run besides Python: systemd-analyze checks the unit `edge init` writes;
+# headless Chromium and its WebDriver run the browser tests of `edge serve` (tests/web/).
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 test-tools:
 	@command -v systemd-analyze >/dev/null 2>&1 || { \
 	  echo "installing systemd-analyze (Debian package systemd)"; \
-	  $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq --no-install-recommends systemd \
-	  || { $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
-	       $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq --no-install-recommends systemd; }; }
+	  $(SUDO) apt-get install -y -qq --no-install-recommends systemd \
+	  || { $(SUDO) apt-get update -qq && \
+	       $(SUDO) apt-get install -y -qq --no-install-recommends systemd; }; }
+	@{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } || { \
+	  echo "installing headless Chromium (Debian packages chromium, chromium-driver)"; \
+	  $(SUDO) apt-get install -y -qq --no-install-recommends chromium chromium-driver \
+	  || { $(SUDO) apt-get update -qq && \
+	       $(SUDO) apt-get install -y -qq --no-install-recommends chromium chromium-driver; }; }
 
 # A production install on a gateway: a venv of its own with the runtime dependencies only (no
 # test or lint tools), `edge` linked onto PATH. Run it again to upgrade to this checkout.

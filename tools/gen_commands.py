@@ -24,6 +24,7 @@ TARGET = ROOT / "docs" / "reference" / "commands.md"
 #: here says what a command does; these pages say how it behaves).
 DETAILS = {
     "run": "[design.md](../design.md#runtime-edge-run)",
+    "serve": "[ledger.md](ledger.md#the-office-web-view-edge-serve)",
     "demo": "[README](../../README.md#what-the-demo-shows)",
     "config check": "[node-config.md](node-config.md)",
     "sim": "[simulator.md](simulator.md#commands)",

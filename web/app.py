@@ -24,6 +24,7 @@ from edge.errors import EdgeError
 from edge.log import event
 from edge.web.auth import COOKIE, Access
 from edge.web.catalog import Catalog
+from edge.web.charts import ChartCache
 from edge.web.html import SiteTime, esc, page
 from edge.web.http import Request, Response
 
@@ -76,6 +77,7 @@ class WebApp:
         self.site = SiteTime(settings.zone)
         self.access = Access(settings.token)
         self.catalog = Catalog(settings.feeds)
+        self.charts = ChartCache()
         self.verification = Verification()
         self._local = threading.local()
         self._routes: list[tuple[str, Callable[[WebApp, Request, list[str]], Response]]] = []
@@ -109,7 +111,9 @@ class WebApp:
             return self.html(500, "Cannot show this", f'<p class="error">{esc(exc)}</p>')
         except Exception as exc:  # a bug: the server keeps serving, the log says where
             logging.getLogger("edge.web").exception("request %s failed", request.path)
-            return self.html(500, "Internal error", f'<p class="error">{esc(type(exc).__name__)}</p>')
+            return self.html(
+                500, "Internal error", f'<p class="error">{esc(type(exc).__name__)}</p>'
+            )
 
     def _answer(self, request: Request) -> Response:
         if request.path == "/login":
@@ -118,7 +122,9 @@ class WebApp:
         if refused is not None:
             return self._refuse(request, refused)
         if request.method not in ("GET", "HEAD"):
-            return Response(405, b"read-only: GET only\n", "text/plain; charset=utf-8", {"Allow": "GET, HEAD"})
+            return Response(
+                405, b"read-only: GET only\n", "text/plain; charset=utf-8", {"Allow": "GET, HEAD"}
+            )
         parts = [p for p in request.path.split("/") if p]
         for prefix, route in self._routes:
             words = prefix.split("/") if prefix else []
@@ -143,7 +149,9 @@ class WebApp:
             if self.access.accepts(token):
                 cookie = f"{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/"
                 return Response(303, b"", headers={"Location": "/lots", "Set-Cookie": cookie})
-            self.access.check(Request("POST", "/login", {}, {"authorization": "Bearer -"}, request.client))
+            self.access.check(
+                Request("POST", "/login", {}, {"authorization": "Bearer -"}, request.client)
+            )
             message = '<p class="error">Wrong token.</p>'
             status = 403
         elif self.settings.token is None:

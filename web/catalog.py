@@ -23,7 +23,15 @@ from edge.ledger.query import Station, Stations, StoredEntry
 
 __all__ = ["AlarmState", "Catalog", "LotFilter", "LotPage", "LotRecord", "search_lots"]
 
-_TYPES = ("lot.start", "lot.end", "alarm", "alarm.ack", "alarm.shelve", "alarm.unshelve", "node.start")
+_TYPES = (
+    "lot.start",
+    "lot.end",
+    "alarm",
+    "alarm.ack",
+    "alarm.shelve",
+    "alarm.unshelve",
+    "node.start",
+)
 _BATCH = 4096
 
 #: Sort keys of the lots list (``?sort=``).
@@ -158,6 +166,8 @@ class Catalog:
         self.alarms: dict[tuple[str, str], AlarmState] = {}
         self.stations = Stations()
         self.seen = 0  #: highest rowid folded in
+        #: ``readings.prune`` entries seen: raw readings may have gone (cached charts are stale)
+        self.prunes = 0
         self._lock = threading.Lock()
 
     def refresh(self, conn: sqlite3.Connection) -> int:
@@ -178,6 +188,9 @@ class Catalog:
 
     def _fold(self, entries: Iterable[StoredEntry]) -> None:
         for entry in entries:
+            if entry.type == "readings.prune":
+                self.prunes += 1
+                continue
             if self.feeds is not None and entry.feed not in self.feeds:
                 continue
             if entry.type == "node.start":

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from edge.log import event
 
-__all__ = ["Request", "Response", "serve_http"]
+__all__ = ["Request", "Response", "open_http", "serve_http"]
 
 #: Longest request head (request line and headers) accepted.
 MAX_HEAD = 16 * 1024
@@ -166,27 +166,37 @@ async def _serve_one(
             await asyncio.wait_for(writer.wait_closed(), IO_TIMEOUT)
 
 
-async def serve_http(
-    handler: Handler,
-    host: str,
-    port: int,
-    *,
-    ready: Callable[[str, int], None] | None = None,
-    stop: asyncio.Event | None = None,
-) -> None:
-    """Serve ``handler`` on ``host:port`` until ``stop`` is set (or forever).
+async def open_http(handler: Handler, host: str, port: int) -> asyncio.Server:
+    """Bind ``host:port`` (port 0: any free one) for ``handler``; serve it with :func:`serve_http`.
+
+    Binding comes first, on its own, so a port already taken is an ``OSError`` of its own.
 
     Args:
         handler: called in a worker thread with each request; must not raise (it answers 500).
-        ready: called with the bound address and port once listening (port 0 picks one).
-        stop: set it to close the listener and return.
+        host: address to listen on.
+        port: its port.
     """
     slots = asyncio.Semaphore(MAX_CONCURRENT)
 
     async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _serve_one(handler, slots, reader, writer)
 
-    server = await asyncio.start_server(client, host, port, limit=MAX_HEAD)
+    return await asyncio.start_server(client, host, port, limit=MAX_HEAD)
+
+
+async def serve_http(
+    server: asyncio.Server,
+    *,
+    ready: Callable[[str, int], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve on ``server`` (from :func:`open_http`) until ``stop`` is set (or forever).
+
+    Args:
+        server: the bound listener.
+        ready: called with the bound address and port once listening.
+        stop: set it to close the listener and return.
+    """
     async with server:
         sock = server.sockets[0].getsockname()
         event("web.listening", host=str(sock[0]), port=int(sock[1]))

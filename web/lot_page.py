@@ -22,8 +22,9 @@ from edge.web.http import Request, Response
 
 if TYPE_CHECKING:
     from edge.ledger.trace import LotTrace
-    from edge.office import ChartData, LotReport, SpecLimits
+    from edge.office import LotReport, SpecLimits
     from edge.web.app import WebApp
+    from edge.web.charts import LotChart
 
 __all__ = ["lot_route", "point_chart"]
 
@@ -42,9 +43,7 @@ def _filename(lot: str, suffix: str) -> str:
 
 
 def _download(body: bytes, kind: str, name: str) -> Response:
-    return Response(
-        200, body, kind, {"Content-Disposition": f'attachment; filename="{name}"'}
-    )
+    return Response(200, body, kind, {"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 def load_trace(app: WebApp, lot: str) -> tuple[LotTrace, int]:
@@ -71,8 +70,10 @@ def _specs(app: WebApp) -> dict[str, SpecLimits]:
     return spec_limits(app.settings.ruleset)
 
 
-def build_report(app: WebApp, conn: sqlite3.Connection, trace: LotTrace) -> LotReport:
-    """The lot report of ``trace`` with its charts, as the page and the downloads show it."""
+def build_report(
+    app: WebApp, conn: sqlite3.Connection, trace: LotTrace, *, charts: bool = True
+) -> LotReport:
+    """The lot report of ``trace`` as the downloads show it (``charts``: with its charts)."""
     from edge.office import build_lot_report
     from edge.office.sources import lot_series
 
@@ -82,7 +83,7 @@ def build_report(app: WebApp, conn: sqlite3.Connection, trace: LotTrace) -> LotR
     return build_lot_report(
         trace,
         now=datetime.now(UTC),
-        series=lot_series(conn, trace),
+        series=lot_series(conn, trace) if charts else {},
         spec=_specs(app),
         resolutions=app.settings.resolutions,
         feed_names=names,
@@ -99,10 +100,16 @@ def lot_route(app: WebApp, request: Request, rest: list[str]) -> Response:
     trace, hidden = load_trace(app, lot)
     if not trace.events:
         which = f" ({hidden} untrusted feed(s) name it and are not shown)" if hidden else ""
-        return app.html(404, f"Lot {lot}", f"<p class=\"error\">No entries of lot {esc(lot)} in a shown feed{which}.</p>")
+        return app.html(
+            404,
+            f"Lot {lot}",
+            f'<p class="error">No entries of lot {esc(lot)} in a shown feed{which}.</p>',
+        )
     conn = app.conn()
     if not sub:
-        return _lot_html(app, trace, hidden, build_report(app, conn, trace))
+        # the page's charts come from the chart cache, not from the report
+        report = build_report(app, conn, trace, charts=False)
+        return _lot_html(app, conn, trace, hidden, report)
     if len(sub) == 2 and sub[0] == "chart":
         return _lot_chart(app, conn, trace, sub[1])
     if len(sub) != 1:
@@ -121,7 +128,11 @@ def lot_route(app: WebApp, request: Request, rest: list[str]) -> Response:
         from edge.ledger.epcis import epcis_document
 
         doc = epcis_document(trace, now=datetime.now(UTC))
-        return _download(orjson.dumps(doc, option=orjson.OPT_INDENT_2), "application/ld+json", _filename(lot, ".epcis.json"))
+        return _download(
+            orjson.dumps(doc, option=orjson.OPT_INDENT_2),
+            "application/ld+json",
+            _filename(lot, ".epcis.json"),
+        )
     if what == "report.html":
         from edge.office import lot_report_html
 
@@ -141,33 +152,45 @@ def lot_route(app: WebApp, request: Request, rest: list[str]) -> Response:
     return app.html(404, "Not found", f"<p>No download {esc(what)}.</p>")
 
 
-def _chart_for(app: WebApp, conn: sqlite3.Connection, trace: LotTrace, point: str) -> ChartData | None:
-    from edge.office import alarm_periods, chart_data
-    from edge.office.sources import lot_series
+def _lot_charts(
+    app: WebApp, conn: sqlite3.Connection, trace: LotTrace, points: list[str]
+) -> list[LotChart]:
+    app.catalog.refresh(conn)  # a prune since a chart was kept makes it stale
+    specs = _specs(app)
+    out = []
+    for point in points:
+        spec = specs.get(point)
+        chart = app.charts.chart(conn, trace, point, spec=spec, prunes=app.catalog.prunes)
+        if chart is not None:
+            out.append(chart)
+    return out
 
-    series = lot_series(conn, trace, [point]).get(point)
-    if not series:
-        return None
-    units = {p: str(a.get("unit", "")) for v in trace.visits for p, a in v.aggregates.items()}
-    periods = [a for a in alarm_periods(e.entry for e in trace.events) if a.point == point]
-    return chart_data(
-        series, point=point, unit=units.get(point, ""), spec=_specs(app).get(point), alarms=periods
-    )
+
+def _svg(app: WebApp, chart: LotChart) -> str:
+    """The chart's SVG, drawn once per kept chart."""
+    if chart.svg is None:
+        from edge.office import chart_svg
+
+        resolution = app.settings.resolutions.get(chart.point)
+        chart.svg = chart_svg(chart.data, resolution=resolution, tz=app.site.zone)
+    return chart.svg
 
 
 def _lot_chart(app: WebApp, conn: sqlite3.Connection, trace: LotTrace, name: str) -> Response:
     point, dot, kind = name.rpartition(".")
     if not dot or kind not in ("svg", "json"):
-        return app.html(404, "Not found", "<p>A chart is <code>POINT.svg</code> or <code>POINT.json</code>.</p>")
-    data = _chart_for(app, conn, trace, point)
-    if data is None:
-        return app.html(404, "No chart", f"<p>No readings of {esc(point)} in lot {esc(trace.lot)}.</p>")
+        return app.html(
+            404, "Not found", "<p>A chart is <code>POINT.svg</code> or <code>POINT.json</code>.</p>"
+        )
+    charts = _lot_charts(app, conn, trace, [point])
+    if not charts:
+        return app.html(
+            404, "No chart", f"<p>No readings of {esc(point)} in lot {esc(trace.lot)}.</p>"
+        )
     if kind == "json":
-        return Response(200, orjson.dumps(data.to_json(), option=orjson.OPT_SERIALIZE_NUMPY), "application/json")
-    from edge.office import chart_svg
-
-    svg = chart_svg(data, resolution=app.settings.resolutions.get(point), tz=app.site.zone)
-    return Response(200, svg.encode(), "image/svg+xml")
+        data = orjson.dumps(charts[0].data.to_json(), option=orjson.OPT_SERIALIZE_NUMPY)
+        return Response(200, data, "application/json")
+    return Response(200, _svg(app, charts[0]).encode(), "image/svg+xml")
 
 
 def _capability(app: WebApp, trace: LotTrace) -> dict[tuple[str, str], tuple[str, str]]:
@@ -185,7 +208,9 @@ def _capability(app: WebApp, trace: LotTrace) -> dict[tuple[str, str], tuple[str
         recorded: dict[str, dict[str, Any]] = {}
         for c in visit.checks:
             if c.get("statistic") in ("cp", "cpk"):
-                recorded.setdefault(str(c.get("point", "")), {})[str(c["statistic"])] = c.get("value")
+                recorded.setdefault(str(c.get("point", "")), {})[str(c["statistic"])] = c.get(
+                    "value"
+                )
         for point, agg in visit.aggregates.items():
             spec = specs.get(point)
             cp: object = recorded.get(point, {}).get("cp")
@@ -201,8 +226,10 @@ def _capability(app: WebApp, trace: LotTrace) -> dict[tuple[str, str], tuple[str
     return out
 
 
-def _lot_html(app: WebApp, trace: LotTrace, hidden: int, report: LotReport) -> Response:
-    from edge.office import chart_svg
+def _lot_html(
+    app: WebApp, conn: sqlite3.Connection, trace: LotTrace, hidden: int, report: LotReport
+) -> Response:
+    from edge.office.sources import lot_points
 
     site = app.site
     lot = trace.lot
@@ -219,7 +246,9 @@ def _lot_html(app: WebApp, trace: LotTrace, hidden: int, report: LotReport) -> R
         f'<p id="downloads">Download: {downloads}</p>',
     ]
     if hidden:
-        parts.append(f'<p class="note">{hidden} untrusted feed(s) also name this lot and are not shown.</p>')
+        parts.append(
+            f'<p class="note">{hidden} untrusted feed(s) also name this lot and are not shown.</p>'
+        )
     parts.append("<h2>Stations</h2>")
     parts.append(
         table(
@@ -266,9 +295,15 @@ def _lot_html(app: WebApp, trace: LotTrace, hidden: int, report: LotReport) -> R
                 [
                     esc(a["station"]),
                     esc(a["point"]),
-                    *(f'<span class="num">{esc(a[k])}</span>' for k in ("count", "mean", "min", "max", "std")),
+                    *(
+                        f'<span class="num">{esc(a[k])}</span>'
+                        for k in ("count", "mean", "min", "max", "std")
+                    ),
                     esc(a["unit"]),
-                    *(f'<span class="num">{esc(v)}</span>' for v in caps.get((a["station"], a["point"]), ("", ""))),
+                    *(
+                        f'<span class="num">{esc(v)}</span>'
+                        for v in caps.get((a["station"], a["point"]), ("", ""))
+                    ),
                 ]
                 for a in report.aggregates
             ),
@@ -296,31 +331,43 @@ def _lot_html(app: WebApp, trace: LotTrace, hidden: int, report: LotReport) -> R
         table(
             ["Node", "Since", "Rule set hash", "Rules"],
             (
-                [esc(r["node"]), site.tag(r["since_utc"]), f"<code>{esc(r['hash'][:16])}</code>", esc(r["rules"])]
+                [
+                    esc(r["node"]),
+                    site.tag(r["since_utc"]),
+                    f"<code>{esc(r['hash'][:16])}</code>",
+                    esc(r["rules"]),
+                ]
                 for r in report.rule_sets
             ),
         )
     )
     parts.append("<h2>Verification</h2>")
     v = app.verification
-    when = f"last verified {site.tag(v.finished)}" if v.finished else "verification not finished yet"
+    when = (
+        f"last verified {site.tag(v.finished)}" if v.finished else "verification not finished yet"
+    )
     parts.append(f"<p>{esc(report.verification)} ({when}).</p>")
     feed_rows = []
     for f in report.feeds:
         cls, text = app.feed_status(f.feed)
         feed_rows.append(
-            [esc(f.name or app.feed_name(f.feed)), esc(f.station), f'<code>{esc(f.feed)}</code>',
-             f'<span class="{cls} verify" data-feed="{esc(f.feed)}">{esc(text)}</span>']
+            [
+                esc(f.name or app.feed_name(f.feed)),
+                esc(f.station),
+                f"<code>{esc(f.feed)}</code>",
+                f'<span class="{cls} verify" data-feed="{esc(f.feed)}">{esc(text)}</span>',
+            ]
         )
     parts.append(table(["Name", "Node", "Feed key", "Status"], feed_rows, cls="verification"))
     parts.append("<h2>Control charts</h2>")
-    if report.charts:
+    charts = _lot_charts(app, conn, trace, lot_points(trace))
+    if charts:
         svgs = [
-            f'<figure id="chart-{esc(c.point)}">{chart_svg(c.data, resolution=c.resolution, tz=site.zone)}'
-            f'<figcaption>{link(url("lot", lot, "chart", c.point + ".json"), "chart data (JSON)")} · '
-            f'{link(url("chart", point=c.point, since=c.data.first, until=_after(c.data.last)), "this point over time")}'
+            f'<figure id="chart-{esc(c.point)}">{_svg(app, c)}'
+            f"<figcaption>{link(url('lot', lot, 'chart', c.point + '.json'), 'chart data (JSON)')} · "
+            f"{link(url('chart', point=c.point, since=c.data.first, until=_after(c.data.last)), 'this point over time')}"
             "</figcaption></figure>"
-            for c in report.charts
+            for c in charts
         ]
         parts.append('<div class="charts">' + "".join(svgs) + "</div>")
     else:
@@ -362,14 +409,22 @@ def point_chart(app: WebApp, request: Request, rest: list[str]) -> Response:
     conn = app.conn()
     series = point_series(conn, point, since, until)
     if not series:
-        body.append(f"<p>No readings of {esc(point)} from {app.site.tag(since)} to {app.site.tag(until)}.</p>")
+        body.append(
+            f"<p>No readings of {esc(point)} from {app.site.tag(since)} to {app.site.tag(until)}.</p>"
+        )
         return app.html(404 if rest else 200, "Point chart", "".join(body))
-    alarms = query_entries(conn, EntryFilter(type="alarm", since=since, until=until, feeds=app.settings.feeds))
+    alarms = query_entries(
+        conn, EntryFilter(type="alarm", since=since, until=until, feeds=app.settings.feeds)
+    )
     periods = [a for a in alarm_periods(alarms) if a.point == point]
     data = chart_data(series, point=point, spec=_specs(app).get(point), alarms=periods)
     if rest == ["json"]:
-        return Response(200, orjson.dumps(data.to_json(), option=orjson.OPT_SERIALIZE_NUMPY), "application/json")
-    body.append(f"<p>{data.count} readings from {app.site.tag(data.first)} to {app.site.tag(data.last)}.</p>")
+        return Response(
+            200, orjson.dumps(data.to_json(), option=orjson.OPT_SERIALIZE_NUMPY), "application/json"
+        )
+    body.append(
+        f"<p>{data.count} readings from {app.site.tag(data.first)} to {app.site.tag(data.last)}.</p>"
+    )
     svg = chart_svg(data, resolution=app.settings.resolutions.get(point), tz=app.site.zone)
     body.append(f'<div class="charts">{svg}</div>')
     return app.html(200, f"Point {point}", "".join(body))

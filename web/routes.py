@@ -62,15 +62,15 @@ def lots_page(app: WebApp, request: Request, rest: list[str]) -> Response:
     )
     app.catalog.refresh(app.conn())
     found = app.catalog.search(flt)
-    keep = {
-        k: form_value(q, k) for k in ("q", "since", "until", "station", "product", "result")
-    }
+    keep = {k: form_value(q, k) for k in ("q", "since", "until", "station", "product", "result")}
 
     def head(key: str) -> str:
         flip = "asc" if key == sort and order != "asc" else "desc"
         arrow = (" ▼" if order != "asc" else " ▲") if key == sort else ""
         href = url("lots", **keep, sort=key, order=flip)
-        return f'<a href="{esc(href)}" class="sort" data-sort="{key}">{_SORT_LABELS[key]}{arrow}</a>'
+        return (
+            f'<a href="{esc(href)}" class="sort" data-sort="{key}">{_SORT_LABELS[key]}{arrow}</a>'
+        )
 
     rows = []
     for r in found.lots:
@@ -98,9 +98,21 @@ def lots_page(app: WebApp, request: Request, rest: list[str]) -> Response:
     problems = "".join(f'<p class="error">{esc(e)}</p>' for e in errors)
     pager = []
     if found.page > 1:
-        pager.append(link(url("lots", **keep, sort=sort, order=order, page=found.page - 1), "← newer" if order != "asc" else "← previous", "prev"))
+        pager.append(
+            link(
+                url("lots", **keep, sort=sort, order=order, page=found.page - 1),
+                "← newer" if order != "asc" else "← previous",
+                "prev",
+            )
+        )
     if found.page < found.pages:
-        pager.append(link(url("lots", **keep, sort=sort, order=order, page=found.page + 1), "older →" if order != "asc" else "next →", "next"))
+        pager.append(
+            link(
+                url("lots", **keep, sort=sort, order=order, page=found.page + 1),
+                "older →" if order != "asc" else "next →",
+                "next",
+            )
+        )
     summary = (
         f'<p id="count" data-total="{found.total}">{found.total} lot(s); page {found.page} '
         f"of {found.pages}</p>"
@@ -144,7 +156,18 @@ def alarms_page(app: WebApp, request: Request, rest: list[str]) -> Response:
                 esc(a.message),
             ]
         )
-    headers = ["Rule", "Node", "State", "Since", "Value", "Severity", "Acknowledged", "Shelved until", "Lot", "Message"]
+    headers = [
+        "Rule",
+        "Node",
+        "State",
+        "Since",
+        "Value",
+        "Severity",
+        "Acknowledged",
+        "Shelved until",
+        "Lot",
+        "Message",
+    ]
     body = (
         f'<p id="count" data-total="{len(rows)}">{len(rows)} alarm(s) not normal, as the ledger '
         "records them (a node's live state may be newer by its commit interval).</p>"
@@ -181,7 +204,7 @@ def feeds_page(app: WebApp, request: Request, rest: list[str]) -> Response:
         rows.append(
             [
                 esc(app.feed_name(feed)),
-                f"<code title=\"{esc(feed)}\">{esc(feed[:16])}…</code>",
+                f'<code title="{esc(feed)}">{esc(feed[:16])}…</code>',
                 esc(trust),
                 f'<span class="num">{size}</span> (<code>{esc(head[:12])}</code>)',
                 app.site.tag(signed_ts[0]) if signed_ts else "",
@@ -197,13 +220,20 @@ def feeds_page(app: WebApp, request: Request, rest: list[str]) -> Response:
         if v.finished
         else "verification has not finished yet"
     )
-    body = (
-        f"<p>{when}; trust list: {esc(app.settings.trust_source or 'none')}.</p>"
-        + table(
-            ["Name", "Feed key", "Trust", "Head (size, hash)", "Head time", "Unsigned after head", "Last entry", "Lag", "Verification"],
-            rows,
-            cls="feeds",
-        )
+    body = f"<p>{when}; trust list: {esc(app.settings.trust_source or 'none')}.</p>" + table(
+        [
+            "Name",
+            "Feed key",
+            "Trust",
+            "Head (size, hash)",
+            "Head time",
+            "Unsigned after head",
+            "Last entry",
+            "Lag",
+            "Verification",
+        ],
+        rows,
+        cls="feeds",
     )
     return app.html(200, "Feeds", body)
 

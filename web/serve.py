@@ -19,7 +19,7 @@ from edge.errors import ConfigError
 from edge.log import event
 from edge.web.app import WebApp
 from edge.web.auth import is_loopback
-from edge.web.http import serve_http
+from edge.web.http import open_http, serve_http
 
 __all__ = ["check_access", "parse_listen", "run_server"]
 
@@ -37,7 +37,9 @@ def parse_listen(text: str) -> tuple[str, int]:
         host, sep, port = value.rpartition(":")
         sep = "" if ":" in host else sep
     if not sep or not port.isdigit() or int(port) > 65535:
-        raise ConfigError(f"--listen: {text!r} is not HOST:PORT (127.0.0.1:8080, [::1]:8080, 0.0.0.0:8080)")
+        raise ConfigError(
+            f"--listen: {text!r} is not HOST:PORT (127.0.0.1:8080, [::1]:8080, 0.0.0.0:8080)"
+        )
     return host or "127.0.0.1", int(port)
 
 
@@ -48,12 +50,21 @@ def check_access(host: str, token: str | None) -> None:
         ConfigError: ``host`` is not a loopback address and no token was given.
     """
     if token is not None and not token.strip():
-        raise ConfigError("--token: empty; give a long random string (or leave it out on localhost)")
+        raise ConfigError(
+            "--token: empty; give a long random string (or leave it out on localhost)"
+        )
     if token is None and not is_loopback(host):
         raise ConfigError(
             f"--listen {host}: the view would be open to the network without a token; give "
             "--token (or EDGE_SERVE_TOKEN), or listen on 127.0.0.1 behind a TLS reverse proxy"
         )
+
+
+def _verify_then(app: WebApp, loop: asyncio.AbstractEventLoop, done: asyncio.Event) -> None:
+    try:
+        app.verify()
+    finally:
+        loop.call_soon_threadsafe(done.set)
 
 
 async def _verify_loop(app: WebApp, every: float, stop: asyncio.Event) -> None:
@@ -62,9 +73,7 @@ async def _verify_loop(app: WebApp, every: float, stop: asyncio.Event) -> None:
         done = asyncio.Event()
         # a daemon thread, not the executor: stopping must not wait for a long verification
         threading.Thread(
-            target=lambda: (app.verify(), loop.call_soon_threadsafe(done.set)),
-            name="edge-serve-verify",
-            daemon=True,
+            target=_verify_then, args=(app, loop, done), name="edge-serve-verify", daemon=True
         ).start()
         waiters = {asyncio.create_task(done.wait()), asyncio.create_task(stop.wait())}
         try:
@@ -92,6 +101,11 @@ async def run_server(
     """Serve ``app`` on ``host:port`` until ``stop`` is set.
 
     Args:
+        app: the application.
+        host: address to listen on.
+        port: the port (0: any free one).
+        ready: called with the bound address and port once listening.
+        stop: set it to stop.
         verify_every: seconds between verifications of the database; 0: once after start;
             negative: never (the pages then say so).
     """
@@ -104,7 +118,8 @@ async def run_server(
         lots=len(app.catalog.lots),
         seconds=round(time.monotonic() - began, 3),
     )
+    listener = await open_http(app, host, port)  # OSError: the port is taken, the host not ours
     async with asyncio.TaskGroup() as tg:
-        tg.create_task(serve_http(app, host, port, ready=ready, stop=stop))
+        tg.create_task(serve_http(listener, ready=ready, stop=stop))
         if verify_every >= 0:
             tg.create_task(_verify_loop(app, verify_every, stop))

@@ -150,11 +150,15 @@ def _settings(
         try:
             zone = ZoneInfo(tz_name)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ConfigError(f"--tz: {tz_name!r} is not a time zone (Europe/Berlin, UTC)") from None
+            raise ConfigError(
+                f"--tz: {tz_name!r} is not a time zone (Europe/Berlin, UTC)"
+            ) from None
     try:
         every = 0.0 if verify_every.strip() == "0" else parse_duration(verify_every)
     except Exception:
-        raise ConfigError(f"--verify-every: {verify_every!r} is not a duration (30min, 1h)") from None
+        raise ConfigError(
+            f"--verify-every: {verify_every!r} is not a duration (30min, 1h)"
+        ) from None
     path = db_for(db, config_path)
     trust = resolve_trust(path, trust_keys, config_path)
     conn = open_ledger_db(path)
