@@ -12,7 +12,7 @@ in time; :func:`parse_time` turns what people type into that form.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +25,7 @@ from edge.errors import ConfigError, StorageError, UnknownEntry
 
 __all__ = [
     "EntryFilter",
+    "NumberFormat",
     "Station",
     "Stations",
     "StoredEntry",
@@ -317,8 +318,18 @@ def _value(body: Mapping[str, Any], key: str) -> str:
     return "-" if value is None else str(value)
 
 
-def summarize(entry: StoredEntry) -> str:
-    """One human line saying what ``entry`` records (used by query tables and exports)."""
+#: How a summary writes an alarm's value and limit: ``(recorded value, point, limit) -> text``;
+#: ``point`` is empty when the number is not a reading of it (a rate, an age, a lot statistic),
+#: ``limit`` is the limit the value is compared with (None when writing the limit itself).
+NumberFormat = Callable[[Any, str, Any], str]
+
+
+def summarize(entry: StoredEntry, number: NumberFormat | None = None) -> str:
+    """One human line saying what ``entry`` records (used by query tables and exports).
+
+    ``number`` rounds an alarm's value and limit for people (``edge.office.fmt_number``);
+    without it they are written as recorded, as exports want them.
+    """
     b = entry.body
     match entry.type:
         case "node.start":
@@ -345,10 +356,17 @@ def summarize(entry: StoredEntry) -> str:
         case "alarm":
             # a rate or stale rule's value is the point's rate of change or the age of its data
             measure = {"rate": " rate", "stale": " age"}.get(str(b.get("kind")), "")
+            reading = str(b.get("point", "")) if b.get("kind") in ("limit", "spc") else ""
+
+            def num(v: Any, against: Any = None) -> Any:
+                return v if number is None else number(v, reading, against)
+
             value = (
-                "" if b.get("value") is None else f"{measure} = {b['value']} {b.get('unit', '')}"
+                ""
+                if b.get("value") is None
+                else f"{measure} = {num(b['value'], b.get('limit'))} {b.get('unit', '')}"
             )
-            limit = "" if b.get("limit") is None else f" (limit {b['limit']})"
+            limit = "" if b.get("limit") is None else f" (limit {num(b['limit'])})"
             return (
                 f"{_value(b, 'rule')} {_value(b, 'event')} "
                 f"[{_value(b, 'from')} -> {_value(b, 'to')}] "

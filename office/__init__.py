@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         fmt_against,
         fmt_number,
         point_resolutions,
+        summary_numbers,
     )
     from edge.office.pdf import lot_report_pdf
     from edge.office.report import LotReport, build_lot_report
@@ -53,6 +54,7 @@ _WHERE = {
     "fmt_against": "numbers",
     "fmt_number": "numbers",
     "point_resolutions": "numbers",
+    "summary_numbers": "numbers",
     "lot_report_pdf": "pdf",
     "LotReport": "report",
     "build_lot_report": "report",
@@ -81,6 +83,7 @@ __all__ = [
     "lot_report_pdf",
     "point_resolutions",
     "spec_limits",
+    "summary_numbers",
 ]
 
 

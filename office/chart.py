@@ -262,7 +262,7 @@ def chart_data(
     n = int(x.size)
     source = "given"
     if limits is None:
-        learn = [float(v) for v in (x if baseline is None else x[:baseline])]
+        learn = (x if baseline is None else x[:baseline]).tolist()
         try:
             limits = imr_limits(learn)
             source = f"learned from {len(learn)} readings"
@@ -273,7 +273,7 @@ def chart_data(
         flags = nelson_flags(x, Zones.of(limits.center, limits.sigma), select)
         for i in np.flatnonzero(flags):
             hits.append(NelsonHit(int(i), timestamps[i], float(x[i]), rules_in(int(flags[i]))))
-    mean = math.fsum(x.tolist()) / n
+    mean = math.fsum(x.tolist()) / n  # fsum, as the limits' centre: the two agree exactly
     std = float(np.std(x, ddof=1)) if n >= 2 else None
     buckets = max(1, width // 2)
     shown = decimate(x, buckets, (h.index for h in hits))

@@ -15,14 +15,24 @@ point (mean, sigma, limits) are shown with one decimal more than its readings
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Mapping
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from edge.config import NodeConfig
+    from edge.ledger.query import NumberFormat
 
-__all__ = ["DIGITS", "decimals_for", "fmt_against", "fmt_number", "point_resolutions"]
+__all__ = [
+    "DIGITS",
+    "decimals_for",
+    "fmt_against",
+    "fmt_number",
+    "point_resolutions",
+    "summary_numbers",
+]
 
 #: Significant digits of a number with no known resolution.
 DIGITS = 4
@@ -30,6 +40,7 @@ DIGITS = 4
 _INTEGER_TYPES = frozenset({"int16", "uint16", "int32", "uint32", "int64", "uint64"})
 
 
+@functools.lru_cache(maxsize=256)
 def decimals_for(resolution: float) -> int:
     """Decimal places that show a multiple of ``resolution`` exactly (0.1 -> 1, 0.05 -> 2, 5 -> 0)."""
     if not resolution > 0 or math.isinf(resolution):
@@ -84,12 +95,18 @@ def fmt_number(
         return "inf" if value > 0 else "-inf"
     if resolution is not None and resolution > 0 and not math.isinf(resolution):
         places = decimals_for(resolution) + (1 if stat else 0)
-        step = Decimal(repr(resolution)) / (10 if stat else 1)
-        try:
-            rounded = (Decimal(repr(value)) / step).quantize(Decimal(1), ROUND_HALF_EVEN) * step
-            text = f"{rounded:.{places}f}"
-        except InvalidOperation:  # astronomically many steps: plain fixed decimals
-            text = f"{value:.{places}f}"
+        step = resolution / 10 if stat else resolution
+        steps = value / step
+        whole = round(steps)
+        if abs(abs(steps - whole) - 0.5) > 1e-6 and abs(steps) < 1e15:
+            text = f"{whole * step:.{places}f}"  # clear of a half step: floats round right
+        else:  # a tie, decided on the decimals as written (0.15 -> 0.2), not the binary float
+            exact = Decimal(repr(resolution)) / (10 if stat else 1)
+            try:
+                rounded = (Decimal(repr(value)) / exact).quantize(Decimal(1), ROUND_HALF_EVEN)
+                text = f"{rounded * exact:.{places}f}"
+            except InvalidOperation:  # astronomically many steps: plain fixed decimals
+                text = f"{value:.{places}f}"
         return _no_negative_zero(text)
     if value == 0:
         return "0"
@@ -142,3 +159,19 @@ def point_resolutions(config: NodeConfig) -> dict[str, float]:
         if point.type in _INTEGER_TYPES and point.scale != 0:
             out[name] = abs(point.scale)
     return out
+
+
+def summary_numbers(resolutions: Mapping[str, float] | None = None) -> NumberFormat:
+    """A ``number`` for :func:`edge.ledger.query.summarize`: alarm values and limits for people.
+
+    To the point's resolution when known, else :data:`DIGITS` significant digits; a value never
+    rounds onto the limit it is compared with. Tables and reports only: JSON and CSV keep the
+    recorded decimals.
+    """
+    steps = resolutions or {}
+
+    def number(value: Any, point: str, limit: Any) -> str:
+        res = steps.get(point) if point else None
+        return fmt_number(value, res) if limit is None else fmt_against(value, limit, res)
+
+    return number

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING
 
+from edge.ledger.query import summarize
 from edge.office.chart import ChartData, Series, SpecLimits, alarm_periods, chart_data
 from edge.office.layout import local_time
-from edge.office.numbers import fmt_against, fmt_number
+from edge.office.numbers import fmt_against, fmt_number, summary_numbers
 
 if TYPE_CHECKING:
     from edge.ledger.trace import LotTrace
@@ -218,6 +219,7 @@ def build_lot_report(
         for r in trace.rule_sets
     ]
     timeline = []
+    number = summary_numbers(resolutions)
     for event in trace.events:
         extra = []
         if event.corrected_by:
@@ -232,7 +234,8 @@ def build_lot_report(
                 "ts_utc": event.entry.ts,
                 "node": event.station.name,
                 "type": event.entry.type,
-                "summary": event.summary + (f" ({'; '.join(extra)})" if extra else ""),
+                "summary": summarize(event.entry, number)
+                + (f" ({'; '.join(extra)})" if extra else ""),
                 "entry": event.entry.id,
             }
         )

@@ -9,6 +9,7 @@ readings only.
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from collections.abc import Collection
 
@@ -54,8 +55,16 @@ def point_series(
         raise StorageError(f"cannot read readings of {point!r}: {exc}") from exc
     out: list[tuple[str, float]] = []
     for ts, stored in rows:
+        if stored is not None and stored[:1] == '"' and stored[-1:] == '"':
+            try:  # a decimal string ("500.1"): the common case, without a JSON parse
+                number = float(stored[1:-1])
+            except ValueError:
+                continue  # a text point's value
+            if math.isfinite(number):  # NaN/inf cannot be charted nor enter the statistics
+                out.append((ts, number))
+            continue
         value = _number(stored)
-        if value is not None:
+        if value is not None and math.isfinite(value):
             out.append((ts, value))
     return out
 

@@ -226,10 +226,13 @@ def query_command(
         for column in ("ts", "node", "seq", "type", "lots"):
             table.add_column(column, no_wrap=True)
         table.add_column("summary", overflow="fold", ratio=1)
-        for row in rows:
+        from edge.office.numbers import summary_numbers
+
+        number = summary_numbers()
+        for row, entry in zip(rows, entries, strict=True):
             table.add_row(
                 *(Text(str(row[c])) for c in ("ts", "node", "seq", "type", "lots")),
-                Text(row["summary"]),
+                Text(summarize(entry, number)),
             )
         _console().print(table)
 
@@ -436,8 +439,11 @@ def _print_trace(
     timeline = Table(title="Timeline")
     for column in ("ts", "node/site", "type", "summary", "entry"):
         timeline.add_column(column, overflow="fold", no_wrap=column == "ts")
+    from edge.office.numbers import summary_numbers
+
+    number = summary_numbers(resolutions)
     for event in trace.events:
-        summary = Text(event.summary)
+        summary = Text(summarize(event.entry, number))
         if event.corrected_by:
             by = ", ".join(c[:12] for c in event.corrected_by)
             summary.append(f" (corrected by {by})", style="red")

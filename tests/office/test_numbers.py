@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from office_lot import LotLedger
 
 from edge.config import load_config
-from edge.office import decimals_for, fmt_against, fmt_number, point_resolutions
+from edge.ledger.query import StoredEntry, summarize
+from edge.office import decimals_for, fmt_against, fmt_number, point_resolutions, summary_numbers
 
 
 @pytest.mark.parametrize(
@@ -93,3 +94,25 @@ def test_point_resolutions_from_a_node_config(lot_ledger: LotLedger) -> None:
     config = load_config(Path(lot_ledger.config))
     # fill_weight: uint16 scaled by 0.1; cap_torque a float32 (no resolution); lot_code text
     assert point_resolutions(config) == {"fill_weight": 0.1}
+
+
+def _alarm(value: str, limit: str, kind: str = "limit") -> StoredEntry:
+    body = {"rule": "r", "kind": kind, "point": "tunnel_temp", "event": "activated",
+            "from": "normal", "to": "active_unack", "value": value, "limit": limit,
+            "unit": "degC", "severity": "high"}  # fmt: skip
+    return StoredEntry(
+        "i", "f" * 64, 1, None, "2026-11-23T08:00:00.000000Z", "alarm", "", (), body, ()
+    )
+
+
+def test_alarm_summaries_for_people_and_as_recorded() -> None:
+    entry = _alarm("8.599809", "8.0")  # a float32 reading, as recorded
+    assert "tunnel_temp = 8.599809 degC (limit 8.0)" in summarize(entry)  # exports: as recorded
+    assert "tunnel_temp = 8.6 degC (limit 8)" in summarize(entry, summary_numbers())
+    assert "= 8.60 degC (limit 8.00)" in summarize(entry, summary_numbers({"tunnel_temp": 0.01}))
+    # a value just past its limit keeps the digits that show it is past
+    near = summarize(_alarm("8.00004", "8.0"), summary_numbers())
+    assert "= 8.00004 degC (limit 8)" in near
+    # a rate is not a reading: the point's resolution does not apply to it
+    rate = summarize(_alarm("2.7612345", "2.0", "rate"), summary_numbers({"tunnel_temp": 1.0}))
+    assert "rate = 2.761 degC (limit 2)" in rate

@@ -215,3 +215,26 @@ def test_csv_has_a_bom_and_names_the_failing_checks(lot_ledger: LotLedger, tmp_p
     assert end["failed_checks"] == f"fill-weight-lot: cpk >= 2.0 (cpk = {failed[0]['value']})"
     assert "N·m" in end["measurements"]
     assert all(r["failed_checks"] == "" for r in rows if r is not end)
+
+
+def test_tables_round_numbers_and_json_keeps_them(
+    lot_ledger: LotLedger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "400")  # table rows on one line each
+    db = str(lot_ledger.db)
+    table = re.sub(r"\s+", " ", run("query", "--db", db, "--type", "alarm").output)
+    assert "fill_weight = 509 g (limit 505) high" in table  # no resolution known: 4 digits
+    rows = [
+        orjson.loads(x)
+        for x in run("query", "--db", db, "--type", "alarm", "--json").output.splitlines()
+    ]
+    assert rows[0]["body"]["value"] == "509.0"
+    assert "fill_weight = 509.0 g (limit 505.0)" in rows[0]["summary"]  # for programs: as recorded
+    trace = re.sub(r"\s+", " ", run("trace", LOT, "-c", str(lot_ledger.config)).output)
+    assert "fill_weight = 509.0 g (limit 505.0) high" in trace  # with -c: to 0.1 g
+    body = _lot_end(lot_ledger.db)["aggregates"]["fill_weight"]
+    assert len(body["std"]) > 8  # recorded with every digit ...
+    std = float(body["std"])
+    assert (
+        f"│ {std:.2f} " in run("trace", LOT, "-c", str(lot_ledger.config)).output
+    )  # ... shown to 0.01 g
