@@ -222,6 +222,8 @@ class NodeConfig:
     mqtt: MqttConfig | None = None
     operators: OperatorsConfig = field(default_factory=OperatorsConfig)
     metrics: MetricsConfig | None = None
+    #: the site's IANA time zone (``Europe/Berlin``) for times shown to people; "" = the machine's
+    timezone: str = ""
 
     # Where the node keeps its files: the one spelling of these paths (the names are
     # edge.ledger's DB_FILE and KEY_FILE, not imported here so that reading a config does not
@@ -246,7 +248,7 @@ class NodeConfig:
 #: the one list the reader checks files against and docs/reference/node-config.md documents.
 KEYS: Mapping[str, tuple[str, ...]] = {
     "": ("node", "buses", "devices", "points", "rules", "ledger", "mqtt", "operators", "metrics"),
-    "node": ("id", "site", "data_dir", "queue_size"),
+    "node": ("id", "site", "data_dir", "queue_size", "timezone"),
     "buses.<name>": tuple(BusConfig.__slots__)[1:],  # every field but the name
     "devices.<name>": tuple(DeviceConfig.__slots__)[1:],
     "points.<name>": tuple(PointConfig.__slots__)[1:],
@@ -288,6 +290,19 @@ def load_config(path: str | Path) -> NodeConfig:
     return parse_config(text, source)
 
 
+def _time_zone(name: Any) -> str | None:
+    """None when ``name`` is an IANA time zone this machine knows (or empty), else why not."""
+    if name == "":
+        return None
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"{name!r} is not a time zone (an IANA name such as Europe/Berlin, or UTC)"
+    return None
+
+
 def parse_config(text: str, source: Path) -> NodeConfig:
     """Validate config text read from ``source`` (used for messages and relative paths)."""
     try:
@@ -309,6 +324,7 @@ def parse_config(text: str, source: Path) -> NodeConfig:
     site = r.get(node, "node", "site", str, "")
     data_dir = base / r.get(node, "node", "data_dir", str, "var")
     queue_size = r.get(node, "node", "queue_size", int, 10000, check=_positive)
+    timezone = r.get(node, "node", "timezone", str, "", check=_time_zone)
 
     buses = {name: _bus(r, name, spec, base) for name, spec in _named(r, data, "buses")}
     devices = {name: _device(r, name, spec, buses) for name, spec in _named(r, data, "devices")}
@@ -380,6 +396,7 @@ def parse_config(text: str, source: Path) -> NodeConfig:
         mqtt=mqtt,
         operators=operators,
         metrics=metrics,
+        timezone=timezone,
     )
 
 

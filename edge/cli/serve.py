@@ -56,7 +56,7 @@ __all__ = ["serve"]
     "tz_name",
     default=None,
     metavar="ZONE",
-    help="Site time zone for the pages, e.g. Europe/Berlin (default: this machine's).",
+    help="Site time zone for the pages, e.g. Europe/Berlin (default: -c's [node] timezone, else this machine's).",
 )
 @click.option(
     "--verify-every",
@@ -145,6 +145,12 @@ def _settings(
         except (OSError, IndexError, UnicodeDecodeError) as exc:
             raise ConfigError(f"--token-file {token_file}: cannot read a token: {exc}") from None
     check_access(host, token)
+    cfg = None
+    if config_path is not None:
+        from edge.config import load_config
+
+        cfg = load_config(config_path)
+        tz_name = tz_name or cfg.timezone or None  # --tz wins over the config's [node] timezone
     zone = None
     if tz_name:
         try:
@@ -172,12 +178,10 @@ def _settings(
         conn.close()
     ruleset = None
     resolutions: dict[str, float] = {}
-    if config_path is not None:
-        from edge.config import load_config
+    if cfg is not None:
         from edge.office import point_resolutions
         from edge.rules.loader import load_rules
 
-        cfg = load_config(config_path)
         if cfg.rules.files:
             ruleset = load_rules(cfg.rules.files, {n: p.unit for n, p in cfg.points.items()})
         resolutions = point_resolutions(cfg)

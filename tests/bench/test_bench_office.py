@@ -8,9 +8,10 @@ commit every 5,000 entries: canonical JSON, hash chain, signed checkpoints): a f
 writes 900,000 entries (lots of 200 entries, an alarm and its acknowledgement in each, readings
 digests between) and the big lot ``BIG-LOT``, whose 100,000 ``fill_weight`` readings are stored
 in real readings blocks; a packer gateway's 100,000 entries (the same lots at a second station)
-are copied in as sync delivers them. Filler digests other than the big lot's have no readings
-rows (the server does not verify here: ``--verify-every`` is left to its start-up run, which is
-waited for before timing). Built once per run in a temp dir (~1 min).
+are copied in as sync delivers them. Filler digests other than the big lot's stand for blocks
+this bench does not store (the server's start-up verification, which is waited for before
+timing so that it does not share the CPU with the requests, reports them). Built once per run in
+a temp dir (~1 min).
 
 The figures are measured over real HTTP against the real ``edge serve`` process, as a browser
 would fetch them: p95 of 20 requests after a first one, whose time is printed beside. The first

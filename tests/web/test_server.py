@@ -252,3 +252,74 @@ def test_a_server_without_token_on_localhost_is_open(scenario: ws.WebScenario) -
         assert b"L-2611-A" in body
     finally:
         stop_server(srv)
+
+
+_NODE = """
+[node]
+id = "filler-gw"
+site = "plant-1"
+data_dir = "."
+timezone = "America/New_York"
+
+[buses.plc]
+kind = "tcp"
+address = "127.0.0.1:5020"
+
+[devices.filler]
+bus = "plc"
+
+[points.fill_weight]
+device = "filler"
+register = 1
+type = "int16"
+scale = 0.01
+unit = "g"
+
+[points.lot_code]
+device = "filler"
+register = 10
+type = "string"
+length = 4
+
+[rules]
+files = ["fill.yaml"]
+"""
+
+_RULES = """
+version: 1
+lot: lot_code
+rules:
+  - id: fill-weight-lot
+    kind: lot
+    point: fill_weight
+    low: 497 g
+    high: 503 g
+    checks:
+      - cpk >= 1.33
+"""
+
+
+def test_node_config_gives_spec_limits_resolution_and_zone(scenario: ws.WebScenario) -> None:
+    folder = scenario.db.parent
+    (folder / "node.toml").write_text(_NODE)
+    (folder / "fill.yaml").write_text(_RULES)
+    srv = start_server(scenario.db, "-c", str(folder / "node.toml"), "--verify-every", "0")
+    try:
+        status, svg = _request(srv.url + "/lot/L-2611-A/chart/fill_weight.svg", token=None)
+        assert status == 200
+        text = svg.decode()
+        assert 'class="usl" data-value="503.0"' in text or 'class="usl" data-value="503"' in text
+        assert 'class="lsl" data-value="497.0"' in text or 'class="lsl" data-value="497"' in text
+        status, page = _request(srv.url + "/lot/L-2611-A", token=None)
+        html = page.decode()
+        # Cp/Cpk of the filler's aggregates against 497..503 g (mean 500.2, std 0.71):
+        # Cp = 6 / (6 * 0.71) = 1.41, Cpk = (503 - 500.2) / (3 * 0.71) = 1.31
+        row = html.split('<table class="aggregates">', 1)[1].split("</tr>", 2)[1]
+        assert ">1.41<" in row
+        assert ">1.31<" in row
+        # [node] timezone: 08:01:40 UTC is 03:01:40 in New York
+        assert ">2026-11-23 03:01:40</time>" in html
+    finally:
+        stop_server(srv)
+        (folder / "node.toml").unlink()
+        (folder / "fill.yaml").unlink()
