@@ -121,10 +121,10 @@ def lot_report_pdf(report: LotReport) -> bytes:
         )
         return t
 
-    def verdict(ok: bool | None, text: str) -> Paragraph:
+    def verdict(ok: bool | None, text: str, style: ParagraphStyle = cell) -> Paragraph:
         colour = green if ok else (red if ok is False else colors.black)
         return Paragraph(
-            f'<font color="{colour.hexval()}"><b>{escape(_latin(text))}</b></font>', cell
+            f'<font color="{colour.hexval()}"><b>{escape(_latin(text))}</b></font>', style
         )
 
     out = io.BytesIO()
@@ -145,6 +145,7 @@ def lot_report_pdf(report: LotReport) -> bytes:
         verdict(
             r.verdict == "pass" if r.verdict != "no checks" else None,
             f"Result: {r.verdict.upper()}",
+            ParagraphStyle("verdict", parent=body, fontSize=16, leading=22, spaceBefore=4),
         ),
     ]
     for c in r.failed:
