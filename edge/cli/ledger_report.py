@@ -39,10 +39,12 @@ def _zone(name: str | None) -> tzinfo:
         raise _BadOption(f"--tz {name!r}: not a time zone name (e.g. Europe/Berlin, UTC)") from exc
 
 
-def _from_config(config_path: Path | None) -> tuple[dict[str, float], dict[str, SpecLimits]]:
-    """Point resolutions and spec limits from ``-c node.toml`` and its rule files."""
+def _from_config(
+    config_path: Path | None,
+) -> tuple[dict[str, float], dict[str, SpecLimits], str | None]:
+    """Point resolutions, spec limits and the site's time zone from ``-c node.toml``."""
     if config_path is None:
-        return {}, {}
+        return {}, {}, None
     from edge.config import load_config
     from edge.errors import EdgeError
     from edge.office.chart import spec_limits
@@ -50,6 +52,7 @@ def _from_config(config_path: Path | None) -> tuple[dict[str, float], dict[str, 
 
     config = load_config(config_path)  # trust resolution already loaded it: errors were said
     resolutions = point_resolutions(config)
+    zone = config.timezone or None
     try:
         from edge.rules.loader import load_rules
 
@@ -57,8 +60,8 @@ def _from_config(config_path: Path | None) -> tuple[dict[str, float], dict[str, 
     except (EdgeError, OSError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         click.echo(f"note: rules not loaded, charts without spec limits: {first}", err=True)
-        return resolutions, {}
-    return resolutions, spec_limits(ruleset)
+        return resolutions, {}, zone
+    return resolutions, spec_limits(ruleset), zone
 
 
 @click.command("report")
@@ -84,7 +87,8 @@ def _from_config(config_path: Path | None) -> tuple[dict[str, float], dict[str, 
     "--tz",
     "tz_name",
     metavar="ZONE",
-    help="Show times in this time zone (IANA name, e.g. Europe/Berlin) [this machine's].",
+    help="Show times in this time zone (IANA name, e.g. Europe/Berlin) "
+    "[-c's [node] timezone, else this machine's].",
 )
 @click.option(
     "--point",
@@ -124,13 +128,15 @@ def report_command(
     from edge.office.report import build_lot_report
     from edge.office.sources import lot_series
 
-    zone = _zone(tz_name)
+    if tz_name:
+        _zone(tz_name)  # a wrong name fails before any work
     if output is None and fmt == "pdf" and sys.stdout.isatty():
         raise _BadOption("--format pdf writes binary: give -o FILE or redirect stdout")
     trace, shown = _load_trace(db, lot, trust_keys, config_path, all_feeds)
     with _one_line_errors():
         path = db_for(db, config_path)
-        resolutions, spec = _from_config(config_path)
+        resolutions, spec, site_zone = _from_config(config_path)
+        zone = _zone(tz_name or site_zone)
         conn = open_ledger_db(path)
         try:
             series = lot_series(conn, trace, points or None)

@@ -53,6 +53,7 @@ NODE_TOML = """\
 id = "filler-gw"
 site = "plant-1"
 data_dir = "{data}"
+timezone = "Asia/Tokyo"
 
 [buses.plc]
 kind = "tcp"

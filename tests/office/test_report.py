@@ -238,3 +238,14 @@ def test_tables_round_numbers_and_json_keeps_them(
     assert (
         f"│ {std:.2f} " in run("trace", LOT, "-c", str(lot_ledger.config)).output
     )  # ... shown to 0.01 g
+
+
+def test_report_times_in_the_sites_zone_from_the_config(
+    lot_ledger: LotLedger, tmp_path: Path
+) -> None:
+    out = tmp_path / "lot.html"
+    result = run("report", "--lot", LOT, "-c", str(lot_ledger.config), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    html = out.read_text(encoding="utf-8")
+    assert "(Asia/Tokyo)" in html  # [node] timezone of node.toml
+    assert 'title="2026-11-23T08:00:10.000000Z">2026-11-23 17:00:10</time>' in html
