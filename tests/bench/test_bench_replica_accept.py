@@ -27,7 +27,7 @@ from pathlib import Path
 from edge.ledger.keys import NodeKey
 from edge.ledger.replica import Replica
 from edge.ledger.store import Ledger, connect
-from edge.ledger.trust import TrustList, Trusted
+from edge.ledger.trust import Trusted, TrustList
 from edge.ledger.verify import verify_db
 
 N = 100_000
