@@ -466,7 +466,32 @@ class Replica:
         held = self.conn.execute(
             "SELECT id FROM entries WHERE feed = ? AND seq = ?", (feed, differ)
         ).fetchone()[0]
-        proof = branch[: checked.first_checkpoint + 1]  # up to the signature that covers it
+        # Two different entries at one seq prove a second history only when a signature covers
+        # each: a checkpoint of size > differ on both sides (their roots then differ). The last
+        # checkpoint entry of a feed is covered by no signature yet (its ts is not signed: only
+        # the next checkpoint's root covers it), so a difference there proves nothing.
+        covering = next((size for _, size, *_ in checked.checkpoints if size > differ), None)
+        if covering is None:
+            return self._reject(
+                feed,
+                Reason.BAD_CHECKPOINT,
+                f"seq {differ}: a checkpoint entry that differs from the one held only in "
+                "unsigned fields, covered by no signature",
+                end,
+            )
+        if differ >= end - 1:  # ours is the tip: covered by no signature, theirs is
+            return AcceptResult(
+                Outcome.REJECTED,
+                feed,
+                end=end,
+                reason=Reason.TIP_MISMATCH,
+                detail=f"seq {differ}: our last checkpoint entry differs from the one a signed "
+                "history covers (its unsigned bytes were altered here): the feed cannot grow "
+                "here until restored",
+                alarm=True,
+                own_feed=own,
+            )
+        proof = branch[: covering - differ + 1]  # up to the signature that covers it
         new = self._witness.keep_fork(
             feed, differ, checked.rows[0][2], str(held), b"\n".join(proof), source, now
         )
@@ -495,8 +520,17 @@ class Replica:
             for cos in cosignatures:
                 self._add_cosignature(cos, now)
             return self._witness.record_peer_head(
-                peer, checkpoint_raw, now, self.trusted, self._end
+                peer, checkpoint_raw, now, self.trusted, self._end, self._root_at
             )
+
+    def _root_at(self, feed: str, size: int) -> str:
+        """The Merkle root over the held entries ``0..size-1`` of ``feed`` (hex)."""
+        row = self.conn.execute(
+            "SELECT root FROM checkpoints WHERE feed = ? AND size = ?", (feed, size)
+        ).fetchone()
+        if row is not None:
+            return str(row[0])
+        return self._frontier_at(feed, size).root().hex()
 
     def cosign(self, checkpoint_raw: bytes, *, now: float) -> Cosignature | None:
         """Our cosignature over a checkpoint entry we hold (None when we do not, or forked)."""

@@ -121,6 +121,8 @@ def check_batch(
             body = data["body"]
             if body.get("size") != seq or body.get("head") != prev or len(body) != 4:
                 raise Rejected(Reason.BAD_CHECKPOINT, seq, "size or head is not its place")
+            if actor or entry_lots or data["refs"]:  # as the writer makes them: only ts is free
+                raise Rejected(Reason.BAD_CHECKPOINT, seq, "a checkpoint with actor, lots or refs")
             frontier.extend(leaf_hashes(leaves))
             leaves = []
             root, sig = body.get("root"), body.get("sig")

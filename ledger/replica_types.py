@@ -223,7 +223,7 @@ class Reason(enum.StrEnum):
     BAD_SIGNATURE = "bad signature"
     UNSIGNED_TAIL = "unsigned tail"
     TOO_LARGE = "too large"
-    FORKED_FEED = "forked feed"
+    TIP_MISMATCH = "tip mismatch"
 
 
 @dataclass(frozen=True, slots=True)

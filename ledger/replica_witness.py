@@ -103,6 +103,7 @@ class Witness:
         now: float,
         trusted: Callable[[str], bool],
         end_of: EndOf,
+        root_at: Callable[[str, int], str],
     ) -> PeerHeadResult:
         """Verify and record ``peer``'s announced head; compare it with what we hold."""
         conn = self._conn
@@ -128,7 +129,9 @@ class Witness:
             held = conn.execute(
                 "SELECT id FROM entries WHERE feed = ? AND seq = ?", (cp.feed, cp.seq)
             ).fetchone()
-            if held is not None and held[0] != cp.id:
+            # Another entry at its seq proves a second history only when the key signed another
+            # root for that size (a checkpoint's unsigned ts may differ: that proves nothing).
+            if held is not None and held[0] != cp.id and root_at(cp.feed, cp.size) != cp.root:
                 fork = True
                 self.keep_fork(cp.feed, cp.seq, cp.id, str(held[0]), cp.raw, peer, now)
         if row is None or cp.end >= int(row[0]):

@@ -113,6 +113,7 @@ def test_untrusted_feed_is_rejected_and_nothing_stored(tmp_path: Path, keys) -> 
         ("altered_entry", Reason.BROKEN_CHAIN),
         ("rechained", Reason.BAD_CHECKPOINT),
         ("no_checkpoint", Reason.UNSIGNED_TAIL),
+        ("checkpoint_with_lots", Reason.BAD_CHECKPOINT),
         ("other_feed", Reason.WRONG_FEED),
         ("wrong_seq", Reason.WRONG_SEQ),
         ("garbage", Reason.MALFORMED),
@@ -142,6 +143,10 @@ def test_a_bad_batch_is_rejected_whole(pair, keys, make: str, reason: Reason) ->
         batch = [*other, orjson.dumps(checkpoint, option=orjson.OPT_SORT_KEYS)]
     elif make == "no_checkpoint":
         batch = good[:-1]
+    elif make == "checkpoint_with_lots":  # unsigned fields a writer never sets
+        checkpoint = orjson.loads(good[-1])
+        checkpoint["lots"] = ["LOT-FAKE"]
+        batch = [*good[:-1], orjson.dumps(checkpoint, option=orjson.OPT_SORT_KEYS)]
     elif make == "other_feed":  # a's entries published as c's (spoofed topic)
         result = rb.accept(c.feed, 0, held[:6], now=T0)
         assert (result.outcome, result.reason) == (Outcome.REJECTED, reason)

@@ -17,7 +17,7 @@ from edge.errors import RollbackRefused
 from edge.ledger.keys import NodeKey
 from edge.ledger.replica import Replica
 from edge.ledger.replica_record import record_pending
-from edge.ledger.replica_types import Checkpoint, Outcome, OwnStatus
+from edge.ledger.replica_types import Checkpoint, Outcome, OwnStatus, Reason
 from edge.ledger.store import Ledger, connect
 from edge.ledger.trust import TrustList
 from edge.ledger.writer import LedgerWriter
@@ -231,3 +231,56 @@ async def _record(path: Path, key: NodeKey, trusted: TrustList, end: int) -> Non
         assert await record_pending(replica, writer, now=T0 + 20_001) == 0
         task.cancel()
     replica.close()
+
+
+def _retimed(raw: bytes) -> bytes:
+    """The same checkpoint entry with another ts: its signed fields are untouched."""
+    data = orjson.loads(raw)
+    data["ts"] = "2030-01-01T00:00:00.000000Z"
+    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+
+
+def test_a_checkpoint_differing_only_in_its_unsigned_ts_is_no_fork(nodes) -> None:  # type: ignore[no-untyped-def]
+    """A checkpoint entry's ts is covered only by the next checkpoint's root: a copy with another
+    ts proves nothing about the key, so it must not be recorded as a fork (anyone could make it).
+    """
+    tmp_path, a, b = nodes
+    ra = Replica.open(tmp_path / "a.db", a, trust(b, own=a), take_lock=True)
+    rb = Replica.open(tmp_path / "b.db", b, trust(a, own=b), take_lock=True)
+    raws = feed_raws(tmp_path / "a.db", a.feed)
+    tip = len(raws) - 1
+    # B holds all but A's last batch; its copy of the checkpoint before it is fine
+    first = ra.read_range(a.feed, 0, max_entries=tip - 4)
+    assert rb.accept(a.feed, 0, first, now=T0).outcome is Outcome.STORED
+    held_tip = len(first) - 1
+    forged = rb.accept(a.feed, held_tip, [_retimed(first[-1])], now=T0)
+    assert (forged.outcome, forged.reason, forged.alarm) == (  # altered bytes: tampering
+        Outcome.REJECTED,
+        Reason.BAD_CHECKPOINT,
+        True,
+    )
+    announced = rb.record_peer_head("mallory", _retimed(first[-1]), now=T0)
+    assert announced.accepted
+    assert not announced.fork
+    # An altered tip that got stored (it cannot be told from the real one) blocks the feed
+    # here with an alarm, but is not called a fork either.
+    rc_path = tmp_path / "c.db"
+    c = NodeKey.generate()
+    with Ledger.open(rc_path, c) as ledger:
+        grow(ledger, 1, t0=T0 + 70_000)
+    rc = Replica.open(rc_path, c, trust(a, own=c), take_lock=True)
+    assert rc.accept(a.feed, 0, [*first[:-1], _retimed(first[-1])], now=T0).stored == len(first)
+    rest = raws[len(first) :]
+    broken = rc.accept(a.feed, len(first), rest, now=T0)
+    assert (broken.outcome, broken.reason) == (Outcome.REJECTED, Reason.BROKEN_CHAIN)
+    stuck = rc.accept(a.feed, held_tip, raws[held_tip:], now=T0)
+    assert (stuck.outcome, stuck.reason, stuck.alarm) == (
+        Outcome.REJECTED,
+        Reason.TIP_MISMATCH,
+        True,
+    )
+    for replica in (rb, rc):
+        assert replica.head(a.feed).forked_at is None  # type: ignore[union-attr]
+        assert replica.pending_records() == []
+    for replica in (ra, rb, rc):
+        replica.close()
