@@ -7,7 +7,10 @@ and the copy and the original are both appended to with the same key.
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
@@ -88,6 +91,14 @@ def test_a_second_valid_history_is_kept_as_proof_and_never_stored(nodes) -> None
     # nothing beyond the fork is cosigned; the branch we hold still grows and still verifies
     assert rb.cosign(feed_raws(tmp_path / "b.db", a.feed)[-1], now=T0) is None
     assert [s.forked_at for s in rb.status() if s.feed == a.feed] == [fork_at]
+    status = subprocess.run(
+        [sys.executable, "-m", "edge", "ledger", "status", "--db", str(tmp_path / "b.db"),
+         "--trust", a.feed, "--json"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert status.returncode == 1, status.stderr
+    feeds = {f["feed"]: f for f in json.loads(status.stdout)["feeds"]}
+    assert (feeds[a.feed]["forked"], feeds[a.feed]["forked_at"]) == (True, fork_at)
     assert_verifies(tmp_path / "b.db", {a.feed: "a", b.feed: "b"})
     ra.close()
     rb.close()
