@@ -106,9 +106,9 @@ def test_no_mutation_makes_a_replica_hold_anything_but_the_real_feed(source, dat
 @SETTINGS
 @given(data=st.data())
 def test_any_delivery_order_converges_to_the_real_feed(source, data) -> None:  # type: ignore[no-untyped-def]
-    path, raws, ids = source
+    _, raws, ids = source
     ends = _checkpoints(raws)
-    cuts = sorted(data.draw(st.sets(st.sampled_from(ends[:-1])), label="cuts")) + [ends[-1]]
+    cuts = [*sorted(data.draw(st.sets(st.sampled_from(ends[:-1])), label="cuts")), ends[-1]]
     ranges = []
     start = 0
     for end in cuts:
