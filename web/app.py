@@ -96,11 +96,14 @@ class WebApp:
         return conn
 
     def feed_name(self, feed: str) -> str:
-        """A feed's trust-list name, else its node name, else its short key."""
-        name = self.settings.names.get(feed)
-        if name:
-            return name
-        return self.catalog.stations.at(feed).name
+        """A feed's node (``node_id/site``), else its trust-list name, else its short key.
+
+        The node first: the trust list names the serving node's own key ``self``.
+        """
+        station = self.catalog.stations.at(feed)
+        if station.node_id or station.site:
+            return station.name
+        return self.settings.names.get(feed) or station.name
 
     def __call__(self, request: Request) -> Response:
         """Answer one request (never raises: failures are a 500 page and a log line)."""

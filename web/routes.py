@@ -199,7 +199,10 @@ def feeds_page(app: WebApp, request: Request, rest: list[str]) -> Response:
             at = datetime.fromisoformat(last_ts.replace("Z", "+00:00"))
             lag = _ago((now - at).total_seconds())
         shown = app.settings.feeds is None or feed in app.settings.feeds
-        trust = "trusted" if feed in app.settings.names else ("shown" if shown else "untrusted")
+        if feed in app.settings.names:
+            trust = f"trusted as {app.settings.names[feed]}"
+        else:
+            trust = "shown (no trust list)" if shown else "untrusted (not shown)"
         cls, status = app.feed_status(feed)
         rows.append(
             [
