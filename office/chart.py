@@ -39,10 +39,12 @@ __all__ = [
     "Histogram",
     "NelsonHit",
     "Series",
+    "SpcSettings",
     "SpecLimits",
     "alarm_periods",
     "chart_data",
     "decimate",
+    "spc_settings",
     "spec_limits",
 ]
 
@@ -59,6 +61,23 @@ class SpecLimits:
 
     low: float | None = None
     high: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SpcSettings:
+    """How a point's ``spc`` rule watches it, so its chart shows what the rule signals.
+
+    Attributes:
+        rule: the rule's id.
+        nelson: its selected Nelson rules.
+        limits: its given limits (``center``/``sigma``), None when it learns them.
+        baseline: readings it learns its limits from, None when they are given.
+    """
+
+    rule: str
+    nelson: tuple[int, ...]
+    limits: ImrLimits | None = None
+    baseline: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +253,7 @@ def chart_data(
     alarms: Sequence[AlarmPeriod] = (),
     width: int = 1000,
     bins: int | None = None,
+    rule: str = "",
 ) -> ChartData:
     """The control chart of ``series`` (numbers only; draw it with :func:`chart_svg`).
 
@@ -243,12 +263,14 @@ def chart_data(
         unit: the point's unit (labels only).
         spec: specification limits (histogram lines and Cp/Cpk).
         limits: the limits to draw (an SPC rule's given centre and sigma); None: learned.
-        baseline: learn the limits from the first ``baseline`` readings only (as an SPC rule
-            with ``baseline: N`` does); None: from the whole series.
+        baseline: learn the limits from the first ``baseline`` readings only and mark signals
+            from the reading after them, as an SPC rule with ``baseline: N`` does; None: learn
+            from the whole series and mark signals everywhere.
         nelson: the run rules to mark (1..8).
         alarms: alarm periods to shade (those not overlapping the series are dropped).
         width: plot width in pixels: the display keeps about two points per pixel column.
         bins: histogram bins (default: the square root of the count, 5..60).
+        rule: the SPC rule whose limits and run rules these are (named on the chart).
 
     Raises:
         ValueError: an empty series, or a rule number outside 1..8.
@@ -261,18 +283,25 @@ def chart_data(
     x = np.fromiter((v for _, v in series), dtype=np.float64, count=len(series))
     n = int(x.size)
     source = "given"
+    start = 0  # first reading the run rules evaluate
     if limits is None:
         learn = (x if baseline is None else x[:baseline]).tolist()
         try:
             limits = imr_limits(learn)
-            source = f"learned from {len(learn)} readings"
+            source = f"learned from {'the first ' if baseline else ''}{len(learn)} readings"
         except ValueError as exc:
             limits, source = None, str(exc)
+        # an SPC rule with a baseline evaluates its run rules from the reading after it, its
+        # runs counted from there: the chart marks what the rule would have signalled
+        start = min(baseline or 0, n)
+    if rule and limits is not None:
+        source += f" (rule {rule})"
     hits: list[NelsonHit] = []
     if limits is not None:
-        flags = nelson_flags(x, Zones.of(limits.center, limits.sigma), select)
-        for i in np.flatnonzero(flags):
-            hits.append(NelsonHit(int(i), timestamps[i], float(x[i]), rules_in(int(flags[i]))))
+        flags = nelson_flags(x[start:], Zones.of(limits.center, limits.sigma), select)
+        for j in np.flatnonzero(flags):
+            i = start + int(j)
+            hits.append(NelsonHit(i, timestamps[i], float(x[i]), rules_in(int(flags[j]))))
     mean = math.fsum(x.tolist()) / n  # fsum, as the limits' centre: the two agree exactly
     std = float(np.std(x, ddof=1)) if n >= 2 else None
     buckets = max(1, width // 2)
@@ -359,6 +388,23 @@ def spec_limits(ruleset: RuleSet) -> dict[str, SpecLimits]:
                 high = getattr(rule, "high", None)
                 if low is not None or high is not None:
                     out[rule.point] = SpecLimits(low, high)
+    return out
+
+
+def spc_settings(ruleset: RuleSet) -> dict[str, SpcSettings]:
+    """Per point, its first ``spc`` rule's Nelson rules and limits (given or baseline)."""
+    from edge.rules.model import SpcRule
+    from edge.rules.spc import imr_given
+
+    out: dict[str, SpcSettings] = {}
+    for rule in ruleset.rules:
+        if isinstance(rule, SpcRule) and rule.point not in out:
+            given = None
+            if rule.center is not None and rule.sigma is not None:
+                given = imr_given(rule.center, rule.sigma)
+            out[rule.point] = SpcSettings(
+                rule.id, tuple(rule.nelson), given, None if given else rule.baseline or None
+            )
     return out
 
 

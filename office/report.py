@@ -15,7 +15,14 @@ from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING
 
 from edge.ledger.query import summarize
-from edge.office.chart import ChartData, Series, SpecLimits, alarm_periods, chart_data
+from edge.office.chart import (
+    ChartData,
+    Series,
+    SpcSettings,
+    SpecLimits,
+    alarm_periods,
+    chart_data,
+)
 from edge.office.layout import local_time
 from edge.office.numbers import fmt_against, fmt_number, summary_numbers
 
@@ -155,6 +162,7 @@ def build_lot_report(
     resolutions: Mapping[str, float] | None = None,
     feed_names: Mapping[str, str] | None = None,
     verification: Report | None = None,
+    spc: Mapping[str, SpcSettings] | None = None,
     tz: tzinfo | None = None,
     chart_width: int = 1000,
 ) -> LotReport:
@@ -168,6 +176,9 @@ def build_lot_report(
         resolutions: per point, the step of its readings (:func:`point_resolutions`).
         feed_names: feed key -> trust-list name.
         verification: ``edge ledger verify``'s report of the database, None: not verified.
+        spc: per point, its SPC rule's settings (:func:`edge.office.chart.spc_settings`): the
+            chart uses its Nelson rules and limits; points without one get all 8 rules and
+            limits learned from the lot.
         tz: the time zone times are shown in (the site's); None: UTC.
         chart_width: pixels of the charts (decimation follows it).
     """
@@ -246,13 +257,18 @@ def build_lot_report(
     for point, readings in sorted(series.items()):
         if not readings:
             continue
+        rule = (spc or {}).get(point)
         data = chart_data(
             readings,
             point=point,
             unit=units.get(point, ""),
             spec=spec.get(point),
+            limits=rule.limits if rule else None,
+            baseline=rule.baseline if rule else None,
+            nelson=rule.nelson if rule else range(1, 9),
             alarms=[a for a in periods if a.point == point],
             width=chart_width,
+            rule=rule.rule if rule else "",
         )
         charts.append(Chart(point, data, resolutions.get(point)))
     return LotReport(

@@ -10,6 +10,7 @@ gathers its inputs.
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,7 +20,7 @@ import click
 from edge.cli.ledger_query import DB_OPTION, _all_feeds_option, _BadOption, _load_trace, db_for
 
 if TYPE_CHECKING:
-    from edge.office.chart import SpecLimits
+    from edge.office.chart import SpcSettings, SpecLimits
 
 __all__ = ["report_command"]
 
@@ -39,15 +40,23 @@ def _zone(name: str | None) -> tzinfo:
         raise _BadOption(f"--tz {name!r}: not a time zone name (e.g. Europe/Berlin, UTC)") from exc
 
 
-def _from_config(
-    config_path: Path | None,
-) -> tuple[dict[str, float], dict[str, SpecLimits], str | None]:
-    """Point resolutions, spec limits and the site's time zone from ``-c node.toml``."""
+@dataclass(frozen=True, slots=True)
+class _Site:
+    """What ``-c node.toml`` tells a report: resolutions, spec limits, SPC rules, time zone."""
+
+    resolutions: dict[str, float] = field(default_factory=dict)
+    spec: dict[str, SpecLimits] = field(default_factory=dict)
+    spc: dict[str, SpcSettings] = field(default_factory=dict)
+    zone: str | None = None
+
+
+def _from_config(config_path: Path | None) -> _Site:
+    """Point resolutions, spec limits, SPC rules and the site's time zone from ``-c``."""
     if config_path is None:
-        return {}, {}, None
+        return _Site()
     from edge.config import load_config
     from edge.errors import EdgeError
-    from edge.office.chart import spec_limits
+    from edge.office.chart import spc_settings, spec_limits
     from edge.office.numbers import point_resolutions
 
     config = load_config(config_path)  # trust resolution already loaded it: errors were said
@@ -60,8 +69,8 @@ def _from_config(
     except (EdgeError, OSError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         click.echo(f"note: rules not loaded, charts without spec limits: {first}", err=True)
-        return resolutions, {}, zone
-    return resolutions, spec_limits(ruleset), zone
+        return _Site(resolutions, zone=zone)
+    return _Site(resolutions, spec_limits(ruleset), spc_settings(ruleset), zone)
 
 
 @click.command("report")
@@ -135,8 +144,8 @@ def report_command(
     trace, shown = _load_trace(db, lot, trust_keys, config_path, all_feeds)
     with _one_line_errors():
         path = db_for(db, config_path)
-        resolutions, spec, site_zone = _from_config(config_path)
-        zone = _zone(tz_name or site_zone)
+        site = _from_config(config_path)
+        zone = _zone(tz_name or site.zone)
         conn = open_ledger_db(path)
         try:
             series = lot_series(conn, trace, points or None)
@@ -155,8 +164,9 @@ def report_command(
         trace,
         now=datetime.now(zone),
         series=series,
-        spec=spec,
-        resolutions=resolutions,
+        spec=site.spec,
+        spc=site.spc,
+        resolutions=site.resolutions,
         feed_names=shown.names,
         verification=verification,
         tz=zone,

@@ -34,6 +34,11 @@ rules:
     kind: limit
     point: fill_weight
     high: 505 g
+  - id: fill-weight-spc
+    kind: spc
+    point: fill_weight
+    baseline: 100
+    nelson: [1, 2]
   - id: fill-weight-lot
     kind: lot
     point: fill_weight

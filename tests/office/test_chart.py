@@ -15,15 +15,17 @@ import pytest
 from edge.ledger.query import StoredEntry
 from edge.office import (
     AlarmPeriod,
+    SpcSettings,
     SpecLimits,
     alarm_periods,
     chart_data,
     chart_svg,
     decimate,
+    spc_settings,
     spec_limits,
 )
 from edge.rules.loader import load_rules
-from edge.rules.nelson import Zones, nelson_flags
+from edge.rules.nelson import NelsonState, Zones, rules_in
 from edge.rules.spc import imr_given, imr_limits
 
 REF = json.loads(
@@ -122,7 +124,7 @@ def test_nelson_hits_are_marked_by_rule_number() -> None:
     assert float(_find(root, "ucl", "line")[0].get("data-value", "nan")) == 3.0
 
 
-def test_hits_agree_with_the_rule_engine_on_random_data() -> None:
+def test_hits_agree_with_the_streaming_rule_on_random_data() -> None:
     rng = random.Random(3)
     values = [rng.gauss(10, 1) for _ in range(5000)]
     for i in range(2000, 2030):
@@ -130,9 +132,40 @@ def test_hits_agree_with_the_rule_engine_on_random_data() -> None:
     data = chart_data(_series(values), baseline=500)
     lim = imr_limits(values[:500])
     assert data.limits == lim
-    flags = nelson_flags(values, Zones.of(lim.center, lim.sigma))
-    assert [h.index for h in data.hits] == [int(i) for i in np.flatnonzero(flags)]
+    # the streaming form the running node uses, pushed point by point after the baseline
+    state, zones = NelsonState(), Zones.of(lim.center, lim.sigma)
+    expected = {}
+    for i, v in enumerate(values[500:], start=500):
+        mask = state.push(v, zones)
+        if mask:
+            expected[i] = rules_in(mask)
+    assert {h.index: h.rules for h in data.hits} == expected
+    assert min(expected) >= 500  # nothing marked inside the baseline
     assert {2, 5, 6} <= {r for h in data.hits if 2000 <= h.index < 2040 for r in h.rules}
+
+
+def test_a_rules_settings_drive_its_chart() -> None:
+    rules = """\
+version: 1
+rules:
+  - {id: w-given, kind: spc, point: w, center: 10, sigma: 0.5, nelson: [1, 5]}
+  - {id: v-learned, kind: spc, point: v, baseline: 20, nelson: [2]}
+"""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "r.yaml"
+        path.write_text(rules, encoding="utf-8")
+        settings = spc_settings(load_rules([path]))
+    assert settings["w"] == SpcSettings("w-given", (1, 5), imr_given(10, 0.5), None)
+    assert settings["v"] == SpcSettings("v-learned", (2,), None, 20)
+    w = settings["w"]
+    data = chart_data(
+        _series([10.0, 11.2, 11.3, 12.0, 10.1]), limits=w.limits, nelson=w.nelson, rule=w.rule
+    )
+    # rule 5: two of three beyond 2 sigma (11.0) at 2, 3 and 4; rule 1 beyond 3 sigma (11.5) at 3
+    assert {h.index: h.rules for h in data.hits} == {2: (5,), 3: (1, 5), 4: (5,)}
+    assert data.limits_source == "given (rule w-given)"
 
 
 def test_decimation_keeps_extremes_and_every_hit_but_not_for_statistics() -> None:

@@ -120,6 +120,15 @@ def test_html_report_is_self_contained_with_charts(lot_ledger: LotLedger, tmp_pa
     # the spike (index 150) is a rule-1 hit, the alarm around it is shaded
     hits = page.having("nelson-hit")
     assert any(h["data-rule"] == "1" and h["data-index"] == "150" for h in hits)
+    # fill_weight's spc rule: limits from its first 100 readings, rules 1 and 2 only, marked
+    # from the 101st reading on; cap_torque has none: all 8 rules on limits from the whole lot
+    charts_html = html.split('<figure class="chart" data-point="')
+    fill_part = next(c for c in charts_html if c.startswith("fill_weight"))
+    fill = _Elements()
+    fill.feed(fill_part)
+    assert {h["data-rule"] for h in fill.having("nelson-hit")} == {"1", "2"}
+    assert min(int(h["data-index"]) for h in fill.having("nelson-hit")) >= 100
+    assert "limits learned from the first 100 readings (rule fill-weight-spc)" in fill_part
     assert [a["data-rule"] for a in page.having("alarm-period")] == ["fill-weight-high"]
     # spec limits from the lot rule (-c), the fill weight rounded to its 0.1 g resolution
     usl = {float(a["data-value"]) for a in page.having("usl")}
