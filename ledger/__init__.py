@@ -10,17 +10,17 @@ from typing import TYPE_CHECKING, Any
 # Bound here, not lazily: importing the submodule ``canonical`` would otherwise leave the
 # package attribute ``canonical`` naming the module instead of the function.
 from edge.ledger.canonical import canonical, decimal
-from edge.ledger.entry import (
-    CHECKPOINT,
-    ENTRY_TYPES,
-    Entry,
-    format_ts,
-    make_entry,
-    parse_entry,
-    parse_ts,
-)
 
 if TYPE_CHECKING:
+    from edge.ledger.entry import (
+        CHECKPOINT,
+        ENTRY_TYPES,
+        Entry,
+        format_ts,
+        make_entry,
+        parse_entry,
+        parse_ts,
+    )
     from edge.ledger.keys import KEY_FILE, NodeKey, create_key_file, load_key, verify_signature
     from edge.ledger.proof import ProofSummary, build_proof, export_proof
     from edge.ledger.readings_store import ReadingsBlock, make_block
@@ -34,6 +34,14 @@ if TYPE_CHECKING:
 
 # The other submodules load on first use: a verify worker process needs verify, not the writer.
 _HOMES = {
+    # entry (hashlib, datetime) too: the commit process imports this package and needs neither
+    "CHECKPOINT": "entry",
+    "ENTRY_TYPES": "entry",
+    "Entry": "entry",
+    "format_ts": "entry",
+    "make_entry": "entry",
+    "parse_entry": "entry",
+    "parse_ts": "entry",
     "KEY_FILE": "keys",
     "NodeKey": "keys",
     "create_key_file": "keys",

@@ -36,7 +36,8 @@ from typing import Any
 from edge.errors import LedgerClosed, StorageError, map_exceptions
 from edge.failpoints import hit
 from edge.ledger.commit import batch_params, block_rows
-from edge.ledger.commit_process import JOURNAL_FRAME_MAX, JOURNAL_MOVE_AGE, CommitProcess
+from edge.ledger.commit_client import CommitProcess
+from edge.ledger.commit_process import JOURNAL_FRAME_MAX, JOURNAL_MOVE_AGE
 from edge.ledger.database import SQL_ERRORS
 from edge.ledger.entry import Entry
 from edge.ledger.keys import NodeKey

@@ -26,10 +26,13 @@ import json
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:  # numpy only for the type: a running node does not load it
+    import numpy as np
+    import numpy.typing as npt
+
+    FloatArray = npt.NDArray[np.float64]
 
 __all__ = [
     "NELSON_RULES",
@@ -68,8 +71,6 @@ NELSON_RULES: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8)
 
 #: Statistics a lot check may compare: ``count mean min max std cp cpk``.
 STATS: tuple[str, ...] = ("count", "mean", "min", "max", "std", "cp", "cpk")
-
-FloatArray = npt.NDArray[np.float64]
 
 
 class Severity(enum.StrEnum):

@@ -30,9 +30,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:  # the vectorised twin (replay, charts) imports numpy when it runs
+    import numpy as np
+    import numpy.typing as npt
+
+    BoolArray = npt.NDArray[np.bool_]
 
 __all__ = ["RULE_NAMES", "NelsonState", "Zones", "mask_of", "nelson_flags", "rules_in"]
 
@@ -200,17 +204,18 @@ class NelsonState:
         return mask
 
 
-BoolArray = npt.NDArray[np.bool_]
-
-
 def _run_length(b: BoolArray, idx: npt.NDArray[np.int32]) -> npt.NDArray[np.int32]:
     """Length of the run of True ending at each index (0 where False)."""
+    import numpy as np
+
     last_false = np.maximum.accumulate(np.where(b, np.int32(-1), idx))
     return idx - last_false
 
 
 def _window_count(b: BoolArray, k: int) -> npt.NDArray[np.int32]:
     """Number of True among the last ``k`` entries ending at each index (shorter at the start)."""
+    import numpy as np
+
     c = np.cumsum(b, dtype=np.int32)
     out = c.copy()
     out[k:] -= c[:-k]
@@ -222,6 +227,8 @@ def nelson_flags(values: npt.ArrayLike, zones: Zones, select: int = 0xFF) -> npt
 
     Rules not selected are not computed (their bits stay 0).
     """
+    import numpy as np
+
     x = np.asarray(values, dtype=np.float64)
     n = x.size
     out = np.zeros(n, dtype=np.uint8)

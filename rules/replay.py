@@ -21,10 +21,7 @@ from __future__ import annotations
 import bisect
 import operator
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any
 
 from edge.readings import Quality, Reading
 from edge.rules.alarms import FLOOD_WINDOW, AlarmRuntime, AlarmState, make_transition
@@ -52,10 +49,16 @@ from edge.rules.state import EngineState
 _by_key = operator.itemgetter(0)  # sort events by their ordering key
 __all__ = ["replay", "replay_arrays", "to_columns"]
 
-F64 = npt.NDArray[np.float64]
-I64 = npt.NDArray[np.int64]
-U8 = npt.NDArray[np.uint8]
-BoolArray = npt.NDArray[np.bool_]
+if TYPE_CHECKING:
+    # numpy is imported by the functions that run (replay, rule tests): a running node
+    # imports this package (edge.rules.replay with it) and must not load numpy
+    import numpy as np
+    import numpy.typing as npt
+
+    F64 = npt.NDArray[np.float64]
+    I64 = npt.NDArray[np.int64]
+    U8 = npt.NDArray[np.uint8]
+    BoolArray = npt.NDArray[np.bool_]
 _CONFIG_ERROR = QUALITY_CODE[Quality.CONFIG_ERROR]
 LotOf = Callable[[int], "str | None"]
 
@@ -66,6 +69,8 @@ class _Stream:
     __slots__ = ("_fv", "q", "raw", "rows", "t")
 
     def __init__(self, rows: I64, t: F64, raw: F64, q: U8 | None) -> None:
+        import numpy as np
+
         self.rows = rows
         self.t = t
         self.raw = raw  # the value whatever the quality (NaN: none)
@@ -75,6 +80,8 @@ class _Stream:
     @property
     def fv(self) -> F64:
         """Good, numeric values (NaN elsewhere), what value-based rules evaluate."""
+        import numpy as np
+
         if self._fv is None:
             self._fv = np.where(self.q == 0, self.raw, np.nan)
         return self._fv
@@ -88,6 +95,8 @@ def to_columns(
     ``lots`` maps the row of each good lot-point reading with a text (or integer) value to that
     text; ``units`` is the first non-empty unit of each point.
     """
+    import numpy as np
+
     names: dict[str, int] = {}
     n = len(readings)
     ts = np.empty(n, dtype=np.float64)
@@ -192,6 +201,8 @@ def replay_arrays(
     Returns:
         The events, identical to streaming the rows through :meth:`Engine.step`.
     """
+    import numpy as np
+
     eng = engine if engine is not None else Engine(ruleset)
     t_in = np.ascontiguousarray(ts, dtype=np.float64)
     n = t_in.size
@@ -283,6 +294,8 @@ def replay_arrays(
 
 def _derived_stream(ev: DerivedEval, inputs: list[_Stream], t_eff: F64) -> _Stream:
     """The derived point's readings, vectorised (inputs are plain points: disjoint rows)."""
+    import numpy as np
+
     mark = np.zeros(t_eff.size, dtype=np.uint8)
     for j, s in enumerate(inputs):
         mark[s.rows] = j + 1
@@ -312,12 +325,16 @@ def _derived_stream(ev: DerivedEval, inputs: list[_Stream], t_eff: F64) -> _Stre
 
 
 def _empty() -> _Stream:
+    import numpy as np
+
     e = np.empty(0, dtype=np.int64)
     return _Stream(e, np.empty(0), np.empty(0), np.empty(0, dtype=np.uint8))
 
 
 def _derived_by_loop(eng: Engine, plain: dict[str, _Stream], t_eff: F64) -> dict[str, _Stream]:
     """Derived points over derived points: run the streaming dispatch itself, row by row."""
+    import numpy as np
+
     scratch = eng.initial_state()
     found: dict[str, tuple[list[int], list[float], list[int]]] = {
         e.point: ([], [], []) for e in eng.evaluators if isinstance(e, DerivedEval)
@@ -355,6 +372,8 @@ def _derived_by_loop(eng: Engine, plain: dict[str, _Stream], t_eff: F64) -> dict
 
 def _drive(ev: Evaluator, st: EngineState, s: _Stream, out: Out, lot_of: LotOf) -> None:
     """Run one alarming rule over its point's stream."""
+    import numpy as np
+
     rt = st.rt[ev.idx]
     if isinstance(ev, StaleEval):
         _drive_stale(ev, st, s, out, lot_of)
@@ -439,6 +458,8 @@ def _drive(ev: Evaluator, st: EngineState, s: _Stream, out: Out, lot_of: LotOf) 
 
 def _valid(rows: I64, *cols: F64) -> tuple[Any, ...]:
     """``rows`` and ``cols`` restricted to where the last column is a number (no copy if all)."""
+    import numpy as np
+
     ok = ~np.isnan(cols[-1])
     if ok.all():
         return (rows, *cols)
@@ -458,6 +479,8 @@ def _drive_undelayed(
     lot_of: LotOf,
 ) -> None:
     """A rule without delays or hysteresis: it transits exactly where its condition flips."""
+    import numpy as np
+
     flips = np.flatnonzero(cond[1:] != cond[:-1]) + 1
     if cond[0]:
         flips = np.concatenate(([0], flips))
@@ -527,6 +550,8 @@ def _drive_undelayed(
 
 def _pending_value(ev: Evaluator, st: EngineState, rt: object, t: F64, value: F64) -> None:
     """Set the value a still-pending timer will report (the last reading before its due)."""
+    import numpy as np
+
     due = rt.due  # type: ignore[attr-defined]
     if due is None:
         return
@@ -565,6 +590,8 @@ def _spc_learn(ev: SpcEval, st: EngineState, v: F64) -> tuple[int, Zones | None]
 
 
 def _drive_stale(ev: StaleEval, st: EngineState, s: _Stream, out: Out, lot_of: LotOf) -> None:
+    import numpy as np
+
     rt = st.rt[ev.idx]
     if s.rows.size == 0:
         return
@@ -595,6 +622,8 @@ def _lots(
     lot_units: Mapping[tuple[int, str], str],
 ) -> None:
     """Lot boundaries with aggregates of every point and the lot rules' checks."""
+    import numpy as np
+
     lot_point = eng.ruleset.lot
     names = [p for p in points if p != lot_point]
     names += [

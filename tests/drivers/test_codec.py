@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import struct
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -149,8 +150,21 @@ def test_float32_reading_is_the_shortest_decimal_naming_the_same_float32(bits: i
         return
     value = float32_decimal(x)
     assert struct.pack(">f", value) == struct.pack(">f", x)  # nothing the device sent is lost
-    if abs(x) >= 1.1754943508222875e-38:  # normal floats: %g search agrees (not subnormals)
+    assert value == float(str(np.float32(x)))  # numpy's Dragon4 (our code has no numpy)
+    if abs(x) >= 1.1754943508222875e-38 and bits & 0x7FFFFF:
+        # normal floats off the powers of two: the %g search agrees (at a power of two the
+        # rounding interval is lopsided and a neighbour of the %g decimal may be shorter)
         assert value == _shortest_by_search(x)
+
+
+@pytest.mark.parametrize("exponent", range(-149, 128))
+def test_float32_decimal_at_powers_of_two_and_their_neighbours(exponent: int) -> None:
+    bits = struct.unpack(">I", struct.pack(">f", 2.0**exponent))[0]
+    for b in (bits - 1, bits, bits + 1):
+        for sign in (0, 1 << 31):
+            (x,) = struct.unpack(">f", ((b | sign) & 0xFFFFFFFF).to_bytes(4, "big"))
+            if math.isfinite(x):
+                assert float32_decimal(x) == float(str(np.float32(x))), x
 
 
 def test_float32_point_reads_the_decimal_the_device_meant() -> None:

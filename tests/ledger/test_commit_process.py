@@ -16,7 +16,7 @@ import pytest
 
 from edge.errors import StorageError
 from edge.ledger.commit import batch_params
-from edge.ledger.commit_process import CommitProcess
+from edge.ledger.commit_client import CommitProcess
 from edge.ledger.keys import NodeKey, create_key_file, load_key
 from edge.ledger.store import Ledger, connect
 from edge.ledger.writer import LedgerWriter
