@@ -49,7 +49,8 @@ def _loaded(modules: set[str], names: tuple[str, ...]) -> list[str]:
 def test_a_node_with_tcp_bus_mqtt_and_rules_imports_no_heavy_module(tmp_path: Path) -> None:
     config = write_node(tmp_path, 5020, broker_port=1883)
     modules = _modules(_NODE_PROBE, str(config))
-    assert "edge.runtime" in modules and "aiomqtt" in modules  # the probe built a real node
+    assert "edge.runtime" in modules
+    assert "aiomqtt" in modules
     assert _loaded(modules, NODE_NEVER) == []
 
 
@@ -62,7 +63,8 @@ def test_metrics_loads_prometheus_client_only_when_configured(tmp_path: Path) ->
 def test_the_commit_process_imports_neither_asyncio_nor_crypto() -> None:
     modules = _modules("import json, sys\nimport edge.ledger.commit_process\n"
                        "print(json.dumps(sorted(sys.modules)))")  # fmt: skip
-    assert "sqlite3" in modules and "edge.ledger.journal" in modules
+    assert "sqlite3" in modules
+    assert "edge.ledger.journal" in modules
     assert _loaded(modules, CHILD_NEVER) == []
 
 
@@ -73,5 +75,8 @@ def test_the_public_names_still_resolve_lazily() -> None:
     from edge.rules.nelson import nelson_flags
 
     assert CHECKPOINT == "checkpoint"
-    assert callable(make_entry) and isinstance(Entry, type)
-    assert callable(replay) and callable(replay_arrays) and callable(nelson_flags)
+    assert callable(make_entry)
+    assert isinstance(Entry, type)
+    assert callable(replay)
+    assert callable(replay_arrays)
+    assert callable(nelson_flags)

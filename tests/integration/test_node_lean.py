@@ -45,7 +45,8 @@ def test_running_node_and_commit_process_map_only_what_they_use(tmp_path: Path) 
             node.send_signal(signal.SIGTERM)
             _, err = node.communicate(timeout=30)
     assert node.returncode == 0, err.decode()
-    assert "_sqlite3" in child_maps and "_sqlite3" in node_maps  # the check can see modules
+    assert "_sqlite3" in child_maps
+    assert "_sqlite3" in node_maps
     assert "_rust.abi3" in node_maps  # the node signs checkpoints (cryptography)
     assert "numpy" not in node_maps
     assert "numpy" not in child_maps
