@@ -49,6 +49,7 @@ __all__ = [
     "OperatorsConfig",
     "PointConfig",
     "RulesConfig",
+    "SyncConfig",
     "key_lines",
     "load_config",
     "parse_config",
@@ -185,6 +186,30 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SyncConfig:
+    """Ledger replication between nodes over MQTT 5 (edge.sync; docs/reference/sync.md)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 1883
+    prefix: str = "edge-sync"  #: topics are <prefix>/v1/<node id>/...
+    client_id: str = ""  #: default: sync-<node id>
+    username: str = ""
+    password: str = ""
+    ca_file: Path | None = None  #: TLS on when set (or with cert_file)
+    cert_file: Path | None = None  #: client certificate (TLS client authentication)
+    key_file: Path | None = None  #: its private key
+    keepalive: float = 30.0
+    batch_max: int = 2000  #: most entries per entries message (live push and answers)
+    request_max: int = 5000  #: most entries asked for in one range request
+    in_flight: int = 4  #: range requests outstanding at once (per node)
+    request_timeout: float = 10.0  #: a range request not answered by then goes to another peer
+    message_max: int = 8 * 1024 * 1024  #: larger payloads are refused unread (bytes)
+    announce_interval: float = 30.0  #: heads are announced on change and at least this often
+    push_interval: float = 0.01  #: how often new durable entries of our feed are looked for
+
+
+@dataclass(frozen=True, slots=True)
 class OperatorsConfig:
     """Who may send which class of operator command (edge.commands.authorize reads the lists).
 
@@ -224,6 +249,7 @@ class NodeConfig:
     metrics: MetricsConfig | None = None
     #: the site's IANA time zone (``Europe/Berlin``) for times shown to people; "" = the machine's
     timezone: str = ""
+    sync: SyncConfig | None = None
 
     # Where the node keeps its files: the one spelling of these paths (the names are
     # edge.ledger's DB_FILE and KEY_FILE, not imported here so that reading a config does not
@@ -247,7 +273,10 @@ class NodeConfig:
 #: Every key node.toml accepts, by table (``<name>`` stands for any bus, device or point name):
 #: the one list the reader checks files against and docs/reference/node-config.md documents.
 KEYS: Mapping[str, tuple[str, ...]] = {
-    "": ("node", "buses", "devices", "points", "rules", "ledger", "mqtt", "operators", "metrics"),
+    "": (
+        "node", "buses", "devices", "points", "rules", "ledger", "mqtt", "operators", "metrics",
+        "sync",
+    ),  # fmt: skip
     "node": ("id", "site", "data_dir", "queue_size", "timezone"),
     "buses.<name>": tuple(BusConfig.__slots__)[1:],  # every field but the name
     "devices.<name>": tuple(DeviceConfig.__slots__)[1:],
@@ -264,6 +293,7 @@ KEYS: Mapping[str, tuple[str, ...]] = {
     "mqtt": ("host", "port", "topic_prefix", "client_id", "username", "password", "keepalive"),
     "operators": ("read", "act", "correct"),
     "metrics": ("listen",),
+    "sync": tuple(SyncConfig.__slots__),
 }
 
 
@@ -370,6 +400,7 @@ def parse_config(text: str, source: Path) -> NodeConfig:
         )
 
     operators = _operators(r, _section(r, data, "operators"))
+    sync = _sync(r, data, base) if "sync" in data else None
 
     metrics: MetricsConfig | None = None
     if "metrics" in data:
@@ -397,6 +428,52 @@ def parse_config(text: str, source: Path) -> NodeConfig:
         operators=operators,
         metrics=metrics,
         timezone=timezone,
+        sync=sync,
+    )
+
+
+def _sync(r: _Reader, data: Mapping[str, Any], base: Path) -> SyncConfig:
+    s = _section(r, data, "sync")
+    r.table(s, "sync", KEYS["sync"])
+    d = SyncConfig()
+
+    def path(key: str) -> Path | None:
+        value = r.get(s, "sync", key, str, "")
+        return (base / value) if value else None
+
+    prefix = r.get(s, "sync", "prefix", str, d.prefix)
+    if (
+        not prefix
+        or any(c in prefix for c in "+#\0")
+        or prefix.startswith("/")
+        or prefix.endswith("/")
+    ):
+        r.problem(
+            "sync.prefix", f"{prefix!r} is not a topic prefix (no +, #, leading or trailing /)"
+        )
+    return SyncConfig(
+        enabled=r.get(s, "sync", "enabled", bool, True),
+        host=r.get(s, "sync", "host", str, d.host),
+        port=r.get(s, "sync", "port", int, d.port, check=_in_range(1, 65535)),
+        prefix=prefix,
+        client_id=r.get(s, "sync", "client_id", str, ""),
+        username=r.get(s, "sync", "username", str, ""),
+        password=r.get(s, "sync", "password", str, ""),
+        ca_file=path("ca_file"),
+        cert_file=path("cert_file"),
+        key_file=path("key_file"),
+        keepalive=r.duration(s, "sync", "keepalive", d.keepalive),
+        batch_max=r.get(s, "sync", "batch_max", int, d.batch_max, check=_in_range(1, 100_000)),
+        request_max=r.get(
+            s, "sync", "request_max", int, d.request_max, check=_in_range(1, 100_000)
+        ),
+        in_flight=r.get(s, "sync", "in_flight", int, d.in_flight, check=_in_range(1, 64)),
+        request_timeout=r.duration(s, "sync", "request_timeout", d.request_timeout),
+        message_max=r.get(
+            s, "sync", "message_max", int, d.message_max, check=_in_range(1024, 256 * 1024 * 1024)
+        ),
+        announce_interval=r.duration(s, "sync", "announce_interval", d.announce_interval),
+        push_interval=r.duration(s, "sync", "push_interval", d.push_interval),
     )
 
 

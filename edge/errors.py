@@ -20,6 +20,7 @@ rest of the code and the CLI deal with one vocabulary. Each name has one meaning
     │   ├── UnknownEntry            an entry id (or prefix) given by a user matches no entry, or several
     │   └── TrustError              a trust list or a key given to trust is malformed, or already/not there
     ├── BrokerError                 the MQTT broker is unreachable or refused us
+    ├── SyncError                   a sync message from a peer is not valid (edge.sync; counted, never fatal)
     └── NodeNotRunning              no node runs with this config (its control socket is absent or refuses)
 
 Names follow trio's split between *Closed* (we closed it: a programming error) and *Unavailable*
@@ -47,6 +48,7 @@ __all__ = [
     "PortUnavailable",
     "RollbackRefused",
     "StorageError",
+    "SyncError",
     "TrustError",
     "UnknownEntry",
     "map_exceptions",
@@ -133,6 +135,10 @@ class TrustError(LedgerError):
 
 class BrokerError(EdgeError):
     """The MQTT broker is unreachable, refused the connection, or dropped it."""
+
+
+class SyncError(EdgeError):
+    """A sync message from a peer is not valid (malformed, oversize, unknown version, spoofed)."""
 
 
 class NodeNotRunning(EdgeError):

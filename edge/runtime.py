@@ -11,6 +11,11 @@ Tasks (each named, all inside the group; nothing runs outside it)::
     metrics         the Prometheus endpoint (only with [metrics]; edge.metrics, edge.health)
     stats           one ``node.stats`` log line a minute: queue depth, bus counters, drops
     retention       prunes raw readings past ``readings_retention`` (digests stay on the ledger)
+    sync            replicates ledgers with peers over MQTT 5 (only with [sync]; edge.sync)
+
+With ``[sync]``, before the ledger writer opens, the node checks that no peer holds (or cosigned)
+more of its own feed than its database has, and fetches it back from them if so
+(:func:`edge.sync.restore_own_feed`): a lost or rolled-back database never gets a second history.
 
 Readings travel from the buses to the rules through one bounded queue: a slow consumer blocks the
 pollers (backpressure) rather than losing readings silently. Shutdown runs in data-flow order:
@@ -35,7 +40,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge import __version__, failpoints
 from edge.alerts import Alert, AlertPublisher
@@ -44,7 +49,7 @@ from edge.config import NodeConfig
 from edge.config_alarm import CONFIG_RULE, ConfigAlarm
 from edge.control import ControlServer
 from edge.drivers import BusPoller, build_pollers, gaps_body
-from edge.errors import ConfigError, LedgerError, StorageError
+from edge.errors import ConfigError, EdgeError, LedgerError, StorageError
 from edge.failpoints import hit
 from edge.health import HealthRegistry, NodeHealth
 from edge.ledger_bridge import EntryArgs, LedgerBridge
@@ -62,6 +67,10 @@ from edge.rules import (
     load_rules,
 )
 from edge.rules.state import rebase
+
+if TYPE_CHECKING:
+    from edge.ledger.replica_types import PendingRecord
+    from edge.sync import SyncService
 
 __all__ = ["Node", "NodeSummary", "Observer"]
 
@@ -139,6 +148,7 @@ class Node:
         #: what /metrics and ``edge status`` read; other subsystems add their sources here
         self.health = HealthRegistry()
         self._health = NodeHealth(config.node_id, {n: p.device for n, p in config.points.items()})
+        self.sync: SyncService | None = None  #: the sync task's service (its ``stats``)
 
     def request_reload(self) -> None:
         """Ask for the rule files to be re-read (SIGHUP)."""
@@ -148,6 +158,11 @@ class Node:
         """Run until ``stop`` is set, then shut down in data-flow order; return the summary."""
         cfg = self.config
         led = self._ledger
+        syncing = cfg.sync is not None and cfg.sync.enabled
+        if syncing:  # before the writer opens: never append over a past that peers hold
+            from edge.sync import restore_own_feed
+
+            await restore_own_feed(cfg, on_alarm=self._sync_alarm)
         await led.open()
         self.health.add("node", node_source(NodeParts(
             self._health, __version__, self.summary, self._queue, self._pollers, led.writer,
@@ -191,6 +206,7 @@ class Node:
 
                     server = MetricsServer(*cfg.metrics.address, self.health)
                     metrics_task = tg.create_task(server.run(), name="metrics")
+                sync_task = tg.create_task(self._run_sync(), name="sync") if syncing else None
                 polls = [
                     tg.create_task(p.run(self._emit), name=f"bus:{p.name}") for p in self._pollers
                 ]
@@ -226,6 +242,10 @@ class Node:
                 with contextlib.suppress(TimeoutError, LedgerError):
                     async with asyncio.timeout(10.0):  # the disk may be stuck: close() says so
                         await led.writer.durable(stop_entry.seq)  # alerts are offered by then
+                if sync_task is not None:
+                    if self.sync is not None:  # node.stop and what came before it, to peers
+                        await self.sync.flush(grace=1.0)
+                    sync_task.cancel()
                 if self._alerts is not None and alerts_task is not None:
                     await self._alerts.drain(grace=1.0)
                     alerts_task.cancel()
@@ -240,6 +260,28 @@ class Node:
         event("node.stopped", node=cfg.node_id, readings=s.readings, events=s.events,
               ledger_entries=s.ledger_entries)  # fmt: skip
         return s
+
+    # -- sync ---------------------------------------------------------------------------------
+
+    async def _run_sync(self) -> None:
+        from edge.sync import make_service
+
+        try:
+            self.sync = make_service(self.config, on_alarm=self._sync_alarm,
+                                     on_record=self._sync_record)  # fmt: skip
+            await self.sync.run()
+        except EdgeError as exc:  # the node keeps acquiring and recording without sync
+            event("sync.stopped", logging.ERROR, error=str(exc))
+
+    async def _sync_record(self, record: PendingRecord) -> str:
+        """Append what sync saw (a fork, a restore) on our feed; the entry id."""
+        entry = await self._ledger.append(record.type, record.body)
+        return entry.id
+
+    def _sync_alarm(self, kind: str, fields: dict[str, Any]) -> None:
+        """A fork, a tampered feed, a rollback: to the operators' broker (it is logged already)."""
+        if self._alerts is not None:
+            self._alerts.offer(Alert(f"sync/{kind}", {"alarm": kind, **fields}))
 
     # -- stages -------------------------------------------------------------------------------
 

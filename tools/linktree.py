@@ -1,6 +1,6 @@
 """Build a symlink tree that lays the repository's folders out as the `edge` import package.
 
-setuptools maps `drivers/`, `rules/`, `ledger/` and `firmware-sim/` into `edge.*` at install
+setuptools maps `drivers/`, `rules/`, `ledger/`, `firmware-sim/` and `sync/` into `edge.*` at install
 time; mypy does not follow that mapping through the editable-install import hook, so
 `make check` type-checks this link tree instead (see docs/design.md, "Layout").
 """
@@ -19,6 +19,7 @@ MAPPED = {
     "firmware_sim": "firmware-sim",
     "office": "office",
     "web": "web",
+    "sync": "sync",
 }
 
 

@@ -13,9 +13,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
-PACKAGE = [ROOT / d for d in ("edge", "drivers", "rules", "ledger", "firmware-sim", "office")]
+PACKAGE = [ROOT / d for d in ("edge", "drivers", "rules", "ledger", "firmware-sim", "office", "sync")]
 #: top-level entries a backticked path in the docs may start with
-REPO_DIRS = ("edge", "drivers", "rules", "ledger", "firmware-sim", "office", "tests", "tools", "examples",
+REPO_DIRS = ("edge", "drivers", "rules", "ledger", "firmware-sim", "office", "sync", "tests", "tools", "examples",
              "docs")  # fmt: skip
 PATHLIKE = re.compile(rf"^(?:{'|'.join(map(re.escape, REPO_DIRS))})/[\w./-]*$")
 
@@ -151,7 +151,7 @@ def test_file_references_in_code_and_config_exist() -> None:
     files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
                            check=True).stdout.split()  # fmt: skip
     pattern = re.compile(
-        r"(?<![\w/.-])((?:docs|tools|examples|drivers|ledger|firmware-sim|tests)/[\w./-]+"
+        r"(?<![\w/.-])((?:docs|tools|examples|drivers|ledger|firmware-sim|sync|tests)/[\w./-]+"
         r"\.(?:md|py|toml|yaml))\b"
         # a path of the installed layout (the firmware_sim folder under edge) is not where a reader
         # of the repository finds it; MQTT topics are not files; quoted names are wheel members
