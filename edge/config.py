@@ -274,9 +274,17 @@ class NodeConfig:
 #: the one list the reader checks files against and docs/reference/node-config.md documents.
 KEYS: Mapping[str, tuple[str, ...]] = {
     "": (
-        "node", "buses", "devices", "points", "rules", "ledger", "mqtt", "operators", "metrics",
+        "node",
+        "buses",
+        "devices",
+        "points",
+        "rules",
+        "ledger",
+        "mqtt",
+        "operators",
+        "metrics",
         "sync",
-    ),  # fmt: skip
+    ),
     "node": ("id", "site", "data_dir", "queue_size", "timezone"),
     "buses.<name>": tuple(BusConfig.__slots__)[1:],  # every field but the name
     "devices.<name>": tuple(DeviceConfig.__slots__)[1:],

@@ -265,10 +265,12 @@ class Node:
 
     async def _run_sync(self) -> None:
         from edge.sync import make_service
+        from edge.sync.metrics import sync_source
 
         try:
             self.sync = make_service(self.config, on_alarm=self._sync_alarm,
                                      on_record=self._sync_record)  # fmt: skip
+            self.health.add("sync", sync_source(self.sync.stats))
             await self.sync.run()
         except EdgeError as exc:  # the node keeps acquiring and recording without sync
             event("sync.stopped", logging.ERROR, error=str(exc))

@@ -13,7 +13,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
-PACKAGE = [ROOT / d for d in ("edge", "drivers", "rules", "ledger", "firmware-sim", "office", "sync")]
+PACKAGE = [
+    ROOT / d for d in ("edge", "drivers", "rules", "ledger", "firmware-sim", "office", "sync")
+]
 #: top-level entries a backticked path in the docs may start with
 REPO_DIRS = ("edge", "drivers", "rules", "ledger", "firmware-sim", "office", "sync", "tests", "tools", "examples",
              "docs")  # fmt: skip
