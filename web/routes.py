@@ -130,6 +130,7 @@ def lots_page(app: WebApp, request: Request, rest: list[str]) -> Response:
 def alarms_page(app: WebApp, request: Request, rest: list[str]) -> Response:
     """``/alarms``: every alarm not normal, its ISA-18.2 state, since when, shelved until, by whom."""
     from edge.alarm_words import STATE_LABEL
+    from edge.office import fmt_number
 
     app.catalog.refresh(app.conn())
     rows = []
@@ -148,7 +149,9 @@ def alarms_page(app: WebApp, request: Request, rest: list[str]) -> Response:
                 f'<span class="state-{esc(a.state)}" data-state="{esc(a.state)}">'
                 f"{esc(STATE_LABEL.get(a.state, a.state))}</span>",
                 app.site.tag(a.since),
-                esc(f"{a.value} {a.unit}".strip()),
+                esc(
+                    f"{fmt_number(a.value, app.settings.resolutions.get(a.point))} {a.unit}".strip()
+                ),
                 esc(a.severity),
                 acked,
                 shelved,
