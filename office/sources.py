@@ -9,13 +9,15 @@ readings only.
 
 from __future__ import annotations
 
+import importlib
 import math
 import sqlite3
 from collections.abc import Collection
+from typing import Any
 
 import orjson
 
-from edge.errors import StorageError
+from edge.errors import EdgeError, StorageError
 from edge.ledger.owner import read_owner
 from edge.ledger.trace import LotTrace
 
@@ -35,6 +37,39 @@ def _number(stored: str | None) -> float | None:
         return None
 
 
+def _store_reader() -> Any | None:
+    """``edge.ledger.readings_read.read_readings`` where the compact readings store exists.
+
+    The readings store is being replaced (compressed blocks behind one read interface); until
+    that lands, the rows of the ``readings`` table are read directly. Looked up at run time so
+    this module works on either side of the change.
+    """
+    try:
+        module = importlib.import_module("edge.ledger.readings_read")
+    except ModuleNotFoundError:
+        return None
+    return getattr(module, "read_readings", None)
+
+
+def _through_store(
+    reader: Any, conn: sqlite3.Connection, point: str, since: str, until: str
+) -> list[tuple[str, float]]:
+    out: list[tuple[str, float]] = []
+    for reading in reader(conn, points=(point,), since=since, until=until):
+        value = reading.value
+        if reading.quality != "good" or isinstance(value, bool):
+            continue
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                continue  # a text point
+        if isinstance(value, int | float) and math.isfinite(value):
+            out.append((reading.ts, float(value)))
+    out.sort(key=lambda r: r[0])  # arrival order -> time order (stable for equal times)
+    return out
+
+
 def point_series(
     conn: sqlite3.Connection, point: str, since: str, until: str
 ) -> list[tuple[str, float]]:
@@ -45,6 +80,12 @@ def point_series(
     Raises:
         StorageError: the database has no readings table or cannot be read.
     """
+    reader = _store_reader()
+    if reader is not None:
+        try:
+            return _through_store(reader, conn, point, since, until)
+        except (sqlite3.Error, EdgeError) as exc:
+            raise StorageError(f"cannot read readings of {point!r}: {exc}") from exc
     try:
         rows = conn.execute(
             "SELECT ts, value FROM readings WHERE point = ? AND ts >= ? AND ts < ? "

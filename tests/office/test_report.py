@@ -258,3 +258,44 @@ def test_report_times_in_the_sites_zone_from_the_config(
     html = out.read_text(encoding="utf-8")
     assert "(Asia/Tokyo)" in html  # [node] timezone of node.toml
     assert 'title="2026-11-23T08:00:10.000000Z">2026-11-23 17:00:10</time>' in html
+
+
+def test_readings_through_the_store_interface_keep_good_numbers_in_time_order() -> None:
+    from dataclasses import dataclass
+
+    from edge.office.sources import _through_store
+
+    @dataclass
+    class Stored:  # the shape of edge.ledger.readings_read.StoredReading
+        ts: str
+        value: object
+        quality: str
+
+    rows = [
+        Stored("2026-11-23T08:00:02.000000Z", 2.5, "good"),
+        Stored("2026-11-23T08:00:01.000000Z", "1.25", "good"),  # legacy: the decimal string
+        Stored("2026-11-23T08:00:03.000000Z", 400.0, "stale"),
+        Stored("2026-11-23T08:00:04.000000Z", True, "good"),
+        Stored("2026-11-23T08:00:05.000000Z", "OK", "good"),
+        Stored("2026-11-23T08:00:06.000000Z", float("nan"), "good"),
+        Stored("2026-11-23T08:00:07.000000Z", 3, "good"),
+    ]
+    asked: dict[str, object] = {}
+
+    def reader(conn: object, **kwargs: object) -> list[Stored]:
+        asked.update(kwargs)
+        return rows
+
+    got = _through_store(
+        reader, None, "w", "2026-11-23T08:00:00.000000Z", "2026-11-23T09:00:00.000000Z"
+    )  # type: ignore[arg-type]
+    assert got == [
+        ("2026-11-23T08:00:01.000000Z", 1.25),
+        ("2026-11-23T08:00:02.000000Z", 2.5),
+        ("2026-11-23T08:00:07.000000Z", 3.0),
+    ]
+    assert asked == {
+        "points": ("w",),
+        "since": "2026-11-23T08:00:00.000000Z",
+        "until": "2026-11-23T09:00:00.000000Z",
+    }
