@@ -303,12 +303,36 @@ class Replica:
         else:
             stats[f"{result.outcome}s"] += 1
 
-    def _reject(self, feed: str, reason: Reason, detail: str, end: int = 0) -> AcceptResult:
+    def _reject(
+        self, feed: str, reason: Reason, detail: str, end: int = 0, need_from: int | None = None
+    ) -> AcceptResult:
         alarm = reason in _ALARMING and self.trusted(feed)
         own = feed == self.feed
         return AcceptResult(
-            Outcome.REJECTED, feed, end=end, reason=reason, detail=detail, alarm=alarm, own_feed=own
+            Outcome.REJECTED,
+            feed,
+            end=end,
+            need_from=need_from,
+            reason=reason,
+            detail=detail,
+            alarm=alarm,
+            own_feed=own,
         )
+
+    def _diverged(self, feed: str, first: int, exc: Rejected) -> int | None:
+        """Where to ask again when a batch's first entry does not link to the one we hold.
+
+        Then the sender's history left ours before ``first``: a range overlapping ours from
+        the start of our batch before it shows where (a FORK with its proof, asked again batch
+        by batch further back). None for any other rejection.
+        """
+        if exc.reason is not Reason.BROKEN_CHAIN or exc.seq != first or first == 0:
+            return None
+        row = self.conn.execute(
+            "SELECT max(seq) FROM entries WHERE feed = ? AND type = ? AND seq < ?",
+            (feed, CHECKPOINT, first - 1),
+        ).fetchone()
+        return 0 if row is None or row[0] is None else int(row[0]) + 1
 
     def _accept(
         self, feed: str, start: int, raws: list[bytes], now: float, source: str
@@ -345,7 +369,7 @@ class Replica:
             checked = check_batch(feed, end, raws[offset:], last, frontier)
         except Rejected as exc:
             self._frontiers.pop(feed, None)  # extended in place before it failed
-            return self._reject(feed, exc.reason, str(exc), end)
+            return self._reject(feed, exc.reason, str(exc), end, self._diverged(feed, end, exc))
         if not self._store(feed, end, last, checked):
             self._frontiers.pop(feed, None)
             return None  # the feed moved under us: check again
@@ -462,7 +486,8 @@ class Replica:
         try:
             checked = check_batch(feed, differ, branch, prev, self._frontier_at(feed, differ))
         except Rejected as exc:
-            return self._reject(feed, exc.reason, f"differs from what we hold; {exc}", end)
+            detail = f"differs from what we hold; {exc}"
+            return self._reject(feed, exc.reason, detail, end, self._diverged(feed, differ, exc))
         held = self.conn.execute(
             "SELECT id FROM entries WHERE feed = ? AND seq = ?", (feed, differ)
         ).fetchone()[0]

@@ -295,3 +295,30 @@ def test_a_checkpoint_differing_only_in_its_unsigned_ts_is_no_fork(nodes) -> Non
         assert replica.pending_records() == []
     for replica in (ra, rb, rc):
         replica.close()
+
+
+def test_a_longer_second_history_offered_from_our_end_leads_back_to_the_fork(nodes) -> None:  # type: ignore[no-untyped-def]
+    """A peer holding another, longer history answers from our end: its first entry does not
+    link to ours. need_from leads back, batch by batch, to a range that overlaps the fork."""
+    tmp_path, a, b = nodes
+    with Ledger.open(tmp_path / "backup.db", a) as ledger:
+        grow(ledger, 30, batch=4, t0=T0 + 9000)  # longer than the original
+    rb = Replica.open(tmp_path / "b.db", b, trust(a, own=b), take_lock=True)
+    original = feed_raws(tmp_path / "a.db", a.feed)
+    assert rb.accept(a.feed, 0, original, now=T0).outcome is Outcome.STORED
+    other = feed_raws(tmp_path / "backup.db", a.feed)
+    start = len(original)
+    asked = []
+    result = rb.accept(a.feed, start, other[start:], now=T0, source="gw-x")
+    while result.outcome is Outcome.REJECTED:
+        assert (result.reason, result.alarm) == (Reason.BROKEN_CHAIN, True)
+        assert result.need_from is not None and result.need_from < start
+        start = result.need_from
+        asked.append(start)
+        result = rb.accept(a.feed, start, other[start:], now=T0, source="gw-x")
+    assert result.outcome is Outcome.FORK, result
+    assert asked  # it took at least one step back
+    fork_at = rb.head(a.feed).forked_at  # type: ignore[union-attr]
+    assert fork_at is not None and fork_at >= asked[-1]
+    assert feed_raws(tmp_path / "b.db", a.feed) == original
+    rb.close()
