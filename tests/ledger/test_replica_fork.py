@@ -312,13 +312,15 @@ def test_a_longer_second_history_offered_from_our_end_leads_back_to_the_fork(nod
     result = rb.accept(a.feed, start, other[start:], now=T0, source="gw-x")
     while result.outcome is Outcome.REJECTED:
         assert (result.reason, result.alarm) == (Reason.BROKEN_CHAIN, True)
-        assert result.need_from is not None and result.need_from < start
+        assert result.need_from is not None
+        assert result.need_from < start
         start = result.need_from
         asked.append(start)
         result = rb.accept(a.feed, start, other[start:], now=T0, source="gw-x")
     assert result.outcome is Outcome.FORK, result
     assert asked  # it took at least one step back
     fork_at = rb.head(a.feed).forked_at  # type: ignore[union-attr]
-    assert fork_at is not None and fork_at >= asked[-1]
+    assert fork_at is not None
+    assert fork_at >= asked[-1]
     assert feed_raws(tmp_path / "b.db", a.feed) == original
     rb.close()
