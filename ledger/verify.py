@@ -129,9 +129,23 @@ def verify_db(
         readings_owner = None
     if check_readings:
         _check_readings(conn, report, readings_owner)
+    _check_forks(conn, report)
     if trusted is not None:
         _check_trust(report, trusted, node_feed)
     return report
+
+
+def _check_forks(conn: sqlite3.Connection, report: Report) -> None:
+    """Name each feed sync saw a second signed history of (and fork records that prove none)."""
+    from edge.ledger.verify_forks import check_forks
+
+    by_feed = {f.feed: f for f in report.feeds}
+    for problem in check_forks(conn):
+        feed = by_feed.get(problem.feed)
+        if feed is None:
+            feed = by_feed[problem.feed] = FeedReport(problem.feed)
+            report.feeds.append(feed)
+        feed.problems.append(problem)
 
 
 def _check_trust(report: Report, trusted: Mapping[str, str], node_feed: str | None) -> None:

@@ -29,6 +29,8 @@ class Kind(enum.StrEnum):
     UNTRUSTED = "untrusted feed"
     WRONG_OWNER = "wrong owner"
     UNWITNESSED = "too few witnesses"
+    FORKED = "forked feed"
+    BAD_FORK_RECORD = "bad fork record"
 
 
 @dataclass(frozen=True, slots=True)

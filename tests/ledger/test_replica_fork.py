@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,7 @@ from edge.ledger.replica_record import record_pending
 from edge.ledger.replica_types import Checkpoint, Outcome, OwnStatus, Reason
 from edge.ledger.store import Ledger, connect
 from edge.ledger.trust import TrustList
+from edge.ledger.verify import verify_db
 from edge.ledger.writer import LedgerWriter
 
 from .replica_helpers import T0, assert_verifies, feed_ids, feed_raws, grow, replicate, trust
@@ -99,9 +101,26 @@ def test_a_second_valid_history_is_kept_as_proof_and_never_stored(nodes) -> None
     assert status.returncode == 1, status.stderr
     feeds = {f["feed"]: f for f in json.loads(status.stdout)["feeds"]}
     assert (feeds[a.feed]["forked"], feeds[a.feed]["forked_at"]) == (True, fork_at)
-    assert_verifies(tmp_path / "b.db", {a.feed: "a", b.feed: "b"})
+    # verify names the fork (its proof checked again), and only that
+    assert _problems(tmp_path / "b.db") == [(a.feed, fork_at, "forked feed")]
     ra.close()
     rb.close()
+    # a proof altered behind sync's back proves nothing, and verify says so
+    conn = sqlite3.connect(tmp_path / "b.db")
+    conn.execute("DROP TRIGGER forks_no_update")
+    conn.execute("UPDATE forks SET branch = ?", (b"\n".join(proof_raws[1:]),))
+    conn.commit()
+    conn.close()
+    assert _problems(tmp_path / "b.db") == [(a.feed, fork_at, "bad fork record")]
+
+
+def _problems(path: Path) -> list[tuple[str, int, str]]:
+    conn = connect(path, readonly=True)
+    try:
+        report = verify_db(conn)
+    finally:
+        conn.close()
+    return [(p.feed, p.seq, str(p.kind)) for p in report.problems]
 
 
 def test_a_conflicting_checkpoint_announced_by_a_peer_is_a_fork(nodes) -> None:  # type: ignore[no-untyped-def]
@@ -117,6 +136,9 @@ def test_a_conflicting_checkpoint_announced_by_a_peer_is_a_fork(nodes) -> None: 
     assert result.fork
     assert not result.ahead
     assert rb.head(a.feed).forked_at == Checkpoint.from_raw(other_head).seq  # type: ignore[union-attr]
+    assert _problems(tmp_path / "b.db") == [
+        (a.feed, Checkpoint.from_raw(other_head).seq, "forked feed")
+    ]
     ra.close()
     rb.close()
 
