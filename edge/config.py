@@ -129,6 +129,9 @@ class PointConfig:
     offset: float = 0.0
     unit: str = ""
     field: str = ""  #: line devices: which parsed field this point takes
+    #: smallest step of the value, for numbers shown to people (None: |scale| of an integer
+    #: register, else significant digits); stored readings are never rounded
+    resolution: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -666,4 +669,9 @@ def _point(
         offset=float(r.get(s, p, "offset", (int, float), 0.0)),
         unit=r.get(s, p, "unit", str, ""),
         field=r.get(s, p, "field", str, ""),
+        resolution=_resolution(r.get(s, p, "resolution", (int, float), None, check=_positive)),
     )
+
+
+def _resolution(value: float | int | None) -> float | None:
+    return None if value is None else float(value)

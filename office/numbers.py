@@ -149,14 +149,17 @@ def _no_negative_zero(text: str) -> str:
 
 
 def point_resolutions(config: NodeConfig) -> dict[str, float]:
-    """Per point of ``config``, the step its readings take (points read as integers only).
+    """Per point of ``config``, the step its readings take.
 
-    An integer register scaled by ``scale`` moves in steps of ``|scale|``; the offset shifts
-    every value alike and does not change the step. Float, bit and text points are absent.
+    A point's ``resolution`` key wins (a float32 sensor that resolves 0.01); else an integer
+    register scaled by ``scale`` moves in steps of ``|scale|`` (the offset shifts every value
+    alike and does not change the step). Other points are absent: significant digits.
     """
     out: dict[str, float] = {}
     for name, point in config.points.items():
-        if point.type in _INTEGER_TYPES and point.scale != 0:
+        if point.resolution is not None:
+            out[name] = point.resolution
+        elif point.type in _INTEGER_TYPES and point.scale != 0:
             out[name] = abs(point.scale)
     return out
 

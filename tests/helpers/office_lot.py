@@ -80,6 +80,7 @@ device = "filler"
 register = 2
 type = "float32"
 unit = "N·m"
+resolution = 0.001
 
 [points.lot_code]
 device = "filler"

@@ -92,8 +92,22 @@ def test_resolution_rounding_is_a_multiple_of_the_step(x: float, step: float) ->
 
 def test_point_resolutions_from_a_node_config(lot_ledger: LotLedger) -> None:
     config = load_config(Path(lot_ledger.config))
-    # fill_weight: uint16 scaled by 0.1; cap_torque a float32 (no resolution); lot_code text
-    assert point_resolutions(config) == {"fill_weight": 0.1}
+    # fill_weight: uint16 scaled by 0.1; cap_torque a float32 with resolution 0.001; lot_code text
+    assert point_resolutions(config) == {"fill_weight": 0.1, "cap_torque": 0.001}
+
+
+def test_a_resolution_that_is_not_positive_is_a_config_error(tmp_path: Path) -> None:
+    from edge.errors import ConfigError
+
+    config = tmp_path / "node.toml"
+    config.write_text(
+        '[node]\nid = "n"\n[buses.b]\nkind = "tcp"\naddress = "127.0.0.1:5020"\n'
+        '[devices.d]\nbus = "b"\n[points.w]\ndevice = "d"\nregister = 0\nresolution = 0\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(config)
+    assert any("points.w.resolution" in p and "positive" in p for p in info.value.problems)
 
 
 def _alarm(value: str, limit: str, kind: str = "limit") -> StoredEntry:
