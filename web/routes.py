@@ -180,43 +180,49 @@ def alarms_page(app: WebApp, request: Request, rest: list[str]) -> Response:
 
 
 def feeds_page(app: WebApp, request: Request, rest: list[str]) -> Response:
-    """``/feeds``: every feed's head (latest signed checkpoint), lag, verification result."""
+    """``/feeds``: every feed held or announced: head, lag, cosigners, forks, verification.
+
+    Head, lag (entries behind the most any peer announced), cosigners and forks are
+    ``edge ledger status``'s (:func:`edge.ledger.replica_status.feed_status`); the time since
+    the feed's last entry and the background verification's result are added here.
+    """
+    from edge.ledger.replica_status import feed_status
+
     conn = app.conn()
     app.catalog.refresh(conn)
     now = datetime.now(UTC)
-    feeds = [r[0] for r in conn.execute("SELECT DISTINCT feed FROM checkpoints ORDER BY feed")]
     rows = []
-    for feed in feeds:
-        size, head = conn.execute(
-            "SELECT size, head FROM checkpoints WHERE feed = ? ORDER BY size DESC LIMIT 1", (feed,)
-        ).fetchone()
+    for st in feed_status(conn, app.settings.names, own=app.settings.node_feed):
+        feed = st.feed
         last = conn.execute(
-            "SELECT seq, ts FROM entries WHERE feed = ? ORDER BY seq DESC LIMIT 1", (feed,)
+            "SELECT ts FROM entries WHERE feed = ? ORDER BY seq DESC LIMIT 1", (feed,)
         ).fetchone()
-        signed_ts = conn.execute(
-            "SELECT ts FROM entries WHERE feed = ? AND seq = ?", (feed, size - 1)
-        ).fetchone()
-        last_seq, last_ts = (last[0], last[1]) if last else (-1, "")
-        lag = ""
+        last_ts = str(last[0]) if last else ""
+        age = ""
         if last_ts:
             at = datetime.fromisoformat(last_ts.replace("Z", "+00:00"))
-            lag = _ago((now - at).total_seconds())
+            age = _ago((now - at).total_seconds())
         shown = app.settings.feeds is None or feed in app.settings.feeds
-        if feed in app.settings.names:
-            trust = f"trusted as {app.settings.names[feed]}"
+        if st.name is not None:
+            trust = f"trusted as {st.name}"
         else:
             trust = "shown (no trust list)" if shown else "untrusted (not shown)"
         cls, status = app.feed_status(feed)
+        if st.forked_at is not None:
+            cls, status = "bad", f"FORKED at seq {st.forked_at}; {status}"
+        peers = ", ".join(f"{p.peer}: {p.end}" for p in st.peers)
+        signed = "" if st.checkpoint_size is None else str(st.checkpoint_size)
         rows.append(
             [
                 esc(app.feed_name(feed)),
                 f'<code title="{esc(feed)}">{esc(feed[:16])}…</code>',
                 esc(trust),
-                f'<span class="num">{size}</span> (<code>{esc(head[:12])}</code>)',
-                app.site.tag(signed_ts[0]) if signed_ts else "",
-                f"{last_seq + 1 - size}",
-                app.site.tag(last_ts),
-                esc(lag),
+                f'<span class="num">{st.end}</span> (<code>{esc(st.head[:12])}</code>)',
+                f'<span class="num">{signed}</span>',
+                esc(peers),
+                f'<span class="num lag" data-feed="{esc(feed)}">{st.lag}</span>',
+                f"{app.site.tag(last_ts)} ({esc(age)} ago)" if last_ts else "",
+                esc(", ".join(st.cosigners)),
                 f'<span class="{cls}" data-feed="{esc(feed)}">{esc(status)}</span>',
             ]
         )
@@ -226,20 +232,21 @@ def feeds_page(app: WebApp, request: Request, rest: list[str]) -> Response:
         if v.finished
         else "verification has not finished yet"
     )
-    body = f"<p>{when}; trust list: {esc(app.settings.trust_source or 'none')}.</p>" + table(
-        [
-            "Name",
-            "Feed key",
-            "Trust",
-            "Head (size, hash)",
-            "Head time",
-            "Unsigned after head",
-            "Last entry",
-            "Lag",
-            "Verification",
-        ],
-        rows,
-        cls="feeds",
+    headers = [
+        "Node",
+        "Feed key",
+        "Trust",
+        "Head (entries, hash)",
+        "Last checkpoint at seq",
+        "Peers announced",
+        "Lag (entries)",
+        "Last entry",
+        "Cosigned by",
+        "Verification",
+    ]
+    body = (
+        f"<p>{when}; trust list: {esc(app.settings.trust_source or 'none')}. Lag: entries a peer "
+        "announced that this database does not hold yet.</p>" + table(headers, rows, cls="feeds")
     )
     return app.html(200, "Feeds", body)
 

@@ -310,3 +310,5 @@ def test_alarms_and_feeds_pages(
     }
     assert set(status) == {scenario.filler, scenario.packer}
     assert all(t.startswith("verified") for t in status.values()), status
+    lags = browser.find_elements(By.CSS_SELECTOR, "table.feeds span.lag")
+    assert [lag.text for lag in lags] == ["0", "0"]  # no peer announced more than we hold
