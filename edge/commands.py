@@ -57,6 +57,7 @@ ACTIONS: dict[str, tuple[bool, str]] = {
     "prune_readings": (False, "correct"),  # it changes what the record holds, as a correction
     "status": (False, "read"),
     "health": (False, "read"),  # edge status: the node's metrics (edge.health)
+    "sync": (False, "read"),  # sign and move the commit journal: readers see every entry
 }
 #: the classes of action an ``[operators]`` table grants, least to most
 ACTION_CLASSES = ("read", "act", "correct")

@@ -107,7 +107,7 @@ class LedgerBridge:
             key,
             flush_interval=lc.flush_interval,
             batch_max=lc.batch_max,
-            # 0: every batch straight to SQLite ([ledger] commit_journal is opt-in)
+            # 0: every batch straight to SQLite ([ledger] commit_journal = false)
             journal_max=JOURNAL_FRAME_MAX if lc.commit_journal else 0,
         )
 
@@ -318,6 +318,22 @@ class LedgerBridge:
         a = self.lot_entry(ev)
         await self.append(a.type, a.body, lots=a.lots, actor=a.actor, ts=a.ts)
 
+    async def sync(self) -> dict[str, Any]:
+        """Sign and move the commit journal into the database (a reader's ``sync`` request).
+
+        Returns ``{"entries": N}``, our feed's durable size, all of it in the database now.
+
+        Raises:
+            StorageError: not done within 10 s (the disk or the commit process is stuck).
+        """
+        writer = self.writer
+        try:
+            async with asyncio.timeout(10.0):
+                await writer.sync()
+        except TimeoutError:
+            raise StorageError(f"ledger {self.path}: sync: not done within 10 s") from None
+        return {"entries": writer.size}
+
     async def correct(self, ref: str, reason: str, actor: str) -> dict[str, Any]:
         """Record a ``correction`` of the entry ``ref`` names (see :mod:`edge.ledger.correction`).
 
@@ -329,7 +345,7 @@ class LedgerBridge:
             LedgerError: no reason, or the entry is a checkpoint.
         """
         assert self._writer is not None
-        self._writer.ledger.move_journal()  # the entry may still be in the commit journal
+        await self._writer.sync()  # the entry may still be in the commit journal
         plan = plan_correction(self._writer.ledger.conn, ref, reason)
         entry = await self._writer.append(
             "correction", plan.body, ts=time.time(), lots=plan.lots, actor=actor, refs=plan.refs

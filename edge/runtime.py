@@ -447,6 +447,8 @@ class Node:
         if cmd.action == "health":
             return {"ok": True, "node": self.config.node_id,
                     "metrics": [m.json() for m in self.health.collect(time.time())]}  # fmt: skip
+        if cmd.action == "sync":
+            return {"ok": True, **await self._ledger.sync()}
         if cmd.action not in ("status", "correct", "prune_readings"):
             await self._ledger.writer.room()  # before the state changes (see _evaluate)
         now = time.time()

@@ -43,8 +43,11 @@ __all__ = [
 ]
 
 #: (feed, first seq, joined raws, meta JSON, lots JSON, size, head, root, sig, frontier):
-#: see _INSERT.
-BatchParams = tuple[str, int, bytes, bytes, bytes, int, str, str, str, bytes]
+#: see _INSERT. The last five are None for an *unsigned* batch (entries without a checkpoint,
+#: journaled until a later batch's checkpoint signs them: see :mod:`edge.ledger.journal`).
+BatchParams = tuple[
+    str, int, bytes, bytes, bytes, int | None, str | None, str | None, str | None, bytes | None
+]
 #: A closed readings block's row: (block, first_ts, last_ts, count, sha256, digest entry id).
 BlockRows = tuple[int, str, str, int, str, str]
 #: A raw reading staged with a batch: (rowid, block, point, ts, value, quality, unit); the rowid
@@ -84,8 +87,9 @@ BEGIN
     INSERT INTO entry_lots(feed, seq, lot)
     SELECT NEW.feed, l.value ->> 0, l.value ->> 1 FROM json_each(NEW.lots) AS l;
     INSERT INTO checkpoints(feed, size, head, root, sig)
-    VALUES (NEW.feed, NEW.size, NEW.head, NEW.root, NEW.sig);
-    INSERT OR REPLACE INTO frontiers(feed, size, stack) VALUES (NEW.feed, NEW.size, NEW.frontier);
+    SELECT NEW.feed, NEW.size, NEW.head, NEW.root, NEW.sig WHERE NEW.sig IS NOT NULL;
+    INSERT OR REPLACE INTO frontiers(feed, size, stack)
+    SELECT NEW.feed, NEW.size, NEW.frontier WHERE NEW.sig IS NOT NULL;
 END
 """
 _INSERT = (
@@ -104,7 +108,7 @@ def prepare(conn: sqlite3.Connection) -> None:
 def batch_params(batch: Batch) -> BatchParams | None:
     """What :func:`write_batch` needs of ``batch``'s entries (None for a batch without entries)."""
     entries = batch.entries
-    if not entries or batch.checkpoint is None or batch.frontier is None:
+    if not entries:
         return None
     meta = []
     offset = 1  # substr counts from 1
@@ -113,6 +117,10 @@ def batch_params(batch: Batch) -> BatchParams | None:
         meta.append((offset, size, e.id, e.prev, e.ts, e.type, e.actor))
         offset += size
     lots = [(e.seq, lot) for e in entries if e.lots for lot in e.lots]
+    if batch.checkpoint is None:  # unsigned: a later batch's checkpoint covers these entries
+        raws = b"".join([e.raw for e in entries])
+        return (entries[0].feed, entries[0].seq, raws, _dumps(meta), _dumps(lots),
+                None, None, None, None, None)  # fmt: skip
     _, size, head, root, sig = batch.checkpoint
     return (
         entries[0].feed,

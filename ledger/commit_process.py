@@ -39,15 +39,18 @@ import sys
 import time
 from typing import Any
 
+import orjson
+
 from edge import failpoints
 from edge.errors import StorageError
 from edge.ledger.commit import prepare, prune_readings, write_batch
 from edge.ledger.database import connect
-from edge.ledger.journal import Journal, move
+from edge.ledger.journal import Journal, journal_end, load_frame, move, unsigned_tail
 
 __all__ = ["JOURNAL_FRAME_MAX", "JOURNAL_MOVE_AGE", "JOURNAL_MOVE_BYTES", "main"]
 
 _HEADER = 4
+_loads = orjson.loads
 _PR_SET_PDEATHSIG = 1
 _F_SETPIPE_SZ = 1031
 _PIPE_SIZE = 1 << 20  # a batch of 2,000 entries is ~1 MB: one write instead of sixteen
@@ -58,7 +61,7 @@ JOURNAL_FRAME_MAX = 16 * 1024
 #: The journal is moved into SQLite once it holds this many bytes ...
 JOURNAL_MOVE_BYTES = 256 * 1024
 #: ... or once its oldest record has waited this many seconds (the lag of read-only readers).
-JOURNAL_MOVE_AGE = 10.0
+JOURNAL_MOVE_AGE = 120.0
 
 
 # -- the child ---------------------------------------------------------------------------------
@@ -160,14 +163,23 @@ class _Committer:
         self.journal = journal
         self._frame_max = frame_max
         self._age = age
+        self._move_bytes = JOURNAL_MOVE_BYTES
         self._ends: dict[str, int] = {}  # feed -> its end, SQLite and the journal together
         self._oldest: float | None = None  # monotonic time of our oldest unmoved record
+        #: The journal's last entries are unsigned: nothing moves until a checkpoint comes.
+        self._unsigned = False
         with journal.locked():
-            move(journal, conn)  # what a crash left: applied before anything new
+            move(journal, conn)  # what a restart left: applied before anything new (if signed)
+            self._unsigned = unsigned_tail([load_frame(f) for f in journal.read().frames])
+            if journal.size:
+                self._oldest = time.monotonic()
 
     def move_due(self) -> float | None:
-        """Seconds until the oldest journal record is due to move (None: nothing waits)."""
-        if self._oldest is None:
+        """Seconds until the oldest journal record is due to move (None: nothing may move).
+
+        Unsigned entries wait for the node's signing batch (its ``journal_age`` clock).
+        """
+        if self._oldest is None or self._unsigned:
             return None
         return max(0.0, self._oldest + self._age - time.monotonic())
 
@@ -182,7 +194,12 @@ class _Committer:
 
     def _move(self) -> None:
         move(self.journal, self.conn)
+        if self.journal.size == 0:
+            self._moved()
+
+    def _moved(self) -> None:
         self._oldest = None
+        self._unsigned = False
 
     def handle(self, body: bytes) -> tuple[str, Any]:
         request = pickle.loads(body)
@@ -194,6 +211,9 @@ class _Committer:
                 if request[0] == "prune":
                     self._move()
                     return ("ok", prune_readings(self.conn, request[1]))
+                if request[0] == "move":
+                    self._move()
+                    return ("ok", self.journal.size == 0)
                 return ("error", f"unknown request {request[0]!r}")
         except (StorageError, sqlite3.Error, OSError) as exc:
             self._ends.clear()  # read again from the database and the journal
@@ -201,35 +221,50 @@ class _Committer:
 
     def _write(self, body: bytes, request: tuple[Any, ...]) -> None:
         params = request[1]
-        if len(body) > self._frame_max:
-            self._move()  # order: every journaled batch lands before this one
-            write_batch(self.conn, *request[1:5])
-            if params is not None:
-                self._ends[params[0]] = params[5] + 1
-            return
         if params is not None:
             feed, first = params[0], params[1]
             end = self._ends.get(feed)
             if end is None:
-                self._move()
-                row = self.conn.execute(
-                    "SELECT max(seq) FROM entries WHERE feed = ?", (feed,)
-                ).fetchone()
-                end = 0 if row[0] is None else int(row[0]) + 1
+                end = self._stored_end(feed)
             if first != end:
                 raise StorageError(f"batch at seq {first} is not next in its feed")
-        self.journal.append(body)
-        if params is not None:
-            self._ends[params[0]] = params[5] + 1  # the checkpoint's seq is the size it covers
-        if self._oldest is None:
-            self._oldest = time.monotonic()
-        if self.journal.size >= JOURNAL_MOVE_BYTES:
-            try:
-                self._move()
-            except (StorageError, sqlite3.Error, OSError) as exc:
-                # The batch is durable in the journal: its reply stays "ok"; moving is retried.
-                print(f"{self.journal.path}: cannot move into the database: {exc}", file=sys.stderr)
+        signed = params is not None and params[8] is not None
+        big = len(body) > self._frame_max
+        if signed and big:
+            # Bulk: into SQLite after the journal, in one transaction with what it signs.
+            move(self.journal, self.conn, extra=request[1:5])
+            self._moved()
+        elif big and params is None and not self._unsigned:
+            # A bulk batch without entries (readings): SQLite directly, after the journal.
+            self._move()
+            write_batch(self.conn, *request[1:5])
+        else:
+            # Unsigned entries (and whatever follows them) wait in the journal for their
+            # checkpoint; a signed batch is journaled, then moves everything in with it.
+            self.journal.append(body)
+            if params is not None:
+                self._unsigned = not signed
+            if self._oldest is None:
                 self._oldest = time.monotonic()
+            if signed or (not self._unsigned and self.journal.size >= self._move_bytes):
+                self._move_durable()
+        if params is not None:
+            self._ends[params[0]] = params[1] + len(_loads(params[3]))
+
+    def _stored_end(self, feed: str) -> int:
+        """Our feed's end in the database and the journal (after a restart or an error)."""
+        row = self.conn.execute("SELECT max(seq) FROM entries WHERE feed = ?", (feed,)).fetchone()
+        end = 0 if row[0] is None else int(row[0]) + 1
+        self._unsigned = unsigned_tail([load_frame(f) for f in self.journal.read().frames])
+        return max(end, journal_end(self.journal.path, feed) or 0)
+
+    def _move_durable(self) -> None:
+        """Move after an append: the batch is durable in the journal, so its reply stays "ok"."""
+        try:
+            self._move()
+        except (StorageError, sqlite3.Error, OSError) as exc:
+            print(f"{self.journal.path}: cannot move into the database: {exc}", file=sys.stderr)
+            self._oldest = time.monotonic()
 
 
 def _send(out: Any, message: tuple[str, Any]) -> None:

@@ -33,7 +33,7 @@ SQL_ERRORS: dict[type[BaseException], type[StorageError]] = {
 #: more CPU per bulk entry (63,600-70,000 entries/s at 16 KiB on the reference machine: some
 #: 51,000-56,000 expected, target 40,000). 1 KiB would save another third of the wear at a cost
 #: too close to that target. (4 KiB, if bulk speed matters more than wear: no CPU cost.)
-_PAGE_SIZE = 2048
+_PAGE_SIZE = 4096
 #: The WAL is copied into the database (a checkpoint) once it holds this much. A page rewritten
 #: by many commits in between (an index's right edge) is copied once: the copy costs ~4,700
 #: bytes per entry at the bottling line's pace (measured over 150 commits), less with more.

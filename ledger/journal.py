@@ -43,7 +43,7 @@ import pickle
 import sqlite3
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,11 +57,13 @@ __all__ = [
     "JOURNAL_SUFFIX",
     "Journal",
     "JournalContents",
+    "journal_end",
     "journal_entries",
     "journal_path",
     "load_frame",
     "move",
     "read_journal",
+    "unsigned_tail",
 ]
 
 log = logging.getLogger("edge.ledger")
@@ -274,11 +276,80 @@ class Journal:
             self._fd = None
 
 
-def move(journal: Journal, conn: sqlite3.Connection) -> int:
+def _requests(journal: Journal, frames: tuple[bytes, ...]) -> list[Any]:
+    requests = []
+    for frame in frames:
+        try:
+            request = load_frame(frame)
+            if not isinstance(request, tuple) or len(request) != 5 or request[0] != "write":
+                raise ValueError(f"not a write request: {str(request)[:40]}")
+        except Exception as exc:  # CRC-good but not ours: a forged or foreign file
+            raise StorageError(
+                f"commit journal {journal.path}: a record is not a batch: {exc}"
+            ) from exc
+        requests.append(request)
+    return requests
+
+
+def unsigned_tail(requests: Sequence[Any]) -> bool:
+    """Whether the last of ``requests`` that carries entries carries no checkpoint.
+
+    Such entries are durable in the journal but not yet covered by a signature: they may reach
+    the database only together with the checkpoint that signs them (a database never ends in
+    unsigned entries: ``verify`` would rightly call them appended behind the writer's back).
+    """
+    for request in reversed(requests):
+        params = request[1]
+        if params is not None:
+            return params[8] is None
+    return False
+
+
+def journal_end(path: Path, feed: str) -> int | None:
+    """Where ``feed`` ends counting the journal's records (None: the journal has none of it).
+
+    Raises:
+        StorageError: a damaged journal, or a record that is not a batch.
+    """
+    end: int | None = None
+    for frame in read_journal(path).frames:
+        try:
+            params = load_frame(frame)[1]
+            if params is not None and params[0] == feed:
+                end = max(end or 0, int(params[1]) + len(_loads(params[3])))
+        except Exception as exc:
+            raise StorageError(f"commit journal {path}: a record is not a batch: {exc}") from exc
+    return end
+
+
+#: A function run inside a move's transaction after its records (see :func:`move`).
+Seal = Callable[[sqlite3.Connection], object]
+
+
+def move(
+    journal: Journal,
+    conn: sqlite3.Connection,
+    *,
+    extra: Sequence[Any] | None = None,
+    seal: Seal | None = None,
+) -> int:
     """Move the journal's records into SQLite in one transaction, then truncate it.
 
     Call with the journal's lock held. A record whose entries the database already holds is
     skipped (moved before, the truncate did not happen); a torn last record is dropped.
+
+    Entries the journal holds unsigned (:func:`unsigned_tail`) move only with what signs them:
+    ``extra``, a signed batch written in the same transaction after the records (the commit
+    process's and :meth:`Ledger.write`'s way), or ``seal``, run in that transaction to append
+    a checkpoint over them (the writer opening the ledger after a crash). Without either the
+    journal is left as it is (0): the writer signs it within seconds.
+
+    Args:
+        journal: the journal (its lock held).
+        conn: the writer's connection (with :func:`~edge.ledger.commit.prepare` run on it).
+        extra: the arguments of :func:`~edge.ledger.commit.write_batch` for one more batch,
+            written after the records, in the same transaction (or alone when there are none).
+        seal: called with the connection inside the transaction, after the records.
 
     Returns:
         The number of records applied (skipped ones not counted).
@@ -288,7 +359,7 @@ def move(journal: Journal, conn: sqlite3.Connection) -> int:
             failed (the transaction was rolled back; the journal is kept).
         sqlite3.Error: SQLite failed.
     """
-    from edge.ledger.commit import apply_batch, transaction  # commit imports nothing of ours
+    from edge.ledger.commit import apply_batch, transaction, write_batch  # imports none of ours
 
     contents = journal.read()
     if contents.torn:
@@ -298,26 +369,37 @@ def move(journal: Journal, conn: sqlite3.Connection) -> int:
             journal.path,
             contents.torn,
         )
-    if not contents.frames and not contents.torn and journal.size == 0:
+    if not contents.frames:
+        if extra is not None:
+            write_batch(conn, *extra)
+        elif seal is not None:
+            with transaction(conn):
+                seal(conn)
+        if contents.torn or journal.size or os.fstat(journal.fd).st_size:
+            journal.truncate()
+        return 0
+    requests = _requests(journal, contents.frames)
+    signed_by_extra = extra is not None and extra[0] is not None and extra[0][8] is not None
+    if seal is None and not signed_by_extra and unsigned_tail(requests):
+        if extra is not None:
+            raise StorageError(
+                f"commit journal {journal.path}: a batch without a checkpoint cannot be written "
+                "behind unsigned journal records"
+            )
         return 0
     applied = 0
-    if contents.frames:
-        requests = []
-        for frame in contents.frames:
-            try:
-                requests.append(load_frame(frame))
-            except Exception as exc:  # CRC-good but not ours: a forged or foreign file
-                raise StorageError(
-                    f"commit journal {journal.path}: a record is not a batch: {exc}"
-                ) from exc
-        # The commit.* failpoints fire here too: a move is the batch path's transaction.
-        with transaction(conn):
-            hit("commit.begin")
-            for request in requests:
-                if apply_batch(conn, *request[1:5]):
-                    applied += 1
-            hit("commit.before_commit")
-        hit("commit.after_commit")
-        hit("journal.moved")
+    # The commit.* failpoints fire here too: a move is the batch path's transaction.
+    with transaction(conn):
+        hit("commit.begin")
+        for request in requests:
+            if apply_batch(conn, *request[1:5]):
+                applied += 1
+        if extra is not None:
+            apply_batch(conn, *extra)
+        if seal is not None:
+            seal(conn)
+        hit("commit.before_commit")
+    hit("commit.after_commit")
+    hit("journal.moved")
     journal.truncate()
     return applied

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import sqlite3
 import time
 from collections import deque
@@ -28,20 +29,14 @@ from edge.errors import LedgerClosed, RollbackRefused, StorageError, map_excepti
 from edge.ledger.batch import Batch, _request
 from edge.ledger.commit import StagedRow, StateRow, prepare, prune_readings, write_batch
 from edge.ledger.database import SQL_ERRORS, connect
-from edge.ledger.entry import (
-    CHECKPOINT,
-    Entry,
-    build_entry,
-    checkpoint_message,
-    parse_entry,
-    parse_ts,
-)
-from edge.ledger.journal import Journal, move
+from edge.ledger.entry import Entry, build_entry, parse_entry, parse_ts
+from edge.ledger.journal import Journal, journal_end, load_frame, move, unsigned_tail
 from edge.ledger.keys import NodeKey
-from edge.ledger.merkle import Frontier, leaf_hash, leaf_hashes
+from edge.ledger.merkle import Frontier, leaf_hashes
 from edge.ledger.open_block import OpenBlock
 from edge.ledger.owner import claim_owner
 from edge.ledger.readings_store import ReadingsBlock, plan_prune
+from edge.ledger.seal import build_checkpoint, seal_tail
 from edge.ledger.stored_frontier import rebuild_frontier, stored_frontier
 from edge.ledger.writer_lock import take_writer_lock as _lock
 from edge.readings import Reading
@@ -53,6 +48,12 @@ DB_FILE = "ledger.db"
 
 
 _fromhex = bytes.fromhex
+
+
+def _loaded(frames: Sequence[bytes]) -> list[Any]:
+    return [load_frame(f) for f in frames]
+
+
 log = logging.getLogger("edge.ledger")
 
 
@@ -95,6 +96,7 @@ class Ledger:
         #: True when opening had to rebuild the Merkle frontier from every id of the feed
         #: (no usable stored frontier); False when the stored one was vouched for.
         self.frontier_rebuilt = False
+        self._unsigned = 0  # entries cut into batches without a checkpoint since the last one
         self._seq = 0  # seq of the next entry built
         self._tip: Entry | None = None  # the last entry built: the next one chains to it
         self._head: Entry | None = None  # the last durable entry
@@ -104,7 +106,7 @@ class Ledger:
                 claim_owner(conn, f"ledger {path}", key.feed)  # never write into another's file
                 # Connection-local (TEMP): only the writer's connection writes batches.
                 prepare(conn)
-            self.move_journal()  # what the last run journaled is part of the feed
+            self._move_and_seal(key)  # what the last run journaled is part of the feed
             self._load_own_feed(key.feed)
 
     @classmethod
@@ -153,8 +155,10 @@ class Ledger:
         """Move the commit journal's records into the database now (writers; readers: 0).
 
         The commit process journals small batches (:mod:`edge.ledger.journal`) and moves them
-        in bulk; the node's own reads of its ledger call this first, so they see every durable
-        entry. Safe while the commit process runs (the journal's lock orders the two).
+        in bulk; the node's own reads of its ledger call this first. Entries the journal holds
+        unsigned stay there (the async writer signs them within ``journal_age``; to see them
+        now, :meth:`LedgerWriter.sync`). Safe while the commit process runs (the journal's lock
+        orders the two).
 
         Returns:
             The number of journal records applied.
@@ -169,20 +173,36 @@ class Ledger:
         with map_exceptions(SQL_ERRORS, where), journal.locked():
             return move(journal, self.conn)
 
+    def _move_and_seal(self, key: NodeKey) -> None:
+        """Move the journal in, signing what it holds unsigned (a killed run's), atomically."""
+        journal = self._journal
+        if journal is None:
+            return
+
+        def seal(conn: sqlite3.Connection) -> None:
+            seal_tail(conn, key, self.path, time.time())
+
+        where = f"ledger {self.path}: move the commit journal"
+        with map_exceptions(SQL_ERRORS, where), journal.locked():
+            move(journal, self.conn, seal=seal)
+
     @property
     def lock_fd(self) -> int | None:
         """The file descriptor holding the single-writer lock (None for a reader)."""
         return self._lock_fd
 
     def stored_end(self) -> int:
-        """Where our feed ends in the database (its largest seq + 1), read from the file."""
+        """Where our feed's durable entries end (largest seq + 1): database and commit journal."""
         key = self._writer_key()
         self.move_journal()
         with map_exceptions(SQL_ERRORS, f"ledger {self.path}"):
             row = self.conn.execute(
                 "SELECT seq FROM entries WHERE feed = ? ORDER BY seq DESC LIMIT 1", (key.feed,)
             ).fetchone()
-        return 0 if row is None else int(row[0]) + 1
+        end = 0 if row is None else int(row[0]) + 1
+        if self._journal is not None:
+            end = max(end, journal_end(self._journal.path, key.feed) or 0)
+        return end
 
     def latest(self, type_: str) -> Entry | None:
         """Our feed's newest stored entry of type ``type_`` (None when there is none).
@@ -230,6 +250,16 @@ class Ledger:
     def pending(self) -> int:
         """Entries appended but not yet durable (in no batch, or in a batch not yet written)."""
         return len(self._pending) + sum(len(b.entries) for b in self._unwritten)
+
+    @property
+    def unsigned(self) -> int:
+        """Entries cut into batches without a checkpoint since the last checkpoint."""
+        return self._unsigned
+
+    @property
+    def closes_blocks(self) -> bool:
+        """Whether the next cut closes readings blocks (a bulk batch: their rows go with it)."""
+        return bool(self._pending_blocks)
 
     @property
     def uncut(self) -> int:
@@ -402,21 +432,27 @@ class Ledger:
         key = self._writer_key()
         return (self._state_name, key.feed, self._seq, self._state_source())
 
-    def cut(self, *, now: float | None = None) -> Batch | None:
+    def cut(self, *, now: float | None = None, sign: bool = True) -> Batch | None:
         """Close the pending entries into a batch, chained and covered by a signed checkpoint.
 
         The batch is queued for :meth:`write`; entries appended from now on chain onto its
         checkpoint. Pure CPU (hashing and one signature): the async writer calls it on the event
         loop while the commit process writes the batch before.
 
+        With ``sign=False`` the batch has no checkpoint (an *unsigned* batch: the commit
+        journal holds it until a later batch's checkpoint signs it with every entry before;
+        :mod:`edge.ledger.journal`). A signing cut with nothing pending but unsigned entries
+        cut before makes a batch of the checkpoint alone.
+
         Args:
             now: the checkpoint entry's time (default: the wall clock).
+            sign: end the batch with a checkpoint.
 
         Returns:
             The batch, or None when nothing was pending.
         """
         key = self._writer_key()
-        if not self._pending:
+        if not self._pending and not (sign and self._unsigned):
             if not self.dirty:
                 return None
             batch = Batch(
@@ -430,32 +466,27 @@ class Ledger:
             self._pending_rows = []
             self._unwritten.append(batch)
             return batch
-        last = self._pending[-1]
-        state = self._take_state()  # of entries up to ``last``: before the checkpoint is built
+        state = self._take_state()  # of the entries cut so far: before the checkpoint is built
+        entries = tuple(self._pending)
         frontier = self._frontier
-        frontier.extend(leaf_hashes([_fromhex(e.id) for e in self._pending]))
-        size = frontier.size
-        root = frontier.root().hex()
-        packed = frontier.packed()
-        sig = key.sign(checkpoint_message(key.feed, size, last.id, root))
-        checkpoint = build_entry(
-            key.feed,
-            size,
-            last.id,
-            time.time() if now is None else now,
-            CHECKPOINT,
-            {"size": size, "head": last.id, "root": root, "sig": sig},
-            (),
-            "",
-            (),
-        )
-        frontier.append(leaf_hash(bytes.fromhex(checkpoint.id)))
-        self._seq = size + 1
-        self._tip = checkpoint
+        if entries:
+            frontier.extend(leaf_hashes([_fromhex(e.id) for e in entries]))
+        signed: tuple[str, int, str, str, str] | None = None
+        packed: bytes | None = None
+        if sign:
+            assert self._tip is not None  # entries were cut, now or before
+            ts = time.time() if now is None else now
+            checkpoint, signed, packed = build_checkpoint(key, frontier, self._tip, ts)
+            self._seq = frontier.size
+            self._tip = checkpoint
+            entries += (checkpoint,)
+            self._unsigned = 0
+        else:
+            self._unsigned += len(entries)
         batch = Batch(
-            entries=(*self._pending, checkpoint),
+            entries=entries,
             blocks=tuple(self._pending_blocks),
-            checkpoint=(key.feed, size, last.id, root, sig),
+            checkpoint=signed,
             frontier=packed,
             readings=(*self._pending_rows, *self._open_block.take()),
             state=state,
@@ -477,13 +508,22 @@ class Ledger:
                 in the feed (the one before it is not written); write it again later.
         """
         conn = self.conn
+        journal = self._journal
+        request = _request(batch)
         with map_exceptions(SQL_ERRORS, f"ledger {self.path}: commit"):
-            if self._journal is None:
-                write_batch(conn, *_request(batch))
+            if journal is None:
+                write_batch(conn, *request)
                 return
-            with self._journal.locked():
-                move(self._journal, conn)  # journaled batches land first, in order
-                write_batch(conn, *_request(batch))
+            with journal.locked():
+                # Unsigned entries wait in the journal for the checkpoint that signs them (and
+                # whatever follows them, to keep the order); the rest lands in SQLite after
+                # the journal, in one transaction with it.
+                if batch.checkpoint is None and (
+                    batch.entries or unsigned_tail(_loaded(journal.read().frames))
+                ):
+                    journal.append(pickle.dumps(("write", *request), pickle.HIGHEST_PROTOCOL))
+                else:
+                    move(journal, conn, extra=request)
 
     def written(self, batch: Batch) -> None:
         """Record that ``batch`` (the oldest unwritten one) is durable."""

@@ -52,6 +52,10 @@ log = logging.getLogger("edge.ledger")
 _FIRST_RETRY = 0.05  # seconds before a failed batch write is retried; doubles up to retry_max
 _START_TIMEOUT = 30.0  # seconds for the commit process to start and open the database
 _STOP_TIMEOUT = 60.0  # seconds for it to finish the batches it holds (at most queue_size entries)
+#: A batch of this many entries is signed (bulk: it gains nothing from sharing a checkpoint) ...
+_UNSIGNED_BATCH_MAX = 64
+#: ... and so is any batch once this many entries wait unsigned (bounds the journal).
+_UNSIGNED_MAX = 4096
 
 
 def _retrieved(done: asyncio.Future[None]) -> None:
@@ -73,6 +77,9 @@ class LedgerWriter:
 
     Attributes:
         committed: appended entries (checkpoints not counted) that are durably committed.
+        entry_commits: durable batches that carried appended entries (each a commit of its
+            own: an fsync'd journal append or an SQLite transaction).
+        signed: durable batches that ended with a checkpoint.
     """
 
     def __init__(
@@ -105,10 +112,13 @@ class LedgerWriter:
         self.commits = 0
         self.commit_seconds = 0.0
         self.commit_seconds_max = 0.0
+        self.entry_commits = 0
+        self.signed = 0
         self._waiting_entries = 0  # appended, not yet durable (checkpoints not counted)
         self._work = asyncio.Event()  # set when run() may have something to do
         self._progress = asyncio.Event()  # set (and replaced) after every durable batch
         self._first_pending: float | None = None  # loop time of the oldest entry in no batch
+        self._unsigned_since: float | None = None  # loop time of the oldest unsigned cut
         self._closing = False
         self._closed = False
         self._done = asyncio.Event()
@@ -232,10 +242,67 @@ class LedgerWriter:
     def commit_now(self) -> None:
         """Cut what is pending into a batch now and send it to disk (no flush timer)."""
         if self.ledger.dirty and not self._closed:
-            self.ledger.cut()
+            self._cut()
             hit("batch.cut")
             self._first_pending = None
             self._work.set()
+
+    def _sign_due(self) -> bool:
+        """Whether the next cut ends with a checkpoint (else it is journaled unsigned).
+
+        With the commit journal, a small batch needs no checkpoint of its own: it is durable
+        in the journal, chained by ``prev``, and a later batch's checkpoint signs it with every
+        entry before. One checkpoint per ``journal_age`` instead of one per alarm halves the
+        rows each move writes into SQLite (SD-card wear: docs/design.md). Bulk batches (closing
+        readings blocks, many entries), the last batch and a reader's :meth:`sync` are signed.
+        """
+        if self.journal_max <= 0 or self._closing:
+            return True
+        ledger = self.ledger
+        if ledger.closes_blocks or ledger.uncut >= _UNSIGNED_BATCH_MAX:
+            return True
+        if ledger.unsigned + ledger.uncut >= _UNSIGNED_MAX:
+            return True
+        since = self._unsigned_since
+        return since is not None and asyncio.get_running_loop().time() >= since + self.journal_age
+
+    def _cut(self, *, sign: bool | None = None) -> Batch | None:
+        """Cut a batch (signed when :meth:`_sign_due` says so) and keep the signing clock."""
+        batch = self.ledger.cut(sign=self._sign_due() if sign is None else sign)
+        if batch is not None:
+            if batch.checkpoint is not None:
+                self._unsigned_since = None
+            elif batch.entries and self._unsigned_since is None:
+                self._unsigned_since = asyncio.get_running_loop().time()
+        return batch
+
+    async def sync(self) -> None:
+        """Sign what is durable unsigned and move the commit journal into the database now.
+
+        For readers of the database (``edge ledger verify``, ``query``, ``trace`` through the
+        control socket's ``sync``, and the node's own lookups): afterwards the database holds
+        every entry appended before the call, under a checkpoint.
+
+        Raises:
+            LedgerClosed: the writer was closed.
+            StorageError: the commit process could not be reached.
+        """
+        self._check_open()
+        ledger = self.ledger
+        if not self._running:
+            self._drain_sync()
+            ledger.move_journal()
+            return
+        batch = self._cut(sign=True) if ledger.dirty or ledger.unsigned else None
+        if batch is not None:
+            hit("batch.cut")
+            self._first_pending = None
+            self._work.set()
+            while batch in ledger.unwritten:
+                self._check_open()
+                await self._progress.wait()
+        commits = await self._commit_process()
+        await commits.request("move")
 
     def on_durable(self, seq: int, callback: Callable[[], None]) -> None:
         """Run ``callback`` (on the loop) once the entry at ``seq`` of our feed is durable.
@@ -266,7 +333,7 @@ class LedgerWriter:
             if cut:
                 # Entries chain as they are appended, so a batch boundary can only be drawn
                 # now, not later: cut here (one signature) and let run() write it.
-                self.ledger.cut()
+                self._cut(sign=True)
                 self._first_pending = None
             self._work.set()  # (not cut: run() cuts when the appender yields)
         else:
@@ -302,7 +369,7 @@ class LedgerWriter:
         try:
             while True:
                 if await self._wait_for_batch():
-                    self.ledger.cut()
+                    self._cut()
                     hit("batch.cut")
                     self._first_pending = None
                 if self._inflight and self._inflight[0][1].done():
@@ -465,7 +532,7 @@ class LedgerWriter:
         now = time.time() if now is None else now
         if retention is None and not actor:
             retention = now - before
-        self.ledger.move_journal()  # blocks closed by journaled batches are candidates too
+        await self.sync()  # blocks closed by journaled batches are candidates too
         with map_exceptions(SQL_ERRORS, f"ledger {self.ledger.path}: prune readings"):
             plan = plan_prune(self.ledger.conn, before, retention=retention, comment=comment)
         if plan is None:
@@ -505,6 +572,11 @@ class LedgerWriter:
                 if flush_at <= now:
                     return True
                 deadlines.append(flush_at)
+            if self._unsigned_since is not None:
+                sign_at = self._unsigned_since + self.journal_age  # a checkpoint is due
+                if sign_at <= now:
+                    return True
+                deadlines.append(sign_at)
             if inflight and inflight[0][1] is not self._stall_warned:
                 batch, done, sent = inflight[0]
                 if sent + self.stall_warning <= now:
@@ -525,8 +597,11 @@ class LedgerWriter:
 
     def _written(self, batch: Batch) -> None:
         self.ledger.written(batch)
-        appended = max(0, len(batch.entries) - 1)  # the checkpoint took no queue space
+        # the checkpoint took no queue space
+        appended = len(batch.entries) - (batch.checkpoint is not None)
         self.committed += appended
+        self.entry_commits += appended > 0
+        self.signed += batch.checkpoint is not None
         self._waiting_entries -= appended
         if batch.entries:
             hit("batch.durable")

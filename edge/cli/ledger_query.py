@@ -255,7 +255,11 @@ def _all_feeds_option(func: Any) -> Any:
 
 
 def db_for(db: Path, config_path: Path | None) -> Path:
-    """``--db``, or the ledger of ``-c`` when --db was not given."""
+    """``--db``, or the ledger of ``-c`` when --db was not given.
+
+    When a running node writes it, the node is asked first to move its commit journal into
+    the database (:func:`sync_node`), so the reader sees every entry committed until now.
+    """
     ctx = click.get_current_context()
     if config_path is not None and ctx.get_parameter_source("db") in (
         click.core.ParameterSource.DEFAULT,
@@ -263,8 +267,42 @@ def db_for(db: Path, config_path: Path | None) -> Path:
     ):
         from edge.config import load_config
 
-        return load_config(config_path).ledger_path
+        cfg = load_config(config_path)
+        sync_node(cfg.ledger_path, cfg.control_socket)
+        return cfg.ledger_path
+    sync_node(db, db.parent / "control.sock")
     return db
+
+
+def sync_node(db: Path, socket: Path) -> bool:
+    """Ask the node running on ``db`` to sign and move its commit journal (``sync``).
+
+    Only when the journal beside ``db`` holds records (a stopped node leaves none) and the
+    node's control socket is there. The node's small commits wait in the journal, unsigned, up
+    to ``journal_age`` before they move into the database, which readers read. A node that
+    does not answer leaves the reader with the database as it is (``verify`` says what the
+    journal holds).
+
+    Returns:
+        True when a running node moved its journal.
+    """
+    from edge.ledger.journal import journal_path
+
+    try:
+        if journal_path(db).stat().st_size == 0 or not socket.exists():
+            return False
+    except OSError:
+        return False
+    import asyncio
+
+    from edge.control import send_command
+    from edge.errors import EdgeError
+
+    try:
+        result = asyncio.run(send_command(socket, {"action": "sync"}, patience=15.0))
+    except EdgeError:
+        return False  # not running (a killed node's journal), or not answering
+    return bool(result.get("ok"))
 
 
 def _load_trace(

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,7 @@ from edge.ledger.writer import LedgerWriter
 
 LIMIT = 8 * 1024  # bytes per committed entry
 HISTORY = 50_000  # entries already in the ledger
-ENTRIES = 150  # committed one by one at the line's pace
+ENTRIES = 150  # committed one by one at the line's pace (SQLite commits)
 PACE = 0.2  # seconds between entries: five a second, the busy end of the bottling line
 T0 = 1_795_000_000.0
 
@@ -109,14 +110,15 @@ def _files(path: Path) -> int:
     return sum(os.path.getsize(p) for p in (path, Path(f"{path}-wal")) if os.path.exists(p))
 
 
-async def _line(path: Path, key: NodeKey, journal: bool) -> tuple[int, int, int, int, float]:
-    """Run the line.
+async def _line(path: Path, key: NodeKey, journal: bool) -> Run:
+    """Run the line: ``ENTRIES`` entries, or with the journal until its first move after them.
 
-    Returns:
-        (write_bytes with the WAL checkpoint, write_bytes of the commits alone, database + WAL
-        growth, the entries' own bytes, seconds).
+    With the commit journal, entries wait unsigned in the journal and move into SQLite with the
+    checkpoint the writer signs ``journal_age`` after the first of them: the run is one such
+    cycle, from a journal just moved (after a sync) to the writer's own next move, and counts
+    the entries that move took into the database. Entries appended after the checkpoint was
+    cut (still in the journal at the end) count in the bytes but not in the entries.
     """
-    # the node's default is [ledger] commit_journal = false: every batch an SQLite transaction
     writer = LedgerWriter.open(path, key, **({} if journal else {"journal_max": 0}))
     entry_bytes = 0
     async with asyncio.TaskGroup() as tg:
@@ -125,28 +127,33 @@ async def _line(path: Path, key: NodeKey, journal: bool) -> tuple[int, int, int,
         await writer.append("node.start", {"node_id": "bench"}, ts=T0 + HISTORY + 1)
         while writer.committed < 1:
             await asyncio.sleep(0.01)
+        await writer.sync()  # signed and moved: the journal is empty
         os.sync()  # nothing of the history left dirty to be counted against the run
         pids = [os.getpid(), *_commit_processes(path)]
         assert len(pids) == 2, f"expected the node and its commit process, found {pids}"
         before = sum(_write_bytes(p) for p in pids)
         size_before = _files(path)
+        stored_before = _count(path, "checkpoint", negate=True)
         started = time.perf_counter()
         base = writer.committed
-        for i in range(ENTRIES):
+        commits_before = writer.entry_commits
+        signed_before = writer.signed
+        i = 0
+        while (i < ENTRIES) if not journal else (writer.signed == signed_before):
             type_, body, lots, actor = _entry(HISTORY + i)
             entry = await writer.append(
                 type_, body, ts=T0 + HISTORY + 2 + i, lots=lots, actor=actor
             )
             entry_bytes += len(entry.raw)
+            i += 1
             await asyncio.sleep(PACE)
-        while writer.committed < base + ENTRIES:
+        while writer.committed < base + i:
             await asyncio.sleep(0.01)
         seconds = time.perf_counter() - started
-        # What the commit journal still holds is moved into the database (here, so counted):
-        # the run's entries all reach SQLite, as they would at the next age trigger.
-        writer.ledger.move_journal()
-        commits = sum(_write_bytes(p) for p in pids) - before
+        commits = writer.entry_commits - commits_before
+        commit_bytes = sum(_write_bytes(p) for p in pids) - before
         growth = _files(path) - size_before
+        entries = _count(path, "checkpoint", negate=True) - stored_before
         # The pages the run changed are copied from the WAL into the database once per WAL
         # checkpoint: count that copy too (here, in this process, so it is counted once).
         conn = connect(path)
@@ -154,7 +161,21 @@ async def _line(path: Path, key: NodeKey, journal: bool) -> tuple[int, int, int,
         conn.close()
         written = sum(_write_bytes(p) for p in pids) - before
         await writer.aclose()
-    return written, commits, growth, entry_bytes, seconds
+    return Run(written, commit_bytes, growth, entry_bytes // i, seconds, commits, entries, i)
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """What a run measured."""
+
+    written: int  #: write_bytes, WAL checkpoint included
+    commit_bytes: int  #: write_bytes of the commits alone (journal appends and moves)
+    growth: int  #: database + WAL growth
+    entry_size: int  #: an entry's own bytes, on average
+    seconds: float
+    commits: int  #: commits carrying the run's entries
+    entries: int  #: the run's entries that reached the database
+    appended: int  #: the run's entries appended
 
 
 @pytest.mark.parametrize("journal", [False, True], ids=["sqlite", "commit_journal"])
@@ -163,41 +184,44 @@ def test_bench_ledger_wear(tmp_path: Path, journal: bool) -> None:
     path = tmp_path / "ledger.db"
     _history(path, key)
     checkpoints_before = _count(path, "checkpoint")
-    written, commit_bytes, growth, entry_bytes, seconds = asyncio.run(_line(path, key, journal))
-    entries = ENTRIES
-    commits = _count(path, "checkpoint") - checkpoints_before
+    run = asyncio.run(_line(path, key, journal))
+    entries = run.entries
+    checkpoints = _count(path, "checkpoint") - checkpoints_before
     conn = connect(path, readonly=True)
     page_size = conn.execute("PRAGMA page_size").fetchone()[0]
     assert verify_db(conn).ok
     conn.close()
-    per_entry = written / entries
+    per_entry = run.written / entries
     print()
     print(
-        f"ledger wear ({'commit_journal = true' if journal else 'default: SQLite commits'}): "
+        f"ledger wear ({'commit journal (the default)' if journal else 'journal_max = 0: SQLite commits'}): "
         f"{per_entry:,.0f} bytes written per committed entry "
         f"(/proc/<pid>/io write_bytes of the node and its commit process), "
-        f"entry itself {entry_bytes / entries:,.0f} bytes; limit {LIMIT:,}: "
+        f"entry itself {run.entry_size:,} bytes; limit {LIMIT:,}: "
         f"ratio {per_entry / LIMIT:.2f} ({'met' if per_entry <= LIMIT else 'NOT met'})"
     )
     print(
         f"  of which commits (journal appends and their moves into SQLite) "
-        f"{commit_bytes / entries:,.0f}, the WAL checkpoint "
-        f"copying the run's pages into the database {(written - commit_bytes) / entries:,.0f}"
+        f"{run.commit_bytes / entries:,.0f}, the WAL checkpoint "
+        f"copying the run's pages into the database {(run.written - run.commit_bytes) / entries:,.0f}"
     )
     print(
-        f"  cross-check: database + WAL grew {growth / entries:,.0f} bytes per entry; "
-        f"{entries} entries in {commits - 1} commits over {seconds:.0f} s "
-        f"({entries / seconds:.1f} entries/s), {page_size}-byte pages, "
-        f"ledger holding {HISTORY:,} entries before"
+        f"  cross-check: database + WAL grew {run.growth / entries:,.0f} bytes per entry; "
+        f"{entries} entries in the database ({run.appended} appended) in {run.commits} commits "
+        f"over {run.seconds:.0f} s ({run.appended / run.seconds:.1f} entries/s), "
+        f"{page_size}-byte pages, ledger holding {HISTORY:,} entries before; "
+        f"{checkpoints} checkpoints signed them"
     )
-    assert commits - 1 >= entries * 0.9, "entries were batched: not one commit per entry"
+    assert entries >= 100, "too few entries for a figure"
+    assert run.commits >= run.appended * 0.9, "entries were batched: not one commit per entry"
 
 
-def _count(path: Path, type_: str) -> int:
+def _count(path: Path, type_: str, *, negate: bool = False) -> int:
     conn = connect(path, readonly=True)
     try:
+        op = "!=" if negate else "="
         return int(
-            conn.execute("SELECT count(*) FROM entries WHERE type = ?", (type_,)).fetchone()[0]
+            conn.execute(f"SELECT count(*) FROM entries WHERE type {op} ?", (type_,)).fetchone()[0]
         )
     finally:
         conn.close()

@@ -162,7 +162,9 @@ def test_a_journaled_batch_that_is_not_next_is_refused(tmp_path: Path) -> None:
     assert _stored(path) == []  # one transaction: the first record did not land alone
 
 
-async def test_node_reads_see_journaled_entries(tmp_path: Path) -> None:
+async def test_unsigned_entries_reach_the_database_only_with_their_checkpoint(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "l.db"
     writer = LedgerWriter.open(path, NodeKey.generate(), flush_interval=0.01)
     async with asyncio.TaskGroup() as tg:
@@ -170,11 +172,62 @@ async def test_node_reads_see_journaled_entries(tmp_path: Path) -> None:
         entry = await writer.append("lot.start", {"lot": "L-7"}, ts=T0, lots=["L-7"])
         await writer.durable(entry.seq)
         assert len(read_journal(journal_path(path)).frames) == 1
-        latest = writer.ledger.latest("lot.start")  # moves the journal first
+        # durable in the journal, not yet signed: a read moves nothing, the database never
+        # ends in unsigned entries (verify would call them appended behind the writer's back)
+        assert writer.ledger.latest("lot.start") is None
+        assert_verifies(path)
+        await writer.sync()  # what a reader's sync request does: sign, then move
+        latest = writer.ledger.latest("lot.start")
         assert latest is not None
         assert latest.id == entry.id
         assert read_journal(journal_path(path)).frames == ()
+        assert_verifies(path)
         await writer.aclose()
+
+
+async def test_a_checkpoint_signs_the_journal_after_journal_age(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    writer = LedgerWriter.open(path, NodeKey.generate(), flush_interval=0.01, journal_age=2.0)
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(writer.run(), name="ledger-writer")
+        for i in range(3):
+            entry = await writer.append("alarm", {"n": i}, ts=T0 + i)
+            writer.commit_now()  # each its own commit, as an alarm
+            await writer.durable(entry.seq)
+        assert len(read_journal(journal_path(path)).frames) == 3  # three commits, unsigned
+        assert _stored(path) == []
+        deadline = asyncio.get_running_loop().time() + 20
+        while _stored(path) == [] and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        # one checkpoint (seq 3) over the three, then everything moved in one transaction
+        assert _stored(path) == [0, 1, 2, 3]
+        assert read_journal(journal_path(path)).frames == ()
+        assert_verifies(path)
+        await writer.aclose()
+
+
+def test_an_opener_signs_what_a_killed_writer_journaled_unsigned(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    key = NodeKey.generate()
+    led = Ledger.open(path, key)
+    led.append("alarm", {"n": 0}, ts=T0)
+    led.commit(now=T0)  # signed: seq 0 and its checkpoint 1
+    frames = []
+    for i in range(1, 4):
+        led.append("alarm", {"n": i}, ts=T0 + i)
+        batch = led.cut(sign=False)
+        assert batch is not None
+        assert batch.checkpoint is None
+        frames.append(pickle.dumps(("write", *_request(batch)), protocol=5))
+        led.written(batch)
+    led._journal = None  # type: ignore[assignment]  # killed: nothing moved, nothing signed
+    led.close()
+    journal_path(path).write_bytes(b"".join(_record(f) for f in frames))
+    with Ledger.open(path, key) as reopened:  # moves them in and signs them, one transaction
+        assert reopened.size == 6
+    assert _stored(path) == [0, 1, 2, 3, 4, 5]
+    assert read_journal(journal_path(path)).frames == ()
+    assert_verifies(path)
 
 
 async def test_batches_above_the_threshold_go_to_sqlite_after_the_journal(tmp_path: Path) -> None:
@@ -283,7 +336,7 @@ def test_verify_names_what_the_journal_holds_and_fails_on_a_damaged_one(tmp_path
 async def test_a_record_is_moved_once_it_has_waited_its_age(tmp_path: Path) -> None:
     """The age trigger: the commit process moves a lone record without any other request."""
     path = tmp_path / "l.db"
-    writer = LedgerWriter.open(path, NodeKey.generate(), flush_interval=0.01, journal_age=0.3)
+    writer = LedgerWriter.open(path, NodeKey.generate(), flush_interval=0.01, journal_age=2.0)
     async with asyncio.TaskGroup() as tg:
         tg.create_task(writer.run(), name="ledger-writer")
         entry = await writer.append("alarm", {"n": 1}, ts=T0)
