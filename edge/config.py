@@ -153,8 +153,9 @@ class LedgerConfig:
     key_file: Path | None = None  #: default: <data_dir>/node.key
     #: small commits go to the append-only commit journal (<ledger>.eqj), unsigned, and move
     #: into SQLite in bulk under one checkpoint: ~7x fewer bytes written per entry on an SD
-    #: card than an SQLite transaction each (edge ledger readers ask the node to move it first)
-    commit_journal: bool = True
+    #: card than an SQLite transaction each (edge ledger readers ask the node to move it first;
+    #: opt-in while tests and other readers of a running node's file learn to ask)
+    commit_journal: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,7 +394,7 @@ def parse_config(text: str, source: Path) -> NodeConfig:
         readings_retention=r.duration(led, "ledger", "readings_retention", 30 * 86400.0),
         readings_block=r.get(led, "ledger", "readings_block", int, 1000, check=_positive),
         key_file=(data_dir / key_file) if key_file else None,
-        commit_journal=r.get(led, "ledger", "commit_journal", bool, True),
+        commit_journal=r.get(led, "ledger", "commit_journal", bool, False),
     )
 
     mqtt: MqttConfig | None = None

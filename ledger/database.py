@@ -22,17 +22,12 @@ SQL_ERRORS: dict[type[BaseException], type[StorageError]] = {
     OSError: StorageError,
 }
 
-#: Page size of a new ledger file (an existing file keeps its own). Chosen for SD-card wear
-#: (issue 12): a commit of one alarm writes some twenty B-tree pages (each index's right edge,
-#: the checkpoint row, the frontier, page 1) whatever their size, so the page size sets the
-#: bytes per small commit. Measured by tests/bench/test_bench_ledger_wear.py, bytes written per
-#: entry committed alone: 16 KiB 241,500; 4 KiB 83,100; 2 KiB 56,500; 1 KiB 38,500. Bulk append
-#: per CPU-second (tests/bench/test_bench_ledger_append.py, runs interleaved on a loaded
-#: machine): 16 KiB 48,200 and 45,900; 4 KiB 49,400 and 46,100; 2 KiB 42,400, 38,000, 37,400;
-#: 1 KiB 36,500. 2 KiB: a quarter of the wear of 16 KiB, a third less than 4 KiB, for 15-20 %
-#: more CPU per bulk entry (63,600-70,000 entries/s at 16 KiB on the reference machine: some
-#: 51,000-56,000 expected, target 40,000). 1 KiB would save another third of the wear at a cost
-#: too close to that target. (4 KiB, if bulk speed matters more than wear: no CPU cost.)
+#: Page size of a new ledger file (an existing file keeps its own): SQLite's default. Measured
+#: by tests/bench/test_bench_ledger_wear.py (docs/design.md, SD-card wear): with the commit
+#: journal (the default) small commits reach SQLite in bulk moves, and a move wrote as much at
+#: 4 KiB as at 2 KiB pages (7,646 and 7,728 bytes per entry), while bulk appends cost 15-20 %
+#: less CPU at 4 KiB. (Each batch an SQLite transaction of its own, journal_max = 0, 2 KiB
+#: pages wear less: 56,500 bytes per entry against 83,100.)
 _PAGE_SIZE = 4096
 #: The WAL is copied into the database (a checkpoint) once it holds this much. A page rewritten
 #: by many commits in between (an index's right edge) is copied once: the copy costs ~4,700

@@ -153,8 +153,9 @@ def _add_witness_problems(report: Any, conn: Any, k: int, names: dict[str, str] 
 def _journal_note(db: Path) -> tuple[str | None, bool]:
     """What the commit journal beside ``db`` holds that the database does not (yet).
 
-    A running node moves it into the database every few seconds; a journal left by a killed
-    node is moved by its next start. Verify reads, never moves: it may not be the writer.
+    A running node moves it into the database when asked (:func:`sync_node`, done before this)
+    or within ``journal_age``; a journal left by a killed node is moved by its next start.
+    Verify reads, never moves: it may not be the writer.
     Returns (a note or None, False when the journal is damaged).
     """
     from edge.ledger.journal import journal_entries, journal_path, read_journal
@@ -169,8 +170,8 @@ def _journal_note(db: Path) -> tuple[str | None, bool]:
     if entries:
         notes.append(
             f"{entries} entries in the commit journal {path.name}, not yet moved into the "
-            "database and not verified here: the node moves them within seconds while it "
-            "runs, and first thing when it starts"
+            "database and not verified here: a running node moves them on a sync or within "
+            "120 s, and first thing when it starts"
         )
     if torn:
         notes.append(

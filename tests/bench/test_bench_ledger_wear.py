@@ -194,7 +194,7 @@ def test_bench_ledger_wear(tmp_path: Path, journal: bool) -> None:
     per_entry = run.written / entries
     print()
     print(
-        f"ledger wear ({'commit journal (the default)' if journal else 'journal_max = 0: SQLite commits'}): "
+        f"ledger wear ({'commit journal' if journal else 'journal_max = 0: SQLite commits'}): "
         f"{per_entry:,.0f} bytes written per committed entry "
         f"(/proc/<pid>/io write_bytes of the node and its commit process), "
         f"entry itself {run.entry_size:,} bytes; limit {LIMIT:,}: "

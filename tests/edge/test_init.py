@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from node_db import sync_db
 
 EDGE = [sys.executable, "-m", "edge"]
 
@@ -175,6 +176,7 @@ def test_the_scaffolded_node_runs_and_stops_cleanly_on_sigterm(tmp_path: Path) -
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and proc.poll() is None:
             if db.exists():
+                sync_db(db)  # a running node's journal first, as edge ledger readers do
                 conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
                 try:
                     if conn.execute("SELECT 1 FROM entries WHERE type='node.start'").fetchone():
@@ -188,6 +190,7 @@ def test_the_scaffolded_node_runs_and_stops_cleanly_on_sigterm(tmp_path: Path) -
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err.decode()
+    sync_db(db)  # a running node's journal first, as edge ledger readers do
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         types = [t for (t,) in conn.execute("SELECT type FROM entries ORDER BY seq")]

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from node_db import sync_db
 
 from edge.firmware_sim import SimulatorThread, load_scenario
 
@@ -49,6 +50,7 @@ def node_dir(sim: SimulatorThread, tmp_path: Path) -> Path:
 def _alarm_entries(db: Path) -> list[dict[str, Any]]:
     if not db.exists():
         return []
+    sync_db(db)  # a running node's journal first, as edge ledger readers do
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         rows = conn.execute("SELECT raw FROM entries WHERE type LIKE 'alarm%' ORDER BY seq")

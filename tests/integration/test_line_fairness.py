@@ -16,6 +16,7 @@ from pathlib import Path
 
 import line_rig as rig
 import pytest
+from node_db import sync_db
 
 from edge.drivers.stats import STRETCHED
 from edge.readings import Quality
@@ -227,6 +228,7 @@ def test_the_store_tells_not_polled_from_not_answered(tmp_path: Path) -> None:
             _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err.decode()
     db = tmp_path / "data" / "ledger.db"
+    sync_db(db)  # a running node's journal first, as edge ledger readers do
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         entries = [json.loads(r) for (r,) in conn.execute("SELECT raw FROM entries ORDER BY seq")]

@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+from node_db import sync_db
 
 from edge.firmware_sim import SimulatorThread, load_scenario
 
@@ -37,6 +38,7 @@ def node_dir(tmp_path: Path) -> Iterator[Path]:
 def _entries(db: Path, type_: str | None = None) -> list[dict[str, object]]:
     if not db.exists():
         return []
+    sync_db(db)  # a running node's journal first, as edge ledger readers do
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         rows = conn.execute("SELECT raw FROM entries ORDER BY feed, seq").fetchall()
@@ -68,6 +70,7 @@ def _assert_refused(args: list[str], message: str) -> None:
 
 
 def _entry_ids(db: Path, type_: str) -> list[str]:
+    sync_db(db)  # a running node's journal first, as edge ledger readers do
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         return [
@@ -149,6 +152,7 @@ def test_restart_keeps_alarm_state_and_chain(node_dir: Path) -> None:
         proc.communicate(timeout=10)
     # the engine state lives in the ledger database, stored with the batch of its events
     assert not (node_dir / "data" / "engine-state.json").exists()
+    sync_db(db)  # a running node's journal first, as edge ledger readers do
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         (raw,) = conn.execute("SELECT state FROM engine_state WHERE name = 'rules'").fetchone()

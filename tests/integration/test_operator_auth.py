@@ -24,6 +24,7 @@ from typing import Any
 
 import aiomqtt
 import pytest
+from node_db import sync_db
 
 from edge.firmware_sim import SimulatorThread, load_scenario
 
@@ -81,6 +82,7 @@ def node_dir(tmp_path: Path, secured_broker) -> Iterator[Path]:  # type: ignore[
 def _entries(db: Path, type_: str) -> list[dict[str, Any]]:
     if not db.exists():
         return []
+    sync_db(db)  # a running node's journal first, as edge ledger readers do
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         rows = conn.execute("SELECT raw FROM entries WHERE type = ?", (type_,)).fetchall()
@@ -180,6 +182,7 @@ async def test_commands_act_as_the_broker_user_and_strangers_are_refused(
     assert "event=mqtt.refused" in log
     assert "actor=mqtt:mallory" in log
     assert "forged" not in log
+    sync_db(db)  # a running node's journal first, as edge ledger readers do
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         raw = b" ".join(bytes(r[0], "utf-8") if isinstance(r[0], str) else r[0]

@@ -21,6 +21,7 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+from node_db import sync_db
 
 from edge.firmware_sim import SimulatorThread, load_scenario
 
@@ -47,6 +48,7 @@ def _edge(*args: str) -> subprocess.CompletedProcess[str]:
 def _rows(db: Path, sql: str) -> list[tuple[object, ...]]:
     if not db.exists():
         return []
+    sync_db(db)  # a running node's journal first, as edge ledger readers do
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         return conn.execute(sql).fetchall()
