@@ -37,7 +37,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from edge.config import SyncConfig
 from edge.errors import BrokerError, EdgeError
 from edge.ledger.keys import NodeKey
-from edge.ledger.replica import Replica
+from edge.ledger.replica import MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, Replica
 from edge.ledger.replica_types import (
     Checkpoint,
     CosignResult,
@@ -273,6 +273,9 @@ class SyncService:
             self._bad(exc.reason, str(message.topic), str(exc))
             return
         kind = topic.kind
+        self.stats.inc("bytes_in", len(payload))
+        if isinstance(msg, wire.Entries):
+            self.stats.inc("entries_bytes_in", len(payload))
         if kind == "head" and isinstance(msg, wire.Head):
             if msg.node != topic.node or msg.feed != topic.arg:
                 self._bad("spoofed", str(message.topic), "head names another node or feed")
@@ -387,8 +390,34 @@ class SyncService:
     # -- apply (verify + store) -----------------------------------------------------------------
 
     async def _apply_loop(self, client: aiomqtt.Client) -> None:
+        peeked: _Batch | None = None
         while True:
-            batch = await self._apply.get()
+            batch = peeked or await self._apply.get()
+            peeked = None
+            # Consecutive batches of one feed waiting together are stored in one transaction:
+            # one fsync instead of one per message (live pushes of a busy feed, an answer's
+            # stream); the ledger verifies every checkpoint inside either way.
+            parts = [batch]
+            count, size = len(batch.raws), sum(map(len, batch.raws))
+            while not self._apply.empty():
+                nxt = self._apply.get_nowait()
+                last = parts[-1]
+                if (
+                    nxt.feed != batch.feed
+                    or nxt.start != last.start + len(last.raws)
+                    or count + len(nxt.raws) > MAX_BATCH_ENTRIES
+                    or size + sum(map(len, nxt.raws)) > MAX_BATCH_BYTES // 2
+                ):
+                    peeked = nxt
+                    break
+                parts.append(nxt)
+                count += len(nxt.raws)
+                size += sum(map(len, nxt.raws))
+            if len(parts) > 1:
+                raws = tuple(r for p in parts for r in p.raws)
+                key = next((p.key for p in parts if p.key), 0)
+                batch = _Batch(batch.feed, batch.start, raws, batch.source, key)
+                self.stats.inc("batches_merged", len(parts) - 1)
             self.stats.queued = self._apply.qsize()
             try:
                 await self._apply_one(client, batch)
