@@ -146,7 +146,7 @@ def canonical_size(db: Path, feed: str) -> tuple[int, int]:
 
 
 async def receive(
-    b: Path, port: int, feed: str, done: Callable[[int], bool], timeout: float
+    b: Path, port: int, feed: str, done: Callable[[int], bool], within: float
 ) -> dict[str, float]:
     """Run node B until ``done(entries of feed stored)``; when things happened."""
     from edge.ledger.keys import load_key
@@ -164,7 +164,7 @@ async def receive(
     svc.on_stored = on_stored
     task = asyncio.create_task(svc.run())
     try:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while time.monotonic() < deadline:
             if not first and svc.stats.counters["requests_sent"]:
                 first.append(time.time())
@@ -194,7 +194,7 @@ def test_bench_sync(tmp_path: Path) -> None:
         assert n > N  # the entries and their checkpoints
         server = subprocess.Popen([sys.executable, "-c", SERVE, str(a), str(broker.port)])
         try:
-            got = asyncio.run(receive(b, broker.port, feed, lambda end: end >= n, timeout=120))
+            got = asyncio.run(receive(b, broker.port, feed, lambda end: end >= n, within=120))
         finally:
             server.terminate()
             server.wait(timeout=10)
@@ -239,7 +239,7 @@ def live_latencies(root: Path, port: int) -> tuple[float, float, float]:
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == b"ready"
     got = asyncio.run(
-        receive(b, port, feed, lambda _: proc.poll() is not None, timeout=LIVE_SECONDS + 30)
+        receive(b, port, feed, lambda _: proc.poll() is not None, within=LIVE_SECONDS + 30)
     )
     proc.wait(timeout=60)
     proc.stdout.close()
