@@ -11,6 +11,7 @@ for it, and stopping the server does not wait for a verification to finish.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -118,6 +119,14 @@ async def run_server(
         lots=len(app.catalog.lots),
         seconds=round(time.monotonic() - began, 3),
     )
+    if not is_loopback(host):
+        event(
+            "web.plain_http",
+            logging.WARNING,
+            host=host,
+            note="the token and the pages cross the network unencrypted: "
+            "listen on 127.0.0.1 behind a TLS reverse proxy",
+        )
     listener = await open_http(app, host, port)  # OSError: the port is taken, the host not ours
     async with asyncio.TaskGroup() as tg:
         tg.create_task(serve_http(listener, ready=ready, stop=stop))

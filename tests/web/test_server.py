@@ -323,3 +323,18 @@ def test_node_config_gives_spec_limits_resolution_and_zone(scenario: ws.WebScena
         stop_server(srv)
         (folder / "node.toml").unlink()
         (folder / "fill.yaml").unlink()
+
+
+def test_beyond_localhost_with_a_token_warns_of_plain_http(scenario: ws.WebScenario) -> None:
+    srv = start_server(
+        scenario.db, "--listen", "0.0.0.0:0", "--token", TOKEN, "--verify-every", "0"
+    )
+    try:
+        port = srv.url.rsplit(":", 1)[1]
+        assert _request(f"http://127.0.0.1:{port}/lots", token=None)[0] == 401
+        assert _request(f"http://127.0.0.1:{port}/lots")[0] == 200
+        warned = srv.log_lines("event=web.plain_http")
+        assert len(warned) == 1
+        assert "TLS reverse proxy" in warned[0]
+    finally:
+        stop_server(srv)
