@@ -22,6 +22,7 @@ NO_JSON = {
     "sim run": "serves a simulator; its ports are in ports.json",
     "ledger export": "its output is a data format itself (--format csv|epcis)",
     "ledger report": "a document for people (--format html|pdf); trace --json has its data",
+    "serve": "a long-running web server; it logs key=value lines (its chart pages have .json)",
 }
 #: commands another branch of issue 16 gives --json (i16-rules: rules)
 PENDING = {"rules check", "rules explain"}
