@@ -169,6 +169,10 @@ class MqttConfig:
     username: str = ""
     password: str = ""
     keepalive: float = 30.0
+    #: points and devices (by name) whose readings are published as telemetry
+    telemetry: tuple[str, ...] = ()
+    telemetry_interval: float = 1.0  #: how often a telemetry batch is published, seconds
+    telemetry_max_queued: int = 10_000  #: most telemetry readings waiting (oldest dropped)
 
 
 #: where ``[metrics]`` listens when the table gives no ``listen`` (loopback: scraped on the gateway
@@ -302,7 +306,18 @@ KEYS: Mapping[str, tuple[str, ...]] = {
         "key_file",
         "commit_journal",
     ),
-    "mqtt": ("host", "port", "topic_prefix", "client_id", "username", "password", "keepalive"),
+    "mqtt": (
+        "host",
+        "port",
+        "topic_prefix",
+        "client_id",
+        "username",
+        "password",
+        "keepalive",
+        "telemetry",
+        "telemetry_interval",
+        "telemetry_max_queued",
+    ),
     "operators": ("read", "act", "correct"),
     "metrics": ("listen",),
     "sync": tuple(SyncConfig.__slots__),
@@ -409,6 +424,11 @@ def parse_config(text: str, source: Path) -> NodeConfig:
             username=r.get(m, "mqtt", "username", str, ""),
             password=r.get(m, "mqtt", "password", str, ""),
             keepalive=r.duration(m, "mqtt", "keepalive", 30.0),
+            telemetry=_telemetry(r, r.get(m, "mqtt", "telemetry", list, []), points, devices),
+            telemetry_interval=r.duration(m, "mqtt", "telemetry_interval", 1.0),
+            telemetry_max_queued=r.get(
+                m, "mqtt", "telemetry_max_queued", int, 10_000, check=_positive
+            ),
         )
 
     operators = _operators(r, _section(r, data, "operators"))
@@ -487,6 +507,21 @@ def _sync(r: _Reader, data: Mapping[str, Any], base: Path) -> SyncConfig:
         announce_interval=r.duration(s, "sync", "announce_interval", d.announce_interval),
         push_interval=r.duration(s, "sync", "push_interval", d.push_interval),
     )
+
+
+def _telemetry(
+    r: _Reader, names: list[Any], points: Mapping[str, Any], devices: Mapping[str, Any]
+) -> tuple[str, ...]:
+    """``[mqtt] telemetry``: each entry names a point or a device of this file."""
+    out = []
+    for i, name in enumerate(names):
+        if not isinstance(name, str):
+            r.problem(f"mqtt.telemetry[{i}]", f"expected a string, got {_toml_type(name)}")
+        elif name not in points and name not in devices:
+            r.problem(f"mqtt.telemetry[{i}]", f"{name!r} is neither a point nor a device")
+        else:
+            out.append(name)
+    return tuple(out)
 
 
 _OPERATOR = re.compile(r"^(?:\*|@?[A-Za-z0-9_.][A-Za-z0-9_.-]*\$?|mqtt:(?:\*|[^\s/+#]+))$")

@@ -258,6 +258,7 @@ class LedgerBridge:
             "value": recorded_decimal(t.value),
             "limit": recorded_decimal(t.limit),
             "unit": t.unit,  # of value and limit: "degC per 1m" for a rate, "s" for a stale age
+            "statistic": t.statistic,  # what value is: value, rate, age, Nelson 5, Cpk ...
             "severity": str(t.severity),
             "message": t.message,
         }

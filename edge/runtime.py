@@ -5,7 +5,7 @@ Tasks (each named, all inside the group; nothing runs outside it)::
     bus:<name>      one per bus: the drivers' poller, emitting batches of readings
     rules           evaluates readings (and ticks the clock for delays/stale rules), records events
     ledger          the ledger writer: group commits, checkpoints
-    alerts          MQTT alert publisher (only when [mqtt] is configured)
+    alerts          MQTT: the ledger outbox, status, telemetry, commands (only with [mqtt])
     rules-reload    watches the rule files (and SIGHUP) and swaps in a validated new rule set
     control         the local control socket for operator commands (``edge alarm ...``)
     metrics         the Prometheus endpoint (only with [metrics]; edge.metrics, edge.health)
@@ -26,7 +26,9 @@ and is stored by the batch that carries the entries of its events. The rules tas
 rule: between changing the state and appending the entries of what changed, it never yields to
 the event loop (where the writer cuts batches); it waits for room in the writer *before* it
 touches the state. Alarm transitions, operator actions and lot records are committed at once
-(no flush timer); their MQTT alerts and console output leave once they are durable.
+(no flush timer); console output leaves once they are durable, and the MQTT outbox
+(edge.outbox) publishes them from the writer's durable batches, replaying from the ledger
+what a broker outage or a restart kept from it.
 At start the state is rebased to the new run's ``node.start`` (:func:`edge.rules.state.rebase`):
 time does not pass for rules while the node is down.
 """
@@ -43,7 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edge import __version__, failpoints
-from edge.alerts import Alert, AlertPublisher
+from edge.alerts import AlertPublisher
 from edge.commands import OperatorCommand
 from edge.config import NodeConfig
 from edge.config_alarm import CONFIG_RULE, ConfigAlarm
@@ -55,6 +57,7 @@ from edge.health import HealthRegistry, NodeHealth
 from edge.ledger_bridge import EntryArgs, LedgerBridge
 from edge.log import event
 from edge.node_metrics import NodeParts, node_source
+from edge.outbox import OutboxStats
 from edge.readings import Reading
 from edge.rules import (
     AlarmState,
@@ -67,6 +70,7 @@ from edge.rules import (
     load_rules,
 )
 from edge.rules.state import rebase
+from edge.telemetry import Telemetry
 
 if TYPE_CHECKING:
     from edge.ledger.replica_types import PendingRecord
@@ -96,8 +100,8 @@ class NodeSummary:
     activated: int = 0
     cleared: int = 0
     ledger_entries: int = 0
-    alerts_published: int = 0
-    alerts_dropped: int = 0
+    alerts_published: int = 0  #: ledger entries the broker acknowledged (PUBACK)
+    telemetry_dropped: int = 0  #: telemetry readings dropped (oldest first) under pressure
     reloads: int = 0
     reload_failures: int = 0
     bus_stats: dict[str, object] = field(default_factory=dict)
@@ -128,16 +132,17 @@ class Node:
         self._state: EngineState = self._engine.initial_state()
         self._pollers: list[BusPoller] = build_pollers(config)
         self._ledger = LedgerBridge(config)
-        self._alerts = (
-            AlertPublisher(
+        self._telemetry: Telemetry | None = None
+        self._alerts: AlertPublisher | None = None
+        if config.mqtt is not None:
+            self._telemetry = _telemetry(config)
+            self._alerts = AlertPublisher(
                 config.mqtt,
                 config.node_id,
                 on_command=self.apply_command,
                 operators=config.operators,
+                telemetry=self._telemetry,
             )
-            if config.mqtt is not None
-            else None
-        )
         self._last_state_save = 0.0
         self._last_durable = -1  # seq of the newest urgent entry (what shutdown waits for)
         self._control = ControlServer(config.control_socket, self.apply_command, config.operators)
@@ -149,6 +154,11 @@ class Node:
         self.health = HealthRegistry()
         self._health = NodeHealth(config.node_id, {n: p.device for n, p in config.points.items()})
         self.sync: SyncService | None = None  #: the sync task's service (its ``stats``)
+
+    @property
+    def alerts(self) -> AlertPublisher | None:
+        """The MQTT side (its figures: ``alerts.stats``); None without ``[mqtt]``."""
+        return self._alerts
 
     def request_reload(self) -> None:
         """Ask for the rule files to be re-read (SIGHUP)."""
@@ -168,6 +178,8 @@ class Node:
             self._health, __version__, self.summary, self._queue, self._pollers, led.writer,
             self._alerts, self._control, lambda: self._engine.alarm_states(self._state),
         )))  # fmt: skip
+        if self._alerts is not None:
+            self._alerts.attach(led.writer)  # before node.start: it sees every entry of the run
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(led.run(), name="ledger")
@@ -247,7 +259,7 @@ class Node:
                         await self.sync.flush(grace=1.0)
                     sync_task.cancel()
                 if self._alerts is not None and alerts_task is not None:
-                    await self._alerts.drain(grace=1.0)
+                    await self._alerts.close(grace=1.0)  # offline, cursors stored
                     alerts_task.cancel()
                 await led.close()
         finally:
@@ -256,7 +268,8 @@ class Node:
         s.ledger_entries = self._ledger.committed
         s.bus_stats = {p.name: p.stats() for p in self._pollers}
         if self._alerts is not None:
-            s.alerts_published, s.alerts_dropped = self._alerts.published, self._alerts.dropped
+            s.alerts_published = self._alerts.published
+            s.telemetry_dropped = self._alerts.stats.telemetry_dropped
         event("node.stopped", node=cfg.node_id, readings=s.readings, events=s.events,
               ledger_entries=s.ledger_entries)  # fmt: skip
         return s
@@ -312,6 +325,8 @@ class Node:
                 led.add_readings(batch)
                 if self.observer.on_readings:
                     self.observer.on_readings(batch)
+                if self._telemetry is not None:
+                    self._telemetry.offer(batch)
             if self._reload_requested.is_set():
                 self._reload_requested.clear()
                 await self._reload(now)
@@ -333,13 +348,13 @@ class Node:
     def _record(self, ev: RuleEvent, comment: str = "") -> bool:
         """Append the entry of ``ev`` now (no waiting: the caller made room).
 
-        Its alert and console output leave once the entry is durable. Returns True when it is
+        Its console output leaves once the entry is durable (the MQTT outbox sees it then
+        too, from the writer's durable batches). Returns True when it is
         urgent (always, for now: transitions, operator actions and lot records are what someone
         waits for).
         """
         self.summary.events += 1
         led = self._ledger
-        alert: Alert | None
         if isinstance(ev, Transition):
             if ev.from_state != ev.to_state:
                 self._last_change[ev.rule] = ev
@@ -348,18 +363,15 @@ class Node:
             elif ev.event == "cleared":
                 self.summary.cleared += 1
             entry = led.append_now(led.transition_entry(ev, comment))
-            alert = Alert(f"alarms/{ev.rule}", led.transition_body(ev))
         else:
             entry = led.append_now(led.lot_entry(ev))
-            alert = Alert(f"lots/{ev.kind}", {"lot": ev.lot, "ts": ev.ts})
         self._last_durable = entry.seq
-        led.writer.on_durable(entry.seq, lambda: self._announce(ev, alert))
+        led.writer.on_durable(entry.seq, lambda: self._announce(ev))
         return True
 
-    def _announce(self, ev: RuleEvent, alert: Alert) -> None:
-        """The outputs of an event whose entry is durable: MQTT alert, console."""
+    def _announce(self, ev: RuleEvent) -> None:
+        """The outputs of an event whose entry is durable (the outbox has it already), console."""
         if self._alerts is not None:
-            self._alerts.offer(alert)
             hit("alert.published")
         if self.observer.on_event:
             self.observer.on_event(ev)
@@ -389,8 +401,9 @@ class Node:
                 blocked=s.batches_blocked,
                 events=s.events,
                 ledger_committed=self._ledger.committed,
-                alerts_pending=alerts.pending if alerts else 0,
-                alerts_dropped=alerts.dropped if alerts else 0,
+                outbox_depth=alerts.pending if alerts else 0,
+                outbox_delivered=alerts.published if alerts else 0,
+                telemetry_dropped=alerts.stats.telemetry_dropped if alerts else 0,
             )
             for p in self._pollers:
                 b = p.stats()
@@ -635,6 +648,17 @@ def _stats_json(s: AlarmStats, last: Transition | None) -> dict[str, Any]:
         "limit": last.limit if last else None, "unit": last.unit if last else "",
         "message": last.message if last else "",
     }  # fmt: skip
+
+
+def _telemetry(config: NodeConfig) -> Telemetry | None:
+    """The telemetry queue of ``[mqtt] telemetry`` (points, or every point of a device)."""
+    mqtt = config.mqtt
+    if mqtt is None or not mqtt.telemetry:
+        return None
+    chosen = set(mqtt.telemetry)
+    points = [n for n, p in config.points.items() if n in chosen or p.device in chosen]
+    device_of = {n: p.device for n, p in config.points.items()}
+    return Telemetry(points, device_of, OutboxStats(), max_queued=mqtt.telemetry_max_queued)
 
 
 def _mtimes(files: Sequence[Path]) -> tuple[float, ...]:

@@ -21,6 +21,7 @@ The contract other modules (query, trace, export, the runtime, sync) code agains
     cosignatures(feed, size, head, root, witness, ts, sig)  -- witnesses' cosignatures (append-only)
     forks(feed, seq, id, held, branch, source, seen)  -- a second valid history, kept as proof
     sync_events(key, type, body, seen, recorded)  -- sync events owed an entry on our own feed
+    outbox_cursors(stream, feed, seq, updated)  -- last entry of a stream the broker acknowledged
 
 Entry ids are not indexed (migration 3 dropped the id-prefix index that 1 created). Ids are
 random, so each batch of appends landed all over such an index: at a million entries a batch of
@@ -41,6 +42,12 @@ lot and its sums), written by the commit process in the same transaction as the 
 carries the events it reflects, so the state and the entries that record its transitions are
 durable together or not at all (``size``: the feed's length it reflects). It is node-local
 runtime state, not history: replaced in place, never hashed, never synced.
+
+``outbox_cursors`` is the MQTT outbox's delivery cursor per stream (:mod:`edge.outbox`): the seq
+of the last entry of ``feed`` the broker acknowledged on that stream. Node-local like
+``engine_state``: replaced in place, written lazily by the node's outbox (not with batches), never
+hashed or synced; a cursor behind the truth only means entries are published again (subscribers
+de-duplicate by entry id).
 
 Raw readings of the block still being filled (no ``reading_blocks`` row yet) are stored with
 each batch too, so a kill loses at most a flush interval of them; their ``rowid`` is
@@ -232,6 +239,16 @@ CREATE TRIGGER forks_no_delete BEFORE DELETE ON forks
 BEGIN SELECT RAISE(ABORT, 'fork proofs are append-only: DELETE refused'); END;
 """
 
+_OUTBOX_CURSORS = """
+CREATE TABLE outbox_cursors (
+    stream TEXT NOT NULL,
+    feed TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    updated TEXT NOT NULL,
+    PRIMARY KEY (stream, feed)
+);
+"""
+
 #: Every migration, in order. Append only: never edit one that has shipped.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "entries, entry_lots, checkpoints, append-only triggers", _ENTRIES),
@@ -240,6 +257,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "Merkle frontier of each written feed", _FRONTIERS),
     Migration(5, "the feed that owns the file", _OWNER),
     Migration(6, "rule engine state, written with the batch of its events", _ENGINE_STATE),
+    Migration(9, "MQTT outbox delivery cursor per stream", _OUTBOX_CURSORS),
     Migration(10, "sync: peer heads, cosignatures, fork proofs, sync events", _SYNC),
 )
 
@@ -273,8 +291,11 @@ def migrate(conn: sqlite3.Connection) -> int:
         raise StorageError(
             f"database schema version {version} is newer than this edge-qc ({newest})"
         )
+    # Versions are numbered per feature and may land out of order (9 after 10): apply every
+    # one the file lacks, not only those above its highest.
+    applied = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
     for migration in MIGRATIONS:
-        if migration.version <= version:
+        if migration.version in applied:
             continue
         statements = [s.strip() for s in _split(migration.sql) if s.strip()]
         try:
@@ -296,7 +317,7 @@ def migrate(conn: sqlite3.Connection) -> int:
             raise StorageError(
                 f"schema migration {migration.version} ({migration.name}) failed: {exc}"
             ) from exc
-        version = migration.version
+        version = max(version, migration.version)
     return version
 
 

@@ -130,6 +130,8 @@ class LedgerWriter:
         self._retry_delay = _FIRST_RETRY
         # (seq, callback) in seq order: run once our feed's size passes seq (on_durable).
         self._watchers: deque[tuple[int, Callable[[], None]]] = deque()
+        # called with the entries of every durable batch, in order (add_listener)
+        self._listeners: list[Callable[[Sequence[Entry]], None]] = []
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], key: NodeKey, **options: Any) -> LedgerWriter:
@@ -314,6 +316,14 @@ class LedgerWriter:
             callback()
         else:
             self._watchers.append((seq, callback))
+
+    def add_listener(self, listener: Callable[[Sequence[Entry]], None]) -> None:
+        """Call ``listener`` with the entries of every batch once it is durable, in seq order.
+
+        The MQTT outbox (:mod:`edge.outbox`) publishes from here: it sees every durable entry
+        once, however it was appended. Checkpoint entries are included; a listener filters.
+        """
+        self._listeners.append(listener)
 
     async def _wait_for_space(self) -> None:
         """Block while ``queue_size`` entries are not yet durable (back-pressure, not drops)."""
@@ -605,6 +615,11 @@ class LedgerWriter:
         self._waiting_entries -= appended
         if batch.entries:
             hit("batch.durable")
+            for listener in self._listeners:
+                try:
+                    listener(batch.entries)
+                except Exception:  # an output's failure must not stop the ledger
+                    log.exception("ledger %s: a durable-batch listener failed", self.ledger.path)
         self._notify_progress()
         watchers = self._watchers
         size = self.ledger.size

@@ -56,6 +56,8 @@ _A_ACK = AlarmState.ACTIVE_ACK
 _RTN_UNACK = AlarmState.RTN_UNACK
 _GOOD = Quality.GOOD
 _NORMAL = AlarmState.NORMAL
+#: what a transition's value is, per rule kind, when the evaluator names no statistic itself
+_STATISTIC = {"rate": "rate", "stale": "age", "quality": "quality"}
 
 
 #: what a cleared event says when the rule has no ``clear_message``: that the value is back
@@ -262,6 +264,10 @@ class Evaluator:
         del rt
         return ""
 
+    def statistic(self, rt: AlarmRuntime) -> str:
+        """What a transition's value is (``Transition.statistic``): ``value``, ``rate``, ``Cpk``..."""
+        return self.stat_text(rt) or _STATISTIC.get(self.kind, "value")
+
     def render(
         self,
         value: float | None,
@@ -324,6 +330,7 @@ class Evaluator:
             rt.suppressed,
             rt.oos,
             self.value_unit(rt),
+            self.statistic(rt),
         )
         out.append((key, tr))
 
@@ -371,6 +378,7 @@ class Evaluator:
                     suppressed=rt.suppressed,
                     out_of_service=rt.oos,
                     unit=self.value_unit(rt),
+                    statistic=self.statistic(rt),
                 ),
             )
         )

@@ -534,6 +534,7 @@ def _drive_undelayed(
             suppressed,
             oos,
             unit,
+            ev.statistic(rt),
         )
         append(((tc, 1, seq, idx, 0), tr))
         frm = to
