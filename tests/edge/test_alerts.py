@@ -118,13 +118,15 @@ async def test_durable_entries_arrive_in_order_as_ledger_payloads(broker, tmp_pa
     expected = [message_of(parse_entry(r), "plant/gw1")[1] for r in rows]
     assert _dedup(got) == expected
     assert [q["value"] for q in expected] == [f"{i}.5" for i in range(20)]
-    assert expected[0]["lot"] == "L1" and expected[0]["v"] == 1
+    assert expected[0]["lot"] == "L1"
+    assert expected[0]["v"] == 1
     assert pub.stats.streams["alarms"].delivered == 20
     assert pub.stats.streams["alarms"].depth == 0
     states = {t: orjson.loads(b) for t, b, _ in sub.got if "/alarm_states/" in t and b}
     assert states["plant/gw1/alarm_states/r2"]["message"] == "m17"  # latest per rule
     status = [orjson.loads(b)["state"] for t, b, _ in sub.got if t.endswith("/status")]
-    assert status[0] == "online" and status[-1] == "offline"
+    assert status[0] == "online"
+    assert status[-1] == "offline"
 
 
 async def test_outage_longer_than_memory_replays_from_ledger_and_cursor_resumes(  # type: ignore[no-untyped-def]
