@@ -61,7 +61,7 @@ from edge.telemetry import Telemetry
 
 __all__ = ["AlertPublisher"]
 
-_WINDOW = 256  # publishes awaiting their PUBACK per stream (pipelined on the one connection)
+_WINDOW = 128  # publishes awaiting their PUBACK per stream (pipelined on the one connection)
 _CHUNK = 1000  # entries read back from the ledger at a time
 _PUBLISH_TIMEOUT = 10.0  # seconds for a PUBACK before the connection is given up
 _ALARMS = "alarms"
@@ -216,6 +216,8 @@ class AlertPublisher:
                 will=will,
                 max_inflight_messages=_WINDOW * len(STREAMS),
             ) as client:
+                # our window is the bound; aiomqtt would log a warning per publish beyond 10
+                client.pending_calls_threshold = _WINDOW * len(STREAMS) + 16
                 online = status_payload(self._node_id, "online", since=format_ts(time.time()),
                                         version=__version__)  # fmt: skip
                 await client.publish(

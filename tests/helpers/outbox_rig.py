@@ -43,7 +43,9 @@ def scenario_yaml(points: int, period: float, waves: int = 1) -> str:
     ]
     for i in range(points):
         if i < waves:
-            model = f"model: {{kind: square, low: 0, high: 10, period: {period * 1000:g}ms}}"
+            model = (
+                f"model: {{kind: square, low: 0, high: 10, period: {period * 1000:g}ms, step: 1ms}}"
+            )
         else:
             model = f"value: {i}"
         lines.append(f"      p{i}: {{register: {i}, type: uint16, {model}}}")
