@@ -66,10 +66,9 @@ async def _replay(tmp_path: Path, port: int) -> tuple[float, float, float]:
     pub.attach(writer)
     # the subscriber: mosquitto_sub in a process of its own (a Python one here would share
     # this process's interpreter lock with the publisher it measures)
-    sub = subprocess.Popen(
-        ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-q", "1", "-t", "edge/gw1/alarms/#",
-         "-C", str(REPLAY_N)],
-        stdout=subprocess.DEVNULL,
+    sub = await asyncio.create_subprocess_exec(
+        "mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-q", "1", "-t", "edge/gw1/alarms/#",
+        "-C", str(REPLAY_N), stdout=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         await asyncio.sleep(1.0)  # subscribed
@@ -82,16 +81,16 @@ async def _replay(tmp_path: Path, port: int) -> tuple[float, float, float]:
                     await asyncio.sleep(0.002)
             acked, cpu = time.monotonic() - t0, time.process_time() - c0
             async with asyncio.timeout(60):
-                while sub.poll() is None:
+                while sub.returncode is None:
                     await asyncio.sleep(0.002)
             received = time.monotonic() - t0
             await pub.close(grace=1.0)
             p.cancel()
             await writer.aclose()
     finally:
-        if sub.poll() is None:
+        if sub.returncode is None:
             sub.kill()
-        sub.wait()
+        await sub.wait()
     return REPLAY_N / acked, REPLAY_N / received, REPLAY_N / cpu
 
 
