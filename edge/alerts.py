@@ -151,7 +151,15 @@ class AlertPublisher:
 
     async def run(self) -> None:
         """Load the cursors, then publish until cancelled, reconnecting with backoff."""
-        await self._load()
+        while True:
+            try:
+                await self._load()
+                break
+            except (
+                StorageError
+            ) as exc:  # the database is busy or failing: MQTT must not stop the node
+                event("mqtt.outbox_unreadable", logging.ERROR, error=str(exc), retry_in="5s")
+                await asyncio.sleep(5.0)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._persist_cursors(), name="outbox-cursors")
             tg.create_task(self._connect_forever(), name="mqtt-session")
@@ -164,18 +172,23 @@ class AlertPublisher:
             self._started.set()
             return
         end = self._durable_end
+        # everything read first, then applied: a failed read (retried by run()) changes nothing
         cursors = await asyncio.to_thread(store.cursors)
         latest = await asyncio.to_thread(store.latest_per_rule, STREAMS[_ALARMS], end - 1)
+        waiting: dict[str, tuple[int, str | None]] = {}
+        for name, s in self.streams.items():
+            cursor = cursors.get(name, -1)
+            n = await asyncio.to_thread(store.count, s.types, cursor, end - 1)
+            first = await asyncio.to_thread(store.entries, s.types, cursor, end - 1, 1) if n else []
+            waiting[name] = (n, first[0].ts if first else None)
         for rule, seq in latest.items():
             self._latest.setdefault(rule, seq)  # newer ones came through the listener
         for name, s in self.streams.items():
-            cursor = cursors.get(name, -1)
-            waiting = await asyncio.to_thread(store.count, s.types, cursor, end - 1)
-            s.start(cursor, end)
-            s.stats.depth += waiting
-            if waiting:
-                first = await asyncio.to_thread(store.entries, s.types, cursor, end - 1, 1)
-                s.stats.oldest = first[0].ts if first else s.stats.oldest
+            n, oldest = waiting[name]
+            s.start(cursors.get(name, -1), end)
+            s.stats.depth += n
+            if oldest is not None:
+                s.stats.oldest = oldest
         event("mqtt.outbox", **{f"{n}_waiting": s.stats.depth for n, s in self.streams.items()})
         self._started.set()
 
