@@ -301,11 +301,12 @@ class AlertPublisher:
         """The next chunk of ``stream`` from the ledger (after the part already read)."""
         assert self._store is not None
         upto = stream.complete_after
-        # with [ledger] commit_journal, durable entries may still be in the journal
-        self._move_journal()
-        chunk = await asyncio.to_thread(
-            self._store.entries, stream.types, stream.fetched, upto, _CHUNK
-        )
+        store = self._store
+        if await asyncio.to_thread(store.stored_end) <= upto:
+            # With [ledger] commit_journal, durable entries may still be in the commit journal:
+            # move it now (only then: the commit process moves it in bulk otherwise).
+            self._move_journal()
+        chunk = await asyncio.to_thread(store.entries, stream.types, stream.fetched, upto, _CHUNK)
         stream.fetched = chunk[-1].seq if len(chunk) == _CHUNK else upto
         return chunk
 

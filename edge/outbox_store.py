@@ -90,6 +90,16 @@ class OutboxStore:
             raise StorageError(f"ledger {self.path}: outbox read past seq {upto}")
         return out
 
+    def stored_end(self) -> int:
+        """Our feed's largest seq in the database + 1 (entries still in a commit journal aside)."""
+        with self._lock, map_exceptions(SQL_ERRORS, f"ledger {self.path}: outbox replay"):
+            row = (
+                self._connection()
+                .execute("SELECT max(seq) FROM entries WHERE feed = ?", (self.feed,))
+                .fetchone()
+            )
+        return -1 if row[0] is None else int(row[0]) + 1
+
     def count(self, types: Sequence[str], after: int, upto: int) -> int:
         """How many entries of ``types`` have ``after < seq <= upto``."""
         marks = ",".join("?" * len(types))
