@@ -35,6 +35,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import aiomqtt
 import orjson
@@ -59,12 +60,20 @@ from edge.outbox_payloads import STREAM_OF, alarm_state_payload, message_of, sta
 from edge.outbox_store import OutboxStore
 from edge.telemetry import Telemetry
 
-__all__ = ["AlertPublisher"]
+__all__ = ["Alert", "AlertPublisher"]
 
 _WINDOW = 128  # publishes awaiting their PUBACK per stream (pipelined on the one connection)
 _CHUNK = 1000  # entries read back from the ledger at a time
 _PUBLISH_TIMEOUT = 10.0  # seconds for a PUBACK before the connection is given up
 _ALARMS = "alarms"
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """A notice that is no ledger entry (sync's fork and rollback alarms): topic suffix, body."""
+
+    suffix: str
+    body: dict[str, object]
 
 
 class AlertPublisher:
@@ -111,6 +120,11 @@ class AlertPublisher:
         self._started = asyncio.Event()  # cursors loaded: streams may be served
         self._latest: dict[str, int] = {}  # rule -> seq of its latest transition (durable)
         self._client: aiomqtt.Client | None = None
+        #: notices (:meth:`offer`): best effort, bounded; the oldest dropped and counted
+        self._notices: deque[Alert] = deque()
+        self._notice_max = 1000
+        self._notice_ready = asyncio.Event()
+        self.dropped = 0  #: notices dropped, oldest first, from a full notice queue
         self._acked = asyncio.Event()  # set when a PUBACK moved a cursor (close() waits on it)
         self.connected = False
 
@@ -137,6 +151,18 @@ class AlertPublisher:
                     self._latest[rule] = e.seq
             streams[name].offer(e)
 
+    def offer(self, alert: Alert) -> None:
+        """Queue a notice (QoS 1 on ``<prefix>/<node>/<suffix>``, not retained; never waits).
+
+        For what the ledger does not hold (yet): sync's alarms. When more than 1,000 wait for the
+        broker, the oldest is dropped and counted (:attr:`dropped`).
+        """
+        if len(self._notices) >= self._notice_max:
+            self._notices.popleft()
+            self.dropped += 1
+        self._notices.append(alert)
+        self._notice_ready.set()
+
     @property
     def published(self) -> int:
         """Stream entries acknowledged by the broker this run."""
@@ -144,8 +170,8 @@ class AlertPublisher:
 
     @property
     def pending(self) -> int:
-        """Stream entries not yet acknowledged."""
-        return self.stats.depth
+        """Stream entries not yet acknowledged, and notices waiting."""
+        return self.stats.depth + len(self._notices)
 
     # -- the task -----------------------------------------------------------------------------
 
@@ -247,6 +273,7 @@ class AlertPublisher:
                         tg.create_task(self._deliver(client, s), name=f"outbox:{s.name}")
                     if self.telemetry is not None:
                         tg.create_task(self._telemetry_loop(client), name="telemetry")
+                    tg.create_task(self._notice_loop(client), name="notices")
                     if self._on_command is not None:
                         # one level: cmd/<user>; results go to cmd/<user>/result, not matched
                         await client.subscribe(f"{self._prefix}/cmd/+", qos=1)
@@ -382,6 +409,19 @@ class AlertPublisher:
                 )  # fmt: skip
                 self.stats.telemetry_published += 1
                 self.stats.telemetry_readings += len(body["readings"])
+
+    async def _notice_loop(self, client: aiomqtt.Client) -> None:
+        while True:
+            while self._notices:
+                alert = self._notices[0]
+                await client.publish(
+                    f"{self._prefix}/{alert.suffix}", orjson.dumps(alert.body), qos=1,
+                    timeout=_PUBLISH_TIMEOUT,
+                )  # fmt: skip
+                if self._notices and self._notices[0] is alert:  # (not dropped meanwhile)
+                    self._notices.popleft()
+            self._notice_ready.clear()
+            await self._notice_ready.wait()
 
     # -- shutdown -----------------------------------------------------------------------------
 

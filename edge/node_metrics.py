@@ -143,7 +143,7 @@ def _queues(p: NodeParts) -> Iterable[Metric]:
     if p.alerts is not None:
         yield _c("edge_alerts_published_total", "Alerts the broker acknowledged.",
                  Sample(float(p.alerts.published)))  # fmt: skip
-        yield _c("edge_alerts_dropped_total", "Alerts dropped, oldest first, when the queue was full.",
+        yield _c("edge_alerts_dropped_total", "Notices (no ledger entry) dropped, oldest first.",
                  Sample(float(p.alerts.dropped)))  # fmt: skip
         yield _g("edge_mqtt_connected", "1 while connected to the broker.",
                  Sample(float(p.alerts.connected)))  # fmt: skip

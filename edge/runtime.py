@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edge import __version__, failpoints
-from edge.alerts import AlertPublisher
+from edge.alerts import Alert, AlertPublisher
 from edge.commands import OperatorCommand
 from edge.config import NodeConfig
 from edge.config_alarm import CONFIG_RULE, ConfigAlarm
@@ -58,6 +58,7 @@ from edge.ledger_bridge import EntryArgs, LedgerBridge
 from edge.log import event
 from edge.node_metrics import NodeParts, node_source
 from edge.outbox import OutboxStats
+from edge.outbox_metrics import outbox_source
 from edge.readings import Reading
 from edge.rules import (
     AlarmState,
@@ -180,6 +181,7 @@ class Node:
         )))  # fmt: skip
         if self._alerts is not None:
             self._alerts.attach(led.writer)  # before node.start: it sees every entry of the run
+            self.health.add("outbox", outbox_source(self._alerts))
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(led.run(), name="ledger")
