@@ -119,3 +119,19 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StorageError, match="newer than this edge-qc"):
         schema.migrate(conn)
     conn.close()
+
+
+def test_a_version_that_lands_after_a_higher_one_is_still_applied(tmp_path: Path) -> None:
+    # a file migrated by a build that had 10 (sync) but not yet 9 (the outbox's cursors)
+    conn = sqlite3.connect(tmp_path / "l.db", isolation_level=None)
+    every = schema.MIGRATIONS
+    schema.MIGRATIONS = tuple(m for m in every if m.version != 9)
+    try:
+        schema.migrate(conn)
+    finally:
+        schema.MIGRATIONS = every
+    assert "outbox_cursors" not in {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    assert schema.migrate(conn) == schema.MIGRATIONS[-1].version
+    assert "outbox_cursors" in {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    versions = [v for (v,) in conn.execute("SELECT version FROM schema_migrations ORDER BY 1")]
+    assert versions == [m.version for m in schema.MIGRATIONS]
