@@ -34,7 +34,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import aiomqtt
@@ -66,6 +66,10 @@ _WINDOW = 128  # publishes awaiting their PUBACK per stream (pipelined on the on
 _CHUNK = 1000  # entries read back from the ledger at a time
 _PUBLISH_TIMEOUT = 10.0  # seconds for a PUBACK before the connection is given up
 _ALARMS = "alarms"
+
+
+async def _nothing() -> None:
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +120,7 @@ class AlertPublisher:
         self._cursor_interval = cursor_interval
         self._store: OutboxStore | None = None
         self._durable_end = 0
-        self._move_journal: Callable[[], int] = lambda: 0
+        self._sync_ledger: Callable[[], Awaitable[None]] = _nothing
         self._started = asyncio.Event()  # cursors loaded: streams may be served
         self._latest: dict[str, int] = {}  # rule -> seq of its latest transition (durable)
         self._client: aiomqtt.Client | None = None
@@ -136,7 +140,7 @@ class AlertPublisher:
         assert key is not None
         self._store = OutboxStore(writer.ledger.path, key.feed)
         self._durable_end = writer.size
-        self._move_journal = writer.ledger.move_journal
+        self._sync_ledger = writer.sync
         writer.add_listener(self._on_durable)
 
     def _on_durable(self, entries: Sequence[Entry]) -> None:
@@ -330,9 +334,10 @@ class AlertPublisher:
         upto = stream.complete_after
         store = self._store
         if await asyncio.to_thread(store.stored_end) <= upto:
-            # With [ledger] commit_journal, durable entries may still be in the commit journal:
-            # move it now (only then: the commit process moves it in bulk otherwise).
-            self._move_journal()
+            # Durable entries may still be in the commit journal (unsigned until the writer's
+            # next checkpoint): have them signed and moved now. Only when the database lacks
+            # what must be read: the writer moves the journal in bulk otherwise (SD-card wear).
+            await self._sync_ledger()
         chunk = await asyncio.to_thread(store.entries, stream.types, stream.fetched, upto, _CHUNK)
         stream.fetched = chunk[-1].seq if len(chunk) == _CHUNK else upto
         return chunk
@@ -370,6 +375,9 @@ class AlertPublisher:
             if seq > cursor:
                 continue
             entry = await asyncio.to_thread(store.entry, seq)
+            if entry is None:  # still in the commit journal: have it moved in, then read it
+                await self._sync_ledger()
+                entry = await asyncio.to_thread(store.entry, seq)
             if entry is not None:
                 await self._publish_state(client, rule, message_of(entry, self._prefix)[1])
 

@@ -27,7 +27,11 @@ __all__ = ["OutboxStore"]
 
 
 class OutboxStore:
-    """Reads a feed's stream entries and reads/writes its cursors (thread-safe, one connection)."""
+    """Reads a feed's stream entries and reads/writes its cursors (thread-safe, one connection).
+
+    Every query is read to its end (``fetchall``): a statement left unfinished keeps its read
+    transaction, and the connection would go on seeing the database as it was then.
+    """
 
     def __init__(self, path: str | os.PathLike[str], feed: str) -> None:
         self.path = Path(path)
@@ -49,8 +53,10 @@ class OutboxStore:
     def cursors(self) -> dict[str, int]:
         """The stored cursor of every stream of our feed (stream -> seq)."""
         with self._lock, map_exceptions(SQL_ERRORS, f"ledger {self.path}: outbox cursors"):
-            rows = self._connection().execute(
-                "SELECT stream, seq FROM outbox_cursors WHERE feed = ?", (self.feed,)
+            rows = (
+                self._connection()
+                .execute("SELECT stream, seq FROM outbox_cursors WHERE feed = ?", (self.feed,))
+                .fetchall()
             )
             return {stream: int(seq) for stream, seq in rows}
 
@@ -96,9 +102,9 @@ class OutboxStore:
             row = (
                 self._connection()
                 .execute("SELECT max(seq) FROM entries WHERE feed = ?", (self.feed,))
-                .fetchone()
+                .fetchall()
             )
-        return -1 if row[0] is None else int(row[0]) + 1
+        return -1 if row[0][0] is None else int(row[0][0]) + 1
 
     def count(self, types: Sequence[str], after: int, upto: int) -> int:
         """How many entries of ``types`` have ``after < seq <= upto``."""
@@ -111,9 +117,9 @@ class OutboxStore:
                     f"AND type IN ({marks})",
                     (self.feed, after, upto, *types),
                 )
-                .fetchone()
+                .fetchall()
             )
-        return int(row[0])
+        return int(row[0][0])
 
     def latest_per_rule(self, types: Sequence[str], upto: int) -> dict[str, int]:
         """Per alarm rule, the seq of its latest transition with ``seq <= upto``."""
@@ -136,9 +142,9 @@ class OutboxStore:
             row = (
                 self._connection()
                 .execute("SELECT raw FROM entries WHERE feed = ? AND seq = ?", (self.feed, seq))
-                .fetchone()
+                .fetchall()
             )
-        return parse_entry(row[0]) if row is not None else None
+        return parse_entry(row[0][0]) if row else None
 
     def close(self) -> None:
         """Close the connection (idempotent)."""

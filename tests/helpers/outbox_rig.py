@@ -23,6 +23,7 @@ from typing import Any
 import aiomqtt
 import orjson
 
+from edge.cli.ledger_query import sync_node
 from edge.ledger.entry import parse_entry
 from edge.outbox_payloads import STREAMS, message_of
 
@@ -86,7 +87,7 @@ def start_node(node_dir: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def stop_node(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> str:
+def stop_node(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> str:
     """SIGTERM, wait; the node's stderr."""
     proc.terminate()
     try:
@@ -184,10 +185,15 @@ def dedup(payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def ledger_messages(db: Path, stream: str, prefix: str = "edge/gw1") -> list[dict[str, Any]]:
-    """The payloads the ledger's entries of ``stream`` make, in seq order (the oracle)."""
+    """The payloads the ledger's entries of ``stream`` make, in seq order (the oracle).
+
+    A running node is asked first to move its commit journal into the database (as ``edge
+    ledger query`` does), so the database holds every entry committed until now.
+    """
     types = STREAMS[stream]
     if not db.exists():
         return []
+    sync_node(db, db.parent / "control.sock")
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         rows = conn.execute(
