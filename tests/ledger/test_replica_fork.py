@@ -346,3 +346,26 @@ def test_a_longer_second_history_offered_from_our_end_leads_back_to_the_fork(nod
     assert fork_at >= asked[-1]
     assert feed_raws(tmp_path / "b.db", a.feed) == original
     rb.close()
+
+
+def test_a_peer_announcing_less_than_before_does_not_erase_the_evidence(nodes) -> None:  # type: ignore[no-untyped-def]
+    tmp_path, a, b = nodes
+    raws = feed_raws(tmp_path / "a.db", a.feed)
+    checkpoints = [r for r in raws if orjson.loads(r)["type"] == "checkpoint"]
+    shutil.move(tmp_path / "backup.db", tmp_path / "old.db")
+    old = Replica.open(tmp_path / "old.db", a, trust(b, own=a), take_lock=True)
+    end = old.end(a.feed)
+    assert old.record_peer_head(b.feed, checkpoints[-1], now=T0).own_behind
+    # the peer's own file went back (its backup restored): it now announces less
+    again = old.record_peer_head(b.feed, checkpoints[0], now=T0 + 1)
+    assert again.accepted
+    assert not again.ahead
+    check = old.own_check()
+    assert (check.status, check.end, check.highest_end) == (
+        OwnStatus.BEHIND,
+        end,
+        Checkpoint.from_raw(checkpoints[-1]).end,
+    )
+    (mine,) = [s for s in old.status() if s.feed == a.feed]
+    assert [p.end for p in mine.peers] == [Checkpoint.from_raw(checkpoints[0]).end]  # as announced
+    old.close()
