@@ -369,3 +369,32 @@ def test_a_peer_announcing_less_than_before_does_not_erase_the_evidence(nodes) -
     (mine,) = [s for s in old.status() if s.feed == a.feed]
     assert [p.end for p in mine.peers] == [Checkpoint.from_raw(checkpoints[0]).end]  # as announced
     old.close()
+
+
+async def test_entries_still_in_the_commit_journal_are_no_rollback(tmp_path: Path) -> None:
+    """With the commit journal, a small batch is durable in <db>.eqj seconds before it is in the
+    database; a peer that got it live announces it. That is not our feed running behind."""
+    key, peer = NodeKey.generate(), NodeKey.generate()
+    path = tmp_path / "gw.db"
+    writer = LedgerWriter.open(path, key, journal_age=600.0)  # keep it in the journal
+    replica = Replica.open(path, key, trust(peer, own=key))
+    async with asyncio.TaskGroup() as tg:
+        task = tg.create_task(writer.run())
+        entry = await writer.append("alarm", {"n": 1}, ts=T0)
+        writer.commit_now()
+        await writer.durable(entry.seq)
+        head = writer.ledger.head
+        assert head is not None
+        assert head.type == "checkpoint"
+        assert replica.end(key.feed) < head.seq + 1  # not in the database yet
+        replica.follow_writer(lambda: writer.size)
+        seen = replica.record_peer_head(peer.feed, head.raw, now=T0)
+        assert seen.accepted
+        assert not seen.own_behind
+        assert not seen.ahead
+        assert replica.own_check().status is OwnStatus.OK
+        assert replica.pending_records() == []
+        replica.follow_writer(None)  # without it, the database alone says "behind"
+        assert replica.own_check().status is OwnStatus.BEHIND
+        task.cancel()
+    replica.close()
