@@ -15,6 +15,7 @@ the connection (the byte stream can no longer be trusted to be in step).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import struct
 from collections import deque
 from collections.abc import Callable
@@ -78,6 +79,9 @@ class TcpTransport(ModbusTransport):
         writer, self._writer, self._reader = self._writer, None, None
         if writer is not None:
             writer.close()
+            with contextlib.suppress(OSError, TimeoutError):
+                async with asyncio.timeout(1.0):  # the socket is released, not left to the GC
+                    await writer.wait_closed()
 
     def shutdown(self) -> None:
         """Release the endpoint lock (after close)."""
