@@ -2,7 +2,7 @@
 
 The page is :func:`edge.office.build_lot_report`'s content (the same rows the HTML and PDF
 lot reports print, so the three never disagree) laid out for the browser: times in the site
-zone with UTC on hover, links between entries, the charts inline as SVG (their limits and
+zone with UTC on hover, entry ids on hover, the charts inline as SVG (their limits and
 Nelson hits are elements a browser can inspect), the verification status of each feed from
 the server's latest background verification, and the downloads.
 """
