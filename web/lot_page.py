@@ -125,9 +125,12 @@ def lot_route(app: WebApp, request: Request, rest: list[str]) -> Response:
         data = text.encode("utf-8") if text.startswith("\ufeff") else ("\ufeff" + text).encode()
         return _download(data, "text/csv; charset=utf-8", _filename(lot, ".csv"))
     if what == "epcis.json":
-        from edge.ledger.epcis import epcis_document
+        from edge.ledger.epcis import epcis_document, valid_gtin
 
-        doc = epcis_document(trace, now=datetime.now(UTC))
+        # the product's GTIN when the lot's entries record one (as `export --gtin` would give it)
+        gtins = {str(e.entry.body.get("gtin")) for e in trace.events if e.entry.body.get("gtin")}
+        gtin = next((g for g in sorted(gtins) if valid_gtin(g)), None)
+        doc = epcis_document(trace, now=datetime.now(UTC), gtin=gtin)
         return _download(
             orjson.dumps(doc, option=orjson.OPT_INDENT_2),
             "application/ld+json",

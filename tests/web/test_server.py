@@ -338,3 +338,9 @@ def test_beyond_localhost_with_a_token_warns_of_plain_http(scenario: ws.WebScena
         assert "TLS reverse proxy" in warned[0]
     finally:
         stop_server(srv)
+
+
+def test_epcis_download_uses_the_recorded_gtin(server: Server) -> None:
+    status, body = _request(server.url + "/lot/L-OTHER/epcis.json")
+    assert status == 200
+    assert f"https://id.gs1.org/01/{ws.GTIN}/10/L-OTHER".encode() in body
