@@ -292,7 +292,9 @@ class Replica:
                 if result is not None:
                     self._count(result)
                     return result
-            raise StorageError(f"{self._where()}: feed {feed[:16]} kept moving while accepting")
+            raise StorageError(
+                f"{self._where()}: feed {str(feed)[:16]} kept moving while accepting"
+            )
 
     def _count(self, result: AcceptResult) -> None:
         stats = self._stats
@@ -339,10 +341,12 @@ class Replica:
         self, feed: str, start: int, raws: list[bytes], now: float, source: str
     ) -> AcceptResult | None:
         own = feed == self.feed
-        if not self.trusted(feed):
-            return self._reject(feed, Reason.UNTRUSTED, f"feed {feed[:16]} is not trusted")
+        if not isinstance(feed, str) or not self.trusted(feed):
+            return self._reject(feed, Reason.UNTRUSTED, f"feed {str(feed)[:16]} is not trusted")
         if not raws or type(start) is not int or start < 0:
             return self._reject(feed, Reason.MALFORMED, "empty batch or bad start")
+        if not all(type(raw) is bytes for raw in raws):
+            return self._reject(feed, Reason.MALFORMED, "an entry is not bytes")
         if len(raws) > MAX_BATCH_ENTRIES or sum(map(len, raws)) > MAX_BATCH_BYTES:
             return self._reject(feed, Reason.TOO_LARGE, f"{len(raws)} entries")
         end, last = self._end(feed)

@@ -214,6 +214,9 @@ def test_oversize_and_empty_batches(pair, keys) -> None:  # type: ignore[no-unty
     assert (empty.outcome, empty.reason) == (Outcome.REJECTED, Reason.MALFORMED)
     negative = rb.accept(a.feed, -1, [b"{}"], now=T0)
     assert negative.reason is Reason.MALFORMED
+    for junk in (["text"], [None], [7], [b"{}", bytearray(b"{}")]):
+        assert rb.accept(a.feed, 0, junk, now=T0).reason is Reason.MALFORMED  # type: ignore[arg-type]
+    assert rb.accept(7, 0, [b"{}"], now=T0).reason is Reason.UNTRUSTED  # type: ignore[arg-type]
     assert rb.end(a.feed) == 0
 
 
