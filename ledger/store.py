@@ -389,7 +389,7 @@ class Ledger:
             closed.digest_body(number),
             ts=ts if ts is not None else parse_ts(closed.last_ts),
         )
-        self._pending_rows.extend(block.take())
+        # no take(): the closing batch stores the whole block (and drops its staged pieces)
         self._pending_blocks.append((number, closed, entry.id))
         self._open_block = OpenBlock(number + 1)
         return entry
