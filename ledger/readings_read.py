@@ -130,6 +130,8 @@ def stored_blocks(conn: sqlite3.Connection) -> Iterator[tuple[int, list[Item] | 
         blocks.update(b for (b,) in conn.execute("SELECT block FROM reading_data"))
         blocks.update(b for (b,) in conn.execute("SELECT DISTINCT block FROM reading_stage"))
     closed = {b for (b,) in conn.execute("SELECT block FROM reading_blocks")}
+    if "reading_data" in tables:
+        closed.update(b for (b,) in conn.execute("SELECT block FROM reading_data"))
     for block in sorted(blocks):
         try:
             items = block_items(conn, block) if block in closed else open_block_items(conn, block)
