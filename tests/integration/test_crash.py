@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from stored_readings import stored
 
 from edge.errors import StorageError
 from edge.firmware_sim import SimulatorThread, load_scenario
@@ -397,9 +398,7 @@ def _check_readings(lane: Lane, entries: list[dict[str, Any]]) -> None:
     starts = [parse_ts(e["ts"]) for e in entries if e["type"] == "node.start"]
     conn = _connect(lane.db)
     try:
-        stamps = sorted(
-            parse_ts(ts) for (ts,) in conn.execute("SELECT ts FROM readings WHERE point = 'temp'")
-        )
+        stamps = sorted(parse_ts(r.ts) for r in stored(conn) if r.point == "temp")
     finally:
         conn.close()
     bounds = [*starts, float("inf")]

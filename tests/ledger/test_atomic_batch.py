@@ -11,14 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from stored_readings import stored
 
 from edge.ledger import create_key_file
 from edge.ledger.keys import NodeKey
 from edge.ledger.store import Ledger
 from edge.ledger.writer import LedgerWriter
 from edge.readings import Reading
-
-from stored_readings import stored
 
 from .conftest import T0, assert_verifies
 

@@ -17,8 +17,8 @@ from click.testing import CliRunner
 from edge.cli import main
 from edge.errors import RollbackRefused
 from edge.ledger.keys import NodeKey
-from edge.ledger.store import Ledger, connect
 from edge.ledger.readings_codec import Item, encode
+from edge.ledger.store import Ledger, connect
 from edge.ledger.verify import Kind, Report, verify_db
 from edge.ledger.verify_readings import check_readings
 
@@ -524,7 +524,9 @@ def test_every_single_byte_changed_in_a_block_is_named(db: Path) -> None:
             conn.execute("UPDATE reading_data SET data = ? WHERE block = 1", (bytes(changed),))
             report = Report()
             check_readings(conn, report, None)
-            assert [(p.seq, p.kind) for p in report.problems] == [(11, Kind.CHANGED_READINGS)], offset
+            assert [(p.seq, p.kind) for p in report.problems] == [(11, Kind.CHANGED_READINGS)], (
+                offset
+            )
     finally:
         conn.close()
 
