@@ -176,7 +176,10 @@ def test_a_ledger_reads_back_what_it_recorded(
         ledger.close()
         conn = sqlite3.connect(path)
         try:
-            back = [(r.point, r.unit, parse_micros(r.ts), r.value, r.quality) for r in read_readings(conn)]
+            back = [
+                (r.point, r.unit, parse_micros(r.ts), r.value, r.quality)
+                for r in read_readings(conn)
+            ]
             assert typed(back) == typed(items)
             assert verify_db(conn).ok
         finally:
