@@ -197,19 +197,21 @@ def read_summaries(
     if points:
         clauses.append(f"point IN ({', '.join('?' for _ in points)})")
         args.extend(points)
-    if since is not None:
+    if since is not None:  # periods starting in the window: a start is a whole second
         clauses.append("start >= ?")
-        args.append(since)
+        args.append(-(-parse_micros(since) // 1_000_000))
     if until is not None:
         clauses.append("start < ?")
-        args.append(until)
+        args.append(-(-parse_micros(until) // 1_000_000))
     sql = (
         "SELECT point, start, count, vmin, vmax, mean, m2 FROM reading_summaries"
         f" WHERE {' AND '.join(clauses)} ORDER BY point, start"
     )
     for point, start, count, vmin, vmax, mean, m2 in conn.execute(sql, args):
         std = math.sqrt(max(m2, 0.0) / (count - 1)) if count > 1 else 0.0
-        yield Summary(point, start, seconds, count, vmin, vmax, mean, std)
+        yield Summary(
+            point, format_micros(start * 1_000_000), seconds, count, vmin, vmax, mean, std
+        )
 
 
 def pruned_in_window(conn: sqlite3.Connection, since: str | None, until: str | None) -> int:

@@ -4,8 +4,8 @@ Raw readings are pruned by retention and by the disk budget; a control chart ove
 only, per point and period, how many readings there were and their minimum, maximum, mean and
 spread. Each closed block adds its numeric readings of quality ``good`` (ints and floats; bits,
 text and readings without a value are not summarised) to the rows of table
-``reading_summaries`` (point, seconds, start) -- ``seconds`` 60 or 3600, ``start`` the RFC 3339
-start of the period in UTC -- in the transaction that stores the block, merging with what
+``reading_summaries`` (point, seconds, start) -- ``seconds`` 60 or 3600, ``start`` the start of
+the period in whole seconds since the epoch (UTC; an integer keeps the row small) -- in the transaction that stores the block, merging with what
 earlier blocks put in the same period. A row holds count, min, max, mean and ``m2`` (the sum of
 squared differences from the mean), merged by Chan et al.'s pairwise update, which stays exact
 where sums of squares cancel (a 500 g fill weight varying by 0.1 g). Pruning never touches
@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from edge.ledger.readings_codec import Item, format_micros
+from edge.ledger.readings_codec import Item
 
 __all__ = ["PERIODS", "UPSERT", "SummaryRow", "summarize"]
 
-#: (point, seconds, start, count, min, max, mean, m2)
-SummaryRow = tuple[str, int, str, int, float, float, float, float]
+#: (point, seconds, start in epoch seconds, count, min, max, mean, m2)
+SummaryRow = tuple[str, int, int, int, float, float, float, float]
 #: The summary periods, in seconds: a minute and an hour.
 PERIODS = (60, 3600)
 
@@ -64,6 +64,6 @@ def summarize(items: Iterable[Item]) -> tuple[SummaryRow, ...]:
             a[4] += delta * (x - mean)
             a[3] = mean
     return tuple(
-        (point, period, format_micros(start * 1_000_000), int(a[0]), a[1], a[2], a[3], a[4])
+        (point, period, start, int(a[0]), a[1], a[2], a[3], a[4])
         for (point, period, start), a in sorted(acc.items())
     )

@@ -255,7 +255,7 @@ CREATE TABLE reading_stage (
 CREATE TABLE reading_summaries (
     point TEXT NOT NULL,
     seconds INTEGER NOT NULL,
-    start TEXT NOT NULL,
+    start INTEGER NOT NULL,
     count INTEGER NOT NULL,
     vmin REAL NOT NULL,
     vmax REAL NOT NULL,
