@@ -237,6 +237,8 @@ CREATE TRIGGER forks_no_update BEFORE UPDATE ON forks
 BEGIN SELECT RAISE(ABORT, 'fork proofs are append-only: UPDATE refused'); END;
 CREATE TRIGGER forks_no_delete BEFORE DELETE ON forks
 BEGIN SELECT RAISE(ABORT, 'fork proofs are append-only: DELETE refused'); END;
+"""
+
 # Compressed readings (:mod:`edge.ledger.readings_codec`): ~2-5 bytes a reading instead of ~128
 # as rows. ``bytes`` is a block's stored size, which the disk budget adds up; the partial index
 # finds the oldest blocks still stored without reading past the pruned ones. Blocks stored as rows
