@@ -48,11 +48,11 @@ class ReadingsBudget:
         """Whether any bound is configured."""
         return self.max_bytes is not None or self.min_free is not None
 
-    def stored_bytes(self, writer: LedgerWriter) -> int:
+    async def stored_bytes(self, writer: LedgerWriter) -> int:
         """The kept blocks' compressed bytes (read once, then followed in memory)."""
         ledger = writer.ledger
         if self._base is None:
-            ledger.move_journal()
+            await writer.sync()  # blocks in the commit journal count too
             (total,) = ledger.conn.execute(
                 "SELECT coalesce(sum(bytes), 0) FROM reading_blocks WHERE pruned = 0"
             ).fetchone()
@@ -65,7 +65,7 @@ class ReadingsBudget:
         Raises:
             StorageError: the prune could not be recorded or done (the next check retries).
         """
-        stored = self.stored_bytes(writer)
+        stored = await self.stored_bytes(writer)
         free = shutil.disk_usage(self.folder).free if self.min_free is not None else None
         over = (self.max_bytes is not None and stored > self.max_bytes) or (
             self.min_free is not None and free is not None and free < self.min_free

@@ -557,7 +557,7 @@ class LedgerWriter:
         """
         self._check_open()
         now = time.time() if now is None else now
-        self.ledger.move_journal()
+        await self.sync()  # blocks closed by journaled batches count too
         with map_exceptions(SQL_ERRORS, f"ledger {self.ledger.path}: prune readings"):
             plan = plan_budget_prune(
                 self.ledger.conn,

@@ -126,7 +126,7 @@ def _node_toml(lane: Lane, failpoint: str | None = None) -> str:
 
     A run to die inside a transaction (``commit.*``) writes every batch straight to SQLite
     (``commit_journal = false``, the default config): with the journal, small batches wait up to
-    10 s for a move, and compressed readings blocks are small, so a run would seldom reach one
+    120 s for a move, and compressed readings blocks are small, so a run would seldom reach one
     before the test kills it; the database files are the same either way, and the next start
     moves what a journal run left.
     """
