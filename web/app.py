@@ -20,7 +20,7 @@ from datetime import tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edge.errors import EdgeError
+from edge.errors import EdgeError, StorageError
 from edge.log import event
 from edge.web.auth import COOKIE, Access
 from edge.web.catalog import Catalog
@@ -103,9 +103,16 @@ class WebApp:
         return self.settings.names.get(feed) or station.name
 
     def __call__(self, request: Request) -> Response:
-        """Answer one request (never raises: failures are a 500 page and a log line)."""
+        """Answer one request (never raises: failures are a 503/500 page and a log line)."""
         try:
             return self._answer(request)
+        except (
+            sqlite3.Error,
+            StorageError,
+        ) as exc:  # locked, gone or damaged: say so, keep serving
+            event("web.ledger_unreadable", logging.WARNING, path=request.path, error=str(exc))
+            body = f'<p class="error">The ledger cannot be read now: {esc(exc)}</p>'
+            return self.html(503, "Ledger unreadable", body)
         except EdgeError as exc:
             event("web.error", logging.WARNING, path=request.path, error=str(exc))
             return self.html(500, "Cannot show this", f'<p class="error">{esc(exc)}</p>')
