@@ -276,8 +276,14 @@ def _drive(lane: Lane) -> Lane:
         lane.runs.append(run)
         _check_state_matches_ledger(lane, f"after kill {len(lane.runs)} ({failpoint})")
     (lane.root / "node.toml").write_text(_node_toml(lane))
+    starts = _count(lane.db, "node.start")
     proc = _spawn(lane, None)
     run = Run(None, time.time())
+    # stopped once it runs: a SIGTERM before its handlers are set (imports take seconds on a
+    # loaded machine) would kill it like any signal, which is not what this run checks
+    deadline = time.monotonic() + 30.0
+    while _count(lane.db, "node.start") == starts and time.monotonic() < deadline:
+        time.sleep(0.05)
     time.sleep(2.5)
     os.killpg(proc.pid, signal.SIGTERM)
     run.code = proc.wait(timeout=20)
