@@ -177,6 +177,7 @@ def scale_value(raw: Value, scale: float, offset: float) -> Value:
     return value
 
 
+@functools.lru_cache(maxsize=256)  # a point's scale and offset: the same few for every reading
 def _decimals(x: float) -> int:
     """Decimal places in the shortest repr of ``x`` (0.01 -> 2, 5.0 -> 0, 1e-07 -> 7)."""
     text = repr(float(x)).lower()

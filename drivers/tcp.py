@@ -1,14 +1,24 @@
-"""Modbus TCP through pymodbus's asyncio client: one connection per bus, one request at a time."""
+"""Modbus TCP reads over asyncio streams: one connection per bus, one request at a time.
+
+Our own MBAP framing (7-byte header: transaction id, protocol 0, length, unit; then the PDU),
+as the serial buses use our own RTU framing: a read is a dozen lines, and pymodbus's client put
+a transaction manager, a framer and a logger between us and the socket on every poll, and 1.7 MB
+of modules into a running node (docs/design.md, "Memory and CPU of a running node"). pymodbus
+stays what the tests check our frames against and what ``edge write`` writes with.
+
+Replies are matched by transaction id. One to a request that timed out (a slow device answering
+late) is dropped and the wait goes on; any other mismatch (wrong id, unit or function, a length
+that does not add up) is a :class:`FrameError`, and a header that cannot be a Modbus reply closes
+the connection (the byte stream can no longer be trusted to be in step).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import logging
+import contextlib
+import struct
+from collections import deque
 from collections.abc import Callable
-
-from pymodbus.client import AsyncModbusTcpClient
-from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
-from pymodbus.pdu import ExceptionResponse
 
 from edge.config import BusConfig, DeviceConfig
 from edge.drivers.planner import ReadRequest
@@ -18,8 +28,11 @@ from edge.errors import DeviceException, DeviceTimeout, FrameError, PortUnavaila
 
 __all__ = ["TcpTransport"]
 
-# pymodbus logs every timeout at ERROR level; our counters and qualities already say it.
-logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+_FUNCTION = {"coil": 1, "discrete": 2, "holding": 3, "input": 4}
+_MBAP = struct.Struct(">HHHB")  # transaction id, protocol id (0), length (unit + PDU), unit
+_READ = struct.Struct(">BHH")  # function, start, count
+_MAX_LENGTH = 254  # unit + the largest PDU (253)
+_LATE_KEPT = 8  # ids of timed-out requests whose late replies are dropped quietly
 
 
 class TcpTransport(ModbusTransport):
@@ -29,54 +42,46 @@ class TcpTransport(ModbusTransport):
         self.bus = bus
         host, _, port = bus.address.rpartition(":")
         self.host, self.port = host.strip("[]"), int(port)
-        self._client: AsyncModbusTcpClient | None = None
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._tid = 0
+        self._late: deque[int] = deque(maxlen=_LATE_KEPT)
         #: called with (sending, bytes) for every frame on the wire (``edge read --trace``)
         self.trace: Callable[[bool, bytes], None] | None = None
         self._lock_fd: int | None = None
 
-    def _trace_packet(self, sending: bool, data: bytes) -> bytes:
-        if self.trace is not None:
-            self.trace(sending, data)
-        return data
-
     @property
     def is_open(self) -> bool:
         """Whether the TCP connection is up."""
-        return self._client is not None and self._client.connected
+        return self._writer is not None and not self._writer.is_closing()
 
     async def open(self) -> None:
         """Connect; raises PortUnavailable (also while ``edge write`` holds the endpoint)."""
         await self.close()
         if self._lock_fd is None:  # shared: readers coexist, edge write waits for them to end
             self._lock_fd = take_endpoint_lock(self.bus.address, exclusive=False)
-        client = AsyncModbusTcpClient(
-            self.host,
-            port=self.port,
-            timeout=self.bus.timeout,
-            retries=0,
-            reconnect_delay=0,  # we reconnect ourselves, with our own backoff and counters
-            trace_packet=self._trace_packet if self.trace is not None else None,
-        )
         try:
             async with asyncio.timeout(max(1.0, 5 * self.bus.timeout)):
-                ok = await client.connect()
-        except (TimeoutError, OSError, ModbusException) as exc:
-            client.close()
+                reader, writer = await asyncio.open_connection(self.host, self.port)
+        except ConnectionRefusedError:
+            raise PortUnavailable(
+                f"bus {self.bus.name} address {self.bus.address}: connection refused"
+            ) from None
+        except (TimeoutError, OSError) as exc:
             raise PortUnavailable(
                 f"bus {self.bus.name} address {self.bus.address}: {exc or 'connect timed out'}"
             ) from exc
-        if not ok:
-            client.close()
-            raise PortUnavailable(
-                f"bus {self.bus.name} address {self.bus.address}: connection refused"
-            )
-        self._client = client
+        self._reader, self._writer = reader, writer
+        self._late.clear()
 
     async def close(self) -> None:
         """Drop the connection."""
-        client, self._client = self._client, None
-        if client is not None:
-            client.close()
+        writer, self._writer, self._reader = self._writer, None, None
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(OSError, TimeoutError):
+                async with asyncio.timeout(1.0):  # the socket is released, not left to the GC
+                    await writer.wait_closed()
 
     def shutdown(self) -> None:
         """Release the endpoint lock (after close)."""
@@ -87,44 +92,56 @@ class TcpTransport(ModbusTransport):
     async def read(self, device: DeviceConfig, request: ReadRequest) -> list[int]:
         """One request/response, bounded by the bus timeout."""
         label = where(self.bus, device, request)
-        client = self._client
-        if client is None or not client.connected:
+        reader, writer = self._reader, self._writer
+        if reader is None or writer is None or writer.is_closing():
             raise PortUnavailable(f"{label}: not connected to {self.bus.address}")
-        calls = {
-            "holding": client.read_holding_registers,
-            "input": client.read_input_registers,
-            "coil": client.read_coils,
-            "discrete": client.read_discrete_inputs,
-        }
+        function = _FUNCTION[request.table]
+        self._tid = tid = self._tid % 0xFFFF + 1
+        frame = _MBAP.pack(tid, 0, 6, device.unit) + _READ.pack(function, request.start,
+                                                                 request.count)  # fmt: skip
+        if self.trace is not None:
+            self.trace(True, frame)
         try:
-            async with asyncio.timeout(self.bus.timeout + 0.5):
-                reply = await calls[request.table](
-                    request.start, count=request.count, device_id=device.unit
-                )
+            writer.write(frame)
+            async with asyncio.timeout(self.bus.timeout):
+                while True:
+                    head = await reader.readexactly(_MBAP.size)
+                    rtid, protocol, length, unit = _MBAP.unpack(head)
+                    if protocol != 0 or not 2 <= length <= _MAX_LENGTH:
+                        await self.close()  # not a Modbus reply: the stream is out of step
+                        raise FrameError(f"{label}: reply discarded: bad MBAP header {head.hex()}")
+                    pdu = await reader.readexactly(length - 1)
+                    if self.trace is not None:
+                        self.trace(False, head + pdu)
+                    if rtid == tid:
+                        break
+                    if rtid not in self._late:
+                        raise FrameError(
+                            f"{label}: reply discarded: transaction id {rtid}, expected {tid}"
+                        )
         except TimeoutError as exc:
+            self._late.append(tid)
             raise DeviceTimeout(f"{label}: no answer within {self.bus.timeout}s") from exc
-        except ConnectionException as exc:
+        except (asyncio.IncompleteReadError, OSError) as exc:
             await self.close()
-            raise PortUnavailable(f"{label}: {exc}") from exc
-        except ModbusIOException as exc:
-            text = str(exc)
-            if "device id" in text or "transaction id" in text:
-                raise FrameError(f"{label}: reply discarded: {text}") from exc
-            if "CLOSING CONNECTION" in text:
-                await self.close()
-            raise DeviceTimeout(f"{label}: no answer within {self.bus.timeout}s") from exc
-        except ModbusException as exc:
-            raise FrameError(f"{label}: {exc}") from exc
-        except OSError as exc:
-            await self.close()
-            raise PortUnavailable(f"{label}: {exc}") from exc
-        if isinstance(reply, ExceptionResponse) or reply.isError():
-            code = int(getattr(reply, "exception_code", 0))
-            raise DeviceException(f"{label}: exception {code:02d}", code)
-        if request.table in ("coil", "discrete"):
-            return [int(b) for b in reply.bits[: request.count]]
-        if len(reply.registers) != request.count:
-            raise FrameError(
-                f"{label}: asked for {request.count} registers, got {len(reply.registers)}"
-            )
-        return list(reply.registers)
+            raise PortUnavailable(f"{label}: {exc or 'connection closed'}") from exc
+        if unit != device.unit:
+            raise FrameError(f"{label}: reply discarded: device id {unit}, expected {device.unit}")
+        return _registers(label, function, request.count, pdu)
+
+
+def _registers(label: str, function: int, count: int, pdu: bytes) -> list[int]:
+    """The registers (or 0/1 per bit) of a reply PDU; exception replies raise."""
+    if pdu[0] == function | 0x80 and len(pdu) == 2:
+        raise DeviceException(f"{label}: exception {pdu[1]:02d}", pdu[1])
+    if pdu[0] != function:
+        raise FrameError(f"{label}: reply function {pdu[0]:#04x}, expected {function:#04x}")
+    nbytes = (count + 7) // 8 if function in (1, 2) else 2 * count
+    if len(pdu) != 2 + nbytes or pdu[1] != nbytes:
+        raise FrameError(
+            f"{label}: byte count {pdu[1]} in a {len(pdu)}-byte reply, expected {nbytes}"
+        )
+    data = pdu[2:]
+    if function in (1, 2):
+        return [(data[i // 8] >> (i % 8)) & 1 for i in range(count)]
+    return list(struct.unpack(f">{count}H", data))

@@ -150,6 +150,11 @@ class LedgerConfig:
     batch_max: int = 1000  #: most entries per commit
     readings_retention: float = 30 * 86400.0  #: raw readings older than this are pruned
     readings_block: int = 1000  #: raw readings per digest entry on the ledger
+    #: disk budget: the oldest raw blocks are pruned (recorded, warning alarm) once the stored
+    #: blocks take more than this many bytes, or the file system has less than
+    #: ``readings_min_free_bytes`` free; 0: no such bound
+    readings_max_bytes: int = 0
+    readings_min_free_bytes: int = 0
     key_file: Path | None = None  #: default: <data_dir>/node.key
     #: small commits go to the append-only commit journal (<ledger>.eqj), unsigned, and move
     #: into SQLite in bulk under one checkpoint: ~7x fewer bytes written per entry on an SD
@@ -303,6 +308,8 @@ KEYS: Mapping[str, tuple[str, ...]] = {
         "batch_max",
         "readings_retention",
         "readings_block",
+        "readings_max_bytes",
+        "readings_min_free_bytes",
         "key_file",
         "commit_journal",
     ),
@@ -408,6 +415,12 @@ def parse_config(text: str, source: Path) -> NodeConfig:
         batch_max=r.get(led, "ledger", "batch_max", int, 1000, check=_positive),
         readings_retention=r.duration(led, "ledger", "readings_retention", 30 * 86400.0),
         readings_block=r.get(led, "ledger", "readings_block", int, 1000, check=_positive),
+        readings_max_bytes=r.get(
+            led, "ledger", "readings_max_bytes", int, 0, check=_in_range(0, 2**62)
+        ),
+        readings_min_free_bytes=r.get(
+            led, "ledger", "readings_min_free_bytes", int, 0, check=_in_range(0, 2**62)
+        ),
         key_file=(data_dir / key_file) if key_file else None,
         commit_journal=r.get(led, "ledger", "commit_journal", bool, False),
     )

@@ -14,6 +14,7 @@ rest of the code and the CLI deal with one vocabulary. Each name has one meaning
     ├── LedgerError                 the ledger could not do what was asked
     │   ├── NotCanonical            a value is outside the hashable subset (floats, big ints, non-str keys)
     │   ├── StorageError            the database file failed underneath us (disk full, I/O error, locked)
+    │   │   └── ReadingsDamaged     a stored readings block does not decode (changed bytes, not ours)
     │   ├── LedgerClosed            use of a ledger after close() (our bug, not the disk's)
     │   ├── KeyFileError            the node key is missing, unreadable, or would be overwritten
     │   ├── RollbackRefused         our own head is behind what we once had or peers hold: no append
@@ -46,6 +47,7 @@ __all__ = [
     "NodeNotRunning",
     "NotCanonical",
     "PortUnavailable",
+    "ReadingsDamaged",
     "RollbackRefused",
     "StorageError",
     "SyncError",
@@ -111,6 +113,10 @@ class NotCanonical(LedgerError):
 
 class StorageError(LedgerError):
     """The SQLite file failed underneath the ledger (disk full, I/O error, corrupt, locked)."""
+
+
+class ReadingsDamaged(StorageError):
+    """A stored block of raw readings does not decode: its bytes were changed or are not ours."""
 
 
 class LedgerClosed(LedgerError):

@@ -14,6 +14,7 @@ This module imports no Prometheus code: a node without ``[metrics]`` does not lo
 from __future__ import annotations
 
 import logging
+import operator
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -21,9 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from edge.log import event
-from edge.readings import Reading
+from edge.readings import Quality, Reading
 
 __all__ = ["HealthRegistry", "Metric", "NodeHealth", "RateWindow", "Sample", "Source"]
+
+_POINT_QUALITY = operator.attrgetter("point", "quality")
 
 Kind = Literal["counter", "gauge"]
 
@@ -147,15 +150,23 @@ class NodeHealth:
         self.started = time.time()
         self._device_of = dict(point_device)
         self.devices = tuple(sorted(set(point_device.values())))
-        #: (device, quality) -> readings
-        self.readings: Counter[tuple[str, str]] = Counter()
+        #: (point, quality) -> readings; by device when read (:attr:`readings`)
+        self._counts: Counter[tuple[str, Quality]] = Counter()
         self._rates = RateWindow()
         self._rates.start({d: 0 for d in set(point_device.values())})
 
     def observe(self, readings: Sequence[Reading]) -> None:
-        """Count a batch of readings by device and quality."""
+        """Count a batch of readings by point and quality (a C loop: ~0.1 us a reading)."""
+        self._counts.update(map(_POINT_QUALITY, readings))
+
+    @property
+    def readings(self) -> Counter[tuple[str, str]]:
+        """Readings so far by (device, quality)."""
+        out: Counter[tuple[str, str]] = Counter()
         dev = self._device_of
-        self.readings.update((dev.get(r.point, "?"), r.quality.value) for r in readings)
+        for (point, quality), n in self._counts.items():
+            out[(dev.get(point, "?"), quality.value)] += n
+        return out
 
     def per_device(self) -> dict[str, int]:
         """Readings so far per device (every quality)."""

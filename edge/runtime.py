@@ -60,6 +60,7 @@ from edge.node_metrics import NodeParts, node_source
 from edge.outbox import OutboxStats
 from edge.outbox_metrics import outbox_source
 from edge.readings import Reading
+from edge.readings_budget import CHECK_EVERY, ReadingsBudget
 from edge.rules import (
     AlarmState,
     AlarmStats,
@@ -71,6 +72,7 @@ from edge.rules import (
     load_rules,
 )
 from edge.rules.state import rebase
+from edge.storage_alarm import STORAGE_RULE
 from edge.telemetry import Telemetry
 
 if TYPE_CHECKING:
@@ -155,6 +157,7 @@ class Node:
         self.health = HealthRegistry()
         self._health = NodeHealth(config.node_id, {n: p.device for n, p in config.points.items()})
         self.sync: SyncService | None = None  #: the sync task's service (its ``stats``)
+        self._budget = ReadingsBudget(config.ledger, config.ledger_path)
 
     @property
     def alerts(self) -> AlertPublisher | None:
@@ -221,6 +224,7 @@ class Node:
                     server = MetricsServer(*cfg.metrics.address, self.health)
                     metrics_task = tg.create_task(server.run(), name="metrics")
                 sync_task = tg.create_task(self._run_sync(), name="sync") if syncing else None
+                budget_task = tg.create_task(self._enforce_budget(), name="disk-budget")
                 polls = [
                     tg.create_task(p.run(self._emit), name=f"bus:{p.name}") for p in self._pollers
                 ]
@@ -243,6 +247,7 @@ class Node:
                 retention_task.cancel()
                 if metrics_task is not None:
                     metrics_task.cancel()
+                budget_task.cancel()
                 await self._queue.put(None)  # end of data: the rules loop drains and returns
                 await rules_task
                 await self._record_gaps()
@@ -390,6 +395,19 @@ class Node:
             if pruned:
                 event("ledger.readings_pruned", readings=pruned)
 
+    async def _enforce_budget(self) -> None:
+        """Prune the oldest raw blocks when the disk budget is reached; raise/clear its alarm."""
+        while self._budget.enabled:
+            await asyncio.sleep(CHECK_EVERY)
+            try:
+                change = await self._budget.check(self._ledger.writer, time.time())
+            except StorageError as exc:  # disk trouble: logged each round, the next one retries
+                event("ledger.readings_budget_failed", logging.ERROR, error=str(exc))
+                continue
+            if change is not None:
+                self._record(change)
+                self._ledger.writer.commit_now()
+
     async def _log_stats(self, every: float = 60.0) -> None:
         """Counters a technician can grep for: are we keeping up, is a bus failing?"""
         while True:
@@ -470,7 +488,7 @@ class Node:
         eng, st = self._engine, self._state
         if cmd.action == "status":
             return {"ok": True, "node": self.config.node_id, "alarms": self._alarm_list(now)}
-        if cmd.rule == CONFIG_RULE:
+        if cmd.rule in (CONFIG_RULE, STORAGE_RULE):
             return await self._config_alarm_command(cmd, now)
         if cmd.action == "correct":
             try:
@@ -622,19 +640,22 @@ class Node:
         out = {}
         for rid, s in self._engine.alarm_stats(self._state, now).items():
             out[rid] = _stats_json(s, self._last_change.get(rid))
-        c = self._config_alarm
-        out[CONFIG_RULE] = {
-            "state": str(c.state), "activations_10min": 0, "total": 0, "flood": False,
-            "chattering": False, "shelved_until": None, "suppressed": False,
-            "out_of_service": False, "since": c.since, "value": None, "limit": None,
-            "unit": "", "message": c.message,
-        }  # fmt: skip
+        for rid, c in ((CONFIG_RULE, self._config_alarm), (STORAGE_RULE, self._budget.alarm)):
+            out[rid] = {
+                "state": str(c.state), "activations_10min": 0, "total": 0, "flood": False,
+                "chattering": False, "shelved_until": None, "suppressed": False,
+                "out_of_service": False, "since": c.since, "value": None, "limit": None,
+                "unit": "", "message": c.message,
+            }  # fmt: skip
         return out
 
     async def _config_alarm_command(self, cmd: OperatorCommand, now: float) -> dict[str, Any]:
         if cmd.action != "ack":
-            return {"ok": False, "error": f"{CONFIG_RULE} can only be acknowledged"}
-        self._config_alarm, change = self._config_alarm.acknowledge(cmd.actor, now)
+            return {"ok": False, "error": f"{cmd.rule} can only be acknowledged"}
+        if cmd.rule == STORAGE_RULE:
+            change = self._budget.acknowledge(cmd.actor, now)
+        else:
+            self._config_alarm, change = self._config_alarm.acknowledge(cmd.actor, now)
         if change is not None:
             self._record(change, comment=cmd.comment)
             self._ledger.writer.commit_now()

@@ -23,6 +23,8 @@ import orjson
 
 from edge.errors import StorageError
 from edge.failpoints import hit
+from edge.ledger.readings_summary import UPSERT as SUMMARY_UPSERT
+from edge.ledger.readings_summary import SummaryRow
 
 if TYPE_CHECKING:
     from edge.ledger.store import Batch
@@ -48,11 +50,12 @@ __all__ = [
 BatchParams = tuple[
     str, int, bytes, bytes, bytes, int | None, str | None, str | None, str | None, bytes | None
 ]
-#: A closed readings block's row: (block, first_ts, last_ts, count, sha256, digest entry id).
-BlockRows = tuple[int, str, str, int, str, str]
-#: A raw reading staged with a batch: (rowid, block, point, ts, value, quality, unit); the rowid
-#: is ``block * 2**32 + position in the block`` (see :func:`reading_rowid`).
-StagedRow = tuple[int, int, str, str, str | None, str, str]
+#: A closed readings block: (block, first_ts, last_ts, count, sha256, digest entry id, encoded
+#: readings, summary rows): its ``reading_blocks`` and ``reading_data`` rows and what it adds to
+#: ``reading_summaries``.
+BlockRows = tuple[int, str, str, int, str, str, bytes, tuple[SummaryRow, ...]]
+#: Raw readings of the open block staged with a batch: (block, position of the first, encoded).
+StagedRow = tuple[int, int, bytes]
 #: The engine state written with a batch: (name, feed, size it reflects, state bytes).
 StateRow = tuple[str, str, int, bytes]
 
@@ -61,11 +64,10 @@ _ROWIDS_PER_BLOCK = 1 << 32
 
 
 def reading_rowid(block: int, position: int) -> int:
-    """The ``readings`` rowid of the reading at ``position`` (0-based) of ``block``.
+    """The legacy ``readings`` rowid of the reading at ``position`` (0-based) of ``block``.
 
-    Explicit, so a batch written again (its reply was lost when the commit process died after
-    COMMIT) inserts its readings once (``INSERT OR IGNORE``), and ordering by rowid keeps a
-    block's arrival order.
+    Files written before migration 8 hold raw readings as rows keyed so; ordering by rowid
+    keeps a block's arrival order.
     """
     return block * _ROWIDS_PER_BLOCK + position
 
@@ -139,7 +141,16 @@ def batch_params(batch: Batch) -> BatchParams | None:
 def block_rows(batch: Batch) -> list[BlockRows]:
     """The ``reading_blocks`` rows of the blocks ``batch`` closes, for :func:`write_batch`."""
     return [
-        (number, block.first_ts, block.last_ts, len(block.rows), block.sha256, entry_id)
+        (
+            number,
+            block.first_ts,
+            block.last_ts,
+            block.count,
+            block.sha256,
+            entry_id,
+            block.data,
+            block.summaries,
+        )
         for number, block, entry_id in batch.blocks
     ]
 
@@ -201,17 +212,25 @@ def _statements(
         if failpoints:
             hit("commit.entries")
     if readings:
+        # A piece of a block closed since (a journal replaying an older batch) is not staged
+        # again: the closed block's data holds it.
         conn.executemany(
-            "INSERT OR IGNORE INTO readings(rowid, block, point, ts, value, quality, unit)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO reading_stage(block, start, data) SELECT ?1, ?2, ?3"
+            " WHERE NOT EXISTS (SELECT 1 FROM reading_blocks WHERE block = ?1)",
             readings,
         )
     if blocks:
         conn.executemany(
-            "INSERT INTO reading_blocks(block, first_ts, last_ts, count, sha256, entry) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            blocks,
+            "INSERT INTO reading_blocks(block, first_ts, last_ts, count, sha256, entry, bytes) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(*b[:6], len(b[6])) for b in blocks],
         )
+        conn.executemany(
+            "INSERT OR REPLACE INTO reading_data(block, data) VALUES (?, ?)",
+            [(b[0], b[6]) for b in blocks],
+        )
+        conn.executemany("DELETE FROM reading_stage WHERE block = ?", [(b[0],) for b in blocks])
+        conn.executemany(SUMMARY_UPSERT, [row for b in blocks for row in b[7]])
     if failpoints:
         hit("commit.readings")
     if state is not None:
@@ -267,6 +286,9 @@ def prune_readings(conn: sqlite3.Connection, blocks: Sequence[int]) -> int:
     The caller records the prune on the ledger (a durable ``readings.prune`` entry naming these
     blocks) before calling this; see :class:`edge.ledger.readings_store.PrunePlan`.
 
+    Both stores go: the compressed block (``reading_data``) and, in files written before
+    migration 8, its rows (``readings``). Summaries stay.
+
     Returns:
         The number of readings deleted.
     """
@@ -276,6 +298,11 @@ def prune_readings(conn: sqlite3.Connection, blocks: Sequence[int]) -> int:
         deleted = 0
         for block in blocks:
             deleted += conn.execute("DELETE FROM readings WHERE block = ?", (block,)).rowcount
+            if conn.execute("DELETE FROM reading_data WHERE block = ?", (block,)).rowcount:
+                row = conn.execute(
+                    "SELECT count FROM reading_blocks WHERE block = ?", (block,)
+                ).fetchone()
+                deleted += int(row[0]) if row else 0
             conn.execute("UPDATE reading_blocks SET pruned = 1 WHERE block = ?", (block,))
     return deleted
 

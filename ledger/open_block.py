@@ -1,14 +1,15 @@
-"""The readings block being filled: its rows are durable before the block is closed.
+"""The readings block being filled: its readings are durable before the block is closed.
 
 A block (``ledger.readings_block`` readings, one ``readings.digest`` entry) closes when it is
 full or the run ends. Until then its readings are not on the chain, but they must not be lost
-by a kill: each batch stores the rows that arrived since the previous one (:meth:`take`), so a
-kill loses at most a flush interval of readings. At the next start the rows of a block left open
-by a killed run are read back (:meth:`OpenBlock.recover`) and the block is closed with its digest,
-so blocks and digests keep their meaning: a digest covers exactly its block's rows.
+by a kill: each batch stores the readings that arrived since the previous one as one compressed
+piece (:meth:`take`; zlib, cheap for the few readings of a batch), so a kill loses at most a
+flush interval of readings. At the next start the pieces of a block left open by a killed run
+are read back (:meth:`OpenBlock.recover`) and the block is closed with its digest, so blocks and
+digests keep their meaning: a digest covers exactly its block's readings. The batch that closes
+a block stores it whole (lzma) and drops its pieces.
 
-This is the whole interface between the writer and how raw readings are persisted (a later
-store of compressed blocks replaces it behind the same methods).
+This is the whole interface between the writer and how raw readings are persisted.
 """
 
 from __future__ import annotations
@@ -16,82 +17,70 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from edge.ledger.commit import StagedRow, reading_rowid
-from edge.ledger.readings_store import ReadingsBlock, Row, block_digest, row_of
+from edge.ledger.commit import StagedRow
+from edge.ledger.readings_codec import Item, encode, format_micros
+from edge.ledger.readings_store import ReadingsBlock, block_of, item_of
 from edge.readings import Reading
 
 __all__ = ["OpenBlock"]
 
 
 class OpenBlock:
-    """The rows of block ``number`` so far; ``staged`` of them are handed to a batch already."""
+    """The readings of block ``number`` so far; ``staged`` of them are handed to a batch already."""
 
-    __slots__ = ("number", "rows", "staged")
+    __slots__ = ("items", "number", "staged")
 
-    def __init__(self, number: int, rows: Sequence[Row] = (), staged: int = 0) -> None:
+    def __init__(self, number: int, items: Sequence[Item] = (), staged: int = 0) -> None:
         self.number = number
-        self.rows: list[Row] = list(rows)
+        self.items: list[Item] = list(items)
         self.staged = staged
 
     @classmethod
     def recover(cls, conn: sqlite3.Connection) -> OpenBlock:
-        """The open block as the database holds it: the rows of the block after the last closed one.
+        """The open block as the database holds it: the readings of the block after the last closed one.
 
-        Rows of a block left open by a killed run come back (all durable: ``staged`` = all).
+        Readings of a block left open by a killed run come back (all durable: ``staged`` = all).
         """
+        from edge.ledger.readings_read import open_block_items
+
         (last,) = conn.execute("SELECT max(block) FROM reading_blocks").fetchone()
         number = int(last or 0) + 1
-        rows: list[Row] = [
-            (point, ts, value, quality, unit)
-            for point, ts, value, quality, unit in conn.execute(
-                "SELECT point, ts, value, quality, unit FROM readings WHERE block = ? "
-                "ORDER BY rowid",
-                (number,),
-            )
-        ]
-        return cls(number, rows, len(rows))
+        items = open_block_items(conn, number)
+        return cls(number, items, len(items))
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self.items)
 
     @property
     def unstaged(self) -> int:
-        """Rows not yet handed to a batch."""
-        return len(self.rows) - self.staged
+        """Readings not yet handed to a batch."""
+        return len(self.items) - self.staged
 
     @property
     def last_ts(self) -> str | None:
         """The newest reading time in the block (RFC 3339), None when empty."""
-        return max(row[1] for row in self.rows) if self.rows else None
+        return format_micros(max(item[2] for item in self.items)) if self.items else None
 
     def add(self, readings: Sequence[Reading]) -> None:
-        """Append readings (arrival order)."""
-        self.rows.extend(row_of(r) for r in readings)
+        """Append readings (arrival order).
+
+        Raises:
+            NotCanonical: a value is NaN or infinite (none of ``readings`` is added).
+        """
+        self.items.extend([item_of(r) for r in readings])
 
     def take(self) -> list[StagedRow]:
-        """The rows not yet handed to a batch, as ``readings`` rows; they count as staged now."""
-        n = self.number
+        """The readings not yet handed to a batch, as one staged piece; they count as staged now."""
         start = self.staged
-        out = [
-            (reading_rowid(n, i), n, *row) for i, row in enumerate(self.rows[start:], start=start)
-        ]
-        self.staged = len(self.rows)
-        return out
+        if start >= len(self.items):
+            return []
+        self.staged = len(self.items)
+        return [(self.number, start, encode(self.items[start:], fast=True))]
 
     def close(self) -> ReadingsBlock:
-        """The block's final form (its digest over every row); the caller starts the next one.
+        """The block's final form (encoded, its digest over every reading); the caller starts the next one.
 
         Raises:
             ValueError: the block is empty.
         """
-        if not self.rows:
-            raise ValueError("a readings block needs at least one reading")
-        rows = tuple(self.rows)
-        stamps = [row[1] for row in rows]
-        return ReadingsBlock(
-            rows=rows,
-            sha256=block_digest(rows),
-            first_ts=min(stamps),
-            last_ts=max(stamps),
-            points=tuple(sorted({row[0] for row in rows})),
-        )
+        return block_of(self.items)

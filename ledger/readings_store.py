@@ -1,10 +1,10 @@
 """Raw readings kept locally in blocks, each block committed to the ledger by its digest.
 
 Readings are many (hundreds to thousands per second); ledger entries are few. So raw readings
-go to the ``readings`` table in blocks of ``readings_block`` readings, and each block is hashed
-(SHA-256 of its canonical bytes) into a ``readings.digest`` ledger entry written in the same
-transaction. Raw data stays tamper-evident (``verify`` re-hashes every block still present)
-without bloating the chain; old blocks are pruned by retention or by an operator, each prune
+are stored in blocks of ``readings_block`` readings, and each block is hashed (SHA-256 of its
+canonical bytes) into a ``readings.digest`` ledger entry written in the same transaction. Raw
+data stays tamper-evident (``verify`` re-hashes every block still present) without bloating the
+chain; old blocks are pruned by retention, by the disk budget or by an operator, each prune
 recorded first by a ``readings.prune`` entry naming the blocks and why, and their digests stay on
 the chain, so ``verify`` can tell a block pruned by the rules from one removed behind the node's
 back.
@@ -12,39 +12,52 @@ back.
 A block's canonical bytes are the RFC 8785 JSON array of its readings in arrival order, each
 ``[point, ts, value, quality, unit]`` with ``ts`` as fixed-width RFC 3339 and ``value`` a decimal
 string for numbers (:func:`edge.ledger.canonical.decimal`), the string itself for text points,
-``true``/``false`` for bits, ``null`` when there is no value. The ``value`` column holds that
-hashed form as JSON text (SQL NULL for null).
+``true``/``false`` for bits, ``null`` when there is no value (docs/reference/ledger.md spells it
+out for auditors). The digest is over those bytes, never over how the block is stored: a block
+is stored compressed (:mod:`edge.ledger.readings_codec`, table ``reading_data``), and files
+written before that hold it as rows of the ``readings`` table (value: the JSON of its hashed
+form); :mod:`edge.ledger.readings_read` reads both.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from edge.errors import NotCanonical
 from edge.ledger.canonical import canonical, decimal
 from edge.ledger.entry import format_ts
+from edge.ledger.readings_codec import Item, encode, format_micros
+from edge.ledger.readings_summary import SummaryRow, summarize
 from edge.readings import Reading
 
 __all__ = [
+    "BUDGET",
     "OPERATOR",
     "PRUNE",
     "RETENTION",
     "PrunePlan",
     "ReadingsBlock",
     "block_digest",
+    "block_of",
     "block_ranges",
     "encode_value",
+    "item_of",
+    "items_digest",
+    "legacy_item",
     "make_block",
+    "plan_budget_prune",
     "plan_prune",
     "pruned_blocks",
-    "row_of",
 ]
 
-#: One stored reading: (point, ts, value, quality, unit), value as stored in the ``readings`` table.
+#: One legacy stored row: (point, ts, value, quality, unit), value as the ``readings`` table
+#: holds it (the JSON of its hashed form).
 Row = tuple[str, str, str | None, str, str]
 
 
@@ -57,54 +70,91 @@ def encode_value(value: object) -> Any:
     return str(value)
 
 
-def _store_value(value: Any) -> str | None:
-    """Hashed form -> the TEXT column: its JSON (``"8.25"``, ``true``, ``"OK"``), SQL NULL for None.
+def item_of(reading: Reading) -> Item:
+    """One reading as the codec stores it (time in whole microseconds, as ``format_ts`` rounds).
 
-    JSON keeps a text point whose value looks like a number or a bool distinct from one.
+    Raises:
+        NotCanonical: the value is NaN or infinite (no decimal names it: refused, never stored).
     """
-    if value is None:
-        return None
-    return orjson.dumps(value).decode()
+    value = reading.value
+    if type(value) is float and not math.isfinite(value):
+        raise NotCanonical(f"{value!r} has no decimal representation")
+    return (reading.point, reading.unit, round(reading.ts * 1_000_000), value, str(reading.quality))
 
 
-def _hashed_value(stored: str | None) -> Any:
-    return None if stored is None else orjson.loads(stored)
+def items_digest(items: Iterable[Item]) -> str:
+    """Hex SHA-256 of a block's canonical bytes (see the module doc)."""
+    rows = [
+        [point, format_micros(micros), encode_value(value), quality, unit]
+        for point, unit, micros, value, quality in items
+    ]
+    return hashlib.sha256(canonical(rows)).hexdigest()
 
 
-def row_of(reading: Reading) -> Row:
-    """The stored row for one reading."""
-    return (
-        reading.point,
-        format_ts(reading.ts),
-        _store_value(encode_value(reading.value)),
-        str(reading.quality),
-        reading.unit,
-    )
+def legacy_item(row: Row) -> Item:
+    """A row of the legacy ``readings`` table as an item with the same hashed form.
+
+    The table kept only the hashed form, so a number comes back as the int or float its decimal
+    names (which hashes to the same decimal) and any other string as itself.
+
+    Raises:
+        ValueError: the stored value is not JSON of a hashed form (orjson's error is one).
+    """
+    from edge.ledger.readings_codec import parse_micros
+
+    point, ts, stored, quality, unit = row
+    value = None if stored is None else orjson.loads(stored)
+    if isinstance(value, str):
+        value = _number(value)
+    elif value is not None and not isinstance(value, bool):
+        raise ValueError(f"stored value {stored!r} is not a hashed form")
+    return (point, unit, parse_micros(ts), value, quality)
+
+
+def _number(text: str) -> Any:
+    """``text`` as the int or float whose decimal it is exactly; else ``text`` itself."""
+    try:
+        if text.lstrip("-").isdigit():
+            return int(text) if str(int(text)) == text else text
+        number = float(text)
+        return number if math.isfinite(number) and decimal(number) == text else text
+    except ValueError:
+        return text
 
 
 def block_digest(rows: Sequence[Row]) -> str:
-    """Hex SHA-256 of a block's canonical bytes, computed from its stored rows."""
+    """Hex SHA-256 of a legacy block's canonical bytes, computed from its stored rows."""
     items = [
-        [point, ts, _hashed_value(value), quality, unit] for point, ts, value, quality, unit in rows
+        [point, ts, None if value is None else orjson.loads(value), quality, unit]
+        for point, ts, value, quality, unit in rows
     ]
     return hashlib.sha256(canonical(items)).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
 class ReadingsBlock:
-    """One block of readings ready to store, with what its digest entry says about it."""
+    """One closed block ready to store, with what its digest entry says about it.
 
-    rows: tuple[Row, ...]
+    Attributes:
+        count: its readings.
+        data: the readings, encoded (:func:`edge.ledger.readings_codec.encode`).
+        sha256: the digest of its canonical bytes.
+        summaries: per point per minute and hour (:mod:`edge.ledger.readings_summary`).
+    """
+
+    count: int
+    data: bytes
     sha256: str
     first_ts: str
     last_ts: str
     points: tuple[str, ...]
+    summaries: tuple[SummaryRow, ...] = ()
 
     def digest_body(self, block: int) -> dict[str, Any]:
         """Body of the ``readings.digest`` entry for this block stored as number ``block``."""
         return {
             "block": block,
-            "count": len(self.rows),
+            "count": self.count,
             "first_ts": self.first_ts,
             "last_ts": self.last_ts,
             "points": list(self.points),
@@ -112,31 +162,43 @@ class ReadingsBlock:
         }
 
 
+def block_of(items: Sequence[Item]) -> ReadingsBlock:
+    """Encode, hash and summarise a block of items (pure).
+
+    Raises:
+        ValueError: ``items`` is empty.
+    """
+    if not items:
+        raise ValueError("a readings block needs at least one reading")
+    stamps = [item[2] for item in items]
+    return ReadingsBlock(
+        count=len(items),
+        data=encode(items),
+        sha256=items_digest(items),
+        first_ts=format_micros(min(stamps)),
+        last_ts=format_micros(max(stamps)),
+        points=tuple(sorted({item[0] for item in items})),
+        summaries=summarize(items),
+    )
+
+
 def make_block(readings: Sequence[Reading]) -> ReadingsBlock:
     """Encode and hash a block of readings (pure).
 
     Raises:
         ValueError: ``readings`` is empty.
+        NotCanonical: a value is NaN or infinite.
     """
-    if not readings:
-        raise ValueError("a readings block needs at least one reading")
-    rows = tuple(row_of(r) for r in readings)
-    stamps = [row[1] for row in rows]
-    return ReadingsBlock(
-        rows=rows,
-        sha256=block_digest(rows),
-        first_ts=min(stamps),
-        last_ts=max(stamps),
-        points=tuple(sorted({row[0] for row in rows})),
-    )
+    return block_of([item_of(r) for r in readings])
 
 
 # -- pruning: recorded on the ledger before anything is deleted ----------------------------------
 
 #: Entry type recording a prune of raw readings (see :func:`plan_prune`).
 PRUNE = "readings.prune"
-#: Why readings were pruned: the node's retention, or an operator's request (the entry's actor).
-RETENTION, OPERATOR = "retention", "operator"
+#: Why readings were pruned: the node's retention, an operator's request (the entry's actor), or
+#: the disk budget (``readings_max_bytes`` / ``readings_min_free_bytes``).
+RETENTION, OPERATOR, BUDGET = "retention", "operator", "budget"
 #: At most this many block numbers are read out of one prune entry's ranges (a damaged entry
 #: must not make verify allocate without bound).
 MAX_PRUNED_BLOCKS = 10_000_000
@@ -191,6 +253,64 @@ def plan_prune(
         body["retention"] = decimal(int(retention) if float(retention).is_integer() else retention)
     if comment:
         body["comment"] = comment
+    return PrunePlan(blocks, body)
+
+
+def plan_budget_prune(
+    conn: Any,
+    *,
+    max_bytes: int | None = None,
+    min_free_bytes: int | None = None,
+    free_bytes: int | None = None,
+) -> PrunePlan | None:
+    """The oldest blocks to prune so the store fits the disk budget; None when it fits.
+
+    The stored bytes are the blocks' compressed sizes (``reading_blocks.bytes``); pruning frees
+    them inside the database file, whose next writes reuse them (the file stops growing rather
+    than shrinking), which is what the free-space floor needs too.
+
+    Args:
+        conn: a connection to the ledger database (read only here).
+        max_bytes: the most the stored blocks may take (None: no such bound).
+        min_free_bytes: the free space to keep on the file system (None: no such floor).
+        free_bytes: the free space there now (with ``min_free_bytes``).
+    """
+    rows = conn.execute(
+        "SELECT block, count, bytes, last_ts FROM reading_blocks WHERE pruned = 0 ORDER BY block"
+    ).fetchall()
+    stored = sum(int(r[2]) for r in rows)
+    excess = 0
+    if max_bytes is not None:
+        excess = stored - max_bytes
+    if min_free_bytes is not None and free_bytes is not None:
+        excess = max(excess, min_free_bytes - free_bytes)
+    if excess <= 0 or not rows:
+        return None
+    chosen = []
+    freed = 0
+    for row in rows:
+        chosen.append(row)
+        freed += int(row[2])
+        if freed >= excess:
+            break
+    from edge.ledger.readings_codec import format_micros, parse_micros
+
+    blocks = tuple(int(r[0]) for r in chosen)
+    body: dict[str, Any] = {
+        "blocks": block_ranges(blocks),
+        "count": len(blocks),
+        "readings": sum(int(r[1]) for r in chosen),
+        # every pruned block ended before it: one microsecond after the newest one's last reading
+        "before": format_micros(parse_micros(max(str(r[3]) for r in chosen)) + 1),
+        "reason": BUDGET,
+        "stored_bytes": stored,
+        "freed_bytes": freed,
+    }
+    if max_bytes is not None:
+        body["max_bytes"] = max_bytes
+    if min_free_bytes is not None and free_bytes is not None:
+        body["min_free_bytes"] = min_free_bytes
+        body["free_bytes"] = free_bytes
     return PrunePlan(blocks, body)
 
 

@@ -23,7 +23,7 @@ import os
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -89,6 +89,7 @@ class Replica:
         # used only while the feed's stored end and head id still match.
         self._frontiers: dict[str, tuple[int, str, Frontier]] = {}
         self._stats: Counter[str] = Counter()
+        self._own_size: Callable[[], int] | None = None  # the running writer's durable size
         self._witness = Witness(conn, key, self._stats)
 
     @classmethod
@@ -291,7 +292,9 @@ class Replica:
                 if result is not None:
                     self._count(result)
                     return result
-            raise StorageError(f"{self._where()}: feed {feed[:16]} kept moving while accepting")
+            raise StorageError(
+                f"{self._where()}: feed {str(feed)[:16]} kept moving while accepting"
+            )
 
     def _count(self, result: AcceptResult) -> None:
         stats = self._stats
@@ -338,10 +341,12 @@ class Replica:
         self, feed: str, start: int, raws: list[bytes], now: float, source: str
     ) -> AcceptResult | None:
         own = feed == self.feed
-        if not self.trusted(feed):
-            return self._reject(feed, Reason.UNTRUSTED, f"feed {feed[:16]} is not trusted")
+        if not isinstance(feed, str) or not self.trusted(feed):
+            return self._reject(feed, Reason.UNTRUSTED, f"feed {str(feed)[:16]} is not trusted")
         if not raws or type(start) is not int or start < 0:
             return self._reject(feed, Reason.MALFORMED, "empty batch or bad start")
+        if not all(type(raw) is bytes for raw in raws):
+            return self._reject(feed, Reason.MALFORMED, "an entry is not bytes")
         if len(raws) > MAX_BATCH_ENTRIES or sum(map(len, raws)) > MAX_BATCH_BYTES:
             return self._reject(feed, Reason.TOO_LARGE, f"{len(raws)} entries")
         end, last = self._end(feed)
@@ -545,8 +550,23 @@ class Replica:
             for cos in cosignatures:
                 self._add_cosignature(cos, now)
             return self._witness.record_peer_head(
-                peer, checkpoint_raw, now, self.trusted, self._end, self._root_at
+                peer, checkpoint_raw, now, self.trusted, self._known_end, self._root_at
             )
+
+    def follow_writer(self, size: Callable[[], int] | None) -> None:
+        """Count our own feed's durable entries as the running writer knows them.
+
+        With the commit journal on, entries durable in ``<db>.eqj`` reach the database seconds
+        later; peers may announce them before that. Pass ``lambda: writer.size``, so that
+        :meth:`record_peer_head` and :meth:`own_check` do not take that for a rollback.
+        """
+        self._own_size = size
+
+    def _known_end(self, feed: str) -> tuple[int, str | None]:
+        end, last = self._end(feed)
+        if feed == self.feed and self._own_size is not None:
+            return max(end, self._own_size()), last
+        return end, last
 
     def _root_at(self, feed: str, size: int) -> str:
         """The Merkle root over the held entries ``0..size-1`` of ``feed`` (hex)."""
@@ -586,7 +606,7 @@ class Replica:
                 commit journal may hold entries not yet in the database); default: the file's.
         """
         with self._mutex, map_exceptions(SQL_ERRORS, self._where("own check")):
-            held = self._end(self.feed)[0]
+            held = self._known_end(self.feed)[0]
             return self._witness.own_check(max(held, end or 0), self._forked_at(self.feed))
 
     def require_current(self, end: int | None = None) -> None:

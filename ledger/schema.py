@@ -12,8 +12,11 @@ The contract other modules (query, trace, export, the runtime, sync) code agains
             PRIMARY KEY (feed, seq))
     entry_lots(feed, seq, lot)    -- one row per lot named by an entry; indexed on lot
     checkpoints(feed, size, head, root, sig)  -- every signed checkpoint ever seen (rollback guard)
-    readings(block, point, ts, value, quality, unit)  -- raw readings, pruned by retention
-    reading_blocks(block, first_ts, last_ts, count, sha256, entry)  -- one per committed block
+    readings(block, point, ts, value, quality, unit)  -- raw readings as rows (files before 8)
+    reading_blocks(block, first_ts, last_ts, count, sha256, entry, pruned, bytes)  -- one per block
+    reading_data(block, data)     -- a closed block's readings, compressed (readings_codec)
+    reading_stage(block, start, data)  -- the open block's readings, staged with each batch
+    reading_summaries(point, seconds, start, count, vmin, vmax, mean, m2)  -- per minute / hour
     frontiers(feed, size, stack)  -- the writer's Merkle frontier at its last checkpoint (a cache)
     owner(one, feed)              -- the feed whose node writes this file (one row, set once)
     engine_state(name, feed, size, state)  -- the rule engine's state as of entry ``size`` of feed
@@ -50,8 +53,12 @@ hashed or synced; a cursor behind the truth only means entries are published aga
 de-duplicate by entry id).
 
 Raw readings of the block still being filled (no ``reading_blocks`` row yet) are stored with
-each batch too, so a kill loses at most a flush interval of them; their ``rowid`` is
-``block * 2**32 + position`` so that writing a batch again after a lost reply stores them once.
+each batch too, so a kill loses at most a flush interval of them: as one compressed piece per
+batch in ``reading_stage``, keyed by (block, position of its first reading) so that writing a
+batch again after a lost reply stores it once; the batch that closes the block stores the whole
+block in ``reading_data`` and deletes its pieces. Files written before migration 8 hold raw
+readings as rows of ``readings`` (rowid ``block * 2**32 + position``); they are read as they
+are (:mod:`edge.ledger.readings_read`) and pruned like the rest, never rewritten.
 
 Only ``raw`` is hashed; every other column of ``entries`` and ``entry_lots`` is an index derived
 from it, which :mod:`edge.ledger.verify` re-derives and compares. Triggers refuse UPDATE and
@@ -239,6 +246,37 @@ CREATE TRIGGER forks_no_delete BEFORE DELETE ON forks
 BEGIN SELECT RAISE(ABORT, 'fork proofs are append-only: DELETE refused'); END;
 """
 
+# Compressed readings (:mod:`edge.ledger.readings_codec`): ~2-5 bytes a reading instead of ~128
+# as rows. ``bytes`` is a block's stored size, which the disk budget adds up; the partial index
+# finds the oldest blocks still stored without reading past the pruned ones. Blocks stored as rows
+# before count ~100 bytes a reading (their rows' measured size without SQLite's page overhead).
+_COMPACT_READINGS = """
+CREATE TABLE reading_data (
+    block INTEGER PRIMARY KEY,
+    data BLOB NOT NULL
+);
+CREATE TABLE reading_stage (
+    block INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (block, start)
+) WITHOUT ROWID;
+CREATE TABLE reading_summaries (
+    point TEXT NOT NULL,
+    seconds INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    vmin REAL NOT NULL,
+    vmax REAL NOT NULL,
+    mean REAL NOT NULL,
+    m2 REAL NOT NULL,
+    PRIMARY KEY (point, seconds, start)
+) WITHOUT ROWID;
+ALTER TABLE reading_blocks ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX reading_blocks_kept ON reading_blocks(block) WHERE pruned = 0;
+UPDATE reading_blocks SET bytes = 100 * count WHERE pruned = 0;
+"""
+
 _OUTBOX_CURSORS = """
 CREATE TABLE outbox_cursors (
     stream TEXT NOT NULL,
@@ -257,6 +295,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "Merkle frontier of each written feed", _FRONTIERS),
     Migration(5, "the feed that owns the file", _OWNER),
     Migration(6, "rule engine state, written with the batch of its events", _ENGINE_STATE),
+    Migration(
+        8, "compressed readings blocks, staged pieces, per-minute/hour summaries", _COMPACT_READINGS
+    ),
     Migration(9, "MQTT outbox delivery cursor per stream", _OUTBOX_CURSORS),
     Migration(10, "sync: peer heads, cosignatures, fork proofs, sync events", _SYNC),
 )
@@ -291,9 +332,9 @@ def migrate(conn: sqlite3.Connection) -> int:
         raise StorageError(
             f"database schema version {version} is newer than this edge-qc ({newest})"
         )
-    # Versions are numbered per feature and may land out of order (9 after 10): apply every
-    # one the file lacks, not only those above its highest.
-    applied = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
+    # by the versions applied, not the highest: migration numbers were handed out to work that
+    # lands in any order, so a file may hold 10 and not yet 8 (each is independent of the others)
+    applied = {int(v) for (v,) in conn.execute("SELECT version FROM schema_migrations")}
     for migration in MIGRATIONS:
         if migration.version in applied:
             continue

@@ -87,6 +87,7 @@ class Ledger:
         self._pending: list[Entry] = []  # appended, not yet cut into a batch
         self._pending_blocks: list[tuple[int, ReadingsBlock, str]] = []
         self._pending_rows: list[StagedRow] = []  # of blocks closed since the last cut
+        self.closed_bytes = 0  #: compressed bytes of the blocks closed since opened (disk budget)
         self._state_name = ""
         self._state_source: Callable[[], bytes] | None = None
         self._state_changed = False
@@ -389,7 +390,8 @@ class Ledger:
             closed.digest_body(number),
             ts=ts if ts is not None else parse_ts(closed.last_ts),
         )
-        self._pending_rows.extend(block.take())
+        # no take(): the closing batch stores the whole block (and drops its staged pieces)
+        self.closed_bytes += len(closed.data)
         self._pending_blocks.append((number, closed, entry.id))
         self._open_block = OpenBlock(number + 1)
         return entry

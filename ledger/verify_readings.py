@@ -2,16 +2,17 @@
 
 The chain commits to each block of raw readings by a ``readings.digest`` entry and records every
 prune by a ``readings.prune`` entry (:mod:`edge.ledger.readings_store`). The tables holding the
-readings (``readings``, ``reading_blocks``) are not hashed, so each digest of the file's own feed
+readings (``reading_data``, ``reading_stage``, legacy ``readings`` rows, ``reading_blocks``) are not hashed, so each digest of the file's own feed
 must find, either:
 
-* its readings, hashing to the digest, with a ``reading_blocks`` row that links to the digest
+* its readings, decoded (:mod:`edge.ledger.readings_read`) and hashing to the digest, with a ``reading_blocks`` row that links to the digest
   entry and carries its hash and is not marked pruned (else *changed readings* when the readings
   differ, *readings block row mismatch* when only the row does); or
 * no readings, and a ``readings.prune`` entry after the digest that names the block and was
   entitled to prune it: for reason ``retention``, the block's last reading (as the signed digest
   says) at least ``retention`` seconds before the prune; for an operator's request, an actor and a
-  cutoff not in the future (else *missing readings*, saying which rule was broken).
+  cutoff not in the future; for the disk budget (reason ``budget``), the limit it enforced
+  and a cutoff not in the future (else *missing readings*, saying which rule was broken).
 
 Readings or block rows that no digest commits to are *readings not on the chain*, except the
 readings of the one block being filled (after the last block and digest, with no block row:
@@ -22,7 +23,6 @@ readings. A file that does not say whose it is gets every feed with digests chec
 
 from __future__ import annotations
 
-import itertools
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,9 +31,17 @@ from typing import Any
 
 import orjson
 
-from edge.errors import NotCanonical
+from edge.errors import NotCanonical, ReadingsDamaged
 from edge.ledger.entry import parse_ts
-from edge.ledger.readings_store import OPERATOR, PRUNE, RETENTION, block_digest, pruned_blocks
+from edge.ledger.readings_read import stored_blocks
+from edge.ledger.readings_store import (
+    BUDGET,
+    OPERATOR,
+    PRUNE,
+    RETENTION,
+    items_digest,
+    pruned_blocks,
+)
 from edge.ledger.verify_report import FeedReport, Kind, Problem, Report
 
 __all__ = ["check_readings"]
@@ -64,6 +72,7 @@ class _Prune:
     reason: Any
     retention: Any
     before: Any
+    limits: tuple[Any, Any]  #: a budget prune's max_bytes and min_free_bytes
 
 
 def check_readings(conn: sqlite3.Connection, report: Report, owner: str | None) -> None:
@@ -108,6 +117,7 @@ def check_readings(conn: sqlite3.Connection, report: Report, owner: str | None) 
                 body.get("reason"),
                 body.get("retention"),
                 body.get("before"),
+                (body.get("max_bytes"), body.get("min_free_bytes")),
             )
             for block in pruned_blocks(body):
                 prunes.setdefault(block, []).append(prune)
@@ -149,7 +159,7 @@ def check_readings(conn: sqlite3.Connection, report: Report, owner: str | None) 
             problem(
                 block,
                 Kind.CHANGED_READINGS,
-                f"readings block {block} holds a value that cannot be hashed (not JSON)"
+                f"readings block {block} is damaged: its stored bytes do not decode"
                 if present == _UNHASHABLE
                 else f"readings block {block} no longer hashes to its digest",
             )
@@ -186,18 +196,18 @@ def check_readings(conn: sqlite3.Connection, report: Report, owner: str | None) 
 def _stored_blocks(conn: sqlite3.Connection) -> Iterator[tuple[int, str]]:
     """(block, digest of its stored readings) for every block with readings, in block order.
 
-    A block whose stored rows cannot be hashed (a value that is not JSON, or not in the hashed
-    subset) gets a digest no entry can hold, so it is named *changed readings* like any other
-    altered block instead of stopping the whole check.
+    Read through :mod:`edge.ledger.readings_read`, as every reader does. A block that does not
+    decode (a changed byte in its compressed data, a stored row that is not JSON) gets a digest
+    no entry can hold, so it is named *changed readings* like any other altered block instead
+    of stopping the whole check.
     """
-    cursor = conn.execute(
-        "SELECT block, point, ts, value, quality, unit FROM readings ORDER BY block, rowid"
-    )
-    for block, group in itertools.groupby(cursor, key=lambda r: r[0]):
-        rows = [r[1:] for r in group]
+    for block, items in stored_blocks(conn):
+        if isinstance(items, ReadingsDamaged):
+            yield block, _UNHASHABLE
+            continue
         try:
-            yield block, block_digest(rows)
-        except (ValueError, TypeError, NotCanonical):  # orjson's JSONDecodeError is a ValueError
+            yield block, items_digest(items)
+        except (ValueError, TypeError, NotCanonical):
             yield block, _UNHASHABLE
 
 
@@ -280,6 +290,11 @@ def _entitled(digest: _Digest, prune: _Prune) -> str | None:
         return None
     if prune.reason == OPERATOR:
         return None if prune.actor else "is an operator's request that names no actor"
+    if prune.reason == BUDGET:
+        # the sizes it acted on are gone with the blocks: it must name the limit it enforced
+        if any(type(limit) is int and limit >= 0 for limit in prune.limits):
+            return None
+        return "is a disk budget prune that names no limit (max_bytes or min_free_bytes)"
     return f"gives an unknown reason {prune.reason!r}"
 
 

@@ -41,7 +41,7 @@ from edge.ledger.commit_process import JOURNAL_FRAME_MAX, JOURNAL_MOVE_AGE
 from edge.ledger.database import SQL_ERRORS
 from edge.ledger.entry import Entry
 from edge.ledger.keys import NodeKey
-from edge.ledger.readings_store import plan_prune
+from edge.ledger.readings_store import PrunePlan, plan_budget_prune, plan_prune
 from edge.ledger.store import Batch, Ledger
 from edge.readings import Reading
 
@@ -547,6 +547,40 @@ class LedgerWriter:
             plan = plan_prune(self.ledger.conn, before, retention=retention, comment=comment)
         if plan is None:
             return 0
+        return await self._prune(plan, now, actor)
+
+    async def prune_to_budget(
+        self,
+        *,
+        max_bytes: int | None,
+        min_free_bytes: int | None,
+        free_bytes: int | None,
+        now: float | None = None,
+    ) -> PrunePlan | None:
+        """Prune the oldest raw blocks until the store fits its disk budget (reason ``budget``).
+
+        Recorded first like every prune (:meth:`prune_readings`); arguments as
+        :func:`edge.ledger.readings_store.plan_budget_prune`.
+
+        Returns:
+            What was pruned (its ``readings.prune`` body), None when the store fits.
+        """
+        self._check_open()
+        now = time.time() if now is None else now
+        await self.sync()  # blocks closed by journaled batches count too
+        with map_exceptions(SQL_ERRORS, f"ledger {self.ledger.path}: prune readings"):
+            plan = plan_budget_prune(
+                self.ledger.conn,
+                max_bytes=max_bytes,
+                min_free_bytes=min_free_bytes,
+                free_bytes=free_bytes,
+            )
+        if plan is not None:
+            await self._prune(plan, now, "")
+        return plan
+
+    async def _prune(self, plan: PrunePlan, now: float, actor: str) -> int:
+        """Record ``plan`` (durable), then delete its blocks; the readings deleted."""
         entry = await self.append("readings.prune", plan.body, ts=now, actor=actor)
         if not self._running:
             self._drain_sync()

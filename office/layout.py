@@ -140,53 +140,81 @@ def _y_axis(
     return out
 
 
-def chart_figure(
-    data: ChartData,
-    *,
-    resolution: float | None = None,
-    width: int = 1000,
-    tz: tzinfo | None = None,
-) -> Figure:
-    """Lay out ``data`` as an individuals chart, a moving-range chart and a histogram."""
-    left, right = 64.0, float(width) - 96.0
-    n = data.count
-    lim = data.limits
-    spec = data.spec
+@dataclass(frozen=True, slots=True)
+class _Plot:
+    """What every panel of one chart shares: the data, the x axis, how numbers are written."""
 
-    def val(v: float) -> str:
-        return fmt_number(v, resolution)
+    data: ChartData
+    left: float
+    right: float
+    resolution: float | None
+    tz: tzinfo | None
 
-    def stat(v: float) -> str:
-        return fmt_number(v, resolution, stat=True)
+    def x(self, index: float) -> float:
+        """The x of reading ``index`` (readings are spaced evenly, as on a run chart)."""
+        n = self.data.count
+        return self.left + (self.right - self.left) * (index / (n - 1) if n > 1 else 0.5)
 
-    def xi(i: float) -> float:
-        return left + (right - left) * (i / (n - 1) if n > 1 else 0.5)
+    def val(self, v: float) -> str:
+        """A reading, to the point's resolution."""
+        return fmt_number(v, self.resolution)
 
-    unit = f" {data.unit}" if data.unit else ""
-    head = (
-        f"{data.point or 'readings'}{f' ({data.unit})' if data.unit else ''}: {n:,} readings, "
-        f"{local_time(data.first, tz)} .. {local_time(data.last, tz)}"
-    )
-    if lim is not None:
-        head += f"; limits {data.limits_source}"
-    shapes: list[Shape | Group] = [
-        Shape("text", (left, 16), "chart-title", None, INK, text=head, size=11)
-    ]
+    def stat(self, v: float) -> str:
+        """A statistic of the point (limit, mean, sigma): one decimal more."""
+        return fmt_number(v, self.resolution, stat=True)
 
-    # --- individuals ---------------------------------------------------------------------
-    top, bottom = 28.0, 288.0
+    @property
+    def unit(self) -> str:
+        """`` g`` (a space and the unit), or nothing."""
+        return f" {self.data.unit}" if self.data.unit else ""
+
+    def frame(self, top: float, bottom: float, title: str = "") -> list[Shape | Group]:
+        """A panel's border and, above it, its title."""
+        out: list[Shape | Group] = [
+            Shape("rect", (self.left, top, self.right - self.left, bottom - top), "frame",
+                  "#999999", None, 0.8)
+        ]  # fmt: skip
+        if title:
+            out.append(Shape("text", (self.left, top - 6), "panel-title", None, INK, text=title,
+                             size=9.5))  # fmt: skip
+        return out
+
+
+def _nelson_marks(plot: _Plot, y: Scale) -> list[Shape | Group]:
+    """One ``g.nelson-hit`` per rule per signalling reading; a run's number at its start only."""
+    out: list[Shape | Group] = []
+    last_hit: dict[int, int] = {}  # rule -> index of its previous hit
+    for hit in plot.data.hits:
+        cx, cy = plot.x(hit.index), y(hit.value)
+        for k, rule in enumerate(hit.rules):
+            marks: tuple[Shape, ...] = (Shape("circle", (cx, cy, 4.0), "", SIGNAL, None, 1.3),)
+            # a run signals at each of its points: its number once, at the run's first point
+            if last_hit.get(rule) != hit.index - 1:
+                at = (cx, cy - 7 - 9 * k)
+                marks += (Shape("text", at, "", None, SIGNAL, text=str(rule), anchor="middle",
+                                size=8.5),)  # fmt: skip
+            last_hit[rule] = hit.index
+            data = (("rule", str(rule)), ("index", str(hit.index)), ("ts", hit.ts),
+                    ("value", repr(hit.value)))  # fmt: skip
+            title = f"{rule_title(rule)} at {hit.ts} ({plot.val(hit.value)}{plot.unit})"
+            out.append(Group("nelson-hit", marks, data, title))
+    return out
+
+
+def _individuals(plot: _Plot, top: float, bottom: float) -> Group:
+    """The individuals chart: readings, zones, control and spec limits, signals, alarms."""
+    data, lim, spec = plot.data, plot.data.limits, plot.data.spec
+    left, right = plot.left, plot.right
     bounds: list[float | None] = [data.minimum, data.maximum, spec.low, spec.high]
     if lim is not None:
         bounds += [lim.ucl, lim.lcl]
     lo, hi = _range(bounds)
     y = _scale(lo, hi, bottom, top)
-    ind: list[Shape | Group] = [
-        Shape("rect", (left, top, right - left, bottom - top), "frame", "#999999", None, 0.8)
-    ]
-    ind += _y_axis(nice_ticks(lo, hi), y, left, right, val)
+    out = plot.frame(top, bottom)
+    out += _y_axis(nice_ticks(lo, hi), y, left, right, plot.val)
     for alarm, (i0, i1) in zip(data.alarms, data.alarm_spans, strict=True):
-        x0, x1 = xi(i0), xi(i1)
-        ind.append(
+        x0, x1 = plot.x(i0), plot.x(i1)
+        out.append(
             Shape(
                 "rect",
                 (x0, top, max(2.0, x1 - x0), bottom - top),
@@ -195,13 +223,14 @@ def chart_figure(
                 ALARM,
                 opacity=0.55,
                 data=(("rule", alarm.rule), ("start", alarm.start), ("end", alarm.end or "")),
-                title=f"alarm {alarm.rule} ({alarm.severity}): {alarm.start} .. {alarm.end or 'still active'}",
+                title=f"alarm {alarm.rule} ({alarm.severity}): "
+                f"{alarm.start} .. {alarm.end or 'still active'}",
             )
         )
     if lim is not None:
         for k in (1, 2):
             for v in lim.zone(k):
-                ind.append(
+                out.append(
                     Shape("line", (left, y(v), right, y(v)), "zone", GRID, None, 0.8, (2, 3))
                 )
         for cls, v, colour, dash, name in (
@@ -209,197 +238,110 @@ def chart_figure(
             ("center", lim.center, CENTER, (), "CL"),
             ("lcl", lim.lcl, CONTROL, (5.0, 3.0), "LCL"),
         ):
-            ind.append(_hline(y(v), left, right, cls, colour, v, dash))
-            ind.append(_label(right + 4, y(v), f"{name} {stat(v)}", colour))
-    for cls, sv, name in (("usl", spec.high, "USL"), ("lsl", spec.low, "LSL")):
-        if sv is not None:
-            v = sv
-            ind.append(_hline(y(v), left, right, cls, SPEC, v, (8.0, 2.0, 2.0, 2.0)))
-            ind.append(
-                _label(right + 4, y(v) + (10 if cls == "lsl" else -10), f"{name} {val(v)}", SPEC)
-            )
+            out.append(_hline(y(v), left, right, cls, colour, v, dash))
+            out.append(_label(right + 4, y(v), f"{name} {plot.stat(v)}", colour))
+    for cls, limit, name in (("usl", spec.high, "USL"), ("lsl", spec.low, "LSL")):
+        if limit is not None:
+            out.append(_hline(y(limit), left, right, cls, SPEC, limit, (8.0, 2.0, 2.0, 2.0)))
+            shift = 10 if cls == "lsl" else -10  # clear of a control limit close by
+            out.append(_label(right + 4, y(limit) + shift, f"{name} {plot.val(limit)}", SPEC))
     coords: list[float] = []
     for i in data.shown:
-        coords += (round(xi(float(i)), 2), round(y(float(data.values[i])), 2))
-    ind.append(
-        Shape(
-            "polyline",
-            tuple(coords),
-            "series",
-            DATA,
-            None,
-            1.0,
-            data=(("count", str(len(data.shown))),),
-        )
-    )
-    if n <= 200:  # few points: a dot each, as on paper
+        coords += (round(plot.x(float(i)), 2), round(y(float(data.values[i])), 2))
+    out.append(Shape("polyline", tuple(coords), "series", DATA, None, 1.0,
+                     data=(("count", str(len(data.shown))),)))  # fmt: skip
+    if data.count <= 200:  # few points: a dot each, as on paper
         for i in data.shown:
-            ind.append(
-                Shape(
-                    "circle", (xi(float(i)), y(float(data.values[i])), 1.8), "reading", None, DATA
-                )
-            )
-    last_hit: dict[int, int] = {}  # rule -> index of its previous hit
-    for hit in data.hits:
-        cx, cy = xi(hit.index), y(hit.value)
-        for k, rule in enumerate(hit.rules):
-            marks: tuple[Shape, ...] = (Shape("circle", (cx, cy, 4.0), "", SIGNAL, None, 1.3),)
-            # a run signals at each of its points: its number once, at the run's first point
-            if last_hit.get(rule) != hit.index - 1:
-                label = str(rule)
-                at = (cx, cy - 7 - 9 * k)
-                marks += (
-                    Shape("text", at, "", None, SIGNAL, text=label, anchor="middle", size=8.5),
-                )
-            last_hit[rule] = hit.index
-            ind.append(
-                Group(
-                    "nelson-hit",
-                    marks,
-                    (
-                        ("rule", str(rule)),
-                        ("index", str(hit.index)),
-                        ("ts", hit.ts),
-                        ("value", repr(hit.value)),
-                    ),
-                    f"{rule_title(rule)} at {hit.ts} ({val(hit.value)}{unit})",
-                )
-            )
-    shapes.append(Group("individuals", tuple(ind)))
+            at = (plot.x(float(i)), y(float(data.values[i])), 1.8)
+            out.append(Shape("circle", at, "reading", None, DATA))
+    out += _nelson_marks(plot, y)
+    return Group("individuals", tuple(out))
 
-    # --- moving range ----------------------------------------------------------------------
-    top, bottom = 312.0, 432.0
+
+def _moving_range(plot: _Plot, top: float, bottom: float) -> Group:
+    """The moving-range chart under it, with MR-bar, its UCL and the time axis."""
+    data, lim = plot.data, plot.data.limits
+    left, right = plot.left, plot.right
     mr_values = [data.moving_range(int(i)) for i in data.mr_shown]
     mr_hi = max([*mr_values, lim.mr_ucl if lim is not None else 0.0, 0.0])
     _, mr_top = _range([0.0, mr_hi or 1.0], pad=0.08)
-    ym = _scale(0.0, mr_top, bottom, top)
-    mr: list[Shape | Group] = [
-        Shape("rect", (left, top, right - left, bottom - top), "frame", "#999999", None, 0.8),
-        Shape("text", (left, top - 6), "panel-title", None, INK, text="moving range", size=9.5),
-    ]
-    mr += _y_axis(nice_ticks(0.0, mr_top, 3), ym, left, right, stat)
+    y = _scale(0.0, mr_top, bottom, top)
+    out = plot.frame(top, bottom, "moving range")
+    out += _y_axis(nice_ticks(0.0, mr_top, 3), y, left, right, plot.stat)
     if lim is not None:
-        mr.append(_hline(ym(lim.mr_bar), left, right, "mr-center", CENTER, lim.mr_bar, ()))
-        mr.append(_label(right + 4, ym(lim.mr_bar), f"MR {stat(lim.mr_bar)}", CENTER))
-        mr.append(_hline(ym(lim.mr_ucl), left, right, "mr-ucl", CONTROL, lim.mr_ucl, (5.0, 3.0)))
-        mr.append(_label(right + 4, ym(lim.mr_ucl), f"UCL {stat(lim.mr_ucl)}", CONTROL))
-    coords = []
+        out.append(_hline(y(lim.mr_bar), left, right, "mr-center", CENTER, lim.mr_bar, ()))
+        out.append(_label(right + 4, y(lim.mr_bar), f"MR {plot.stat(lim.mr_bar)}", CENTER))
+        out.append(_hline(y(lim.mr_ucl), left, right, "mr-ucl", CONTROL, lim.mr_ucl, (5.0, 3.0)))
+        out.append(_label(right + 4, y(lim.mr_ucl), f"UCL {plot.stat(lim.mr_ucl)}", CONTROL))
+    coords: list[float] = []
     for i, v in zip(data.mr_shown, mr_values, strict=True):
-        coords += (round(xi(float(i)), 2), round(ym(v), 2))
+        coords += (round(plot.x(float(i)), 2), round(y(v), 2))
     if coords:
-        mr.append(Shape("polyline", tuple(coords), "mr-series", DATA, None, 1.0))
+        out.append(Shape("polyline", tuple(coords), "mr-series", DATA, None, 1.0))
+    n = data.count
     for k in range(6 if n > 1 else 1):
         i = round(k * (n - 1) / 5) if n > 1 else 0
         anchor = "start" if k == 0 else ("end" if k == 5 else "middle")
-        mr.append(Shape("line", (xi(i), bottom, xi(i), bottom + 4), "tick", INK, None, 0.8))
-        mr.append(
-            Shape(
-                "text",
-                (xi(i), bottom + 15),
-                "time",
-                None,
-                INK,
-                text=local_time(data.timestamps[i], tz, "%m-%d %H:%M:%S"),
-                anchor=anchor,
-                size=9.0,
-                title=data.timestamps[i],
-            )
+        out.append(
+            Shape("line", (plot.x(i), bottom, plot.x(i), bottom + 4), "tick", INK, None, 0.8)
         )
-    shapes.append(Group("moving-range", tuple(mr)))
+        text = local_time(data.timestamps[i], plot.tz, "%m-%d %H:%M:%S")
+        out.append(Shape("text", (plot.x(i), bottom + 15), "time", None, INK, text=text,
+                         anchor=anchor, size=9.0, title=data.timestamps[i]))  # fmt: skip
+    return Group("moving-range", tuple(out))
 
-    # --- histogram -------------------------------------------------------------------------
-    top, bottom = 470.0, 640.0
+
+def _histogram(plot: _Plot, top: float, bottom: float) -> Group:
+    """The histogram with the spec limits, the mean and n, mean, s, Cp, Cpk under it."""
+    data, spec = plot.data, plot.data.spec
     edges, counts = data.histogram.edges, data.histogram.counts
-    hx_lo, hx_hi = _range([edges[0], edges[-1], spec.low, spec.high], pad=0.04)
-    hx = _scale(hx_lo, hx_hi, left, right)
-    hy = _scale(0.0, max(counts) * 1.1 or 1.0, bottom, top)
-    hist: list[Shape | Group] = [
-        Shape("rect", (left, top, right - left, bottom - top), "frame", "#999999", None, 0.8),
-        Shape("text", (left, top - 6), "panel-title", None, INK, text="histogram", size=9.5),
-    ]
-    for t in nice_ticks(hx_lo, hx_hi, 8):
-        hist.append(Shape("line", (hx(t), bottom, hx(t), bottom + 4), "tick", INK, None, 0.8))
-        hist.append(
-            Shape(
-                "text",
-                (hx(t), bottom + 15),
-                "label",
-                None,
-                INK,
-                text=val(t),
-                anchor="middle",
-                size=9.0,
-            )
-        )
+    lo, hi = _range([edges[0], edges[-1], spec.low, spec.high], pad=0.04)
+    x = _scale(lo, hi, plot.left, plot.right)
+    y = _scale(0.0, max(counts) * 1.1 or 1.0, bottom, top)
+    out = plot.frame(top, bottom, "histogram")
+    for t in nice_ticks(lo, hi, 8):
+        out.append(Shape("line", (x(t), bottom, x(t), bottom + 4), "tick", INK, None, 0.8))
+        out.append(Shape("text", (x(t), bottom + 15), "label", None, INK, text=plot.val(t),
+                         anchor="middle", size=9.0))  # fmt: skip
     for a, b, c in zip(edges, edges[1:], counts, strict=False):
-        hist.append(
+        out.append(
             Shape(
                 "rect",
-                (hx(a), hy(c), max(0.5, hx(b) - hx(a) - 0.5), bottom - hy(c)),
+                (x(a), y(c), max(0.5, x(b) - x(a) - 0.5), bottom - y(c)),
                 "bin",
                 "#ffffff",
                 "#7fa7c9",
                 0.5,
                 data=(("count", str(c)), ("low", repr(a)), ("high", repr(b))),
-                title=f"{val(a)} .. {val(b)}: {c}",
+                title=f"{plot.val(a)} .. {plot.val(b)}: {c}",
             )
         )
-    for cls, sv, name in (("usl", spec.high, "USL"), ("lsl", spec.low, "LSL")):
-        if sv is not None:
-            v = sv
-            hist.append(
-                Shape(
-                    "line",
-                    (hx(v), top, hx(v), bottom),
-                    cls,
-                    SPEC,
-                    None,
-                    1.4,
-                    (8.0, 2.0, 2.0, 2.0),
-                    data=(("value", repr(v)),),
-                )
-            )
-            hist.append(
-                Shape(
-                    "text",
-                    (hx(v), top + 11),
-                    "label",
-                    None,
-                    SPEC,
-                    text=f"{name} {val(v)}",
-                    anchor="middle",
-                    size=9.0,
-                )
-            )
-    hist.append(
-        Shape(
-            "line",
-            (hx(data.mean), top, hx(data.mean), bottom),
-            "mean",
-            CENTER,
-            None,
-            1.2,
-            data=(("value", repr(data.mean)),),
-        )
-    )
+    for cls, limit, name in (("usl", spec.high, "USL"), ("lsl", spec.low, "LSL")):
+        if limit is not None:
+            out.append(Shape("line", (x(limit), top, x(limit), bottom), cls, SPEC, None, 1.4,
+                             (8.0, 2.0, 2.0, 2.0), data=(("value", repr(limit)),)))  # fmt: skip
+            out.append(Shape("text", (x(limit), top + 11), "label", None, SPEC,
+                             text=f"{name} {plot.val(limit)}", anchor="middle", size=9.0))  # fmt: skip
+    out.append(Shape("line", (x(data.mean), top, x(data.mean), bottom), "mean", CENTER, None, 1.2,
+                     data=(("value", repr(data.mean)),)))  # fmt: skip
     cap = data.capability
-    cap_text = " · ".join(
+    text = " · ".join(
         (
-            f"n = {n:,}",
-            f"mean = {stat(data.mean)}{unit}",
-            f"s = {'-' if data.std is None else stat(data.std)}{unit}",
+            f"n = {data.count:,}",
+            f"mean = {plot.stat(data.mean)}{plot.unit}",
+            f"s = {'-' if data.std is None else plot.stat(data.std)}{plot.unit}",
             f"Cp = {'-' if cap.cp is None else fmt_number(cap.cp, 0.01)}",
             f"Cpk = {'-' if cap.cpk is None else fmt_number(cap.cpk, 0.01)}",
         )
     )
-    hist.append(
+    out.append(
         Shape(
             "text",
-            (left, bottom + 34),
+            (plot.left, bottom + 34),
             "capability",
             None,
             INK,
-            text=cap_text,
+            text=text,
             size=10.5,
             data=(
                 ("cp", "" if cap.cp is None else repr(cap.cp)),
@@ -407,5 +349,29 @@ def chart_figure(
             ),
         )
     )
-    shapes.append(Group("histogram", tuple(hist)))
-    return Figure(float(width), 690.0, Group("chart", tuple(shapes)), head)
+    return Group("histogram", tuple(out))
+
+
+def chart_figure(
+    data: ChartData,
+    *,
+    resolution: float | None = None,
+    width: int = 1000,
+    tz: tzinfo | None = None,
+) -> Figure:
+    """Lay out ``data`` as an individuals chart, a moving-range chart under it and a histogram."""
+    plot = _Plot(data, 64.0, float(width) - 96.0, resolution, tz)
+    head = (
+        f"{data.point or 'readings'}{f' ({data.unit})' if data.unit else ''}: "
+        f"{data.count:,} readings, {local_time(data.first, tz)} .. {local_time(data.last, tz)}"
+    )
+    if data.limits is not None:
+        head += f"; limits {data.limits_source}"
+    title = Shape("text", (plot.left, 16), "chart-title", None, INK, text=head, size=11)
+    panels = (
+        title,
+        _individuals(plot, 28.0, 288.0),
+        _moving_range(plot, 312.0, 432.0),
+        _histogram(plot, 470.0, 640.0),
+    )
+    return Figure(float(width), 690.0, Group("chart", panels), head)

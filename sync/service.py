@@ -251,13 +251,13 @@ class SyncService:
         async for message in client.messages:
             self.stats.inc("messages_in")
             try:
-                self._route(message)
+                await self._route(message)
             except EdgeError as exc:  # the ledger refused a peer's claim: counted, logged once
                 self._bad("refused", str(message.topic), str(exc))
             except Exception as exc:  # never let a peer's bytes stop the node
                 self._bad("internal", str(message.topic), f"{type(exc).__name__}: {exc}")
 
-    def _route(self, message: aiomqtt.Message) -> None:
+    async def _route(self, message: aiomqtt.Message) -> None:
         topic = self.topics.parse(str(message.topic))
         if topic is None:
             self.stats.inc("bad.topic")
@@ -280,12 +280,12 @@ class SyncService:
             if msg.node != topic.node or msg.feed != topic.arg:
                 self._bad("spoofed", str(message.topic), "head names another node or feed")
                 return
-            self._on_head(msg)
+            await self._on_head(msg)
         elif kind == "cosig" and isinstance(msg, wire.Cosignature):
             if msg.node != topic.node:
                 self._bad("spoofed", str(message.topic), "cosignature names another node")
                 return
-            self._on_cosignature(msg)
+            await self._on_cosignature(msg)
         elif kind == "live" and isinstance(msg, wire.Entries):
             if msg.feed != topic.arg:
                 self._bad("spoofed", str(message.topic), "entries of another feed")
@@ -298,7 +298,7 @@ class SyncService:
         else:
             self._bad("wrong_kind", str(message.topic), f"{type(msg).__name__} on a {kind} topic")
 
-    def _on_head(self, h: wire.Head) -> None:
+    async def _on_head(self, h: wire.Head) -> None:
         if h.checkpoint is None:
             return
         cos = []
@@ -307,9 +307,11 @@ class SyncService:
                 cos.append(LedgerCosignature.from_json(c))
             except EdgeError:
                 self.stats.inc("bad.cosignature")
-        res = self._replica.record_peer_head(
-            h.peer, h.checkpoint, now=time.time(), cosignatures=tuple(cos)
-        )
+        # in a thread, as every ledger call: the replica's lock may be held by a long accept
+        res = await asyncio.to_thread(
+            self._replica.record_peer_head, h.peer, h.checkpoint, now=time.time(),
+            cosignatures=tuple(cos),
+        )  # fmt: skip
         if not res.accepted:
             self.stats.inc(f"peer_head_rejected.{res.reason}")
             self._log_once(h.feed, f"head:{res.reason}", node=h.node)
@@ -325,13 +327,13 @@ class SyncService:
             self.planner.announced(h.feed, h.node, end)
             self._feed_stat(h.feed)
 
-    def _on_cosignature(self, c: wire.Cosignature) -> None:
+    async def _on_cosignature(self, c: wire.Cosignature) -> None:
         try:
             cos = LedgerCosignature.from_json(c.cosignature)
         except EdgeError as exc:
             self._bad("malformed", f"cosig from {c.node}", str(exc))
             return
-        result = self._replica.add_cosignature(cos, now=time.time())
+        result = await asyncio.to_thread(self._replica.add_cosignature, cos, now=time.time())
         self.stats.inc(f"cosignatures_in.{result}")
         if result == CosignResult.CONFLICT:
             self._alarm("conflicting_cosignature", feed=cos.feed, witness=cos.witness, peer=c.node)
@@ -375,6 +377,11 @@ class SyncService:
                 self.planner.held(e.feed, received)  # ask for the next window now
 
     def _queue(self, batch: _Batch, *, drop: bool) -> None:
+        if batch.feed == self.feed and not self._fetch_own:
+            # our writer appends our feed; a copy from a peer can only repeat it (or, if the
+            # peer is ahead, is for the restore at start: the own_behind alarm says so)
+            self.stats.inc("own_feed_ignored")
+            return
         try:
             self._apply.put_nowait(batch)
         except asyncio.QueueFull:
@@ -477,7 +484,7 @@ class SyncService:
                 return
 
     async def _cosign(self, client: aiomqtt.Client, checkpoint_raw: bytes) -> None:
-        cos = self._replica.cosign(checkpoint_raw, now=time.time())
+        cos = await asyncio.to_thread(self._replica.cosign, checkpoint_raw, now=time.time())
         if cos is None:
             return
         payload = wire.encode_cosignature(wire.Cosignature(self.node_id, cos.to_json()))
@@ -501,7 +508,7 @@ class SyncService:
         props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
         props.CorrelationData = corr
         replica = self._replica
-        head = replica.head(req.feed)
+        head = await asyncio.to_thread(replica.head, req.feed)
         if head is None or not replica.trusted(req.feed) or req.start >= head.end:
             payload = wire.encode_entries(req.feed, req.start, (), size=head.end if head else 0,
                                           last=True, error="not held")  # fmt: skip
@@ -533,7 +540,7 @@ class SyncService:
 
     async def _push_loop(self, client: aiomqtt.Client) -> None:
         replica = self._replica
-        head = replica.head(self.feed)
+        head = await asyncio.to_thread(replica.head, self.feed)
         self._pushed = head.end if head is not None else 0
         c = self.config
         while True:
@@ -543,7 +550,7 @@ class SyncService:
             self._nudge.clear()
             if self._fetch_own:
                 continue  # restoring: our feed is not ours to push yet
-            head = replica.head(self.feed)
+            head = await asyncio.to_thread(replica.head, self.feed)
             while head is not None and head.end > self._pushed:
                 payload, count = await asyncio.to_thread(
                     self._read_encoded, self.feed, self._pushed, c.batch_max, head.end
@@ -569,7 +576,7 @@ class SyncService:
 
     async def _announce_heads(self, client: aiomqtt.Client) -> None:
         replica = self._replica
-        for h in replica.heads():
+        for h in await asyncio.to_thread(replica.heads):
             if not replica.trusted(h.feed) or h.checkpoint is None:
                 continue
             if h.feed == self.feed and self._fetch_own:
@@ -600,9 +607,9 @@ class SyncService:
     async def _record_loop(self) -> None:
         assert self._on_record is not None
         while True:
-            for rec in self._replica.pending_records():
+            for rec in await asyncio.to_thread(self._replica.pending_records):
                 entry_id = await self._on_record(rec)
-                self._replica.mark_recorded(rec.key, entry_id)
+                await asyncio.to_thread(self._replica.mark_recorded, rec.key, entry_id)
             await asyncio.sleep(1.0)
 
     async def _publish(

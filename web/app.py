@@ -14,19 +14,20 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from edge.errors import EdgeError
+from edge.errors import EdgeError, StorageError
 from edge.log import event
 from edge.web.auth import COOKIE, Access
 from edge.web.catalog import Catalog
 from edge.web.charts import ChartCache
 from edge.web.html import SiteTime, esc, page
 from edge.web.http import Request, Response
+from edge.web.routes import ROUTES
 
 if TYPE_CHECKING:
     from edge.ledger.verify_report import Report
@@ -80,10 +81,6 @@ class WebApp:
         self.charts = ChartCache()
         self.verification = Verification()
         self._local = threading.local()
-        self._routes: list[tuple[str, Callable[[WebApp, Request, list[str]], Response]]] = []
-        from edge.web import routes
-
-        self._routes = routes.ROUTES
 
     def conn(self) -> sqlite3.Connection:
         """This thread's read-only connection to the ledger."""
@@ -106,9 +103,16 @@ class WebApp:
         return self.settings.names.get(feed) or station.name
 
     def __call__(self, request: Request) -> Response:
-        """Answer one request (never raises: failures are a 500 page and a log line)."""
+        """Answer one request (never raises: failures are a 503/500 page and a log line)."""
         try:
             return self._answer(request)
+        except (
+            sqlite3.Error,
+            StorageError,
+        ) as exc:  # locked, gone or damaged: say so, keep serving
+            event("web.ledger_unreadable", logging.WARNING, path=request.path, error=str(exc))
+            body = f'<p class="error">The ledger cannot be read now: {esc(exc)}</p>'
+            return self.html(503, "Ledger unreadable", body)
         except EdgeError as exc:
             event("web.error", logging.WARNING, path=request.path, error=str(exc))
             return self.html(500, "Cannot show this", f'<p class="error">{esc(exc)}</p>')
@@ -129,7 +133,7 @@ class WebApp:
                 405, b"read-only: GET only\n", "text/plain; charset=utf-8", {"Allow": "GET, HEAD"}
             )
         parts = [p for p in request.path.split("/") if p]
-        for prefix, route in self._routes:
+        for prefix, route in ROUTES:
             words = prefix.split("/") if prefix else []
             if parts[: len(words)] == words and (words or not parts):
                 return route(self, request, parts[len(words) :])
@@ -224,7 +228,3 @@ class WebApp:
                 first = fr.problems[0]
                 return ("bad", f"FAILED: {len(fr.problems)} problem(s), first: {first}")
         return ("open", "not in the last verification (newer than it)")
-
-    def context(self) -> dict[str, Any]:
-        """Figures shown in page footers and the feeds page."""
-        return {"verified": self.verification.finished}

@@ -2,7 +2,7 @@
 
 The page is :func:`edge.office.build_lot_report`'s content (the same rows the HTML and PDF
 lot reports print, so the three never disagree) laid out for the browser: times in the site
-zone with UTC on hover, links between entries, the charts inline as SVG (their limits and
+zone with UTC on hover, entry ids on hover, the charts inline as SVG (their limits and
 Nelson hits are elements a browser can inspect), the verification status of each feed from
 the server's latest background verification, and the downloads.
 """
@@ -125,9 +125,12 @@ def lot_route(app: WebApp, request: Request, rest: list[str]) -> Response:
         data = text.encode("utf-8") if text.startswith("\ufeff") else ("\ufeff" + text).encode()
         return _download(data, "text/csv; charset=utf-8", _filename(lot, ".csv"))
     if what == "epcis.json":
-        from edge.ledger.epcis import epcis_document
+        from edge.ledger.epcis import epcis_document, valid_gtin
 
-        doc = epcis_document(trace, now=datetime.now(UTC))
+        # the product's GTIN when the lot's entries record one (as `export --gtin` would give it)
+        gtins = {str(e.entry.body.get("gtin")) for e in trace.events if e.entry.body.get("gtin")}
+        gtin = next((g for g in sorted(gtins) if valid_gtin(g)), None)
+        doc = epcis_document(trace, now=datetime.now(UTC), gtin=gtin)
         return _download(
             orjson.dumps(doc, option=orjson.OPT_INDENT_2),
             "application/ld+json",

@@ -1,15 +1,11 @@
 """``edge readings export``: stored raw readings as the CSV ``edge rules test --data`` reads.
 
-The node keeps raw readings in its ledger database (table ``readings``: point, ts, value as the
-JSON of its hashed form, quality, unit; see :mod:`edge.ledger.readings_store`). The export
-writes them in arrival order in :mod:`edge.rules.recorded`'s format, the same as
-``edge record``: numbers exactly as stored (the shortest decimal that names the float),
-booleans ``true``/``false``, no value as an empty cell.
-
-Database access goes through sqlite-utils: its ``rows_where`` / ``count_where`` build the
-filtered, ordered queries (point list, time window) from parameters, with no SQL assembled by
-string formatting here, and ``Database.table_names`` tells a ledger file from any other SQLite
-file. Blocks pruned inside the window (by retention or by an operator) are counted and
+The node keeps raw readings in its ledger database, in compressed blocks
+(:mod:`edge.ledger.readings_codec`); the export reads them through the one read interface,
+:mod:`edge.ledger.readings_read`, and writes them in arrival order in
+:mod:`edge.rules.recorded`'s format, the same as ``edge record``: numbers exactly as stored (the
+shortest decimal that names the float), booleans ``true``/``false``, no value as an empty cell.
+Blocks pruned inside the window (by retention, the disk budget or an operator) are counted and
 reported, so a gap in an export is never silent.
 """
 
@@ -30,61 +26,34 @@ from edge.cli.record import HEADER, JSON_SUMMARY_OPTION, OUT_OPTION, open_csv_ou
 __all__ = ["COMMANDS", "export_rows", "readings"]
 
 
-def _csv_value(stored: str | None) -> str:
-    """The ``value`` column (JSON of the hashed form) as a CSV cell."""
-    if stored is None:
+def _csv_value(value: Any) -> str:
+    """A stored value as a CSV cell (numbers as their canonical decimal)."""
+    if value is None:
         return ""
-    import orjson
-
-    value = orjson.loads(stored)
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)  # decimals are stored as their exact text; text points as themselves
+    if isinstance(value, int | float):
+        from edge.ledger.canonical import decimal
 
-
-def _overlaps(
-    first: str, last: str, since: str | None, until: str | None
-) -> tuple[list[str], list[str]]:
-    """Clauses and arguments keeping rows whose times ``first``..``last`` touch [since, until).
-
-    A reading (``ts``, ``ts``) and a block (``first_ts``, ``last_ts``) are windowed alike.
-    """
-    clauses: list[str] = []
-    args: list[str] = []
-    if since is not None:
-        clauses.append(f"{last} >= ?")
-        args.append(since)
-    if until is not None:
-        clauses.append(f"{first} < ?")
-        args.append(until)
-    return clauses, args
-
-
-def _where(points: tuple[str, ...], since: str | None, until: str | None) -> tuple[str, list[str]]:
-    clauses, args = _overlaps("ts", "ts", since, until)
-    if points:
-        clauses.insert(0, f"point IN ({', '.join('?' for _ in points)})")
-        args[:0] = points
-    return " AND ".join(clauses) or "1", args
+        return decimal(value)
+    return str(value)
 
 
 def export_rows(
-    db: Any, points: tuple[str, ...], since: str | None, until: str | None
+    conn: Any, points: tuple[str, ...], since: str | None, until: str | None
 ) -> Iterator[tuple[str, str, str, str]]:
     """``(ts, point, value, quality)`` per stored reading in the window, in arrival order.
 
     Args:
-        db: a ``sqlite_utils.Database`` on a ledger file.
+        conn: a ``sqlite3.Connection`` on a ledger file.
         points: only these points (all when empty).
         since: from this fixed-width UTC time on (``2026-11-23T10:00:00.000000Z``).
         until: before this time (exclusive).
     """
-    where, args = _where(points, since, until)
-    rows = db["readings"].rows_where(
-        where, args, order_by="block, rowid", select="ts, point, value, quality"
-    )
-    for row in rows:
-        yield row["ts"], row["point"], _csv_value(row["value"]), row["quality"]
+    from edge.ledger.readings_read import read_readings
+
+    for r in read_readings(conn, points=points, since=since, until=until):
+        yield r.ts, r.point, _csv_value(r.value), r.quality
 
 
 @click.group("readings")
@@ -137,9 +106,7 @@ def export(
     import datetime as dt
     import sqlite3
 
-    import sqlite_utils
-
-    from edge.errors import ConfigError, EdgeError
+    from edge.errors import ConfigError, EdgeError, ReadingsDamaged
     from edge.ledger.database import connect
     from edge.ledger.query import parse_time
 
@@ -160,22 +127,24 @@ def export(
     except EdgeError as exc:
         fail(str(exc), 1, as_json)
     conn.execute("PRAGMA busy_timeout=5000")  # a running node may be committing a block
-    database = sqlite_utils.Database(conn)
-    if not {"readings", "reading_blocks"} <= set(database.table_names()):
+    tables = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if not {"readings", "reading_blocks"} <= tables:
         fail(f"{path}: not an edge ledger database (no readings table)", 1, as_json)
-    pruned = _pruned_blocks(database, lo, hi)
+    from edge.ledger.readings_read import pruned_in_window
+
+    pruned = pruned_in_window(conn, lo, hi)
     out = open_csv_out(out_path, as_json)
     count = 0
     try:
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(HEADER)
-        for row in export_rows(database, points, lo, hi):
+        for row in export_rows(conn, points, lo, hi):
             writer.writerow(row)
             count += 1
         out.flush()
     except BrokenPipeError:
         quiet_exit_on_closed_pipe()
-    except sqlite3.Error as exc:  # a damaged file, found while reading it
+    except (sqlite3.Error, ReadingsDamaged) as exc:  # a damaged file, found while reading it
         fail(f"{path}: cannot read readings: {exc}", 1, as_json)
     finally:
         if out is not sys.stdout:
@@ -192,18 +161,12 @@ def export(
     click.echo(f"exported {count} readings to {where}", err=True)
     if pruned:
         click.echo(
-            f"warning: {pruned} block(s) in the window were pruned (retention or"
+            f"warning: {pruned} block(s) in the window were pruned (retention, disk budget or"
             " edge ledger prune-readings): their readings are no longer stored (their digests"
             " and the readings.prune entries saying why stay on the ledger)",
             err=True,
         )
     sys.exit(0 if count else 1)
-
-
-def _pruned_blocks(db: Any, lo: str | None, hi: str | None) -> int:
-    """Blocks overlapping the window whose readings retention deleted."""
-    clauses, args = _overlaps("first_ts", "last_ts", lo, hi)
-    return int(db["reading_blocks"].count_where(" AND ".join(["pruned = 1", *clauses]), args))
 
 
 COMMANDS: list[click.Command] = [readings]

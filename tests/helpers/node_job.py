@@ -58,8 +58,12 @@ def write_node(
     broker_port: int | None = None,
     metrics: str | None = None,
     node_id: str = "job40-gw",
+    ledger: str = "",
 ) -> Path:
-    """The node's side: config and the one rule; returns the node.toml path."""
+    """The node's side: config and the one rule; returns the node.toml path.
+
+    ``ledger``: lines for a ``[ledger]`` table (none: the defaults).
+    """
     (directory / "limit.yaml").write_text(
         "version: 1\n"
         "rules:\n"
@@ -103,6 +107,8 @@ def write_node(
             "scale = 0.1",
         ]
     toml += ["", "[rules]", 'files = ["limit.yaml"]']
+    if ledger:
+        toml += ["", "[ledger]", ledger]
     if broker_port is not None:
         toml += ["", "[mqtt]", 'host = "127.0.0.1"', f"port = {broker_port}"]
     if metrics is not None:

@@ -9,7 +9,7 @@ copied in as sync delivers it (:func:`ledger_scenario.copy_feed`). Story (second
   readings (indexes 120..129: rule 2, nine on one side); alarm ``fill_weight_low`` activated at
   150, acknowledged by alice at 155, cleared at 158; the node stops at 170 and restarts at 175
   (a restart inside the lot); the rule set changes at 180; lot end at 300 with a passing mean
-  check and a failing Cpk check. Lot ``L-OTHER`` (product ``Ketchup``) from 400 to 420, passed.
+  check and a failing Cpk check. Lot ``L-OTHER`` (product ``Ketchup``, GTIN :data:`GTIN`) from 400 to 420, passed.
   ``BULK-000`` .. ``BULK-059`` after it (pagination). Alarm ``tank_level_low`` activated at 460
   and never acknowledged; ``door_open`` activated at 470 and shelved by bob until T0 + 1 day.
 * packer gateway (feed B, ``packer-gw``): the same lot at ``packer-1`` from 350 to 380, its
@@ -39,6 +39,7 @@ LOT = "L-2611-A"
 OUTLIER = 60
 RUN = range(120, 130)
 BULK = 60
+GTIN = "09506000134352"  # L-OTHER's product (a valid GTIN-14)
 
 
 @dataclass
@@ -205,7 +206,7 @@ def build(db: Path) -> WebScenario:
         )
         led.append(
             "lot.start",
-            {"lot": "L-OTHER", "station": "filler-1", "product": "Ketchup"},
+            {"lot": "L-OTHER", "station": "filler-1", "product": "Ketchup", "gtin": GTIN},
             ts=T0 + 400,
             lots=["L-OTHER"],
         )

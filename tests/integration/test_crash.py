@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from stored_readings import stored
 
 from edge.errors import StorageError
 from edge.firmware_sim import SimulatorThread, load_scenario
@@ -120,8 +121,18 @@ class Lane:
         return f"crash-gw{self.number}"
 
 
-def _node_toml(lane: Lane) -> str:
+def _node_toml(lane: Lane, failpoint: str | None = None) -> str:
+    """The lane's config for a run that is to die at ``failpoint``.
+
+    A run to die inside a transaction (``commit.*``) writes every batch straight to SQLite
+    (``commit_journal = false``, the default config): with the journal, small batches wait up to
+    120 s for a move, and compressed readings blocks are small, so a run would seldom reach one
+    before the test kills it; the database files are the same either way, and the next start
+    moves what a journal run left.
+    """
     text = (HERE / "node.toml").read_text()
+    if failpoint is not None and failpoint.startswith("commit."):
+        text = text.replace("commit_journal = true", "commit_journal = false")
     text = text.replace('id = "crash-gw"', f'id = "{lane.node_id}"')
     text = text.replace("readings_block = 200", "readings_block = 50")
     return text + f'\n[mqtt]\nhost = "127.0.0.1"\nport = {lane.broker_port}\n'
@@ -236,6 +247,7 @@ def _drive(lane: Lane) -> Lane:
     shutil.copyfile(HERE / "rules.yaml", lane.root / "rules.yaml")
     for failpoint in lane.plan:
         starts = _count(lane.db, "node.start")
+        (lane.root / "node.toml").write_text(_node_toml(lane, failpoint))
         proc = _spawn(lane, failpoint)
         run = Run(failpoint, time.time())
         deadline = time.monotonic() + 8.0
@@ -244,8 +256,9 @@ def _drive(lane: Lane) -> Lane:
             while _count(lane.db, "node.start") == starts and time.monotonic() < deadline:
                 time.sleep(0.05)
             deadline = time.monotonic() + lane.rng.uniform(0.5, 2.5)
-        if failpoint == "node.stopping":
-            # once it runs (its node.start is durable), a stop request: it dies stopping
+        if failpoint in ("node.stopping", "journal.moved"):
+            # once it runs (its node.start is durable), a stop request: it dies stopping (the
+            # stop moves the commit journal, if nothing did before)
             while _count(lane.db, "node.start") == starts and time.monotonic() < deadline:
                 time.sleep(0.05)
             time.sleep(0.3)
@@ -262,8 +275,15 @@ def _drive(lane: Lane) -> Lane:
         time.sleep(0.05)
         lane.runs.append(run)
         _check_state_matches_ledger(lane, f"after kill {len(lane.runs)} ({failpoint})")
+    (lane.root / "node.toml").write_text(_node_toml(lane))
+    starts = _count(lane.db, "node.start")
     proc = _spawn(lane, None)
     run = Run(None, time.time())
+    # stopped once it runs: a SIGTERM before its handlers are set (imports take seconds on a
+    # loaded machine) would kill it like any signal, which is not what this run checks
+    deadline = time.monotonic() + 30.0
+    while _count(lane.db, "node.start") == starts and time.monotonic() < deadline:
+        time.sleep(0.05)
     time.sleep(2.5)
     os.killpg(proc.pid, signal.SIGTERM)
     run.code = proc.wait(timeout=20)
@@ -397,9 +417,7 @@ def _check_readings(lane: Lane, entries: list[dict[str, Any]]) -> None:
     starts = [parse_ts(e["ts"]) for e in entries if e["type"] == "node.start"]
     conn = _connect(lane.db)
     try:
-        stamps = sorted(
-            parse_ts(ts) for (ts,) in conn.execute("SELECT ts FROM readings WHERE point = 'temp'")
-        )
+        stamps = sorted(parse_ts(r.ts) for r in stored(conn) if r.point == "temp")
     finally:
         conn.close()
     bounds = [*starts, float("inf")]

@@ -17,6 +17,7 @@ from pathlib import Path
 import line_rig as rig
 import pytest
 from node_db import sync_db
+from stored_readings import stored
 
 from edge.drivers.stats import STRETCHED
 from edge.readings import Quality
@@ -232,7 +233,7 @@ def test_the_store_tells_not_polled_from_not_answered(tmp_path: Path) -> None:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         entries = [json.loads(r) for (r,) in conn.execute("SELECT raw FROM entries ORDER BY seq")]
-        readings = conn.execute("SELECT point, ts, quality FROM readings ORDER BY rowid").fetchall()
+        readings = [(r.point, r.ts, r.quality) for r in stored(conn)]
     finally:
         conn.close()
     gaps = [g for e in entries if e["type"] == "bus.gaps" for g in e["body"]["gaps"]]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from stored_readings import stored
 
 from edge.config import load_config
 from edge.firmware_sim import Simulator, load_scenario
@@ -44,7 +45,7 @@ def test_old_readings_are_pruned_digests_stay_and_verify(tmp_path: Path) -> None
     ).fetchone()[0]
     pruned = conn.execute("SELECT count(*) FROM reading_blocks WHERE pruned = 1").fetchone()[0]
     kept = conn.execute("SELECT count(*) FROM reading_blocks WHERE pruned = 0").fetchone()[0]
-    oldest_kept = conn.execute("SELECT min(ts) FROM readings").fetchone()[0]
+    oldest_kept = min(r.ts for r in stored(conn))
     prunes = [
         orjson.loads(raw)["body"]
         for (raw,) in conn.execute("SELECT raw FROM entries WHERE type = 'readings.prune'")
@@ -74,7 +75,7 @@ def test_failing_retention_is_logged_and_the_node_keeps_running(
     db = tmp_path / "data" / "ledger.db"
     conn = sqlite3.connect(db)
     conn.execute(
-        "CREATE TRIGGER planted BEFORE DELETE ON readings "
+        "CREATE TRIGGER planted BEFORE DELETE ON reading_data "
         "BEGIN SELECT RAISE(ABORT, 'planted: no deletes'); END"
     )
     conn.commit()

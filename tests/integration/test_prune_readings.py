@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from node_db import sync_db
+from stored_readings import stored
 
 from edge.firmware_sim import SimulatorThread, load_scenario
 
@@ -120,7 +121,7 @@ def test_operator_prune_through_the_node_and_offline(node_dir: Path) -> None:
         (me, "disk full [claimed actor: qa.jane]"),
         (me, "archive [claimed actor: qa.max]"),
     ]
-    assert _rows(db, "SELECT count(*) FROM readings") == [(0,)]
+    assert stored(db) == []
     verify = _edge("ledger", "verify", "--db", str(db), "--json")
     assert verify.returncode == 0, verify.stdout + verify.stderr
     report = json.loads(verify.stdout)

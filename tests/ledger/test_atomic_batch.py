@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from stored_readings import stored
 
 from edge.ledger import create_key_file
 from edge.ledger.keys import NodeKey
@@ -44,7 +45,7 @@ def _db(path: Path) -> tuple[int, int, bytes | None]:
     conn = sqlite3.connect(path)
     try:
         entries = conn.execute("SELECT count(*) FROM entries").fetchone()[0]
-        readings = conn.execute("SELECT count(*) FROM readings").fetchone()[0]
+        readings = len(stored(conn))
         row = conn.execute("SELECT state FROM engine_state").fetchone()
     finally:
         conn.close()
@@ -103,7 +104,7 @@ def test_readings_of_an_open_block_survive_and_close_into_a_verified_block(
     assert_verifies(path)
     conn = sqlite3.connect(path)
     try:
-        assert conn.execute("SELECT count(*) FROM readings WHERE block = 2").fetchone()[0] == 7
+        assert [r.value for r in stored(conn, block=2)] == [float(i) for i in range(7)]
         assert conn.execute("SELECT count(*) FROM reading_blocks").fetchone()[0] == 2
     finally:
         conn.close()
@@ -116,14 +117,15 @@ def test_a_batch_written_again_stores_its_readings_once(tmp_path: Path) -> None:
     batch = ledger.cut()
     assert batch is not None
     assert batch.entries == ()
-    assert len(batch.readings) == 5
+    assert [(b, start) for b, start, _ in batch.readings] == [(1, 0)]  # one piece of 5
     ledger.write(batch)
     ledger.write(batch)  # its reply was lost: the writer sends it again
     ledger.written(batch)
     ledger.close()
     conn = sqlite3.connect(path)
     try:
-        assert conn.execute("SELECT count(*) FROM readings").fetchone()[0] == 5
+        assert len(stored(conn)) == 5
+        assert conn.execute("SELECT count(*) FROM reading_stage").fetchone()[0] == 1
     finally:
         conn.close()
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+import stored_readings as sr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -32,8 +33,7 @@ READINGS_KINDS = {
 
 
 def _change(conn: sqlite3.Connection, block: int) -> None:
-    rowid = conn.execute("SELECT min(rowid) FROM readings WHERE block = ?", (block,)).fetchone()[0]
-    conn.execute("UPDATE readings SET value = '\"99.5\"' WHERE rowid = ?", (rowid,))
+    sr.rewrite_block(conn, block, lambda items: sr.set_value(items, 0, 99.5))
 
 
 TAMPER = {
@@ -42,22 +42,24 @@ TAMPER = {
         _change(c, b),
         c.execute("UPDATE reading_blocks SET pruned = 1 WHERE block = ?", (b,)),
     ),
+    "flip a byte": lambda c, b: sr.flip_byte(c, b, offset=-3),
+    "flip the format byte": lambda c, b: sr.flip_byte(c, b, offset=0),
     "mark": lambda c, b: c.execute("UPDATE reading_blocks SET pruned = 1 WHERE block = ?", (b,)),
     "null link": lambda c, b: c.execute(
         "UPDATE reading_blocks SET entry = NULL WHERE block = ?", (b,)
     ),
     "delete row": lambda c, b: c.execute("DELETE FROM reading_blocks WHERE block = ?", (b,)),
     "delete+mark": lambda c, b: (
-        c.execute("DELETE FROM readings WHERE block = ?", (b,)),
+        c.execute("DELETE FROM reading_data WHERE block = ?", (b,)),
         c.execute("UPDATE reading_blocks SET pruned = 1 WHERE block = ?", (b,)),
     ),
     "delete all": lambda c, b: (
-        c.execute("DELETE FROM readings WHERE block = ?", (b,)),
+        c.execute("DELETE FROM reading_data WHERE block = ?", (b,)),
         c.execute("DELETE FROM reading_blocks WHERE block = ?", (b,)),
     ),
-    "drop one reading": lambda c, b: c.execute(
-        "DELETE FROM readings WHERE rowid = (SELECT max(rowid) FROM readings WHERE block = ?)",
-        (b,),
+    "drop one reading": lambda c, b: sr.rewrite_block(c, b, lambda items: items[:-1]),
+    "swap two readings": lambda c, b: sr.rewrite_block(
+        c, b, lambda items: [items[1], items[0], *items[2:]]
     ),
 }
 

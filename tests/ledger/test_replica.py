@@ -214,6 +214,9 @@ def test_oversize_and_empty_batches(pair, keys) -> None:  # type: ignore[no-unty
     assert (empty.outcome, empty.reason) == (Outcome.REJECTED, Reason.MALFORMED)
     negative = rb.accept(a.feed, -1, [b"{}"], now=T0)
     assert negative.reason is Reason.MALFORMED
+    for junk in (["text"], [None], [7], [b"{}", bytearray(b"{}")]):
+        assert rb.accept(a.feed, 0, junk, now=T0).reason is Reason.MALFORMED  # type: ignore[arg-type]
+    assert rb.accept(7, 0, [b"{}"], now=T0).reason is Reason.UNTRUSTED  # type: ignore[arg-type]
     assert rb.end(a.feed) == 0
 
 
@@ -232,4 +235,46 @@ def test_a_replica_does_not_block_the_feed_owner_from_writing(tmp_path: Path, ke
         rb.close()
     rsrc.close()
     assert feed_ids(tmp_path / "b.db", a.feed) == feed_ids(tmp_path / "a.db", a.feed)
+    assert_verifies(tmp_path / "b.db", {a.feed: "a", b.feed: "b"})
+
+
+async def test_peers_batches_and_the_nodes_own_commits_interleave(tmp_path: Path, keys) -> None:  # type: ignore[no-untyped-def]
+    """In a running node: the LedgerWriter (and its commit process) appends our feed while the
+    replica, in a worker thread, stores a peer's feed into the same file. Both end whole."""
+    import asyncio
+
+    from edge.ledger.writer import LedgerWriter
+
+    a, b, _ = keys
+    with Ledger.open(tmp_path / "a.db", a) as src:
+        grow(src, 600, batch=7)
+    source = Replica.open(tmp_path / "a.db", a, trust(b, own=a), take_lock=True)
+    batches = []
+    start = 0
+    while raws := source.read_range(a.feed, start, max_entries=40):
+        batches.append((start, raws))
+        start += len(raws)
+    source.close()
+    writer = LedgerWriter.open(tmp_path / "b.db", b, flush_interval=0.005, batch_max=20)
+    replica = Replica.open(tmp_path / "b.db", b, trust(a, own=b))  # the writer holds the lock
+    replica.follow_writer(lambda: writer.size)
+
+    async def peer() -> None:
+        for begin, raws in batches:
+            result = await asyncio.to_thread(replica.accept, a.feed, begin, raws, now=T0)
+            assert result.outcome is Outcome.STORED, result
+
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(writer.run())
+        feeding = tg.create_task(peer())
+        for i in range(400):
+            await writer.append("alarm", {"i": i}, ts=T0 + i)
+            if i % 10 == 0:
+                writer.commit_now()
+                await asyncio.sleep(0.001)
+        await feeding
+        await writer.aclose()
+    replica.close()
+    assert feed_ids(tmp_path / "b.db", a.feed) == feed_ids(tmp_path / "a.db", a.feed)
+    assert len(feed_ids(tmp_path / "b.db", b.feed)) > 400
     assert_verifies(tmp_path / "b.db", {a.feed: "a", b.feed: "b"})

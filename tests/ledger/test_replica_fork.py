@@ -346,3 +346,47 @@ def test_a_longer_second_history_offered_from_our_end_leads_back_to_the_fork(nod
     assert fork_at >= asked[-1]
     assert feed_raws(tmp_path / "b.db", a.feed) == original
     rb.close()
+
+
+def test_a_peer_announcing_less_than_before_does_not_erase_the_evidence(nodes) -> None:  # type: ignore[no-untyped-def]
+    tmp_path, a, b = nodes
+    raws = feed_raws(tmp_path / "a.db", a.feed)
+    checkpoints = [r for r in raws if orjson.loads(r)["type"] == "checkpoint"]
+    shutil.move(tmp_path / "backup.db", tmp_path / "old.db")
+    old = Replica.open(tmp_path / "old.db", a, trust(b, own=a), take_lock=True)
+    end = old.end(a.feed)
+    assert old.record_peer_head(b.feed, checkpoints[-1], now=T0).own_behind
+    # the peer's own file went back (its backup restored): it now announces less
+    again = old.record_peer_head(b.feed, checkpoints[0], now=T0 + 1)
+    assert again.accepted
+    assert not again.ahead
+    check = old.own_check()
+    assert (check.status, check.end, check.highest_end) == (
+        OwnStatus.BEHIND,
+        end,
+        Checkpoint.from_raw(checkpoints[-1]).end,
+    )
+    (mine,) = [s for s in old.status() if s.feed == a.feed]
+    assert [p.end for p in mine.peers] == [Checkpoint.from_raw(checkpoints[0]).end]  # as announced
+    old.close()
+
+
+def test_entries_the_writer_holds_beyond_the_database_are_no_rollback(nodes) -> None:  # type: ignore[no-untyped-def]
+    """With the commit journal, entries are durable in <db>.eqj before they are in the database;
+    a peer that got them announces them. Told the writer's size, the replica does not take that
+    for a rollback (here the database is the backup, the writer's size the real feed's)."""
+    tmp_path, a, b = nodes
+    real = feed_raws(tmp_path / "a.db", a.feed)
+    shutil.move(tmp_path / "backup.db", tmp_path / "lagging.db")
+    replica = Replica.open(tmp_path / "lagging.db", a, trust(b, own=a), take_lock=True)
+    assert replica.end(a.feed) < len(real)
+    replica.follow_writer(lambda: len(real))
+    seen = replica.record_peer_head(b.feed, real[-1], now=T0)
+    assert seen.accepted
+    assert not seen.own_behind
+    assert not seen.ahead
+    assert replica.own_check().status is OwnStatus.OK
+    assert replica.pending_records() == []
+    replica.follow_writer(None)  # the database alone says "behind"
+    assert replica.own_check().status is OwnStatus.BEHIND
+    replica.close()

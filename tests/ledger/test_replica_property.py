@@ -145,3 +145,52 @@ def test_any_delivery_order_converges_to_the_real_feed(source, data) -> None:  #
         assert feed_ids(hub.path, GATEWAY.feed) == ids
         hub.close()
         assert_verifies(Path(directory) / "hub.db")
+
+
+_JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=5)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    start=st.integers(-5, 80),
+    raws=st.lists(
+        st.binary(max_size=80)
+        | _JSONISH.map(lambda v: orjson.dumps(v))
+        | st.sampled_from([b'{"type":"checkpoint"}', b"[]", b"null"]),
+        max_size=6,
+    ),
+    checkpoint=st.binary(max_size=200) | _JSONISH.map(lambda v: orjson.dumps(v)),
+    cosignature=_JSONISH,
+)
+def test_junk_from_the_network_is_refused_never_raised(
+    source, start, raws, checkpoint, cosignature
+) -> None:  # type: ignore[no-untyped-def]
+    """Whatever bytes arrive, the replica answers with a result, never an exception."""
+    from edge.errors import NotCanonical
+    from edge.ledger.replica_types import Cosignature
+
+    _, real, _ = source
+    with tempfile.TemporaryDirectory() as directory:
+        hub = _hub(directory)
+        hub.accept(GATEWAY.feed, 0, real[:4], now=T0)
+        before = feed_ids(hub.path, GATEWAY.feed)
+        result = hub.accept(GATEWAY.feed, start, raws, now=T0)
+        assert result.outcome in (Outcome.REJECTED, Outcome.GAP, Outcome.DUPLICATE), result
+        assert not hub.record_peer_head("x", checkpoint, now=T0).accepted
+        try:
+            cos = Cosignature.from_json(cosignature)
+        except NotCanonical:
+            pass
+        else:
+            assert hub.add_cosignature(cos, now=T0) != "stored"
+        assert hub.cosign(checkpoint, now=T0) is None
+        assert feed_ids(hub.path, GATEWAY.feed) == before
+        hub.close()

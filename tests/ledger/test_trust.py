@@ -473,7 +473,7 @@ def test_an_owner_row_naming_a_feed_not_in_the_file_is_named_and_readings_still_
     conn = sqlite3.connect(db)
     conn.execute("DROP TRIGGER owner_no_update")
     conn.execute("UPDATE owner SET feed = ?", ("ab" * 32,))
-    conn.execute("DELETE FROM readings")
+    conn.execute("DELETE FROM reading_data")
     conn.execute("DELETE FROM reading_blocks")
     conn.commit()
     conn.close()

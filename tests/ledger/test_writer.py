@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from stored_readings import stored
 
 from edge.errors import LedgerClosed, NotCanonical
 from edge.ledger.journal import journal_path, read_journal
@@ -123,7 +124,7 @@ async def test_readings_go_through_the_writer(tmp_path: Path) -> None:
         await writer.durable(entry.seq)
         await writer.aclose()
     conn = connect(path, readonly=True)
-    assert conn.execute("SELECT count(*) FROM readings").fetchone()[0] == 100
+    assert [r.value for r in stored(conn)] == [float(i) for i in range(100)]
     assert verify_db(conn).ok
 
 
@@ -139,7 +140,7 @@ async def test_prune_readings_runs_between_commits(tmp_path: Path) -> None:
         assert await writer.prune_readings(before=T0 + 500) == 10
         await writer.aclose()
     conn = connect(path, readonly=True)
-    assert conn.execute("SELECT count(*) FROM readings").fetchone()[0] == 4
+    assert [r.value for r in stored(conn)] == [0.0, 1.0, 2.0, 3.0]
     assert verify_db(conn).ok
     conn.close()
 

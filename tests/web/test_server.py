@@ -338,3 +338,30 @@ def test_beyond_localhost_with_a_token_warns_of_plain_http(scenario: ws.WebScena
         assert "TLS reverse proxy" in warned[0]
     finally:
         stop_server(srv)
+
+
+def test_epcis_download_uses_the_recorded_gtin(server: Server) -> None:
+    status, body = _request(server.url + "/lot/L-OTHER/epcis.json")
+    assert status == 200
+    assert f"https://id.gs1.org/01/{ws.GTIN}/10/L-OTHER".encode() in body
+
+
+def test_a_damaged_ledger_is_a_503_page_not_a_crash(
+    scenario: ws.WebScenario, tmp_path: Path
+) -> None:
+    db = tmp_path / "ledger.db"
+    src = sqlite3.connect(scenario.db)
+    dst = sqlite3.connect(db)
+    src.backup(dst)  # a consistent copy, WAL folded in
+    src.close()
+    dst.close()
+    app = WebApp(Settings(db=db, token=None))
+    assert app(Request("GET", "/lots", {}, {}, "t")).status == 200
+    data = db.read_bytes()
+    half = len(data) // 2
+    db.write_bytes(data[:half] + b"\x5a" * (len(data) - half))  # pages overwritten underneath
+    fresh = WebApp(Settings(db=db, token=None))
+    answer = fresh(Request("GET", "/lot/L-2611-A", {}, {}, "t"))
+    assert answer.status == 503
+    assert b"malformed" in answer.body
+    assert fresh(Request("GET", "/login", {}, {}, "t")).status == 303  # still answering
