@@ -31,9 +31,10 @@ from edge.errors import LedgerClosed, StorageError, map_exceptions
 from edge.ledger.database import SQL_ERRORS, connect
 from edge.ledger.entry import CHECKPOINT
 from edge.ledger.keys import NodeKey
-from edge.ledger.merkle import Frontier, leaf_hash
+from edge.ledger.merkle import Frontier
 from edge.ledger.owner import claim_owner
 from edge.ledger.replica_check import Checked, Rejected, check_batch
+from edge.ledger.replica_store import held_frontier, store_checked
 from edge.ledger.replica_types import (
     AcceptResult,
     Checkpoint,
@@ -429,51 +430,14 @@ class Replica:
 
     def _frontier_at(self, feed: str, size: int) -> Frontier:
         """The Merkle frontier over the held entries ``0..size-1`` (reads their ids)."""
-        frontier = Frontier()
-        for seq, entry_id in self.conn.execute(
-            "SELECT seq, id FROM entries WHERE feed = ? AND seq < ? ORDER BY seq", (feed, size)
-        ):
-            if seq != frontier.size:
-                raise StorageError(f"{self._where()}: feed {feed[:16]} has a gap at {seq}")
-            frontier.append(leaf_hash(bytes.fromhex(entry_id)))
+        frontier = held_frontier(self.conn, feed, size)
+        if frontier is None:
+            raise StorageError(f"{self._where()}: feed {feed[:16]} has a gap before {size}")
         return frontier
 
     def _store(self, feed: str, end: int, last: str | None, checked: Checked) -> bool:
         """Write a checked batch in one transaction; False when the feed moved meanwhile."""
-        conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            if self._end(feed) != (end, last):
-                conn.execute("ROLLBACK")
-                return False
-            conn.executemany(
-                "INSERT INTO entries(feed, seq, id, prev, ts, type, actor, raw) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                checked.rows,
-            )
-            if checked.lots:
-                conn.executemany(
-                    "INSERT OR IGNORE INTO entry_lots(feed, seq, lot) VALUES (?, ?, ?)",
-                    checked.lots,
-                )
-            # A row may exist already: the checkpoints of a feed whose tail was cut stay (the
-            # rollback guard); a differing one is named by verify.
-            conn.executemany(
-                "INSERT OR IGNORE INTO checkpoints(feed, size, head, root, sig) "
-                "VALUES (?, ?, ?, ?, ?)",
-                checked.checkpoints,
-            )
-            size, stack = checked.stored_frontier
-            conn.execute(
-                "INSERT OR REPLACE INTO frontiers(feed, size, stack) VALUES (?, ?, ?)",
-                (feed, size, stack),
-            )
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        return True
+        return store_checked(self.conn, feed, (end, last), checked, self._end)
 
     def _fork(
         self, feed: str, start: int, raws: list[bytes], differ: int, now: float, source: str

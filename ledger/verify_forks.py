@@ -11,29 +11,18 @@ from __future__ import annotations
 
 import sqlite3
 
-from edge.ledger.merkle import Frontier, leaf_hash
 from edge.ledger.replica_check import Rejected, check_batch
+from edge.ledger.replica_store import held_frontier
 from edge.ledger.replica_types import Checkpoint
 from edge.ledger.verify_report import Kind, Problem
 
 __all__ = ["check_forks"]
 
 
-def _frontier(conn: sqlite3.Connection, feed: str, size: int) -> Frontier | None:
-    frontier = Frontier()
-    for seq, entry_id in conn.execute(
-        "SELECT seq, id FROM entries WHERE feed = ? AND seq < ? ORDER BY seq", (feed, size)
-    ):
-        if seq != frontier.size:
-            return None
-        frontier.append(leaf_hash(bytes.fromhex(entry_id)))
-    return frontier if frontier.size == size else None
-
-
 def _proves(conn: sqlite3.Connection, feed: str, seq: int, other: str, branch: bytes) -> str:
     """Why the record proves nothing ("" when it is a valid proof of a second history)."""
     raws = branch.split(b"\n")
-    frontier = _frontier(conn, feed, seq)
+    frontier = held_frontier(conn, feed, seq)
     if frontier is None:
         return "the entries before it are not all held"
     if len(raws) == 1:  # a conflicting checkpoint a peer announced: another root for its size

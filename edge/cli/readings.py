@@ -113,11 +113,17 @@ def export(
     if as_json and str(out_path) == "-":
         raise click.BadParameter("--json needs --out FILE: stdout carries the summary")
     try:
+        from edge.cli.ledger_query import sync_node
+
+        socket = None
         if db is None and config_path is not None:
             from edge.config import load_config
 
-            db = load_config(config_path).ledger_path
+            cfg = load_config(config_path)
+            db, socket = cfg.ledger_path, cfg.control_socket
         path = db if db is not None else Path("var") / "ledger.db"
+        # a running node's newest readings may wait in its commit journal: it moves them first
+        sync_node(path, socket if socket is not None else path.parent / "control.sock")
         now = dt.datetime.now(dt.UTC)
         lo = parse_time(since, now, "--since") if since else None
         hi = parse_time(until, now, "--until") if until else None

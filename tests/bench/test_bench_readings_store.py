@@ -211,3 +211,50 @@ def test_bytes_per_reading_bottling(tmp_path: Path) -> None:
     asyncio.run(_run(toml, tmp_path / "bottling.yaml", tmp_path / "run", seconds=60.0))
     db = tmp_path / "var" / "ledger.db"
     assert _report("bottling scenario", db, tmp_path) <= LIMIT
+
+
+def test_verify_decodes_and_hashes_readings(tmp_path: Path) -> None:
+    """``verify``'s readings check: every stored block decoded and re-hashed, readings/s, beside
+    the row store's 190,000/s (docs/design.md, measured under load before the compression)."""
+    import random
+    import struct
+    import time
+
+    from edge.ledger.keys import NodeKey
+    from edge.ledger.store import Ledger
+    from edge.ledger.verify_readings import check_readings
+    from edge.ledger.verify_report import Report
+    from edge.readings import Reading
+
+    rng = random.Random(1)
+    t = 1_795_000_000.0
+    blocks, per_block = 200, 1000
+    with Ledger.open(tmp_path / "l.db", NodeKey.generate()) as ledger:
+        for b in range(blocks):
+            readings = []
+            for c in range(per_block // 40):
+                t += 0.1
+                for i in range(40):
+                    value: float | int | bool = (
+                        struct.unpack("<f", struct.pack("<f", rng.gauss(502.0, 1.5)))[0]
+                        if i < 20
+                        else (i % 2 == 0)
+                        if i < 26
+                        else c + b
+                    )
+                    readings.append(Reading(f"p{i}", t, value))
+            ledger.append_readings(readings)
+        ledger.commit()
+        best = 0.0
+        for _ in range(3):
+            report = Report()
+            start = time.perf_counter()
+            check_readings(ledger.conn, report, None)
+            best = max(best, blocks * per_block / (time.perf_counter() - start))
+            assert report.ok, report.problems
+    anchor = 190_000.0
+    print(
+        f"verify readings: {best:,.0f} readings/s decoded and hashed / row store {anchor:,.0f}"
+        f" = ratio {best / anchor:.2f} (limit 0.5)"
+    )
+    assert best >= 0.5 * anchor
