@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,6 +34,7 @@ from outbox_rig import (
     stop_node,
     wait_for,
 )
+from prometheus_client.parser import text_string_to_metric_families
 
 from edge.firmware_sim import SimulatorThread, load_scenario
 
@@ -160,3 +163,59 @@ def test_clean_stop_says_offline_stopped(rig) -> None:  # type: ignore[no-untype
             stop_node(proc)
     assert last["reason"] == "stopped", last
     assert "Traceback" not in err
+
+
+def _scrape(port: int) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    out: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out.setdefault(s.name, {})[tuple(sorted(s.labels.items()))] = s.value
+    return out
+
+
+def _scraped(port: int, name: str, **labels: str) -> float | None:
+    try:
+        return _scrape(port)[name][tuple(sorted(labels.items()))]
+    except (OSError, KeyError):
+        return None
+
+
+def test_telemetry_batches_arrive_and_drops_under_an_outage_show_on_metrics(rig) -> None:  # type: ignore[no-untyped-def]
+    node_dir, broker = rig
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        mport = s.getsockname()[1]
+    toml = (node_dir / "node.toml").read_text()
+    toml = toml.replace(
+        "[mqtt]\n",
+        '[mqtt]\ntelemetry = ["p0", "p3"]\ntelemetry_interval = "200ms"\ntelemetry_max_queued = 50\n',
+    )
+    (node_dir / "node.toml").write_text(f'{toml}\n[metrics]\nlisten = "127.0.0.1:{mport}"\n')
+    with Subscriber(broker.port, "edge/gw1/telemetry/#", persistent=False) as sub:
+        proc = start_node(node_dir)
+        try:
+            wait_for(lambda: len(sub.payloads("telemetry")) >= 5, 60, "telemetry batches")
+            batches = sub.payloads("telemetry")
+            points = {r["point"] for b in batches for r in b["readings"]}
+            assert points == {"p0", "p3"}  # chosen points only (p1, p2 are not)
+            assert all(b["v"] == 1 and b["device"] == "plc" for b in batches)
+            assert all(r["quality"] == "good" for b in batches for r in b["readings"])
+            assert _scraped(mport, "edge_telemetry_dropped_total") == 0.0
+            broker.stop()  # 2 points x 20 polls/s wait; more than 50 drop the oldest
+            wait_for(lambda: (_scraped(mport, "edge_telemetry_dropped_total") or 0) > 20, 30,
+                     "telemetry drops counted on /metrics")  # fmt: skip
+            assert _scraped(mport, "edge_telemetry_queued") == 50.0
+            depth = _scraped(mport, "edge_outbox_depth", stream="alarms")
+            assert depth is not None
+            assert depth > 0  # the alarms wait meanwhile (not dropped)
+            delivered = _scraped(mport, "edge_outbox_delivered_total", stream="alarms") or 0
+            broker.start()
+            wait_for(lambda: _scraped(mport, "edge_outbox_depth", stream="alarms") == 0.0, 60,
+                     "the alarms delivered after the outage")  # fmt: skip
+            after = _scraped(mport, "edge_outbox_delivered_total", stream="alarms") or 0
+            assert after >= delivered + depth
+        finally:
+            err = stop_node(proc)
+    assert "Traceback" not in err, err
