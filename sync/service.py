@@ -125,6 +125,8 @@ class SyncService:
         )
         self._held: dict[str, dict[int, _Batch]] = {}  # feed -> start -> live batch past a gap
         self._nudge = asyncio.Event()
+        self._to_cosign: dict[str, bytes] = {}  # feed -> its latest checkpoint stored here
+        self._cosign_due = asyncio.Event()
         self._announce = asyncio.Event()
         self._session_id = os.urandom(8)
         self._logged: set[tuple[str, str]] = set()
@@ -231,6 +233,7 @@ class SyncService:
                     tg.create_task(self._push_loop(client), name="sync-push")
                     tg.create_task(self._announce_loop(client), name="sync-announce")
                     tg.create_task(self._catchup_loop(client), name="sync-catchup")
+                    tg.create_task(self._witness_loop(client), name="sync-witness")
                     if self._on_record is not None:
                         tg.create_task(self._record_loop(), name="sync-records")
         except* aiomqtt.MqttError as group:
@@ -444,8 +447,9 @@ class SyncService:
             if self.on_stored is not None:
                 self.on_stored(res.feed, res.end)
             self._announce.set()
-            if res.feed != self.feed:
-                await self._cosign(client, batch.raws[-1])
+            if res.feed != self.feed:  # cosigned by the witness task: the latest, once a second
+                self._to_cosign[res.feed] = batch.raws[-1]
+                self._cosign_due.set()
             await self._drain_held(client, res.feed, res.end)
         elif res.outcome == Outcome.GAP:
             held = self._held.setdefault(batch.feed, {})
@@ -482,6 +486,21 @@ class SyncService:
             if s + len(batch.raws) > end:
                 await self._apply_one(client, batch)  # it drains what follows it
                 return
+
+    async def _witness_loop(self, client: aiomqtt.Client) -> None:
+        """Cosign the latest checkpoint stored of each feed, at most once a second per feed.
+
+        A cosignature of a checkpoint vouches for everything before it (the ledger checked the
+        whole feed up to it), so the latest is enough; signing every batch would cost a write
+        (and an fsync) per batch on the path that stores them.
+        """
+        while True:
+            await self._cosign_due.wait()
+            self._cosign_due.clear()
+            todo, self._to_cosign = self._to_cosign, {}
+            for raw in todo.values():
+                await self._cosign(client, raw)
+            await asyncio.sleep(1.0)
 
     async def _cosign(self, client: aiomqtt.Client, checkpoint_raw: bytes) -> None:
         cos = await asyncio.to_thread(self._replica.cosign, checkpoint_raw, now=time.time())
