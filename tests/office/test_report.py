@@ -310,3 +310,16 @@ def test_a_long_range_is_charted_from_summaries(lot_ledger: LotLedger) -> None:
     assert hours.kind == "hour means"
     assert hours.series[0][1] == pytest.approx(fmean(lot_ledger.fill), rel=1e-12)
     conn.close()
+
+
+def test_a_lot_without_stored_readings_says_why_it_has_no_charts(tmp_path: Path) -> None:
+    import ledger_scenario as sc
+
+    db = tmp_path / "ledger.db"
+    sc.build(db)  # lot ends with aggregates, but no raw readings in the file
+    out = tmp_path / "lot.pdf"
+    result = run("report", "--lot", sc.LOT, "--db", str(db), "--format", "pdf", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    text = re.sub(r"\s+", " ", "".join(p.extract_text() for p in pypdf.PdfReader(out).pages))
+    assert "No stored readings of case_weight, fill_weight, product_temp in this lot's time" in text
+    assert "Result: FAIL" in text  # the packer's check failed
