@@ -229,7 +229,10 @@ def _statements(
             "INSERT OR REPLACE INTO reading_data(block, data) VALUES (?, ?)",
             [(b[0], b[6]) for b in blocks],
         )
-        conn.executemany("DELETE FROM reading_stage WHERE block = ?", [(b[0],) for b in blocks])
+        closed = [(b[0],) for b in blocks]
+        conn.executemany("DELETE FROM reading_stage WHERE block = ?", closed)
+        # a block left open as rows by a version before migration 8 is now stored compressed
+        conn.executemany("DELETE FROM readings WHERE block = ?", closed)
         conn.executemany(SUMMARY_UPSERT, [row for b in blocks for row in b[7]])
     if failpoints:
         hit("commit.readings")

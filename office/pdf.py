@@ -206,6 +206,8 @@ def lot_report_pdf(report: LotReport) -> bytes:
             )
         )
     width = doc.width
+    if r.chart_note:
+        story += [p("Control charts", h2), p(r.chart_note, body)]
     for chart in r.charts:
         figure = chart_figure(chart.data, resolution=chart.resolution, width=1000, tz=r.tz)
         story.append(

@@ -85,6 +85,8 @@ class LotReport:
     feeds: tuple[FeedRow, ...]
     verification: str
     charts: tuple[Chart, ...] = ()
+    #: why points the lot aggregates have no chart ("" when every one has)
+    chart_note: str = ""
     tz: tzinfo | None = field(default=None, compare=False)
 
     @property
@@ -271,6 +273,13 @@ def build_lot_report(
             rule=rule.rule if rule else "",
         )
         charts.append(Chart(point, data, resolutions.get(point)))
+    missing = sorted({p for v in trace.visits for p in v.aggregates} - {c.point for c in charts})
+    note = ""
+    if missing:
+        note = (
+            f"No stored readings of {', '.join(missing)} in this lot's time in this database: raw "
+            "readings stay on the gateway that took them and are pruned after their retention."
+        )
     return LotReport(
         lot=trace.lot,
         generated=now.isoformat(timespec="seconds"),
@@ -286,5 +295,6 @@ def build_lot_report(
         feeds=tuple(feeds),
         verification=verification_text,
         charts=tuple(charts),
+        chart_note=note,
         tz=tz,
     )

@@ -138,11 +138,13 @@ def lot_report_html(report: LotReport) -> str:
                 numeric=(2, 3, 4, 5, 6),
             )
         )
-    if r.charts:
+    if r.charts or r.chart_note:
         parts.append("<h2>Control charts</h2>")
         for chart in r.charts:
             svg = chart_svg(chart.data, resolution=chart.resolution, tz=r.tz)
             parts.append(f'<figure class="chart" data-point="{_e(chart.point)}">{svg}</figure>')
+        if r.chart_note:
+            parts.append(f'<p class="chart-note">{_e(r.chart_note)}</p>')
     parts.append("<h2>Verification</h2>")
     ok = all(f.ok for f in r.feeds) if r.feeds and all(f.ok is not None for f in r.feeds) else None
     parts.append(f'<p class="verification">{_verdict(ok, r.verification)}</p>')

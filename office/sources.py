@@ -9,61 +9,50 @@ readings only.
 
 from __future__ import annotations
 
-import importlib
 import math
 import sqlite3
-from collections.abc import Collection
-from typing import Any
-
-import orjson
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 
 from edge.errors import EdgeError, StorageError
 from edge.ledger.owner import read_owner
+from edge.ledger.readings_read import (
+    StoredReading,
+    pruned_in_window,
+    read_readings,
+    read_summaries,
+)
 from edge.ledger.trace import LotTrace
 
-__all__ = ["lot_points", "lot_series", "point_series"]
+__all__ = [
+    "MAX_READINGS",
+    "RangeSeries",
+    "good_numbers",
+    "lot_points",
+    "lot_series",
+    "point_series",
+    "range_series",
+]
+
+#: Above this many readings a time-range chart shows per-minute (then per-hour) means.
+MAX_READINGS = 200_000
 
 
-def _number(stored: str | None) -> float | None:
-    """A stored value (JSON of its hashed form: ``"8.25"``) as a float; None for text/bits."""
-    if stored is None:
-        return None
-    value = orjson.loads(stored)
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        return None
-    try:
-        return float(value)
-    except ValueError:  # a text point
-        return None
+def good_numbers(readings: Iterable[StoredReading]) -> list[tuple[str, float]]:
+    """``(ts, value)`` of the good, finite numeric readings, in time order.
 
-
-def _store_reader() -> Any | None:
-    """``edge.ledger.readings_read.read_readings`` where the compact readings store exists.
-
-    The readings store is being replaced (compressed blocks behind one read interface); until
-    that lands, the rows of the ``readings`` table are read directly. Looked up at run time so
-    this module works on either side of the change.
+    Text and bit points, ``stale``/``comm_fail`` readings and NaN/inf are left out.
     """
-    try:
-        module = importlib.import_module("edge.ledger.readings_read")
-    except ModuleNotFoundError:
-        return None
-    return getattr(module, "read_readings", None)
-
-
-def _through_store(
-    reader: Any, conn: sqlite3.Connection, point: str, since: str, until: str
-) -> list[tuple[str, float]]:
     out: list[tuple[str, float]] = []
-    for reading in reader(conn, points=(point,), since=since, until=until):
+    for reading in readings:
         value = reading.value
         if reading.quality != "good" or isinstance(value, bool):
             continue
-        if isinstance(value, str):
+        if isinstance(value, str):  # a text point, or a number as its decimal text
             try:
                 value = float(value)
             except ValueError:
-                continue  # a text point
+                continue
         if isinstance(value, int | float) and math.isfinite(value):
             out.append((reading.ts, float(value)))
     out.sort(key=lambda r: r[0])  # arrival order -> time order (stable for equal times)
@@ -76,38 +65,62 @@ def point_series(
     """Good numeric readings of ``point`` with ``since <= ts < until``, in time order.
 
     Half-open, as a lot is: the reading that ends a lot (a new lot code) starts the next one.
+    Read through :mod:`edge.ledger.readings_read` (compressed blocks and the open block).
 
     Raises:
-        StorageError: the database has no readings table or cannot be read.
+        StorageError: the readings cannot be read (a block that does not decode, no tables).
     """
-    reader = _store_reader()
-    if reader is not None:
-        try:
-            return _through_store(reader, conn, point, since, until)
-        except (sqlite3.Error, EdgeError) as exc:
-            raise StorageError(f"cannot read readings of {point!r}: {exc}") from exc
     try:
-        rows = conn.execute(
-            "SELECT ts, value FROM readings WHERE point = ? AND ts >= ? AND ts < ? "
-            "AND quality = 'good' ORDER BY ts, rowid",
-            (point, since, until),
-        ).fetchall()
-    except sqlite3.Error as exc:
+        return good_numbers(read_readings(conn, points=(point,), since=since, until=until))
+    except (sqlite3.Error, EdgeError) as exc:
         raise StorageError(f"cannot read readings of {point!r}: {exc}") from exc
-    out: list[tuple[str, float]] = []
-    for ts, stored in rows:
-        if stored is not None and stored[:1] == '"' and stored[-1:] == '"':
-            try:  # a decimal string ("500.1"): the common case, without a JSON parse
-                number = float(stored[1:-1])
-            except ValueError:
-                continue  # a text point's value
-            if math.isfinite(number):  # NaN/inf cannot be charted nor enter the statistics
-                out.append((ts, number))
-            continue
-        value = _number(stored)
-        if value is not None and math.isfinite(value):
-            out.append((ts, value))
-    return out
+
+
+@dataclass(frozen=True, slots=True)
+class RangeSeries:
+    """A point's series over a time range and what its values are.
+
+    Attributes:
+        series: ``(ts, value)`` in time order.
+        kind: ``readings`` (raw), ``minute means`` or ``hour means`` (ts = the period's start).
+        pruned: raw readings blocks in the range that retention or the disk budget pruned.
+    """
+
+    series: list[tuple[str, float]]
+    kind: str
+    pruned: int = 0
+
+
+def range_series(
+    conn: sqlite3.Connection,
+    point: str,
+    since: str,
+    until: str,
+    *,
+    max_readings: int = MAX_READINGS,
+) -> RangeSeries:
+    """``point`` over ``[since, until)``: raw readings, or summaries when raw cannot serve.
+
+    Per-minute means when the range holds more than ``max_readings`` readings (by the minute
+    summaries' counts) or when raw blocks in it were pruned (summaries outlive them); per-hour
+    means when even the minutes exceed ``max_readings``. A chart of means learns its limits
+    from the means' moving ranges: it shows shifts between minutes, not the spread within one.
+    """
+    try:
+        pruned = pruned_in_window(conn, since, until)
+        minutes = [
+            (m.start, m.mean, m.count)
+            for m in read_summaries(conn, seconds=60, points=(point,), since=since, until=until)
+        ]
+        total = sum(c for _, _, c in minutes)
+        if not pruned and total <= max_readings:
+            return RangeSeries(point_series(conn, point, since, until), "readings")
+        if len(minutes) <= max_readings:
+            return RangeSeries([(t, v) for t, v, _ in minutes], "minute means", pruned)
+        hours = read_summaries(conn, seconds=3600, points=(point,), since=since, until=until)
+        return RangeSeries([(h.start, h.mean) for h in hours], "hour means", pruned)
+    except (sqlite3.Error, EdgeError) as exc:
+        raise StorageError(f"cannot read readings of {point!r}: {exc}") from exc
 
 
 def _window(conn: sqlite3.Connection, trace: LotTrace) -> tuple[str, str] | None:

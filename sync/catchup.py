@@ -130,9 +130,3 @@ class Planner:
     def reset(self) -> None:
         """Forget every outstanding request (the session that sent them ended)."""
         self._out.clear()
-
-    def drop_feed_requests(self, feed: str) -> None:
-        """Forget the outstanding requests of ``feed`` (its answers will be ignored)."""
-        for key, out in list(self._out.items()):
-            if out.ask.feed == feed:
-                del self._out[key]

@@ -22,7 +22,6 @@ import contextlib
 import logging
 import os
 import ssl
-import struct
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -42,7 +41,6 @@ from edge.ledger.replica_types import (
     Checkpoint,
     CosignResult,
     Outcome,
-    OwnStatus,
     PendingRecord,
 )
 from edge.ledger.replica_types import Cosignature as LedgerCosignature
@@ -50,6 +48,7 @@ from edge.ledger.trust import TrustList
 from edge.log import event
 from edge.sync import wire
 from edge.sync.catchup import Planner
+from edge.sync.session import answer, correlation, key_of, make_client, read_encoded
 from edge.sync.stats import SyncStats
 from edge.sync.topics import Topics
 
@@ -63,7 +62,6 @@ RecordHandler = Callable[[PendingRecord], Awaitable[str]]
 _APPLY_QUEUE = 64  # entries messages waiting for the disk (each at most batch_max entries)
 _REQUEST_QUEUE = 16  # range requests waiting to be answered
 _BUFFER_MAX = 32  # live messages held per feed while the gap before them is fetched
-_READ_BYTES = 4 * 1024 * 1024  # canonical bytes per answer message
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +123,8 @@ class SyncService:
         )
         self._held: dict[str, dict[int, _Batch]] = {}  # feed -> start -> live batch past a gap
         self._nudge = asyncio.Event()
+        self._to_cosign: dict[str, bytes] = {}  # feed -> its latest checkpoint stored here
+        self._cosign_due = asyncio.Event()
         self._announce = asyncio.Event()
         self._session_id = os.urandom(8)
         self._logged: set[tuple[str, str]] = set()
@@ -192,31 +192,11 @@ class SyncService:
 
     # -- the session ----------------------------------------------------------------------------
 
-    def _client(self) -> aiomqtt.Client:
-        c = self.config
-        tls: ssl.SSLContext | None = None
-        if c.ca_file is not None or c.cert_file is not None:
-            tls = ssl.create_default_context(cafile=str(c.ca_file) if c.ca_file else None)
-            if c.cert_file is not None:
-                tls.load_cert_chain(str(c.cert_file), str(c.key_file) if c.key_file else None)
-        return aiomqtt.Client(
-            c.host,
-            c.port,
-            identifier=c.client_id or f"sync-{self.node_id}",
-            username=c.username or None,
-            password=c.password or None,
-            keepalive=int(c.keepalive),
-            timeout=10.0,
-            protocol=aiomqtt.ProtocolVersion.V5,
-            tls_context=tls,
-            max_queued_incoming_messages=10_000,
-        )
-
     async def _session(self) -> None:
         c = self.config
         where = f"sync broker {c.host}:{c.port}"
         try:
-            async with self._client() as client:
+            async with make_client(self.config, self.node_id) as client:
                 opts = SubscribeOptions(qos=1, noLocal=True)
                 for topic in self.topics.subscriptions():
                     await client.subscribe(topic, options=opts)
@@ -231,6 +211,7 @@ class SyncService:
                     tg.create_task(self._push_loop(client), name="sync-push")
                     tg.create_task(self._announce_loop(client), name="sync-announce")
                     tg.create_task(self._catchup_loop(client), name="sync-catchup")
+                    tg.create_task(self._witness_loop(client), name="sync-witness")
                     if self._on_record is not None:
                         tg.create_task(self._record_loop(), name="sync-records")
         except* aiomqtt.MqttError as group:
@@ -359,7 +340,7 @@ class SyncService:
 
     def _on_response(self, e: wire.Entries, props: Properties | None, sender: str) -> None:
         corr = getattr(props, "CorrelationData", None)
-        key = self._key_of(corr)
+        key = key_of(self._session_id, corr)
         ask = self.planner.progress(key, time.monotonic()) if key else None
         if ask is None or ask.peer != sender or ask.feed != e.feed:
             self.stats.inc("responses_unexpected")  # late (timed out, asked elsewhere) or replayed
@@ -444,8 +425,9 @@ class SyncService:
             if self.on_stored is not None:
                 self.on_stored(res.feed, res.end)
             self._announce.set()
-            if res.feed != self.feed:
-                await self._cosign(client, batch.raws[-1])
+            if res.feed != self.feed:  # cosigned by the witness task: the latest, once a second
+                self._to_cosign[res.feed] = batch.raws[-1]
+                self._cosign_due.set()
             await self._drain_held(client, res.feed, res.end)
         elif res.outcome == Outcome.GAP:
             held = self._held.setdefault(batch.feed, {})
@@ -483,6 +465,21 @@ class SyncService:
                 await self._apply_one(client, batch)  # it drains what follows it
                 return
 
+    async def _witness_loop(self, client: aiomqtt.Client) -> None:
+        """Cosign the latest checkpoint stored of each feed, at most once a second per feed.
+
+        A cosignature of a checkpoint vouches for everything before it (the ledger checked the
+        whole feed up to it), so the latest is enough; signing every batch would cost a write
+        (and an fsync) per batch on the path that stores them.
+        """
+        while True:
+            await self._cosign_due.wait()
+            self._cosign_due.clear()
+            todo, self._to_cosign = self._to_cosign, {}
+            for raw in todo.values():
+                await self._cosign(client, raw)
+            await asyncio.sleep(1.0)
+
     async def _cosign(self, client: aiomqtt.Client, checkpoint_raw: bytes) -> None:
         cos = await asyncio.to_thread(self._replica.cosign, checkpoint_raw, now=time.time())
         if cos is None:
@@ -496,45 +493,19 @@ class SyncService:
     async def _respond_loop(self, client: aiomqtt.Client) -> None:
         while True:
             req, reply, corr, _sender = await self._requests.get()
+            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            props.CorrelationData = corr
+
+            async def send(payload: bytes, reply: str = reply, props: Properties = props) -> None:
+                await self._publish(client, reply, payload, properties=props)
+
             try:
-                await self._answer(client, req, reply, corr)
+                self.stats.inc(
+                    "entries_served", await answer(self._replica, self.config, req, send)
+                )
             except EdgeError as exc:
                 self._bad("answer_failed", req.feed, str(exc))
             self.stats.inc("requests_answered")
-
-    async def _answer(
-        self, client: aiomqtt.Client, req: wire.Request, reply: str, corr: bytes
-    ) -> None:
-        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-        props.CorrelationData = corr
-        replica = self._replica
-        head = await asyncio.to_thread(replica.head, req.feed)
-        if head is None or not replica.trusted(req.feed) or req.start >= head.end:
-            payload = wire.encode_entries(req.feed, req.start, (), size=head.end if head else 0,
-                                          last=True, error="not held")  # fmt: skip
-            await self._publish(client, reply, payload, properties=props)
-            return
-        limit = min(req.end if req.end is not None else head.end, head.end)
-        most = min(req.max or self.config.request_max, self.config.request_max * 4)
-        start, sent = req.start, 0
-        c = self.config
-        while start < limit and sent < most:
-            n = min(c.batch_max, most - sent)
-            payload, count = await asyncio.to_thread(
-                self._read_encoded, req.feed, start, n, head.end
-            )
-            if not count:
-                break
-            await self._publish(client, reply, payload, properties=props)
-            self.stats.inc("entries_served", count)
-            start += count
-            sent += count
-        end = wire.encode_entries(req.feed, start, (), size=head.end, last=True)
-        await self._publish(client, reply, end, properties=props)
-
-    def _read_encoded(self, feed: str, start: int, n: int, size: int) -> tuple[bytes, int]:
-        raws = self._replica.read_range(feed, start, max_entries=n, max_bytes=_READ_BYTES)
-        return wire.encode_entries(feed, start, raws, size=size), len(raws)
 
     # -- outbound -------------------------------------------------------------------------------
 
@@ -553,7 +524,7 @@ class SyncService:
             head = await asyncio.to_thread(replica.head, self.feed)
             while head is not None and head.end > self._pushed:
                 payload, count = await asyncio.to_thread(
-                    self._read_encoded, self.feed, self._pushed, c.batch_max, head.end
+                    read_encoded, self._replica, self.feed, self._pushed, c.batch_max, head.end
                 )
                 if not count:
                     break
@@ -595,7 +566,7 @@ class SyncService:
             for ask in self.planner.plan(time.monotonic()):
                 props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
                 props.ResponseTopic = self.topics.response_to(ask.peer)
-                props.CorrelationData = self._session_id + struct.pack(">Q", ask.key)
+                props.CorrelationData = correlation(self._session_id, ask.key)
                 req = wire.Request(ask.feed, ask.start, ask.end, ask.end - ask.start)
                 await self._publish(client, self.topics.request(ask.peer), wire.encode_request(req),
                                     properties=props)  # fmt: skip
@@ -628,13 +599,6 @@ class SyncService:
 
     # -- helpers --------------------------------------------------------------------------------
 
-    def _key_of(self, corr: object) -> int:
-        if not isinstance(corr, bytes | bytearray) or len(corr) != 16:
-            return 0
-        if bytes(corr[:8]) != self._session_id:
-            return 0
-        return int(struct.unpack(">Q", corr[8:])[0])
-
     def _feed_stat(self, feed: str) -> None:
         best = max(self.planner.peers.get(feed, {}).values(), default=0)
         self.stats.feeds[feed] = (self.planner.local.get(feed, 0), best)
@@ -654,7 +618,3 @@ class SyncService:
         event(f"sync.{kind}", logging.ERROR, **fields)
         if self._on_alarm is not None:
             self._on_alarm(kind, fields)
-
-    def own_status(self) -> OwnStatus:
-        """Whether our feed is current (no peer holds or cosigned more of it)."""
-        return self._replica.own_check().status

@@ -57,6 +57,8 @@ class Settings:
     ruleset: RuleSet | None = None
     resolutions: Mapping[str, float] = field(default_factory=dict)
     trust_source: str = ""
+    #: the control socket of the node writing ``db`` (asked to move its commit journal)
+    control_socket: Path | None = None
 
 
 @dataclass(slots=True)
@@ -70,6 +72,12 @@ class Verification:
     error: str = ""
 
 
+#: Seconds between two requests to a running node to move its commit journal (see :meth:`fresh`).
+SYNC_EVERY = 2.0
+#: How long a page waits for the node to move its journal before showing the database as it is.
+SYNC_PATIENCE = 5.0
+
+
 class WebApp:
     """Handles requests (called from worker threads; see :func:`edge.web.http.serve_http`)."""
 
@@ -81,6 +89,8 @@ class WebApp:
         self.charts = ChartCache()
         self.verification = Verification()
         self._local = threading.local()
+        self._synced = -SYNC_EVERY
+        self._syncing = threading.Lock()
 
     def conn(self) -> sqlite3.Connection:
         """This thread's read-only connection to the ledger."""
@@ -128,6 +138,7 @@ class WebApp:
         refused = self.access.check(request)
         if refused is not None:
             return self._refuse(request, refused)
+        self.fresh()
         if request.method not in ("GET", "HEAD"):
             return Response(
                 405, b"read-only: GET only\n", "text/plain; charset=utf-8", {"Allow": "GET, HEAD"}
@@ -171,6 +182,41 @@ class WebApp:
             '<button type="submit" id="login">Log in</button></form>'
         )
         return self.html(status, "Log in", form)
+
+    def fresh(self) -> None:
+        """Ask a running node to sign and move its commit journal, as ``edge ledger`` readers do.
+
+        A running node's small commits wait in its journal (``<db>.eqj``), unsigned, up to
+        ``journal_age`` before they reach the database: without this a page would lag the node
+        by up to two minutes. Asked at most every :data:`SYNC_EVERY` seconds, by one request at
+        a time (the others show the database as it is), and only when the journal holds records
+        and the node's socket is there; a node that does not answer within
+        :data:`SYNC_PATIENCE` leaves the page as the database has it.
+        """
+        socket = self.settings.control_socket
+        if socket is None or time.monotonic() - self._synced < SYNC_EVERY:
+            return
+        if not self._syncing.acquire(blocking=False):
+            return
+        try:
+            self._synced = time.monotonic()
+            from edge.ledger.journal import journal_path
+
+            try:
+                if journal_path(self.settings.db).stat().st_size == 0 or not socket.exists():
+                    return
+            except OSError:
+                return
+            import asyncio
+
+            from edge.control import send_command
+
+            try:
+                asyncio.run(send_command(socket, {"action": "sync"}, patience=SYNC_PATIENCE))
+            except EdgeError as exc:
+                event("web.sync_skipped", logging.DEBUG, error=str(exc))
+        finally:
+            self._syncing.release()
 
     def html(
         self, status: int, title: str, body: str, headers: Mapping[str, str] | None = None

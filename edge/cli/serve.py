@@ -81,7 +81,6 @@ def serve(
     import asyncio
     import signal
 
-    from edge.cli.ledger_query import db_for
     from edge.errors import EdgeError
     from edge.log import configure, event
 
@@ -106,7 +105,7 @@ def serve(
 
         def ready(h: str, p: int) -> None:
             where = f"[{h}]" if ":" in h else h
-            click.echo(f"edge serve: http://{where}:{p}/ ({db_for(db, config_path)})", err=True)
+            click.echo(f"edge serve: http://{where}:{p}/ ({app.settings.db})", err=True)
 
         await run_server(app, host, port, verify_every=every, ready=ready, stop=stop)
 
@@ -195,5 +194,6 @@ def _settings(
         ruleset=ruleset,
         resolutions=resolutions,
         trust_source=trust.source,
+        control_socket=cfg.control_socket if cfg is not None else path.parent / "control.sock",
     )
     return settings, host, port, every

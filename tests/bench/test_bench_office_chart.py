@@ -4,7 +4,8 @@ The issue's budget for ``edge serve`` is 300 ms (p95 over 20 requests) for a lot
 chart data on a lot of 100,000 readings. This bench times what edge.office adds to it, on a lot
 written through the real ledger (readings in blocks with their digests):
 
-* reading the lot's readings back (:func:`edge.office.sources.lot_series`);
+* reading the lot's readings back (:func:`edge.office.sources.lot_series`, through
+  :mod:`edge.ledger.readings_read`: decoding the compressed blocks is most of it);
 * the chart: limits, Nelson signals and decimation over every reading, then the SVG;
 * the whole HTML lot report (trace, readings, charts; without verification).
 
@@ -122,4 +123,4 @@ def test_bench_lot_chart(big_lot: Path) -> None:
             f"\n{name}: p95 {p95:.1f} ms (median {statistics.median(times):.1f}) | "
             f"limit {LIMIT_MS:.0f} ms | ratio {p95 / LIMIT_MS:.2f}"
         )
-    assert _p95(rows[2][1]) < 10 * LIMIT_MS  # sanity only: 2 cores shared; the figure is the point
+    assert _p95(rows[2][1]) < 20 * LIMIT_MS  # sanity only: 2 cores shared; the figure is the point

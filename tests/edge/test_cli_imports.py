@@ -55,6 +55,7 @@ def _loaded(*args: str) -> tuple[int, set[str], str]:
         ["config", "check", "--help"],
         ["demo", "--help"],
         ["run", "--help"],
+        ["status", "--help"],
     ],
     ids=" ".join,
 )

@@ -107,6 +107,7 @@ def test_metrics_and_status_match_what_the_node_did(tmp_path: Path, broker) -> N
             with pytest.raises(urllib.error.HTTPError) as missing:
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/nothing", timeout=10)
             assert missing.value.code == 404
+            missing.value.close()  # the error holds the response open
             # the subscriber has had time for every alert the broker acknowledged
             time.sleep(1.0)
         finally:
@@ -169,3 +170,9 @@ def test_metrics_and_status_match_what_the_node_did(tmp_path: Path, broker) -> N
     assert gone.returncode == 1
     assert gone.stderr.strip().count("\n") == 0
     assert gone.stderr.startswith("edge: no running node at ")
+    gone = subprocess.run([*EDGE, "status", "-c", str(config), "--json"], capture_output=True,
+                          text=True, timeout=30)  # fmt: skip
+    assert gone.returncode == 1
+    failure = json.loads(gone.stdout)
+    assert failure["ok"] is False
+    assert failure["error"].startswith("no running node at ")

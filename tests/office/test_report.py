@@ -260,42 +260,66 @@ def test_report_times_in_the_sites_zone_from_the_config(
     assert 'title="2026-11-23T08:00:10.000000Z">2026-11-23 17:00:10</time>' in html
 
 
-def test_readings_through_the_store_interface_keep_good_numbers_in_time_order() -> None:
-    from dataclasses import dataclass
+def test_only_good_finite_numbers_are_charted_in_time_order() -> None:
+    from edge.ledger.readings_read import StoredReading
+    from edge.office.sources import good_numbers
 
-    from edge.office.sources import _through_store
+    def at(second: int, value: object, quality: str = "good") -> StoredReading:
+        return StoredReading("w", f"2026-11-23T08:00:{second:02d}.000000Z", value, quality, "g", 1)
 
-    @dataclass
-    class Stored:  # the shape of edge.ledger.readings_read.StoredReading
-        ts: str
-        value: object
-        quality: str
-
-    rows = [
-        Stored("2026-11-23T08:00:02.000000Z", 2.5, "good"),
-        Stored("2026-11-23T08:00:01.000000Z", "1.25", "good"),  # legacy: the decimal string
-        Stored("2026-11-23T08:00:03.000000Z", 400.0, "stale"),
-        Stored("2026-11-23T08:00:04.000000Z", True, "good"),
-        Stored("2026-11-23T08:00:05.000000Z", "OK", "good"),
-        Stored("2026-11-23T08:00:06.000000Z", float("nan"), "good"),
-        Stored("2026-11-23T08:00:07.000000Z", 3, "good"),
-    ]
-    asked: dict[str, object] = {}
-
-    def reader(conn: object, **kwargs: object) -> list[Stored]:
-        asked.update(kwargs)
-        return rows
-
-    got = _through_store(
-        reader, None, "w", "2026-11-23T08:00:00.000000Z", "2026-11-23T09:00:00.000000Z"
-    )  # type: ignore[arg-type]
+    got = good_numbers(
+        [
+            at(2, 2.5),
+            at(1, "1.25"),  # a legacy row-stored number: its decimal text
+            at(3, 400.0, "stale"),
+            at(4, True),
+            at(5, "OK"),
+            at(6, float("nan")),
+            at(7, 3),
+        ]
+    )
     assert got == [
         ("2026-11-23T08:00:01.000000Z", 1.25),
         ("2026-11-23T08:00:02.000000Z", 2.5),
         ("2026-11-23T08:00:07.000000Z", 3.0),
     ]
-    assert asked == {
-        "points": ("w",),
-        "since": "2026-11-23T08:00:00.000000Z",
-        "until": "2026-11-23T09:00:00.000000Z",
-    }
+
+
+def test_a_long_range_is_charted_from_summaries(lot_ledger: LotLedger) -> None:
+    from statistics import fmean
+
+    from edge.ledger.query import open_ledger_db
+    from edge.office.sources import range_series
+
+    conn = open_ledger_db(lot_ledger.db)
+    since, until = "2026-11-23T08:00:00.000000Z", "2026-11-23T09:00:00.000000Z"
+    raw = range_series(conn, "fill_weight", since, until)
+    assert raw.kind == "readings"
+    assert [v for _, v in raw.series] == lot_ledger.fill  # stale readings left out
+    # the lot's readings run from 08:00:10 for 60 s: two minutes, one hour
+    minutes = range_series(conn, "fill_weight", since, until, max_readings=100)
+    assert minutes.kind == "minute means"
+    assert [t for t, _ in minutes.series] == [
+        "2026-11-23T08:00:00.000000Z",
+        "2026-11-23T08:01:00.000000Z",
+    ]
+    first = lot_ledger.fill[:500]  # 08:00:10.0 .. 08:00:59.9, one every 0.1 s
+    assert minutes.series[0][1] == pytest.approx(fmean(first), rel=1e-12)
+    assert minutes.series[1][1] == pytest.approx(fmean(lot_ledger.fill[500:]), rel=1e-12)
+    hours = range_series(conn, "fill_weight", since, until, max_readings=1)
+    assert hours.kind == "hour means"
+    assert hours.series[0][1] == pytest.approx(fmean(lot_ledger.fill), rel=1e-12)
+    conn.close()
+
+
+def test_a_lot_without_stored_readings_says_why_it_has_no_charts(tmp_path: Path) -> None:
+    import ledger_scenario as sc
+
+    db = tmp_path / "ledger.db"
+    sc.build(db)  # lot ends with aggregates, but no raw readings in the file
+    out = tmp_path / "lot.pdf"
+    result = run("report", "--lot", sc.LOT, "--db", str(db), "--format", "pdf", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    text = re.sub(r"\s+", " ", "".join(p.extract_text() for p in pypdf.PdfReader(out).pages))
+    assert "No stored readings of case_weight, fill_weight, product_temp in this lot's time" in text
+    assert "Result: FAIL" in text  # the packer's check failed

@@ -89,6 +89,10 @@ def test_requests_without_the_token_are_refused(server: Server, browser: webdriv
     assert "Access refused" in browser.find_element(By.TAG_NAME, "h1").text
     assert not browser.find_elements(By.CSS_SELECTOR, "table.timeline")
     # every refusal above came from 127.0.0.1: logged once, not once per request
+    deadline = time.monotonic() + 15  # the server's log reaches us through a pipe
+    while not server.log_lines("event=web.refused") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)  # a second line, if there were one, would be right behind it
     refused = server.log_lines("event=web.refused")
     assert len(refused) == 1, refused
     assert "client=127.0.0.1" in refused[0]
