@@ -125,11 +125,20 @@ def decode_registers(
     if dtype == "string":
         raw = _to_bytes(registers, _string_order(order))
         return raw.rstrip(b"\x00 ").decode("ascii", errors="replace")
+    if (dtype in _ONE_REGISTER and order in _NO_BYTE_SWAP and len(registers) == 1
+            and 0 <= registers[0] <= 0xFFFF):  # fmt: skip
+        # the commonest points, once per reading: no bytes and no struct for one register
+        word = registers[0]
+        return word - 0x10000 if dtype == "int16" and word & 0x8000 else word
     fmt, count = NUMERIC_FORMATS[dtype]
     if len(registers) != count:
         raise ValueError(f"{dtype} needs {count} registers, got {len(registers)}")
     value: int | float = struct.unpack(">" + fmt, _to_bytes(registers, order))[0]
     return value
+
+
+_ONE_REGISTER = frozenset({"uint16", "int16"})
+_NO_BYTE_SWAP = frozenset({"ABCD", "CDAB"})  # word order does not apply within one register
 
 
 def encode_registers(

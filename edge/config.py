@@ -158,9 +158,9 @@ class LedgerConfig:
     key_file: Path | None = None  #: default: <data_dir>/node.key
     #: small commits go to the append-only commit journal (<ledger>.eqj), unsigned, and move
     #: into SQLite in bulk under one checkpoint: ~7x fewer bytes written per entry on an SD
-    #: card than an SQLite transaction each (edge ledger readers ask the node to move it first;
-    #: opt-in while tests and other readers of a running node's file learn to ask)
-    commit_journal: bool = False
+    #: card than an SQLite transaction each (edge ledger readers ask the node to move it first);
+    #: the default is off on a node with a [sync] table (peers would get entries late)
+    commit_journal: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -422,7 +422,9 @@ def parse_config(text: str, source: Path) -> NodeConfig:
             led, "ledger", "readings_min_free_bytes", int, 0, check=_in_range(0, 2**62)
         ),
         key_file=(data_dir / key_file) if key_file else None,
-        commit_journal=r.get(led, "ledger", "commit_journal", bool, False),
+        # default off with [sync]: peers get our entries once signed and in the database,
+        # which the journal delays up to journal_age (docs/design.md, SD-card wear)
+        commit_journal=r.get(led, "ledger", "commit_journal", bool, "sync" not in data),
     )
 
     mqtt: MqttConfig | None = None

@@ -48,6 +48,8 @@ POINTS: dict[str, str] = {
     "journal.appended": "commit journal: a record written to the file, fdatasync not yet done",
     "journal.synced": "commit journal: a record durable (fdatasync returned), not yet acknowledged",
     "journal.moved": "commit journal: its records moved into SQLite (COMMIT), not yet truncated",
+    "journal.sealed": "ledger opening: a killed run's unsigned journal entries moved and signed, "
+    "COMMIT not yet issued",
     "node.started": "runtime: node.start and the rule set are queued, polling not yet started",
     "node.stopping": "runtime: a stop was requested, the shutdown sequence not yet run",
 }

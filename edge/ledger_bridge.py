@@ -107,7 +107,7 @@ class LedgerBridge:
             key,
             flush_interval=lc.flush_interval,
             batch_max=lc.batch_max,
-            # 0: every batch straight to SQLite ([ledger] commit_journal is opt-in for now)
+            # 0: every batch straight to SQLite ([ledger] commit_journal = false)
             journal_max=JOURNAL_FRAME_MAX if lc.commit_journal else 0,
         )
 

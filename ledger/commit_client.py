@@ -85,6 +85,11 @@ class CommitProcess(asyncio.SubprocessProtocol):
                 str(journal_age),
                 stderr=None,
                 pass_fds=() if lock_fd is None else (lock_fd,),
+                # Its own process group: a SIGTERM or Ctrl-C to the node's group (a service
+                # manager's stop, a terminal) must not reach it while it starts, before it
+                # ignores them (status -15 seen when a stop came within ~150 ms of its start).
+                # The node ends it by closing its input; PDEATHSIG when the node dies.
+                process_group=0,
             )
         except OSError as exc:
             ready.cancel()

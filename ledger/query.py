@@ -318,9 +318,9 @@ def _value(body: Mapping[str, Any], key: str) -> str:
     return "-" if value is None else str(value)
 
 
-#: How a summary writes an alarm's value and limit: ``(recorded value, point, limit) -> text``;
+#: How a summary writes an alarm's value and limit: ``(number, point, other) -> text``;
 #: ``point`` is empty when the number is not a reading of it (a rate, an age, a lot statistic),
-#: ``limit`` is the limit the value is compared with (None when writing the limit itself).
+#: ``other`` is the number it is compared with (the limit of a value, the value of a limit).
 NumberFormat = Callable[[Any, str, Any], str]
 
 
@@ -366,7 +366,7 @@ def summarize(entry: StoredEntry, number: NumberFormat | None = None) -> str:
                 if b.get("value") is None
                 else f"{measure} = {num(b['value'], b.get('limit'))} {b.get('unit', '')}"
             )
-            limit = "" if b.get("limit") is None else f" (limit {num(b['limit'])})"
+            limit = "" if b.get("limit") is None else f" (limit {num(b['limit'], b.get('value'))})"
             return (
                 f"{_value(b, 'rule')} {_value(b, 'event')} "
                 f"[{_value(b, 'from')} -> {_value(b, 'to')}] "

@@ -125,7 +125,8 @@ def fmt_against(
 
     A lot mean of 499.46 against a limit of 499.5 fails; shown to four digits it would read
     ``499.5`` beside ``FAIL``. Digits are added until the two differ on the page (up to the
-    17 that name any float), so a verdict is never contradicted by its own numbers.
+    17 that name any float), so a verdict is never contradicted by its own numbers. Print the
+    limit with ``fmt_against(limit, x)``: both then get the same digits.
     """
     text = fmt_number(x, resolution, stat=stat)
     value, bound = _as_float(x), _as_float(limit)
@@ -173,8 +174,8 @@ def summary_numbers(resolutions: Mapping[str, float] | None = None) -> NumberFor
     """
     steps = resolutions or {}
 
-    def number(value: Any, point: str, limit: Any) -> str:
+    def number(value: Any, point: str, other: Any) -> str:
         res = steps.get(point) if point else None
-        return fmt_number(value, res) if limit is None else fmt_against(value, limit, res)
+        return fmt_number(value, res) if other is None else fmt_against(value, other, res)
 
     return number

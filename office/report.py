@@ -107,6 +107,8 @@ def _check_rows(trace: LotTrace, resolutions: Mapping[str, float]) -> list[Check
             point = str(c.get("point", ""))
             res = None if stat in ("count", "cp", "cpk") else resolutions.get(point)
             cap = 0.01 if stat in ("cp", "cpk") else res
+            of_stat = stat in ("mean", "std")  # one decimal beyond a reading
+            value, limit = c.get("value"), c.get("limit")
             rows.append(
                 CheckRow(
                     station=visit.name or visit.station.name,
@@ -114,10 +116,9 @@ def _check_rows(trace: LotTrace, resolutions: Mapping[str, float]) -> list[Check
                     point=point,
                     check=str(c.get("check") or stat),
                     statistic=stat,
-                    value=fmt_against(
-                        c.get("value"), c.get("limit"), cap, stat=stat in ("mean", "std")
-                    ),
-                    limit=fmt_number(c.get("limit")),
+                    # the pair with the same digits, never printed alike unless equal
+                    value=fmt_against(value, limit, cap, stat=of_stat),
+                    limit=fmt_against(limit, value, cap, stat=of_stat),
                     passed=c.get("passed") is True,
                 )
             )

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["Ask", "Planner"]
+__all__ = ["MAX_PEERS", "Ask", "Planner"]
+
+#: peers remembered per feed
+MAX_PEERS = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +55,14 @@ class Planner:
     retries: int = 0
 
     def announced(self, feed: str, peer: str, size: int) -> None:
-        """``peer`` holds ``size`` entries of ``feed``."""
-        self.peers.setdefault(feed, {})[peer] = size
+        """``peer`` holds ``size`` entries of ``feed`` (at most ``MAX_PEERS`` peers per feed).
+
+        Peer names are what topics say, not what anyone signed: a client inventing names must
+        not grow this table without bound.
+        """
+        sizes = self.peers.setdefault(feed, {})
+        if peer in sizes or len(sizes) < MAX_PEERS:
+            sizes[peer] = size
 
     def forget_peer(self, peer: str) -> None:
         """``peer`` went away (its retained heads were cleared)."""

@@ -62,6 +62,7 @@ RecordHandler = Callable[[PendingRecord], Awaitable[str]]
 _APPLY_QUEUE = 64  # entries messages waiting for the disk (each at most batch_max entries)
 _REQUEST_QUEUE = 16  # range requests waiting to be answered
 _BUFFER_MAX = 32  # live messages held per feed while the gap before them is fetched
+_BUFFER_BYTES = 8 * 1024 * 1024  # and their canonical bytes (not yet verified: anyone's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -431,7 +432,9 @@ class SyncService:
             await self._drain_held(client, res.feed, res.end)
         elif res.outcome == Outcome.GAP:
             held = self._held.setdefault(batch.feed, {})
-            if batch.key == 0 and len(held) < _BUFFER_MAX:
+            size = sum(len(r) for b in held.values() for r in b.raws)
+            size += sum(map(len, batch.raws))
+            if batch.key == 0 and len(held) < _BUFFER_MAX and size <= _BUFFER_BYTES:
                 held[batch.start] = batch
             else:
                 self.stats.inc("buffer_full")
@@ -600,6 +603,8 @@ class SyncService:
     # -- helpers --------------------------------------------------------------------------------
 
     def _feed_stat(self, feed: str) -> None:
+        if self.replica is None or not self.replica.trusted(feed):
+            return  # feeds named by strangers are counted, not tracked
         best = max(self.planner.peers.get(feed, {}).values(), default=0)
         self.stats.feeds[feed] = (self.planner.local.get(feed, 0), best)
 

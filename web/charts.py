@@ -1,6 +1,6 @@
 """A lot's control charts for the web view, kept for the next request while they cannot change.
 
-Building the chart of a 100,000-reading lot costs ~0.5 s (reading and parsing the readings,
+Building the chart of a 100,000-reading lot costs 0.5-1.5 s (reading the readings,
 the statistics over every one, the SVG); the page is opened again and again while people look at
 it. A chart is kept (least recently used first out, :data:`SIZE` charts) only for a lot that has
 ended at every station: its readings window is then fixed, and the only thing that can change

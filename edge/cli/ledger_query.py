@@ -298,8 +298,19 @@ def sync_node(db: Path, socket: Path) -> bool:
     from edge.control import send_command
     from edge.errors import EdgeError
 
+    def ask() -> dict[str, Any]:
+        return asyncio.run(send_command(socket, {"action": "sync"}, patience=15.0))
+
     try:
-        result = asyncio.run(send_command(socket, {"action": "sync"}, patience=15.0))
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            result = ask()
+        else:  # called from inside an event loop (a program, a test): on a thread of its own
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(1) as pool:
+                result = pool.submit(ask).result()
     except EdgeError:
         return False  # not running (a killed node's journal), or not answering
     return bool(result.get("ok"))

@@ -16,7 +16,7 @@ a temp dir (~1 min).
 The figures are measured over real HTTP against the real ``edge serve`` process, as a browser
 would fetch them: p95 of 20 requests after a first one, whose time is printed beside. The first
 request of the big lot builds its chart (reading and parsing 100,000 readings, the statistics
-over all of them, the SVG: 0.5-1 s on the build machine); the server keeps the charts of ended
+over all of them, the SVG: 0.6-3.8 s on the loaded build machine); the server keeps the charts of ended
 lots (:mod:`edge.web.charts`), so the 20 that follow are served from it, as when people reopen
 the page. The catalog of lots is built at start-up, before the port opens (``web.catalog``).
 """

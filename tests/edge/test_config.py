@@ -334,3 +334,12 @@ def test_a_node_config_that_is_not_utf8_is_one_line_with_its_place(
         assert "Traceback" not in said
         assert f"{path}:{where}: not UTF-8 text (byte {byte}: invalid " in said
         assert said.count("\n") == 1, said
+
+
+def test_commit_journal_defaults_on_except_on_a_sync_node(tmp_path: Path) -> None:
+    base = 'node.id = "n1"\n'
+    assert parse_config(base, tmp_path / "node.toml").ledger.commit_journal is True
+    with_sync = base + '[sync]\nhost = "127.0.0.1"\n'
+    assert parse_config(with_sync, tmp_path / "node.toml").ledger.commit_journal is False
+    chosen = with_sync + "[ledger]\ncommit_journal = true\n"
+    assert parse_config(chosen, tmp_path / "node.toml").ledger.commit_journal is True

@@ -463,8 +463,17 @@ def _check_alerts_are_recorded(
     lots = {(e["type"].replace(".", "_"), e["body"]["lot"]) for e in entries
             if e["type"] in ("lot.start", "lot.end")}  # fmt: skip
     assert alerts, f"lane {lane.number}: no alert reached the subscriber"
+    by_seq = {(e["feed"], e["seq"]): e for e in entries}
     for suffix, payload in alerts:
-        if suffix.startswith("alarms/"):
+        if suffix.startswith("alarms/") and "seq" in payload:
+            # a standalone alert names its entry (feed, seq) and carries its body's fields
+            entry = by_seq.get((payload.get("feed"), payload["seq"]))
+            assert entry is not None, f"lane {lane.number}: alert without a ledger entry: {payload}"
+            assert entry["type"] == "alarm", f"lane {lane.number}: alert of a {entry['type']}"
+            assert all(payload.get(k) == v for k, v in entry["body"].items()), (
+                f"lane {lane.number}: alert differs from its ledger entry: {payload} {entry}"
+            )
+        elif suffix.startswith("alarms/"):
             assert json.dumps(payload, sort_keys=True) in bodies, (
                 f"lane {lane.number}: alert without a ledger entry: {payload}"
             )

@@ -257,7 +257,7 @@ from edge.ledger.keys import load_key
 from edge.ledger.writer import LedgerWriter
 
 async def main(db, keyfile):
-    writer = LedgerWriter.open(db, load_key(keyfile), flush_interval=0.001)
+    writer = LedgerWriter.open(db, load_key(keyfile), flush_interval=0.001, journal_age=0.5)
     async with asyncio.TaskGroup() as tg:
         tg.create_task(writer.run(), name="ledger-writer")
         n = 0
@@ -308,6 +308,35 @@ def test_kill_at_a_journal_failpoint_loses_and_doubles_nothing(
         assert verify_db(conn).ok
     finally:
         conn.close()
+
+
+def test_a_kill_while_an_opener_signs_the_journal_changes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    keyfile = tmp_path / "node.key"
+    key = create_key_file(keyfile)
+    frames = []
+    with Ledger.open(path, key) as led:
+        led._journal = None  # type: ignore[assignment]  # (closing would move it)
+        for i in range(3):
+            led.append("alarm", {"n": i}, ts=T0 + i)
+            batch = led.cut(sign=False)
+            assert batch is not None
+            frames.append(pickle.dumps(("write", *_request(batch)), protocol=5))
+            led.written(batch)
+    journal_path(path).write_bytes(b"".join(_record(f) for f in frames))
+    opener = "import sys; from pathlib import Path; from edge.ledger.keys import load_key; from edge.ledger.store import Ledger; Ledger.open(sys.argv[1], load_key(Path(sys.argv[2]))).close()"
+    env = {**os.environ, "EDGE_FAILPOINTS": "journal.sealed:1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", opener, str(path), str(keyfile)], env=env, timeout=60
+    )
+    assert proc.returncode == -9  # killed inside the transaction: moved and signed, or neither
+    assert _stored(path) == []
+    assert len(read_journal(journal_path(path)).frames) == 3
+    with Ledger.open(path, key) as led:
+        assert led.size == 4
+    assert _stored(path) == [0, 1, 2, 3]
+    assert journal_path(path).stat().st_size == 0
+    assert_verifies(path)
 
 
 def test_verify_names_what_the_journal_holds_and_fails_on_a_damaged_one(tmp_path: Path) -> None:

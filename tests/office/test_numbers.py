@@ -130,3 +130,17 @@ def test_alarm_summaries_for_people_and_as_recorded() -> None:
     # a rate is not a reading: the point's resolution does not apply to it
     rate = summarize(_alarm("2.7612345", "2.0", "rate"), summary_numbers({"tunnel_temp": 1.0}))
     assert "rate = 2.761 degC (limit 2)" in rate
+
+
+@given(
+    st.floats(min_value=-1e9, max_value=1e9, allow_nan=False),
+    st.floats(min_value=-1e9, max_value=1e9, allow_nan=False),
+    st.sampled_from([None, 0.001, 0.1, 1.0]),
+)
+def test_a_value_and_its_limit_never_print_alike_unless_equal(
+    value: float, limit: float, resolution: float | None
+) -> None:
+    shown = fmt_against(value, limit, resolution)
+    shown_limit = fmt_against(limit, value, resolution)  # as a table prints the pair
+    assert float(shown) == pytest.approx(value, rel=1e-3, abs=(resolution or 0) / 2 + 1e-9)
+    assert (shown == shown_limit) == (value == limit)

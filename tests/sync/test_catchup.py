@@ -52,3 +52,14 @@ def test_progress_moves_the_deadline_and_nothing_is_asked_when_current() -> None
     p.held(A, 50)
     assert p.plan(10.0) == []
     assert p.lag(A) == 0
+
+
+def test_peers_per_feed_are_bounded() -> None:
+    from edge.sync.catchup import MAX_PEERS
+
+    p = Planner(window=10, in_flight=1, timeout=5.0)
+    for i in range(MAX_PEERS + 50):
+        p.announced(A, f"made-up-{i}", 5)
+    assert len(p.peers[A]) == MAX_PEERS
+    p.announced(A, "made-up-0", 9)  # a known peer still moves
+    assert p.peers[A]["made-up-0"] == 9
