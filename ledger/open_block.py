@@ -3,7 +3,7 @@
 A block (``ledger.readings_block`` readings, one ``readings.digest`` entry) closes when it is
 full or the run ends. Until then its readings are not on the chain, but they must not be lost
 by a kill: each batch stores the readings that arrived since the previous one as one compressed
-piece (:meth:`take`; zlib, cheap for the few readings of a batch), so a kill loses at most a
+piece (:meth:`take`; JSON and zlib, cheap for the few readings of a batch), so a kill loses at most a
 flush interval of readings. At the next start the pieces of a block left open by a killed run
 are read back (:meth:`OpenBlock.recover`) and the block is closed with its digest, so blocks and
 digests keep their meaning: a digest covers exactly its block's readings. The batch that closes
@@ -18,7 +18,7 @@ import sqlite3
 from collections.abc import Sequence
 
 from edge.ledger.commit import StagedRow
-from edge.ledger.readings_codec import Item, encode, format_micros
+from edge.ledger.readings_codec import Item, encode_piece, format_micros
 from edge.ledger.readings_store import ReadingsBlock, block_of, item_of
 from edge.readings import Reading
 
@@ -75,7 +75,7 @@ class OpenBlock:
         if start >= len(self.items):
             return []
         self.staged = len(self.items)
-        return [(self.number, start, encode(self.items[start:], fast=True))]
+        return [(self.number, start, encode_piece(self.items[start:]))]
 
     def close(self) -> ReadingsBlock:
         """The block's final form (encoded, its digest over every reading); the caller starts the next one.

@@ -52,11 +52,13 @@ from edge.errors import NotCanonical, ReadingsDamaged
 __all__ = [
     "FORMAT",
     "LZMA",
+    "PIECE",
     "ZLIB",
     "BadBlock",
     "Item",
     "decode",
     "encode",
+    "encode_piece",
     "format_micros",
     "parse_micros",
 ]
@@ -65,6 +67,10 @@ __all__ = [
 #: ``ZLIB`` (level 1) for the open block's pieces staged with every batch: lzma's setup costs
 #: ~0.4 ms a call, 20 us a reading for the ~20 readings a 50 ms batch carries, zlib's ~1 us.
 LZMA, ZLIB = 1, 2
+#: ``PIECE``: the open block's pieces as staged with a batch: their items as JSON (orjson, which
+#: writes floats as their shortest round-trip text and keeps 1 and 1.0 apart), zlib level 1:
+#: ~3 us a reading against ~10 for the columns in Python, ~10 bytes a reading either way.
+PIECE = 3
 FORMAT = LZMA
 #: An item: (point, unit, time in microseconds since the epoch, value, quality).
 Item = tuple[str, str, int, Any, str]
@@ -249,6 +255,46 @@ def encode(items: Sequence[Item], *, fast: bool = False) -> bytes:
     return bytes((LZMA,)) + lzma.compress(bytes(body), format=lzma.FORMAT_RAW, filters=_FILTERS)
 
 
+def encode_piece(items: Sequence[Item]) -> bytes:
+    """Encode a few readings cheaply, for staging (integers beyond 64 bits: as a block, zlib).
+
+    Raises:
+        NotCanonical: a float value is NaN or infinite.
+    """
+    for item in items:
+        value = item[3]
+        if type(value) is float and not math.isfinite(value):
+            raise NotCanonical(f"{value!r} has no decimal representation")
+    try:
+        return bytes((PIECE,)) + zlib.compress(orjson.dumps(items), 1)
+    except orjson.JSONEncodeError:  # an int orjson cannot write
+        return encode(items, fast=True)
+
+
+def _decode_piece(blob: bytes) -> list[Item]:
+    unpacker = zlib.decompressobj()
+    data = unpacker.decompress(blob[1:], _MAX_DECODED)
+    if not unpacker.eof or unpacker.unused_data:
+        raise BadBlock("truncated or oversized readings piece")
+    rows = orjson.loads(data)
+    if not isinstance(rows, list) or not rows:
+        raise BadBlock("a readings piece is not a list of readings")
+    out: list[Item] = []
+    for row in rows:
+        if not (
+            isinstance(row, list)
+            and len(row) == 5
+            and type(row[0]) is str
+            and type(row[1]) is str
+            and type(row[2]) is int
+            and (row[3] is None or type(row[3]) in (bool, int, float, str))
+            and type(row[4]) is str
+        ):
+            raise BadBlock(f"a readings piece holds something that is not a reading: {row!r:.80}")
+        out.append((row[0], row[1], row[2], row[3], row[4]))
+    return out
+
+
 def decode(blob: bytes) -> list[Item]:
     """The readings of an encoded block, exactly as encoded, in arrival order.
 
@@ -273,6 +319,8 @@ def decode(blob: bytes) -> list[Item]:
 
 def _decode(blob: bytes) -> list[Item]:
     unpacker: Any
+    if blob[:1] == bytes((PIECE,)):
+        return _decode_piece(blob)
     if blob[:1] == bytes((LZMA,)):
         unpacker = lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=_FILTERS)
     elif blob[:1] == bytes((ZLIB,)):

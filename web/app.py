@@ -14,7 +14,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from pathlib import Path
@@ -30,8 +30,11 @@ from edge.web.http import Request, Response
 from edge.web.routes import ROUTES
 
 if TYPE_CHECKING:
+    from edge.ledger.trace import LotTrace
     from edge.ledger.verify_report import Report
+    from edge.office import SpecLimits
     from edge.rules.model import RuleSet
+    from edge.web.charts import LotChart
 
 __all__ = ["Settings", "Verification", "WebApp"]
 
@@ -76,6 +79,8 @@ class Verification:
 SYNC_EVERY = 2.0
 #: How long a page waits for the node to move its journal before showing the database as it is.
 SYNC_PATIENCE = 5.0
+#: Most recently ended lots whose charts are built in the background (see :meth:`WebApp.warm`).
+WARM_LOTS = 3
 
 
 class WebApp:
@@ -90,6 +95,7 @@ class WebApp:
         self.verification = Verification()
         self._local = threading.local()
         self._synced = -SYNC_EVERY
+        self._warmed: set[tuple[str, str]] = set()
         self._syncing = threading.Lock()
 
     def conn(self) -> sqlite3.Connection:
@@ -224,6 +230,55 @@ class WebApp:
         """A page in the common frame."""
         text = page(title, body, zone=self.site.zone_name())
         return Response(status, text.encode(), headers=dict(headers or {}))
+
+    def warm(self, count: int = WARM_LOTS) -> int:
+        """Build the charts of the ``count`` most recently ended lots not built yet.
+
+        Run in the background (:func:`edge.web.serve.run_server`), so that opening a lot that
+        just ended does not wait for its charts. Returns how many charts were built.
+        """
+        from edge.office.sources import lot_points
+        from edge.web.lot_page import load_trace
+
+        conn = self.conn()
+        self.catalog.refresh(conn)
+        built = 0
+        for lot, end in self.catalog.recently_ended(count):
+            if (lot, end) in self._warmed:
+                continue
+            self._warmed.add((lot, end))
+            trace, _ = load_trace(self, lot)
+            for chart in self.lot_charts(conn, trace, lot_points(trace)):
+                self.svg(chart)
+                built += 1
+        return built
+
+    def lot_charts(
+        self, conn: sqlite3.Connection, trace: LotTrace, points: Iterable[str]
+    ) -> list[LotChart]:
+        """The charts of ``points`` in ``trace``'s lot (kept ones when they cannot have changed)."""
+        self.catalog.refresh(conn)  # a prune since a chart was kept makes it stale
+        specs: dict[str, SpecLimits] = {}
+        if self.settings.ruleset is not None:
+            from edge.office import spec_limits
+
+            specs = spec_limits(self.settings.ruleset)
+        out = []
+        for point in points:
+            spec = specs.get(point)
+            chart = self.charts.chart(conn, trace, point, spec=spec, prunes=self.catalog.prunes)
+            if chart is not None:
+                out.append(chart)
+        return out
+
+    def svg(self, chart: LotChart) -> str:
+        """The chart's SVG, drawn once per kept chart."""
+        if chart.svg is None:
+            from edge.office import chart_svg
+
+            resolution = self.settings.resolutions.get(chart.point)
+            chart.svg = chart_svg(chart.data, resolution=resolution, tz=self.site.zone)
+        return chart.svg
 
     def verify(self) -> None:
         """Verify the whole database now (blocking; the server runs it in a thread)."""

@@ -227,6 +227,13 @@ class Catalog:
         found.sort(key=lambda a: order.get(a.state, 3))
         return found
 
+    def recently_ended(self, count: int) -> list[tuple[str, str]]:
+        """(lot, end time) of the ``count`` lots whose last ``lot.end`` is newest."""
+        with self._lock:
+            ended = [(r.end, r.lot) for r in self.lots.values() if r.end]
+        ended.sort(reverse=True)
+        return [(lot, end) for end, lot in ended[:count]]
+
     def search(self, flt: LotFilter) -> LotPage:
         """The page of lots matching ``flt``."""
         with self._lock:

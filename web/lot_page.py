@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from edge.ledger.trace import LotTrace
     from edge.office import LotReport, SpecLimits
     from edge.web.app import WebApp
-    from edge.web.charts import LotChart
 
 __all__ = ["lot_route", "point_chart"]
 
@@ -155,37 +154,13 @@ def lot_route(app: WebApp, request: Request, rest: list[str]) -> Response:
     return app.html(404, "Not found", f"<p>No download {esc(what)}.</p>")
 
 
-def _lot_charts(
-    app: WebApp, conn: sqlite3.Connection, trace: LotTrace, points: list[str]
-) -> list[LotChart]:
-    app.catalog.refresh(conn)  # a prune since a chart was kept makes it stale
-    specs = _specs(app)
-    out = []
-    for point in points:
-        spec = specs.get(point)
-        chart = app.charts.chart(conn, trace, point, spec=spec, prunes=app.catalog.prunes)
-        if chart is not None:
-            out.append(chart)
-    return out
-
-
-def _svg(app: WebApp, chart: LotChart) -> str:
-    """The chart's SVG, drawn once per kept chart."""
-    if chart.svg is None:
-        from edge.office import chart_svg
-
-        resolution = app.settings.resolutions.get(chart.point)
-        chart.svg = chart_svg(chart.data, resolution=resolution, tz=app.site.zone)
-    return chart.svg
-
-
 def _lot_chart(app: WebApp, conn: sqlite3.Connection, trace: LotTrace, name: str) -> Response:
     point, dot, kind = name.rpartition(".")
     if not dot or kind not in ("svg", "json"):
         return app.html(
             404, "Not found", "<p>A chart is <code>POINT.svg</code> or <code>POINT.json</code>.</p>"
         )
-    charts = _lot_charts(app, conn, trace, [point])
+    charts = app.lot_charts(conn, trace, [point])
     if not charts:
         return app.html(
             404, "No chart", f"<p>No readings of {esc(point)} in lot {esc(trace.lot)}.</p>"
@@ -193,7 +168,7 @@ def _lot_chart(app: WebApp, conn: sqlite3.Connection, trace: LotTrace, name: str
     if kind == "json":
         data = orjson.dumps(charts[0].data.to_json(), option=orjson.OPT_SERIALIZE_NUMPY)
         return Response(200, data, "application/json")
-    return Response(200, _svg(app, charts[0]).encode(), "image/svg+xml")
+    return Response(200, app.svg(charts[0]).encode(), "image/svg+xml")
 
 
 def _capability(app: WebApp, trace: LotTrace) -> dict[tuple[str, str], tuple[str, str]]:
@@ -363,10 +338,10 @@ def _lot_html(
         )
     parts.append(table(["Name", "Node", "Feed key", "Status"], feed_rows, cls="verification"))
     parts.append("<h2>Control charts</h2>")
-    charts = _lot_charts(app, conn, trace, lot_points(trace))
+    charts = app.lot_charts(conn, trace, lot_points(trace))
     if charts:
         svgs = [
-            f'<figure id="chart-{esc(c.point)}">{_svg(app, c)}'
+            f'<figure id="chart-{esc(c.point)}">{app.svg(c)}'
             f"<figcaption>{link(url('lot', lot, 'chart', c.point + '.json'), 'chart data (JSON)')} · "
             f"{link(url('chart', point=c.point, since=c.data.first, until=_after(c.data.last)), 'this point over time')}"
             "</figcaption></figure>"

@@ -2,7 +2,10 @@
 
 :func:`parse_listen` and :func:`check_access` hold the start-up rules (a token is required
 unless the view listens on a loopback address); :func:`run_server` runs until ``stop`` is set.
-The lot catalog is built before the port opens, so the first search is as fast as the rest.
+The lot catalog is built before the port opens, so the first search is as fast as the rest;
+the charts of the most recently ended lots are built in the background (and again every
+:data:`WARM_EVERY` seconds for lots that end meanwhile), so opening a lot that just ended does
+not wait for its charts.
 The whole database is verified after start and then every ``verify_every`` seconds in a
 daemon thread with one worker (a Raspberry Pi keeps a core for its node): a request never waits
 for it, and stopping the server does not wait for a verification to finish.
@@ -12,17 +15,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
 
-from edge.errors import ConfigError
+from edge.errors import ConfigError, EdgeError
 from edge.log import event
 from edge.web.app import WebApp
 from edge.web.auth import is_loopback
 from edge.web.http import open_http, serve_http
 
-__all__ = ["check_access", "parse_listen", "run_server"]
+__all__ = ["WARM_EVERY", "check_access", "parse_listen", "run_server"]
+
+#: Seconds between two looks for newly ended lots whose charts to build in the background.
+WARM_EVERY = 15.0
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -90,6 +97,22 @@ async def _verify_loop(app: WebApp, every: float, stop: asyncio.Event) -> None:
             continue
 
 
+async def _warm_loop(app: WebApp, every: float, stop: asyncio.Event) -> None:
+    """Build the charts of lots that just ended, every ``every`` seconds (see WebApp.warm)."""
+    while not stop.is_set():
+        try:
+            built = await asyncio.to_thread(app.warm)
+        except (EdgeError, sqlite3.Error) as exc:  # the next round tries again
+            event("web.warm_failed", logging.WARNING, error=str(exc))
+        else:
+            if built:
+                event("web.warmed", charts=built)
+        try:
+            await asyncio.wait_for(stop.wait(), every)
+        except TimeoutError:
+            continue
+
+
 async def run_server(
     app: WebApp,
     host: str,
@@ -132,3 +155,4 @@ async def run_server(
         tg.create_task(serve_http(listener, ready=ready, stop=stop))
         if verify_every >= 0:
             tg.create_task(_verify_loop(app, verify_every, stop))
+        tg.create_task(_warm_loop(app, WARM_EVERY, stop))

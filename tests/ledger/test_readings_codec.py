@@ -14,6 +14,7 @@ import sqlite3
 import statistics
 import struct
 import tempfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from edge.ledger.readings_codec import (
     Item,
     decode,
     encode,
+    encode_piece,
     format_micros,
     parse_micros,
 )
@@ -80,9 +82,10 @@ def typed(items: list[Item]) -> list[tuple[Any, ...]]:
 
 
 @settings(max_examples=300, deadline=None)
-@given(items=item_lists(), fast=st.booleans())
-def test_codec_gives_back_exactly_what_it_encoded(items: list[Item], fast: bool) -> None:
-    assert typed(decode(encode(items, fast=fast))) == typed(items)
+@given(items=item_lists(), how=st.sampled_from(["lzma", "zlib", "piece"]))
+def test_codec_gives_back_exactly_what_it_encoded(items: list[Item], how: str) -> None:
+    blob = encode_piece(items) if how == "piece" else encode(items, fast=how == "zlib")
+    assert typed(decode(blob)) == typed(items)
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
@@ -111,7 +114,19 @@ def test_times_round_trip_as_text(items: list[Item]) -> None:
 
 def test_bad_bytes_raise_bad_block() -> None:
     blob = encode([("t", "", T0, 1.5, "good")] * 10)
-    for damaged in (b"", b"\x01", blob[:-1], blob + b"\x00", b"\x02garbage", b"\x09" + blob[1:]):
+    piece = encode_piece([("t", "", T0, 1.5, "good")] * 10)
+    for damaged in (
+        b"",
+        b"\x01",
+        blob[:-1],
+        blob + b"\x00",
+        b"\x02garbage",
+        b"\x09" + blob[1:],
+        piece[:-2],
+        b"\x03" + zlib.compress(b'[["t", "", 1, 2.5]]'),
+        b"\x03" + zlib.compress(b'[["t", "", "x", 2.5, "good"]]'),
+        b"\x03" + zlib.compress(b"{}"),
+    ):
         with pytest.raises(BadBlock):
             decode(damaged)
 

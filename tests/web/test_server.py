@@ -365,3 +365,17 @@ def test_a_damaged_ledger_is_a_503_page_not_a_crash(
     assert answer.status == 503
     assert b"malformed" in answer.body
     assert fresh(Request("GET", "/login", {}, {}, "t")).status == 303  # still answering
+
+
+def test_charts_of_recently_ended_lots_are_built_in_advance(scenario: ws.WebScenario) -> None:
+    from edge.web.lot_page import load_trace
+
+    app = WebApp(Settings(db=scenario.db, token=None))
+    assert app.warm(count=3) == 0  # the newest lots (BULK-...) have no readings to chart
+    assert app.warm(count=100) == 1  # L-2611-A's fill_weight
+    assert app.warm(count=100) == 0  # each lot once
+    trace, _ = load_trace(app, ws.LOT)
+    charts = app.lot_charts(app.conn(), trace, ["fill_weight"])
+    assert [c.point for c in charts] == ["fill_weight"]
+    assert charts[0].svg is not None  # drawn in advance and kept: the page only sends it
+    assert charts[0].data.count == 200
