@@ -52,7 +52,8 @@ async def restore_own_feed(
     Args:
         config: the node config (with a ``[sync]`` table).
         connect: how long to wait for the broker before starting without the check.
-        listen: how long to collect retained heads after subscribing.
+        listen: how long at least to collect retained heads after subscribing (until a
+            quarter of it passes with no new message, at most ten times it).
         within: how long a restore from peers may take before the node refuses to start.
         on_alarm: called with ``("restored", fields)`` when entries of our feed came back.
 
@@ -82,7 +83,16 @@ async def restore_own_feed(
             event("sync.restore_unchecked", logging.WARNING, node=config.node_id,
                   reason="broker unreachable at start")  # fmt: skip
             return 0
-        await asyncio.sleep(listen)
+        # the retained heads arrive in a burst after subscribing: wait until it is over (no new
+        # message for a while, every one handled), at least ``listen``, at most ten times that
+        counters = svc.stats.counters
+        start, seen = time.monotonic(), -1
+        while time.monotonic() - start < 10 * listen:
+            await asyncio.sleep(listen / 4)
+            quiet = counters["messages_in"] == seen == counters["messages_routed"]
+            if quiet and time.monotonic() - start >= listen:
+                break
+            seen = counters["messages_in"]
         deadline = time.monotonic() + within
         while True:
             check = replica.own_check()

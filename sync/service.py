@@ -238,14 +238,17 @@ class SyncService:
                 self._bad("refused", str(message.topic), str(exc))
             except Exception as exc:  # never let a peer's bytes stop the node
                 self._bad("internal", str(message.topic), f"{type(exc).__name__}: {exc}")
+            self.stats.inc("messages_routed")
 
     async def _route(self, message: aiomqtt.Message) -> None:
         topic = self.topics.parse(str(message.topic))
         if topic is None:
             self.stats.inc("bad.topic")
             return
-        if topic.node == self.node_id:
-            return  # our own retained messages, or a bridge sending ours back
+        if topic.node == self.node_id and not (self._fetch_own and topic.kind == "head"):
+            # our own retained messages, or a bridge sending ours back; at a restore our last
+            # retained head of our own feed is evidence too (signed by our key)
+            return
         payload = message.payload
         if not isinstance(payload, bytes | bytearray) or not payload:
             return  # a retained message cleared (aiomqtt gives bytes for anything else)
@@ -305,7 +308,7 @@ class SyncService:
         if res.own_behind:
             self._alarm("own_behind", feed=h.feed, peer=h.node, peer_end=end,
                         detail="peers hold more of our feed than we do")  # fmt: skip
-        if h.feed != self.feed or self._fetch_own:
+        if (h.feed != self.feed or self._fetch_own) and h.node != self.node_id:
             self.planner.announced(h.feed, h.node, end)
             self._feed_stat(h.feed)
 
