@@ -8,13 +8,15 @@ had it when checked, with the same ids (:func:`sync_rig.converged`).
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sync_rig import MqttBroker, SyncNode, make_nodes, wait_converged, wait_for
+from sync_rig import EDGE, MqttBroker, SyncNode, make_nodes, wait_converged, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -58,6 +60,12 @@ def test_a_normal_operation_converges(rig: tuple[MqttBroker, list[SyncNode]]) ->
     # witnessing: each node cosigns the others' checkpoints it stored, and they learn of it
     wait_for(lambda: {gw2.feed, hub.feed} <= gw1.cosigners(gw1.feed), 30, "gw1 witnessed")
     assert {gw1.feed, gw2.feed} <= hub.cosigners(hub.feed)
+    # edge ledger status on the hub: per feed, the heads its peers announced
+    out = subprocess.run([*EDGE, "ledger", "status", "-c", str(hub.dir / "node.toml"), "--json"],
+                         capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    feeds = {f["feed"]: f for f in json.loads(out.stdout)["feeds"]}
+    assert {p["peer"] for p in feeds[gw1.feed]["peers"]} >= {"gw1", "gw2"}
+    assert not feeds[gw1.feed]["forked"]
     # a clean stop pushes its last entries (node.stop) before the sync task ends
     assert gw1.stop() == 0
     wait_converged([gw2, hub], [gw1])
