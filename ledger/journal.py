@@ -64,6 +64,7 @@ __all__ = [
     "move",
     "read_journal",
     "unsigned_tail",
+    "write_journaled",
 ]
 
 log = logging.getLogger("edge.ledger")
@@ -320,6 +321,24 @@ def journal_end(path: Path, feed: str) -> int | None:
         except Exception as exc:
             raise StorageError(f"commit journal {path}: a record is not a batch: {exc}") from exc
     return end
+
+
+def write_journaled(
+    journal: Journal, conn: sqlite3.Connection, request: Sequence[Any], signed: bool
+) -> None:
+    """Make one batch durable the way a writer with a journal does (call with the lock held).
+
+    Unsigned entries wait in the journal for the checkpoint that signs them, and so does
+    whatever follows them (to keep the order); the rest lands in SQLite after the journal, in
+    one transaction with it. ``request``: :func:`~edge.ledger.commit.write_batch`'s arguments.
+    """
+    params = request[0]
+    if not signed and (
+        params is not None or unsigned_tail(_requests(journal, journal.read().frames))
+    ):
+        journal.append(pickle.dumps(("write", *request), pickle.HIGHEST_PROTOCOL))
+    else:
+        move(journal, conn, extra=request)
 
 
 #: A function run inside a move's transaction after its records (see :func:`move`).

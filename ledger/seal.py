@@ -13,17 +13,19 @@ them in the same transaction, so the database never ends in unsigned entries.
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 from edge.failpoints import hit
 from edge.ledger.batch import Batch
 from edge.ledger.commit import apply_batch, batch_params
 from edge.ledger.entry import CHECKPOINT, Entry, build_entry, checkpoint_message, parse_entry
+from edge.ledger.journal import Journal, move
 from edge.ledger.keys import NodeKey
 from edge.ledger.merkle import Frontier, leaf_hash
 from edge.ledger.stored_frontier import rebuild_frontier, stored_frontier
 
-__all__ = ["build_checkpoint", "seal_tail"]
+__all__ = ["build_checkpoint", "move_and_seal", "seal_tail"]
 
 
 def build_checkpoint(
@@ -76,6 +78,15 @@ def _frontier(conn: sqlite3.Connection, path: Path, feed: str, end: int) -> Fron
             if frontier.size == end:
                 return frontier
     return rebuild_frontier(conn, path, feed)
+
+
+def move_and_seal(journal: Journal, conn: sqlite3.Connection, key: NodeKey, path: Path) -> None:
+    """Move the journal in, signing what it holds unsigned (a killed run's), in one transaction.
+
+    What a writer opening the ledger does first (:class:`~edge.ledger.store.Ledger`).
+    """
+    with journal.locked():
+        move(journal, conn, seal=lambda c: seal_tail(c, key, path, time.time()))
 
 
 def seal_tail(conn: sqlite3.Connection, key: NodeKey, path: Path, now: float) -> bool:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 import sqlite3
 import time
 from collections import deque
@@ -30,13 +29,13 @@ from edge.ledger.batch import Batch, _request
 from edge.ledger.commit import StagedRow, StateRow, prepare, prune_readings, write_batch
 from edge.ledger.database import SQL_ERRORS, connect
 from edge.ledger.entry import Entry, build_entry, parse_entry, parse_ts
-from edge.ledger.journal import Journal, journal_end, load_frame, move, unsigned_tail
+from edge.ledger.journal import Journal, journal_end, move, write_journaled
 from edge.ledger.keys import NodeKey
 from edge.ledger.merkle import Frontier, leaf_hashes
 from edge.ledger.open_block import OpenBlock
 from edge.ledger.owner import claim_owner
 from edge.ledger.readings_store import ReadingsBlock, plan_prune
-from edge.ledger.seal import build_checkpoint, seal_tail
+from edge.ledger.seal import build_checkpoint, move_and_seal
 from edge.ledger.stored_frontier import rebuild_frontier, stored_frontier
 from edge.ledger.writer_lock import take_writer_lock as _lock
 from edge.readings import Reading
@@ -48,10 +47,6 @@ DB_FILE = "ledger.db"
 
 
 _fromhex = bytes.fromhex
-
-
-def _loaded(frames: Sequence[bytes]) -> list[Any]:
-    return [load_frame(f) for f in frames]
 
 
 log = logging.getLogger("edge.ledger")
@@ -107,7 +102,10 @@ class Ledger:
                 claim_owner(conn, f"ledger {path}", key.feed)  # never write into another's file
                 # Connection-local (TEMP): only the writer's connection writes batches.
                 prepare(conn)
-            self._move_and_seal(key)  # what the last run journaled is part of the feed
+            if journal is not None:  # what the last run journaled is part of the feed
+                where = f"ledger {path}: move the commit journal"
+                with map_exceptions(SQL_ERRORS, where):
+                    move_and_seal(journal, conn, key, path)
             self._load_own_feed(key.feed)
 
     @classmethod
@@ -173,19 +171,6 @@ class Ledger:
         where = f"ledger {self.path}: move the commit journal"
         with map_exceptions(SQL_ERRORS, where), journal.locked():
             return move(journal, self.conn)
-
-    def _move_and_seal(self, key: NodeKey) -> None:
-        """Move the journal in, signing what it holds unsigned (a killed run's), atomically."""
-        journal = self._journal
-        if journal is None:
-            return
-
-        def seal(conn: sqlite3.Connection) -> None:
-            seal_tail(conn, key, self.path, time.time())
-
-        where = f"ledger {self.path}: move the commit journal"
-        with map_exceptions(SQL_ERRORS, where), journal.locked():
-            move(journal, self.conn, seal=seal)
 
     @property
     def lock_fd(self) -> int | None:
@@ -517,15 +502,7 @@ class Ledger:
                 write_batch(conn, *request)
                 return
             with journal.locked():
-                # Unsigned entries wait in the journal for the checkpoint that signs them (and
-                # whatever follows them, to keep the order); the rest lands in SQLite after
-                # the journal, in one transaction with it.
-                if batch.checkpoint is None and (
-                    batch.entries or unsigned_tail(_loaded(journal.read().frames))
-                ):
-                    journal.append(pickle.dumps(("write", *request), pickle.HIGHEST_PROTOCOL))
-                else:
-                    move(journal, conn, extra=request)
+                write_journaled(journal, conn, request, batch.checkpoint is not None)
 
     def written(self, batch: Batch) -> None:
         """Record that ``batch`` (the oldest unwritten one) is durable."""

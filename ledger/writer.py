@@ -42,6 +42,7 @@ from edge.ledger.database import SQL_ERRORS
 from edge.ledger.entry import Entry
 from edge.ledger.keys import NodeKey
 from edge.ledger.readings_store import PrunePlan, plan_budget_prune, plan_prune
+from edge.ledger.signing import SignClock
 from edge.ledger.store import Batch, Ledger
 from edge.readings import Reading
 
@@ -52,10 +53,6 @@ log = logging.getLogger("edge.ledger")
 _FIRST_RETRY = 0.05  # seconds before a failed batch write is retried; doubles up to retry_max
 _START_TIMEOUT = 30.0  # seconds for the commit process to start and open the database
 _STOP_TIMEOUT = 60.0  # seconds for it to finish the batches it holds (at most queue_size entries)
-#: A batch of this many entries is signed (bulk: it gains nothing from sharing a checkpoint) ...
-_UNSIGNED_BATCH_MAX = 64
-#: ... and so is any batch once this many entries wait unsigned (bounds the journal).
-_UNSIGNED_MAX = 4096
 
 
 def _retrieved(done: asyncio.Future[None]) -> None:
@@ -118,7 +115,7 @@ class LedgerWriter:
         self._work = asyncio.Event()  # set when run() may have something to do
         self._progress = asyncio.Event()  # set (and replaced) after every durable batch
         self._first_pending: float | None = None  # loop time of the oldest entry in no batch
-        self._unsigned_since: float | None = None  # loop time of the oldest unsigned cut
+        self._signing = SignClock(journal_max, journal_age)  # when a cut ends signed
         self._closing = False
         self._closed = False
         self._done = asyncio.Event()
@@ -249,34 +246,10 @@ class LedgerWriter:
             self._first_pending = None
             self._work.set()
 
-    def _sign_due(self) -> bool:
-        """Whether the next cut ends with a checkpoint (else it is journaled unsigned).
-
-        With the commit journal, a small batch needs no checkpoint of its own: it is durable
-        in the journal, chained by ``prev``, and a later batch's checkpoint signs it with every
-        entry before. One checkpoint per ``journal_age`` instead of one per alarm halves the
-        rows each move writes into SQLite (SD-card wear: docs/design.md). Bulk batches (closing
-        readings blocks, many entries), the last batch and a reader's :meth:`sync` are signed.
-        """
-        if self.journal_max <= 0 or self._closing:
-            return True
-        ledger = self.ledger
-        if ledger.closes_blocks or ledger.uncut >= _UNSIGNED_BATCH_MAX:
-            return True
-        if ledger.unsigned + ledger.uncut >= _UNSIGNED_MAX:
-            return True
-        since = self._unsigned_since
-        return since is not None and asyncio.get_running_loop().time() >= since + self.journal_age
-
     def _cut(self, *, sign: bool | None = None) -> Batch | None:
-        """Cut a batch (signed when :meth:`_sign_due` says so) and keep the signing clock."""
-        batch = self.ledger.cut(sign=self._sign_due() if sign is None else sign)
-        if batch is not None:
-            if batch.checkpoint is not None:
-                self._unsigned_since = None
-            elif batch.entries and self._unsigned_since is None:
-                self._unsigned_since = asyncio.get_running_loop().time()
-        return batch
+        """Cut a batch: signed when ``sign``, else when the signing policy says (:mod:`.signing`)."""
+        now = asyncio.get_running_loop().time()
+        return self._signing.cut(self.ledger, sign=sign, closing=self._closing, now=now)
 
     async def sync(self) -> None:
         """Sign what is durable unsigned and move the commit journal into the database now.
@@ -616,8 +589,8 @@ class LedgerWriter:
                 if flush_at <= now:
                     return True
                 deadlines.append(flush_at)
-            if self._unsigned_since is not None:
-                sign_at = self._unsigned_since + self.journal_age  # a checkpoint is due
+            sign_at = self._signing.deadline()  # a checkpoint for what waits unsigned
+            if sign_at is not None:
                 if sign_at <= now:
                     return True
                 deadlines.append(sign_at)
