@@ -14,14 +14,18 @@ Protocol, over the child's stdin and stdout: frames of a 4-byte big-endian lengt
 * ``("write", BatchParams | None, [BlockRows], [StagedRow], StateRow | None)`` -> ``("ok", None)``
   once durable, or ``("error", message)`` (the transaction was rolled back; a batch that is not
   next in its feed is refused);
-* ``("prune", blocks)`` -> ``("ok", readings deleted)`` or ``("error", message)``.
+* ``("prune", blocks)`` -> ``("ok", readings deleted)`` or ``("error", message)``;
+* ``("move",)`` -> ``("ok", journal empty)``: move the journal now (a reader's sync).
 
 "Durable" means on disk in one of two places: a batch whose frame is at most
-:data:`JOURNAL_FRAME_MAX` bytes is appended to the commit journal (:mod:`edge.ledger.journal`)
-and fdatasync'd; a larger one is written to SQLite in its own transaction, after the journal is
-moved. The journal is moved into SQLite in bulk when it holds :data:`JOURNAL_MOVE_BYTES`, when
-its oldest record has waited :data:`JOURNAL_MOVE_AGE` seconds, before a prune, and at end of
-input (why: SD-card wear, docs/design.md).
+:data:`JOURNAL_FRAME_MAX` bytes, and every batch without a checkpoint (an *unsigned* one,
+:mod:`edge.ledger.signing`), is appended to the commit journal (:mod:`edge.ledger.journal`) and
+fdatasync'd; a larger signed one is written to SQLite in one transaction with what the journal
+holds. The journal is moved into SQLite in bulk with each signed batch (the checkpoint that
+signs what it holds), and, holding no unsigned entries, when it holds
+:data:`JOURNAL_MOVE_BYTES`, when its oldest record has waited :data:`JOURNAL_MOVE_AGE` seconds,
+before a prune, and at end of input (why: SD-card wear, docs/design.md). It never moves while
+its last entries are unsigned: the database never ends in unsigned entries.
 
 At end of input the child has answered everything before it, and exits. It holds the ledger's
 single-writer lock with its parent (the lock's file descriptor is inherited) and, on Linux, is

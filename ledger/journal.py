@@ -24,6 +24,11 @@ written per record packed, 4,096 aligned). A last record that is short or fails 
 in the middle of an append: it was never acknowledged, and it is dropped (with a log line).
 A damaged record with good ones after it is not a torn append: the journal is refused.
 
+Small batches are journaled *unsigned* (no checkpoint of their own; a later batch's checkpoint
+signs them all: :mod:`edge.ledger.signing`), and a move happens only when the journal's last
+entries are signed, or together with the batch that signs them, or with an opener's seal
+(:mod:`edge.ledger.seal`): the database never ends in unsigned entries.
+
 Moving (:func:`move`) applies every record with the code that writes a live batch, in one
 transaction, skipping the entries of a record the database already holds (a crash between the
 COMMIT and the truncate; its keyed readings and state are written again, so the replay ends in

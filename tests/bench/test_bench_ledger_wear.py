@@ -178,6 +178,7 @@ class Run:
     appended: int  #: the run's entries appended
 
 
+@pytest.mark.timeout(600)  # one journal cycle is journal_age (120 s) after the history
 @pytest.mark.parametrize("journal", [False, True], ids=["sqlite", "commit_journal"])
 def test_bench_ledger_wear(tmp_path: Path, journal: bool) -> None:
     key = NodeKey.generate()
@@ -271,6 +272,7 @@ async def _readings_line(path: Path, key: NodeKey, flush: float) -> tuple[int, i
     return written, n, seconds
 
 
+@pytest.mark.timeout(300)
 @pytest.mark.parametrize("flush", [0.05, 1.0], ids=["flush_50ms", "flush_1s"])
 def test_bench_readings_wear(tmp_path: Path, flush: float) -> None:
     """Bytes written for raw readings staged every flush interval (no limit of their own)."""
