@@ -173,6 +173,7 @@ def query_command(
     with _one_line_errors():
         flt_since = parse_time(since, now, "--since") if since else None
         flt_until = parse_time(until, now, "--until") if until else None
+        sync_node(db, db.parent / "control.sock")  # a running node's journal first
         conn = open_ledger_db(db)
         try:
             stations = load_stations(conn, every_feed=bool(nodes))

@@ -27,6 +27,7 @@ import pytest
 from node_db import sync_db
 
 from edge.firmware_sim import SimulatorThread, load_scenario
+from edge.ledger.journal import journal_path
 
 pytestmark = pytest.mark.integration
 
@@ -162,6 +163,14 @@ def test_alarm_list_config_alarm_and_reset_on_a_running_node(node_dir: Path) -> 
         # -- config:rules is acknowledged like any alarm, recorded with who
         ack = _edge("alarm", "ack", "config:rules", "-c", toml, "--actor", "qa.jane", "--json")
         assert ack.returncode == 0, ack.stdout + ack.stderr
+        # the ack waits unsigned in the commit journal (moved every 120 s): edge ledger query
+        # asks the running node to sign and move it first, so it sees the ack at once
+        assert journal_path(db).stat().st_size > 0
+        queried = _edge("ledger", "query", "--db", str(db), "--type", "alarm.ack", "--json")
+        assert queried.returncode == 0, queried.stdout + queried.stderr
+        assert [json.loads(line)["body"]["rule"] for line in queried.stdout.splitlines()] == [
+            "config:rules"
+        ]
         assert json.loads(ack.stdout) == {"ok": True, "rule": "config:rules",
                                           "events": ["acknowledged"]}  # fmt: skip
         shelve = _edge("alarm", "shelve", "config:rules", "-c", toml, "--for", "1m", "--json")
