@@ -31,7 +31,7 @@ from typing import IO, Any
 
 from edge.ledger.trace import LotTrace, TraceEvent
 
-__all__ = ["CSV_COLUMNS", "csv_rows", "failing_checks", "write_lot_csv"]
+__all__ = ["CSV_COLUMNS", "csv_rows", "event_rows", "failing_checks", "write_lot_csv"]
 
 #: Header row, in order.
 CSV_COLUMNS: tuple[str, ...] = (
@@ -135,14 +135,14 @@ def failing_checks(checks: Iterable[Mapping[str, Any]]) -> list[str]:
     return out
 
 
-def _lot_facts(trace: LotTrace) -> dict[str, str]:
+def _lot_facts(trace: LotTrace) -> dict[str, Any]:
     """Product and quantity as any of the lot's entries records them (first one wins)."""
-    facts: dict[str, str] = {}
+    facts: dict[str, Any] = {}
     for event in trace.events:
         body = event.entry.body
         for key in ("product", "gtin", "quantity", "quantity_unit"):
             if body.get(key) is not None and key not in facts:
-                facts[key] = str(body[key])
+                facts[key] = body[key]
     return facts
 
 
@@ -169,12 +169,18 @@ def _notes(trace: LotTrace) -> dict[str, str]:
     return notes
 
 
-def csv_rows(trace: LotTrace) -> list[dict[str, str]]:
-    """The spreadsheet rows of ``trace``, keyed by :data:`CSV_COLUMNS`, in time order."""
+def event_rows(trace: LotTrace) -> list[dict[str, Any]]:
+    """One row per event of ``trace``, keyed by :data:`CSV_COLUMNS`, in time order, as recorded.
+
+    What a row holds, said once for every export: the CSV writes each cell as text (formulas
+    neutralised, :func:`csv_rows`); the analysis database (:mod:`.export_sqlite`) keeps numbers
+    as numbers: ``seq`` an int, ``value``, ``limit`` and ``quantity`` as the entry recorded
+    them (None where absent); every other cell is text.
+    """
     facts = _lot_facts(trace)
     notes = _notes(trace)
-    product = facts.get("product", facts.get("gtin", ""))
-    rows: list[dict[str, str]] = []
+    product = str(facts.get("product", facts.get("gtin", "")))
+    rows: list[dict[str, Any]] = []
     for event in trace.events:
         entry, body = event.entry, event.entry.body
         station = event.station
@@ -192,14 +198,14 @@ def csv_rows(trace: LotTrace) -> list[dict[str, str]]:
             "entry_type": entry.type,
             "traceability_lot_code": trace.lot,
             "product": product,
-            "quantity": str(body.get("quantity", facts.get("quantity", ""))),
+            "quantity": body.get("quantity", facts.get("quantity")),
             "unit_of_measure": str(body.get("quantity_unit", facts.get("quantity_unit", ""))),
             "location": station.site,
             "node": station.node_id or station.feed[:12],
             "station": str(body.get("station", "")),
             "point": str(body.get("point", "")) if entry.type == "alarm" else "",
-            "value": "" if body.get("value") is None else str(body["value"]),
-            "limit": "" if body.get("limit") is None else str(body["limit"]),
+            "value": body.get("value"),
+            "limit": body.get("limit"),
             "unit": str(body.get("unit", "")) if entry.type == "alarm" else "",
             "result": result,
             "failed_checks": failed,
@@ -211,13 +217,18 @@ def csv_rows(trace: LotTrace) -> list[dict[str, str]]:
             "reference_document_type": "edge-qc ledger entry",
             "reference_document_number": entry.id,
             "feed": entry.feed,
-            "seq": str(entry.seq),
+            "seq": entry.seq,
             "corrected_by": " ".join(event.corrected_by),
             "refers_to": event.refers_to or "",
             "note": notes.get(entry.id, ""),
         }
-        rows.append({k: _safe(v) for k, v in row.items()})
+        rows.append(row)
     return rows
+
+
+def csv_rows(trace: LotTrace) -> list[dict[str, str]]:
+    """The spreadsheet rows of ``trace`` (:func:`event_rows` as text), in time order."""
+    return [{k: _safe(v) for k, v in row.items()} for row in event_rows(trace)]
 
 
 def write_lot_csv(trace: LotTrace, out: IO[str], *, bom: bool = True) -> int:

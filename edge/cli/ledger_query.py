@@ -564,14 +564,18 @@ def _output(path: Path | None) -> Iterator[IO[str]]:
 
 
 @click.command("export")
-@click.option("--lot", required=True, metavar="L", help="The lot to export.")
+@click.option(
+    "--lot", "lots", required=True, multiple=True, metavar="L",
+    help="The lot to export (sqlite: repeat for several lots in one file).",
+)  # fmt: skip
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(("csv", "epcis", "proof")),
+    type=click.Choice(("csv", "epcis", "proof", "sqlite")),
     required=True,
     help="csv: sortable spreadsheet (FSMA 204 style); epcis: GS1 EPCIS 2.0; "
-    "proof: zip an auditor checks with the verify_proof.py inside it.",
+    "proof: zip an auditor checks with the verify_proof.py inside it; "
+    "sqlite: analysis database (lots, events with full-text search, measurements, readings).",
 )
 @DB_OPTION
 @_all_feeds_option
@@ -593,7 +597,7 @@ def _output(path: Path | None) -> Iterator[IO[str]]:
     help="proof: cover each feed up to its latest checkpoint (no later correction left out).",
 )
 def export_command(
-    lot: str,
+    lots: tuple[str, ...],
     fmt: str,
     db: Path,
     trust_keys: tuple[str, ...],
@@ -603,10 +607,21 @@ def export_command(
     gtin: str | None,
     through_head: bool,
 ) -> None:
-    """Export a lot's records from trusted feeds for customers and auditors."""
+    """Export a lot's records from trusted feeds for customers, auditors and quality engineers."""
     if gtin is not None and not valid_gtin(gtin):
         raise _BadOption(f"--gtin: {gtin!r} is not a GTIN-14 (14 digits ending in a check digit)")
-    trace, _ = _load_trace(db, lot, trust_keys, config_path, all_feeds)
+    if fmt == "sqlite":
+        if output is None:
+            raise _BadOption("--format sqlite writes a database file: give -o FILE")
+        traces = [
+            _load_trace(db, lot, trust_keys, config_path, all_feeds)[0]
+            for lot in dict.fromkeys(lots)
+        ]
+        _export_sqlite(db_for(db, config_path), traces, output)
+        return
+    if len(lots) > 1:
+        raise _BadOption(f"--format {fmt} exports one lot: give --lot once")
+    trace, _ = _load_trace(db, lots[0], trust_keys, config_path, all_feeds)
     if fmt == "proof":  # a zip: to FILE or a pipe, never to a terminal
         from edge.ledger.proof import export_proof
 
@@ -623,6 +638,38 @@ def export_command(
         else:
             document = epcis_document(trace, now=datetime.now(UTC), gtin=gtin)
             out.write(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def _export_sqlite(db: Path, traces: list[LotTrace], output: Path) -> None:
+    """Write the analysis database whole: a temp file beside ``output``, renamed at the end."""
+    from edge.errors import ReadingsDamaged
+    from edge.ledger.export_sqlite import write_lots_sqlite
+
+    tmp = output.with_name(output.name + ".tmp")
+    try:
+        if not output.parent.is_dir():  # sqlite says only "unable to open database file"
+            raise click.ClickException(f"{output}: cannot write: No such directory")
+        tmp.unlink(missing_ok=True)
+        with _one_line_errors():
+            conn = open_ledger_db(db)
+        try:
+            counts = write_lots_sqlite(traces, conn, tmp)
+        finally:
+            conn.close()
+        tmp.replace(output)
+    except OSError as exc:
+        raise click.ClickException(f"{output}: cannot write: {exc.strerror or exc}") from exc
+    except sqlite3.Error as exc:
+        raise click.ClickException(f"{output}: cannot write: {exc}") from exc
+    except ReadingsDamaged as exc:
+        raise click.ClickException(f"{db}: cannot read readings: {exc}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+    click.echo(
+        f"exported {counts['lots']} lot(s) to {output}: {counts['events']} events, "
+        f"{counts['measurements']} measurements, {counts['readings']} readings",
+        err=True,
+    )
 
 
 QUERY_COMMANDS: list[click.Command] = [query_command, trace_command, export_command]

@@ -16,7 +16,7 @@ Story (times are seconds after T0 = 2026-11-23T08:00:00Z):
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,6 +35,8 @@ class Scenario:
     filler: str
     packer: str
     entries: dict[str, Entry]
+    #: the nodes' keys by role ("filler", "packer"): a test adds readings as the file's owner
+    keys: dict[str, NodeKey] = field(default_factory=dict)
 
 
 def _agg(count: int, mean: str, lo: str, hi: str, std: str, unit: str) -> dict[str, object]:
@@ -211,7 +213,7 @@ def build(db: Path) -> Scenario:
     # feeds only). As in a node's data directory: its public key beside the database, trust.toml.
     (db.parent / "node.key.pub").write_text(filler.feed + "\n")
     add_trusted(db.parent / TRUST_FILE, packer.feed, "packer-gw")
-    return Scenario(db, filler.feed, packer.feed, got)
+    return Scenario(db, filler.feed, packer.feed, got, {"filler": filler, "packer": packer})
 
 
 def copy_feed(source: Path, target: Path) -> None:
