@@ -192,3 +192,27 @@ def test_copy_is_self_contained(exported: sqlite3.Connection, tmp_path: Path) ->
     copy = tmp_path / "copy.db"
     shutil.copy(path, copy)
     assert sqlite3.connect(copy).execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_damaged_readings_block_one_line_exit_1(scenario: Any, tmp_path: Path) -> None:
+    from stored_readings import flip_byte
+
+    db = tmp_path / "ledger.db"
+    with sqlite3.connect(scenario.db) as src, sqlite3.connect(db) as dst:
+        src.backup(dst)
+    with sqlite3.connect(db) as conn:
+        (block,) = conn.execute("SELECT min(block) FROM reading_data").fetchone()
+        flip_byte(
+            conn,
+            block,
+            offset=len(conn.execute("SELECT data FROM reading_data").fetchone()[0]) // 2,
+        )
+    out = tmp_path / "lots.db"
+    args = ["ledger", "export", "--format", "sqlite", "--lot", sc.LOT, "--db", str(db)]
+    result = CliRunner().invoke(main, [*args, "-o", str(out)])
+    assert result.exit_code == 1, result.output
+    # (the copy has no trust list beside it: a note says the packer's feed is not shown)
+    line = result.output.strip().splitlines()[-1]
+    assert line.startswith(f"edge: {db}: cannot read readings: readings block {block}: damaged")
+    assert not out.exists()
+    assert not out.with_name("lots.db.tmp").exists()
