@@ -296,8 +296,20 @@ class Node:
             event("sync.stopped", logging.ERROR, error=str(exc))
 
     async def _sync_record(self, record: PendingRecord) -> str:
-        """Append what sync saw (a fork, a restore) on our feed; the entry id."""
+        """Append what sync saw (a fork, a restore) on our feed; the entry id.
+
+        After a restore, the readings whose digests came back from peers are not here (sync
+        does not replicate them): a ``readings.prune`` entry (reason ``lost``) says so, next to
+        the ``ledger.rollback`` entry it names (:mod:`edge.ledger.readings_lost`).
+        """
+        from edge.ledger.readings_lost import ROLLBACK, record_lost
+
         entry = await self._ledger.append(record.type, record.body)
+        if record.type == ROLLBACK:
+            plan = await record_lost(self._ledger.writer, entry, now=time.time())
+            if plan is not None:
+                event("ledger.readings_lost", logging.WARNING, blocks=len(plan.blocks),
+                      readings=plan.body["readings"], rollback=entry.id[:16])  # fmt: skip
         return entry.id
 
     def _sync_alarm(self, kind: str, fields: dict[str, Any]) -> None:

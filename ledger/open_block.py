@@ -36,14 +36,25 @@ class OpenBlock:
         self.staged = staged
 
     @classmethod
-    def recover(cls, conn: sqlite3.Connection) -> OpenBlock:
+    def recover(cls, conn: sqlite3.Connection, feed: str | None = None) -> OpenBlock:
         """The open block as the database holds it: the readings of the block after the last closed one.
 
+        The last closed block is the highest that a ``reading_blocks`` row or a ``readings.digest``
+        entry of ``feed`` names: a feed restored from peers brings its digests back without their
+        blocks, and a new block must not take a number an old digest already names.
         Readings of a block left open by a killed run come back (all durable: ``staged`` = all).
         """
         from edge.ledger.readings_read import open_block_items
 
         (last,) = conn.execute("SELECT max(block) FROM reading_blocks").fetchone()
+        if feed is not None:
+            # CAST: the raw column is a BLOB, which json_extract refuses (or reads as JSONB)
+            (named,) = conn.execute(
+                "SELECT max(json_extract(CAST(raw AS TEXT), '$.body.block')) FROM entries "
+                "WHERE feed = ? AND type = 'readings.digest' AND json_valid(CAST(raw AS TEXT))",
+                (feed,),
+            ).fetchone()
+            last = max(int(last or 0), int(named or 0))
         number = int(last or 0) + 1
         items = open_block_items(conn, number)
         return cls(number, items, len(items))

@@ -168,6 +168,11 @@ def read_readings(
     blocks = [b for (b,) in conn.execute(sql, args)]
     (last,) = conn.execute("SELECT max(block) FROM reading_blocks").fetchone()
     open_number = int(last or 0) + 1
+    if "reading_stage" in _tables(conn):
+        # after a restore from peers the open block's number continues after the restored
+        # digests, past the last block row: its staged pieces say where it is
+        (staged,) = conn.execute("SELECT max(block) FROM reading_stage").fetchone()
+        open_number = max(open_number, int(staged or 0))
     for block in [*blocks, open_number]:
         items = block_items(conn, block) if block != open_number else open_block_items(conn, block)
         for point, unit, micros, value, quality in items or ():

@@ -1,5 +1,8 @@
 """Recording sync events on the node's own feed: ``ledger.fork`` and ``ledger.rollback`` entries.
 
+A rollback entry is followed by the ``readings.prune`` (reason ``lost``) that names the
+readings blocks the restore could not bring back (:mod:`edge.ledger.readings_lost`).
+
 The replica notes each fork it keeps and each rollback of our own feed it detects in
 ``sync_events``; the node owes its own feed an entry for each, appended through its writer once
 it may append (after a rollback: once the feed is restored). The note is marked recorded only
@@ -12,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+from edge.ledger.readings_lost import record_lost
 from edge.ledger.replica_witness import FORK_ENTRY
 
 if TYPE_CHECKING:
@@ -38,5 +42,7 @@ async def record_pending(replica: Replica, writer: LedgerWriter, *, now: float) 
         )
         writer.commit_now()  # an alarm-worthy event: not left waiting for the flush timer
         await writer.durable(entry.seq)
+        if not fork:  # a restore: the readings that did not come back with it, said so
+            await record_lost(writer, entry, now=now)
         await asyncio.to_thread(replica.mark_recorded, record.key, entry.id)
     return len(records)

@@ -298,7 +298,7 @@ class Ledger:
             recorded = conn.execute(
                 "SELECT max(size) FROM checkpoints WHERE feed = ?", (feed,)
             ).fetchone()[0]
-            self._open_block = OpenBlock.recover(conn)
+            self._open_block = OpenBlock.recover(conn, feed)
             frontier = stored_frontier(conn, feed, end, last)
             if frontier is not None:
                 count = conn.execute(

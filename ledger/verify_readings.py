@@ -12,7 +12,10 @@ must find, either:
   entitled to prune it: for reason ``retention``, the block's last reading (as the signed digest
   says) at least ``retention`` seconds before the prune; for an operator's request, an actor and a
   cutoff not in the future; for the disk budget (reason ``budget``), the limit it enforced
-  and a cutoff not in the future (else *missing readings*, saying which rule was broken).
+  and a cutoff not in the future; for readings lost with a database restored from peers
+  (reason ``lost``, :mod:`edge.ledger.readings_lost`), the ``ledger.rollback`` entry of the same
+  feed before the prune that records the restore, with the block's digest among the entries the
+  restore brought back (else *missing readings*, saying which rule was broken).
 
 Readings or block rows that no digest commits to are *readings not on the chain*, except the
 readings of the one block being filled (after the last block and digest, with no block row:
@@ -33,6 +36,7 @@ import orjson
 
 from edge.errors import NotCanonical, ReadingsDamaged
 from edge.ledger.entry import parse_ts
+from edge.ledger.readings_lost import LOST, ROLLBACK
 from edge.ledger.readings_read import stored_blocks
 from edge.ledger.readings_store import (
     BUDGET,
@@ -73,6 +77,14 @@ class _Prune:
     retention: Any
     before: Any
     limits: tuple[Any, Any]  #: a budget prune's max_bytes and min_free_bytes
+    rollback: Any  #: a ``lost`` prune's ``ledger.rollback`` entry id
+
+
+@dataclass(frozen=True, slots=True)
+class _Rollback:
+    feed: str
+    seq: int
+    held: Any  #: entries of the feed the node held when it found peers ahead
 
 
 def check_readings(conn: sqlite3.Connection, report: Report, owner: str | None) -> None:
@@ -87,8 +99,9 @@ def check_readings(conn: sqlite3.Connection, report: Report, owner: str | None) 
     digests: dict[int, _Digest] = {}
     prunes: dict[int, list[_Prune]] = {}
     digest_feed: dict[int, str] = {}
-    sql = "SELECT feed, seq, id, ts, actor, raw FROM entries WHERE type IN (?, ?)"
-    args: tuple[Any, ...] = ("readings.digest", PRUNE)
+    sql = "SELECT feed, seq, id, ts, actor, raw FROM entries WHERE type IN (?, ?, ?)"
+    args: tuple[Any, ...] = ("readings.digest", PRUNE, ROLLBACK)
+    rollbacks: dict[str, _Rollback] = {}
     if owner is not None:
         # ``+feed``: keep SQLite on the type index (digests and prunes are few); on the feed
         # index it would read every entry of the feed.
@@ -118,9 +131,12 @@ def check_readings(conn: sqlite3.Connection, report: Report, owner: str | None) 
                 body.get("retention"),
                 body.get("before"),
                 (body.get("max_bytes"), body.get("min_free_bytes")),
+                body.get("rollback"),
             )
             for block in pruned_blocks(body):
                 prunes.setdefault(block, []).append(prune)
+        elif type_ == ROLLBACK:
+            rollbacks[entry_id] = _Rollback(feed, seq, body.get("held"))
     rows = {
         block: (sha, entry, pruned)
         for block, sha, entry, pruned in conn.execute(
@@ -168,7 +184,7 @@ def check_readings(conn: sqlite3.Connection, report: Report, owner: str | None) 
         if block in seen:
             continue
         row = rows.get(block)
-        why = _prune_problem(block, digest, prunes.get(block, []))
+        why = _prune_problem(block, digest, prunes.get(block, []), rollbacks)
         if why is not None:
             problem(
                 block,
@@ -250,20 +266,22 @@ def _state(row: tuple[Any, Any, Any] | None) -> str:
     return "marked pruned" if row[2] else "its reading_blocks row is there, not marked pruned"
 
 
-def _prune_problem(block: int, digest: _Digest, prunes: list[_Prune]) -> str | None:
+def _prune_problem(
+    block: int, digest: _Digest, prunes: list[_Prune], rollbacks: dict[str, _Rollback]
+) -> str | None:
     """None when one of ``prunes`` was entitled to prune the block, else why not."""
     if not prunes:
         return "no readings.prune entry records it"
     reasons = []
     for prune in prunes:
-        why = _entitled(digest, prune)
+        why = _entitled(digest, prune, rollbacks)
         if why is None:
             return None
         reasons.append(f"readings.prune entry {prune.seq} {why}")
     return "; ".join(reasons)
 
 
-def _entitled(digest: _Digest, prune: _Prune) -> str | None:
+def _entitled(digest: _Digest, prune: _Prune, rollbacks: dict[str, _Rollback]) -> str | None:
     """None when ``prune`` may prune the digest's block, else what is wrong with it."""
     if prune.feed != digest.feed:
         return "is another feed's"
@@ -295,7 +313,27 @@ def _entitled(digest: _Digest, prune: _Prune) -> str | None:
         if any(type(limit) is int and limit >= 0 for limit in prune.limits):
             return None
         return "is a disk budget prune that names no limit (max_bytes or min_free_bytes)"
+    if prune.reason == LOST:
+        return _lost_problem(digest, prune, rollbacks)
     return f"gives an unknown reason {prune.reason!r}"
+
+
+def _lost_problem(digest: _Digest, prune: _Prune, rollbacks: dict[str, _Rollback]) -> str | None:
+    """None when the ``lost`` prune names the restore that brought the block's digest back."""
+    rollback = rollbacks.get(prune.rollback) if isinstance(prune.rollback, str) else None
+    if rollback is None or rollback.feed != prune.feed or rollback.seq > prune.seq:
+        return (
+            "says the readings were lost with a restored database but names no ledger.rollback "
+            "entry of this feed before it"
+        )
+    held = rollback.held if type(rollback.held) is int else rollback.seq
+    if not held <= digest.seq < rollback.seq:
+        return (
+            f"says the readings were lost with a restored database, but the block's digest "
+            f"(entry {digest.seq}) is not among the entries restored from peers "
+            f"({held} to {rollback.seq - 1})"
+        )
+    return None
 
 
 def _pruned_counts(

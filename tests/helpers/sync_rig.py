@@ -8,6 +8,7 @@ replicates the three feeds. Feeds are compared straight from the nodes' database
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import shutil
 import signal
@@ -20,6 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from edge.firmware_sim import SimulatorThread, load_scenario
 from edge.ledger.keys import create_key_file
@@ -199,6 +201,17 @@ class SyncNode:
         try:
             rows = conn.execute("SELECT type FROM entries WHERE feed = ? ORDER BY seq", (feed,))
             return [r[0] for r in rows]
+        finally:
+            conn.close()
+
+    def bodies(self, feed: str, type_: str) -> list[dict[str, Any]]:
+        """The bodies of ``feed``'s entries of type ``type_`` held here, in seq order."""
+        conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5)
+        try:
+            rows = conn.execute(
+                "SELECT raw FROM entries WHERE feed = ? AND type = ? ORDER BY seq", (feed, type_)
+            )
+            return [json.loads(r[0])["body"] for r in rows]
         finally:
             conn.close()
 

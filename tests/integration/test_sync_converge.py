@@ -119,6 +119,23 @@ def test_d_deleted_database_is_restored_from_peers(rig: tuple[MqttBroker, list[S
     wait_for(lambda: grows(gw1, len(history)), 60, "gw1 appending again")
     assert gw1.entries()[gw1.feed][: len(history)] == history
     assert "sync.restored" in gw1.log_text()
+    # the restore is on its own feed, and so is what it could not bring back: the raw readings
+    # of the restored digests (sync does not replicate them), named by a `lost` prune after it
+    wait_for(lambda: "readings.prune" in gw1.types(gw1.feed), 60, "the lost prune on gw1")
+    types = gw1.types(gw1.feed)
+    assert types.index("ledger.rollback") < types.index("readings.prune")
+    bodies = gw1.bodies(gw1.feed, "readings.prune")
+    assert [b["reason"] for b in bodies] == ["lost"]
+    restored_blocks = {b["block"] for b in gw2.bodies(gw1.feed, "readings.digest")}
+    lost = set(range(bodies[0]["blocks"][0][0], bodies[0]["blocks"][-1][1] + 1))
+    assert restored_blocks
+    assert restored_blocks <= lost
+    # new blocks continue after the restored ones; the restored node's ledger verifies
+    wait_for(lambda: max(b["block"] for b in gw1.bodies(gw1.feed, "readings.digest"))
+             > max(restored_blocks), 60, "a new readings block on gw1")  # fmt: skip
+    out = subprocess.run([*EDGE, "ledger", "verify", "-c", str(gw1.dir / "node.toml")],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
     wait_converged(nodes)
 
 
