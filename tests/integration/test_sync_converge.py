@@ -170,5 +170,11 @@ def test_g_older_backup_is_detected_and_not_appended_over(
     # and the node records on its own feed that it was found behind, for every holder to see
     wait_for(lambda: "ledger.rollback" in hub.types(gw1.feed), 30, "ledger.rollback on the hub")
     wait_converged(nodes)
+    # the readings of the blocks written after the backup are recorded as lost; it verifies
+    wait_for(lambda: "readings.prune" in gw1.types(gw1.feed), 60, "the lost prune on gw1")
+    assert [b["reason"] for b in gw1.bodies(gw1.feed, "readings.prune")] == ["lost"]
+    out = subprocess.run([*EDGE, "ledger", "verify", "-c", str(gw1.dir / "node.toml")],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
     # the hub and gw2 never saw a second history of gw1's feed
     assert "sync.fork" not in hub.log_text() + gw2.log_text()
