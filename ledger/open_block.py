@@ -17,6 +17,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
+import orjson
+
 from edge.ledger.commit import StagedRow
 from edge.ledger.readings_codec import Item, encode_piece, format_micros
 from edge.ledger.readings_store import ReadingsBlock, block_of, item_of
@@ -39,22 +41,26 @@ class OpenBlock:
     def recover(cls, conn: sqlite3.Connection, feed: str | None = None) -> OpenBlock:
         """The open block as the database holds it: the readings of the block after the last closed one.
 
-        The last closed block is the highest that a ``reading_blocks`` row or a ``readings.digest``
-        entry of ``feed`` names: a feed restored from peers brings its digests back without their
-        blocks, and a new block must not take a number an old digest already names.
+        The last closed block is the higher of the last ``reading_blocks`` row and the block the
+        last ``readings.digest`` entry of ``feed`` names: a feed restored from peers brings its
+        digests back without their blocks, and a new block must not take a number an old digest
+        already names.
         Readings of a block left open by a killed run come back (all durable: ``staged`` = all).
         """
         from edge.ledger.readings_read import open_block_items
 
         (last,) = conn.execute("SELECT max(block) FROM reading_blocks").fetchone()
         if feed is not None:
-            # CAST: the raw column is a BLOB, which json_extract refuses (or reads as JSONB)
-            (named,) = conn.execute(
-                "SELECT max(json_extract(CAST(raw AS TEXT), '$.body.block')) FROM entries "
-                "WHERE feed = ? AND type = 'readings.digest' AND json_valid(CAST(raw AS TEXT))",
+            # The writer numbers blocks in feed order, so the feed's last digest names its
+            # highest block: read backwards along the primary key to it (``+type``: not every
+            # digest through the type index), cheap with years of digests.
+            digest = conn.execute(
+                "SELECT raw FROM entries WHERE feed = ? AND +type = 'readings.digest' "
+                "ORDER BY seq DESC LIMIT 1",
                 (feed,),
             ).fetchone()
-            last = max(int(last or 0), int(named or 0))
+            named = _block_named(digest[0]) if digest is not None else None
+            last = max(int(last or 0), named or 0)
         number = int(last or 0) + 1
         items = open_block_items(conn, number)
         return cls(number, items, len(items))
@@ -95,3 +101,12 @@ class OpenBlock:
             ValueError: the block is empty.
         """
         return block_of(self.items)
+
+
+def _block_named(raw: bytes) -> int | None:
+    """The block a ``readings.digest`` entry's bytes name (None when they do not)."""
+    try:
+        block = orjson.loads(raw)["body"]["block"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None  # a damaged entry: verify names it
+    return block if type(block) is int else None
