@@ -39,40 +39,33 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edge import __version__, failpoints
 from edge.alerts import Alert, AlertPublisher
-from edge.commands import OperatorCommand
 from edge.config import NodeConfig
-from edge.config_alarm import CONFIG_RULE, ConfigAlarm
+from edge.config_alarm import ConfigAlarm
 from edge.control import ControlServer
 from edge.drivers import BusPoller, build_pollers, gaps_body
-from edge.errors import ConfigError, EdgeError, LedgerError, StorageError
+from edge.errors import EdgeError, LedgerError, StorageError
 from edge.failpoints import hit
 from edge.health import HealthRegistry, NodeHealth
 from edge.ledger_bridge import EntryArgs, LedgerBridge
 from edge.log import event
+from edge.node_commands import OperatorCommands
 from edge.node_metrics import NodeParts, node_source
+from edge.node_rules import RuleSets
+from edge.node_types import NodeSummary, Observer, RuleEvent
 from edge.outbox import OutboxStats
 from edge.outbox_metrics import outbox_source
 from edge.readings import Reading
 from edge.readings_budget import CHECK_EVERY, ReadingsBudget
 from edge.rules import (
-    AlarmState,
-    AlarmStats,
     Engine,
     EngineState,
-    LotEvent,
-    RuleSet,
     Transition,
-    load_rules,
 )
 from edge.rules.state import rebase
-from edge.storage_alarm import STORAGE_RULE
 from edge.telemetry import Telemetry
 
 if TYPE_CHECKING:
@@ -81,37 +74,12 @@ if TYPE_CHECKING:
 
 __all__ = ["Node", "NodeSummary", "Observer"]
 
-RuleEvent = Transition | LotEvent
 
-
-@dataclass(slots=True)
-class Observer:
-    """Optional callbacks for a console (the demo, ``edge run`` in a terminal)."""
-
-    on_readings: Callable[[Sequence[Reading]], None] | None = None
-    on_event: Callable[[RuleEvent], None] | None = None
-    on_message: Callable[[str], None] | None = None
-
-
-@dataclass(slots=True)
-class NodeSummary:
-    """What a node did during one run (printed by the demo, logged at stop)."""
-
-    readings: int = 0
-    batches_blocked: int = 0  #: times a poller had to wait for queue space (backpressure)
-    events: int = 0
-    activated: int = 0
-    cleared: int = 0
-    ledger_entries: int = 0
-    alerts_published: int = 0  #: ledger entries the broker acknowledged (PUBACK)
-    telemetry_dropped: int = 0  #: telemetry readings dropped (oldest first) under pressure
-    reloads: int = 0
-    reload_failures: int = 0
-    bus_stats: dict[str, object] = field(default_factory=dict)
-
-
-class Node:
+class Node(OperatorCommands, RuleSets):
     """A running gateway: acquisition, rules, ledger and alerts under one supervisor.
+
+    Its operator commands are in :mod:`edge.node_commands`, its rule-set reload in
+    :mod:`edge.node_rules` (mixins of this class).
 
     Args:
         config: the validated node config.
@@ -481,209 +449,6 @@ class Node:
                 body = gaps_body(p.name, gaps, p.stats().gaps_dropped)
                 await self._ledger.append("bus.gaps", body)
 
-    # -- operator commands ------------------------------------------------------------------
-
-    async def apply_command(self, cmd: OperatorCommand) -> dict[str, Any]:
-        """Carry out an operator command (control socket or MQTT); record what it changed.
-
-        Answers once what it changed is durable (with ``"durable": false`` when the disk did not
-        commit it within 5 s: it stays queued).
-        """
-        if cmd.action == "health":
-            return {"ok": True, "node": self.config.node_id,
-                    "metrics": [m.json() for m in self.health.collect(time.time())]}  # fmt: skip
-        if cmd.action == "sync":
-            return {"ok": True, **await self._ledger.sync()}
-        if cmd.action not in ("status", "correct", "prune_readings"):
-            await self._ledger.writer.room()  # before the state changes (see _evaluate)
-        now = time.time()
-        eng, st = self._engine, self._state
-        if cmd.action == "status":
-            return {"ok": True, "node": self.config.node_id, "alarms": self._alarm_list(now)}
-        if cmd.rule in (CONFIG_RULE, STORAGE_RULE):
-            return await self._config_alarm_command(cmd, now)
-        if cmd.action == "correct":
-            try:
-                return {"ok": True, **await self._ledger.correct(cmd.entry, cmd.comment, cmd.actor)}
-            except LedgerError as exc:  # an unknown id: one line back, and the node runs on
-                return {"ok": False, "error": str(exc)}
-        if cmd.action == "prune_readings":
-            try:
-                return {
-                    "ok": True,
-                    **await self._ledger.prune_on_request(cmd.before, cmd.actor, cmd.comment),
-                }
-            except LedgerError as exc:
-                return {"ok": False, "error": str(exc)}
-        try:
-            match cmd.action:
-                case "ack":
-                    st, events = eng.acknowledge(st, cmd.rule, cmd.actor, now, cmd.comment)
-                case "shelve":
-                    st, events = eng.shelve(st, cmd.rule, cmd.actor, cmd.duration, now)
-                case "unshelve":
-                    st, events = eng.unshelve(st, cmd.rule, cmd.actor, now)
-                case "suppress" | "unsuppress":
-                    st, events = eng.suppress(st, cmd.rule, cmd.action == "suppress", now)
-                case _:  # out_of_service | in_service
-                    st, events = eng.out_of_service(
-                        st, cmd.rule, cmd.action == "out_of_service", cmd.actor, now
-                    )
-        except KeyError:
-            return {
-                "ok": False,
-                "error": f"no alarm rule or tag {cmd.rule!r} in the running rule set",
-            }
-        except ValueError as exc:
-            return {"ok": False, "error": str(exc)}
-        self._state = st
-        seqs = [-1]
-        for ev in events:
-            self._record(ev, comment=cmd.comment)
-            seqs.append(self._last_durable)
-        hit("entry.queued")
-        writer = self._ledger.writer
-        self._ledger.state_changed()
-        writer.commit_now()
-        durable = True
-        if max(seqs) >= 0:
-            try:
-                async with asyncio.timeout(5.0):
-                    await writer.durable(max(seqs))
-            except (TimeoutError, LedgerError):
-                durable = False
-        answer: dict[str, Any] = {
-            "ok": True,
-            "events": [ev.event for ev in events if isinstance(ev, Transition)],
-        }
-        if not durable:  # recorded but not yet on disk (it stays queued): say so
-            answer["durable"] = False
-        return answer
-
-    # -- rule sets ----------------------------------------------------------------------------
-
-    def _load_rules(self) -> RuleSet:
-        return load_rules(
-            self.config.rules.files, known_points={n: p.unit for n, p in self.config.points.items()}
-        )
-
-    def _record_ruleset(self, ruleset: RuleSet, now: float) -> None:
-        # appended now, without yielding: the state of the new rule set goes in its batch
-        self._ledger.append_now(EntryArgs(
-            "rules.change",
-            {"hash": ruleset.hash, "files": [str(f) for f in self.config.rules.files],
-             "rules": [r.id for r in ruleset.rules]}, now,
-        ))  # fmt: skip
-
-    async def _watch_rules(self) -> None:
-        """Poll the rule files' modification times; a change (or SIGHUP) requests a reload."""
-        if not self.config.rules.reload:
-            return
-        seen = _mtimes(self.config.rules.files)
-        while True:
-            await asyncio.sleep(1.0)
-            now = _mtimes(self.config.rules.files)
-            if now != seen:
-                seen = now
-                self._reload_requested.set()
-
-    async def _reload(self, now: float) -> None:
-        """Validate the rule files; swap them in only when valid, keeping unchanged rules' states.
-
-        A rejected set raises the ``config:rules`` alarm; the next valid one clears it. An alarm
-        that the new set resets (its rule changed or is gone while the alarm was not normal) gets
-        a ``reset`` transition on the ledger: it does not return to normal unrecorded.
-        """
-        try:
-            ruleset = self._load_rules()
-        except ConfigError as exc:
-            self.summary.reload_failures += 1
-            first = exc.problems[0] if exc.problems else str(exc)
-            event("rules.reload_rejected", logging.ERROR, problems=len(exc.problems), first=first)
-            self._config_alarm, change = self._config_alarm.rejected(first, now)
-            if change is not None:
-                self._record(change)
-                self._ledger.writer.commit_now()
-            if self.observer.on_message:
-                self.observer.on_message(f"rule reload rejected: {first}")
-            return
-        self._config_alarm, change = self._config_alarm.accepted(now)
-        if change is not None:
-            self._record(change)
-            self._ledger.writer.commit_now()
-        if ruleset.hash == self._ruleset.hash:
-            return
-        before = self._engine.alarm_states(self._state)
-        old_rules = {r.id: r for r in self._ruleset.rules}
-        self._engine, self._state = self._engine.reload(self._state, ruleset)
-        self._ruleset = ruleset
-        self.summary.reloads += 1
-        self._record_ruleset(ruleset, now)
-        after = self._engine.alarm_states(self._state)
-        for rid, was in before.items():
-            now_state = after.get(rid)
-            if was is AlarmState.NORMAL or (
-                now_state is not None and now_state is not AlarmState.NORMAL
-            ):
-                continue
-            rule = old_rules[rid]
-            why = "its rule was removed" if now_state is None else "its rule was changed"
-            self._record(
-                Transition(
-                    rule=rid, kind=rule.kind, point=rule.point, severity=rule.severity.value,
-                    from_state=was, to_state=AlarmState.NORMAL, event="reset", value=None,
-                    limit=None, lot=self._state.lot, ts=now,
-                    message=f"reset to normal by a rule reload: {why} (rule set {ruleset.hash[:12]})",
-                )
-            )  # fmt: skip
-        # the new rule set's state goes with its rules.change (and resets): no yield since
-        self._ledger.state_changed()
-        self._ledger.writer.commit_now()
-        event("rules.reloaded", hash=ruleset.hash[:16], rules=len(ruleset.rules))
-        if self.observer.on_message:
-            self.observer.on_message(
-                f"rules reloaded: {len(ruleset.rules)} rules, hash {ruleset.hash[:12]}"
-            )
-
-    # -- alarm list -----------------------------------------------------------------------------
-
-    def _alarm_list(self, now: float) -> dict[str, dict[str, Any]]:
-        """``edge alarm list``'s data: every alarm's state and figures, raw (epoch seconds)."""
-        out = {}
-        for rid, s in self._engine.alarm_stats(self._state, now).items():
-            out[rid] = _stats_json(s, self._last_change.get(rid))
-        for rid, c in ((CONFIG_RULE, self._config_alarm), (STORAGE_RULE, self._budget.alarm)):
-            out[rid] = {
-                "state": str(c.state), "activations_10min": 0, "total": 0, "flood": False,
-                "chattering": False, "shelved_until": None, "suppressed": False,
-                "out_of_service": False, "since": c.since, "value": None, "limit": None,
-                "unit": "", "message": c.message,
-            }  # fmt: skip
-        return out
-
-    async def _config_alarm_command(self, cmd: OperatorCommand, now: float) -> dict[str, Any]:
-        if cmd.action != "ack":
-            return {"ok": False, "error": f"{cmd.rule} can only be acknowledged"}
-        if cmd.rule == STORAGE_RULE:
-            change = self._budget.acknowledge(cmd.actor, now)
-        else:
-            self._config_alarm, change = self._config_alarm.acknowledge(cmd.actor, now)
-        if change is not None:
-            self._record(change, comment=cmd.comment)
-            self._ledger.writer.commit_now()
-        return {"ok": True, "events": [change.event] if change is not None else []}
-
-
-def _stats_json(s: AlarmStats, last: Transition | None) -> dict[str, Any]:
-    return {
-        "state": str(s.state), "activations_10min": s.activations_10min, "total": s.total,
-        "flood": s.flood, "chattering": s.chattering, "shelved_until": s.shelved_until,
-        "suppressed": s.suppressed, "out_of_service": s.out_of_service,
-        "since": last.ts if last else None, "value": last.value if last else None,
-        "limit": last.limit if last else None, "unit": last.unit if last else "",
-        "message": last.message if last else "",
-    }  # fmt: skip
-
 
 def _telemetry(config: NodeConfig) -> Telemetry | None:
     """The telemetry queue of ``[mqtt] telemetry`` (points, or every point of a device)."""
@@ -694,13 +459,3 @@ def _telemetry(config: NodeConfig) -> Telemetry | None:
     points = [n for n, p in config.points.items() if n in chosen or p.device in chosen]
     device_of = {n: p.device for n, p in config.points.items()}
     return Telemetry(points, device_of, OutboxStats(), max_queued=mqtt.telemetry_max_queued)
-
-
-def _mtimes(files: Sequence[Path]) -> tuple[float, ...]:
-    out = []
-    for f in files:
-        try:
-            out.append(f.stat().st_mtime)
-        except OSError:
-            out.append(-1.0)
-    return tuple(out)
