@@ -28,40 +28,33 @@ import asyncio
 import contextlib
 import logging
 import os
-import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from edge.errors import LedgerClosed, StorageError, map_exceptions
+from edge.errors import LedgerClosed, StorageError
 from edge.failpoints import hit
 from edge.ledger.commit import batch_params, block_rows
 from edge.ledger.commit_client import CommitProcess
 from edge.ledger.commit_process import JOURNAL_FRAME_MAX, JOURNAL_MOVE_AGE
-from edge.ledger.database import SQL_ERRORS
 from edge.ledger.entry import Entry
 from edge.ledger.keys import NodeKey
-from edge.ledger.readings_store import PrunePlan, plan_budget_prune, plan_prune
 from edge.ledger.signing import SignClock
 from edge.ledger.store import Batch, Ledger
+from edge.ledger.writer_commits import _FIRST_RETRY, CommitProcessLink
+from edge.ledger.writer_prune import WriterPrunes
 from edge.readings import Reading
 
 __all__ = ["LedgerWriter"]
 
 log = logging.getLogger("edge.ledger")
 
-_FIRST_RETRY = 0.05  # seconds before a failed batch write is retried; doubles up to retry_max
-_START_TIMEOUT = 30.0  # seconds for the commit process to start and open the database
-_STOP_TIMEOUT = 60.0  # seconds for it to finish the batches it holds (at most queue_size entries)
 
-
-def _retrieved(done: asyncio.Future[None]) -> None:
-    if not done.cancelled():
-        done.exception()
-
-
-class LedgerWriter:
+class LedgerWriter(CommitProcessLink, WriterPrunes):
     """Async single writer of a node's feed.
+
+    Its commit-process plumbing is in :mod:`edge.ledger.writer_commits`, its prunes of raw
+    readings in :mod:`edge.ledger.writer_prune` (mixins of this class).
 
     Typical use in the runtime::
 
@@ -394,176 +387,6 @@ class LedgerWriter:
 
     def _wake(self, _: object) -> None:
         self._work.set()
-
-    async def _commit_process(self) -> CommitProcess:
-        """The running commit process (started, or restarted after it died)."""
-        if self._commits is None or not self._commits.alive:
-            if self._commits is not None:
-                await self._commits.wait()
-            self._commits = await CommitProcess.start(
-                self.ledger.path,
-                lock_fd=self.ledger.lock_fd,
-                where=f"ledger {self.ledger.path}: commit",
-                timeout=_START_TIMEOUT,
-                journal_max=self.journal_max,
-                journal_age=self.journal_age,
-            )
-        return self._commits
-
-    async def _stop_commit_process(self) -> None:
-        """End the commit process; record every batch it committed (by the database's word)."""
-        commits, self._commits = self._commits, None
-        if commits is not None:
-            try:
-                async with asyncio.timeout(_STOP_TIMEOUT):
-                    await commits.close()
-            except (TimeoutError, asyncio.CancelledError):
-                commits.kill()
-                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                    async with asyncio.timeout(_STOP_TIMEOUT):
-                        await commits.wait()
-        # A reply may be lost (the process was killed after COMMIT): the feed's end in the
-        # database says which in-flight batches landed.
-        for _, done, _ in self._inflight:
-            done.add_done_callback(_retrieved)  # failed for the process's sake: nothing to report
-        self._inflight.clear()
-        self._reconcile()
-
-    def _reconcile(self) -> None:
-        """Record as written the unwritten batches the database holds (their replies were lost).
-
-        Batches are written one after another, each in its own transaction: every batch up to
-        the last one whose entries the feed holds landed. A batch without entries after it may
-        or may not have: it is written again (its readings and state are keyed: no doubles).
-        """
-        unwritten = self.ledger.unwritten
-        if not unwritten:
-            return
-        end = self.ledger.stored_end()
-        landed = 0
-        for i, batch in enumerate(unwritten):
-            if batch.entries:
-                if batch.entries[-1].seq >= end:
-                    break
-                landed = i + 1
-        for batch in unwritten[:landed]:
-            self._written(batch)
-
-    async def _harvest(self) -> None:
-        """Record the finished writes, oldest first; after a failed one, pause before retrying."""
-        inflight = self._inflight
-        while inflight and inflight[0][1].done():
-            batch, done, sent = inflight[0]
-            exc = done.exception()
-            if exc is None:
-                inflight.popleft()
-                took = asyncio.get_running_loop().time() - sent
-                self.commits += 1
-                self.commit_seconds += took
-                self.commit_seconds_max = max(self.commit_seconds_max, took)
-                self._written(batch)
-                self._retry_delay = _FIRST_RETRY
-                continue
-            if not isinstance(exc, StorageError):
-                raise exc
-            # The commit process refuses a batch whose predecessor is not written, so the
-            # batches behind this one fail too. Once all have answered, forget them: after the
-            # pause, run() sends them again, this one first.
-            await asyncio.wait([done for _, done, _ in inflight])
-            for _, later, _ in inflight:
-                later.exception()  # retrieved: they failed for this one's sake
-            inflight.clear()
-            if self._commits is not None and not self._commits.alive:
-                # It died: batches it committed before its replies were lost are not sent
-                # again (they would be refused as not next in the feed, for ever).
-                try:
-                    self._reconcile()
-                except StorageError as read_failed:
-                    exc = read_failed
-            await self._pause(exc)
-
-    async def _pause(self, exc: StorageError) -> None:
-        """Log a failed write (or a commit process that would not start) and back off."""
-        log.error(
-            "%s; retrying in %.2fs (%d entries waiting)",
-            exc,
-            self._retry_delay,
-            self.ledger.pending,
-        )
-        await asyncio.sleep(self._retry_delay)
-        self._retry_delay = min(self._retry_delay * 2, self.retry_max)
-
-    async def prune_readings(
-        self,
-        before: float,
-        *,
-        retention: float | None = None,
-        actor: str = "",
-        comment: str = "",
-        now: float | None = None,
-    ) -> int:
-        """Prune raw readings of blocks that ended before ``before`` (epoch s); digests stay.
-
-        Recorded first: the ``readings.prune`` entry naming the blocks and why is made durable,
-        then the commit process deletes them between commits, so it never races a batch.
-        Arguments as :meth:`Ledger.prune_readings`.
-
-        Returns:
-            The number of readings deleted.
-        """
-        self._check_open()
-        now = time.time() if now is None else now
-        if retention is None and not actor:
-            retention = now - before
-        await self.sync()  # blocks closed by journaled batches are candidates too
-        with map_exceptions(SQL_ERRORS, f"ledger {self.ledger.path}: prune readings"):
-            plan = plan_prune(self.ledger.conn, before, retention=retention, comment=comment)
-        if plan is None:
-            return 0
-        return await self._prune(plan, now, actor)
-
-    async def prune_to_budget(
-        self,
-        *,
-        max_bytes: int | None,
-        min_free_bytes: int | None,
-        free_bytes: int | None,
-        now: float | None = None,
-    ) -> PrunePlan | None:
-        """Prune the oldest raw blocks until the store fits its disk budget (reason ``budget``).
-
-        Recorded first like every prune (:meth:`prune_readings`); arguments as
-        :func:`edge.ledger.readings_store.plan_budget_prune`.
-
-        Returns:
-            What was pruned (its ``readings.prune`` body), None when the store fits.
-        """
-        self._check_open()
-        now = time.time() if now is None else now
-        await self.sync()  # blocks closed by journaled batches count too
-        with map_exceptions(SQL_ERRORS, f"ledger {self.ledger.path}: prune readings"):
-            plan = plan_budget_prune(
-                self.ledger.conn,
-                max_bytes=max_bytes,
-                min_free_bytes=min_free_bytes,
-                free_bytes=free_bytes,
-            )
-        if plan is not None:
-            await self._prune(plan, now, "")
-        return plan
-
-    async def _prune(self, plan: PrunePlan, now: float, actor: str) -> int:
-        """Record ``plan`` (durable), then delete its blocks; the readings deleted."""
-        entry = await self.append("readings.prune", plan.body, ts=now, actor=actor)
-        if not self._running:
-            self._drain_sync()
-            if self.ledger.size <= entry.seq:
-                raise StorageError(f"ledger {self.ledger.path}: the prune was not recorded")
-            return self.ledger.delete_blocks(plan.blocks)
-        await self.durable(entry.seq)
-        commits = await self._commit_process()
-        deleted: int = await commits.request("prune", list(plan.blocks))
-        return deleted
 
     async def _wait_for_batch(self) -> bool:
         """Wait until there is something to do; True when pending entries are due a flush.
