@@ -1,7 +1,9 @@
 """The SQLite store and its single writer: :class:`Ledger` (and its single-writer lock).
 
 What a transaction writes, :class:`~edge.ledger.batch.Batch`, is in :mod:`edge.ledger.batch`
-(re-exported here); the Merkle frontier a writer opens with, in :mod:`edge.ledger.stored_frontier`.
+(re-exported here); the Merkle frontier a writer opens with, in :mod:`edge.ledger.stored_frontier`;
+a writer's reads of its own stored feed (:meth:`Ledger.stored_end`, :meth:`Ledger.latest`, ...), in
+:mod:`edge.ledger.store_reads`.
 
 Durability: WAL journal with ``synchronous=FULL``, so a COMMIT returns only after the WAL is
 fsynced; an entry reported committed survives a power cut. Group commit: entries appended
@@ -29,13 +31,14 @@ from edge.ledger.batch import Batch, _request
 from edge.ledger.commit import StagedRow, StateRow, prepare, prune_readings, write_batch
 from edge.ledger.database import SQL_ERRORS, connect
 from edge.ledger.entry import Entry, build_entry, parse_entry, parse_ts
-from edge.ledger.journal import Journal, journal_end, move, write_journaled
+from edge.ledger.journal import Journal, move, write_journaled
 from edge.ledger.keys import NodeKey
 from edge.ledger.merkle import Frontier, leaf_hashes
 from edge.ledger.open_block import OpenBlock
 from edge.ledger.owner import claim_owner
 from edge.ledger.readings_store import ReadingsBlock, plan_prune
 from edge.ledger.seal import build_checkpoint, move_and_seal
+from edge.ledger.store_reads import FeedReads
 from edge.ledger.stored_frontier import rebuild_frontier, stored_frontier
 from edge.ledger.writer_lock import take_writer_lock as _lock
 from edge.readings import Reading
@@ -52,7 +55,7 @@ _fromhex = bytes.fromhex
 log = logging.getLogger("edge.ledger")
 
 
-class Ledger:
+class Ledger(FeedReads):
     """A synchronous ledger handle: the writer of one feed (with a key) or a reader.
 
     Appending is split in three so the async :class:`~edge.ledger.writer.LedgerWriter` can
@@ -177,51 +180,6 @@ class Ledger:
         """The file descriptor holding the single-writer lock (None for a reader)."""
         return self._lock_fd
 
-    def stored_end(self) -> int:
-        """Where our feed's durable entries end (largest seq + 1): database and commit journal."""
-        key = self._writer_key()
-        self.move_journal()
-        with map_exceptions(SQL_ERRORS, f"ledger {self.path}"):
-            row = self.conn.execute(
-                "SELECT seq FROM entries WHERE feed = ? ORDER BY seq DESC LIMIT 1", (key.feed,)
-            ).fetchone()
-        end = 0 if row is None else int(row[0]) + 1
-        if self._journal is not None:
-            end = max(end, journal_end(self._journal.path, key.feed) or 0)
-        return end
-
-    def latest(self, type_: str) -> Entry | None:
-        """Our feed's newest stored entry of type ``type_`` (None when there is none).
-
-        Raises:
-            NotCanonical: the stored entry is damaged (``verify`` says where).
-        """
-        key = self._writer_key()
-        self.move_journal()
-        with map_exceptions(SQL_ERRORS, f"ledger {self.path}"):
-            row = self.conn.execute(
-                "SELECT raw FROM entries WHERE type = ? AND feed = ? ORDER BY seq DESC LIMIT 1",
-                (type_, key.feed),
-            ).fetchone()
-        return None if row is None else parse_entry(bytes(row[0]))
-
-    def last_entry(self, *, skip: Sequence[str] = ()) -> Entry | None:
-        """Our feed's newest stored entry whose type is not in ``skip`` (None when none).
-
-        Raises:
-            NotCanonical: the stored entry is damaged (``verify`` says where).
-        """
-        key = self._writer_key()
-        marks = ", ".join("?" * len(skip))
-        self.move_journal()
-        where = f" AND type NOT IN ({marks})" if skip else ""
-        with map_exceptions(SQL_ERRORS, f"ledger {self.path}"):
-            row = self.conn.execute(
-                f"SELECT raw FROM entries WHERE feed = ?{where} ORDER BY seq DESC LIMIT 1",
-                (key.feed, *skip),
-            ).fetchone()
-        return None if row is None else parse_entry(bytes(row[0]))
-
     @property
     def head(self) -> Entry | None:
         """The last committed entry of our feed (None when empty or opened without a key)."""
@@ -263,25 +221,6 @@ class Ledger:
     def open_block(self) -> OpenBlock:
         """The readings block being filled (after opening: the one a killed run left open)."""
         return self._open_block
-
-    def stored_state(self, name: str) -> tuple[int, bytes] | None:
-        """The stored ``engine_state`` row ``name`` of our feed: (feed size it reflects, state)."""
-        key = self._writer_key()
-        self.move_journal()
-        with map_exceptions(SQL_ERRORS, f"ledger {self.path}"):
-            row = self.conn.execute(
-                "SELECT size, state FROM engine_state WHERE name = ? AND feed = ?",
-                (name, key.feed),
-            ).fetchone()
-        return None if row is None else (int(row[0]), bytes(row[1]))
-
-    def last_reading_ts(self) -> str | None:
-        """The newest durable reading's time (RFC 3339), closed blocks and the open one."""
-        self.move_journal()
-        with map_exceptions(SQL_ERRORS, f"ledger {self.path}"):
-            (closed,) = self.conn.execute("SELECT max(last_ts) FROM reading_blocks").fetchone()
-        stamps = [t for t in (closed, self._open_block.last_ts) if t is not None]
-        return max(stamps) if stamps else None
 
     @property
     def unwritten(self) -> list[Batch]:
