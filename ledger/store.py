@@ -26,11 +26,11 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from edge.errors import LedgerClosed, RollbackRefused, StorageError, map_exceptions
+from edge.errors import LedgerClosed, StorageError, map_exceptions
 from edge.ledger.batch import Batch, _request
 from edge.ledger.commit import StagedRow, StateRow, prepare, prune_readings, write_batch
 from edge.ledger.database import SQL_ERRORS, connect
-from edge.ledger.entry import Entry, build_entry, parse_entry, parse_ts
+from edge.ledger.entry import Entry, build_entry, parse_ts
 from edge.ledger.journal import Journal, move, write_journaled
 from edge.ledger.keys import NodeKey
 from edge.ledger.merkle import Frontier, leaf_hashes
@@ -39,7 +39,6 @@ from edge.ledger.owner import claim_owner
 from edge.ledger.readings_store import ReadingsBlock, plan_prune
 from edge.ledger.seal import build_checkpoint, move_and_seal
 from edge.ledger.store_reads import FeedReads
-from edge.ledger.stored_frontier import rebuild_frontier, stored_frontier
 from edge.ledger.writer_lock import take_writer_lock as _lock
 from edge.readings import Reading
 
@@ -226,40 +225,6 @@ class Ledger(FeedReads):
     def unwritten(self) -> list[Batch]:
         """Batches cut but not yet durable, oldest first (a snapshot)."""
         return list(self._unwritten)
-
-    def _load_own_feed(self, feed: str) -> None:
-        conn = self.conn
-        with map_exceptions(SQL_ERRORS, f"ledger {self.path}"):
-            row = conn.execute(
-                "SELECT seq, raw FROM entries WHERE feed = ? ORDER BY seq DESC LIMIT 1", (feed,)
-            ).fetchone()
-            end, last = (0, None) if row is None else (row[0] + 1, row[1])
-            recorded = conn.execute(
-                "SELECT max(size) FROM checkpoints WHERE feed = ?", (feed,)
-            ).fetchone()[0]
-            self._open_block = OpenBlock.recover(conn, feed)
-            frontier = stored_frontier(conn, feed, end, last)
-            if frontier is not None:
-                count = conn.execute(
-                    "SELECT count(*) FROM entries WHERE feed = ?", (feed,)
-                ).fetchone()[0]
-                if count != end:
-                    frontier = None  # a gap: the rebuild below names it
-            self.frontier_rebuilt = frontier is None
-            self._frontier = (
-                frontier if frontier is not None else rebuild_frontier(conn, self.path, feed)
-            )
-        if recorded is not None and recorded >= self._frontier.size:
-            raise RollbackRefused(
-                f"ledger {self.path}: feed {feed[:16]} holds {self._frontier.size} entries but a checkpoint "
-                f"of size {recorded} was recorded; restore the feed before appending"
-            )
-        from edge.ledger.replica_witness import refuse_if_behind  # peers hold more: rollback
-
-        refuse_if_behind(conn, f"ledger {self.path}", feed, self._frontier.size)
-        if last is not None:
-            self._head = self._tip = parse_entry(last)
-        self._size = self._seq = self._frontier.size
 
     # -- writing ---------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""A writer's reads of its own stored feed: where it ends, its newest entries, state, readings.
+"""A writer's reads of its own stored feed: at opening, where it ends, its newest entries, state.
 
 :class:`FeedReads` is a mixin of :class:`~edge.ledger.store.Ledger` (its attributes are the
 ledger's, set in ``Ledger.__init__``). Each read moves the commit journal into the database
@@ -12,12 +12,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edge.errors import map_exceptions
+from edge.errors import RollbackRefused, map_exceptions
 from edge.ledger.database import SQL_ERRORS
 from edge.ledger.entry import Entry, parse_entry
 from edge.ledger.journal import Journal, journal_end
 from edge.ledger.keys import NodeKey
+from edge.ledger.merkle import Frontier
 from edge.ledger.open_block import OpenBlock
+from edge.ledger.stored_frontier import rebuild_frontier, stored_frontier
 
 __all__ = ["FeedReads"]
 
@@ -27,8 +29,14 @@ class FeedReads:
 
     # the ledger's (edge.ledger.store.Ledger.__init__)
     path: Path
+    frontier_rebuilt: bool
     _journal: Journal | None
     _open_block: OpenBlock
+    _frontier: Frontier
+    _tip: Entry | None
+    _head: Entry | None
+    _size: int
+    _seq: int
 
     if TYPE_CHECKING:
 
@@ -104,3 +112,37 @@ class FeedReads:
             (closed,) = self.conn.execute("SELECT max(last_ts) FROM reading_blocks").fetchone()
         stamps = [t for t in (closed, self._open_block.last_ts) if t is not None]
         return max(stamps) if stamps else None
+
+    def _load_own_feed(self, feed: str) -> None:
+        conn = self.conn
+        with map_exceptions(SQL_ERRORS, f"ledger {self.path}"):
+            row = conn.execute(
+                "SELECT seq, raw FROM entries WHERE feed = ? ORDER BY seq DESC LIMIT 1", (feed,)
+            ).fetchone()
+            end, last = (0, None) if row is None else (row[0] + 1, row[1])
+            recorded = conn.execute(
+                "SELECT max(size) FROM checkpoints WHERE feed = ?", (feed,)
+            ).fetchone()[0]
+            self._open_block = OpenBlock.recover(conn, feed)
+            frontier = stored_frontier(conn, feed, end, last)
+            if frontier is not None:
+                count = conn.execute(
+                    "SELECT count(*) FROM entries WHERE feed = ?", (feed,)
+                ).fetchone()[0]
+                if count != end:
+                    frontier = None  # a gap: the rebuild below names it
+            self.frontier_rebuilt = frontier is None
+            self._frontier = (
+                frontier if frontier is not None else rebuild_frontier(conn, self.path, feed)
+            )
+        if recorded is not None and recorded >= self._frontier.size:
+            raise RollbackRefused(
+                f"ledger {self.path}: feed {feed[:16]} holds {self._frontier.size} entries but a checkpoint "
+                f"of size {recorded} was recorded; restore the feed before appending"
+            )
+        from edge.ledger.replica_witness import refuse_if_behind  # peers hold more: rollback
+
+        refuse_if_behind(conn, f"ledger {self.path}", feed, self._frontier.size)
+        if last is not None:
+            self._head = self._tip = parse_entry(last)
+        self._size = self._seq = self._frontier.size
