@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from edge.cli.alarm import actor_option, send_to_node
+from edge.cli.ledger_export import export_command
 from edge.cli.ledger_query import DB_OPTION, QUERY_COMMANDS, db_for
 from edge.cli.ledger_report import report_command
 from edge.cli.ledger_status import status_command
@@ -32,6 +33,7 @@ def ledger() -> None:
 
 for _command in QUERY_COMMANDS:
     ledger.add_command(_command)
+ledger.add_command(export_command)
 ledger.add_command(report_command)
 ledger.add_command(status_command)
 
