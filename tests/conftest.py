@@ -65,3 +65,14 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
         yield b
     finally:
         b.stop()
+
+
+# The end-to-end folders hold the long tests (brokers stopped for 30-60 s, crash suites, real
+# browsers); most of their time is waiting, not CPU. Run them first so the two xdist workers
+# overlap that waiting with the short tests instead of ending the run on it (-n 2 wall time).
+_FIRST = ("tests/integration/", "tests/web/")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put the end-to-end tests first (stable order otherwise)."""
+    items.sort(key=lambda item: not any(part in item.path.as_posix() for part in _FIRST))
