@@ -14,28 +14,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from edge.rules.alarms import AlarmState, Transition, acknowledged_state, cleared_state
+from edge.rules.alarms import AlarmState, Transition, cleared_state
+from edge.system_alarm import SystemAlarm
 
 __all__ = ["STORAGE_RULE", "StorageAlarm"]
 
 #: the id it is listed, recorded and acknowledged under
 STORAGE_RULE = "storage:readings"
 
-_ACTIVE = (AlarmState.ACTIVE_UNACK, AlarmState.ACTIVE_ACK)
-
 
 @dataclass(frozen=True, slots=True)
-class StorageAlarm:
-    """State of the ``storage:readings`` alarm (``since``: when it entered ``state``)."""
+class StorageAlarm(SystemAlarm):
+    """State of the ``storage:readings`` alarm (active: the budget still cuts raw data short)."""
 
-    state: AlarmState = AlarmState.NORMAL
-    since: float | None = None
-    message: str = ""
-
-    @property
-    def active(self) -> bool:
-        """Whether the budget is (still) cutting raw readings short."""
-        return self.state in _ACTIVE
+    RULE = STORAGE_RULE
+    KIND = "storage"
+    SEVERITY = "medium"
 
     def pruned(self, what: str, now: float) -> tuple[StorageAlarm, Transition | None]:
         """The budget pruned raw readings (``what``: which and why, one line)."""
@@ -49,20 +43,3 @@ class StorageAlarm:
         if not self.active:
             return self, None
         return self._move(cleared_state(self.state), "cleared", f"within budget: {what}", now)
-
-    def acknowledge(self, actor: str, now: float) -> tuple[StorageAlarm, Transition | None]:
-        """An operator acknowledged it; None when there was nothing to acknowledge."""
-        to = acknowledged_state(self.state)
-        if to is None:
-            return self, None
-        return self._move(to, "acknowledged", self.message, now, actor)
-
-    def _move(
-        self, to: AlarmState, event: str, message: str, now: float, actor: str = ""
-    ) -> tuple[StorageAlarm, Transition]:
-        transition = Transition(
-            rule=STORAGE_RULE, kind="storage", point="", severity="medium",
-            from_state=self.state, to_state=to, event=event, value=None, limit=None,
-            lot=None, ts=now, message=message, actor=actor,
-        )  # fmt: skip
-        return StorageAlarm(to, now, message), transition
