@@ -14,9 +14,10 @@ from rich.table import Table
 
 from edge.cli.alarm import actor_option, send_to_node
 from edge.cli.ledger_export import export_command
-from edge.cli.ledger_query import DB_OPTION, QUERY_COMMANDS, db_for
+from edge.cli.ledger_query import QUERY_COMMANDS, db_for
 from edge.cli.ledger_report import report_command
 from edge.cli.ledger_status import status_command
+from edge.cli.options import DB_OPTION
 from edge.cli.output import fail
 from edge.cli.trust import resolve_trust, trust_options
 from edge.config import NodeConfig

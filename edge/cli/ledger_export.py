@@ -17,13 +17,13 @@ import click
 import orjson
 
 from edge.cli.ledger_query import (
-    DB_OPTION,
     _all_feeds_option,
     _BadOption,
     _load_trace,
     _one_line_errors,
     db_for,
 )
+from edge.cli.options import DB_OPTION, OUTPUT_OPTION
 from edge.ledger.epcis import epcis_document, valid_gtin
 from edge.ledger.export_csv import write_lot_csv
 from edge.ledger.query import (
@@ -67,13 +67,7 @@ def _output(path: Path | None) -> Iterator[IO[str]]:
 )
 @DB_OPTION
 @_all_feeds_option
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Write to FILE instead of stdout.",
-)
+@OUTPUT_OPTION
 @click.option(
     "--gtin",
     metavar="GTIN",

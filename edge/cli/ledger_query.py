@@ -27,6 +27,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from edge.cli.options import DB_OPTION
 from edge.cli.trust import resolve_trust, trust_options
 from edge.errors import ConfigError, EdgeError
 from edge.ledger.owner import read_owner
@@ -41,17 +42,6 @@ from edge.ledger.query import (
     summarize,
 )
 from edge.ledger.trace import LotTrace, trace_lot
-
-DB_OPTION = click.option(
-    "--db",
-    "db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    # the node's default data_dir ("var") and DB name, as ``edge ledger verify`` uses
-    default=Path("var") / "ledger.db",
-    show_default=True,
-    envvar="EDGE_LEDGER_DB",
-    help="Ledger database file (env EDGE_LEDGER_DB).",
-)
 
 _SORT_KEYS = ("ts", "node", "seq", "type", "lots", "summary")
 _CSV_FIELDS = ("ts", "node", "site", "feed", "seq", "type", "lots", "actor", "summary", "id")

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from edge.cli.ledger_query import DB_OPTION, _all_feeds_option, _BadOption, _load_trace, db_for
+from edge.cli.ledger_query import _all_feeds_option, _BadOption, _load_trace, db_for
+from edge.cli.options import DB_OPTION, OUTPUT_OPTION, tz_option
 
 if TYPE_CHECKING:
     from edge.office.chart import SpcSettings, SpecLimits
@@ -85,19 +86,10 @@ def _from_config(config_path: Path | None) -> _Site:
 )
 @DB_OPTION
 @_all_feeds_option
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Write to FILE instead of stdout.",
-)
-@click.option(
-    "--tz",
-    "tz_name",
-    metavar="ZONE",
-    help="Show times in this time zone (IANA name, e.g. Europe/Berlin) "
-    "[-c's [node] timezone, else this machine's].",
+@OUTPUT_OPTION
+@tz_option(
+    "Show times in this time zone (IANA name, e.g. Europe/Berlin) "
+    "[-c's [node] timezone, else this machine's]."
 )
 @click.option(
     "--point",

@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 import orjson
 
-from edge.cli.ledger_query import DB_OPTION, db_for
+from edge.cli.ledger_query import db_for
+from edge.cli.options import DB_OPTION
 from edge.cli.output import fail
 from edge.cli.trust import resolve_trust, trust_options
 from edge.errors import EdgeError

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from edge.cli.options import db_option, tz_option
 from edge.cli.trust import trust_options
 
 if TYPE_CHECKING:
@@ -29,15 +30,7 @@ __all__ = ["serve"]
     metavar="HOST:PORT",
     help="Address to listen on; other than localhost needs --token.",
 )
-@click.option(
-    "--db",
-    "db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("var") / "ledger.db",
-    show_default=True,
-    envvar="EDGE_LEDGER_DB",
-    help="Ledger database file (env EDGE_LEDGER_DB); -c uses the node's.",
-)
+@db_option("Ledger database file (env EDGE_LEDGER_DB); -c uses the node's.")
 @trust_options
 @click.option(
     "--token",
@@ -51,12 +44,9 @@ __all__ = ["serve"]
     default=None,
     help="Read the access token from FILE (first line), kept out of the process list.",
 )
-@click.option(
-    "--tz",
-    "tz_name",
-    default=None,
-    metavar="ZONE",
-    help="Site time zone for the pages, e.g. Europe/Berlin (default: -c's [node] timezone, else this machine's).",
+@tz_option(
+    "Site time zone for the pages, e.g. Europe/Berlin "
+    "(default: -c's [node] timezone, else this machine's)."
 )
 @click.option(
     "--verify-every",
