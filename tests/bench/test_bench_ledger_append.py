@@ -18,38 +18,17 @@ import statistics
 import time
 from pathlib import Path
 
+from ledger_job import N, body, lots, ts
+
 from edge.ledger.keys import NodeKey
 from edge.ledger.store import connect
 from edge.ledger.verify import verify_db
 from edge.ledger.writer import LedgerWriter
 
-N = 100_000
 BATCH = 2_000
 TARGET = 40_000
 STATED_LIMIT = 75_000  # issue 6: "SQLite batch-insert limit here ~75,000 rows/s"
-T0 = 1_795_000_000.0
 RUNS = 3
-
-
-def body(i: int) -> dict[str, object]:
-    """A realistic alarm transition."""
-    return {
-        "rule": "cold-chain-temp",
-        "kind": "limit",
-        "point": "tunnel.temp",
-        "event": "raise",
-        "from": "normal",
-        "to": "active",
-        "value": f"{8 + (i % 50) / 100}",
-        "limit": "8.0",
-        "unit": "degC",
-        "severity": "high",
-        "message": "temperature above 8.0 degC",
-    }
-
-
-def lots(i: int) -> list[str]:
-    return [f"LOT-{i // 500}"] if i % 2 else []
 
 
 def sqlite_limit(path: Path, feed: str) -> tuple[float, float]:
@@ -99,7 +78,7 @@ async def durable_append(path: Path, key: NodeKey) -> tuple[float, float, int]:
     async with asyncio.TaskGroup() as tg:
         tg.create_task(writer.run(), name="ledger-writer")
         for i in range(N):
-            await writer.append("alarm", body(i), ts=T0 + i * 1e-4, lots=lots(i))
+            await writer.append("alarm", body(i), ts=ts(i), lots=lots(i))
             if i % 256 == 0:
                 await asyncio.sleep(0)  # producers in the runtime yield between events
         await writer.aclose()

@@ -24,35 +24,18 @@ import statistics
 import time
 from pathlib import Path
 
+from ledger_job import T0, N, body, lots, ts
+
 from edge.ledger.keys import NodeKey
 from edge.ledger.replica import Replica
 from edge.ledger.store import Ledger, connect
 from edge.ledger.trust import Trusted, TrustList
 from edge.ledger.verify import verify_db
 
-N = 100_000
 BATCH = 2_000
 TARGET = 40_000
 TARGET_RATIO = 0.6
 RUNS = 3
-T0 = 1_795_000_000.0
-
-
-def body(i: int) -> dict[str, object]:
-    """A realistic alarm transition (as tests/bench/test_bench_ledger_append.py)."""
-    return {
-        "rule": "cold-chain-temp",
-        "kind": "limit",
-        "point": "tunnel.temp",
-        "event": "raise",
-        "from": "normal",
-        "to": "active",
-        "value": f"{8 + (i % 50) / 100}",
-        "limit": "8.0",
-        "unit": "degC",
-        "severity": "high",
-        "message": "temperature above 8.0 degC",
-    }
 
 
 def append_feed(path: Path, key: NodeKey, batch: int) -> tuple[float, float]:
@@ -60,12 +43,10 @@ def append_feed(path: Path, key: NodeKey, batch: int) -> tuple[float, float]:
     with Ledger.open(path, key) as ledger:
         wall, cpu = time.perf_counter(), time.process_time()
         for i in range(N):
-            ledger.append(
-                "alarm", body(i), ts=T0 + i * 1e-4, lots=[f"LOT-{i // 500}"] if i % 2 else ()
-            )
+            ledger.append("alarm", body(i), ts=ts(i), lots=lots(i))
             if (i + 1) % batch == 0:
-                ledger.commit(now=T0 + i * 1e-4)
-        ledger.commit(now=T0 + N * 1e-4)
+                ledger.commit(now=ts(i))
+        ledger.commit(now=ts(N))
         return N / (time.perf_counter() - wall), N / (time.process_time() - cpu)
 
 
