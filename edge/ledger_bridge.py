@@ -392,7 +392,14 @@ class LedgerBridge:
         if self._writer is None:
             return 0
         retention = self.config.ledger.readings_retention
-        return await self._writer.prune_readings(now - retention, retention=retention, now=now)
+        deleted = await self._writer.prune_readings(now - retention, retention=retention, now=now)
+        # minute summaries outlive raw readings, but not for ever (hour summaries do):
+        # deleted without a ledger entry, as edge.ledger.summary_retention explains
+        before = now - self.config.ledger.minute_summary_retention
+        rows = await self._writer.prune_minute_summaries(before)
+        if rows:
+            event("ledger.summaries_pruned", rows=rows, before=format_ts(before))
+        return deleted
 
     async def prune_on_request(self, before: float, actor: str, comment: str) -> dict[str, Any]:
         """An operator's prune of raw readings before ``before``: recorded (who, why), then done."""

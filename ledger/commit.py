@@ -25,6 +25,7 @@ from edge.errors import StorageError
 from edge.failpoints import hit
 from edge.ledger.readings_summary import UPSERT as SUMMARY_UPSERT
 from edge.ledger.readings_summary import SummaryRow
+from edge.ledger.summary_retention import SummaryCut, prune_minute_summaries
 
 if TYPE_CHECKING:
     from edge.ledger.store import Batch
@@ -283,7 +284,7 @@ def apply_batch(
     return True
 
 
-def prune_readings(conn: sqlite3.Connection, blocks: Sequence[int]) -> int:
+def prune_readings(conn: sqlite3.Connection, blocks: Sequence[int] | SummaryCut) -> int:
     """Delete the raw readings of ``blocks`` and mark them pruned, in one transaction.
 
     The caller records the prune on the ledger (a durable ``readings.prune`` entry naming these
@@ -292,9 +293,17 @@ def prune_readings(conn: sqlite3.Connection, blocks: Sequence[int]) -> int:
     Both stores go: the compressed block (``reading_data``) and, in files written before
     migration 8, its rows (``readings``). Summaries stay.
 
+    A :class:`~edge.ledger.summary_retention.SummaryCut` instead deletes old minute summaries
+    (not recorded on the ledger: see that module). It comes the way blocks do, as the commit
+    process's ``prune`` request, so it runs between commits on the connection that writes,
+    with the request protocol unchanged.
+
     Returns:
-        The number of readings deleted.
+        The number of readings (or, for a cut, minute-summary rows) deleted.
     """
+    if isinstance(blocks, SummaryCut):
+        with transaction(conn):
+            return prune_minute_summaries(conn, blocks.before)
     if not blocks:
         return 0
     with transaction(conn):

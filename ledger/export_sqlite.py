@@ -15,6 +15,10 @@ One SQLite file that Datasette, DB Browser, an ODBC driver or pandas open as it 
 * ``readings``: the raw readings this database stores (:mod:`edge.ledger.readings_read`) in the
   selected lots' time span; a reading belongs to a lot when its ``ts`` lies between the lot's
   ``first`` and ``last``. A hub's database holds none (sync does not carry raw readings).
+* ``summaries``: the per-minute and per-hour summaries (:mod:`edge.ledger.readings_summary`) of
+  the periods overlapping that span: point, seconds (60 or 3600), start, count, min, max, mean,
+  std. They outlive the raw readings (minutes for ``minute_summary_retention``, hours for
+  ever), so a lot whose raw readings were pruned still has its spread hour by hour.
 
 Times are the ledger's fixed-width UTC text, so they sort and compare as text in SQL.
 sqlite-utils creates the tables from the rows (types inferred; the numeric columns of events
@@ -122,6 +126,20 @@ def _reading_rows(conn: sqlite3.Connection, window: tuple[str, str]) -> Iterator
                "unit": r.unit or None, "block": r.block}  # fmt: skip
 
 
+def _summary_rows(conn: sqlite3.Connection, window: tuple[str, str]) -> Iterator[dict[str, Any]]:
+    """Minute and hour summaries of the periods overlapping ``window`` (half-open)."""
+    from edge.ledger.readings_read import read_summaries
+
+    lo = parse_micros(window[0])
+    for seconds in (60, 3600):
+        # read_summaries selects periods *starting* in a window: start one period earlier to
+        # take the one holding the window's first moment
+        since = format_micros(lo - lo % (seconds * 1_000_000))
+        for s in read_summaries(conn, seconds=seconds, since=since, until=window[1]):
+            yield {"point": s.point, "seconds": seconds, "start": s.start, "count": s.count,
+                   "min": s.min, "max": s.max, "mean": s.mean, "std": s.std}  # fmt: skip
+
+
 def write_lots_sqlite(
     traces: Sequence[LotTrace], ledger: sqlite3.Connection, path: Path
 ) -> dict[str, int]:
@@ -138,7 +156,7 @@ def write_lots_sqlite(
 
     db = sqlite_utils.Database(path)
     try:
-        counts = {"lots": 0, "events": 0, "measurements": 0, "readings": 0}
+        counts = {"lots": 0, "events": 0, "measurements": 0, "readings": 0, "summaries": 0}
         lots: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
         measurements: list[dict[str, Any]] = []
@@ -168,15 +186,22 @@ def write_lots_sqlite(
         db.table("readings").create(
             {"point": str, "ts": str, "value": float, "quality": str, "unit": str, "block": int}
         )
+        db.table("summaries").create(
+            {"point": str, "seconds": int, "start": str, "count": int, "min": float,
+             "max": float, "mean": float, "std": float},
+            pk=("point", "seconds", "start"),
+        )  # fmt: skip
         window = _window(traces)
         if window is not None:
             db.table("readings").insert_all(_reading_rows(ledger, window), batch_size=5000)
+            db.table("summaries").insert_all(_summary_rows(ledger, window), batch_size=5000)
         db.conn.commit()
         db.table("events").create_index(["traceability_lot_code", "event_time"])
         db.table("events").create_index(["event_time"])
         db.table("measurements").create_index(["lot"])
         db.table("readings").create_index(["point", "ts"])
         db.table("readings").create_index(["ts"])
+        db.table("summaries").create_index(["seconds", "start"])
         db.table("events").enable_fts(list(FTS_COLUMNS))
         for name in counts:
             counts[name] = db.table(name).count

@@ -216,6 +216,10 @@ class PrunePlan:
 
     blocks: tuple[int, ...]
     body: dict[str, Any]
+    #: a budget prune: the bytes still to free once these blocks are gone, from the oldest
+    #: minute summaries (:mod:`edge.ledger.summary_retention`); the body is empty when there
+    #: are no blocks (nothing is recorded then: see that module)
+    summary_bytes: int = 0
 
 
 def plan_prune(
@@ -262,18 +266,22 @@ def plan_budget_prune(
     max_bytes: int | None = None,
     min_free_bytes: int | None = None,
     free_bytes: int | None = None,
+    summary_bytes: int = 0,
 ) -> PrunePlan | None:
     """The oldest blocks to prune so the store fits the disk budget; None when it fits.
 
-    The stored bytes are the blocks' compressed sizes (``reading_blocks.bytes``); pruning frees
-    them inside the database file, whose next writes reuse them (the file stops growing rather
-    than shrinking), which is what the free-space floor needs too.
+    The stored bytes are the blocks' compressed sizes (``reading_blocks.bytes``) plus
+    ``summary_bytes``, the minute summaries' estimated size; pruning frees them inside the
+    database file, whose next writes reuse them (the file stops growing rather than shrinking),
+    which is what the free-space floor needs too. Raw blocks go first; what they cannot free is
+    the plan's ``summary_bytes``, taken from the oldest minute summaries.
 
     Args:
         conn: a connection to the ledger database (read only here).
         max_bytes: the most the stored blocks may take (None: no such bound).
         min_free_bytes: the free space to keep on the file system (None: no such floor).
         free_bytes: the free space there now (with ``min_free_bytes``).
+        summary_bytes: the minute summaries' estimated bytes (counted in ``max_bytes``).
     """
     rows = conn.execute(
         "SELECT block, count, bytes, last_ts FROM reading_blocks WHERE pruned = 0 ORDER BY block"
@@ -281,10 +289,10 @@ def plan_budget_prune(
     stored = sum(int(r[2]) for r in rows)
     excess = 0
     if max_bytes is not None:
-        excess = stored - max_bytes
+        excess = stored + summary_bytes - max_bytes
     if min_free_bytes is not None and free_bytes is not None:
         excess = max(excess, min_free_bytes - free_bytes)
-    if excess <= 0 or not rows:
+    if excess <= 0 or (not rows and summary_bytes <= 0):
         return None
     chosen = []
     freed = 0
@@ -293,6 +301,9 @@ def plan_budget_prune(
         freed += int(row[2])
         if freed >= excess:
             break
+    rest = min(excess - freed, summary_bytes) if freed < excess else 0
+    if not chosen:
+        return PrunePlan((), {}, rest) if rest > 0 else None
     from edge.ledger.readings_codec import format_micros, parse_micros
 
     blocks = tuple(int(r[0]) for r in chosen)
@@ -306,12 +317,14 @@ def plan_budget_prune(
         "stored_bytes": stored,
         "freed_bytes": freed,
     }
+    if summary_bytes:
+        body["summary_bytes"] = summary_bytes
     if max_bytes is not None:
         body["max_bytes"] = max_bytes
     if min_free_bytes is not None and free_bytes is not None:
         body["min_free_bytes"] = min_free_bytes
         body["free_bytes"] = free_bytes
-    return PrunePlan(blocks, body)
+    return PrunePlan(blocks, body, rest)
 
 
 def block_ranges(blocks: Sequence[int]) -> list[list[int]]:

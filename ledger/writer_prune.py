@@ -2,7 +2,9 @@
 
 :class:`WriterPrunes` is a mixin of :class:`~edge.ledger.writer.LedgerWriter` (its attributes
 are the writer's): each prune is recorded first (a durable ``readings.prune`` entry), then the
-commit process deletes the blocks between commits.
+commit process deletes the blocks between commits. Old minute summaries are deleted the same way
+(by their retention, or after the raw blocks to fit the budget), without an entry
+(:mod:`edge.ledger.summary_retention` says why).
 """
 
 from __future__ import annotations
@@ -17,6 +19,12 @@ from edge.ledger.database import SQL_ERRORS
 from edge.ledger.entry import Entry
 from edge.ledger.readings_store import PrunePlan, plan_budget_prune, plan_prune
 from edge.ledger.store import Ledger
+from edge.ledger.summary_retention import (
+    MINUTE_ROW_BYTES,
+    SummaryCut,
+    minute_cut_for,
+    prune_minute_summaries,
+)
 
 __all__ = ["WriterPrunes"]
 
@@ -86,15 +94,17 @@ class WriterPrunes:
         max_bytes: int | None,
         min_free_bytes: int | None,
         free_bytes: int | None,
+        summary_bytes: int = 0,
         now: float | None = None,
-    ) -> PrunePlan | None:
-        """Prune the oldest raw blocks until the store fits its disk budget (reason ``budget``).
+    ) -> tuple[PrunePlan | None, SummaryCut | None]:
+        """Prune the oldest raw blocks to fit the disk budget, then the oldest minute summaries.
 
-        Recorded first like every prune (:meth:`prune_readings`); arguments as
+        Minute summaries go only when pruning every raw block is not enough. Blocks are recorded first like every prune (:meth:`prune_readings`); arguments as
         :func:`edge.ledger.readings_store.plan_budget_prune`.
 
         Returns:
-            What was pruned (its ``readings.prune`` body), None when the store fits.
+            What was pruned: the plan (its ``readings.prune`` body; empty when no block was) and
+            the minute summaries' cut; (None, None) when the store fits.
         """
         self._check_open()
         now = time.time() if now is None else now
@@ -105,10 +115,47 @@ class WriterPrunes:
                 max_bytes=max_bytes,
                 min_free_bytes=min_free_bytes,
                 free_bytes=free_bytes,
+                summary_bytes=summary_bytes,
             )
-        if plan is not None:
+        if plan is None:
+            return None, None
+        if plan.blocks:
             await self._prune(plan, now, "")
-        return plan
+        cut = None
+        if plan.summary_bytes > 0:
+            rows = -(-plan.summary_bytes // MINUTE_ROW_BYTES)
+            with map_exceptions(SQL_ERRORS, f"ledger {self.ledger.path}: prune summaries"):
+                cut = minute_cut_for(self.ledger.conn, rows)
+            if cut is not None:
+                await self._cut_summaries(cut)
+        return plan, cut
+
+    async def prune_minute_summaries(self, before: float) -> int:
+        """Delete the minute summaries of minutes that started before ``before`` (epoch s).
+
+        Hour summaries stay. Not recorded on the ledger (:mod:`edge.ledger.summary_retention`).
+
+        Returns:
+            The minute-summary rows deleted.
+        """
+        self._check_open()
+        await self.sync()  # minutes of blocks in the journal are written before they go
+        return await self._cut_summaries(SummaryCut(int(before)))
+
+    async def _cut_summaries(self, cut: SummaryCut) -> int:
+        if not self._running:
+            self._drain_sync()
+            from edge.ledger.commit import transaction
+
+            with (
+                map_exceptions(SQL_ERRORS, f"ledger {self.ledger.path}: prune summaries"),
+                transaction(self.ledger.conn),
+            ):
+                return prune_minute_summaries(self.ledger.conn, cut.before)
+        commits = await self._commit_process()
+        # the commit process's prune request takes a cut as it takes blocks (commit.prune_readings)
+        deleted: int = await commits.request("prune", cut)
+        return deleted
 
     async def _prune(self, plan: PrunePlan, now: float, actor: str) -> int:
         """Record ``plan`` (durable), then delete its blocks; the readings deleted."""

@@ -63,7 +63,8 @@ def _output(path: Path | None) -> Iterator[IO[str]]:
     required=True,
     help="csv: sortable spreadsheet (FSMA 204 style); epcis: GS1 EPCIS 2.0; "
     "proof: zip an auditor checks with the verify_proof.py inside it; "
-    "sqlite: analysis database (lots, events with full-text search, measurements, readings).",
+    "sqlite: analysis database (lots, events with full-text search, measurements, readings,"
+    " minute/hour summaries).",
 )
 @DB_OPTION
 @_all_feeds_option
@@ -149,6 +150,7 @@ def _export_sqlite(db: Path, traces: list[LotTrace], output: Path) -> None:
         tmp.unlink(missing_ok=True)
     click.echo(
         f"exported {counts['lots']} lot(s) to {output}: {counts['events']} events, "
-        f"{counts['measurements']} measurements, {counts['readings']} readings",
+        f"{counts['measurements']} measurements, {counts['readings']} readings, "
+        f"{counts['summaries']} summaries",
         err=True,
     )

@@ -21,6 +21,14 @@ import click
 
 from edge.cli.problems import fail, quiet_exit_on_closed_pipe
 from edge.cli.read import POINT_OPTION
+from edge.cli.readings_summaries import (
+    CONFIG_OPTION,
+    DB_OPTION,
+    SINCE_OPTION,
+    UNTIL_OPTION,
+    open_store,
+    summaries,
+)
 from edge.cli.record import HEADER, JSON_SUMMARY_OPTION, OUT_OPTION, open_csv_out
 
 __all__ = ["COMMANDS", "export_rows", "readings"]
@@ -62,26 +70,11 @@ def readings() -> None:
 
 
 @readings.command("export")
-@click.option(
-    "--db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    envvar="EDGE_LEDGER_DB",
-    help="Ledger database file (env EDGE_LEDGER_DB) [the config's, else var/ledger.db].",
-)
-@click.option(
-    "-c",
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="node.toml: export from its ledger database.",
-)
+@DB_OPTION
+@CONFIG_OPTION
 @POINT_OPTION
-@click.option(
-    "--since", metavar="TIME", help="From this time on (ISO 8601, or a duration ago: 2h)."
-)
-@click.option("--until", metavar="TIME", help="Before this time (exclusive; same forms).")
+@SINCE_OPTION
+@UNTIL_OPTION
 @OUT_OPTION
 @JSON_SUMMARY_OPTION
 def export(
@@ -103,39 +96,13 @@ def export(
       edge readings export -c node.toml --point temp --since 2h --out rec.csv
       edge readings export --db var/ledger.db --since 2026-11-23T10:00Z --until 2026-11-23T11:00Z
     """  # noqa: D301
-    import datetime as dt
     import sqlite3
 
-    from edge.errors import ConfigError, EdgeError, ReadingsDamaged
-    from edge.ledger.database import connect
-    from edge.ledger.query import parse_time
+    from edge.errors import ReadingsDamaged
 
     if as_json and str(out_path) == "-":
         raise click.BadParameter("--json needs --out FILE: stdout carries the summary")
-    try:
-        from edge.cli.ledger_query import sync_node
-
-        socket = None
-        if db is None and config_path is not None:
-            from edge.config import load_config
-
-            cfg = load_config(config_path)
-            db, socket = cfg.ledger_path, cfg.control_socket
-        path = db if db is not None else Path("var") / "ledger.db"
-        # a running node's newest readings may wait in its commit journal: it moves them first
-        sync_node(path, socket if socket is not None else path.parent / "control.sock")
-        now = dt.datetime.now(dt.UTC)
-        lo = parse_time(since, now, "--since") if since else None
-        hi = parse_time(until, now, "--until") if until else None
-        conn = connect(path, readonly=True)
-    except ConfigError as exc:
-        fail(exc.problems, 2, as_json)
-    except EdgeError as exc:
-        fail(str(exc), 1, as_json)
-    conn.execute("PRAGMA busy_timeout=5000")  # a running node may be committing a block
-    tables = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    if not {"readings", "reading_blocks"} <= tables:
-        fail(f"{path}: not an edge ledger database (no readings table)", 1, as_json)
+    conn, path, lo, hi = open_store(db, config_path, since, until, as_json)
     from edge.ledger.readings_read import pruned_in_window
 
     pruned = pruned_in_window(conn, lo, hi)
@@ -174,5 +141,7 @@ def export(
         )
     sys.exit(0 if count else 1)
 
+
+readings.add_command(summaries)
 
 COMMANDS: list[click.Command] = [readings]

@@ -60,7 +60,7 @@ def exported(scenario: Any, tmp_path_factory: pytest.TempPathFactory) -> sqlite3
 
 def test_tables_and_indexes(exported: sqlite3.Connection) -> None:
     names = {r["name"] for r in exported.execute("SELECT name FROM sqlite_master")}
-    assert {"lots", "events", "measurements", "readings", "events_fts"} <= names
+    assert {"lots", "events", "measurements", "readings", "summaries", "events_fts"} <= names
     indexed = {
         (r["tbl_name"], r["sql"])
         for r in exported.execute("SELECT tbl_name, sql FROM sqlite_master WHERE type = 'index'")
@@ -140,6 +140,35 @@ def test_readings_of_the_lots_span(exported: sqlite3.Connection) -> None:
         (sc.LOT,),
     ).fetchone()
     assert n == len(_IN_LOT)
+
+
+def test_summaries_of_the_lots_span(exported: sqlite3.Connection) -> None:
+    """Minute and hour summaries of the periods the span touches, as ``statistics`` computes
+    them from the same readings; none from the day after (outside every lot), none of a bit."""
+    import statistics
+    from datetime import UTC, datetime
+
+    got = {
+        (r["seconds"], r["start"]): r
+        for r in exported.execute("SELECT * FROM summaries WHERE point = 'fill_weight'")
+    }
+    expected: dict[tuple[int, str], list[float]] = {}
+    for seconds in (60, 3600):
+        for r in _IN_LOT:
+            start = int(r.ts) - int(r.ts) % seconds
+            at = datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+            expected.setdefault((seconds, at), []).append(float(r.value))  # type: ignore[arg-type]
+    assert set(got) == set(expected)
+    for key, values in expected.items():
+        row = got[key]
+        assert (row["count"], row["min"], row["max"]) == (len(values), min(values), max(values))
+        assert row["mean"] == pytest.approx(statistics.fmean(values), rel=1e-12)
+        std = statistics.stdev(values) if len(values) > 1 else 0.0
+        assert row["std"] == pytest.approx(std, rel=1e-9, abs=1e-12)
+    assert (
+        exported.execute("SELECT count(*) FROM summaries WHERE point = 'running'").fetchone()[0]
+        == 0
+    )
 
 
 def test_full_text_search(exported: sqlite3.Connection) -> None:
