@@ -11,6 +11,7 @@ background (:meth:`WebApp.verify`), never on a request.
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
 import threading
 import time
@@ -28,6 +29,7 @@ from edge.web.charts import ChartCache
 from edge.web.html import SiteTime, esc, page
 from edge.web.http import Request, Response
 from edge.web.routes import ROUTES
+from edge.web.throttle import retry_after
 
 if TYPE_CHECKING:
     from edge.ledger.trace import LotTrace
@@ -139,6 +141,9 @@ class WebApp:
             )
 
     def _answer(self, request: Request) -> Response:
+        wait = self.access.wait(request)
+        if wait > 0:  # the login form too: it is the other way to guess
+            return self._throttled(request, wait)
         if request.path == "/login":
             return self._login(request)
         refused = self.access.check(request)
@@ -156,7 +161,21 @@ class WebApp:
                 return route(self, request, parts[len(words) :])
         return self.html(404, "Not found", f"<p>No page at {esc(request.path)}.</p>")
 
+    def _throttled(self, request: Request, wait: float) -> Response:
+        minutes = max(1, math.ceil(wait / 60))
+        headers = {"Retry-After": retry_after(wait)}
+        if "text/html" in request.headers.get("accept", ""):
+            body = (
+                "<p>Too many wrong access tokens from this address. "
+                f"Try again in {minutes} minute{'s' if minutes > 1 else ''}.</p>"
+            )
+            return self.html(429, "Too many wrong tokens", body, headers)
+        text = f"too many wrong access tokens; retry after {headers['Retry-After']} s\n"
+        return Response(429, text.encode(), "text/plain; charset=utf-8", headers)
+
     def _refuse(self, request: Request, status: int) -> Response:
+        if status == 429:  # the back-off began after this request's first look
+            return self._throttled(request, self.access.wait(request))
         if "text/html" in request.headers.get("accept", ""):
             body = (
                 "<p>This view needs the access token. "
@@ -173,9 +192,10 @@ class WebApp:
             if self.access.accepts(token):
                 cookie = f"{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/"
                 return Response(303, b"", headers={"Location": "/lots", "Set-Cookie": cookie})
-            self.access.check(
-                Request("POST", "/login", {}, {"authorization": "Bearer -"}, request.client)
-            )
+            # counted and logged as a wrong Bearer token from this client would be
+            headers = {k: v for k, v in request.headers.items() if k != "cookie"}
+            headers["authorization"] = f"Bearer {token}"
+            self.access.check(Request("POST", "/login", {}, headers, request.client))
             message = '<p class="error">Wrong token.</p>'
             status = 403
         elif self.settings.token is None:
