@@ -41,6 +41,7 @@ from edge.toml_reader import _TOML_NAMES as _TOML_NAMES
 from edge.toml_reader import T as T
 from edge.toml_reader import (
     _in_range,
+    _one_of,
     _positive,
     _Reader,
     _toml_type,
@@ -98,6 +99,14 @@ class LedgerConfig:
     #: card than an SQLite transaction each (edge ledger readers ask the node to move it first);
     #: the default is off on a node with a [sync] table (peers would get entries late)
     commit_journal: bool = True
+    #: what writes the batches: a thread of the node (default; no second interpreter's
+    #: memory) or a child process (its own GIL: for hubs committing tens of thousands of
+    #: entries a second); docs/design.md, "The commit worker"
+    commit_worker: str = "thread"
+
+
+#: ``[ledger] commit_worker`` values, the default first (edge.ledger.writer_commits has the same).
+COMMIT_WORKERS = ("thread", "process")
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +259,7 @@ KEYS: Mapping[str, tuple[str, ...]] = {
         "readings_min_free_bytes",
         "key_file",
         "commit_journal",
+        "commit_worker",
     ),
     "mqtt": (
         "host",
@@ -366,6 +376,9 @@ def parse_config(text: str, source: Path) -> NodeConfig:
         # default off with [sync]: peers get our entries once signed and in the database,
         # which the journal delays up to journal_age (docs/design.md, SD-card wear)
         commit_journal=r.get(led, "ledger", "commit_journal", bool, "sync" not in data),
+        commit_worker=r.get(
+            led, "ledger", "commit_worker", str, "thread", check=_one_of(COMMIT_WORKERS)
+        ),
     )
 
     mqtt: MqttConfig | None = None

@@ -9,7 +9,8 @@ the environment of the process (inherited by the commit process)::
 ``name`` dies at its first hit, ``name:N`` at its N-th (counted per process). Unset, :func:`hit`
 is a function that returns at once (chosen at import: no lookup, no parsing on the hot path).
 
-Dying means ``SIGKILL``, nothing flushed, no ``finally`` run. In the commit process, the parent
+Dying means ``SIGKILL``, nothing flushed, no ``finally`` run. With the default commit thread the
+node is the process that dies. In a commit process (``commit_worker = "process"``), the parent
 (the node) is killed first and then the child: a power cut takes both, and a node whose commit
 process vanished alone is covered by the writer's retry path (tests/ledger/test_commit_process).
 
@@ -40,11 +41,11 @@ POINTS: dict[str, str] = {
     "alert.published": "runtime: an alert was handed to the MQTT publisher",
     "readings.staged": "writer: raw readings were staged for the next batch, not yet durable",
     "readings.flush": "runtime: during a readings flush, the open block closed, its digest queued",
-    "commit.begin": "commit process: inside the batch transaction, before its first statement",
-    "commit.entries": "commit process: entries inserted, readings and state not yet",
-    "commit.readings": "commit process: readings inserted, engine state not yet",
-    "commit.before_commit": "commit process: every statement done, COMMIT not yet issued",
-    "commit.after_commit": "commit process: COMMIT returned (durable), the reply not yet sent",
+    "commit.begin": "commit worker: inside the batch transaction, before its first statement",
+    "commit.entries": "commit worker: entries inserted, readings and state not yet",
+    "commit.readings": "commit worker: readings inserted, engine state not yet",
+    "commit.before_commit": "commit worker: every statement done, COMMIT not yet issued",
+    "commit.after_commit": "commit worker: COMMIT returned (durable), the reply not yet sent",
     "journal.appended": "commit journal: a record written to the file, fdatasync not yet done",
     "journal.synced": "commit journal: a record durable (fdatasync returned), not yet acknowledged",
     "journal.moved": "commit journal: its records moved into SQLite (COMMIT), not yet truncated",

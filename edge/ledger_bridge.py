@@ -28,7 +28,7 @@ from edge.config import NodeConfig
 from edge.errors import LedgerClosed, NotCanonical, StorageError
 from edge.failpoints import hit
 from edge.ledger import Entry, LedgerWriter, NodeKey, create_key_file, decimal, format_ts, load_key
-from edge.ledger.commit_process import JOURNAL_FRAME_MAX
+from edge.ledger.committer import JOURNAL_FRAME_MAX
 from edge.ledger.correction import plan_correction
 from edge.ledger.entry import CHECKPOINT
 from edge.log import event
@@ -109,6 +109,7 @@ class LedgerBridge:
             batch_max=lc.batch_max,
             # 0: every batch straight to SQLite ([ledger] commit_journal = false)
             journal_max=JOURNAL_FRAME_MAX if lc.commit_journal else 0,
+            commit_worker=lc.commit_worker,
         )
 
     @property

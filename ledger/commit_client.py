@@ -19,14 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import StorageError
-from edge.ledger.commit_process import (
-    _F_SETPIPE_SZ,
-    _HEADER,
-    _PIPE_SIZE,
-    JOURNAL_FRAME_MAX,
-    JOURNAL_MOVE_AGE,
-    _encode,
-)
+from edge.ledger.commit_process import _F_SETPIPE_SZ, _HEADER, _PIPE_SIZE, _encode
+from edge.ledger.committer import JOURNAL_FRAME_MAX, JOURNAL_MOVE_AGE
 
 __all__ = ["CommitProcess"]
 

@@ -1,31 +1,19 @@
-"""The commit process: a child process that writes the async writer's batches to SQLite.
+"""The commit process: the committer (:mod:`edge.ledger.committer`) in a child process.
 
-Why a process and not a thread: the node builds entries (Python, holding the GIL) while a batch
-is written (SQLite, mostly without it). From a thread, every return from SQLite into Python waits
-for the GIL, up to the interpreter's 5 ms switch interval while the event loop is busy, several
-times per batch; measured here, a thread made building and writing together slower than the two
-one after the other. A child process has a GIL of its own: measured here, building and writing
-in two processes each ran as fast as alone.
+The writer's default worker is a thread (:mod:`edge.ledger.commit_thread`); this one is chosen
+with ``[ledger] commit_worker = "process"`` (``LedgerWriter(commit_worker="process")``). Why a
+process at all: the node builds entries (Python, holding the GIL) while a batch is written
+(SQLite, mostly without it). From a thread, every return from SQLite into Python waits for the
+GIL, up to the interpreter's 5 ms switch interval while the event loop is busy, several times
+per batch; measured here, a thread made bulk building and writing together slower than the two
+one after the other, while in two processes each ran as fast as alone. At a gateway's rates
+(hundreds of readings and a few entries a second) that contention is negligible and the second
+interpreter's ~18 MB resident is not (docs/design.md, "The commit worker").
 
 Protocol, over the child's stdin and stdout: frames of a 4-byte big-endian length and a pickle
 (our own values, between our own two processes). The child first answers ``("ready", None)`` or
-``("error", message)``; then one reply per request, in order:
-
-* ``("write", BatchParams | None, [BlockRows], [StagedRow], StateRow | None)`` -> ``("ok", None)``
-  once durable, or ``("error", message)`` (the transaction was rolled back; a batch that is not
-  next in its feed is refused);
-* ``("prune", blocks)`` -> ``("ok", readings deleted)`` or ``("error", message)``;
-* ``("move",)`` -> ``("ok", journal empty)``: move the journal now (a reader's sync).
-
-"Durable" means on disk in one of two places: a batch whose frame is at most
-:data:`JOURNAL_FRAME_MAX` bytes, and every batch without a checkpoint (an *unsigned* one,
-:mod:`edge.ledger.signing`), is appended to the commit journal (:mod:`edge.ledger.journal`) and
-fdatasync'd; a larger signed one is written to SQLite in one transaction with what the journal
-holds. The journal is moved into SQLite in bulk with each signed batch (the checkpoint that
-signs what it holds), and, holding no unsigned entries, when it holds
-:data:`JOURNAL_MOVE_BYTES`, when its oldest record has waited :data:`JOURNAL_MOVE_AGE` seconds,
-before a prune, and at end of input (why: SD-card wear, docs/design.md). It never moves while
-its last entries are unsigned: the database never ends in unsigned entries.
+``("error", message)``; then one reply per request, in order (the requests:
+:mod:`edge.ledger.committer`).
 
 At end of input the child has answered everything before it, and exits. It holds the ledger's
 single-writer lock with its parent (the lock's file descriptor is inherited) and, on Linux, is
@@ -35,7 +23,6 @@ killed when its parent dies, so no batch lands behind a node that was restarted.
 from __future__ import annotations
 
 import os
-import pickle
 import select
 import signal
 import sqlite3
@@ -43,30 +30,19 @@ import sys
 import time
 from typing import Any
 
-import orjson
-
 from edge import failpoints
 from edge.errors import StorageError
-from edge.ledger.commit import prepare, prune_readings, write_batch
+from edge.ledger.commit import prepare
+from edge.ledger.committer import JOURNAL_FRAME_MAX, JOURNAL_MOVE_AGE, Committer, encode
 from edge.ledger.database import connect
-from edge.ledger.journal import Journal, journal_end, load_frame, move, unsigned_tail
+from edge.ledger.journal import Journal
 
-__all__ = ["JOURNAL_FRAME_MAX", "JOURNAL_MOVE_AGE", "JOURNAL_MOVE_BYTES", "main"]
+__all__ = ["main"]
 
 _HEADER = 4
-_loads = orjson.loads
 _PR_SET_PDEATHSIG = 1
 _F_SETPIPE_SZ = 1031
 _PIPE_SIZE = 1 << 20  # a batch of 2,000 entries is ~1 MB: one write instead of sixteen
-
-#: A batch whose frame is at most this many bytes goes to the commit journal (an alarm's batch
-#: is ~1.5 KB; a bulk batch of readings digests, tens to hundreds of KB, goes to SQLite).
-JOURNAL_FRAME_MAX = 16 * 1024
-#: The journal is moved into SQLite once it holds this many bytes ...
-JOURNAL_MOVE_BYTES = 256 * 1024
-#: ... or once its oldest record has waited this many seconds (the lag of read-only readers).
-JOURNAL_MOVE_AGE = 120.0
-
 
 # -- the child ---------------------------------------------------------------------------------
 
@@ -89,7 +65,7 @@ def main(argv: list[str]) -> int:
     try:
         conn = connect(path)
         prepare(conn)
-        committer = _Committer(conn, Journal(path), journal_max, journal_age)
+        committer = Committer(conn, Journal(path), journal_max, journal_age)
     except (StorageError, sqlite3.Error) as exc:
         _send(stdout, ("error", str(exc)))
         return 1
@@ -153,124 +129,6 @@ class _Requests:
             buffer += chunk
 
 
-class _Committer:
-    """Writes requests: small batches to the commit journal, the rest to SQLite.
-
-    Every step holds the journal's lock (see :mod:`edge.ledger.journal`): the node may move the
-    journal itself (before reading its own ledger) while we run.
-    """
-
-    def __init__(
-        self, conn: sqlite3.Connection, journal: Journal, frame_max: int, age: float
-    ) -> None:
-        self.conn = conn
-        self.journal = journal
-        self._frame_max = frame_max
-        self._age = age
-        self._move_bytes = JOURNAL_MOVE_BYTES
-        self._ends: dict[str, int] = {}  # feed -> its end, SQLite and the journal together
-        self._oldest: float | None = None  # monotonic time of our oldest unmoved record
-        #: The journal's last entries are unsigned: nothing moves until a checkpoint comes.
-        self._unsigned = False
-        with journal.locked():
-            move(journal, conn)  # what a restart left: applied before anything new (if signed)
-            self._unsigned = unsigned_tail([load_frame(f) for f in journal.read().frames])
-            if journal.size:
-                self._oldest = time.monotonic()
-
-    def move_due(self) -> float | None:
-        """Seconds until the oldest journal record is due to move (None: nothing may move).
-
-        Unsigned entries wait for the node's signing batch (its ``journal_age`` clock).
-        """
-        if self._oldest is None or self._unsigned:
-            return None
-        return max(0.0, self._oldest + self._age - time.monotonic())
-
-    def move_quietly(self) -> None:
-        """Move the journal now; a failure is logged and retried after the age trigger."""
-        try:
-            with self.journal.locked():
-                self._move()
-        except (StorageError, sqlite3.Error, OSError) as exc:
-            print(f"{self.journal.path}: cannot move into the database: {exc}", file=sys.stderr)
-            self._oldest = time.monotonic()
-
-    def _move(self) -> None:
-        move(self.journal, self.conn)
-        if self.journal.size == 0:
-            self._moved()
-
-    def _moved(self) -> None:
-        self._oldest = None
-        self._unsigned = False
-
-    def handle(self, body: bytes) -> tuple[str, Any]:
-        request = pickle.loads(body)
-        try:
-            with self.journal.locked():
-                if request[0] == "write":
-                    self._write(body, request)
-                    return ("ok", None)
-                if request[0] == "prune":
-                    self._move()
-                    return ("ok", prune_readings(self.conn, request[1]))
-                if request[0] == "move":
-                    self._move()
-                    return ("ok", self.journal.size == 0)
-                return ("error", f"unknown request {request[0]!r}")
-        except (StorageError, sqlite3.Error, OSError) as exc:
-            self._ends.clear()  # read again from the database and the journal
-            return ("error", str(exc))
-
-    def _write(self, body: bytes, request: tuple[Any, ...]) -> None:
-        params = request[1]
-        if params is not None:
-            feed, first = params[0], params[1]
-            end = self._ends.get(feed)
-            if end is None:
-                end = self._stored_end(feed)
-            if first != end:
-                raise StorageError(f"batch at seq {first} is not next in its feed")
-        signed = params is not None and params[8] is not None
-        big = len(body) > self._frame_max
-        if signed and big:
-            # Bulk: into SQLite after the journal, in one transaction with what it signs.
-            move(self.journal, self.conn, extra=request[1:5])
-            self._moved()
-        elif big and params is None and not self._unsigned:
-            # A bulk batch without entries (readings): SQLite directly, after the journal.
-            self._move()
-            write_batch(self.conn, *request[1:5])
-        else:
-            # Unsigned entries (and whatever follows them) wait in the journal for their
-            # checkpoint; a signed batch is journaled, then moves everything in with it.
-            self.journal.append(body)
-            if params is not None:
-                self._unsigned = not signed
-            if self._oldest is None:
-                self._oldest = time.monotonic()
-            if signed or (not self._unsigned and self.journal.size >= self._move_bytes):
-                self._move_durable()
-        if params is not None:
-            self._ends[params[0]] = params[1] + len(_loads(params[3]))
-
-    def _stored_end(self, feed: str) -> int:
-        """Our feed's end in the database and the journal (after a restart or an error)."""
-        row = self.conn.execute("SELECT max(seq) FROM entries WHERE feed = ?", (feed,)).fetchone()
-        end = 0 if row[0] is None else int(row[0]) + 1
-        self._unsigned = unsigned_tail([load_frame(f) for f in self.journal.read().frames])
-        return max(end, journal_end(self.journal.path, feed) or 0)
-
-    def _move_durable(self) -> None:
-        """Move after an append: the batch is durable in the journal, so its reply stays "ok"."""
-        try:
-            self._move()
-        except (StorageError, sqlite3.Error, OSError) as exc:
-            print(f"{self.journal.path}: cannot move into the database: {exc}", file=sys.stderr)
-            self._oldest = time.monotonic()
-
-
 def _send(out: Any, message: tuple[str, Any]) -> None:
     header, frame = _encode(message)
     out.write(header + frame)
@@ -279,7 +137,7 @@ def _send(out: Any, message: tuple[str, Any]) -> None:
 
 def _encode(message: tuple[Any, ...]) -> tuple[bytes, bytes]:
     """One frame of the protocol: its 4-byte big-endian length, and the pickle."""
-    frame = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    frame = encode(message)
     return len(frame).to_bytes(_HEADER, "big"), frame
 
 

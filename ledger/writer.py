@@ -4,12 +4,13 @@ Entries are built (chained and hashed) on the event loop as soon as :meth:`Ledge
 is called, so the caller gets a :class:`~edge.ledger.entry.NotCanonical` error at once for bad
 content. :meth:`LedgerWriter.run` cuts them into batches — when the oldest pending entry has
 waited ``flush_interval`` or ``batch_max`` entries are pending — and hands each batch (with its
-signed checkpoint) to the commit process (:mod:`edge.ledger.commit_process`), which writes it
-in one transaction while the loop keeps building the next batch. Capacity is bounded:
+signed checkpoint) to its commit worker (:mod:`edge.ledger.committer`, in a thread by default,
+``commit_worker="process"`` for a child process), which writes it while the loop keeps
+building the next batch. Capacity is bounded:
 ``append`` waits while ``queue_size`` entries are not yet durable, so a stalled disk slows the
 producers down instead of eating memory.
 
-A failed write (disk full, I/O error, the commit process died) is logged and retried with
+A failed write (disk full, I/O error, the commit worker died) is logged and retried with
 backoff; the batch keeps its place, nothing appended is dropped while the process lives.
 
 Urgent entries (alarm transitions, operator actions, lot records: what a subscriber waits for)
@@ -35,13 +36,17 @@ from typing import Any
 from edge.errors import LedgerClosed, StorageError
 from edge.failpoints import hit
 from edge.ledger.commit import batch_params, block_rows
-from edge.ledger.commit_client import CommitProcess
-from edge.ledger.commit_process import JOURNAL_FRAME_MAX, JOURNAL_MOVE_AGE
+from edge.ledger.committer import JOURNAL_FRAME_MAX, JOURNAL_MOVE_AGE
 from edge.ledger.entry import Entry
 from edge.ledger.keys import NodeKey
 from edge.ledger.signing import SignClock
 from edge.ledger.store import Batch, Ledger
-from edge.ledger.writer_commits import _FIRST_RETRY, CommitProcessLink
+from edge.ledger.writer_commits import (
+    _FIRST_RETRY,
+    COMMIT_WORKERS,
+    CommitProcessLink,
+    CommitWorker,
+)
 from edge.ledger.writer_prune import WriterPrunes
 from edge.readings import Reading
 
@@ -83,9 +88,16 @@ class LedgerWriter(CommitProcessLink, WriterPrunes):
         stall_warning: float = 30.0,
         journal_max: int = JOURNAL_FRAME_MAX,
         journal_age: float = JOURNAL_MOVE_AGE,
+        commit_worker: str = COMMIT_WORKERS[0],
     ) -> None:
         if ledger.key is None:
             raise StorageError(f"ledger {ledger.path} was opened without a key: cannot write")
+        if commit_worker not in COMMIT_WORKERS:
+            raise ValueError(
+                f"commit_worker must be one of {COMMIT_WORKERS}, not {commit_worker!r}"
+            )
+        #: "thread" (:mod:`edge.ledger.commit_thread`) or "process" (:mod:`.commit_process`)
+        self.commit_worker = commit_worker
         self.ledger = ledger
         self.flush_interval = flush_interval
         self.batch_max = batch_max
@@ -113,7 +125,7 @@ class LedgerWriter(CommitProcessLink, WriterPrunes):
         self._closed = False
         self._done = asyncio.Event()
         self._running = False
-        self._commits: CommitProcess | None = None  # writes our batches (see commit_process)
+        self._commits: CommitWorker | None = None  # writes our batches (see committer)
         # Batches handed to it, oldest first: (batch, completion, loop time it was sent).
         self._inflight: deque[tuple[Batch, asyncio.Future[None], float]] = deque()
         self._stall_warned: asyncio.Future[None] | None = None  # the write last warned about
@@ -135,7 +147,10 @@ class LedgerWriter(CommitProcessLink, WriterPrunes):
 
     @property
     def commit_pid(self) -> int | None:
-        """Process id of the commit process writing our batches (None while it is not running)."""
+        """Process id of the commit process writing our batches.
+
+        None while it is not running, and with the default commit thread.
+        """
         commits = self._commits
         return commits.pid if commits is not None and commits.alive else None
 

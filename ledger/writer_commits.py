@@ -1,8 +1,10 @@
-"""The writer's link to its commit process: start it, stop it, record what it wrote, back off.
+"""The writer's link to its commit worker: start it, stop it, record what it wrote, back off.
 
 :class:`CommitProcessLink` is a mixin of :class:`~edge.ledger.writer.LedgerWriter` (its
 attributes are the writer's, set in ``LedgerWriter.__init__``): the plumbing between the
-writer task on the event loop and :mod:`edge.ledger.commit_process`, which writes the batches.
+writer task on the event loop and the worker that writes the batches, a thread
+(:mod:`edge.ledger.commit_thread`, the default) or a child process
+(:mod:`edge.ledger.commit_process`); both run :mod:`edge.ledger.committer`.
 """
 
 from __future__ import annotations
@@ -15,9 +17,14 @@ from typing import TYPE_CHECKING
 
 from edge.errors import StorageError
 from edge.ledger.commit_client import CommitProcess
+from edge.ledger.commit_thread import CommitThread
 from edge.ledger.store import Batch, Ledger
 
-__all__ = ["CommitProcessLink"]
+__all__ = ["COMMIT_WORKERS", "CommitProcessLink", "CommitWorker"]
+
+#: The commit workers a writer can use (``[ledger] commit_worker``), the default first.
+COMMIT_WORKERS = ("thread", "process")
+CommitWorker = CommitThread | CommitProcess
 
 log = logging.getLogger("edge.ledger")
 
@@ -39,10 +46,11 @@ class CommitProcessLink:
     retry_max: float
     journal_max: int
     journal_age: float
+    commit_worker: str
     commits: int
     commit_seconds: float
     commit_seconds_max: float
-    _commits: CommitProcess | None
+    _commits: CommitWorker | None
     _inflight: deque[tuple[Batch, asyncio.Future[None], float]]
     _retry_delay: float
 
@@ -50,12 +58,13 @@ class CommitProcessLink:
 
         def _written(self, batch: Batch) -> None: ...
 
-    async def _commit_process(self) -> CommitProcess:
-        """The running commit process (started, or restarted after it died)."""
+    async def _commit_process(self) -> CommitWorker:
+        """The running commit worker (started, or restarted after it died)."""
         if self._commits is None or not self._commits.alive:
             if self._commits is not None:
                 await self._commits.wait()
-            self._commits = await CommitProcess.start(
+            worker = CommitThread if self.commit_worker == "thread" else CommitProcess
+            self._commits = await worker.start(
                 self.ledger.path,
                 lock_fd=self.ledger.lock_fd,
                 where=f"ledger {self.ledger.path}: commit",

@@ -14,7 +14,6 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from edge.errors import StorageError, map_exceptions
-from edge.ledger.commit_client import CommitProcess
 from edge.ledger.database import SQL_ERRORS
 from edge.ledger.entry import Entry
 from edge.ledger.readings_store import PrunePlan, plan_budget_prune, plan_prune
@@ -25,6 +24,9 @@ from edge.ledger.summary_retention import (
     minute_cut_for,
     prune_minute_summaries,
 )
+
+if TYPE_CHECKING:
+    from edge.ledger.writer_commits import CommitWorker
 
 __all__ = ["WriterPrunes"]
 
@@ -46,7 +48,7 @@ class WriterPrunes:
             """:meth:`LedgerWriter.durable`."""
 
         def _drain_sync(self) -> None: ...
-        async def _commit_process(self) -> CommitProcess: ...
+        async def _commit_process(self) -> CommitWorker: ...
         async def append(
             self,
             type: str,

@@ -343,3 +343,16 @@ def test_commit_journal_defaults_on_except_on_a_sync_node(tmp_path: Path) -> Non
     assert parse_config(with_sync, tmp_path / "node.toml").ledger.commit_journal is False
     chosen = with_sync + "[ledger]\ncommit_journal = true\n"
     assert parse_config(chosen, tmp_path / "node.toml").ledger.commit_journal is True
+
+
+def test_commit_worker_is_a_thread_unless_a_process_is_asked_for(tmp_path: Path) -> None:
+    from edge.config import COMMIT_WORKERS as CONFIG_WORKERS
+    from edge.ledger.writer_commits import COMMIT_WORKERS
+
+    assert CONFIG_WORKERS == COMMIT_WORKERS  # the config's list is the writer's
+    base = 'node.id = "n1"\n'
+    assert parse_config(base, tmp_path / "node.toml").ledger.commit_worker == "thread"
+    chosen = base + '[ledger]\ncommit_worker = "process"\n'
+    assert parse_config(chosen, tmp_path / "node.toml").ledger.commit_worker == "process"
+    with pytest.raises(ConfigError, match=r"node\.toml:3.*commit_worker.*fork"):
+        parse_config(base + '[ledger]\ncommit_worker = "fork"\n', tmp_path / "node.toml")

@@ -129,8 +129,13 @@ def _node_toml(lane: Lane, failpoint: str | None = None) -> str:
     120 s for a move, and compressed readings blocks are small, so a run would seldom reach one
     before the test kills it; the database files are the same either way, and the next start
     moves what a journal run left.
+
+    Odd lanes write through a commit process (``commit_worker = "process"``), even ones through
+    the default commit thread: every failpoint is planned once with each worker.
     """
     text = (HERE / "node.toml").read_text()
+    if lane.number % 2:
+        text = text.replace("[ledger]\n", '[ledger]\ncommit_worker = "process"\n')
     if failpoint is not None and failpoint.startswith("commit."):
         text = text.replace("commit_journal = true", "commit_journal = false")
     text = text.replace('id = "crash-gw"', f'id = "{lane.node_id}"')
@@ -297,10 +302,15 @@ def lanes(tmp_path: Path, broker: Any) -> Iterator[tuple[list[Lane], Path]]:
     seed = int(os.environ.get("CRASH_SEED", random.randrange(1 << 30)))
     print(f"crash test seed: CRASH_SEED={seed}")
     rng = random.Random(seed)
-    points: list[str | None] = [p for p in CHOSEN for _ in range(2)]
-    points += [None] * RANDOM_KILLS
-    rng.shuffle(points)
-    plans: list[list[str | None]] = [points[i::LANES] for i in range(LANES)]
+    # each failpoint planned twice: once on a commit-thread lane (even), once on a
+    # commit-process lane (odd); the random kills split between them
+    plans: list[list[str | None]] = [[] for _ in range(LANES)]
+    for parity in (0, 1):
+        points: list[str | None] = [*CHOSEN, *[None] * (RANDOM_KILLS // 2)]
+        rng.shuffle(points)
+        lanes_of = list(range(parity, LANES, 2))
+        for i, point in enumerate(points):
+            plans[lanes_of[i % len(lanes_of)]].append(point)
     alerts = tmp_path / "alerts.log"
     with alerts.open("wb") as out:
         sub = subprocess.Popen(
@@ -486,9 +496,12 @@ def _check_alerts_are_recorded(
 def test_sigterm_to_the_process_group_stops_node_and_commit_process_cleanly(
     tmp_path: Path,
 ) -> None:
-    """systemd's default KillMode signals the whole control group: node and commit process."""
+    """systemd's default KillMode signals the whole control group: node and commit process
+    (``commit_worker = "process"``; the default thread has no process of its own)."""
     shutil.copyfile(HERE / "rules.yaml", tmp_path / "rules.yaml")
     shutil.copyfile(HERE / "node.toml", tmp_path / "node.toml")
+    toml = tmp_path / "node.toml"
+    toml.write_text(toml.read_text().replace("[ledger]\n", '[ledger]\ncommit_worker = "process"\n'))
     db = tmp_path / "data" / "ledger.db"
     with SimulatorThread(load_scenario(HERE / "scenario.yaml"), tmp_path, seed=5):
         with (tmp_path / "run.log").open("wb") as log:

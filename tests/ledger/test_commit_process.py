@@ -37,7 +37,9 @@ async def test_killed_commit_process_is_restarted_and_nothing_is_lost(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = tmp_path / "l.db"
-    writer = LedgerWriter.open(path, NodeKey.generate(), flush_interval=0.005, batch_max=50)
+    writer = LedgerWriter.open(
+        path, NodeKey.generate(), flush_interval=0.005, batch_max=50, commit_worker="process"
+    )
     caplog.set_level(logging.ERROR)
     async with asyncio.TaskGroup() as tg:
         tg.create_task(writer.run(), name="ledger-writer")
@@ -101,7 +103,9 @@ def test_commit_process_dies_with_its_node_and_frees_the_lock(tmp_path: Path) ->
         from edge.ledger.writer import LedgerWriter
 
         async def main():
-            writer = LedgerWriter.open({str(db)!r}, load_key(Path({str(keyfile)!r})))
+            writer = LedgerWriter.open(
+                {str(db)!r}, load_key(Path({str(keyfile)!r})), commit_worker="process"
+            )
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(writer.run(), name="ledger-writer")
                 entry = await writer.append("alarm", {{"n": 0}}, ts={T0})
@@ -136,7 +140,9 @@ async def test_commit_process_that_cannot_start_is_retried(
     """The interpreter to start the commit process is missing (a real failed exec): the writer
     logs it, keeps the entries and retries; once it can start, everything lands."""
     path = tmp_path / "l.db"
-    writer = LedgerWriter.open(path, NodeKey.generate(), flush_interval=0.005, retry_max=0.05)
+    writer = LedgerWriter.open(
+        path, NodeKey.generate(), flush_interval=0.005, retry_max=0.05, commit_worker="process"
+    )
     caplog.set_level(logging.ERROR)
     python = sys.executable
     monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
@@ -164,7 +170,12 @@ async def test_a_stuck_commit_is_reported_and_lands_once_unstuck(
     writer warns once, producers are held by back-pressure, and after SIGCONT all lands."""
     path = tmp_path / "l.db"
     writer = LedgerWriter.open(
-        path, NodeKey.generate(), flush_interval=0.005, queue_size=100, stall_warning=0.2
+        path,
+        NodeKey.generate(),
+        flush_interval=0.005,
+        queue_size=100,
+        stall_warning=0.2,
+        commit_worker="process",
     )
     caplog.set_level(logging.WARNING)
     async with asyncio.TaskGroup() as tg:

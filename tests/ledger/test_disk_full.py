@@ -45,7 +45,9 @@ async def test_full_disk_stalls_commits_then_everything_lands(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = tmp_path / "ledger.db"
-    writer = LedgerWriter.open(path, NodeKey.generate(), flush_interval=0.01, batch_max=25)
+    writer = LedgerWriter.open(
+        path, NodeKey.generate(), flush_interval=0.01, batch_max=25, commit_worker="process"
+    )
     caplog.set_level(logging.ERROR)
     async with asyncio.TaskGroup() as tg:
         tg.create_task(writer.run(), name="ledger")

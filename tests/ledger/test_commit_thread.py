@@ -1,0 +1,175 @@
+"""The commit thread, the writer's default worker: same requests and refusals as the process,
+no process of its own, and a full disk (a real file-size limit) delays without losing."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+from edge.errors import StorageError
+from edge.ledger.commit import batch_params
+from edge.ledger.commit_thread import CommitThread
+from edge.ledger.keys import NodeKey
+from edge.ledger.store import Ledger, connect
+from edge.ledger.writer import LedgerWriter
+
+from .conftest import T0, assert_verifies
+
+
+def _journal_bytes(db: Path) -> int:
+    journal = Path(f"{db}.eqj")
+    return journal.stat().st_size if journal.exists() else 0
+
+
+def _commit_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "edge-commit"]
+
+
+async def test_the_default_worker_is_a_thread_that_ends_with_the_writer(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    before = len(_commit_threads())
+    writer = LedgerWriter.open(path, NodeKey.generate(), flush_interval=0.005)
+    assert writer.commit_worker == "thread"
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(writer.run(), name="ledger-writer")
+        entries = [await writer.append("alarm", {"n": n}, ts=T0 + n) for n in range(50)]
+        await writer.durable(entries[-1].seq)
+        assert len(_commit_threads()) == before + 1
+        assert writer.commit_pid is None  # no process of its own
+        await writer.aclose()
+    assert len(_commit_threads()) == before
+    assert writer.committed == 50
+    assert _journal_bytes(path) == 0  # moved into the database at the thread's end
+    assert_verifies(path)
+
+
+async def test_commit_thread_refuses_a_file_that_is_not_a_database(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    path.write_bytes(b"this is not a database file, it is a shopping list\n" * 100)
+    with pytest.raises(StorageError, match="not a database"):
+        await CommitThread.start(path, lock_fd=None, where=f"ledger {path}", timeout=30)
+
+
+async def test_batch_that_is_not_next_is_refused_and_nothing_lands(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    key = NodeKey.generate()
+    with Ledger.open(path, key) as ledger:
+        for n in range(3):
+            ledger.append("alarm", {"n": n}, ts=T0 + n)
+        ledger.cut()
+        ledger.append("alarm", {"n": 3}, ts=T0 + 3)
+        second = ledger.cut()  # starts at seq 4: the first batch (0..3) is not written
+        assert second is not None
+        commits = await CommitThread.start(path, lock_fd=None, where="test", timeout=30)
+        with pytest.raises(StorageError, match="is not next"):
+            await commits.request("write", batch_params(second), [])
+        assert await commits.request("prune", [99]) == 0  # no such block
+        assert await commits.close() == 0
+        assert not commits.alive
+        with pytest.raises(StorageError, match="not running"):
+            await commits.request("move")
+    conn = connect(path, readonly=True)
+    assert conn.execute("SELECT count(*) FROM entries").fetchone()[0] == 0
+    conn.close()
+
+
+async def test_kill_fails_what_is_queued_and_the_writer_lands_it_again(tmp_path: Path) -> None:
+    """kill() stops the thread after its current write; the writer starts a new one and
+    writes what was refused, nothing lost or doubled."""
+    path = tmp_path / "l.db"
+    writer = LedgerWriter.open(path, NodeKey.generate(), flush_interval=0.002, batch_max=5)
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(writer.run(), name="ledger-writer")
+        first = await writer.append("alarm", {"n": 0}, ts=T0)
+        await writer.durable(first.seq)
+        worker = writer._commits
+        assert isinstance(worker, CommitThread)
+        entries = []
+        for n in range(1, 200):
+            entries.append(await writer.append("alarm", {"n": n}, ts=T0 + n))
+            if n == 50:
+                worker.kill()
+        async with asyncio.timeout(20):
+            await writer.durable(entries[-1].seq)
+        assert writer._commits is not worker  # a new thread took over
+        await writer.aclose()
+    assert writer.committed == 200
+    assert_verifies(path)
+    conn = connect(path, readonly=True)
+    ns = [
+        int(raw.split(b'"n":')[1].split(b"}")[0])
+        for (raw,) in conn.execute("SELECT raw FROM entries WHERE type = 'alarm' ORDER BY seq")
+    ]
+    conn.close()
+    assert ns == list(range(200))
+
+
+_DISK_FULL = """
+import asyncio, logging, os, resource, sys
+from edge.ledger.keys import NodeKey
+from edge.ledger.writer import LedgerWriter
+
+path, n = sys.argv[1], int(sys.argv[2])
+errors = []
+class Catch(logging.Handler):
+    def emit(self, record):
+        errors.append(record.getMessage())
+logging.getLogger("edge.ledger").addHandler(Catch(level=logging.ERROR))
+
+async def main():
+    writer = LedgerWriter.open(path, NodeKey.generate(), flush_interval=0.01, batch_max=25)
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(writer.run(), name="ledger")
+        e = await writer.append("alarm", {"rule": "r", "note": "x" * 300, "i": 0}, ts=1.8e9)
+        await writer.durable(e.seq)
+        assert writer.commit_pid is None
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        wal = os.stat(path + "-wal").st_size
+        resource.setrlimit(resource.RLIMIT_FSIZE, (wal, hard))  # the disk is full
+        for i in range(1, n):
+            await writer.append("alarm", {"rule": "r", "note": "x" * 300, "i": i}, ts=1.8e9 + i)
+        async with asyncio.timeout(10):
+            while not any("full" in m or "I/O error" in m for m in errors):
+                await asyncio.sleep(0.02)
+        stalled = writer.committed
+        assert stalled < n, "the limit never bit"
+        await asyncio.sleep(0.3)
+        assert writer.committed == stalled, "commits went on while the disk was full"
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))  # space freed
+        async with asyncio.timeout(20):
+            while writer.committed < n:
+                await asyncio.sleep(0.02)
+        await writer.aclose()
+    print("stalled", stalled, "committed", writer.committed)
+
+asyncio.run(main())
+"""
+
+
+def test_full_disk_stalls_the_commit_thread_then_everything_lands(tmp_path: Path) -> None:
+    """A real file-size limit on the writing process (the node itself, with a thread): SIGXFSZ
+    must not kill it; commits stall, then all land once the limit is lifted."""
+    path = tmp_path / "ledger.db"
+    n = 400
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_DISK_FULL), str(path), str(n)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"committed {n}" in done.stdout
+    assert_verifies(path)
+    conn = connect(path, readonly=True)
+    bodies = [
+        r[0] for r in conn.execute("SELECT raw FROM entries WHERE type = 'alarm' ORDER BY seq")
+    ]
+    conn.close()
+    assert len(bodies) == n
+    assert all(f'"i":{i},'.encode() in raw for i, raw in enumerate(bodies))
