@@ -2,7 +2,7 @@
 
 Lots (search, sort, pages), a lot's cross-gateway timeline, checks, aggregates with Cp/Cpk,
 control charts, open alarms, feeds with their heads and verification, and the downloads (CSV,
-EPCIS 2.0, lot report HTML/PDF, proof bundle). See docs/guide/quality-manager.md and
+EPCIS 2.0, lot report HTML/PDF, proof bundle, analysis database). See docs/guide/quality-manager.md and
 docs/design.md ("The quality office web view"). Nothing here is imported by ``edge run``.
 """
 

@@ -33,6 +33,7 @@ _DOWNLOADS = (
     ("report.pdf", "Lot report (PDF)"),
     ("report.html", "Lot report (HTML)"),
     ("proof.zip", "Proof bundle (auditors)"),
+    ("analysis.sqlite", "Analysis database (SQLite)"),
 )
 
 
@@ -151,7 +152,34 @@ def lot_route(app: WebApp, request: Request, rest: list[str]) -> Response:
 
         bundle, _ = build_proof(conn, trace, generator=f"edge-qc {__version__} (edge serve)")
         return _download(bundle, "application/zip", _filename(lot, "-proof.zip"))
+    if what == "analysis.sqlite":
+        return _download(
+            _analysis_db(conn, trace), "application/vnd.sqlite3", _filename(lot, ".sqlite")
+        )
     return app.html(404, "Not found", f"<p>No download {esc(what)}.</p>")
+
+
+def _analysis_db(conn: sqlite3.Connection, trace: LotTrace) -> bytes:
+    """``edge ledger export --format sqlite`` of this one lot, as the file's bytes.
+
+    The same rows as the CLI's (the lot's trace over the shown feeds, the readings and summaries
+    of its span), written to a private temporary directory, read back whole and removed:
+    sqlite-utils writes a file, not a stream, and the response is sent from memory like the
+    other downloads.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from edge.errors import EdgeError
+    from edge.ledger.export_sqlite import write_lots_sqlite
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="edge-serve-") as folder:
+            path = Path(folder) / "analysis.sqlite"
+            write_lots_sqlite([trace], conn, path)
+            return path.read_bytes()
+    except OSError as exc:  # the temporary folder: full, or not writable
+        raise EdgeError(f"cannot write the analysis database: {exc.strerror or exc}") from exc
 
 
 def _lot_chart(app: WebApp, conn: sqlite3.Connection, trace: LotTrace, name: str) -> Response:

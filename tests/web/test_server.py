@@ -111,7 +111,7 @@ def test_no_route_changes_the_ledger(scenario: ws.WebScenario, server: Server) -
     paths = [
         "/lots", "/lots?q=L&sort=lot&order=asc&page=2", "/lot/L-2611-A", "/alarms", "/feeds",
         "/lot/L-2611-A/export.csv", "/lot/L-2611-A/epcis.json", "/lot/L-2611-A/report.html",
-        "/lot/L-2611-A/report.pdf", "/lot/L-2611-A/proof.zip",
+        "/lot/L-2611-A/report.pdf", "/lot/L-2611-A/proof.zip", "/lot/L-2611-A/analysis.sqlite",
         "/lot/L-2611-A/chart/fill_weight.svg", "/lot/L-2611-A/chart/fill_weight.json",
         "/chart?point=fill_weight&since=2026-11-23T08:00Z&until=2026-11-23T09:00Z",
     ]  # fmt: skip
