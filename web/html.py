@@ -123,6 +123,7 @@ def page(title: str, body: str, *, zone: str = "", status_line: str = "") -> str
             ("/alarms", "Open alarms"),
             ("/feeds", "Feeds"),
             ("/chart", "Point chart"),
+            ("/trend", "Trends"),
         )
     )
     foot = f'<p class="note">Times in {esc(zone)}; hover a time for UTC.</p>' if zone else ""

@@ -372,6 +372,7 @@ def _lot_html(
             f'<figure id="chart-{esc(c.point)}">{app.svg(c)}'
             f"<figcaption>{link(url('lot', lot, 'chart', c.point + '.json'), 'chart data (JSON)')} · "
             f"{link(url('chart', point=c.point, since=c.data.first, until=_after(c.data.last)), 'this point over time')}"
+            f" · {link(url('trend', point=c.point), 'over 90 days')}"
             "</figcaption></figure>"
             for c in charts
         ]
@@ -429,7 +430,8 @@ def point_chart(app: WebApp, request: Request, rest: list[str]) -> Response:
             200, orjson.dumps(data.to_json(), option=orjson.OPT_SERIALIZE_NUMPY), "application/json"
         )
     body.append(
-        f"<p>{data.count} readings from {app.site.tag(data.first)} to {app.site.tag(data.last)}.</p>"
+        f"<p>{data.count} readings from {app.site.tag(data.first)} to {app.site.tag(data.last)}"
+        f" · {link(url('trend', point=point), 'this point over 90 days (summaries)')}.</p>"
     )
     svg = chart_svg(data, resolution=app.settings.resolutions.get(point), tz=app.site.zone)
     body.append(f'<div class="charts">{svg}</div>')

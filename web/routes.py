@@ -273,11 +273,18 @@ def _chart(app: WebApp, request: Request, rest: list[str]) -> Response:
     return lot_page.point_chart(app, request, rest)
 
 
+def _trend(app: WebApp, request: Request, rest: list[str]) -> Response:
+    from edge.web import trend_page
+
+    return trend_page.trend_page(app, request, rest)
+
+
 ROUTES: list[tuple[str, Callable[[WebApp, Request, list[str]], Response]]] = [
     ("lots", lots_page),
     ("lot", _lot),
     ("alarms", alarms_page),
     ("feeds", feeds_page),
     ("chart", _chart),
+    ("trend", _trend),
     ("", _home),
 ]
