@@ -101,7 +101,8 @@ class WriterPrunes:
     ) -> tuple[PrunePlan | None, SummaryCut | None]:
         """Prune the oldest raw blocks to fit the disk budget, then the oldest minute summaries.
 
-        Minute summaries go only when pruning every raw block is not enough. Blocks are recorded first like every prune (:meth:`prune_readings`); arguments as
+        Minute summaries go only when pruning every raw block is not enough. Blocks are
+        recorded first like every prune (:meth:`prune_readings`); arguments as
         :func:`edge.ledger.readings_store.plan_budget_prune`.
 
         Returns:
@@ -155,7 +156,7 @@ class WriterPrunes:
             ):
                 return prune_minute_summaries(self.ledger.conn, cut.before)
         commits = await self._commit_process()
-        # the commit process's prune request takes a cut as it takes blocks (commit.prune_readings)
+        # the commit worker's prune request takes a cut as it takes blocks (commit.prune_readings)
         deleted: int = await commits.request("prune", cut)
         return deleted
 

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from edge.ledger.keys import KEY_FILE, NodeKey, create_key_file, load_key
 from edge.ledger.readings_store import plan_budget_prune
 from edge.ledger.store import Ledger, connect
@@ -107,13 +109,16 @@ def test_the_estimate_and_the_cut_follow_the_hour_rows(tmp_path: Path) -> None:
         conn.close()
 
 
-async def test_retention_deletes_old_minutes_through_the_commit_process(tmp_path: Path) -> None:
+@pytest.mark.parametrize("worker", ["thread", "process"])
+async def test_retention_deletes_old_minutes_through_the_commit_worker(
+    tmp_path: Path, worker: str
+) -> None:
     db = tmp_path / "l.db"
     _fill(db)
     hours_before = _hour_summaries(db)
     entries_before = _entries(db)
     assert _rows(db) == {60: 2 * 60 * HOURS, 3600: 2 * HOURS}
-    writer = LedgerWriter.open(db, _key(db), flush_interval=0.01)
+    writer = LedgerWriter.open(db, _key(db), flush_interval=0.01, commit_worker=worker)
     async with asyncio.TaskGroup() as tg:
         tg.create_task(writer.run(), name="ledger-writer")
         # minutes of the first two hours and a half go (a cut inside an hour keeps its rest)
