@@ -85,7 +85,7 @@ class LedgerConfig:
     batch_max: int = 1000  #: most entries per commit
     readings_retention: float = 30 * 86400.0  #: raw readings older than this are pruned
     #: minute summaries older than this are deleted (hour summaries are kept for ever): ~90
-    #: bytes a point a minute, 330 MB for 40 points over the default 90 days
+    #: bytes a point a minute, ~430 MB for 40 points over the default 90 days
     minute_summary_retention: float = 90 * 86400.0
     readings_block: int = 1000  #: raw readings per digest entry on the ledger
     #: disk budget: the oldest raw blocks are pruned (recorded, warning alarm) once the stored

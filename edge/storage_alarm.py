@@ -32,8 +32,8 @@ class StorageAlarm(SystemAlarm):
     SEVERITY = "medium"
 
     def pruned(self, what: str, now: float) -> tuple[StorageAlarm, Transition | None]:
-        """The budget pruned raw readings (``what``: which and why, one line)."""
-        message = f"disk budget reached, oldest raw readings pruned: {what}"
+        """The budget pruned raw readings, or minute summaries (``what``: which and why, one line)."""
+        message = f"disk budget reached, oldest pruned: {what}"
         if self.active:
             return replace(self, message=message), None
         return self._move(AlarmState.ACTIVE_UNACK, "activated", message, now)
