@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from edge.office.report import LotReport, build_lot_report
     from edge.office.report_html import lot_report_html
     from edge.office.svg import chart_svg
+    from edge.office.trend import TrendData, trend_data
+    from edge.office.trend_layout import trend_svg
 
 _WHERE = {
     "AlarmPeriod": "chart",
@@ -64,6 +66,9 @@ _WHERE = {
     "build_lot_report": "report",
     "lot_report_html": "report_html",
     "chart_svg": "svg",
+    "TrendData": "trend",
+    "trend_data": "trend",
+    "trend_svg": "trend_layout",
 }
 
 __all__ = [
@@ -76,6 +81,7 @@ __all__ = [
     "Series",
     "SpcSettings",
     "SpecLimits",
+    "TrendData",
     "alarm_periods",
     "build_lot_report",
     "chart_data",
@@ -90,6 +96,8 @@ __all__ = [
     "spc_settings",
     "spec_limits",
     "summary_numbers",
+    "trend_data",
+    "trend_svg",
 ]
 
 

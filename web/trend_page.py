@@ -19,10 +19,12 @@ from edge.web.http import Request, Response
 if TYPE_CHECKING:
     from edge.web.app import WebApp
 
-__all__ = ["MINUTES_UP_TO", "trend_page"]
+__all__ = ["MINUTES_AT_MOST", "MINUTES_UP_TO", "trend_page"]
 
 #: Spans up to this are drawn from minute summaries by default (2,880 subgroups at most).
 MINUTES_UP_TO = timedelta(days=2)
+#: The longest span drawn per minute on request (10,080 subgroups: a page of a few MB).
+MINUTES_AT_MOST = timedelta(days=7)
 _PERIODS = {"hour": 3600, "minute": 60}
 
 
@@ -75,6 +77,12 @@ def trend_page(app: WebApp, request: Request, rest: list[str]) -> Response:
     hi = datetime.fromisoformat(until.replace("Z", "+00:00"))
     if per == "auto":
         per = "minute" if hi - lo <= MINUTES_UP_TO else "hour"
+    elif per == "minute" and hi - lo > MINUTES_AT_MOST:
+        body.append(
+            f'<p class="error">per minute: at most {MINUTES_AT_MOST.days} days at a time; '
+            "choose a shorter span, or per hour</p>"
+        )
+        return app.html(400, f"Trend of {point}", "".join(body))
     seconds = _PERIODS[per]
     summaries = list(
         read_summaries(conn, seconds=seconds, points=[point], since=since, until=until)

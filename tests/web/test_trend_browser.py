@@ -4,9 +4,12 @@ all but the last day were pruned: the chart is drawn from hour summaries, and th
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -133,3 +136,40 @@ def test_the_trend_chart_draws_the_limits_of_the_raw_readings(
     browser.get(server.url + "/trend")
     _wait(browser, "ul.trend-points")
     assert [a.text for a in browser.find_elements(By.CSS_SELECTOR, "ul.trend-points a")] == [POINT]
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {TOKEN}"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_trend_json_and_bad_requests(trend_server: tuple[Server, float]) -> None:
+    server, end = trend_server
+    status, body = _get(server.url + f"/trend/json?point={POINT}")
+    assert status == 200
+    data = json.loads(body)
+    assert (data["point"], data["seconds"], len(data["subgroups"])) == (POINT, 3600, DAYS * 24)
+    first = data["subgroups"][0]
+    values = [v for _, v in _raw(end)[0]]
+    assert (first["count"], first["min"], first["max"]) == (len(values), min(values), max(values))
+    assert first["mean"] == pytest.approx(statistics.fmean(values), rel=1e-12)
+    # the last day asked per minute: minute summaries
+    status, body = _get(server.url + f"/trend/json?point={POINT}&since=1d")
+    assert status == 200
+    assert json.loads(body)["seconds"] == 60
+    status, body = _get(server.url + f"/trend?point={POINT}&per=week")
+    assert status == 400
+    assert b"is not auto, hour or minute" in body
+    status, body = _get(server.url + f"/trend?point={POINT}&per=minute&since=30d")
+    assert status == 400
+    assert b"at most 7 days" in body
+    status, body = _get(server.url + f"/trend?point={POINT}&since=soon")
+    assert status == 400
+    status, body = _get(server.url + "/trend?point=nosuch")
+    assert status == 200
+    assert b"No hour summaries of nosuch" in body
+    assert _get(server.url + "/trend/json?point=nosuch")[0] == 404
