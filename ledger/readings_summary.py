@@ -41,28 +41,51 @@ ON CONFLICT(point, seconds, start) DO UPDATE SET
 
 
 def summarize(items: Iterable[Item]) -> tuple[SummaryRow, ...]:
-    """The summary rows of one block's readings (Welford's update per point and period)."""
-    acc: dict[tuple[str, int, int], list[float]] = {}
+    """The summary rows of one block's readings (Welford's update per point and period).
+
+    Each row's updates run in arrival order, as one loop over the block would run them, so the
+    floats are the same to the bit; but per point, with the running figures in locals while a
+    point stays in one period (the common case: a block covers seconds), not a dictionary
+    look-up per reading and period.
+    """
+    by_point: dict[str, list[tuple[int, float]]] = {}
     for point, _unit, micros, value, quality in items:
         kind = type(value)
         if quality != "good" or (kind is not float and kind is not int):
             continue
-        x = float(value)
-        second = micros // 1_000_000
+        samples = by_point.get(point)
+        if samples is None:
+            samples = by_point[point] = []
+        samples.append((micros // 1_000_000, float(value)))
+    acc: dict[tuple[str, int, int], list[float]] = {}
+    for point, samples in by_point.items():
         for period in PERIODS:
-            key = (point, period, second - second % period)
-            a = acc.get(key)
-            if a is None:
-                acc[key] = [1.0, x, x, x, 0.0]
-                continue
-            n = a[0] + 1.0
-            delta = x - a[3]
-            mean = a[3] + delta / n
-            a[0] = n
-            a[1] = min(a[1], x)
-            a[2] = max(a[2], x)
-            a[4] += delta * (x - mean)
-            a[3] = mean
+            key: tuple[str, int, int] | None = None
+            a: list[float] = []
+            n = low = high = mean = m2 = 0.0
+            for second, x in samples:
+                start = second - second % period
+                if key is None or start != key[2]:
+                    if key is not None:  # leaving a period: keep its figures
+                        a[:] = (n, low, high, mean, m2)
+                    key = (point, period, start)
+                    found = acc.get(key)
+                    if found is None:  # the period's first reading
+                        acc[key] = a = [1.0, x, x, x, 0.0]
+                        n, low, high, mean, m2 = a
+                        continue
+                    a = found
+                    n, low, high, mean, m2 = a
+                n += 1.0
+                delta = x - mean
+                mean += delta / n
+                if x < low:
+                    low = x
+                if x > high:
+                    high = x
+                m2 += delta * (x - mean)
+            if key is not None:
+                a[:] = (n, low, high, mean, m2)
     return tuple(
         (point, period, start, int(a[0]), a[1], a[2], a[3], a[4])
         for (point, period, start), a in sorted(acc.items())
