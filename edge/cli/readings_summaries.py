@@ -170,6 +170,9 @@ def _write(out: IO[str], rows: Iterator[dict[str, Any]], fmt: str) -> int:
     default=Path("-"),
     help="The file to write ('-': stdout) [-].",
 )
+@click.option(
+    "--json", "as_json", is_flag=True, help="Summary and errors as JSON (needs --out FILE)."
+)
 def summaries(
     db: Path | None,
     config_path: Path | None,
@@ -179,12 +182,14 @@ def summaries(
     per: str,
     fmt: str,
     out_path: Path,
+    as_json: bool,
 ) -> None:
     """Export per-point summaries (count, min, max, mean, std) of each minute or hour.
 
     They outlive raw readings: a trend over months needs no raw data. Columns: point, start
     (ISO UTC), count, min, max, mean, std (sample, n - 1). Exit 0 when summaries were
-    exported, 1 when none matched or the file is not a ledger.
+    exported, 1 when none matched or the file is not a ledger. With --json the summary is one
+    JSON object on stdout (the rows go to --out).
 
     \b
     Examples:
@@ -193,25 +198,32 @@ def summaries(
     """  # noqa: D301
     import sqlite3
 
-    conn, path, lo, hi = open_store(db, config_path, since, until, False)
+    if as_json and str(out_path) == "-":
+        raise click.BadParameter("--json needs --out FILE: stdout carries the summary")
+    conn, path, lo, hi = open_store(db, config_path, since, until, as_json)
     out: IO[str] = sys.stdout
     try:
         if str(out_path) != "-":
             try:
                 out = out_path.open("w", newline="", encoding="utf-8")
             except OSError as exc:
-                fail(f"{out_path}: cannot write: {exc.strerror}", 1)
+                fail(f"{out_path}: cannot write: {exc.strerror}", 1, as_json)
         count = _write(out, summary_rows(conn, _SECONDS[per], points, lo, hi), fmt)
         out.flush()
     except BrokenPipeError:
         quiet_exit_on_closed_pipe()
     except sqlite3.Error as exc:  # a damaged file, found while reading it
-        fail(f"{path}: cannot read summaries: {exc}", 1)
+        fail(f"{path}: cannot read summaries: {exc}", 1, as_json)
     finally:
         if out is not sys.stdout:
             out.close()
         conn.close()
     where = "stdout" if out is sys.stdout else str(out_path)
+    if as_json:
+        import json
+
+        click.echo(json.dumps({"ok": count > 0, "summaries": count, "per": per, "out": where}))
+        sys.exit(0 if count else 1)
     click.echo(f"exported {count} {per} summaries to {where}", err=True)
     if not count:
         click.echo(

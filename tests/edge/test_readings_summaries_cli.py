@@ -125,3 +125,22 @@ def test_errors_are_one_line_and_exit_non_zero(db: Path, tmp_path: Path) -> None
     )
     assert unwritable.exit_code == 1
     assert "cannot write" in unwritable.stderr
+
+
+def test_json_summary_on_stdout(db: Path, tmp_path: Path) -> None:
+    out = tmp_path / "h.csv"
+    result = invoke("readings", "summaries", "--db", str(db), "--json", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"ok": True, "summaries": 6, "per": "hour", "out": str(out)}
+    assert len(out.read_text().splitlines()) == 1 + 6  # two points, three hours
+    none = invoke(
+        "readings", "summaries", "--db", str(db), "--point", "x", "--json", "--out", str(out)
+    )
+    assert none.exit_code == 1
+    assert json.loads(none.stdout)["ok"] is False
+    bad = invoke(
+        "readings", "summaries", "--db", str(tmp_path / "missing.db"), "--json", "--out", str(out)
+    )
+    assert bad.exit_code == 1
+    assert json.loads(bad.stdout)["ok"] is False
+    assert invoke("readings", "summaries", "--db", str(db), "--json").exit_code == 2
