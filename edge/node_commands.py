@@ -46,6 +46,8 @@ class OperatorCommands:
 
         def _record(self, ev: RuleEvent, comment: str = "") -> bool: ...
 
+        def _wake_rules(self) -> None: ...
+
     # -- operator commands ------------------------------------------------------------------
 
     async def apply_command(self, cmd: OperatorCommand) -> dict[str, Any]:
@@ -102,6 +104,7 @@ class OperatorCommands:
         except ValueError as exc:
             return {"ok": False, "error": str(exc)}
         self._state = st
+        self._wake_rules()  # a shelve starts a timer: the rules loop may be waiting without one
         seqs = [-1]
         for ev in events:
             self._record(ev, comment=cmd.comment)

@@ -44,6 +44,9 @@ class RuleSets:
 
         def _record(self, ev: RuleEvent, comment: str = "") -> bool: ...
 
+        def request_reload(self) -> None:
+            """Ask for the rule files to be re-read (the node's)."""
+
     # -- rule sets ----------------------------------------------------------------------------
 
     def _load_rules(self) -> RuleSet:
@@ -69,7 +72,7 @@ class RuleSets:
             now = _mtimes(self.config.rules.files)
             if now != seen:
                 seen = now
-                self._reload_requested.set()
+                self.request_reload()
 
     async def _reload(self, now: float) -> None:
         """Validate the rule files; swap them in only when valid, keeping unchanged rules' states.
