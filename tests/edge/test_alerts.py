@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,13 @@ def _ledger_alarms(db: Path) -> list[bytes]:
         conn.close()
 
 
+async def _until(condition: Callable[[], bool], seconds: float) -> None:
+    """Poll ``condition`` every 10 ms until it holds (TimeoutError after ``seconds``)."""
+    async with asyncio.timeout(seconds):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
 def _dedup(payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
     seen: set[str] = set()
     out = []
@@ -147,6 +155,9 @@ async def test_outage_longer_than_memory_replays_from_ledger_and_cursor_resumes(
         p = tg.create_task(pub.run())
         await writer.append("alarm", _alarm(0), ts=1.0)
         await sub.wait_for("alarms", 1)
+        # The subscriber has it; the publisher counts it delivered only on its PUBACK, which may
+        # come a moment later (stopped before it, the broker leaves 51 waiting, not 50).
+        await _until(lambda: pub.stats.streams["alarms"].delivered == 1, 10.0)
         broker.stop()
         for i in range(1, 51):
             await writer.append("alarm", _alarm(i), ts=1.0 + i)
