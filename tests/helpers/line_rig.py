@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from loop_stalls import StallMonitor
+
 from edge.config import BusConfig, DeviceConfig, PointConfig
 from edge.drivers.rtu import RtuTransport
 from edge.drivers.scheduler import DeviceRuntime, ModbusPoller
@@ -86,6 +88,8 @@ class Recorder:
         default_factory=lambda: defaultdict(list)
     )
     served: list[tuple[int, str]] = field(default_factory=list)  #: (deadline offset µs, device)
+    #: when the event loop could not run at all (filled while :func:`run_for` polls)
+    stalls: StallMonitor = field(default_factory=StallMonitor)
 
     async def __call__(self, readings: list[Reading]) -> None:
         device = OWNER[readings[0].point]
@@ -108,6 +112,12 @@ class Recorder:
         times = [t for t, _ in self.cycles[device]]
         return [b - a for a, b in itertools.pairwise(times)]
 
+    def free_intervals(self, device: str) -> list[float]:
+        """Intervals between cycles less the event loop's stalls inside them: what the poller's
+        choices cost (a loaded machine stalls every task alike; see :mod:`loop_stalls`)."""
+        times = [t for t, _ in self.cycles[device]]
+        return [b - a - self.stalls.within(a, b) for a, b in itertools.pairwise(times)]
+
     def check_values(self) -> None:
         """Only the true values were ever delivered (no reply decoded for the wrong device)."""
         for cycles in self.cycles.values():
@@ -125,7 +135,9 @@ def p99(values: list[float]) -> float:
 async def run_for(poller: ModbusPoller, rec: Recorder, seconds: float) -> None:
     """Poll for ``seconds``, then cancel (promptly) and check the port was closed."""
     task = asyncio.create_task(poller.run(rec), name="bus:line")
+    monitor = asyncio.create_task(rec.stalls.run(), name="stalls")
     await asyncio.sleep(seconds)
+    monitor.cancel()
     assert not task.done(), "the poller died"
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)

@@ -86,7 +86,8 @@ async def test_slow_device_in_time_is_stretched_not_its_neighbours(
         cleared = time.monotonic()
         await task
     for name in HEALTHY:
-        nominal = seconds / rig.DEVICES[name][1]
+        # nominal on the time the event loop could run (a loaded machine stalls it now and then)
+        nominal = (seconds - rec.stalls.within(started, started + seconds)) / rig.DEVICES[name][1]
         kept = rec.good(name, started, started + seconds)
         assert kept >= 0.9 * nominal, (name, kept, nominal)  # counted from what was emitted
         assert during.devices[name].kept >= 0.9, during.devices[name]  # and by the counters
@@ -108,7 +109,8 @@ async def test_slow_device_in_time_is_stretched_not_its_neighbours(
 
 
 async def test_dead_device_costs_its_neighbours_one_timeout_at_most(tmp_path: Path) -> None:
-    """dosing dead: the others' p99 interval stays within poll + one transaction + timeout."""
+    """dosing dead: the others' p99 interval stays within poll + one transaction + timeout
+    (intervals less the event loop's stalls, when a loaded machine left it no CPU)."""
     with rig.line_sim(tmp_path) as sim:
         poller = rig.make_poller(sim)
         rec = rig.Recorder(poller)
@@ -118,8 +120,8 @@ async def test_dead_device_costs_its_neighbours_one_timeout_at_most(tmp_path: Pa
     for name in HEALTHY:
         poll = rig.DEVICES[name][1]
         bound = poll + rig.TRANSACTION + rig.TIMEOUT
-        worst = rig.p99(rec.intervals(name))
-        assert worst <= bound, (name, worst, bound)
+        worst = rig.p99(rec.free_intervals(name))  # the event loop's stalls taken out
+        assert worst <= bound, (name, worst, bound, rig.p99(rec.intervals(name)))
         assert rec.qualities(name) == {Quality.GOOD}
     assert rec.qualities("dosing", time.monotonic() - 9.0) <= {Quality.STALE, Quality.COMM_FAIL}
     # probed, but from the spare capacity: a few times, not every cycle
@@ -148,7 +150,7 @@ async def test_coinciding_deadlines_are_served_in_the_same_order_every_run(
         runs.append({k: v for k, v in groups.items() if len(v) > 1 and k < 3_000_000})
         # a sanity bound only (a loaded CI machine stretches wall intervals): the order checks
         # below are what catches press served last at coinciding deadlines
-        assert rig.p99(rec.intervals("press")) < 0.3
+        assert rig.p99(rec.free_intervals("press")) < 0.3
     first, second = runs
     config = list(rig.DEVICES)
     full = [g for g in first.values() if len(g) == 4]
