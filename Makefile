@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(BIN)/edge demo $(if $(SECONDS),--seconds $(SECONDS))
 
 test: $(STAMP) test-tools
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 || test $$? -eq 5
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist worksteal || test $$? -eq 5
 
 # Tools the tests run besides Python: systemd-analyze checks the unit `edge init` writes;
 # headless Chromium and its WebDriver run the browser tests of `edge serve` (tests/web/).

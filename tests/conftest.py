@@ -70,6 +70,10 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
 # The end-to-end folders hold the long tests (brokers stopped for 30-60 s, crash suites, real
 # browsers); most of their time is waiting, not CPU. Run them first so the two xdist workers
 # overlap that waiting with the short tests instead of ending the run on it (-n 2 wall time).
+# `make test` schedules with --dist worksteal: each worker starts on half of this order (the
+# first half holds the long tests) and an idle worker takes the end of the other's queue, so the
+# two finish together. With --dist load the first worker's first chunk held every long test and
+# the run ended on it while the other had long finished.
 _FIRST = ("tests/integration/", "tests/web/")
 
 
