@@ -1,4 +1,5 @@
-"""The commit process: a real child process writing batches, killed and refused for real."""
+"""The commit process: a real child process writing batches, killed and refused for real (the
+refusals with the commit thread too)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,11 @@ import pytest
 from edge.errors import StorageError
 from edge.ledger.commit import batch_params
 from edge.ledger.commit_client import CommitProcess
+from edge.ledger.commit_thread import CommitThread
 from edge.ledger.keys import NodeKey, create_key_file, load_key
 from edge.ledger.store import Ledger, connect
 from edge.ledger.writer import LedgerWriter
+from edge.ledger.writer_commits import CommitWorker
 
 from .conftest import T0, assert_verifies, first_commit_pid
 
@@ -63,14 +66,25 @@ async def test_killed_commit_process_is_restarted_and_nothing_is_lost(
     conn.close()
 
 
-async def test_commit_process_refuses_a_file_that_is_not_a_database(tmp_path: Path) -> None:
+WORKERS = pytest.mark.parametrize(
+    "worker", [CommitProcess, CommitThread], ids=["process", "thread"]
+)
+
+
+@WORKERS
+async def test_commit_worker_refuses_a_file_that_is_not_a_database(
+    tmp_path: Path, worker: type[CommitWorker]
+) -> None:
     path = tmp_path / "l.db"
     path.write_bytes(b"this is not a database file, it is a shopping list\n" * 100)
     with pytest.raises(StorageError, match="not a database"):
-        await CommitProcess.start(path, lock_fd=None, where=f"ledger {path}", timeout=30)
+        await worker.start(path, lock_fd=None, where=f"ledger {path}", timeout=30)
 
 
-async def test_batch_that_is_not_next_is_refused_and_nothing_lands(tmp_path: Path) -> None:
+@WORKERS
+async def test_batch_that_is_not_next_is_refused_and_nothing_lands(
+    tmp_path: Path, worker: type[CommitWorker]
+) -> None:
     path = tmp_path / "l.db"
     key = NodeKey.generate()
     with Ledger.open(path, key) as ledger:
@@ -80,11 +94,14 @@ async def test_batch_that_is_not_next_is_refused_and_nothing_lands(tmp_path: Pat
         ledger.append("alarm", {"n": 3}, ts=T0 + 3)
         second = ledger.cut()  # starts at seq 4: the first batch (0..3) is not written
         assert second is not None
-        commits = await CommitProcess.start(path, lock_fd=None, where="test", timeout=30)
+        commits = await worker.start(path, lock_fd=None, where="test", timeout=30)
         with pytest.raises(StorageError, match="is not next"):
             await commits.request("write", batch_params(second), [])
         assert await commits.request("prune", [99]) == 0  # no such block
         assert await commits.close() == 0
+        assert not commits.alive
+        with pytest.raises(StorageError, match="not running"):
+            await commits.request("move")
     conn = connect(path, readonly=True)
     assert conn.execute("SELECT count(*) FROM entries").fetchone()[0] == 0
     conn.close()

@@ -1,5 +1,6 @@
-"""The commit thread, the writer's default worker: same requests and refusals as the process,
-no process of its own, and a full disk (a real file-size limit) delays without losing."""
+"""The commit thread, the writer's default worker: no process of its own, a kill that loses
+nothing, and a full disk (a real file-size limit) delays without losing. Its refusals are
+tested with the process's (tests/ledger/test_commit_process.py, both workers)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,9 @@ import textwrap
 import threading
 from pathlib import Path
 
-import pytest
-
-from edge.errors import StorageError
-from edge.ledger.commit import batch_params
 from edge.ledger.commit_thread import CommitThread
 from edge.ledger.keys import NodeKey
-from edge.ledger.store import Ledger, connect
+from edge.ledger.store import connect
 from edge.ledger.writer import LedgerWriter
 
 from .conftest import T0, assert_verifies
@@ -47,36 +44,6 @@ async def test_the_default_worker_is_a_thread_that_ends_with_the_writer(tmp_path
     assert writer.committed == 50
     assert _journal_bytes(path) == 0  # moved into the database at the thread's end
     assert_verifies(path)
-
-
-async def test_commit_thread_refuses_a_file_that_is_not_a_database(tmp_path: Path) -> None:
-    path = tmp_path / "l.db"
-    path.write_bytes(b"this is not a database file, it is a shopping list\n" * 100)
-    with pytest.raises(StorageError, match="not a database"):
-        await CommitThread.start(path, lock_fd=None, where=f"ledger {path}", timeout=30)
-
-
-async def test_batch_that_is_not_next_is_refused_and_nothing_lands(tmp_path: Path) -> None:
-    path = tmp_path / "l.db"
-    key = NodeKey.generate()
-    with Ledger.open(path, key) as ledger:
-        for n in range(3):
-            ledger.append("alarm", {"n": n}, ts=T0 + n)
-        ledger.cut()
-        ledger.append("alarm", {"n": 3}, ts=T0 + 3)
-        second = ledger.cut()  # starts at seq 4: the first batch (0..3) is not written
-        assert second is not None
-        commits = await CommitThread.start(path, lock_fd=None, where="test", timeout=30)
-        with pytest.raises(StorageError, match="is not next"):
-            await commits.request("write", batch_params(second), [])
-        assert await commits.request("prune", [99]) == 0  # no such block
-        assert await commits.close() == 0
-        assert not commits.alive
-        with pytest.raises(StorageError, match="not running"):
-            await commits.request("move")
-    conn = connect(path, readonly=True)
-    assert conn.execute("SELECT count(*) FROM entries").fetchone()[0] == 0
-    conn.close()
 
 
 async def test_kill_fails_what_is_queued_and_the_writer_lands_it_again(tmp_path: Path) -> None:
