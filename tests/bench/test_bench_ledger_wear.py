@@ -3,14 +3,14 @@
 The bottling line at its real pace: a few entries a second (alarm transitions, acknowledgements,
 lot starts and ends), each in a commit of its own (an alarm is committed at once, not held for
 the group-commit timer), written the way the node writes them: :class:`LedgerWriter` building
-and signing batches in this process, the commit process appending each to the commit journal
+and signing batches in this process, its commit thread appending each to the commit journal
 (``fdatasync``) and moving the journal into SQLite (WAL, ``synchronous=FULL``) in bulk, into a ledger that already holds history (a month-old gateway, not an
 empty file whose B-trees are one page deep).
 
 Two measures, printed beside the entries' own size and the limit:
 
-* ``write_bytes`` from ``/proc/<pid>/io`` of both processes that write (this one and the commit
-  process): what the kernel sent, or will send, to the block device on their behalf. The
+* ``write_bytes`` from ``/proc/<pid>/io`` of the process that writes (this one: the default
+  commit worker is a thread of it; a commit process's too, if one is running): what the kernel sent, or will send, to the block device on their behalf. The
   kernel counts it when a page-cache page is dirtied, in 4 KiB pages, so a 1 KiB WAL frame
   that dirties a page counts 4 KiB: the device writes whole pages too.
 * the growth of the database and its WAL over the run (the checkpoint threshold is above what
@@ -204,7 +204,7 @@ def test_bench_ledger_wear(tmp_path: Path, journal: bool) -> None:
     print(
         f"ledger wear ({'commit journal' if journal else 'journal_max = 0: SQLite commits'}): "
         f"{per_entry:,.0f} bytes written per committed entry "
-        f"(/proc/<pid>/io write_bytes of the node and its commit process), "
+        f"(/proc/<pid>/io write_bytes of the node, its commit thread included), "
         f"entry itself {run.entry_size:,} bytes; limit {LIMIT:,}: "
         f"ratio {per_entry / LIMIT:.2f} ({'met' if per_entry <= LIMIT else 'NOT met'})"
     )
