@@ -32,8 +32,9 @@ __all__ = ["CHECK_EVERY", "SUMMARIES_EVERY", "ReadingsBudget"]
 
 #: Seconds between two checks (a block of 1000 readings at 400 readings/s closes every 2.5 s).
 CHECK_EVERY = 2.0
-#: Seconds between two estimates of the minute summaries' bytes (tens of ms on a Raspberry Pi
-#: for 40 points over 90 days; in a minute they grow by ~90 bytes a point).
+#: Seconds between two estimates of the minute summaries' bytes (it blocks the event loop: ~12 ms
+#: for 40 points over 90 days on the build machine, tests/bench/test_bench_summaries.py; in a
+#: minute they grow by ~90 bytes a point).
 SUMMARIES_EVERY = 60.0
 #: The alarm clears when the store is back under this share of ``readings_max_bytes`` (and the
 #: free space above ``1 / CLEAR_BELOW`` of the floor): a store held at its budget stays alarmed.

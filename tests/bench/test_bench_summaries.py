@@ -14,6 +14,11 @@ SVG) for each of the 40 points, p95 and the worst. Only the hour rows of one poi
 range of the primary key ``(point, seconds, start)``), so minute rows beside them would change
 nothing but the file's size. The limit, 300 ms, is the one issue 15 set for the lot pages and
 their charts: a page people open while looking at a process. Printed as limit / figure.
+
+Budget estimate: :func:`edge.ledger.summary_retention.minute_rows` over the same file with the
+oldest minute row 90 days back (so it sums every hour row of every point), median of 11; the
+disk budget runs it once a minute on the node's event loop (limit 50 ms, see
+:data:`ESTIMATE_LIMIT_MS`).
 """
 
 from __future__ import annotations
@@ -88,11 +93,15 @@ def test_bench_minute_summary_row_bytes(filled: Path) -> None:
 
 
 CHART_LIMIT_MS = 300.0
+#: The estimate runs once a minute on the node's event loop: 50 ms delays at most one group
+#: commit at the demo's 50 ms flush interval, and is a tenth of examples/node.toml's shortest
+#: poll (500 ms).
+ESTIMATE_LIMIT_MS = 50.0
 DAYS = 90
 
 
 @pytest.fixture(scope="module")
-def months(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def months_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     db = tmp_path_factory.mktemp("bench-trend") / "ledger.db"
     now = time.time()
     end = int(now - now % 3600)
@@ -102,15 +111,43 @@ def months(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         for p, name in enumerate(_names()):
             mean = 20.0 + p / 10 + ((h * 7 + p) % 13) / 100
             rows.append((name, 3600, start, 3600, mean - 0.5, mean + 0.5, mean, 3599 * 0.04))
+            if h == 0:  # the oldest minute kept: the budget's estimate reads all 90 days
+                rows.append((name, 60, start, 60, mean - 0.5, mean + 0.5, mean, 59 * 0.04))
     with Ledger.open(db, NodeKey.generate()) as led:
         led.conn.execute("BEGIN IMMEDIATE")
         led.conn.executemany(UPSERT, rows)
         led.conn.execute("COMMIT")
-    srv = start_server(db, "--verify-every", "0")
+    return db
+
+
+@pytest.fixture(scope="module")
+def months(months_db: Path) -> Iterator[Server]:
+    srv = start_server(months_db, "--verify-every", "0")
     try:
         yield srv
     finally:
         stop_server(srv)
+
+
+def test_bench_budget_estimate_of_minute_rows(months_db: Path) -> None:
+    """The disk budget's estimate of the minute rows (every 60 s, on the node's event loop)."""
+    conn = sqlite3.connect(months_db)
+    try:
+        times = []
+        for _ in range(11):
+            began = time.perf_counter()
+            rows = minute_rows(conn)
+            times.append((time.perf_counter() - began) * 1000)
+    finally:
+        conn.close()
+    assert rows == POINTS * DAYS * 24 * 60  # every hour full: 60 minute rows each
+    median = statistics.median(times)
+    print(
+        f"\nbudget estimate of minute rows, {DAYS} days x {POINTS} points ({rows:,} rows):"
+        f" median {median:.1f} ms | limit {ESTIMATE_LIMIT_MS:.0f} ms | ratio"
+        f" {ESTIMATE_LIMIT_MS / median:.2f}"
+    )
+    assert median <= ESTIMATE_LIMIT_MS * 4  # a loaded machine gets slack
 
 
 def test_bench_trend_chart_90_days(months: Server) -> None:
