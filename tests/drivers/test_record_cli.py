@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from node_db import sync_db
 
 from edge.cli import main
 from edge.firmware_sim import SimulatorThread, load_scenario
@@ -288,6 +289,7 @@ def _wait_for_alarm(db: Path) -> dict[str, object]:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if db.exists():
+            sync_db(db)  # the alarm may wait in the commit journal: ask the node to move it
             conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
             try:
                 rows = conn.execute("SELECT raw FROM entries WHERE type = 'alarm'").fetchall()
