@@ -8,12 +8,14 @@ the scheduler module, which re-exports it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from edge.config import DeviceConfig, PointConfig
+from edge.drivers.codec import point_decoder
 from edge.drivers.health import Breaker, PointState
 from edge.drivers.planner import ReadRequest, plan_reads
+from edge.readings import Value
 
 __all__ = ["DeviceRuntime"]
 
@@ -44,6 +46,8 @@ class DeviceRuntime:
     cost: float | None = None  #: measured seconds of one answered cycle (moving average)
     probe_at: int | None = None  #: when its due probe goes (µs), set when it falls due
     by_name: dict[str, PointState] = field(default_factory=dict)
+    #: per point name, its decoder (:func:`~edge.drivers.codec.point_decoder`)
+    decoders: dict[str, Callable[[Sequence[int]], Value]] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -54,6 +58,7 @@ class DeviceRuntime:
         breaker = Breaker(base=device.poll, cap=max(device.backoff_cap, device.poll))
         rt = cls(device, states, plan_reads(device, points) if plan else [], breaker)
         rt.by_name = {s.point.name: s for s in states}
+        rt.decoders = {p.name: point_decoder(p) for p in points}
         return rt
 
     @property

@@ -43,7 +43,6 @@ from collections.abc import Callable, Sequence
 from edge.config import BusConfig
 from edge.drivers.base import BusPoller, Emit
 from edge.drivers.budget import Load, probe_ceiling, spare_capacity, stretch_factors
-from edge.drivers.codec import decode_point
 from edge.drivers.device_runtime import _US, DeviceRuntime
 from edge.drivers.health import BreakerState
 from edge.drivers.planner import BIT_TABLES, ReadRequest, split_request
@@ -565,14 +564,17 @@ class ModbusPoller(BusScheduler):
         latency: float,
         got: dict[str, tuple[Value, float, float]],
     ) -> None:
+        bits = request.table in BIT_TABLES
+        decoders = dev.decoders
+        start = request.start
         for item in request.points:
-            lo = item.address - request.start
+            lo = item.address - start
             chunk = values[lo : lo + item.count]
             try:
-                if request.table in BIT_TABLES:
+                if bits:
                     value: Value = bool(chunk[0])
                 else:
-                    value = decode_point(item.point, chunk)
+                    value = decoders[item.point.name](chunk)
             except (ValueError, IndexError) as exc:
                 self._counters.frame_errors += 1
                 event(

@@ -91,10 +91,13 @@ class TcpTransport(ModbusTransport):
 
     async def read(self, device: DeviceConfig, request: ReadRequest) -> list[int]:
         """One request/response, bounded by the bus timeout."""
-        label = where(self.bus, device, request)
+
+        def label() -> str:  # formatted for an error only (~2 us: it was made every read)
+            return where(self.bus, device, request)
+
         reader, writer = self._reader, self._writer
         if reader is None or writer is None or writer.is_closing():
-            raise PortUnavailable(f"{label}: not connected to {self.bus.address}")
+            raise PortUnavailable(f"{label()}: not connected to {self.bus.address}")
         function = _FUNCTION[request.table]
         self._tid = tid = self._tid % 0xFFFF + 1
         frame = _MBAP.pack(tid, 0, 6, device.unit) + _READ.pack(function, request.start,
@@ -109,7 +112,9 @@ class TcpTransport(ModbusTransport):
                     rtid, protocol, length, unit = _MBAP.unpack(head)
                     if protocol != 0 or not 2 <= length <= _MAX_LENGTH:
                         await self.close()  # not a Modbus reply: the stream is out of step
-                        raise FrameError(f"{label}: reply discarded: bad MBAP header {head.hex()}")
+                        raise FrameError(
+                            f"{label()}: reply discarded: bad MBAP header {head.hex()}"
+                        )
                     pdu = await reader.readexactly(length - 1)
                     if self.trace is not None:
                         self.trace(False, head + pdu)
@@ -117,29 +122,31 @@ class TcpTransport(ModbusTransport):
                         break
                     if rtid not in self._late:
                         raise FrameError(
-                            f"{label}: reply discarded: transaction id {rtid}, expected {tid}"
+                            f"{label()}: reply discarded: transaction id {rtid}, expected {tid}"
                         )
         except TimeoutError as exc:
             self._late.append(tid)
-            raise DeviceTimeout(f"{label}: no answer within {self.bus.timeout}s") from exc
+            raise DeviceTimeout(f"{label()}: no answer within {self.bus.timeout}s") from exc
         except (asyncio.IncompleteReadError, OSError) as exc:
             await self.close()
-            raise PortUnavailable(f"{label}: {exc or 'connection closed'}") from exc
+            raise PortUnavailable(f"{label()}: {exc or 'connection closed'}") from exc
         if unit != device.unit:
-            raise FrameError(f"{label}: reply discarded: device id {unit}, expected {device.unit}")
+            raise FrameError(
+                f"{label()}: reply discarded: device id {unit}, expected {device.unit}"
+            )
         return _registers(label, function, request.count, pdu)
 
 
-def _registers(label: str, function: int, count: int, pdu: bytes) -> list[int]:
+def _registers(label: Callable[[], str], function: int, count: int, pdu: bytes) -> list[int]:
     """The registers (or 0/1 per bit) of a reply PDU; exception replies raise."""
     if pdu[0] == function | 0x80 and len(pdu) == 2:
-        raise DeviceException(f"{label}: exception {pdu[1]:02d}", pdu[1])
+        raise DeviceException(f"{label()}: exception {pdu[1]:02d}", pdu[1])
     if pdu[0] != function:
-        raise FrameError(f"{label}: reply function {pdu[0]:#04x}, expected {function:#04x}")
+        raise FrameError(f"{label()}: reply function {pdu[0]:#04x}, expected {function:#04x}")
     nbytes = (count + 7) // 8 if function in (1, 2) else 2 * count
     if len(pdu) != 2 + nbytes or pdu[1] != nbytes:
         raise FrameError(
-            f"{label}: byte count {pdu[1]} in a {len(pdu)}-byte reply, expected {nbytes}"
+            f"{label()}: byte count {pdu[1]} in a {len(pdu)}-byte reply, expected {nbytes}"
         )
     data = pdu[2:]
     if function in (1, 2):

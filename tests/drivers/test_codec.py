@@ -19,6 +19,7 @@ from edge.drivers.codec import (
     encode_point,
     encode_registers,
     float32_decimal,
+    point_decoder,
     register_count,
     scale_value,
     wire_address,
@@ -206,3 +207,28 @@ def test_encode_rejects_out_of_range() -> None:
 
 def test_pymodbus_types_cover_every_numeric_type() -> None:
     assert set(PYMODBUS_TYPES) == set(NUMERIC_FORMATS)
+
+
+@given(
+    dtype=st.sampled_from(["uint16", "int16", "uint32", "float32", "bit", "bool"]),
+    order=st.sampled_from(["ABCD", "CDAB", "BADC", "DCBA"]),
+    scale=st.one_of(
+        st.just(1.0), st.sampled_from([0.1, 0.01, 2.0, 0.5, 1e-7]), st.floats(-1e3, 1e3)
+    ),
+    offset=st.one_of(st.just(0.0), st.sampled_from([-40.0, 0.25, 3.0]), st.floats(-1e3, 1e3)),
+    registers=st.lists(st.integers(-2, 0x10001), min_size=0, max_size=3),
+)
+def test_a_point_decoder_gives_what_decode_point_gives(
+    dtype: str, order: str, scale: float, offset: float, registers: list[int]
+) -> None:
+    """The poller's per-point decoder: the same value and type, or the same error, every time."""
+    point = PointConfig("p", "d", type=dtype, order=order, scale=scale, offset=offset)
+
+    def outcome(decode: object) -> object:
+        try:
+            value = decode(registers)  # type: ignore[operator]
+        except (ValueError, IndexError, struct.error) as exc:
+            return type(exc), str(exc)
+        return type(value), struct.pack("<d", value) if type(value) is float else value
+
+    assert outcome(point_decoder(point)) == outcome(lambda r: decode_point(point, r))
