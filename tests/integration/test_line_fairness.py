@@ -82,6 +82,7 @@ async def test_slow_device_in_time_is_stretched_not_its_neighbours(
         started = time.monotonic()
         await asyncio.sleep(seconds)
         during = poller.stats()
+        logged_during = len(caplog.records)
         sim.clear("dosing", "slow_response")
         cleared = time.monotonic()
         await task
@@ -93,13 +94,20 @@ async def test_slow_device_in_time_is_stretched_not_its_neighbours(
         assert during.devices[name].kept >= 0.9, during.devices[name]  # and by the counters
     d = during.devices["dosing"]
     assert (d.status, d.stretch > 1, d.deferred > 0) == (STRETCHED, True, True), d
-    assert d.stretches == 1  # flagged, counted and logged once
+
+    # flagged, counted and logged once per slow spell. Only a breaker trip ends a stretch early
+    # (a loaded machine pushing the 187 ms answer past 200 ms twice in a row): the device is
+    # unstretched while in backoff and stretched again when it answers. Hysteresis never flaps.
+    def trips(records: list[logging.LogRecord]) -> int:
+        return sum(1 for r in records if r.getMessage().startswith("device.backoff"))
+
+    assert d.stretches == 1 + trips(caplog.records[:logged_during]), d
     # slow, but answering (a loaded machine may push a 187 ms answer past 200 ms now and then)
     assert rec.good("dosing", started, cleared) >= 0.8 * len(
         [t for t, _ in rec.cycles["dosing"] if started <= t <= cleared]
     )
     stretched = [r for r in caplog.records if r.getMessage().startswith("device.stretched")]
-    assert len(stretched) == 1, [r.getMessage() for r in stretched]
+    assert len(stretched) == 1 + trips(caplog.records), [r.getMessage() for r in caplog.records]
     # fast again: back to its 250 ms interval when the line has room
     after = poller.stats().devices["dosing"]
     assert (after.stretch, after.status) == (1, "ok"), after
