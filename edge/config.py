@@ -97,7 +97,7 @@ class LedgerConfig:
     #: small commits go to the append-only commit journal (<ledger>.eqj), unsigned, and move
     #: into SQLite in bulk under one checkpoint: ~7x fewer bytes written per entry on an SD
     #: card than an SQLite transaction each (edge ledger readers ask the node to move it first);
-    #: the default is off on a node with a [sync] table (peers would get entries late)
+    #: a node with [sync] pushes from the writer and signs every few entries while connected
     commit_journal: bool = True
     #: what writes the batches: a thread of the node (default; no second interpreter's
     #: memory) or a child process (its own GIL: for hubs committing tens of thousands of
@@ -373,9 +373,9 @@ def parse_config(text: str, source: Path) -> NodeConfig:
             led, "ledger", "readings_min_free_bytes", int, 0, check=_in_range(0, 2**62)
         ),
         key_file=(data_dir / key_file) if key_file else None,
-        # default off with [sync]: peers get our entries once signed and in the database,
-        # which the journal delays up to journal_age (docs/design.md, SD-card wear)
-        commit_journal=r.get(led, "ledger", "commit_journal", bool, "sync" not in data),
+        # on with [sync] too: sync pushes from the writer's durable batches, not the database
+        # (docs/design.md, "Sync nodes keep the commit journal")
+        commit_journal=r.get(led, "ledger", "commit_journal", bool, True),
         commit_worker=r.get(
             led, "ledger", "commit_worker", str, "thread", check=_one_of(COMMIT_WORKERS)
         ),

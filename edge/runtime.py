@@ -70,7 +70,6 @@ from edge.rules.state import rebase
 from edge.telemetry import Telemetry
 
 if TYPE_CHECKING:
-    from edge.ledger.replica_types import PendingRecord
     from edge.sync import SyncService
 
 __all__ = ["Node", "NodeSummary", "Observer"]
@@ -261,28 +260,11 @@ class Node(OperatorCommands, RuleSets):
 
         try:
             self.sync = make_service(self.config, on_alarm=self._sync_alarm,
-                                     on_record=self._sync_record)  # fmt: skip
+                                     writer=self._ledger.writer)  # fmt: skip
             self.health.add("sync", sync_source(self.sync.stats))
             await self.sync.run()
         except EdgeError as exc:  # the node keeps acquiring and recording without sync
             event("sync.stopped", logging.ERROR, error=str(exc))
-
-    async def _sync_record(self, record: PendingRecord) -> str:
-        """Append what sync saw (a fork, a restore) on our feed; the entry id.
-
-        After a restore, the readings whose digests came back from peers are not here (sync
-        does not replicate them): a ``readings.prune`` entry (reason ``lost``) says so, next to
-        the ``ledger.rollback`` entry it names (:mod:`edge.ledger.readings_lost`).
-        """
-        from edge.ledger.readings_lost import ROLLBACK, record_lost
-
-        entry = await self._ledger.append(record.type, record.body)
-        if record.type == ROLLBACK:
-            plan = await record_lost(self._ledger.writer, entry, now=time.time())
-            if plan is not None:
-                event("ledger.readings_lost", logging.WARNING, blocks=len(plan.blocks),
-                      readings=plan.body["readings"], rollback=entry.id[:16])  # fmt: skip
-        return entry.id
 
     def _sync_alarm(self, kind: str, fields: dict[str, Any]) -> None:
         """A fork, a tampered feed, a rollback: to the operators' broker (it is logged already)."""

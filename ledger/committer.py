@@ -16,11 +16,13 @@ Requests, as tuples (the process receives them pickled; the journal stores the p
 :data:`JOURNAL_FRAME_MAX` bytes, and every batch without a checkpoint (an *unsigned* one,
 :mod:`edge.ledger.signing`), is appended to the commit journal (:mod:`edge.ledger.journal`) and
 fdatasync'd; a larger signed one is written to SQLite in one transaction with what the journal
-holds. The journal is moved into SQLite in bulk with each signed batch (the checkpoint that
-signs what it holds), and, holding no unsigned entries, when it holds
-:data:`JOURNAL_MOVE_BYTES`, when its oldest record has waited :data:`JOURNAL_MOVE_AGE` seconds,
-before a prune, and at the worker's end (why: SD-card wear, docs/design.md). It never moves
-while its last entries are unsigned: the database never ends in unsigned entries.
+holds. The journal is moved into SQLite in bulk, holding no unsigned entries, when it holds
+:data:`JOURNAL_MOVE_BYTES`, when its oldest record has waited :data:`JOURNAL_MOVE_AGE` seconds
+(a signed batch arriving then moves it at once), before a prune, on a ``move`` request, and at
+the worker's end (why: SD-card wear, docs/design.md). It never moves while its last entries are
+unsigned: the database never ends in unsigned entries. A signed small batch alone does not move
+it: a node whose peers listen signs every few entries (:mod:`edge.ledger.signing`), and a move
+per checkpoint would cost the card what the journal saves.
 """
 
 from __future__ import annotations
@@ -44,8 +46,9 @@ _loads = orjson.loads
 #: A batch whose frame is at most this many bytes goes to the commit journal (an alarm's batch
 #: is ~1.5 KB; a bulk batch of readings digests, tens to hundreds of KB, goes to SQLite).
 JOURNAL_FRAME_MAX = 16 * 1024
-#: The journal is moved into SQLite once it holds this many bytes ...
-JOURNAL_MOVE_BYTES = 256 * 1024
+#: The journal is moved into SQLite once it holds this many bytes (a record takes 4 KiB at
+#: least: five alarms a second for ``JOURNAL_MOVE_AGE`` are 2.4 MB) ...
+JOURNAL_MOVE_BYTES = 8 * 1024 * 1024
 #: ... or once its oldest record has waited this many seconds (the lag of read-only readers).
 JOURNAL_MOVE_AGE = 120.0
 
@@ -146,13 +149,16 @@ class Committer:
             write_batch(self.conn, *request[1:5])
         else:
             # Unsigned entries (and whatever follows them) wait in the journal for their
-            # checkpoint; a signed batch is journaled, then moves everything in with it.
+            # checkpoint; a signed batch is journaled, then moves everything in with it once
+            # the journal is due (its age: the writer's own signing clock, started at its cut
+            # a little before our record, is what brings that batch: a second early counts).
             self.journal.append(body)
             if params is not None:
                 self._unsigned = not signed
             if self._oldest is None:
                 self._oldest = time.monotonic()
-            if signed or (not self._unsigned and self.journal.size >= self._move_bytes):
+            due = time.monotonic() >= self._oldest + max(0.0, self._age - 1.0)
+            if not self._unsigned and (due or self.journal.size >= self._move_bytes):
                 self._move_durable()
         if params is not None:
             self._ends[params[0]] = params[1] + len(_loads(params[3]))

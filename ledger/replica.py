@@ -34,6 +34,7 @@ from edge.ledger.keys import NodeKey
 from edge.ledger.merkle import Frontier
 from edge.ledger.owner import claim_owner
 from edge.ledger.replica_check import Checked, Rejected, check_batch
+from edge.ledger.replica_read import read_range
 from edge.ledger.replica_store import held_frontier, store_checked
 from edge.ledger.replica_types import (
     AcceptResult,
@@ -228,44 +229,10 @@ class Replica:
         The longest such run within ``max_entries`` and ``max_bytes``; when the first
         checkpoint at or after ``start`` lies beyond them, the run up to it all the same (a
         writer's batch is bounded). Empty when nothing is held from ``start``, or no checkpoint
-        follows it (unsigned entries are never served).
+        follows it (unsigned entries are never served): :func:`.replica_read.read_range`.
         """
-        if start < 0 or max_entries < 1:
-            return []
         with self._mutex, map_exceptions(SQL_ERRORS, self._where("read range")):
-            rows = self.conn.execute(
-                "SELECT seq, type, raw FROM entries WHERE feed = ? AND seq >= ? ORDER BY seq "
-                "LIMIT ?",
-                (feed, start, max_entries),
-            ).fetchall()
-            out: list[bytes] = []
-            cut = 0  # len(out) at the last checkpoint seen within the limits
-            size = 0
-            for seq, kind, raw in rows:
-                if seq != start + len(out):
-                    break  # a gap (a damaged file): serve what is whole
-                size += len(raw)
-                if size > max_bytes and cut:
-                    break
-                out.append(bytes(raw))
-                if kind == CHECKPOINT:
-                    cut = len(out)
-            if cut == 0 and len(out) == len(rows) == max_entries:
-                # No checkpoint within the limits: go on to the first one.
-                row = self.conn.execute(
-                    "SELECT min(seq) FROM entries WHERE feed = ? AND seq >= ? AND type = ?",
-                    (feed, start + len(out), CHECKPOINT),
-                ).fetchone()
-                if row is not None and row[0] is not None and row[0] - start < 10 * max_entries:
-                    more = self.conn.execute(
-                        "SELECT raw FROM entries WHERE feed = ? AND seq >= ? AND seq <= ? "
-                        "ORDER BY seq",
-                        (feed, start + len(out), row[0]),
-                    ).fetchall()
-                    if len(out) + len(more) == row[0] - start + 1:
-                        out.extend(bytes(r[0]) for r in more)
-                        cut = len(out)
-            return out[:cut]
+            return read_range(self.conn, feed, start, max_entries, max_bytes)
 
     # -- accepting -----------------------------------------------------------------------------
 

@@ -8,11 +8,15 @@ The replica notes each fork it keeps and each rollback of our own feed it detect
 it may append (after a rollback: once the feed is restored). The note is marked recorded only
 when the entry is durable, so a crash in between records it again on the next run, never zero
 times.
+
+:func:`record_pending` is the one way these entries are written: the running node's sync
+service (:mod:`edge.sync.service`) calls it with the node's writer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import TYPE_CHECKING
 
 from edge.ledger.readings_lost import record_lost
@@ -43,6 +47,11 @@ async def record_pending(replica: Replica, writer: LedgerWriter, *, now: float) 
         writer.commit_now()  # an alarm-worthy event: not left waiting for the flush timer
         await writer.durable(entry.seq)
         if not fork:  # a restore: the readings that did not come back with it, said so
-            await record_lost(writer, entry, now=now)
+            plan = await record_lost(writer, entry, now=now)
+            if plan is not None:
+                from edge.log import event
+
+                event("ledger.readings_lost", logging.WARNING, blocks=len(plan.blocks),
+                      readings=plan.body["readings"], rollback=entry.id[:16])  # fmt: skip
         await asyncio.to_thread(replica.mark_recorded, record.key, entry.id)
     return len(records)

@@ -287,6 +287,16 @@ class LedgerWriter(CommitProcessLink, WriterPrunes):
         commits = await self._commit_process()
         await commits.request("move")
 
+    def sign_for_peers(self, on: bool) -> None:
+        """Peers listen to our feed (sync connected): sign small batches within seconds.
+
+        Pushed entries need a checkpoint a peer can verify; without peers the journal's pace
+        (one checkpoint per ``journal_age``) saves the card (:mod:`edge.ledger.signing`).
+        """
+        if self._signing.live != on:
+            self._signing.live = on
+            self._work.set()  # the signing deadline moved
+
     def on_durable(self, seq: int, callback: Callable[[], None]) -> None:
         """Run ``callback`` (on the loop) once the entry at ``seq`` of our feed is durable.
 

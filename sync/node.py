@@ -16,27 +16,31 @@ import asyncio
 import contextlib
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from edge.config import NodeConfig
 from edge.errors import RollbackRefused
-from edge.ledger.keys import load_key
+from edge.ledger.keys import NodeKey, load_key
 from edge.ledger.replica_types import OwnStatus
 from edge.ledger.trust import trust_for
 from edge.log import event
-from edge.sync.service import AlarmHandler, RecordHandler, SyncService
+from edge.sync.service import AlarmHandler, SyncService
+
+if TYPE_CHECKING:
+    from edge.ledger.writer import LedgerWriter
 
 __all__ = ["make_service", "restore_own_feed"]
 
 
 def make_service(
-    config: NodeConfig, *, on_alarm: AlarmHandler | None, on_record: RecordHandler | None
+    config: NodeConfig, *, on_alarm: AlarmHandler | None, writer: LedgerWriter
 ) -> SyncService:
-    """The sync task of a running node (its ledger writer holds the lock)."""
+    """The sync task of a running node: follows its ledger writer (which holds the lock)."""
     assert config.sync is not None
     key = load_key(config.key_path)
     trust = trust_for(config.data_dir, config.key_path, config.node_id)
     return SyncService(config.sync, config.node_id, key, config.ledger_path, trust,
-                       on_alarm=on_alarm, on_record=on_record)  # fmt: skip
+                       on_alarm=on_alarm, writer=writer)  # fmt: skip
 
 
 async def restore_own_feed(
@@ -70,6 +74,10 @@ async def restore_own_feed(
     key = load_key(config.key_path)
     trust = trust_for(config.data_dir, config.key_path, config.node_id)
     config.data_dir.mkdir(parents=True, exist_ok=True)
+    # What the last run made durable in the commit journal is part of our feed: moved (and a
+    # killed run's unsigned tail signed) first, or peers that got it live would look ahead of
+    # the database, and the node would "restore" what it holds.
+    await asyncio.to_thread(_move_journal, config, key)
     svc = SyncService(config.sync, config.node_id, key, config.ledger_path, trust,
                       own_feed=True, take_lock=True)  # fmt: skip
     replica = await svc.open()
@@ -119,3 +127,13 @@ async def restore_own_feed(
         with contextlib.suppress(asyncio.CancelledError):
             await task
         svc.close()
+
+
+def _move_journal(config: NodeConfig, key: NodeKey) -> None:
+    """Move the commit journal beside the database into it (opening as its writer does)."""
+    from edge.ledger.journal import journal_path
+    from edge.ledger.store import Ledger
+
+    journal = journal_path(config.ledger_path)
+    if journal.exists() and journal.stat().st_size:
+        Ledger.open(config.ledger_path, key).close()

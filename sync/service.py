@@ -23,10 +23,9 @@ import logging
 import os
 import ssl
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -36,45 +35,34 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from edge.config import SyncConfig
 from edge.errors import BrokerError, EdgeError
 from edge.ledger.keys import NodeKey
-from edge.ledger.replica import MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, Replica
-from edge.ledger.replica_types import (
-    Checkpoint,
-    CosignResult,
-    Outcome,
-    PendingRecord,
-)
+from edge.ledger.replica import Replica
+from edge.ledger.replica_record import record_pending
+from edge.ledger.replica_types import Checkpoint, CosignResult, Outcome
 from edge.ledger.replica_types import Cosignature as LedgerCosignature
 from edge.ledger.trust import TrustList
 from edge.log import event
 from edge.sync import wire
+from edge.sync.apply import Batch, HeldBatches, merge_queued
 from edge.sync.catchup import Planner
-from edge.sync.session import answer, correlation, key_of, make_client, read_encoded
+from edge.sync.outbound import Outbound
+from edge.sync.push import LivePush
+from edge.sync.session import correlation, key_of, make_client
 from edge.sync.stats import SyncStats
 from edge.sync.topics import Topics
 
-__all__ = ["AlarmHandler", "RecordHandler", "SyncService"]
+if TYPE_CHECKING:
+    from edge.ledger.writer import LedgerWriter
+
+__all__ = ["AlarmHandler", "SyncService"]
 
 #: ``on_alarm(kind, fields)``: something a person must look at (fork, tampering, rollback)
 AlarmHandler = Callable[[str, dict[str, Any]], None]
-#: ``await on_record(record)`` appends a sync record on our feed; returns its entry id
-RecordHandler = Callable[[PendingRecord], Awaitable[str]]
 
 _APPLY_QUEUE = 64  # entries messages waiting for the disk (each at most batch_max entries)
 _REQUEST_QUEUE = 16  # range requests waiting to be answered
-_BUFFER_MAX = 32  # live messages held per feed while the gap before them is fetched
-_BUFFER_BYTES = 8 * 1024 * 1024  # and their canonical bytes (not yet verified: anyone's)
 
 
-@dataclass(frozen=True, slots=True)
-class _Batch:
-    feed: str
-    start: int
-    raws: tuple[bytes, ...]
-    source: str  #: the node it came from
-    key: int = 0  #: the range request it answers (0: a live push)
-
-
-class SyncService:
+class SyncService(Outbound):
     """Replicates this node's ledger with its peers through one broker (see the module doc).
 
     Args:
@@ -84,8 +72,12 @@ class SyncService:
         db_path: the ledger database.
         trust: the trust list (our own key included).
         on_alarm: called for forks, tampered feeds, conflicting cosignatures, rollbacks.
-        on_record: appends a sync record (``ledger.fork``, ...) on our feed; None: not recorded
-            by this service (a restore at start leaves them for the running node).
+        writer: the node's running ledger writer (None: a restore at start, a replica on its
+            own). Given, our feed is pushed from its durable batches (:mod:`edge.sync.push`),
+            the replica counts its durable size as ours (entries in the commit journal are no
+            rollback), sync events are recorded on our feed through it
+            (:func:`~edge.ledger.replica_record.record_pending`), and it signs small batches
+            soon while a broker session is up (:meth:`LedgerWriter.sign_for_peers`).
         own_feed: fetch our own feed from peers too (a restore at start, before the writer
             opens); a running node never does (its writer would be stale).
         take_lock: open the ledger as its single writer (no LedgerWriter in this process).
@@ -100,7 +92,7 @@ class SyncService:
         trust: TrustList,
         *,
         on_alarm: AlarmHandler | None = None,
-        on_record: RecordHandler | None = None,
+        writer: LedgerWriter | None = None,
         own_feed: bool = False,
         take_lock: bool = False,
     ) -> None:
@@ -113,16 +105,18 @@ class SyncService:
         self._db_path = db_path
         self._trust = trust
         self._on_alarm = on_alarm
-        self._on_record = on_record
+        self._writer = writer
+        self._live: LivePush | None = None  # our feed from the writer (None: from the database)
+        self._own_synced = 0.0  # monotonic time of the last journal move asked for an answer
         self._fetch_own = own_feed
         self._take_lock = take_lock
         self.replica: Replica | None = None
         self.planner = Planner(config.request_max, config.in_flight, config.request_timeout)
-        self._apply: asyncio.Queue[_Batch] = asyncio.Queue(_APPLY_QUEUE)
+        self._apply: asyncio.Queue[Batch] = asyncio.Queue(_APPLY_QUEUE)
         self._requests: asyncio.Queue[tuple[wire.Request, str, bytes, str]] = asyncio.Queue(
             _REQUEST_QUEUE
         )
-        self._held: dict[str, dict[int, _Batch]] = {}  # feed -> start -> live batch past a gap
+        self._held = HeldBatches()  # live batches past a gap
         self._nudge = asyncio.Event()
         self._to_cosign: dict[str, bytes] = {}  # feed -> its latest checkpoint stored here
         self._cosign_due = asyncio.Event()
@@ -130,7 +124,7 @@ class SyncService:
         self._session_id = os.urandom(8)
         self._logged: set[tuple[str, str]] = set()
         self.ready = asyncio.Event()  #: set once the first session subscribed
-        self._pushed = 0  #: entries of our feed pushed live (or there before the session)
+        self._db_pushed = 0  # entries of our feed pushed, read from the database (no writer)
         #: ``on_stored(feed, end)`` after a batch is stored (benchmarks time replication by it)
         self.on_stored: Callable[[str, int], None] | None = None
 
@@ -141,16 +135,29 @@ class SyncService:
         self._nudge.set()
 
     async def flush(self, grace: float) -> None:
-        """Give the entries of our feed not yet pushed up to ``grace`` seconds to go out (at stop)."""
+        """Give the entries of our feed not yet pushed up to ``grace`` seconds to go out (at stop).
+
+        With the writer, what it holds unsigned is signed first (and the journal moved, as the
+        stop would do a moment later), so the node's last entries reach peers now.
+        """
         if not self.stats.connected or self.replica is None:
             return
-        head = self.replica.head(self.feed)
-        end = head.end if head is not None else 0
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(grace):
+                if self._writer is not None:
+                    with contextlib.suppress(EdgeError):
+                        await self._writer.sync()
+                    end = self._writer.size
+                else:
+                    head = await asyncio.to_thread(self.replica.head, self.feed)
+                    end = head.end if head is not None else 0
                 while self._pushed < end and self.stats.connected:
                     self._nudge.set()
                     await asyncio.sleep(0.02)
+
+    @property
+    def _pushed(self) -> int:
+        return self._live.pushed if self._live is not None else self._db_pushed
 
     def set_trust(self, trust: TrustList) -> None:
         """The trust list changed."""
@@ -164,6 +171,13 @@ class SyncService:
             self.replica = await asyncio.to_thread(
                 Replica.open, self._db_path, self.key, self._trust, take_lock=self._take_lock
             )
+            writer = self._writer
+            if writer is not None:
+                # entries durable in the commit journal are ours, not a rollback peers show us
+                self.replica.follow_writer(lambda: writer.size)
+                if self._live is None:
+                    self._live = LivePush(self.feed, writer.size)
+                    writer.add_listener(self._live.on_durable)
         return self.replica
 
     def close(self) -> None:
@@ -205,6 +219,8 @@ class SyncService:
                 event("sync.connected", broker=f"{c.host}:{c.port}", node=self.node_id)
                 self.ready.set()
                 self._announce.set()
+                if self._writer is not None:
+                    self._writer.sign_for_peers(True)  # pushed entries need a checkpoint soon
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(self._receive(client), name="sync-receive")
                     tg.create_task(self._apply_loop(client), name="sync-apply")
@@ -213,7 +229,7 @@ class SyncService:
                     tg.create_task(self._announce_loop(client), name="sync-announce")
                     tg.create_task(self._catchup_loop(client), name="sync-catchup")
                     tg.create_task(self._witness_loop(client), name="sync-witness")
-                    if self._on_record is not None:
+                    if self._writer is not None:
                         tg.create_task(self._record_loop(), name="sync-records")
         except* aiomqtt.MqttError as group:
             raise BrokerError(f"{where}: {group.exceptions[0]}") from None
@@ -221,6 +237,9 @@ class SyncService:
             raise BrokerError(f"{where}: timed out") from None
         except* (OSError, ssl.SSLError) as group:
             raise BrokerError(f"{where}: {group.exceptions[0]}") from None
+        finally:
+            if self._writer is not None:  # nobody to push to: back to the journal's pace
+                self._writer.sign_for_peers(False)
 
     @property
     def _replica(self) -> Replica:
@@ -275,7 +294,7 @@ class SyncService:
             if msg.feed != topic.arg:
                 self._bad("spoofed", str(message.topic), "entries of another feed")
                 return
-            self._queue(_Batch(msg.feed, msg.start, msg.raws, topic.node), drop=True)
+            self._queue(Batch(msg.feed, msg.start, msg.raws, topic.node), drop=True)
         elif kind == "req" and isinstance(msg, wire.Request):
             self._on_request(msg, message.properties, topic.node)
         elif kind == "resp" and isinstance(msg, wire.Entries):
@@ -354,14 +373,14 @@ class SyncService:
             self.stats.inc("responses_refused")
             return
         if e.raws:
-            self._queue(_Batch(e.feed, e.start, e.raws, sender, key), drop=False)
+            self._queue(Batch(e.feed, e.start, e.raws, sender, key), drop=False)
         if e.last:
             self.planner.answered(key)
             received = e.start + len(e.raws)
             if received > self.planner.local.get(e.feed, 0):
                 self.planner.held(e.feed, received)  # ask for the next window now
 
-    def _queue(self, batch: _Batch, *, drop: bool) -> None:
+    def _queue(self, batch: Batch, *, drop: bool) -> None:
         if batch.feed == self.feed and not self._fetch_own:
             # our writer appends our feed; a copy from a peer can only repeat it (or, if the
             # peer is ahead, is for the restore at start: the own_behind alarm says so)
@@ -382,34 +401,11 @@ class SyncService:
     # -- apply (verify + store) -----------------------------------------------------------------
 
     async def _apply_loop(self, client: aiomqtt.Client) -> None:
-        peeked: _Batch | None = None
+        peeked: Batch | None = None
         while True:
-            batch = peeked or await self._apply.get()
-            peeked = None
-            # Consecutive batches of one feed waiting together are stored in one transaction:
-            # one fsync instead of one per message (live pushes of a busy feed, an answer's
-            # stream); the ledger verifies every checkpoint inside either way.
-            parts = [batch]
-            count, size = len(batch.raws), sum(map(len, batch.raws))
-            while not self._apply.empty():
-                nxt = self._apply.get_nowait()
-                last = parts[-1]
-                if (
-                    nxt.feed != batch.feed
-                    or nxt.start != last.start + len(last.raws)
-                    or count + len(nxt.raws) > MAX_BATCH_ENTRIES
-                    or size + sum(map(len, nxt.raws)) > MAX_BATCH_BYTES // 2
-                ):
-                    peeked = nxt
-                    break
-                parts.append(nxt)
-                count += len(nxt.raws)
-                size += sum(map(len, nxt.raws))
-            if len(parts) > 1:
-                raws = tuple(r for p in parts for r in p.raws)
-                key = next((p.key for p in parts if p.key), 0)
-                batch = _Batch(batch.feed, batch.start, raws, batch.source, key)
-                self.stats.inc("batches_merged", len(parts) - 1)
+            batch, peeked, merged = merge_queued(peeked or await self._apply.get(), self._apply)
+            if merged:
+                self.stats.inc("batches_merged", merged)
             self.stats.queued = self._apply.qsize()
             try:
                 await self._apply_one(client, batch)
@@ -417,7 +413,7 @@ class SyncService:
                 self._bad("store_failed", batch.feed, str(exc))
             self._feed_stat(batch.feed)
 
-    async def _apply_one(self, client: aiomqtt.Client, batch: _Batch) -> None:
+    async def _apply_one(self, client: aiomqtt.Client, batch: Batch) -> None:
         replica = self._replica
         res = await asyncio.to_thread(
             replica.accept, batch.feed, batch.start, list(batch.raws), now=time.time(),
@@ -434,12 +430,7 @@ class SyncService:
                 self._cosign_due.set()
             await self._drain_held(client, res.feed, res.end)
         elif res.outcome == Outcome.GAP:
-            held = self._held.setdefault(batch.feed, {})
-            size = sum(len(r) for b in held.values() for r in b.raws)
-            size += sum(map(len, batch.raws))
-            if batch.key == 0 and len(held) < _BUFFER_MAX and size <= _BUFFER_BYTES:
-                held[batch.start] = batch
-            else:
+            if not self._held.keep(batch):
                 self.stats.inc("buffer_full")
             # fetch the gap from whoever pushed it (their checkpoint says how far they are)
             self.planner.announced(batch.feed, batch.source, batch.start + len(batch.raws))
@@ -461,111 +452,9 @@ class SyncService:
 
     async def _drain_held(self, client: aiomqtt.Client, feed: str, end: int) -> None:
         """Apply the live batches held past a gap that the store now reaches."""
-        held = self._held.get(feed)
-        for s in sorted(held or ()):
-            if s > end:
-                return
-            assert held is not None
-            batch = held.pop(s)
-            if s + len(batch.raws) > end:
-                await self._apply_one(client, batch)  # it drains what follows it
-                return
-
-    async def _witness_loop(self, client: aiomqtt.Client) -> None:
-        """Cosign the latest checkpoint stored of each feed, at most once a second per feed.
-
-        A cosignature of a checkpoint vouches for everything before it (the ledger checked the
-        whole feed up to it), so the latest is enough; signing every batch would cost a write
-        (and an fsync) per batch on the path that stores them.
-        """
-        while True:
-            await self._cosign_due.wait()
-            self._cosign_due.clear()
-            todo, self._to_cosign = self._to_cosign, {}
-            for raw in todo.values():
-                await self._cosign(client, raw)
-            await asyncio.sleep(1.0)
-
-    async def _cosign(self, client: aiomqtt.Client, checkpoint_raw: bytes) -> None:
-        cos = await asyncio.to_thread(self._replica.cosign, checkpoint_raw, now=time.time())
-        if cos is None:
-            return
-        payload = wire.encode_cosignature(wire.Cosignature(self.node_id, cos.to_json()))
-        await self._publish(client, self.topics.cosig(cos.feed), payload, retain=True)
-        self.stats.inc("cosignatures_out")
-
-    # -- answers ----------------------------------------------------------------------------------
-
-    async def _respond_loop(self, client: aiomqtt.Client) -> None:
-        while True:
-            req, reply, corr, _sender = await self._requests.get()
-            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-            props.CorrelationData = corr
-
-            async def send(payload: bytes, reply: str = reply, props: Properties = props) -> None:
-                await self._publish(client, reply, payload, properties=props)
-
-            try:
-                self.stats.inc(
-                    "entries_served", await answer(self._replica, self.config, req, send)
-                )
-            except EdgeError as exc:
-                self._bad("answer_failed", req.feed, str(exc))
-            self.stats.inc("requests_answered")
-
-    # -- outbound -------------------------------------------------------------------------------
-
-    async def _push_loop(self, client: aiomqtt.Client) -> None:
-        replica = self._replica
-        head = await asyncio.to_thread(replica.head, self.feed)
-        self._pushed = head.end if head is not None else 0
-        c = self.config
-        while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(c.push_interval):
-                    await self._nudge.wait()
-            self._nudge.clear()
-            if self._fetch_own:
-                continue  # restoring: our feed is not ours to push yet
-            head = await asyncio.to_thread(replica.head, self.feed)
-            while head is not None and head.end > self._pushed:
-                payload, count = await asyncio.to_thread(
-                    read_encoded, self._replica, self.feed, self._pushed, c.batch_max, head.end
-                )
-                if not count:
-                    break
-                await self._publish(client, self.topics.live(self.feed), payload)
-                self.stats.inc("entries_pushed", count)
-                self._pushed += count
-                self._announce.set()
-
-    async def _announce_loop(self, client: aiomqtt.Client) -> None:
-        last = 0.0
-        while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.config.announce_interval):
-                    await self._announce.wait()
-            # at most two rounds a second: a live feed changes its head every batch
-            await asyncio.sleep(max(0.0, last + 0.5 - time.monotonic()))
-            self._announce.clear()
-            last = time.monotonic()
-            await self._announce_heads(client)
-
-    async def _announce_heads(self, client: aiomqtt.Client) -> None:
-        replica = self._replica
-        for h in await asyncio.to_thread(replica.heads):
-            if not replica.trusted(h.feed) or h.checkpoint is None:
-                continue
-            if h.feed == self.feed and self._fetch_own:
-                continue  # restoring: what we hold of our feed is not our head
-            msg = wire.Head(self.node_id, self.feed, h.feed, h.end, h.checkpoint.raw,
-                            tuple(c.to_json() for c in h.cosignatures))  # fmt: skip
-            await self._publish(
-                client, self.topics.head(h.feed), wire.encode_head(msg), retain=True
-            )
-            self.planner.held(h.feed, max(h.end, self.planner.local.get(h.feed, 0)))
-            self._feed_stat(h.feed)
-        self.stats.inc("announcements")
+        batch = self._held.next_after(feed, end)
+        if batch is not None:
+            await self._apply_one(client, batch)  # it drains what follows it
 
     async def _catchup_loop(self, client: aiomqtt.Client) -> None:
         while True:
@@ -582,26 +471,11 @@ class SyncService:
             await asyncio.sleep(0.05)
 
     async def _record_loop(self) -> None:
-        assert self._on_record is not None
+        """Record what sync saw (forks, a restore) on our feed, through the writer."""
+        assert self._writer is not None
         while True:
-            for rec in await asyncio.to_thread(self._replica.pending_records):
-                entry_id = await self._on_record(rec)
-                await asyncio.to_thread(self._replica.mark_recorded, rec.key, entry_id)
+            await record_pending(self._replica, self._writer, now=time.time())
             await asyncio.sleep(1.0)
-
-    async def _publish(
-        self,
-        client: aiomqtt.Client,
-        topic: str,
-        payload: bytes,
-        *,
-        retain: bool = False,
-        properties: Properties | None = None,
-    ) -> None:
-        async with asyncio.timeout(30.0):
-            await client.publish(topic, payload, qos=1, retain=retain, properties=properties)
-        self.stats.inc("messages_out")
-        self.stats.inc("bytes_out", len(payload))
 
     # -- helpers --------------------------------------------------------------------------------
 

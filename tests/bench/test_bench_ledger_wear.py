@@ -19,7 +19,10 @@ Two measures, printed beside the entries' own size and the limit:
 With the commit journal (the node's default) entries wait unsigned in the journal and move into
 SQLite under one checkpoint ``journal_age`` (120 s) after the first of them: that variant runs
 one such cycle, from a journal just moved to the writer's own next move, and divides by the
-entries that move put into the database (``_line``). A second bench measures what raw readings
+entries that move put into the database (``_line``). A node with ``[sync]`` keeps the journal
+too, but while peers listen its writer signs every few entries (pushed entries need a
+checkpoint), and the journal moves by age alone: the ``sync`` variant runs that, from a journal
+just moved to the commit process's next move. A second bench measures what raw readings
 staged every ``flush_interval`` write at the line's pace (no limit of their own).
 
 The limit (issue 12): at most 8 KiB per committed entry.
@@ -35,6 +38,7 @@ from pathlib import Path
 
 import pytest
 
+from edge.ledger.journal import journal_path
 from edge.ledger.keys import NodeKey
 from edge.ledger.store import Ledger, connect
 from edge.ledger.verify import verify_db
@@ -116,7 +120,7 @@ def _files(path: Path) -> int:
     return sum(os.path.getsize(p) for p in (path, Path(f"{path}-wal")) if os.path.exists(p))
 
 
-async def _line(path: Path, key: NodeKey, journal: bool) -> Run:
+async def _line(path: Path, key: NodeKey, journal: bool, peers: bool = False) -> Run:
     """Run the line: ``ENTRIES`` entries, or with the journal until its first move after them.
 
     With the commit journal, entries wait unsigned in the journal and move into SQLite with the
@@ -124,8 +128,14 @@ async def _line(path: Path, key: NodeKey, journal: bool) -> Run:
     cycle, from a journal just moved (after a sync) to the writer's own next move, and counts
     the entries that move took into the database. Entries appended after the checkpoint was
     cut (still in the journal at the end) count in the bytes but not in the entries.
+
+    With ``peers`` (a sync node connected: :meth:`LedgerWriter.sign_for_peers`) the writer signs
+    every few entries and the commit process moves the journal by its age: the run ends when
+    the journal file is truncated by that move.
     """
     writer = LedgerWriter.open(path, key, **({} if journal else {"journal_max": 0}))
+    writer.sign_for_peers(peers)
+    eqj = journal_path(path)
     entry_bytes = 0
     async with asyncio.TaskGroup() as tg:
         tg.create_task(writer.run(), name="ledger-writer")
@@ -146,7 +156,21 @@ async def _line(path: Path, key: NodeKey, journal: bool) -> Run:
         commits_before = writer.entry_commits
         signed_before = writer.signed
         i = 0
-        while (i < ENTRIES) if not journal else (writer.signed == signed_before):
+        grown = 0  # the journal's largest size seen in the run (peers: its move truncates it)
+
+        def running() -> bool:
+            nonlocal grown
+            if not journal:
+                return i < ENTRIES
+            if not peers:
+                return writer.signed == signed_before
+            size = os.path.getsize(eqj) if eqj.exists() else 0
+            if size < grown:
+                return False
+            grown = size
+            return True
+
+        while running():
             type_, body, lots, actor = _entry(HISTORY + i)
             entry = await writer.append(
                 type_, body, ts=T0 + HISTORY + 2 + i, lots=lots, actor=actor
@@ -186,13 +210,17 @@ class Run:
 
 
 @pytest.mark.timeout(600)  # one journal cycle is journal_age (120 s) after the history
-@pytest.mark.parametrize("journal", [False, True], ids=["sqlite", "commit_journal"])
-def test_bench_ledger_wear(tmp_path: Path, journal: bool) -> None:
+@pytest.mark.parametrize(
+    ("journal", "peers"),
+    [(False, False), (True, False), (True, True)],
+    ids=["sqlite", "commit_journal", "sync_node"],
+)
+def test_bench_ledger_wear(tmp_path: Path, journal: bool, peers: bool) -> None:
     key = NodeKey.generate()
     path = tmp_path / "ledger.db"
     _history(path, key)
     checkpoints_before = _count(path, "checkpoint")
-    run = asyncio.run(_line(path, key, journal))
+    run = asyncio.run(_line(path, key, journal, peers))
     entries = run.entries
     checkpoints = _count(path, "checkpoint") - checkpoints_before
     conn = connect(path, readonly=True)
@@ -201,8 +229,13 @@ def test_bench_ledger_wear(tmp_path: Path, journal: bool) -> None:
     conn.close()
     per_entry = run.written / entries
     print()
+    what = "journal_max = 0: SQLite commits"
+    if journal:
+        what = (
+            "commit journal, a sync node's signing (peers listening)" if peers else "commit journal"
+        )
     print(
-        f"ledger wear ({'commit journal' if journal else 'journal_max = 0: SQLite commits'}): "
+        f"ledger wear ({what}): "
         f"{per_entry:,.0f} bytes written per committed entry "
         f"(/proc/<pid>/io write_bytes of the node, its commit thread included), "
         f"entry itself {run.entry_size:,} bytes; limit {LIMIT:,}: "

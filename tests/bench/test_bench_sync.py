@@ -13,6 +13,8 @@ the broker and the benchmark):
 - **live replication**: A appends 1,000 entries/s for 10 s while B replicates; per entry, the
   time from durable on A (the writer's durable callback) to durable on B (B stored the batch that
   holds it): p50, p99, max (limit p99 < 100 ms). A and B are separate processes on one clock.
+  A runs as a node with ``[sync]`` does: the commit journal on, its sync service following the
+  writer (entries pushed from its durable batches, signed every few entries).
 """
 
 from __future__ import annotations
@@ -96,11 +98,11 @@ data, port, rate, seconds = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]
 key = load_key(data / "node.key")
 
 async def main():
-    # journal_max=0: commits go straight to SQLite, as a node without [ledger] commit_journal
-    writer = LedgerWriter.open(data / "ledger.db", key, flush_interval=0.01, batch_max=2000,
-                               journal_max=0)
+    # as `edge run` with [sync]: the commit journal on (the default), the service following the
+    # writer (pushes from its durable batches; it signs every few entries while connected)
+    writer = LedgerWriter.open(data / "ledger.db", key, flush_interval=0.01, batch_max=2000)
     svc = SyncService(SyncConfig(port=port, announce_interval=1.0), "a", key, data / "ledger.db",
-                      trust_for(data, data / "node.key", "a"))
+                      trust_for(data, data / "node.key", "a"), writer=writer)
     durable = {}
     async with asyncio.TaskGroup() as tg:
         tg.create_task(writer.run())

@@ -336,13 +336,13 @@ def test_a_node_config_that_is_not_utf8_is_one_line_with_its_place(
         assert said.count("\n") == 1, said
 
 
-def test_commit_journal_defaults_on_except_on_a_sync_node(tmp_path: Path) -> None:
+def test_commit_journal_defaults_on_also_on_a_sync_node(tmp_path: Path) -> None:
     base = 'node.id = "n1"\n'
     assert parse_config(base, tmp_path / "node.toml").ledger.commit_journal is True
     with_sync = base + '[sync]\nhost = "127.0.0.1"\n'
-    assert parse_config(with_sync, tmp_path / "node.toml").ledger.commit_journal is False
-    chosen = with_sync + "[ledger]\ncommit_journal = true\n"
-    assert parse_config(chosen, tmp_path / "node.toml").ledger.commit_journal is True
+    assert parse_config(with_sync, tmp_path / "node.toml").ledger.commit_journal is True
+    chosen = with_sync + "[ledger]\ncommit_journal = false\n"
+    assert parse_config(chosen, tmp_path / "node.toml").ledger.commit_journal is False
 
 
 def test_commit_worker_is_a_thread_unless_a_process_is_asked_for(tmp_path: Path) -> None:
