@@ -198,27 +198,33 @@ class Outbound:
 
     async def _announce_heads(self, client: aiomqtt.Client) -> None:
         replica = self._replica
+        live = self._live
+        own_done = False
         for h in await asyncio.to_thread(replica.heads):
             if not replica.trusted(h.feed) or h.checkpoint is None:
                 continue
-            if h.feed == self.feed and self._fetch_own:
-                continue  # restoring: what we hold of our feed is not our head
+            if h.feed == self.feed:
+                if self._fetch_own:
+                    continue  # restoring: what we hold of our feed is not our head
+                if live is not None and live.checkpoint is not None and live.signed_end > h.end:
+                    continue  # the writer's journal holds more: announced below
+                own_done = True
             msg = wire.Head(self.node_id, self.feed, h.feed, h.end, h.checkpoint.raw,
                             tuple(c.to_json() for c in h.cosignatures))  # fmt: skip
-            live = self._live
-            if (
-                h.feed == self.feed
-                and live is not None
-                and live.checkpoint is not None
-                and live.signed_end > h.end
-            ):  # the writer's journal holds more: our head is there
-                msg = wire.Head(self.node_id, self.feed, self.feed, live.signed_end,
-                                live.checkpoint, ())  # fmt: skip
             await self._publish(
                 client, self.topics.head(h.feed), wire.encode_head(msg), retain=True
             )
             self.planner.held(h.feed, max(h.end, self.planner.local.get(h.feed, 0)))
             self._feed_stat(h.feed)
+        if not own_done and live is not None and live.checkpoint is not None:
+            # our head is the last checkpoint the writer made durable (in the journal, maybe
+            # not yet in the database); cosignatures of it come with the next announcement
+            msg = wire.Head(
+                self.node_id, self.feed, self.feed, live.signed_end, live.checkpoint, ()
+            )
+            await self._publish(
+                client, self.topics.head(self.feed), wire.encode_head(msg), retain=True
+            )
         self.stats.inc("announcements")
 
     async def _publish(

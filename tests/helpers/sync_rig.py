@@ -2,12 +2,15 @@
 
 Gateways poll the demo cooling tunnel (firmware-sim on a PTY of their own) and write their feed;
 a hub has no devices. Every node trusts every other node's key (``trust.toml``), so each
-replicates the three feeds. Feeds are compared straight from the nodes' databases (read-only).
+replicates the three feeds. Feeds are compared straight from the nodes' databases (read-only),
+a node's own feed with what its commit journal holds signed: a syncing node keeps the journal
+on, so its database lags its feed by up to two minutes while peers get the entries live.
 """
 
 from __future__ import annotations
 
 import getpass
+import hashlib
 import json
 import os
 import shutil
@@ -23,7 +26,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from edge.errors import StorageError
 from edge.firmware_sim import SimulatorThread, load_scenario
+from edge.ledger.journal import journal_entries, journal_path
 from edge.ledger.keys import create_key_file
 from edge.ledger.trust import TRUST_FILE, add_trusted
 
@@ -173,47 +178,73 @@ class SyncNode:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def entries(self) -> dict[str, list[str]]:
-        """feed -> ids in seq order (contiguous from 0 or not: as stored)."""
+    def journaled(self) -> list[tuple[int, str, bytes]]:
+        """(seq, id, raw) of our feed's entries in the commit journal, up to its last checkpoint.
+
+        What peers can hold of it beyond the database (they verify by checkpoints). Read-only;
+        a record being appended right now is not there yet.
+        """
+        try:
+            raws = journal_entries(journal_path(self.db))
+        except (StorageError, OSError):
+            return []
+        out: list[tuple[int, str, bytes]] = []
+        signed = 0
+        feed = self.feed
+        for raw in raws:
+            entry = json.loads(raw)
+            if entry["feed"] != feed:
+                continue
+            out.append((int(entry["seq"]), hashlib.sha256(raw).hexdigest(), raw))
+            if entry["type"] == "checkpoint":
+                signed = len(out)
+        return out[:signed]
+
+    def rows(self, feed: str | None = None) -> list[tuple[str, int, str, bytes]]:
+        """(feed, seq, id, raw) held here in feed and seq order: the database, and for our own
+        feed what the journal holds signed beyond it."""
         if not self.db.exists():
-            return {}
+            return []
+        own = self.feed if self.key.with_suffix(".key.pub").exists() else None
+        journal = self.journaled() if own is not None and feed in (None, own) else []
         try:
             conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5)
             try:
                 rows = conn.execute(
-                    "SELECT feed, seq, id FROM entries ORDER BY feed, seq"
+                    "SELECT feed, seq, id, raw FROM entries WHERE ? IS NULL OR feed = ? "
+                    "ORDER BY feed, seq",
+                    (feed, feed),
                 ).fetchall()
             finally:
                 conn.close()
         except sqlite3.Error:
-            return {}
+            return []
+        out = [(f, int(q), str(i), bytes(r)) for f, q, i, r in rows]
+        if journal and own is not None:
+            end = max((q + 1 for f, q, _, _ in out if f == own), default=0)
+            extra = [(own, q, i, r) for q, i, r in journal if q >= end]
+            if extra and extra[0][1] == end:
+                out = sorted(out + extra, key=lambda row: (row[0], row[1]))
+        return out
+
+    def entries(self) -> dict[str, list[str]]:
+        """feed -> ids in seq order (contiguous from 0 or not: as stored)."""
         out: dict[str, list[str]] = {}
-        for feed, seq, id_ in rows:
+        for feed, seq, id_, _ in self.rows():
             ids = out.setdefault(feed, [])
             if seq != len(ids):
-                break
+                continue  # a gap: what follows it is not contiguous
             ids.append(id_)
         return out
 
     def types(self, feed: str) -> list[str]:
         """The entry types of ``feed`` held here, in seq order."""
-        conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5)
-        try:
-            rows = conn.execute("SELECT type FROM entries WHERE feed = ? ORDER BY seq", (feed,))
-            return [r[0] for r in rows]
-        finally:
-            conn.close()
+        return [json.loads(raw)["type"] for _, _, _, raw in self.rows(feed)]
 
     def bodies(self, feed: str, type_: str) -> list[dict[str, Any]]:
         """The bodies of ``feed``'s entries of type ``type_`` held here, in seq order."""
-        conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5)
-        try:
-            rows = conn.execute(
-                "SELECT raw FROM entries WHERE feed = ? AND type = ? ORDER BY seq", (feed, type_)
-            )
-            return [json.loads(r[0])["body"] for r in rows]
-        finally:
-            conn.close()
+        bodies = [json.loads(raw) for _, _, _, raw in self.rows(feed)]
+        return [b["body"] for b in bodies if b["type"] == type_]
 
     def cosigners(self, feed: str) -> set[str]:
         """The witnesses (their feed ids) of the cosignatures of ``feed`` held here."""

@@ -87,12 +87,9 @@ def test_e_rogue_node_with_an_untrusted_key_is_ignored(tmp_path: Path, broker: M
 
 
 async def _spoof(broker: MqttBroker, rogue: SyncNode, victim: SyncNode) -> None:
-    conn = sqlite3.connect(f"file:{rogue.db}?mode=ro", uri=True)
-    rows = conn.execute(
-        "SELECT raw FROM entries WHERE feed = ? ORDER BY seq", (rogue.feed,)
-    ).fetchall()
-    conn.close()
-    raws = [bytes(r[0]) for r in rows]
+    # the rogue's feed as far as it signed it (its database, and its commit journal beyond)
+    raws = [raw for *_, raw in rogue.rows(rogue.feed)]
+    assert raws
     async with aiomqtt.Client("127.0.0.1", broker.port, protocol=aiomqtt.ProtocolVersion.V5) as c:
         topic = f"edge-sync/v1/{victim.name}/live/{victim.feed}"
         # rogue entries announced as the victim's feed, and as themselves on the victim's topic
