@@ -178,11 +178,12 @@ class SyncNode:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def journaled(self) -> list[tuple[int, str, bytes]]:
+    def journaled(self, *, unsigned: bool = False) -> list[tuple[int, str, bytes]]:
         """(seq, id, raw) of our feed's entries in the commit journal, up to its last checkpoint.
 
-        What peers can hold of it beyond the database (they verify by checkpoints). Read-only;
-        a record being appended right now is not there yet.
+        What peers can hold of it beyond the database (they verify by checkpoints); with
+        ``unsigned``, every entry durable there. Read-only; a record being appended right now
+        is not there yet.
         """
         try:
             raws = journal_entries(journal_path(self.db))
@@ -198,7 +199,12 @@ class SyncNode:
             out.append((int(entry["seq"]), hashlib.sha256(raw).hexdigest(), raw))
             if entry["type"] == "checkpoint":
                 signed = len(out)
-        return out[:signed]
+        return out if unsigned else out[:signed]
+
+    def recorded(self) -> int:
+        """Entries of our own feed durable here: the database and the whole journal."""
+        ids = self.entries().get(self.feed, [])
+        return max([len(ids)] + [q + 1 for q, _, _ in self.journaled(unsigned=True)])
 
     def rows(self, feed: str | None = None) -> list[tuple[str, int, str, bytes]]:
         """(feed, seq, id, raw) held here in feed and seq order: the database, and for our own

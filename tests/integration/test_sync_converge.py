@@ -90,10 +90,11 @@ def test_c_broker_stopped_30s_converges(rig: tuple[MqttBroker, list[SyncNode]]) 
     wait_for(lambda: grows(gw1, 4) and grows(gw2, 4), 60, "gateways writing")
     wait_converged(nodes)
     broker.stop()
-    before = {n.name: len(n.entries().get(n.feed, [])) for n in (gw1, gw2)}
+    before = {n.name: n.recorded() for n in (gw1, gw2)}
     time.sleep(30)
-    # the gateways kept recording while the broker was away
-    assert all(grows(n, before[n.name]) for n in (gw1, gw2))
+    # the gateways kept recording while the broker was away (signed at the journal's pace
+    # again without peers: what counts is what is durable, in the database or the journal)
+    assert all(n.recorded() > before[n.name] for n in (gw1, gw2))
     broker.start()
     wait_converged(nodes, within=90)
     assert all(n.alive() for n in nodes)
