@@ -118,13 +118,17 @@ class Outbound:
 
         A peer asks for our entries after a gap in our pushes (dropped, or before it was
         connected); those may be durable in the commit journal only. A move costs the card a
-        transaction, so at most one every couple of seconds.
+        transaction, so at most one every couple of seconds: a request meanwhile waits for it
+        (answered "not held", the peer would avoid us for 30 s, and only we may hold these).
         """
         writer = self._writer
         if writer is None or start >= writer.size:
             return
-        if time.monotonic() < self._own_synced + _OWN_SYNC_EVERY:
-            return
+        if start < await asyncio.to_thread(self._replica.end, self.feed):
+            return  # the database holds where the answer starts: it ends on a checkpoint there
+        wait = self._own_synced + _OWN_SYNC_EVERY - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
         if start < await asyncio.to_thread(self._replica.end, self.feed):
             return  # the database holds where the answer starts: it ends on a checkpoint there
         self._own_synced = time.monotonic()

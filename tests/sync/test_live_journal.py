@@ -33,6 +33,8 @@ T0 = 1_795_000_000.0
 
 def held(db: Path, feed: str) -> list[str]:
     """The types of ``feed``'s entries in the database file, in seq order."""
+    if not db.exists():
+        return []
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
     try:
         rows = conn.execute("SELECT type FROM entries WHERE feed = ? ORDER BY seq", (feed,))
@@ -119,3 +121,45 @@ async def test_an_alarm_in_the_journal_reaches_a_peer_signed_and_is_no_rollback(
     conn.close()
     assert ids_a[: len(ids_b)] == ids_b
     assert len(ids_b) > alarm.seq
+
+
+async def test_a_late_peer_gets_what_waits_in_the_journal_by_a_range_request(
+    tmp_path: Path, broker
+) -> None:  # type: ignore[no-untyped-def]
+    """B connects after A pushed: it learns A's head (announced from A's writer) and asks for
+    the range; A has its writer move the journal into the database first, then answers."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d in (a, b):
+        d.mkdir()
+        create_key_file(d / "node.key")
+    add_trusted(b / TRUST_FILE, str(a / "node.key.pub"), "a")
+    feed = (a / "node.key.pub").read_text().strip()
+    config = SyncConfig(port=broker.port, announce_interval=1.0)
+    writer = LedgerWriter.open(a / "ledger.db", load_key(a / "node.key"), flush_interval=0.05)
+    svc_a = SyncService(config, "a", load_key(a / "node.key"), a / "ledger.db",
+                        trust_for(a, a / "node.key", "a"), writer=writer)  # fmt: skip
+    svc_b = SyncService(config, "b", load_key(b / "node.key"), b / "ledger.db",
+                        trust_for(b, b / "node.key", "b"), take_lock=True)  # fmt: skip
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(writer.run())
+        task_a = tg.create_task(svc_a.run())
+        await asyncio.wait_for(svc_a.ready.wait(), 10)
+        for i in range(20):
+            entry = await writer.append("alarm", {"i": str(i)}, ts=T0 + i)
+            writer.commit_now()
+            await writer.durable(entry.seq)
+        counters = svc_a.stats.counters
+        await until(lambda: counters["entries_pushed"] >= 20, 10, "A pushed (to nobody)")
+        assert held(a / "ledger.db", feed) == []  # all of it in A's journal
+        pushed = counters["entries_pushed"]
+        task_b = tg.create_task(svc_b.run())
+        await until(lambda: len(held(b / "ledger.db", feed)) >= pushed, 20, "B caught up")
+        assert svc_b.stats.counters["requests_sent"] >= 1
+        assert len(held(a / "ledger.db", feed)) >= pushed  # moved for the answer
+        task_a.cancel()
+        task_b.cancel()
+        await writer.aclose()
+    conn = connect(b / "ledger.db", readonly=True)
+    report = verify_db(conn)
+    conn.close()
+    assert [p for p in report.problems if p.feed == feed] == []
