@@ -326,7 +326,7 @@ class LedgerBridge:
         Returns ``{"entries": N}``, our feed's durable size, all of it in the database now.
 
         Raises:
-            StorageError: not done within 10 s (the disk or the commit process is stuck).
+            StorageError: not done within 10 s (the disk or the commit worker is stuck).
         """
         writer = self.writer
         try:

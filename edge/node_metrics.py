@@ -162,7 +162,7 @@ def _ledger(w: LedgerWriter) -> Iterable[Metric]:
     yield _c("edge_ledger_commits_total", "Batches durably committed this run.",
              Sample(float(w.commits)))  # fmt: skip
     yield _c("edge_ledger_commit_seconds_total",
-             "Time from handing a batch to the commit process to its durable answer, summed "
+             "Time from handing a batch to the commit worker to its durable answer, summed "
              "(divide by edge_ledger_commits_total for the mean).", Sample(w.commit_seconds))  # fmt: skip
     yield _g("edge_ledger_commit_seconds_max", "The longest such time this run.",
              Sample(w.commit_seconds_max))  # fmt: skip

@@ -1,7 +1,7 @@
 """The outbox's own view of the ledger database: entries of a stream, and the delivery cursors.
 
 Everything here runs in a worker thread (``asyncio.to_thread``) on a connection of its own, so a
-replay reading thousands of entries, or a cursor write waiting for the commit process's
+replay reading thousands of entries, or a cursor write waiting for the commit worker's
 transaction, never stalls the event loop (where alarms are evaluated and published).
 
 Cursor writes are cheap by design (SD-card wear, issue 12): the outbox writes them lazily (at

@@ -268,7 +268,7 @@ class LedgerWriter(CommitProcessLink, WriterPrunes):
 
         Raises:
             LedgerClosed: the writer was closed.
-            StorageError: the commit process could not be reached.
+            StorageError: the commit worker could not be reached.
         """
         self._check_open()
         ledger = self.ledger
@@ -375,7 +375,7 @@ class LedgerWriter(CommitProcessLink, WriterPrunes):
                     self._first_pending = None
                 if self._inflight and self._inflight[0][1].done():
                     await self._harvest()
-                # Every cut batch goes to the commit process at once, behind those in flight:
+                # Every cut batch goes to the commit worker at once, behind those in flight:
                 # it goes from one batch to the next without waiting for this loop.
                 unsent = self.ledger.unwritten[len(self._inflight) :]
                 if unsent:
@@ -399,7 +399,7 @@ class LedgerWriter(CommitProcessLink, WriterPrunes):
                 if self._closing and not self.ledger.unwritten and not self.ledger.dirty:
                     break
         finally:
-            # Cancelled or closing: let the commit process finish what it was given, record
+            # Cancelled or closing: let the commit worker finish what it was given, record
             # what it committed, then commit what is left here (blocking the loop briefly at
             # shutdown beats losing entries).
             await self._stop_commit_process()
@@ -417,7 +417,7 @@ class LedgerWriter(CommitProcessLink, WriterPrunes):
         """Wait until there is something to do; True when pending entries are due a flush.
 
         Meanwhile, a write not answered within ``stall_warning`` seconds is logged once (a disk
-        or a commit process that hangs would otherwise only show as producers waiting).
+        or a commit worker that hangs would otherwise only show as producers waiting).
         """
         loop = asyncio.get_running_loop()
         ledger = self.ledger
@@ -448,7 +448,7 @@ class LedgerWriter(CommitProcessLink, WriterPrunes):
                     self._stall_warned = done
                     log.warning(
                         "ledger %s: a batch of %d entries sent %.0fs ago is not committed yet "
-                        "(disk or commit process stuck?); %d entries waiting",
+                        "(disk or commit worker stuck?); %d entries waiting",
                         ledger.path,
                         len(batch.entries),
                         now - sent,

@@ -29,7 +29,7 @@ CommitWorker = CommitThread | CommitProcess
 log = logging.getLogger("edge.ledger")
 
 _FIRST_RETRY = 0.05  # seconds before a failed batch write is retried; doubles up to retry_max
-_START_TIMEOUT = 30.0  # seconds for the commit process to start and open the database
+_START_TIMEOUT = 30.0  # seconds for the commit worker to start and open the database
 _STOP_TIMEOUT = 60.0  # seconds for it to finish the batches it holds (at most queue_size entries)
 
 
@@ -39,7 +39,7 @@ def _retrieved(done: asyncio.Future[None]) -> None:
 
 
 class CommitProcessLink:
-    """Start/restart, stop and harvest the commit process of a :class:`LedgerWriter`."""
+    """Start/restart, stop and harvest the commit worker of a :class:`LedgerWriter`."""
 
     # the writer's (edge.ledger.writer.LedgerWriter.__init__)
     ledger: Ledger
@@ -75,7 +75,7 @@ class CommitProcessLink:
         return self._commits
 
     async def _stop_commit_process(self) -> None:
-        """End the commit process; record every batch it committed (by the database's word)."""
+        """End the commit worker; record every batch it committed (by the database's word)."""
         commits, self._commits = self._commits, None
         if commits is not None:
             try:
@@ -130,7 +130,7 @@ class CommitProcessLink:
                 continue
             if not isinstance(exc, StorageError):
                 raise exc
-            # The commit process refuses a batch whose predecessor is not written, so the
+            # The commit worker refuses a batch whose predecessor is not written, so the
             # batches behind this one fail too. Once all have answered, forget them: after the
             # pause, run() sends them again, this one first.
             await asyncio.wait([done for _, done, _ in inflight])
@@ -147,7 +147,7 @@ class CommitProcessLink:
             await self._pause(exc)
 
     async def _pause(self, exc: StorageError) -> None:
-        """Log a failed write (or a commit process that would not start) and back off."""
+        """Log a failed write (or a commit worker that would not start) and back off."""
         log.error(
             "%s; retrying in %.2fs (%d entries waiting)",
             exc,

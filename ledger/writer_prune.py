@@ -2,7 +2,7 @@
 
 :class:`WriterPrunes` is a mixin of :class:`~edge.ledger.writer.LedgerWriter` (its attributes
 are the writer's): each prune is recorded first (a durable ``readings.prune`` entry), then the
-commit process deletes the blocks between commits. Old minute summaries are deleted the same way
+commit worker deletes the blocks between commits. Old minute summaries are deleted the same way
 (by their retention, or after the raw blocks to fit the budget), without an entry
 (:mod:`edge.ledger.summary_retention` says why).
 """
@@ -73,7 +73,7 @@ class WriterPrunes:
         """Prune raw readings of blocks that ended before ``before`` (epoch s); digests stay.
 
         Recorded first: the ``readings.prune`` entry naming the blocks and why is made durable,
-        then the commit process deletes them between commits, so it never races a batch.
+        then the commit worker deletes them between commits, so it never races a batch.
         Arguments as :meth:`Ledger.prune_readings`.
 
         Returns:
