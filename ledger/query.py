@@ -31,6 +31,7 @@ __all__ = [
     "StoredEntry",
     "entries_by_id",
     "find_entry",
+    "format_in_range",
     "format_ts",
     "load_stations",
     "open_ledger_db",
@@ -280,8 +281,10 @@ def query_entries(conn: sqlite3.Connection, flt: EntryFilter) -> list[StoredEntr
 
 def format_ts(moment: datetime) -> str:
     """``moment`` as the store writes times: UTC, microseconds, ``Z`` (fixed width)."""
-    utc = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = moment.astimezone(UTC) if moment.tzinfo else moment
+    # isoformat, not strftime: glibc's %Y does not pad years before 1000 ('999-01-01'), which
+    # is neither fixed-width nor ordered as text
+    return utc.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_time(text: str, now: datetime, option: str = "time") -> str:
@@ -292,20 +295,37 @@ def parse_time(text: str, now: datetime, option: str = "time") -> str:
     meaning "that long before ``now``" (``2h``, ``30min``, ``1d``).
 
     Raises:
-        ConfigError: neither form; the message names ``option``.
+        ConfigError: neither form, or a time outside years 1 to 9999 in UTC; the message
+            names ``option``.
     """
     value = text.strip()
     try:
         moment = datetime.fromisoformat(value.replace("z", "Z"))
     except ValueError:
         try:
-            return format_ts(now - timedelta(seconds=parse_duration(value)))
+            ago = timedelta(seconds=parse_duration(value))
         except Exception:
             raise ConfigError(
                 f"{option}: {text!r} is neither an ISO 8601 time (2026-11-23T10:31:40Z) "
                 "nor a duration ago (2h, 30min, 1d)"
             ) from None
-    return format_ts(moment)
+        return format_in_range(lambda: now - ago, option, text)
+    return format_in_range(lambda: moment, option, text)
+
+
+def format_in_range(moment: Callable[[], datetime], option: str, text: str) -> str:
+    """:func:`format_ts` of ``moment()``; a time beyond what datetime holds is a ConfigError.
+
+    ``0001-01-01T00:00+01:00`` is in year 0 in UTC, ``1000000d`` ago before year 1: Python
+    raises OverflowError for both (ValueError when the local zone converts a naive year 1),
+    which must reach the person as their input's fault.
+    """
+    try:
+        return format_ts(moment())
+    except (OverflowError, ValueError):
+        raise ConfigError(
+            f"{option}: {text!r} is out of range (a time in the years 1 to 9999, UTC)"
+        ) from None
 
 
 def _short(value: object, width: int = 12) -> str:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, tzinfo
 from urllib.parse import quote, urlencode
 
 from edge.errors import ConfigError
-from edge.ledger.query import format_ts, parse_time
+from edge.ledger.query import format_in_range, parse_time
 
 __all__ = ["SiteTime", "esc", "link", "page", "table", "url"]
 
@@ -59,9 +59,9 @@ class SiteTime:
         """A stored RFC 3339 UTC time in the site zone (None when not a time)."""
         try:
             at = datetime.fromisoformat(ts.replace("Z", "+00:00"))
-        except ValueError:
+            return at.astimezone(self.zone) if self.zone is not None else at.astimezone()
+        except (ValueError, OverflowError):  # OverflowError: year 1 (or 9999) west (east) of UTC
             return None
-        return at.astimezone(self.zone) if self.zone is not None else at.astimezone()
 
     def tag(self, ts: str) -> str:
         """``<time datetime=UTC title="UTC ...">2026-11-23 09:01:40</time>`` in the site zone."""
@@ -95,10 +95,15 @@ class SiteTime:
         except ValueError:
             return parse_time(value, datetime.now(UTC), field)
         if moment.tzinfo is None:
-            moment = (
-                moment.replace(tzinfo=self.zone) if self.zone is not None else moment.astimezone()
+            naive = moment
+            return format_in_range(
+                lambda: (
+                    naive.replace(tzinfo=self.zone) if self.zone is not None else naive.astimezone()
+                ),
+                field,
+                text,
             )
-        return format_ts(moment)
+        return format_in_range(lambda: moment, field, text)
 
 
 _CSS = """

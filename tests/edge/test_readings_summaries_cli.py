@@ -144,3 +144,20 @@ def test_json_summary_on_stdout(db: Path, tmp_path: Path) -> None:
     assert bad.exit_code == 1
     assert json.loads(bad.stdout)["ok"] is False
     assert invoke("readings", "summaries", "--db", str(db), "--json").exit_code == 2
+
+
+def test_times_before_year_1000_and_out_of_range(db: Path) -> None:
+    """A year before 1000 is a window like any other; a time Python cannot hold, one line.
+
+    glibc's ``%Y`` wrote year 999 as '999-01-01', which is not the fixed-width form: the window
+    went to a traceback here (and compared wrongly as text in ``edge ledger query``).
+    """
+    old = invoke("readings", "summaries", "--db", str(db), "--since", "0999-01-01")
+    assert old.exit_code == 0, old.output
+    assert "exported 6 hour summaries" in old.stderr
+    for option, text in (("--since", "0001-01-01T00:00+01:00"), ("--until", "9999999d")):
+        far = invoke("readings", "summaries", "--db", str(db), option, text)
+        assert far.exit_code == 2, far.output
+        assert far.stderr.strip().splitlines() == [
+            f"edge: {option}: {text!r} is out of range (a time in the years 1 to 9999, UTC)"
+        ]

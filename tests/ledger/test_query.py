@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -297,3 +298,14 @@ def test_summary_of_a_config_change_names_both_hashes() -> None:
 
     assert summarize(change(None)).endswith("in force: abababababab… (first run)")
     assert "changed from cdcdcdcdcdcd… to abababababab…" in summarize(change("cd" * 32))
+
+
+def test_parse_time_keeps_the_fixed_width_form_at_the_ends_of_the_calendar() -> None:
+    now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    assert parse_time("0999-01-01", now) == "0999-01-01T00:00:00.000000Z"
+    assert parse_time("0001-01-01T01:00+01:00", now) == "0001-01-01T00:00:00.000000Z"
+    assert parse_time("9999-12-31T23:59:59.999999Z", now) == "9999-12-31T23:59:59.999999Z"
+    assert parse_time("0999-01-01", now) < parse_time("2026-01-01", now)  # ordered as text
+    for text in ("0001-01-01T00:00+01:00", "9999-12-31T23:30-01:00", "999999d"):
+        with pytest.raises(ConfigError, match=re.escape(f"--since: '{text}' is out of range")):
+            parse_time(text, now, "--since")

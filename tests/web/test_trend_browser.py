@@ -169,6 +169,12 @@ def test_trend_json_and_bad_requests(trend_server: tuple[Server, float]) -> None
     assert b"at most 7 days" in body
     status, body = _get(server.url + f"/trend?point={POINT}&since=soon")
     assert status == 400
+    # year 0 in UTC, and a span from year 999 (once a 500: strftime wrote '999-01-01')
+    status, body = _get(server.url + f"/trend?point={POINT}&since=0001-01-01T00:00%2B01:00")
+    assert (status, b"is out of range" in body) == (400, True)
+    status, body = _get(server.url + f"/trend/json?point={POINT}&since=0999-01-01T00:00Z")
+    assert status == 200
+    assert len(json.loads(body)["subgroups"]) == DAYS * 24
     status, body = _get(server.url + "/trend?point=nosuch")
     assert status == 200
     assert b"No hour summaries of nosuch" in body
