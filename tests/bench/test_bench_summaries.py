@@ -111,8 +111,12 @@ def months_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for p, name in enumerate(_names()):
             mean = 20.0 + p / 10 + ((h * 7 + p) % 13) / 100
             rows.append((name, 3600, start, 3600, mean - 0.5, mean + 0.5, mean, 3599 * 0.04))
-            if h == 0:  # the oldest minute kept: the budget's estimate reads all 90 days
-                rows.append((name, 60, start, 60, mean - 0.5, mean + 0.5, mean, 59 * 0.04))
+            # the oldest minute kept and the newest (the last hour's last): the budget's
+            # estimate reads all 90 days, each hour full
+            for minute in (0,) if h == 0 else (59,) if h == DAYS * 24 - 1 else ():
+                rows.append(
+                    (name, 60, start + minute * 60, 60, mean - 0.5, mean + 0.5, mean, 59 * 0.04)
+                )
     with Ledger.open(db, NodeKey.generate()) as led:
         led.conn.execute("BEGIN IMMEDIATE")
         led.conn.executemany(UPSERT, rows)

@@ -109,6 +109,40 @@ def test_the_estimate_and_the_cut_follow_the_hour_rows(tmp_path: Path) -> None:
         conn.close()
 
 
+def test_the_estimate_counts_partial_first_and_last_hours_as_they_are(tmp_path: Path) -> None:
+    """A retention cut inside an hour leaves its rest; the hour under way has its minutes so far.
+
+    The estimate once took each such hour for min(60, count) rows: after the retention's cut at
+    2.5 h, 30 rows a point too many, and 50 for an hour 10 minutes old read every 20 s (the
+    budget then cut the hour under way, every check).
+    """
+    from edge.ledger.summary_retention import prune_minute_summaries
+
+    db = tmp_path / "l.db"
+    _fill(db)
+    led = Ledger.open(db, _key(db))
+    try:  # ten more minutes, the hour after the last full one (30 readings a point)
+        led.append_readings([r for r in _readings(HOURS) if r.ts < T0 + HOURS * 3600 + 600])
+        led.commit(now=T0 + HOURS * 3600 + 600)
+    finally:
+        led.close()
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        assert minute_rows(conn) == _rows(db)[60] == 2 * (60 * HOURS + 10)
+        conn.execute("BEGIN")
+        assert prune_minute_summaries(conn, int(T0 + 2.5 * 3600)) == 2 * 150
+        conn.execute("COMMIT")
+        assert minute_rows(conn) == _rows(db)[60] == 2 * (60 * HOURS + 10 - 150)
+        cut = minute_cut_for(conn, 2 * 30)  # the half hour left of hour 2, both points
+        assert cut is not None
+        assert cut.before == int(T0) + 3 * 3600
+        cut = minute_cut_for(conn, 2 * 31)  # one row more: hour 3 goes too
+        assert cut is not None
+        assert cut.before == int(T0) + 4 * 3600
+    finally:
+        conn.close()
+
+
 @pytest.mark.parametrize("worker", ["thread", "process"])
 async def test_retention_deletes_old_minutes_through_the_commit_worker(
     tmp_path: Path, worker: str
