@@ -14,11 +14,12 @@ at 100 ms polls. The issue gives no Node-RED CPU figure at 1 s polls, only that 
 before the work on issue 18 (0.40 % at 1 s: docs/design.md, "Memory and CPU of a running node")
 as 0.40 / 0.96 = 0.42 %, the lower (stricter) end. The limit is half of each anchor's lower end.
 
-A third run repeats 100 ms polls with ``[ledger] flush_interval = "1s"`` (default 50 ms): how
-much of the figure is the group-commit cadence (a commit, an fsync and a pickled batch per
-interval while readings flow; the cadence is the SD-card wear issue's knob, docs/design.md).
+A third run repeats 100 ms polls with ``[ledger] flush_interval = "50ms"``, the default before
+issue 12's wear work (now 1 s): what the shorter crash window for raw readings costs (a journal
+append and an fdatasync per interval while readings flow; docs/design.md, SD-card wear).
 
-``EDGE_BENCH_WINDOW`` (seconds, default 30) sets the window.
+``EDGE_BENCH_WINDOW`` (seconds, default 60: the issue's windows) sets the window. On this shared
+2-core machine a 30 s figure moves by about 15 % from run to run.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from node_job import cpu_seconds, memory_kb, tree_pids, write_node, write_scenar
 from edge.firmware_sim import SimulatorThread, load_scenario
 
 NODE_RED = {"100ms": {"cpu": 2.5, "rss_mb": 106.0}, "1s": {"cpu": 0.42, "rss_mb": 106.0}}
-WINDOW = float(os.environ.get("EDGE_BENCH_WINDOW", "30"))
+WINDOW = float(os.environ.get("EDGE_BENCH_WINDOW", "60"))
 WARMUP = 5.0
 
 
@@ -46,7 +47,7 @@ def _edge() -> list[str]:
 
 
 @pytest.mark.parametrize(
-    ("poll", "ledger"), [("100ms", ""), ("1s", ""), ("100ms", 'flush_interval = "1s"')]
+    ("poll", "ledger"), [("100ms", ""), ("1s", ""), ("100ms", 'flush_interval = "50ms"')]
 )
 def test_bench_node_resources(poll: str, ledger: str, tmp_path: Path, broker) -> None:  # type: ignore[no-untyped-def]
     scenario = load_scenario(write_scenario(tmp_path))
