@@ -17,9 +17,11 @@ import enum
 from dataclasses import dataclass
 
 from edge.config import PointConfig
-from edge.readings import Quality, Reading, Value
+from edge.readings import Quality, Reading, Value, new_reading
 
 __all__ = ["Breaker", "BreakerState", "PointState"]
+
+_GOOD = Quality.GOOD  # a module global: good() runs once per point per poll
 
 
 class BreakerState(enum.StrEnum):
@@ -106,7 +108,8 @@ class PointState:
     def good(self, value: Value, ts: float, latency: float) -> Reading:
         """A fresh value was read."""
         self.value, self.ts, self.latency, self.missed = value, ts, latency, 0
-        return Reading(self.point.name, ts, value, Quality.GOOD, self.point.unit, latency)
+        point = self.point
+        return new_reading(point.name, ts, value, _GOOD, point.unit, latency)
 
     def miss(self, now: float) -> Reading:
         """This poll did not deliver the point."""
@@ -114,10 +117,10 @@ class PointState:
             return self.rejected(now)
         self.missed += 1
         if self.value is not None and self.missed < self.stale_after:
-            return Reading(
+            return new_reading(
                 self.point.name, self.ts, self.value, Quality.STALE, self.point.unit, self.latency
             )
-        return Reading(self.point.name, now, None, Quality.COMM_FAIL, self.point.unit, 0.0)
+        return new_reading(self.point.name, now, None, Quality.COMM_FAIL, self.point.unit, 0.0)
 
     def rejected(self, now: float) -> Reading:
         """The device rejects this point's register: mark it for good."""

@@ -452,15 +452,16 @@ class BusScheduler(BusPoller):
             dev.failed_polls += 1
         now = self._wall()
         out: list[Reading] = []
+        append = out.append
         for state in dev.points:
             name = state.point.name
-            if name in got:
-                value, ts, latency = got[name]
-                out.append(state.good(value, ts, latency))
+            hit = got.get(name)
+            if hit is not None:
+                append(state.good(*hit))
             elif name in rejected:
-                out.append(state.rejected(now))
+                append(state.rejected(now))
             else:
-                out.append(state.miss(now))
+                append(state.miss(now))
         return out
 
     @abc.abstractmethod

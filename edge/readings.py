@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import cast
 
-__all__ = ["Quality", "Reading", "Value"]
+__all__ = ["Quality", "Reading", "Value", "new_reading"]
 
 #: A decoded point value: numbers for registers, bool for coils/bits, str for ASCII points.
 Value = float | int | bool | str
@@ -46,3 +48,46 @@ class Reading:
     def age(self, now: float) -> float:
         """Seconds since the value was sampled."""
         return max(0.0, now - self.ts)
+
+
+# The slots' own setters: a frozen dataclass's __init__ stores each field through
+# ``object.__setattr__`` (a global, an attribute and a generic call per field, ~1 us a reading);
+# a slot's descriptor stores straight into it. Reading has no __post_init__ and no validation
+# to skip (tests/edge/test_readings_fast.py holds new_reading equal to Reading).
+_Setter = Callable[[Reading, object], None]
+_FIELDS = ("point", "ts", "value", "quality", "unit", "latency")
+if tuple(f.name for f in fields(Reading)) != _FIELDS:  # pragma: no cover - a guard for edits
+    raise RuntimeError("Reading's fields changed: update new_reading")
+_SP, _ST, _SV, _SQ, _SU, _SL = (cast(_Setter, Reading.__dict__[n].__set__) for n in _FIELDS)
+_NEW = cast(Callable[[type[Reading]], Reading], object.__new__)
+
+
+def new_reading(
+    point: str,
+    ts: float,
+    value: Value | None,
+    quality: Quality,
+    unit: str,
+    latency: float,
+    *,
+    _new: Callable[[type[Reading]], Reading] = _NEW,
+    _sp: _Setter = _SP,
+    _st: _Setter = _ST,
+    _sv: _Setter = _SV,
+    _sq: _Setter = _SQ,
+    _su: _Setter = _SU,
+    _sl: _Setter = _SL,
+) -> Reading:
+    """``Reading(point, ts, value, quality, unit, latency)`` in about half the time.
+
+    The drivers build one per point per poll (400 a second on issue 18's job); the result is
+    an ordinary :class:`Reading` (same type, equality, hash and repr).
+    """
+    r = _new(Reading)
+    _sp(r, point)
+    _st(r, ts)
+    _sv(r, value)
+    _sq(r, quality)
+    _su(r, unit)
+    _sl(r, latency)
+    return r
