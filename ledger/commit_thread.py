@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import signal
 import sqlite3
@@ -31,6 +32,8 @@ from edge.ledger.database import connect
 from edge.ledger.journal import Journal
 
 __all__ = ["CommitThread"]
+
+log = logging.getLogger(__name__)
 
 _Item = tuple[tuple[Any, ...], asyncio.Future[Any]] | None
 
@@ -170,7 +173,10 @@ class CommitThread:
                 return
             self._reply(self._ready, "ready", None)
             status = self._serve(committer)
-        except BaseException as exc:  # a bug must fail the waiting requests, not hang them
+        except Exception as exc:  # a bug: the thread ends as the process would die, said once
+            log.exception("the commit thread failed")
+            self._fail_queued(f"the commit thread failed: {exc!r}")
+        except BaseException as exc:  # must fail the waiting requests, not hang them
             self._fail_queued(f"the commit thread failed: {exc!r}")
             raise
         finally:
@@ -196,7 +202,13 @@ class CommitThread:
                     self._reply(item[1], "error", "the commit thread was stopped")
                 return 0
             message, future = item
-            kind, value = committer.handle(encode(message), message)
+            try:
+                kind, value = committer.handle(encode(message), message)
+            except BaseException as exc:
+                # the request being written fails with the thread, as with a process that
+                # died under it: its caller must not wait for ever
+                self._reply(future, "error", f"the commit thread failed: {exc!r}")
+                raise
             self._reply(future, kind, value)
 
     def _fail_queued(self, why: str) -> None:

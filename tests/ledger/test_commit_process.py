@@ -107,6 +107,28 @@ async def test_batch_that_is_not_next_is_refused_and_nothing_lands(
     conn.close()
 
 
+@WORKERS
+async def test_a_request_the_committer_fails_on_fails_its_caller(
+    tmp_path: Path, worker: type[CommitWorker]
+) -> None:
+    """A bug in the committer (here: a malformed request, TypeError) fails the request it met.
+
+    With the thread, the request being written was neither answered nor failed: the thread
+    ended on the error and its caller (the writer) waited for ever.
+    """
+    path = tmp_path / "l.db"
+    Ledger.open(path, NodeKey.generate()).close()
+    commits = await worker.start(path, lock_fd=None, where="test", timeout=30)
+    try:
+        async with asyncio.timeout(20):
+            with pytest.raises(StorageError):
+                await commits.request("write", 5)
+            await commits.wait()
+        assert not commits.alive
+    finally:
+        commits.kill()
+
+
 def test_commit_process_dies_with_its_node_and_frees_the_lock(tmp_path: Path) -> None:
     """SIGKILL the node: its commit process must not outlive it (it would write behind the back
     of the node's next start) and the single-writer lock is free again."""
