@@ -63,7 +63,11 @@ def format_ts(epoch: float) -> str:
     seconds, fraction = divmod(micros, 1_000_000)
     global _last_second, _last_prefix
     if seconds != _last_second:  # entries come in bursts within one second: format it once
-        _last_prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(seconds))
+        at = time.gmtime(seconds)
+        # the year padded here: glibc's %Y writes year 999 as '999', not fixed-width, and
+        # '999-...' sorts after '2026-...' as text (an operator's prune before 0999-01-01
+        # pruned every block)
+        _last_prefix = f"{at.tm_year:04d}" + time.strftime("-%m-%dT%H:%M:%S.", at)
         _last_second = seconds
     return f"{_last_prefix}{fraction:06d}Z"
 

@@ -50,3 +50,36 @@ async def test_retention_prune_is_recorded_then_done(tmp_path: Path) -> None:
         assert report.feeds[0].pruned == {"retention": 2}
     finally:
         conn.close()
+
+
+async def test_an_operator_prune_before_year_1000_prunes_nothing(tmp_path: Path) -> None:
+    """``--before 0999-01-01``: glibc's %Y wrote '999-01-01...', which sorts after '2026-...'
+    as text, so every block was 'before' it and pruned, and verify then found the entry's
+    time malformed."""
+    import calendar
+
+    from edge.ledger.entry import format_ts
+    from edge.ledger.readings_codec import format_micros
+
+    year_999 = float(calendar.timegm((999, 1, 1, 0, 0, 0)))
+    assert format_ts(year_999) == format_micros(int(year_999) * 1_000_000)
+    assert format_ts(year_999) == "0999-01-01T00:00:00.000000Z"
+    path = tmp_path / "l.db"
+    writer = LedgerWriter.open(path, NodeKey.generate(), flush_interval=0.01)
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(writer.run(), name="ledger-writer")
+        for n in range(2):
+            last = await writer.add_readings([Reading("t", T0 + n * 10 + i, 1.0) for i in range(5)])
+        assert last is not None
+        await writer.durable(last.seq)
+        assert await writer.prune_readings(year_999, actor="unix:qa", comment="qa") == 0
+        await writer.aclose()
+    conn = connect(path, readonly=True)
+    try:
+        assert conn.execute("SELECT count(*) FROM reading_blocks WHERE pruned = 1").fetchone() == (
+            0,
+        )
+        report = verify_db(conn)
+        assert report.ok, report.problems
+    finally:
+        conn.close()
