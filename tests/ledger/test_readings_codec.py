@@ -36,6 +36,7 @@ from edge.ledger.readings_codec import (
     parse_micros,
 )
 from edge.ledger.readings_read import read_readings, read_summaries
+from edge.ledger.readings_summary import summarize
 from edge.ledger.store import Ledger
 from edge.ledger.verify import verify_db
 from edge.readings import Reading
@@ -240,3 +241,48 @@ def test_summaries_match_an_independent_computation(tmp_path: Path) -> None:
         assert ledger.prune_readings(before=t + 1, actor="qa", now=t + 2) == len(readings)
         assert list(read_readings(ledger.conn)) == []
         assert list(read_summaries(ledger.conn, seconds=3600)) == before
+
+
+def _summaries_one_reading_at_a_time(items: list[Any]) -> list[tuple[Any, ...]]:
+    """Welford's update per reading, period and point in arrival order: the definition."""
+    from edge.ledger.readings_summary import PERIODS
+
+    acc: dict[tuple[str, int, int], list[float]] = {}
+    for point, _unit, micros, value, quality in items:
+        if quality != "good" or type(value) not in (int, float):
+            continue
+        x, second = float(value), micros // 1_000_000
+        for period in PERIODS:
+            a = acc.setdefault((point, period, second - second % period), [0.0, x, x, 0.0, 0.0])
+            a[0] += 1.0
+            delta = x - a[3]
+            a[3] += delta / a[0]
+            a[1], a[2] = min(a[1], x), max(a[2], x)
+            a[4] += delta * (x - a[3])
+    return [(*k, int(a[0]), a[1], a[2], a[3], a[4]) for k, a in sorted(acc.items())]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c"]),
+            st.integers(0, 200_000_000),  # microseconds: blocks in one minute and across them
+            st.one_of(st.floats(-1e6, 1e6), st.integers(-1000, 1000), st.none()),
+            st.sampled_from(["good", "good", "stale"]),
+        ),
+        min_size=1,
+        max_size=60,
+    ),
+    st.booleans(),
+)
+def test_summaries_are_the_same_floats_as_one_reading_at_a_time(
+    rows: list[tuple[str, int, Any, str]], one_minute: bool
+) -> None:
+    """The same floats whether a point's readings stay in one minute (its hour is then copied)."""
+    base = 1_795_000_020_000_000
+    items = [
+        (p, "", base + (us % 30_000_000 if one_minute else us), v, q) for p, us, v, q in rows
+    ]
+    got = [tuple(r) for r in summarize(items)]
+    assert got == _summaries_one_reading_at_a_time(items)
