@@ -105,10 +105,10 @@ def items_digest(items: Iterable[Item]) -> str:
     # to order, no floats or wide integers): canonical()'s walk of every row (a fifth of the
     # digest's cost) can only fail where orjson fails too, and then it names the culprit.
     try:
-        text = orjson.dumps(rows, option=_CANONICAL)
+        data = orjson.dumps(rows, option=_CANONICAL)
     except orjson.JSONEncodeError:  # a lone surrogate: canonical() raises the NotCanonical
-        text = canonical(rows)
-    return hashlib.sha256(text).hexdigest()
+        data = canonical(rows)
+    return hashlib.sha256(data).hexdigest()
 
 
 #: canonical()'s orjson options (the rows have no objects: key order does not arise).

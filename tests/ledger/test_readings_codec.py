@@ -281,8 +281,6 @@ def test_summaries_are_the_same_floats_as_one_reading_at_a_time(
 ) -> None:
     """The same floats whether a point's readings stay in one minute (its hour is then copied)."""
     base = 1_795_000_020_000_000
-    items = [
-        (p, "", base + (us % 30_000_000 if one_minute else us), v, q) for p, us, v, q in rows
-    ]
+    items = [(p, "", base + (us % 30_000_000 if one_minute else us), v, q) for p, us, v, q in rows]
     got = [tuple(r) for r in summarize(items)]
     assert got == _summaries_one_reading_at_a_time(items)
