@@ -141,3 +141,38 @@ async def test_a_closed_connection_is_port_unavailable() -> None:
         await asyncio.sleep(0.05)  # the server's handler sees our close and ends
         server.close()
         await server.wait_closed()
+
+
+async def test_each_read_gets_its_whole_timeout_from_its_own_request() -> None:
+    """One deadline watch serves many reads: a read started after an earlier one's deadline was
+    set still waits its own full timeout (answered 0.25 s after being asked, inside 0.3 s, while
+    the watch set by the first read fires), and a read nobody answers times out, not earlier."""
+    delays = [0.0, 0.25]
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while request := await reader.read(12):
+            tid = struct.unpack(">H", request[:2])[0]
+            if not delays:
+                continue  # the third request is never answered
+            await asyncio.sleep(delays.pop(0))
+            writer.write(_reply(tid, bytes([3, 2, 0, tid])))
+            await writer.drain()
+        writer.close()
+
+    server, transport = await _serve(script)  # timeout 0.3 s
+    loop = asyncio.get_running_loop()
+    try:
+        assert await transport.read(DEVICE, _request("holding", 0, 1)) == [1]
+        await asyncio.sleep(0.2)  # the first read's deadline is 0.1 s ahead
+        assert await transport.read(DEVICE, _request("holding", 0, 1)) == [2]
+        t0 = loop.time()
+        with pytest.raises(DeviceTimeout):
+            await transport.read(DEVICE, _request("holding", 0, 1))
+        assert loop.time() - t0 >= 0.3 - 0.01  # the loop's timers may fire a tick early
+        assert transport.is_open  # a timeout keeps the connection
+    finally:
+        await transport.close()
+        transport.shutdown()
+        await asyncio.sleep(0.05)  # the server's handler sees our close and ends
+        server.close()
+        await server.wait_closed()
