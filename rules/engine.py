@@ -157,8 +157,12 @@ class Engine:
                 t = clock
             else:
                 clock = t
-            q = r.quality
             point = r.point
+            route = routes.get(point)
+            if route is None and st.lot is None and point != lot_point:
+                seq += 1  # no rule reads the point and no lot sums it: only the clock moved
+                continue
+            q = r.quality
             v = r.value
             fv: float | None = None
             if q == _GOOD:
@@ -180,7 +184,6 @@ class Engine:
                         a[4] = fv
                     elif fv > a[5]:
                         a[5] = fv
-            route = routes.get(point)
             if route is not None:
                 for handle in route[0]:
                     handle(st, t, seq, fv, q, out)

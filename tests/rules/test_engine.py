@@ -386,3 +386,23 @@ def test_messages_render_like_the_model(template: str) -> None:
     out = run([rule], [rd(0, "L1", "lot"), rd(1, 1.25)], lot="lot")
     tr = next(e for e in out if isinstance(e, Transition))
     assert tr.message == rule.render(value=1.25, limit=1.0, lot="L1")
+
+
+def test_readings_of_points_no_rule_reads_still_move_the_clock_the_count_and_lot_sums() -> None:
+    """They skip the rules (the cheap path), not the engine's clock, sequence or lot sums."""
+    eng = Engine(RuleSet.build([LimitRule(id="hi", point="t", high=8.0, on_delay=5.0)]))
+    st = eng.initial_state()
+    st, ev = eng.step(st, [Reading("x", 10.0, 1.0), Reading("t", 2.0, 9.0)], 10.0)
+    assert (ev, st.seq, st.clock) == ([], 2, 10.0)
+    # the late reading of t counts from the clock x moved (10 s), not from its own 2 s
+    st, ev = eng.step(st, [], 14.9)
+    assert ev == []
+    st, ev = eng.step(st, [], 15.0)
+    assert [e.event for e in ev] == ["activated"]
+
+    lots = Engine(RuleSet.build([LimitRule(id="hi", point="t", high=8.0)], lot="lot"))
+    st = lots.initial_state()
+    readings = [Reading("lot", 0.0, "A"), Reading("x", 1.0, 2.0), Reading("x", 2.0, 4.0)]
+    st, _ = lots.step(st, readings, 2.0)
+    agg = lots.aggregates(st)["x"]
+    assert (st.seq, agg.count, agg.mean, agg.min, agg.max) == (3, 2, 3.0, 2.0, 4.0)
