@@ -21,7 +21,7 @@ import orjson
 
 from edge.ledger.commit import StagedRow
 from edge.ledger.readings_codec import Item, encode_piece, format_micros
-from edge.ledger.readings_store import ReadingsBlock, block_of, item_of
+from edge.ledger.readings_store import ReadingsBlock, block_of, items_of
 from edge.readings import Reading
 
 __all__ = ["OpenBlock"]
@@ -84,7 +84,7 @@ class OpenBlock:
         Raises:
             NotCanonical: a value is NaN or infinite (none of ``readings`` is added).
         """
-        self.items.extend([item_of(r) for r in readings])
+        self.items.extend(items_of(readings))
 
     def take(self) -> list[StagedRow]:
         """The readings not yet handed to a batch, as one staged piece; they count as staged now."""
@@ -92,7 +92,8 @@ class OpenBlock:
         if start >= len(self.items):
             return []
         self.staged = len(self.items)
-        return [(self.number, start, encode_piece(self.items[start:]))]
+        # every unstaged item came through add(), which refused NaN and infinities
+        return [(self.number, start, encode_piece(self.items[start:], checked=True))]
 
     def close(self) -> ReadingsBlock:
         """The block's final form (encoded, its digest over every reading); the caller starts the next one.

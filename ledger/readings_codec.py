@@ -272,16 +272,19 @@ def encode(items: Sequence[Item], *, fast: bool = False) -> bytes:
     return bytes((LZMA,)) + lzma.compress(bytes(body), format=lzma.FORMAT_RAW, filters=_FILTERS)
 
 
-def encode_piece(items: Sequence[Item]) -> bytes:
+def encode_piece(items: Sequence[Item], *, checked: bool = False) -> bytes:
     """Encode a few readings cheaply, for staging (integers beyond 64 bits: as a block, zlib).
+
+    ``checked``: the caller knows no float value is NaN or infinite (orjson would write null).
 
     Raises:
         NotCanonical: a float value is NaN or infinite.
     """
-    for item in items:
-        value = item[3]
-        if type(value) is float and not math.isfinite(value):
-            raise NotCanonical(f"{value!r} has no decimal representation")
+    if not checked:
+        for item in items:
+            value = item[3]
+            if type(value) is float and not math.isfinite(value):
+                raise NotCanonical(f"{value!r} has no decimal representation")
     try:
         return bytes((PIECE,)) + zlib.compress(orjson.dumps(items), 1)
     except orjson.JSONEncodeError:  # an int orjson cannot write

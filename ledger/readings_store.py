@@ -49,6 +49,7 @@ __all__ = [
     "encode_value",
     "item_of",
     "items_digest",
+    "items_of",
     "legacy_item",
     "make_block",
     "plan_budget_prune",
@@ -80,6 +81,30 @@ def item_of(reading: Reading) -> Item:
     if type(value) is float and not math.isfinite(value):
         raise NotCanonical(f"{value!r} has no decimal representation")
     return (reading.point, reading.unit, round(reading.ts * 1_000_000), value, str(reading.quality))
+
+
+def items_of(readings: Iterable[Reading]) -> list[Item]:
+    """:func:`item_of` of each reading, a poll's batch at once.
+
+    The readings of a poll share a time: it is rounded once.
+
+    Raises:
+        NotCanonical: a value is NaN or infinite.
+    """
+    out: list[Item] = []
+    append = out.append
+    last_ts: float | None = None
+    micros = 0
+    for r in readings:
+        value = r.value
+        if type(value) is float and not math.isfinite(value):
+            raise NotCanonical(f"{value!r} has no decimal representation")
+        ts = r.ts
+        if ts != last_ts:
+            last_ts = ts
+            micros = round(ts * 1_000_000)
+        append((r.point, r.unit, micros, value, str(r.quality)))
+    return out
 
 
 def items_digest(items: Iterable[Item]) -> str:
@@ -213,7 +238,7 @@ def make_block(readings: Sequence[Reading]) -> ReadingsBlock:
         ValueError: ``readings`` is empty.
         NotCanonical: a value is NaN or infinite.
     """
-    return block_of([item_of(r) for r in readings])
+    return block_of(items_of(readings))
 
 
 # -- pruning: recorded on the ledger before anything is deleted ----------------------------------

@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from edge.errors import NotCanonical
 from edge.ledger.canonical import decimal
 from edge.ledger.keys import NodeKey
+from edge.ledger.open_block import OpenBlock
 from edge.ledger.readings_codec import (
     BadBlock,
     Item,
@@ -36,10 +37,11 @@ from edge.ledger.readings_codec import (
     parse_micros,
 )
 from edge.ledger.readings_read import read_readings, read_summaries
+from edge.ledger.readings_store import item_of, items_of
 from edge.ledger.readings_summary import summarize
 from edge.ledger.store import Ledger
 from edge.ledger.verify import verify_db
-from edge.readings import Reading
+from edge.readings import Quality, Reading
 
 T0 = 1_795_000_000_000_000  # microseconds
 
@@ -284,3 +286,31 @@ def test_summaries_are_the_same_floats_as_one_reading_at_a_time(
     items = [(p, "", base + (us % 30_000_000 if one_minute else us), v, q) for p, us, v, q in rows]
     got = [tuple(r) for r in summarize(items)]
     assert got == _summaries_one_reading_at_a_time(items)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b"]),
+            st.sampled_from([1_795_000_000.0, 1_795_000_000.1, 1_795_000_000.1000004, 0.0, -0.0]),
+            st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(), st.none()),
+            st.sampled_from(list(Quality)),
+        ),
+        max_size=40,
+    )
+)
+def test_items_of_a_batch_are_item_of_each_reading(rows: list[tuple[Any, ...]]) -> None:
+    """Times repeated (as in a poll), changing, and equal but differently signed."""
+    readings = [Reading(p, ts, v, q) for p, ts, v, q in rows]
+    assert items_of(readings) == [item_of(r) for r in readings]
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_a_batch_with_a_value_without_decimal_adds_nothing_to_the_open_block(bad: float) -> None:
+    block = OpenBlock(1)
+    block.add([Reading("a", 1.0, 2.0)])
+    with pytest.raises(NotCanonical, match="no decimal"):
+        block.add([Reading("a", 2.0, 3.0), Reading("b", 2.0, bad)])
+    assert len(block) == 1
+    assert decode(block.take()[0][2]) == [("a", "", 1_000_000, 2.0, "good")]
