@@ -41,6 +41,7 @@ import aiomqtt
 import orjson
 
 from edge import __version__
+from edge.cancel import run_session
 from edge.commands import (
     CommandError,
     Identity,
@@ -226,7 +227,7 @@ class AlertPublisher:
         backoff = 0.5
         while True:
             try:
-                await self._session()
+                await run_session(self._session(), "mqtt-connection")  # edge.cancel: why
             except BrokerError as exc:
                 self.connected = False
                 self._client = None

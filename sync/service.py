@@ -32,6 +32,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from edge.cancel import run_session
 from edge.config import SyncConfig
 from edge.errors import BrokerError, EdgeError
 from edge.ledger.keys import NodeKey
@@ -193,7 +194,7 @@ class SyncService(Outbound):
         try:
             while True:
                 try:
-                    await self._session()
+                    await run_session(self._session(), "sync-connection")  # edge.cancel: why
                 except BrokerError as exc:
                     event("sync.disconnected", logging.WARNING, error=str(exc),
                           retry_in=f"{backoff:g}s")  # fmt: skip

@@ -192,3 +192,27 @@ async def test_outage_longer_than_memory_replays_from_ledger_and_cursor_resumes(
         await pub2.close(grace=1.0)
         p.cancel()
         await writer2.aclose()
+
+
+async def test_a_stop_while_the_session_fails_is_not_swallowed(  # type: ignore[no-untyped-def]
+    broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The node stops (its task group cancels the publisher) just as the broker session fails:
+    the session's task group then raises the MQTT error, not the cancellation. The reconnect
+    loop must still end, or the node's shutdown waits for it for ever."""
+    pub = AlertPublisher(MqttConfig(host=broker.host, port=broker.port), "gw1")
+    runner: asyncio.Task[None] | None = None
+
+    async def notices_then_failure(client: object) -> None:
+        assert runner is not None
+        runner.cancel()  # the node stops ...
+        await asyncio.sleep(0)
+        raise aiomqtt.MqttError("connection lost")  # ... as the session fails
+
+    monkeypatch.setattr(pub, "_notice_loop", notices_then_failure)
+    runner = asyncio.create_task(pub.run())
+    done, _ = await asyncio.wait([runner], timeout=5.0)
+    if not done:
+        runner.cancel()  # let the test end; the publisher swallowed the first stop
+    assert done, "the publisher went on reconnecting after it was cancelled"
+    assert runner.cancelled()
