@@ -291,7 +291,12 @@ def test_edge_read_shows_the_lost_cycles_when_it_exits(tmp_path: Path) -> None:
             time.sleep(5.0)
         finally:
             proc.send_signal(signal.SIGINT)
-            out, err = proc.communicate(timeout=20)
+            try:
+                out, err = proc.communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()  # and close its pipes: a leak would fail a later test in this worker
+                out, err = proc.communicate()
+                raise AssertionError(f"edge read still ran 20 s after Ctrl-C:\n{err}") from None
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     lines = [ln for ln in err.splitlines() if ln.startswith("device ")]
