@@ -118,7 +118,10 @@ class LineTransport(Link):
                 complete = [ln for ln in lines if ln.strip()]
                 if complete:
                     newest = complete[-1]
-                if newest is not None and not port.in_waiting:
+                # Caught up, or the deadline passed while a device kept streaming: a worker
+                # call must end within the timeout, or a Ctrl-C (which closes the port in this
+                # worker, after this call) waits for ever behind a fast talker on a slow host.
+                if newest is not None and (not port.in_waiting or time.monotonic() >= deadline):
                     return newest.decode("ascii", errors="replace").strip()
                 if newest is None and time.monotonic() >= deadline:
                     raise DeviceTimeout(f"{label}: no line within {self.bus.timeout}s")

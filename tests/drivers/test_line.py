@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 import tty
 from collections.abc import Iterator
 
@@ -163,3 +164,54 @@ async def test_line_poller_counts_garbage_and_silence() -> None:
     assert got
     assert {r.quality for r in got} == {Quality.COMM_FAIL}
     assert poller.stats().frame_errors >= 3
+
+
+def test_a_fast_talker_cannot_hold_the_port_past_the_timeout() -> None:
+    """A device that prints without pause keeps bytes waiting: the read still ends by its
+    timeout (with the newest line), or a Ctrl-C, which closes the port after it, waits for ever."""
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    stop = threading.Event()
+    line = b"ST,GS,+00012.34 g\r\n" * 64
+
+    def firehose() -> None:
+        while not stop.is_set():
+            try:
+                os.write(master, line)
+            except OSError:
+                return
+
+    thread = threading.Thread(target=firehose, daemon=True)
+    thread.start()
+    bus = BusConfig("scale", "line", port=os.ttyname(slave), timeout=0.2)
+    transport = LineTransport(bus)
+    result: list[object] = []
+    try:
+        transport._open_sync()
+        port = transport._serial
+        assert port is not None
+        read = port.read
+
+        def slow_read(n: int = 1) -> bytes:  # a loaded host: the device is always ahead
+            data = read(n)
+            time.sleep(0.005)  # the device prints on meanwhile
+            return data
+
+        port.read = slow_read  # type: ignore[method-assign]
+        began = time.monotonic()
+        fetch = threading.Thread(
+            target=lambda: result.append(transport._fetch_sync("scale")), daemon=True
+        )
+        fetch.start()
+        fetch.join(3.0)
+        took = time.monotonic() - began
+        stop.set()  # a read still looping (the defect) ends when the bytes stop
+        fetch.join(5.0)
+    finally:
+        stop.set()
+        transport._close_sync()
+        thread.join(2)
+        os.close(master)
+        os.close(slave)
+    assert took < 1.0, f"the read held the port {took:.1f}s (timeout 0.2 s)"
+    assert result == ["ST,GS,+00012.34 g"]

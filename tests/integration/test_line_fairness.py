@@ -282,7 +282,8 @@ def test_edge_read_shows_the_lost_cycles_when_it_exits(tmp_path: Path) -> None:
         config.write_text(rig.node_toml(sim, tmp_path / "data"))
         sim.inject("dosing", "slow_response", at=0.187)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "edge", "read", "-c", str(config)],
+            # faulthandler: a SIGABRT prints every thread's stack, should it hang
+            [sys.executable, "-X", "faulthandler", "-m", "edge", "read", "-c", str(config)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -294,8 +295,12 @@ def test_edge_read_shows_the_lost_cycles_when_it_exits(tmp_path: Path) -> None:
             try:
                 out, err = proc.communicate(timeout=20)
             except subprocess.TimeoutExpired:
-                proc.kill()  # and close its pipes: a leak would fail a later test in this worker
-                out, err = proc.communicate()
+                proc.send_signal(signal.SIGABRT)  # its stacks to stderr, then it dies
+                try:
+                    out, err = proc.communicate(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()  # and close its pipes: a leak would fail a later test
+                    out, err = proc.communicate()
                 raise AssertionError(f"edge read still ran 20 s after Ctrl-C:\n{err}") from None
     assert proc.returncode == 130, err
     assert "Traceback" not in err
