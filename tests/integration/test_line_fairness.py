@@ -271,6 +271,19 @@ def test_the_store_tells_not_polled_from_not_answered(tmp_path: Path) -> None:
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
+def _default_sigint() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def _signal_state() -> str:
+    """This process's ignored and blocked signals (hex masks), for a Ctrl-C that did nothing."""
+    status = Path("/proc/self/status").read_text().splitlines()
+    return ", ".join(ln for ln in status if ln.startswith(("SigIgn", "SigBlk")))
+
+
 def test_edge_read_shows_the_lost_cycles_when_it_exits(tmp_path: Path) -> None:
     """``edge read`` (Ctrl-C after a few seconds) prints the stretched device's counters."""
     import signal
@@ -287,6 +300,11 @@ def test_edge_read_shows_the_lost_cycles_when_it_exits(tmp_path: Path) -> None:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # Ctrl-C as a terminal delivers it: this test process may have inherited or set
+            # SIGINT to "ignore" (a child keeps an ignored signal across exec), and Python
+            # then installs no KeyboardInterrupt handler: in full clean-clone runs the read
+            # ran on, idle, 20 s after the signal
+            preexec_fn=_default_sigint,
         )
         try:
             time.sleep(5.0)
@@ -301,7 +319,9 @@ def test_edge_read_shows_the_lost_cycles_when_it_exits(tmp_path: Path) -> None:
                 except subprocess.TimeoutExpired:
                     proc.kill()  # and close its pipes: a leak would fail a later test
                     out, err = proc.communicate()
-                raise AssertionError(f"edge read still ran 20 s after Ctrl-C:\n{err}") from None
+                raise AssertionError(
+                    f"edge read still ran 20 s after Ctrl-C ({_signal_state()}):\n{err}"
+                ) from None
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     lines = [ln for ln in err.splitlines() if ln.startswith("device ")]
