@@ -21,6 +21,7 @@ import click
 
 from edge.cli.problems import fail, quiet_exit_on_closed_pipe
 from edge.cli.read import POINT_OPTION
+from edge.cli.record import open_csv_out
 
 __all__ = [
     "COLUMNS",
@@ -203,11 +204,7 @@ def summaries(
     conn, path, lo, hi = open_store(db, config_path, since, until, as_json)
     out: IO[str] = sys.stdout
     try:
-        if str(out_path) != "-":
-            try:
-                out = out_path.open("w", newline="", encoding="utf-8")
-            except OSError as exc:
-                fail(f"{out_path}: cannot write: {exc.strerror}", 1, as_json)
+        out = open_csv_out(out_path, as_json)
         count = _write(out, summary_rows(conn, _SECONDS[per], points, lo, hi), fmt)
         out.flush()
     except BrokenPipeError:
