@@ -100,10 +100,10 @@ class TcpTransport(ModbusTransport):
         #: called with (sending, bytes) for every frame on the wire (``edge read --trace``)
         self.trace: Callable[[bool, bytes], None] | None = None
         self._lock_fd: int | None = None
-        # The deadline watch: one timer for many reads. A read sets its deadline; the timer,
-        # when it fires, times the waiting read out if its deadline has come, else is set again
-        # for it (deadlines only grow). Most reads end before any timer fires: a request
-        # costs a float, not a timer handle made, pushed and cancelled.
+        # The deadline watch: a read that has to wait sets it at its deadline (a later read
+        # of the same burst finds it set and only moves the deadline: when it fires early it
+        # is set again, deadlines only grow); an answered read cancels it, so no timer fires
+        # between polls.
         self._deadline = 0.0
         self._watch: asyncio.TimerHandle | None = None
 
@@ -209,6 +209,13 @@ class TcpTransport(ModbusTransport):
             if loop.time() >= deadline or await self._wait(conn, loop):
                 self._late.append(tid)
                 raise DeviceTimeout(f"{label()}: no answer within {self.bus.timeout}s")
+        watch = self._watch
+        if watch is not None:
+            # Answered: the watch would fire with nothing to time out, a wake-up of its own
+            # half a timeout into a slow cycle (one a second at 1 s polls). A cancelled timer
+            # costs no wake-up: the loop drops it when it reaches the head of its queue.
+            watch.cancel()
+            self._watch = None
         if unit != device.unit:
             raise FrameError(
                 f"{label()}: reply discarded: device id {unit}, expected {device.unit}"

@@ -41,6 +41,7 @@ import aiomqtt
 import orjson
 
 from edge import __version__
+from edge.beat import Beat
 from edge.cancel import run_session
 from edge.commands import (
     CommandError,
@@ -56,6 +57,7 @@ from edge.errors import BrokerError, EdgeError, StorageError
 from edge.ledger.entry import Entry, format_ts
 from edge.ledger.writer import LedgerWriter
 from edge.log import event
+from edge.mqtt_client import Client
 from edge.outbox import STREAMS, OutboxStats, Stream
 from edge.outbox_payloads import STREAM_OF, alarm_state_payload, message_of, status_payload
 from edge.outbox_store import OutboxStore
@@ -105,8 +107,10 @@ class AlertPublisher:
         on_command: Handler | None = None,
         operators: OperatorsConfig | None = None,
         telemetry: Telemetry | None = None,
+        beat: Beat | None = None,
     ) -> None:
         self._config = config
+        self._beat = beat  # the keepalive check rides on the node's wake-ups (edge.mqtt_client)
         self._node_id = node_id
         self._prefix = f"{config.topic_prefix}/{node_id}"
         self._on_command = on_command
@@ -249,7 +253,7 @@ class AlertPublisher:
             retain=True,
         )
         try:
-            async with aiomqtt.Client(
+            async with Client(
                 c.host,
                 c.port,
                 identifier=c.client_id or f"edge-{self._node_id}",
@@ -259,6 +263,7 @@ class AlertPublisher:
                 timeout=10.0,
                 will=will,
                 max_inflight_messages=_WINDOW * len(STREAMS),
+                beat=self._beat,
             ) as client:
                 # our window is the bound; aiomqtt would log a warning per publish beyond 10
                 client.pending_calls_threshold = _WINDOW * len(STREAMS) + 16

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edge.beat import Beat
 from edge.config import NodeConfig
 from edge.config_alarm import ConfigAlarm
 from edge.errors import ConfigError
@@ -39,6 +40,7 @@ class RuleSets:
     _state: EngineState
     _config_alarm: ConfigAlarm
     _reload_requested: asyncio.Event
+    beat: Beat
 
     if TYPE_CHECKING:
 
@@ -63,12 +65,15 @@ class RuleSets:
         ))  # fmt: skip
 
     async def _watch_rules(self) -> None:
-        """Poll the rule files' modification times; a change (or SIGHUP) requests a reload."""
+        """Poll the rule files' modification times; a change (or SIGHUP) requests a reload.
+
+        About once a second, in a poll's wake-up (:mod:`edge.beat`); every 2 s at the latest.
+        """
         if not self.config.rules.reload:
             return
         seen = _mtimes(self.config.rules.files)
         while True:
-            await asyncio.sleep(1.0)
+            await self.beat.sleep(1.0, 2.0)
             now = _mtimes(self.config.rules.files)
             if now != seen:
                 seen = now

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from edge import __version__, failpoints
 from edge.alerts import Alert, AlertPublisher
+from edge.beat import Beat
 from edge.config import NodeConfig
 from edge.config_alarm import ConfigAlarm
 from edge.control import ControlServer
@@ -97,6 +98,8 @@ class Node(OperatorCommands, RuleSets):
         self._tick = tick
         self._queue: asyncio.Queue[list[Reading] | None] = asyncio.Queue(config.queue_size)
         self._reload_requested = asyncio.Event()
+        #: housekeeping that rides on the poll's wake-ups (edge.beat): pulsed per batch
+        self.beat = Beat()
         #: the rules loop's wait for readings, while it waits (:meth:`_wake_rules`)
         self._idle: asyncio.Timeout | None = None
         self._ruleset = self._load_rules()
@@ -115,6 +118,7 @@ class Node(OperatorCommands, RuleSets):
                 on_command=self.apply_command,
                 operators=config.operators,
                 telemetry=self._telemetry,
+                beat=self.beat,
             )
         self._last_state_save = 0.0
         self._last_durable = -1  # seq of the newest urgent entry (what shutdown waits for)
@@ -310,6 +314,7 @@ class Node(OperatorCommands, RuleSets):
             self._idle = None
             if batch is None:
                 return
+            self.beat.pulse(asyncio.get_running_loop().time())
             # Room first: from here to the end of the step nothing yields, so a batch is never
             # cut between a state change and the entries that record it.
             await led.writer.room()

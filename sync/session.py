@@ -17,6 +17,7 @@ import aiomqtt
 
 from edge.config import SyncConfig
 from edge.ledger.replica import Replica
+from edge.mqtt_client import Client
 from edge.sync import wire
 
 __all__ = ["READ_BYTES", "answer", "correlation", "key_of", "make_client", "read_encoded"]
@@ -33,7 +34,7 @@ def make_client(config: SyncConfig, node_id: str) -> aiomqtt.Client:
         tls = ssl.create_default_context(cafile=str(c.ca_file) if c.ca_file else None)
         if c.cert_file is not None:
             tls.load_cert_chain(str(c.cert_file), str(c.key_file) if c.key_file else None)
-    return aiomqtt.Client(
+    return Client(
         c.host,
         c.port,
         identifier=c.client_id or f"sync-{node_id}",

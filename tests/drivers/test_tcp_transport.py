@@ -176,3 +176,46 @@ async def test_each_read_gets_its_whole_timeout_from_its_own_request() -> None:
         await asyncio.sleep(0.05)  # the server's handler sees our close and ends
         server.close()
         await server.wait_closed()
+
+
+def _live_timers(loop: asyncio.AbstractEventLoop, callback: object) -> int:
+    """The loop's scheduled, not cancelled, timers that would call ``callback``."""
+    scheduled = loop._scheduled  # type: ignore[attr-defined]  # the loop's timer queue
+    return sum(1 for h in scheduled if not h.cancelled() and h._callback == callback)
+
+
+async def test_an_answered_read_leaves_no_timer_to_wake_the_loop() -> None:
+    """Between polls no deadline watch may be left to fire: at a 1 s poll and a 0.5 s timeout
+    it was a wake-up of its own every cycle (the node's CPU at slow polls is mostly wake-ups).
+    While a read waits, its watch is live; once answered, none is."""
+    answered = asyncio.Event()
+    go = asyncio.Event()
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while request := await reader.read(12):
+            tid = struct.unpack(">H", request[:2])[0]
+            answered.set()
+            await go.wait()
+            writer.write(_reply(tid, bytes([3, 2, 0, 5])))
+            await writer.drain()
+        writer.close()
+
+    server, transport = await _serve(script)
+    loop = asyncio.get_running_loop()
+    try:
+        for _ in range(3):
+            go.clear()
+            read = asyncio.create_task(transport.read(DEVICE, _request("holding", 0, 1)))
+            await answered.wait()
+            await asyncio.sleep(0.01)
+            assert _live_timers(loop, transport._expire) == 1  # the waiting read's deadline
+            go.set()
+            assert await read == [5]
+            answered.clear()
+            assert _live_timers(loop, transport._expire) == 0
+    finally:
+        await transport.close()
+        transport.shutdown()
+        await asyncio.sleep(0.05)
+        server.close()
+        await server.wait_closed()

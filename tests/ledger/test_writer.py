@@ -71,6 +71,43 @@ async def test_single_entry_waits_for_flush_interval_then_is_durable(tmp_path: P
         await writer.aclose()
 
 
+async def test_a_batch_due_soon_is_cut_in_a_wake_up_the_writer_has_anyway(tmp_path: Path) -> None:
+    """Something added in the last eighth of the flush interval cuts the batch at once (the
+    next poll's readings arrive about one interval after the first: their wake-up does the
+    flush, not a timer of its own a few ms later); earlier, it waits for the interval."""
+    path = tmp_path / "l.db"
+    writer = LedgerWriter.open(path, NodeKey.generate(), flush_interval=2.0)
+    loop = asyncio.get_running_loop()
+
+    async def settle() -> None:
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(writer.run(), name="ledger-writer")
+        # halfway through the interval: the batch keeps waiting
+        start = loop.time()
+        await writer.append("alarm", {"n": 1}, ts=T0)
+        await asyncio.sleep(1.0)
+        await writer.append("alarm", {"n": 2}, ts=T0 + 1)
+        await settle()
+        assert writer.ledger.dirty, "cut long before its interval"
+        assert loop.time() - start < 1.75  # (else the loop stalled: the test proves nothing)
+        await writer.sync()
+        assert writer.committed == 2
+        # in the last eighth (1.75 s of 2): cut now, with the entry just added
+        start = loop.time()
+        await writer.append("alarm", {"n": 3}, ts=T0 + 2)
+        await asyncio.sleep(1.8)
+        await writer.append("alarm", {"n": 4}, ts=T0 + 3)
+        await settle()
+        assert loop.time() - start < 2.0  # the interval has not run out: the timer did not cut
+        assert not writer.ledger.dirty
+        await writer.aclose()
+    assert writer.committed == 4
+    assert_verifies(path)
+
+
 async def test_cancel_drains_pending_entries(tmp_path: Path) -> None:
     path = tmp_path / "l.db"
     writer = LedgerWriter.open(path, NodeKey.generate(), flush_interval=10.0, batch_max=10_000)
