@@ -42,6 +42,8 @@ class CommitProcess(asyncio.SubprocessProtocol):
         # Created here, so only inside a running loop: start() is the way to make one.
         self._exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self.alive = False
+        #: the commit thread's (answer times of lazy replies); a process has none
+        self.answered_at: dict[asyncio.Future[Any], float] = {}
 
     @classmethod
     async def start(
@@ -124,8 +126,13 @@ class CommitProcess(asyncio.SubprocessProtocol):
 
     # -- requests ------------------------------------------------------------------------------
 
-    def request(self, *message: Any) -> asyncio.Future[Any]:
-        """Send one request; the future gets the reply's value or a :class:`StorageError`."""
+    def request(self, *message: Any, lazy: bool = False) -> asyncio.Future[Any]:
+        """Send one request; the future gets the reply's value or a :class:`StorageError`.
+
+        ``lazy`` is the commit thread's (a reply that need not wake the loop); a process's
+        replies come through a pipe the loop watches anyway, so it answers each at once.
+        """
+        del lazy
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if not self.alive or self._stdin is None:
             future.set_exception(StorageError(f"{self._where}: the commit process is not running"))
@@ -135,6 +142,9 @@ class CommitProcess(asyncio.SubprocessProtocol):
         self._stdin.write(frame)  # not joined to the header: a batch's frame is ~1 MB
         self._waiting.append(future)
         return future
+
+    def collect(self) -> None:
+        """Nothing to do: every reply is resolved as it arrives (the commit thread's has)."""
 
     async def close(self) -> int:
         """End the input: the child answers what it has, then exits. Returns its exit status."""

@@ -10,6 +10,12 @@ Requests are queued to the thread with the future their reply resolves (on the e
 through ``call_soon_threadsafe``), answered in order. The thread also keeps the journal's age
 trigger: it wakes when the oldest journal record is due to move.
 
+A request sent ``lazy`` (a batch of readings and state only: nobody waits for it) is answered
+without waking the loop: the reply is held until the next reply that does wake it, or until the
+writer looks (:meth:`CommitThread.collect`, each time it runs). At a slow poll that is one
+wake-up of the node fewer per batch (docs/design.md, "Where the CPU goes"). A failure is never
+held.
+
 A failpoint hit in the thread kills the whole node (it is one process): what a power cut does.
 """
 
@@ -22,6 +28,8 @@ import queue
 import signal
 import sqlite3
 import threading
+import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +43,9 @@ __all__ = ["CommitThread"]
 
 log = logging.getLogger(__name__)
 
-_Item = tuple[tuple[Any, ...], asyncio.Future[Any]] | None
+_Item = tuple[tuple[Any, ...], asyncio.Future[Any], bool] | None
+#: a reply: the future, "ok"/"ready"/"error", the value, when it was answered (monotonic)
+_Reply = tuple[asyncio.Future[Any], str, Any, float]
 
 
 def _resolve(future: asyncio.Future[Any], kind: str, value: Any, where: str) -> None:
@@ -68,6 +78,9 @@ class CommitThread:
         self._ending = False
         self.alive = False
         self._thread: threading.Thread | None = None
+        self._held: deque[_Reply] = deque()  # lazy replies not posted to the loop yet
+        #: when each collected reply was answered (loop time), until the writer takes it
+        self.answered_at: dict[asyncio.Future[Any], float] = {}
 
     @classmethod
     async def start(
@@ -121,14 +134,33 @@ class CommitThread:
 
     # -- requests ------------------------------------------------------------------------------
 
-    def request(self, *message: Any) -> asyncio.Future[Any]:
-        """Queue one request; the future gets the reply's value or a :class:`StorageError`."""
+    def request(self, *message: Any, lazy: bool = False) -> asyncio.Future[Any]:
+        """Queue one request; the future gets the reply's value or a :class:`StorageError`.
+
+        ``lazy``: a success is resolved only by a later reply or :meth:`collect` (no wake-up).
+        """
         future: asyncio.Future[Any] = self._loop.create_future()
         if not self.alive or self._ending:
             future.set_exception(StorageError(f"{self._where}: the commit thread is not running"))
             return future
-        self._queue.put((message, future))
+        self._queue.put((message, future, lazy))
         return future
+
+    def collect(self) -> None:
+        """Resolve the lazy replies held so far (on the loop: the writer calls it as it runs)."""
+        held = self._held
+        while held:
+            try:
+                reply = held.popleft()
+            except IndexError:  # the thread posted it meanwhile
+                return
+            self._settle([reply])
+
+    def _settle(self, replies: list[_Reply]) -> None:
+        for future, kind, value, at in replies:
+            if kind == "ok" and not future.done():
+                self.answered_at[future] = at  # the writer's commit time figure takes it
+            _resolve(future, kind, value, self._where)
 
     async def close(self) -> int:
         """Answer what is queued, move the journal, end the thread. Returns 0 (1 if it failed)."""
@@ -153,9 +185,23 @@ class CommitThread:
 
     # -- the thread ----------------------------------------------------------------------------
 
-    def _reply(self, future: asyncio.Future[Any], kind: str, value: Any) -> None:
+    def _reply(
+        self, future: asyncio.Future[Any], kind: str, value: Any, lazy: bool = False
+    ) -> None:
+        reply = (future, kind, value, time.monotonic())
+        if lazy and kind == "ok":
+            self._held.append(reply)
+            return
+        replies = []
+        held = self._held
+        while held:  # answered before this one: posted with it
+            try:
+                replies.append(held.popleft())
+            except IndexError:  # the loop collected it meanwhile
+                break
+        replies.append(reply)
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
-            self._loop.call_soon_threadsafe(_resolve, future, kind, value, self._where)
+            self._loop.call_soon_threadsafe(self._settle, replies)
 
     def _main(self) -> None:
         status = 1
@@ -201,7 +247,7 @@ class CommitThread:
                 if item is not None:
                     self._reply(item[1], "error", "the commit thread was stopped")
                 return 0
-            message, future = item
+            message, future, lazy = item
             try:
                 kind, value = committer.handle(encode(message), message)
             except BaseException as exc:
@@ -209,7 +255,7 @@ class CommitThread:
                 # died under it: its caller must not wait for ever
                 self._reply(future, "error", f"the commit thread failed: {exc!r}")
                 raise
-            self._reply(future, kind, value)
+            self._reply(future, kind, value, lazy)
 
     def _fail_queued(self, why: str) -> None:
         while True:
@@ -222,6 +268,7 @@ class CommitThread:
 
     def _end(self, status: int) -> None:
         def ended() -> None:
+            self.collect()  # lazy replies still held: answered before the end
             self.alive = False
             if not self._exited.done():
                 self._exited.set_result(status)

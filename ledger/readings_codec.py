@@ -80,7 +80,10 @@ _NONE, _FALSE, _TRUE, _INT, _FLOAT, _TEXT, _REPEAT, _DECIMAL = range(8)
 #: A float whose shortest decimal has at most this many digits is stored as that decimal.
 _DECIMAL_DIGITS = 12
 # A 64 KiB dictionary holds a whole block's columns; the default 8 MiB only costs setup time.
-_FILTERS: list[dict[str, Any]] = [{"id": lzma.FILTER_LZMA2, "preset": 6, "dict_size": 1 << 16}]
+# Preset 3 (liblzma's fast mode): 0.2 ms for a 1,000-reading block of the 40-point job against
+# 0.9 ms at preset 6, for 6 % more bytes (0.99 against 0.93 a reading). A decoder needs only the
+# dictionary size, so blocks written at preset 6 before read back the same.
+_FILTERS: list[dict[str, Any]] = [{"id": lzma.FILTER_LZMA2, "preset": 3, "dict_size": 1 << 16}]
 #: A block decodes to at most this many bytes of columns (a damaged blob must not make a reader
 #: allocate without bound): 2**32 readings per block is the rowid limit, far above any config.
 _MAX_DECODED = 1 << 28

@@ -406,6 +406,9 @@ class LedgerWriter(CommitProcessLink, WriterPrunes):
                             block_rows(batch),
                             batch.readings,
                             batch.state,
+                            # readings and state only: nobody waits, the answer need not
+                            # wake the loop (edge.ledger.commit_thread)
+                            lazy=not batch.entries,
                         )
                         done.add_done_callback(self._wake)
                         self._inflight.append((batch, done, asyncio.get_running_loop().time()))
@@ -437,6 +440,8 @@ class LedgerWriter(CommitProcessLink, WriterPrunes):
         inflight = self._inflight
         while True:
             self._work.clear()
+            if self._commits is not None:
+                self._commits.collect()  # answers held for this wake-up (lazy requests)
             if self._closing and (ledger.dirty or not ledger.unwritten):
                 return True
             if ledger.uncut >= self.batch_max:

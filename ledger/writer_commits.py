@@ -121,7 +121,9 @@ class CommitProcessLink:
             exc = done.exception()
             if exc is None:
                 inflight.popleft()
-                took = asyncio.get_running_loop().time() - sent
+                commits = self._commits
+                answered = commits.answered_at.pop(done, None) if commits is not None else None
+                took = (answered or asyncio.get_running_loop().time()) - sent
                 self.commits += 1
                 self.commit_seconds += took
                 self.commit_seconds_max = max(self.commit_seconds_max, took)

@@ -11,10 +11,13 @@ import textwrap
 import threading
 from pathlib import Path
 
+from stored_readings import stored
+
 from edge.ledger.commit_thread import CommitThread
 from edge.ledger.keys import NodeKey
 from edge.ledger.store import connect
 from edge.ledger.writer import LedgerWriter
+from edge.readings import Reading
 
 from .conftest import T0, assert_verifies
 
@@ -77,10 +80,62 @@ async def test_kill_fails_what_is_queued_and_the_writer_lands_it_again(tmp_path:
     assert ns == list(range(200))
 
 
+async def test_a_batch_nobody_waits_for_is_answered_without_waking_the_loop(
+    tmp_path: Path,
+) -> None:
+    """Readings staged alone make a batch without entries: the thread writes it (durable in
+    the journal) but holds the answer instead of waking the event loop through its self-pipe;
+    the writer takes it the next time it runs. A batch with an entry wakes the loop at once,
+    and carries the held answer with it, in order; nothing is lost and the commit count and
+    times still cover the held batch."""
+    path = tmp_path / "l.db"
+    writer = LedgerWriter.open(path, NodeKey.generate(), flush_interval=0.05)
+    loop = asyncio.get_running_loop()
+    wakes = 0
+    process = loop._process_self_data  # type: ignore[attr-defined]  # the self-pipe's reader
+
+    def counting(data: bytes) -> None:
+        nonlocal wakes
+        wakes += 1
+        process(data)
+
+    loop._process_self_data = counting  # type: ignore[attr-defined]
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(writer.run(), name="ledger-writer")
+        first = await writer.append("alarm", {"n": 0}, ts=T0)
+        await writer.durable(first.seq)
+        worker = writer._commits
+        assert isinstance(worker, CommitThread)
+        commits, wakes = writer.commits, 0
+        journal = _journal_bytes(path)
+        writer.stage_readings([Reading("t", T0 + i, float(i)) for i in range(100)])
+        async with asyncio.timeout(10):
+            while _journal_bytes(path) == journal:
+                await asyncio.sleep(0.01)  # the thread wrote it (durable)
+        await asyncio.sleep(0.1)
+        assert wakes == 0, "a batch nobody waits for woke the loop"
+        assert worker._held  # its answer waits for the writer
+        assert writer.commits == commits  # not taken yet
+        entry = await writer.append("alarm", {"n": 1}, ts=T0 + 1)
+        writer.commit_now()
+        await writer.durable(entry.seq)
+        assert wakes >= 1  # a batch with an entry: answered at once
+        assert not worker._held
+        assert writer.commits == commits + 2
+        assert writer.commit_seconds_max < 5.0  # the held batch's time is the thread's answer
+        await writer.aclose()
+    loop._process_self_data = process  # type: ignore[attr-defined]
+    conn = connect(path, readonly=True)
+    assert [r.value for r in stored(conn)] == [float(i) for i in range(100)]
+    conn.close()
+    assert_verifies(path)
+
+
 _DISK_FULL = """
 import asyncio, logging, os, resource, sys
 from edge.ledger.keys import NodeKey
 from edge.ledger.writer import LedgerWriter
+from edge.readings import Reading
 
 path, n = sys.argv[1], int(sys.argv[2])
 errors = []

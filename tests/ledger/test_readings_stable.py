@@ -99,3 +99,20 @@ def figures(items: list[Item]) -> tuple[str, str, str, str]:
 @pytest.mark.parametrize("name", sorted(BLOCKS))
 def test_a_block_stores_and_hashes_what_it_did_before(name: str) -> None:
     assert figures(BLOCKS[name]()) == EXPECTED[name]
+
+
+@pytest.mark.parametrize("name", sorted(BLOCKS))
+@pytest.mark.parametrize("preset", [6, 9, 0])
+def test_blocks_compressed_at_any_preset_read_back(name: str, preset: int) -> None:
+    """Blocks are written at preset 3 since issue 18's CPU work (preset 6 before): a database
+    holds both, and the reader takes the columns whatever preset compressed them."""
+    items = BLOCKS[name]()
+    ours = encode(items)
+    columns = lzma.decompress(ours[1:], format=lzma.FORMAT_RAW,
+                              filters=[{"id": lzma.FILTER_LZMA2, "dict_size": 1 << 16}])  # fmt: skip
+    other = bytes((LZMA,)) + lzma.compress(
+        columns, format=lzma.FORMAT_RAW,
+        filters=[{"id": lzma.FILTER_LZMA2, "preset": preset, "dict_size": 1 << 16}],
+    )  # fmt: skip
+    assert other != ours
+    assert decode(other) == decode(ours) == items
