@@ -33,7 +33,7 @@ def run(config_path: Path, log_level: str) -> None:
     configure(log_level)
     try:
         config = load_config(config_path)
-        node = Node(config)
+        node = Node(config, freeze_gc=True)  # this process is the node's: see Node.__init__
     except EdgeError as exc:
         _fail(exc)
 
