@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-tools check bench integration venv clean install
+.PHONY: demo test test-tools bench-tools check bench integration venv clean install
 
 .venv/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,7 +59,15 @@ check: $(STAMP)
 	$(BIN)/python -m ruff check .
 	$(BIN)/python -m ruff format --check .
 
-bench: $(STAMP)
+# The resource bench's peer (issue 18): Node-RED 4 and node-red-contrib-modbus, pinned in
+# tools/nodered/package.json, from the npm registry with the machine's Node.js.
+bench-tools:
+	@test -f tools/nodered/node_modules/node-red/red.js || { \
+	  command -v npm >/dev/null 2>&1 || { echo "bench-tools: npm (Node.js) is needed for the Node-RED peer"; exit 1; }; \
+	  echo "installing Node-RED for the resource bench (tools/nodered)"; \
+	  npm install --prefix tools/nodered --no-audit --no-fund --loglevel=error; }
+
+bench: $(STAMP) bench-tools
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/bench -s -o testpaths=tests/bench -o 'norecursedirs=.* build'
 
 clean:

@@ -10,8 +10,13 @@ few seconds; alerts over MQTT QoS 1 when a broker port is given. Used by the res
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
+import signal
+import subprocess
+import time
 from pathlib import Path
+from typing import Any
 
 POINTS = 40
 #: the point the rule watches: a square wave 20 <-> 80 (period SWING_S), limit 60, deadband 5
@@ -152,3 +157,80 @@ def memory_kb(pid: int) -> tuple[int, int]:
         elif line.startswith("Pss:"):
             pss = int(line.split()[1])
     return rss, pss
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Usage:
+    """What a process tree used over a measured window of the job."""
+
+    cpu: float  #: CPU % (user + system of the tree) over the window
+    rss_kb: int  #: highest sum of RSS over the tree, sampled through the window
+    pss_kb: int  #: highest sum of PSS
+    requests_per_cycle: float  #: Modbus requests the slave answered per poll cycle
+    alerts: int  #: messages the subscriber received (from the start, warm-up included)
+    per_process: dict[int, tuple[int, int]]  #: (RSS, PSS) kB per pid at the window's end
+    returncode: int  #: the process's exit status after SIGTERM
+    stderr: str
+
+
+def measure(
+    command: list[str],
+    *,
+    cwd: Path,
+    sim: Any,  # edge.firmware_sim.SimulatorThread
+    poll_s: float,
+    broker_port: int,
+    alerts_topic: str,
+    window: float,
+    warmup: float,
+) -> Usage:
+    """Run ``command`` against the job's slave and broker; measure its tree over ``window``.
+
+    The subscriber (``mosquitto_sub``, QoS 1 on ``alerts_topic``) and the slave run outside
+    the measured tree. The process is stopped with SIGTERM at the end.
+    """
+    alerts = cwd / f"alerts-{time.monotonic_ns()}.txt"
+    with alerts.open("w") as out:
+        sub = subprocess.Popen(
+            ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker_port), "-q", "1",
+             "-t", alerts_topic],
+            stdout=out, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+    proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        time.sleep(warmup)
+        if proc.poll() is not None:
+            raise AssertionError(f"{command[0]} ended: {proc.communicate()[1].decode()[-2000:]}")
+        requests0 = sim.tcp["plc"].requests
+        pids = tree_pids(proc.pid)
+        cpu0, t0 = cpu_seconds(pids), time.monotonic()
+        rss = pss = 0
+        end = t0 + window
+        while time.monotonic() < end:
+            time.sleep(min(2.0, max(0.0, end - time.monotonic())))
+            pids = tree_pids(proc.pid)
+            mem = [memory_kb(p) for p in pids]
+            rss = max(rss, sum(m[0] for m in mem))
+            pss = max(pss, sum(m[1] for m in mem))
+        cpu1, t1 = cpu_seconds(pids), time.monotonic()
+        requests = sim.tcp["plc"].requests - requests0
+        per_process = {p: memory_kb(p) for p in pids}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            _, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+        sub.terminate()
+        sub.wait(timeout=10)
+    return Usage(
+        cpu=100.0 * (cpu1 - cpu0) / (t1 - t0),
+        rss_kb=rss,
+        pss_kb=pss,
+        requests_per_cycle=requests / ((t1 - t0) / poll_s),
+        alerts=alerts.read_text().count("\n"),
+        per_process=per_process,
+        returncode=proc.returncode,
+        stderr=err.decode(errors="replace"),
+    )
