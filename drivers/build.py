@@ -7,10 +7,8 @@ from collections.abc import Callable
 
 from edge.config import BusConfig, NodeConfig, PointConfig
 from edge.drivers.base import BusPoller
-from edge.drivers.line import LinePoller, LineTransport
 from edge.drivers.parsers import fields_of, make_parser
 from edge.drivers.planner import point_problems
-from edge.drivers.rtu import RtuTransport
 from edge.drivers.scheduler import DeviceRuntime, ModbusPoller
 from edge.drivers.tcp import TcpTransport
 from edge.drivers.transport import Link, ModbusTransport
@@ -56,10 +54,20 @@ def check_config(config: NodeConfig, points: list[PointConfig] | None = None) ->
 
 
 def default_link(bus: BusConfig) -> Link:
-    """The link a bus is polled through: RTU, TCP or a serial line, by ``bus.kind``."""
+    """The link a bus is polled through: RTU, TCP or a serial line, by ``bus.kind``.
+
+    The serial drivers (pyserial, minimalmodbus: ~0.6 MB resident) are imported only for a
+    node that has such a bus.
+    """
     if bus.kind == "line":
+        from edge.drivers.line import LineTransport
+
         return LineTransport(bus)
-    return RtuTransport(bus) if bus.kind == "rtu" else TcpTransport(bus)
+    if bus.kind == "rtu":
+        from edge.drivers.rtu import RtuTransport
+
+        return RtuTransport(bus)
+    return TcpTransport(bus)
 
 
 def build_pollers(
@@ -95,6 +103,8 @@ def build_pollers(
         if not devices:
             continue
         if bus.kind == "line":
+            from edge.drivers.line import LinePoller, LineTransport
+
             runtimes = [DeviceRuntime.build(d, by_device[d.name], plan=False) for d in devices]
             line = links(bus)
             assert isinstance(line, LineTransport), "a line bus needs a LineTransport"

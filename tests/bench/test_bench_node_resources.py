@@ -59,6 +59,7 @@ def _line(name: str, u: Usage, requests: bool = True) -> str:
             f"PSS {u.pss_kb / 1024:5.1f} MB  ({u.alerts} alerts at the subscriber)")  # fmt: skip
 
 
+@pytest.mark.timeout(600)  # two windows and their warm-ups
 @pytest.mark.parametrize(
     ("poll", "ledger"), [("100ms", ""), ("1s", ""), ("100ms", 'flush_interval = "50ms"')]
 )

@@ -20,6 +20,8 @@ from node_job import write_node
 #: never in a running node (without [metrics])
 NODE_NEVER = ("numpy", "rich", "ruamel", "prometheus_client", "reportlab", "pandas",
               "edge.office", "edge.firmware_sim", "edge.demo", "edge.metrics")  # fmt: skip
+#: only for a node with a serial bus (rtu or line): ~0.6 MB resident
+SERIAL = ("minimalmodbus", "serial")
 #: never in the commit process
 CHILD_NEVER = ("asyncio", "ssl", "_ssl", "hashlib", "_hashlib", "cryptography", "numpy",
                "edge.ledger.entry", "edge.ledger.store", "edge.rules", "edge.drivers")  # fmt: skip
@@ -52,6 +54,9 @@ def test_a_node_with_tcp_bus_mqtt_and_rules_imports_no_heavy_module(tmp_path: Pa
     assert "edge.runtime" in modules
     assert "aiomqtt" in modules
     assert _loaded(modules, NODE_NEVER) == []
+    assert _loaded(modules, SERIAL) == []  # a TCP bus: no serial drivers
+    probe = _NODE_PROBE.replace("node = Node", "import edge.drivers.rtu\nnode = Node")
+    assert _loaded(_modules(probe, str(config)), SERIAL) == list(SERIAL)  # the check sees them
 
 
 def test_metrics_loads_prometheus_client_only_when_configured(tmp_path: Path) -> None:
