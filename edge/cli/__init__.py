@@ -188,7 +188,7 @@ def _shorten(text: str, width: int) -> str:
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
-    from edge import __version__  # importlib.metadata: only when asked for
+    from edge import __version__
 
     click.echo(f"edge, version {__version__}")
     ctx.exit()

@@ -67,3 +67,15 @@ def test_the_wheel_carries_what_init_and_demo_read(wheel: zipfile.ZipFile) -> No
                    "edge/firmware_sim/scenarios/demo.yaml"):  # fmt: skip
         assert needed in names, needed
     assert not any(n.startswith("tests/") for n in names)
+
+
+def test_the_version_is_the_installed_distributions() -> None:
+    """``edge.__version__`` is a literal (no importlib.metadata in a running node): it must be
+    what pyproject.toml declares and what the installed distribution reports."""
+    import tomllib
+    from importlib.metadata import version
+
+    import edge
+
+    declared = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    assert edge.__version__ == declared["project"]["version"] == version("edge-qc")

@@ -19,7 +19,8 @@ from node_job import write_node
 
 #: never in a running node (without [metrics])
 NODE_NEVER = ("numpy", "rich", "ruamel", "prometheus_client", "reportlab", "pandas",
-              "edge.office", "edge.firmware_sim", "edge.demo", "edge.metrics")  # fmt: skip
+              "edge.office", "edge.firmware_sim", "edge.demo", "edge.metrics",
+              "importlib.metadata")  # fmt: skip
 #: only for a node with a serial bus (rtu or line): ~0.6 MB resident
 SERIAL = ("minimalmodbus", "serial")
 #: never in the commit process
