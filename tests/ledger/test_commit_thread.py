@@ -31,6 +31,15 @@ def _commit_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "edge-commit"]
 
 
+async def _first_commit(writer: LedgerWriter) -> CommitThread:
+    """Commit entry 0 through a running writer; the commit thread that wrote it."""
+    first = await writer.append("alarm", {"n": 0}, ts=T0)
+    await writer.durable(first.seq)
+    worker = writer._commits
+    assert isinstance(worker, CommitThread)
+    return worker
+
+
 async def test_the_default_worker_is_a_thread_that_ends_with_the_writer(tmp_path: Path) -> None:
     path = tmp_path / "l.db"
     before = len(_commit_threads())
@@ -56,10 +65,7 @@ async def test_kill_fails_what_is_queued_and_the_writer_lands_it_again(tmp_path:
     writer = LedgerWriter.open(path, NodeKey.generate(), flush_interval=0.002, batch_max=5)
     async with asyncio.TaskGroup() as tg:
         tg.create_task(writer.run(), name="ledger-writer")
-        first = await writer.append("alarm", {"n": 0}, ts=T0)
-        await writer.durable(first.seq)
-        worker = writer._commits
-        assert isinstance(worker, CommitThread)
+        worker = await _first_commit(writer)
         entries = []
         for n in range(1, 200):
             entries.append(await writer.append("alarm", {"n": n}, ts=T0 + n))
@@ -102,10 +108,7 @@ async def test_a_batch_nobody_waits_for_is_answered_without_waking_the_loop(
     loop._process_self_data = counting  # type: ignore[attr-defined]
     async with asyncio.TaskGroup() as tg:
         tg.create_task(writer.run(), name="ledger-writer")
-        first = await writer.append("alarm", {"n": 0}, ts=T0)
-        await writer.durable(first.seq)
-        worker = writer._commits
-        assert isinstance(worker, CommitThread)
+        worker = await _first_commit(writer)
         commits, wakes = writer.commits, 0
         journal = _journal_bytes(path)
         writer.stage_readings([Reading("t", T0 + i, float(i)) for i in range(100)])
