@@ -44,8 +44,9 @@ __all__ = ["CommitThread"]
 log = logging.getLogger(__name__)
 
 _Item = tuple[tuple[Any, ...], asyncio.Future[Any], bool] | None
-#: a reply: the future, "ok"/"ready"/"error", the value, when it was answered (monotonic)
-_Reply = tuple[asyncio.Future[Any], str, Any, float]
+#: a reply: the future, "ok"/"ready"/"error", the value, when it was answered (monotonic; None
+#: when it is resolved at once: only a held answer's time differs from its resolution's)
+_Reply = tuple[asyncio.Future[Any], str, Any, float | None]
 
 
 def _resolve(future: asyncio.Future[Any], kind: str, value: Any, where: str) -> None:
@@ -158,7 +159,7 @@ class CommitThread:
 
     def _settle(self, replies: list[_Reply]) -> None:
         for future, kind, value, at in replies:
-            if kind == "ok" and not future.done():
+            if at is not None and not future.done():
                 self.answered_at[future] = at  # the writer's commit time figure takes it
             _resolve(future, kind, value, self._where)
 
@@ -188,11 +189,11 @@ class CommitThread:
     def _reply(
         self, future: asyncio.Future[Any], kind: str, value: Any, lazy: bool = False
     ) -> None:
-        reply = (future, kind, value, time.monotonic())
         if lazy and kind == "ok":
-            self._held.append(reply)
+            self._held.append((future, kind, value, time.monotonic()))
             return
-        replies = []
+        reply: _Reply = (future, kind, value, None)
+        replies: list[_Reply] = []
         held = self._held
         while held:  # answered before this one: posted with it
             try:
