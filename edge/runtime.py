@@ -99,10 +99,10 @@ class Node(OperatorCommands, RuleSets):
     ) -> None:
         """A node of ``config``; ``edge run`` passes ``freeze_gc``: the process is the node's.
 
-        Once started, everything loaded so far (modules, config, rules: about 40,000 objects that live as long as the
-        node) is moved out of the cyclic collector's sight (``gc.freeze``), so its passes walk
-        only what the running node allocates. Not for a process that starts many nodes (tests):
-        a frozen cycle is never collected.
+        Once started, everything loaded so far (modules, config, rules: about 39,000 objects
+        that live as long as the node) is moved out of the cyclic collector's sight
+        (``gc.freeze``), so its passes walk only what the running node allocates. Not for a
+        process that starts many nodes (tests): a frozen cycle is never collected.
         """
         failpoints.check()
         self._freeze_gc = freeze_gc

@@ -350,13 +350,16 @@ class LedgerWriter(CommitProcessLink, WriterPrunes):
             self._dirtied()
 
     def _dirtied(self) -> None:
+        now = asyncio.get_running_loop().time()
         if self._first_pending is None:
-            self._first_pending = asyncio.get_running_loop().time()
+            self._first_pending = now
             self._work.set()  # starts the flush clock; later entries ride on it
-        elif asyncio.get_running_loop().time() >= self._first_pending + self.flush_interval * (
-            1.0 - FLUSH_EARLY
-        ):
+        elif now >= self._cut_from(self._first_pending):
             self._work.set()  # due within the slack: cut in this wake-up, not a later one
+
+    def _cut_from(self, first_pending: float) -> float:
+        """From when pending entries may be cut in a wake-up the writer has anyway."""
+        return first_pending + self.flush_interval * (1.0 - FLUSH_EARLY)
 
     async def durable(self, seq: int) -> None:
         """Wait until the entry at ``seq`` of our feed is durably committed.
@@ -451,11 +454,9 @@ class LedgerWriter(CommitProcessLink, WriterPrunes):
             now = loop.time()
             deadlines = []
             if self._first_pending is not None and ledger.dirty:
-                flush_at = self._first_pending + self.flush_interval
-                if flush_at - self.flush_interval * FLUSH_EARLY <= now:
+                if self._cut_from(self._first_pending) <= now:
                     return True  # due, or due soon and we are awake anyway
-
-                deadlines.append(flush_at)
+                deadlines.append(self._first_pending + self.flush_interval)
             sign_at = self._signing.deadline()  # a checkpoint for what waits unsigned
             if sign_at is not None:
                 if sign_at <= now:
